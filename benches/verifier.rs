@@ -1,0 +1,79 @@
+//! Verification per handshake by the relying-service verifier, with 10, 100k and 1M revoked
+//! serials: chain check, identity, pinned tenant, revocation lookup. The revocation check is
+//! a hash lookup in a set built once per CRL, so the three should match.
+//!
+//! `cargo bench --bench verifier`
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use latchkey::ca::{Bootstrap, KeyOrder, Signer};
+use latchkey::client::{KeyType, new_key_pair};
+use latchkey::model::{KeyId, ScopeSet, Serial};
+use latchkey::tls::{LatchkeyVerifier, RevocationSet, Revocations};
+use rustls_pki_types::{CertificateDer, UnixTime};
+use time::{Duration, OffsetDateTime};
+
+const TRUST_DOMAIN: &str = "latchkey.internal";
+
+/// A CA chain and one key certificate issued under it.
+fn fixture() -> (Vec<CertificateDer<'static>>, CertificateDer<'static>) {
+    let now = OffsetDateTime::now_utc();
+    let ca = Bootstrap::generate(now).expect("bootstrap");
+    let signer = Signer::new(
+        ca.intermediate_certificate.clone(),
+        &ca.intermediate_key_pem,
+        TRUST_DOMAIN,
+        "https://localhost:8443/v1/crl",
+    )
+    .expect("signer");
+    let csr = new_key_pair(KeyType::P256).expect("key").csr_pem;
+    let verified = latchkey::authority::csr::verify_pem(&csr).expect("csr");
+    let leaf = signer
+        .sign_key_certificate(KeyOrder {
+            serial: Serial::random(),
+            tenant: "acme".parse().unwrap(),
+            owner: "alice".parse().unwrap(),
+            key_id: KeyId::random(),
+            scopes: ScopeSet::parse(["read:metrics"]).unwrap(),
+            not_before: now - Duration::minutes(1),
+            not_after: now + Duration::hours(24),
+            public_key: verified.public_key,
+        })
+        .expect("sign");
+    (
+        vec![ca.intermediate_certificate, ca.root_certificate],
+        leaf.der,
+    )
+}
+
+fn verify_per_handshake(c: &mut Criterion) {
+    let (chain, leaf) = fixture();
+    let mut group = c.benchmark_group("verifier/handshake");
+    for revoked in [10usize, 100_000, 1_000_000] {
+        let set =
+            RevocationSet::from_serials((0..revoked).map(|_| Serial::random()), Duration::hours(1));
+        let verifier = LatchkeyVerifier::new(&chain, TRUST_DOMAIN, Revocations::fixed(set))
+            .expect("verifier")
+            .pin_tenants(["acme".parse().unwrap()]);
+        let now = UnixTime::now();
+        verifier
+            .verify(&leaf, &[], now)
+            .expect("the fixture verifies");
+        group.bench_with_input(BenchmarkId::from_parameter(revoked), &revoked, |b, _| {
+            b.iter(|| {
+                verifier
+                    .verify(black_box(&leaf), &[], now)
+                    .expect("verifies")
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50).measurement_time(std::time::Duration::from_secs(4));
+    targets = verify_per_handshake
+}
+criterion_main!(benches);

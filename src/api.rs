@@ -1,0 +1,319 @@
+//! The JSON wire format of the HTTP API: what the server sends and the client reads.
+//! Field names are part of the API and stay stable.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// `POST /v1/keys`: get a key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    /// A PEM `CERTIFICATE REQUEST`; only its public key is used, after its signature verifies.
+    pub csr: String,
+    /// A short name for the key (such as the machine it lives on).
+    pub name: String,
+    /// A free-text description.
+    #[serde(default)]
+    pub description: String,
+    /// The scopes the key carries: a subset of the caller's grants.
+    pub scopes: Vec<String>,
+    /// The key's lifetime in seconds (default 90 days, capped by the tenant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<i64>,
+    /// The key's end, instead of `ttl_seconds`.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// `POST /v1/keys` answer: the key's metadata and its first certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    /// The key.
+    pub key: KeyInfo,
+    /// The leaf certificate, PEM.
+    pub certificate: String,
+    /// The leaf and the issuing intermediate, PEM.
+    pub chain: String,
+    /// Seconds until the certificate expires.
+    pub expires_in_seconds: i64,
+}
+
+/// A key's metadata. Never a secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// The key id.
+    pub id: String,
+    /// Its tenant.
+    pub tenant: String,
+    /// Its owner.
+    pub owner: String,
+    /// Its name.
+    pub name: String,
+    /// Its description.
+    pub description: String,
+    /// Its scopes, sorted.
+    pub scopes: Vec<String>,
+    /// When it was made.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it expires; it cannot be extended.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// `active`, `expired` or `revoked`.
+    pub status: String,
+    /// When it was revoked, if it was.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub revoked_at: Option<OffsetDateTime>,
+    /// Its certificates, oldest first.
+    pub certificates: Vec<CertificateInfo>,
+}
+
+/// One certificate of a key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CertificateInfo {
+    /// Serial, lowercase hex.
+    pub serial: String,
+    /// Start of validity.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    /// True when revoked.
+    pub revoked: bool,
+}
+
+/// A page of keys, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyPage {
+    /// The keys.
+    pub keys: Vec<KeyInfo>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// `POST /v1/admin/tenants`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    /// The tenant's name.
+    pub name: String,
+    /// The longest key lifetime allowed in the tenant, in days (default and maximum 180).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_key_days: Option<i64>,
+}
+
+/// A tenant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TenantInfo {
+    /// Its name.
+    pub name: String,
+    /// The longest key lifetime allowed, in days.
+    pub max_key_days: i64,
+    /// True when disabled.
+    pub disabled: bool,
+    /// When it was made.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// `POST /v1/admin/users`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    /// `owner@tenant`.
+    pub user: String,
+    /// The password, stored only as an argon2id hash.
+    pub password: String,
+    /// The scopes the user may put into its keys.
+    pub scopes: Vec<String>,
+}
+
+/// A user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserInfo {
+    /// `owner@tenant`.
+    pub user: String,
+    /// Granted scopes, sorted.
+    pub scopes: Vec<String>,
+    /// True when disabled.
+    pub disabled: bool,
+    /// When it was made.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// `POST /v1/admin/tokens`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// The owner of the key the token enrolls, `owner@tenant`.
+    pub owner: String,
+    /// The scopes the key may carry.
+    pub scopes: Vec<String>,
+    /// How long the token stays usable, in seconds (default one hour, at most 30 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<i64>,
+}
+
+/// An enrollment token. `token` (the secret) is present only in the answer that creates it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// The token's id.
+    pub id: i64,
+    /// The secret, shown once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// `owner@tenant` of the key it enrolls.
+    pub owner: String,
+    /// Its scopes.
+    pub scopes: Vec<String>,
+    /// When it stops working.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// `unused`, `used`, `expired` or `revoked`.
+    pub status: String,
+    /// The key it enrolled, once used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+}
+
+impl Problem {
+    /// The problem document for `status` with the stable `code` and what went wrong.
+    pub fn new(status: http::StatusCode, code: &str, detail: String) -> Self {
+        Self {
+            kind: format!("https://latchkey.dev/problems/{code}"),
+            title: status.canonical_reason().unwrap_or("error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            code: code.to_owned(),
+        }
+    }
+}
+
+/// An RFC 9457 problem document: every error the API returns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Problem {
+    /// A URI naming the problem type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short, human summary of the problem type.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong in this instance.
+    #[serde(default)]
+    pub detail: String,
+    /// The stable machine-readable code, such as `scope_not_granted`.
+    pub code: String,
+}
+
+/// `DELETE /v1/keys/{id}` body (optional): why the key is revoked.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    /// `key_compromise`, `superseded`, `cessation_of_operation`, `affiliation_changed` or
+    /// `unspecified` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// `POST /v1/admin/revocations`: revoke every key of a tenant, or of one owner in it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRevocation {
+    /// The tenant.
+    pub tenant: String,
+    /// Only this owner's keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Why (as in [`RevokeRequest`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The answer to a bulk revocation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BulkRevocationResult {
+    /// Keys revoked.
+    pub keys: i64,
+    /// Certificates revoked.
+    pub certificates: i64,
+}
+
+/// `POST /v1/keys/{id}/renew` body (optional).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewRequest {
+    /// A CSR for a new key pair; without one the current public key is certified again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csr: Option<String>,
+}
+
+/// `PATCH /v1/admin/tenants/{tenant}`: fields left out stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantChange {
+    /// A new maximum key lifetime, in days (1 to 180).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_key_days: Option<i64>,
+    /// Disable (true) or enable (false): a disabled tenant gets no new keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+}
+
+/// `PATCH /v1/admin/users/{user}`: fields left out stay as they are.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    /// Disable (true) or enable (false): a disabled user gets no new keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+    /// New grants (replacing the old ones).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// A new password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// One audit event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditEventInfo {
+    /// Its position in the log (newer is higher).
+    pub id: i64,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Who: `admin:<name>`, `user:<owner>@<tenant>`, `token:<id>`, `key:<id>`, `system`.
+    pub actor: String,
+    /// What, such as `key.issue`.
+    pub action: String,
+    /// The tenant concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// The object concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Details.
+    pub detail: serde_json::Value,
+}
+
+/// A page of audit events, newest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditPage {
+    /// The events.
+    pub events: Vec<AuditEventInfo>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}

@@ -1,0 +1,195 @@
+//! Changing what exists: tenant policy and state, users' grants, passwords and state,
+//! enrollment tokens; and reading the audit log. Administrator certificate only.
+
+use super::paging::Page;
+use super::{Authority, AuthorityError, Caller, MAX_KEY_DAYS, from_unix};
+use crate::api::{AuditEventInfo, AuditPage, TenantChange, TenantInfo, UserChange, UserInfo};
+use crate::model::{TenantName, UserRef};
+use crate::store::{AuditFilter, UserChange as StoredChange};
+
+const DEFAULT_PAGE: i64 = 100;
+const MAX_PAGE: i64 = 1000;
+
+/// `GET /v1/admin/audit` query parameters, unparsed.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Only this tenant's events.
+    pub tenant: Option<String>,
+    /// Only this actor's (`admin:admin`, `user:alice@acme`, `key:<id>`, …).
+    pub actor: Option<String>,
+    /// Only this action (`key.issue`, `key.revoke`, …).
+    pub action: Option<String>,
+    /// Only at or after this time (RFC 3339).
+    pub since: Option<String>,
+    /// Only before this time (RFC 3339).
+    pub until: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    pub limit: Option<i64>,
+}
+
+fn timestamp(field: &str, value: Option<&str>) -> Result<Option<i64>, AuthorityError> {
+    value
+        .map(|v| {
+            time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
+                .map(|t| t.unix_timestamp())
+                .map_err(|_| {
+                    AuthorityError::invalid(
+                        "invalid_request",
+                        format!("{field} must be an RFC 3339 time"),
+                    )
+                })
+        })
+        .transpose()
+}
+
+impl Authority {
+    /// `PATCH /v1/admin/tenants/{tenant}`: sets the maximum key lifetime, disables or
+    /// enables. A disabled tenant gets no new keys; its existing keys keep working until
+    /// they are revoked.
+    pub async fn change_tenant(
+        &self,
+        caller: &Caller,
+        tenant: &str,
+        change: TenantChange,
+    ) -> Result<TenantInfo, AuthorityError> {
+        let admin = self.authenticate_admin(caller).await?;
+        let name: TenantName = tenant.parse()?;
+        if let Some(days) = change.max_key_days
+            && !(1..=MAX_KEY_DAYS).contains(&days)
+        {
+            return Err(AuthorityError::TtlOutOfRange(format!(
+                "max_key_days must be 1 to {MAX_KEY_DAYS}"
+            )));
+        }
+        let event = self.event(
+            &format!("admin:{admin}"),
+            "tenant.change",
+            Some(name.as_str()),
+            Some(name.to_string()),
+            serde_json::json!({ "max_key_days": change.max_key_days, "disabled": change.disabled }),
+        );
+        let row = self
+            .store
+            .update_tenant(
+                name.as_str(),
+                change.max_key_days,
+                change.disabled,
+                event.at,
+                &event,
+            )
+            .await?
+            .ok_or(AuthorityError::NotFound("tenant"))?;
+        Ok(super::admin::tenant_info(row))
+    }
+
+    /// `PATCH /v1/admin/users/{user}`: sets grants, resets the password, disables or enables.
+    pub async fn change_user(
+        &self,
+        caller: &Caller,
+        user: &str,
+        change: UserChange,
+    ) -> Result<UserInfo, AuthorityError> {
+        let admin = self.authenticate_admin(caller).await?;
+        let user: UserRef = user.parse()?;
+        let scopes = match &change.scopes {
+            Some(list) => Some(super::admin::parse_scopes(list)?.to_stored()),
+            None => None,
+        };
+        let tenant = self
+            .store
+            .tenant(user.tenant.as_str())
+            .await?
+            .ok_or(AuthorityError::NotFound("user"))?;
+        let password_hash = match change.password {
+            Some(p) => Some(self.passwords.hash(p).await?),
+            None => None,
+        };
+        let event = self.event(
+            &format!("admin:{admin}"),
+            "user.change",
+            Some(user.tenant.as_str()),
+            Some(user.to_string()),
+            serde_json::json!({
+                "disabled": change.disabled,
+                "scopes": scopes,
+                "password_reset": password_hash.is_some(),
+            }),
+        );
+        let stored = StoredChange {
+            disabled: change.disabled,
+            scopes,
+            password_hash,
+        };
+        let row = self
+            .store
+            .update_user(tenant.id, user.owner.as_str(), &stored, event.at, &event)
+            .await?
+            .ok_or(AuthorityError::NotFound("user"))?;
+        super::admin::user_info(&tenant, row)
+    }
+
+    /// `DELETE /v1/admin/tokens/{id}`: an unused token stops working.
+    pub async fn revoke_token(&self, caller: &Caller, id: &str) -> Result<(), AuthorityError> {
+        let admin = self.authenticate_admin(caller).await?;
+        let id: i64 = id.parse().map_err(|_| AuthorityError::NotFound("token"))?;
+        let token = self
+            .store
+            .token(id)
+            .await?
+            .ok_or(AuthorityError::NotFound("token"))?;
+        let event = self.event(
+            &format!("admin:{admin}"),
+            "token.revoke",
+            Some(&token.tenant),
+            Some(format!("token:{id}")),
+            serde_json::json!({ "owner": format!("{}@{}", token.owner, token.tenant) }),
+        );
+        if !self.store.revoke_token(id, event.at, &event).await? {
+            return Err(AuthorityError::invalid(
+                "token_not_revocable",
+                "the token was used or revoked already",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `GET /v1/admin/audit`: newest first, filtered.
+    pub async fn audit_log(
+        &self,
+        caller: &Caller,
+        query: AuditQuery,
+    ) -> Result<AuditPage, AuthorityError> {
+        self.authenticate_admin(caller).await?;
+        let page = Page::parse(query.limit, query.cursor.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
+        let filter = AuditFilter {
+            tenant: query.tenant,
+            actor: query.actor,
+            action: query.action,
+            since: timestamp("since", query.since.as_deref())?,
+            until: timestamp("until", query.until.as_deref())?,
+            before_id: page.before,
+            limit: page.fetch(),
+        };
+        let mut rows = self.store.audit_events(&filter).await?;
+        let next_cursor = page.finish(&mut rows, |r| r.id);
+        let events = rows
+            .into_iter()
+            .map(|r| AuditEventInfo {
+                id: r.id,
+                at: from_unix(r.at),
+                actor: r.actor,
+                action: r.action,
+                tenant: r.tenant,
+                target: r.target,
+                detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
+            })
+            .collect();
+        Ok(AuditPage {
+            events,
+            next_cursor,
+        })
+    }
+}

@@ -1,0 +1,290 @@
+//! Who is calling. The HTTP edge hands over what it saw ([`Caller`]); each operation asks for
+//! the kinds of credential it accepts and gets a [`Principal`] or an error.
+
+use rustls_pki_types::CertificateDer;
+
+use super::{Authority, AuthorityError};
+use crate::model::profile::SpiffeId;
+use crate::model::{KeyId, OwnerName, ScopeSet, TenantName, UserRef};
+use crate::tls::PeerIdentity;
+
+/// A credential from the `Authorization` header.
+#[derive(Clone)]
+pub enum Credential {
+    /// HTTP Basic: `owner@tenant` and a password.
+    Password {
+        /// `owner@tenant`, unparsed.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// `Bearer`: an enrollment token.
+    Token(String),
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Password { user, .. } => write!(f, "Password({user}, [elided])"),
+            Credential::Token(_) => f.write_str("Token([elided])"),
+        }
+    }
+}
+
+/// What the edge knows about the caller: the `Authorization` header and the client
+/// certificate of the TLS connection (already chain-verified by the listener).
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    /// The parsed `Authorization` header, if any.
+    pub authorization: Option<Credential>,
+    /// The client certificate, if the client presented one.
+    pub certificate: Option<CertificateDer<'static>>,
+    /// The client's address, if known (for throttling password guessing).
+    pub source: Option<std::net::IpAddr>,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// An administrator of the whole CA (admin certificate).
+    Admin {
+        /// The administrator's name.
+        name: OwnerName,
+    },
+    /// A user, by password.
+    User {
+        /// Tenant internal id.
+        tenant_id: i64,
+        /// The tenant.
+        tenant: TenantName,
+        /// The user.
+        owner: OwnerName,
+        /// The scopes it may put into keys.
+        grants: ScopeSet,
+    },
+    /// The holder of an enrollment token.
+    Token {
+        /// The token's id.
+        token_id: i64,
+        /// Tenant internal id.
+        tenant_id: i64,
+        /// The tenant.
+        tenant: TenantName,
+        /// The owner of the key it enrolls.
+        owner: OwnerName,
+        /// The scopes the key may carry.
+        grants: ScopeSet,
+    },
+    /// The holder of a key, by one of the key's current certificates.
+    Key {
+        /// Tenant internal id.
+        tenant_id: i64,
+        /// The tenant.
+        tenant: TenantName,
+        /// The key's owner.
+        owner: OwnerName,
+        /// The key.
+        key_id: KeyId,
+    },
+}
+
+impl Principal {
+    /// The audit log's name for this principal.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::Admin { name } => format!("admin:{name}"),
+            Principal::User { tenant, owner, .. } => format!("user:{owner}@{tenant}"),
+            Principal::Token { token_id, .. } => format!("token:{token_id}"),
+            Principal::Key { key_id, .. } => format!("key:{key_id}"),
+        }
+    }
+}
+
+impl Authority {
+    /// Authenticates by the `Authorization` header only (password or token).
+    pub(super) async fn authenticate_header(
+        &self,
+        caller: &Caller,
+    ) -> Result<Principal, AuthorityError> {
+        match &caller.authorization {
+            Some(Credential::Password { user, password }) => {
+                self.authenticate_password(user, password, caller.source)
+                    .await
+            }
+            Some(Credential::Token(secret)) => self.authenticate_token(secret).await,
+            None => Err(AuthorityError::Unauthenticated),
+        }
+    }
+
+    /// Authenticates by client certificate if there is one, otherwise by password.
+    /// Tokens only enroll.
+    pub(super) async fn authenticate_reader(
+        &self,
+        caller: &Caller,
+    ) -> Result<Principal, AuthorityError> {
+        match (&caller.authorization, &caller.certificate) {
+            (Some(Credential::Token(_)), _) => Err(AuthorityError::Unauthenticated),
+            (Some(_), _) => self.authenticate_header(caller).await,
+            (None, Some(der)) => self.authenticate_certificate(der).await,
+            (None, None) => Err(AuthorityError::Unauthenticated),
+        }
+    }
+
+    /// Requires an administrator certificate. A key certificate, a password or a token is
+    /// never enough.
+    pub(super) async fn authenticate_admin(
+        &self,
+        caller: &Caller,
+    ) -> Result<OwnerName, AuthorityError> {
+        let Some(der) = &caller.certificate else {
+            return Err(if caller.authorization.is_some() {
+                AuthorityError::AdminRequired
+            } else {
+                AuthorityError::Unauthenticated
+            });
+        };
+        match self.authenticate_certificate(der).await? {
+            Principal::Admin { name } => Ok(name),
+            _ => Err(AuthorityError::AdminRequired),
+        }
+    }
+
+    async fn authenticate_password(
+        &self,
+        user: &str,
+        password: &str,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Principal, AuthorityError> {
+        self.throttle.check(user, source)?;
+        // Every path runs one argon2id verification, so the answer's timing does not tell
+        // an unknown tenant from an unknown user from a wrong password.
+        let user_ref: Option<UserRef> = user.parse().ok();
+        let mut found = None;
+        if let Some(user_ref) = &user_ref
+            && let Some(tenant) = self.store.tenant(user_ref.tenant.as_str()).await?
+            && let Some(row) = self.store.user(tenant.id, user_ref.owner.as_str()).await?
+        {
+            found = Some((tenant, row));
+        }
+        let hash = found.as_ref().map(|(_, row)| row.password_hash.clone());
+        if !self.passwords.verify(password.to_owned(), hash).await? {
+            self.throttle.failed(user, source);
+            return Err(AuthorityError::InvalidCredentials);
+        }
+        self.throttle.succeeded(user, source);
+        let (Some(user_ref), Some((tenant, row))) = (user_ref, found) else {
+            return Err(AuthorityError::InvalidCredentials);
+        };
+        if tenant.disabled_at.is_some() {
+            return Err(AuthorityError::Disabled(format!("tenant {}", tenant.name)));
+        }
+        if row.disabled_at.is_some() {
+            return Err(AuthorityError::Disabled(format!("user {user_ref}")));
+        }
+        Ok(Principal::User {
+            tenant_id: tenant.id,
+            tenant: user_ref.tenant,
+            owner: user_ref.owner,
+            grants: stored_scopes(&row.scopes)?,
+        })
+    }
+
+    async fn authenticate_token(&self, secret: &str) -> Result<Principal, AuthorityError> {
+        let row = self
+            .store
+            .token_by_hash(&super::token::hash(secret))
+            .await?
+            .ok_or(AuthorityError::InvalidToken)?;
+        let now = self.now().unix_timestamp();
+        if row.used_at.is_some() || row.revoked_at.is_some() || row.expires_at <= now {
+            return Err(AuthorityError::InvalidToken);
+        }
+        let tenant = self
+            .store
+            .tenant(&row.tenant)
+            .await?
+            .ok_or(AuthorityError::InvalidToken)?;
+        if tenant.disabled_at.is_some() {
+            return Err(AuthorityError::Disabled(format!("tenant {}", tenant.name)));
+        }
+        // A token for a user that was disabled since does not get around the disable.
+        if let Some(user) = self.store.user(tenant.id, &row.owner).await?
+            && user.disabled_at.is_some()
+        {
+            return Err(AuthorityError::Disabled(format!(
+                "user {}@{}",
+                row.owner, row.tenant
+            )));
+        }
+        Ok(Principal::Token {
+            token_id: row.id,
+            tenant_id: row.tenant_id,
+            tenant: parse_stored(&row.tenant)?,
+            owner: parse_stored(&row.owner)?,
+            grants: stored_scopes(&row.scopes)?,
+        })
+    }
+
+    /// A client certificate counts only if this CA recorded it, for the identity it names,
+    /// and neither it nor its key is revoked or expired. This reads the store, not a CRL,
+    /// so a revocation takes effect here at once.
+    async fn authenticate_certificate(
+        &self,
+        der: &CertificateDer<'_>,
+    ) -> Result<Principal, AuthorityError> {
+        let bad = |why: &str| AuthorityError::InvalidCertificate(why.to_owned());
+        let identity = PeerIdentity::from_der(der, self.signer.trust_domain())
+            .map_err(|e| AuthorityError::InvalidCertificate(e.to_string()))?;
+        // The serial must name this very certificate, not a look-alike from another CA.
+        let row = self
+            .store
+            .recorded_certificate(&identity.serial.to_string(), der)
+            .await?
+            .ok_or_else(|| bad("unknown certificate"))?;
+        let now = self.now().unix_timestamp();
+        if row.revoked_at.is_some() {
+            return Err(bad("certificate revoked"));
+        }
+        if row.not_after <= now {
+            return Err(bad("certificate expired"));
+        }
+        match identity.id {
+            SpiffeId::Admin { name } if row.kind == "admin" => Ok(Principal::Admin { name }),
+            SpiffeId::Key { tenant, key_id } if row.kind == "key" => {
+                let key = self
+                    .store
+                    .key(key_id.as_str())
+                    .await?
+                    .filter(|k| {
+                        row.key_id.as_deref() == Some(k.id.as_str()) && k.tenant == tenant.as_str()
+                    })
+                    .ok_or_else(|| bad("unknown key"))?;
+                if key.revoked_at.is_some() {
+                    return Err(bad("key revoked"));
+                }
+                if key.expires_at <= now {
+                    return Err(bad("key expired"));
+                }
+                Ok(Principal::Key {
+                    tenant_id: key.tenant_id,
+                    tenant,
+                    owner: parse_stored(&key.owner)?,
+                    key_id,
+                })
+            }
+            _ => Err(bad("certificate kind does not match its identity")),
+        }
+    }
+}
+
+/// Parses a name the store holds; a failure means the row was written by something else.
+pub(super) fn parse_stored<T: std::str::FromStr>(s: &str) -> Result<T, AuthorityError> {
+    s.parse()
+        .map_err(|_| AuthorityError::Internal(format!("unparseable stored value {s:?}")))
+}
+
+/// Parses a stored scope list.
+pub(super) fn stored_scopes(s: &str) -> Result<ScopeSet, AuthorityError> {
+    ScopeSet::parse_list(s)
+        .map_err(|_| AuthorityError::Internal(format!("unparseable stored scopes {s:?}")))
+}

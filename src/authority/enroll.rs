@@ -1,0 +1,290 @@
+//! Getting a key. The issuance procedure, numbered as in README's architecture section:
+//!
+//! 1. Authenticate the caller by password or enrollment token.
+//! 2. Check the request: name, scopes (a subset of the grants), key lifetime (within the
+//!    tenant's maximum).
+//! 3. Verify the CSR and take its public key, refusing one that another key already uses.
+//! 4. Decide the certificate: fresh key id and serial, validity capped by the key and issuer.
+//! 5. Sign it (in memory only: nobody sees it yet).
+//! 6. Record key, certificate, token use and audit event in one transaction. A colliding
+//!    serial or key id goes back to step 4; a token spent meanwhile fails the request.
+//! 7. Answer. A crash before 6 commits leaves neither a record nor a certificate anywhere.
+
+use time::{Duration, OffsetDateTime};
+
+use super::authenticate::Principal;
+use super::{Authority, AuthorityError, Caller, MAX_KEY_DAYS, csr};
+use crate::api::{EnrollRequest, EnrollResponse};
+use crate::ca::{BACKDATE, IssuedCertificate, KeyOrder};
+use crate::model::{KeyId, OwnerName, ScopeSet, Serial, TenantName};
+use crate::store::{KeyRow, NewCertificate, NewKey, StoreError, TokenUse};
+
+/// How often a random serial or key id collision is retried before giving up.
+const COLLISION_RETRIES: usize = 3;
+/// The longest key name and description accepted.
+const MAX_NAME: usize = 100;
+const MAX_DESCRIPTION: usize = 1000;
+
+/// Who a key is for and what it may carry, after authentication.
+struct Enroller {
+    tenant_id: i64,
+    tenant: TenantName,
+    owner: OwnerName,
+    grants: ScopeSet,
+    token: Option<TokenUse>,
+    actor: String,
+}
+
+impl Authority {
+    /// `POST /v1/keys`: makes a key and its first certificate.
+    pub async fn enroll(
+        &self,
+        caller: &Caller,
+        request: EnrollRequest,
+    ) -> Result<EnrollResponse, AuthorityError> {
+        // 1. Authenticate.
+        let principal = self.authenticate_header(caller).await?;
+        let actor = principal.actor();
+        let enroller = match principal {
+            Principal::User {
+                tenant_id,
+                tenant,
+                owner,
+                grants,
+            } => Enroller {
+                tenant_id,
+                tenant,
+                owner,
+                grants,
+                token: None,
+                actor,
+            },
+            Principal::Token {
+                token_id,
+                tenant_id,
+                tenant,
+                owner,
+                grants,
+            } => Enroller {
+                tenant_id,
+                tenant,
+                owner,
+                grants,
+                token: Some(TokenUse { token_id }),
+                actor,
+            },
+            Principal::Admin { .. } | Principal::Key { .. } => {
+                return Err(AuthorityError::Unauthenticated);
+            }
+        };
+
+        // 2. Check the request.
+        let now = self.now();
+        let name = request.name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control)
+        {
+            return Err(AuthorityError::invalid(
+                "invalid_request",
+                format!("name must be 1 to {MAX_NAME} printable characters"),
+            ));
+        }
+        if request.description.chars().count() > MAX_DESCRIPTION {
+            return Err(AuthorityError::invalid(
+                "invalid_request",
+                format!("description must be at most {MAX_DESCRIPTION} characters"),
+            ));
+        }
+        let scopes = ScopeSet::parse(&request.scopes)
+            .map_err(|e| AuthorityError::invalid("invalid_scope", e.to_string()))?;
+        let scopes = match (scopes.is_empty(), enroller.token.is_some()) {
+            // A token names its scopes; asking for none means all of them.
+            (true, true) => enroller.grants.clone(),
+            (true, false) => {
+                return Err(AuthorityError::invalid(
+                    "invalid_scope",
+                    "name at least one scope for the key",
+                ));
+            }
+            (false, _) => scopes,
+        };
+        let missing = scopes.not_in(&enroller.grants);
+        if !missing.is_empty() {
+            return Err(AuthorityError::ScopeNotGranted(missing));
+        }
+        let tenant = self.existing_tenant(&enroller.tenant).await?;
+        let expires_at = self.key_expiry(&request, tenant.max_key_days, now)?;
+
+        // 3. Verify the CSR.
+        let verified = csr::verify_pem(&request.csr)?;
+        let fingerprint = verified.public_key.fingerprint();
+        if !self
+            .store
+            .certificates_for_public_key(&fingerprint)
+            .await?
+            .is_empty()
+            || verified.public_key.spki_der() == self.issuer_spki.as_slice()
+        {
+            return Err(AuthorityError::PublicKeyInUse);
+        }
+
+        let not_after = (now + self.policy.certificate_lifetime)
+            .min(expires_at)
+            .min(self.signer.not_after());
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            // 4. Decide.
+            let key_id = KeyId::random();
+            let order = KeyOrder {
+                serial: Serial::random(),
+                tenant: enroller.tenant.clone(),
+                owner: enroller.owner.clone(),
+                key_id: key_id.clone(),
+                scopes: scopes.clone(),
+                not_before: now - BACKDATE,
+                not_after,
+                public_key: verified.public_key.clone(),
+            };
+            // 5. Sign.
+            let issued = self
+                .signer
+                .sign_key_certificate(order)
+                .map_err(|e| AuthorityError::Internal(e.to_string()))?;
+            let key = NewKey {
+                id: key_id.to_string(),
+                tenant_id: enroller.tenant_id,
+                owner: enroller.owner.to_string(),
+                name: name.clone(),
+                description: request.description.clone(),
+                scopes: scopes.to_stored(),
+                created_at: now.unix_timestamp(),
+                expires_at: expires_at.unix_timestamp(),
+            };
+            let certificate = self.new_key_certificate(&key_id, &enroller.tenant, &issued);
+            let event = self.event(
+                &enroller.actor,
+                "key.issue",
+                Some(enroller.tenant.as_str()),
+                Some(key_id.to_string()),
+                serde_json::json!({
+                    "owner": enroller.owner.as_str(),
+                    "serial": issued.serial.to_string(),
+                    "scopes": scopes.to_stored(),
+                    "expires_at": key.expires_at,
+                }),
+            );
+            // 6. Record.
+            match self
+                .store
+                .record_key_issuance(&key, &certificate, enroller.token, key.created_at, &event)
+                .await
+            {
+                Ok(()) => {}
+                Err(StoreError::Collision) if attempt < COLLISION_RETRIES => continue,
+                Err(e) => return Err(e.into()),
+            }
+            self.metrics.enrolled.inc();
+            tracing::info!(key_id = %key_id, tenant = %enroller.tenant, owner = %enroller.owner,
+                serial = %issued.serial, "key issued");
+
+            // 7. Answer.
+            let row = KeyRow {
+                seq: 0,
+                id: key.id,
+                tenant_id: key.tenant_id,
+                tenant: enroller.tenant.to_string(),
+                owner: key.owner,
+                name: key.name,
+                description: key.description,
+                scopes: key.scopes,
+                created_at: key.created_at,
+                expires_at: key.expires_at,
+                revoked_at: None,
+                revocation_reason: None,
+            };
+            let certificate_pem = issued.pem();
+            return Ok(EnrollResponse {
+                key: self.key_info(row, &[certificate_row(&certificate)]),
+                chain: format!("{certificate_pem}{}", self.intermediate_pem),
+                certificate: certificate_pem,
+                expires_in_seconds: (issued.not_after - now).whole_seconds(),
+            });
+        }
+    }
+
+    /// The key's end: `ttl_seconds` or `expires_at` (not both), else the default, within
+    /// the tenant's maximum. Over the maximum is an error, never silently shortened.
+    fn key_expiry(
+        &self,
+        request: &EnrollRequest,
+        max_key_days: i64,
+        now: OffsetDateTime,
+    ) -> Result<OffsetDateTime, AuthorityError> {
+        let max = Duration::days(max_key_days.min(MAX_KEY_DAYS));
+        let out_of_range = |what: String| {
+            AuthorityError::TtlOutOfRange(format!(
+                "{what}; keys in this tenant live from 1 second to {} days",
+                max.whole_days()
+            ))
+        };
+        let lifetime = match (request.ttl_seconds, request.expires_at) {
+            (Some(_), Some(_)) => {
+                return Err(AuthorityError::invalid(
+                    "invalid_request",
+                    "give ttl_seconds or expires_at, not both",
+                ));
+            }
+            (Some(ttl), None) => {
+                if ttl <= 0 || ttl > max.whole_seconds() {
+                    return Err(out_of_range(format!("ttl_seconds {ttl} is out of range")));
+                }
+                Duration::seconds(ttl)
+            }
+            (None, Some(at)) => {
+                let lifetime = at - now;
+                if lifetime <= Duration::ZERO || lifetime > max {
+                    return Err(out_of_range(format!("expires_at {at} is out of range")));
+                }
+                lifetime
+            }
+            (None, None) => self.policy.default_key_lifetime.min(max),
+        };
+        Ok(now + Duration::seconds(lifetime.whole_seconds()))
+    }
+
+    pub(super) fn new_key_certificate(
+        &self,
+        key_id: &KeyId,
+        tenant: &TenantName,
+        issued: &IssuedCertificate,
+    ) -> NewCertificate {
+        NewCertificate {
+            serial: issued.serial.to_string(),
+            issuer_id: self.issuer_id,
+            kind: "key",
+            key_id: Some(key_id.to_string()),
+            subject: crate::model::profile::SpiffeId::Key {
+                tenant: tenant.clone(),
+                key_id: key_id.clone(),
+            }
+            .to_uri(self.signer.trust_domain()),
+            public_key_sha256: issued.public_key_fingerprint.clone(),
+            not_before: issued.not_before.unix_timestamp(),
+            not_after: issued.not_after.unix_timestamp(),
+            der: issued.der.to_vec(),
+            created_at: self.now().unix_timestamp(),
+        }
+    }
+}
+
+fn certificate_row(c: &NewCertificate) -> crate::store::CertificateRow {
+    crate::store::CertificateRow {
+        serial: c.serial.clone(),
+        kind: c.kind.to_owned(),
+        key_id: c.key_id.clone(),
+        subject: c.subject.clone(),
+        not_before: c.not_before,
+        not_after: c.not_after,
+        revoked_at: None,
+    }
+}

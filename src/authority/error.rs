@@ -1,0 +1,133 @@
+use crate::model::Scope;
+use crate::store::StoreError;
+
+use super::csr::CsrError;
+
+/// Why the authority refused or failed a request. Every variant names what went wrong;
+/// only the HTTP edge (`http::problem`) knows which status code each one becomes.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorityError {
+    /// No usable credential was presented.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// Wrong password, unknown user or unknown tenant: deliberately indistinguishable.
+    #[error("invalid user, tenant or password")]
+    InvalidCredentials,
+    /// An enrollment token that does not exist, was used, revoked or has expired.
+    #[error("invalid, used or expired enrollment token")]
+    InvalidToken,
+    /// A client certificate that is not a current latchkey certificate of this CA.
+    #[error("client certificate not accepted: {0}")]
+    InvalidCertificate(String),
+    /// The operation needs an administrator certificate.
+    #[error("this operation needs an administrator certificate")]
+    AdminRequired,
+    /// The user or tenant is disabled.
+    #[error("{0} is disabled")]
+    Disabled(String),
+    /// The requested scopes are not all granted.
+    #[error("scopes not granted: {}", .0.iter().map(Scope::as_str).collect::<Vec<_>>().join(", "))]
+    ScopeNotGranted(Vec<Scope>),
+    /// The requested key lifetime is outside what the tenant allows.
+    #[error("{0}")]
+    TtlOutOfRange(String),
+    /// The CSR was refused.
+    #[error(transparent)]
+    Csr(#[from] CsrError),
+    /// The key belongs to someone else in the caller's tenant.
+    #[error("only the key's owner or an administrator may do that")]
+    NotKeyOwner,
+    /// A renewal was refused: the certificate presented cannot renew this key.
+    #[error("{0}")]
+    RenewalRefused(RenewalRefusal),
+    /// The key was revoked or has expired; its certificates cannot be renewed.
+    #[error("the key is revoked or expired; make a new key")]
+    KeyNotActive,
+    /// The public key is already certified for another key, or is the CA's own.
+    #[error("this public key is already in use by another key; make a new key pair")]
+    PublicKeyInUse,
+    /// A field of the request is invalid.
+    #[error("{detail}")]
+    Invalid {
+        /// The stable code: `invalid_request`, `invalid_scope`, `invalid_name`, `weak_password`.
+        code: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The object does not exist, or the caller may not know that it does.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// An object with that name exists already.
+    #[error("{0} already exists")]
+    AlreadyExists(&'static str),
+    /// The CA cannot serve correctly right now (readiness).
+    #[error("not ready: {0}")]
+    NotReady(String),
+    /// Too many wrong passwords in a row for this user from this source.
+    #[error("too many wrong passwords; try again in {} s", retry_after.as_secs().max(1))]
+    TooManyAttempts {
+        /// How long until the next attempt is allowed.
+        retry_after: std::time::Duration,
+    },
+    /// Too many password checks are waiting; nothing was done.
+    #[error("the CA is busy; try again shortly")]
+    Busy,
+    /// The store cannot be reached; nothing was done.
+    #[error("the store is unavailable")]
+    Unavailable(#[source] StoreError),
+    /// A bug or a broken invariant; details go to the log only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Why a renewal was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RenewalRefusal {
+    /// The certificate belongs to another key.
+    #[error("the certificate presented belongs to another key")]
+    CertificateNotForKey,
+    /// The key is revoked.
+    #[error("the key is revoked; make a new key")]
+    KeyRevoked,
+    /// The key is past its expiry; keys cannot be extended.
+    #[error("the key has expired; keys cannot be extended, make a new key")]
+    KeyExpired,
+    /// The certificate presented is revoked.
+    #[error("the certificate presented is revoked")]
+    CertificateRevoked,
+    /// The certificate presented has expired.
+    #[error("the certificate presented has expired")]
+    CertificateExpired,
+}
+
+impl AuthorityError {
+    pub(crate) fn invalid(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Invalid {
+            code,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl From<crate::model::NameError> for AuthorityError {
+    fn from(err: crate::model::NameError) -> Self {
+        Self::invalid("invalid_name", err.to_string())
+    }
+}
+
+impl From<StoreError> for AuthorityError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::AlreadyExists(what) => Self::AlreadyExists(what),
+            StoreError::TokenSpent => Self::InvalidToken,
+            StoreError::PublicKeyInUse => Self::PublicKeyInUse,
+            StoreError::KeyNotActive => Self::KeyNotActive,
+            StoreError::Disabled => Self::Disabled("the tenant or the user".into()),
+            StoreError::Unavailable(_) => Self::Unavailable(err),
+            StoreError::Collision
+            | StoreError::Migration(_)
+            | StoreError::NotEmpty
+            | StoreError::CopyMismatch(_) => Self::Internal(err.to_string()),
+        }
+    }
+}

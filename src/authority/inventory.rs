@@ -1,0 +1,161 @@
+//! The key inventory: metadata only, never a secret. A key holder sees its own keys; an
+//! administrator sees every key, filtered by tenant and owner. Another tenant's key is
+//! "not found", never "forbidden", so existence does not leak across tenants.
+
+use super::authenticate::{Principal, stored_scopes};
+use super::paging::Page;
+use super::{Authority, AuthorityError, Caller, from_unix};
+use crate::api::{CertificateInfo, KeyInfo, KeyPage};
+use crate::model::{KeyId, OwnerName};
+use crate::store::{CertificateRow, KeyFilter, KeyRow, KeyStatus};
+
+/// The page size when none is asked for, and the largest allowed.
+const DEFAULT_PAGE: i64 = 50;
+const MAX_PAGE: i64 = 100;
+
+/// `GET /v1/keys` query parameters, unparsed.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyQuery {
+    /// Only this tenant's keys (administrators only).
+    pub tenant: Option<String>,
+    /// Only this owner's keys (administrators only).
+    pub owner: Option<String>,
+    /// `active`, `expired` or `revoked`.
+    pub status: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 100 (default 50).
+    pub limit: Option<i64>,
+}
+
+impl Authority {
+    /// `GET /v1/keys`: one page of keys the caller may see, newest first.
+    pub async fn list_keys(
+        &self,
+        caller: &Caller,
+        query: KeyQuery,
+    ) -> Result<KeyPage, AuthorityError> {
+        let principal = self.authenticate_reader(caller).await?;
+        let status = match query.status.as_deref() {
+            None | Some("") => None,
+            Some("active") => Some(KeyStatus::Active),
+            Some("expired") => Some(KeyStatus::Expired),
+            Some("revoked") => Some(KeyStatus::Revoked),
+            Some(other) => {
+                return Err(AuthorityError::invalid(
+                    "invalid_request",
+                    format!("status {other:?} is not one of active, expired, revoked"),
+                ));
+            }
+        };
+        let page = Page::parse(query.limit, query.cursor.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
+        let (tenant_id, owner) = match &principal {
+            Principal::Admin { .. } => {
+                let tenant_id = match &query.tenant {
+                    Some(name) => Some(self.existing_tenant(&name.parse()?).await?.id),
+                    None => None,
+                };
+                let owner = match &query.owner {
+                    Some(o) => Some(o.parse::<OwnerName>()?.to_string()),
+                    None => None,
+                };
+                (tenant_id, owner)
+            }
+            Principal::User {
+                tenant_id, owner, ..
+            }
+            | Principal::Key {
+                tenant_id, owner, ..
+            } => {
+                if query.tenant.is_some() || query.owner.is_some() {
+                    return Err(AuthorityError::AdminRequired);
+                }
+                (Some(*tenant_id), Some(owner.to_string()))
+            }
+            Principal::Token { .. } => return Err(AuthorityError::Unauthenticated),
+        };
+        let filter = KeyFilter {
+            tenant_id,
+            owner,
+            status,
+            now: self.now().unix_timestamp(),
+            before_seq: page.before,
+            limit: page.fetch(),
+        };
+        let mut rows = self.store.keys(&filter).await?;
+        let next_cursor = page.finish(&mut rows, |r| r.seq);
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let certificates = self.store.certificates_of(&ids).await?;
+        let keys = rows
+            .into_iter()
+            .map(|row| {
+                let own: Vec<CertificateRow> = certificates
+                    .iter()
+                    .filter(|c| c.key_id.as_deref() == Some(row.id.as_str()))
+                    .cloned()
+                    .collect();
+                self.key_info(row, &own)
+            })
+            .collect();
+        Ok(KeyPage { keys, next_cursor })
+    }
+
+    /// `GET /v1/keys/{id}`: one key the caller may see.
+    pub async fn show_key(&self, caller: &Caller, id: &str) -> Result<KeyInfo, AuthorityError> {
+        let principal = self.authenticate_reader(caller).await?;
+        let id: KeyId = id.parse().map_err(|_| AuthorityError::NotFound("key"))?;
+        let row = self
+            .store
+            .key(id.as_str())
+            .await?
+            .ok_or(AuthorityError::NotFound("key"))?;
+        let visible = match &principal {
+            Principal::Admin { .. } => true,
+            Principal::User { tenant, owner, .. } | Principal::Key { tenant, owner, .. } => {
+                row.tenant == tenant.as_str() && row.owner == owner.as_str()
+            }
+            Principal::Token { .. } => false,
+        };
+        if !visible {
+            return Err(AuthorityError::NotFound("key"));
+        }
+        let certificates = self.store.certificates_of(&[id.as_str()]).await?;
+        Ok(self.key_info(row, &certificates))
+    }
+
+    /// The API view of a stored key and its certificates.
+    pub(super) fn key_info(&self, row: KeyRow, certificates: &[CertificateRow]) -> KeyInfo {
+        let now = self.now().unix_timestamp();
+        let status = if row.revoked_at.is_some() {
+            "revoked"
+        } else if row.expires_at <= now {
+            "expired"
+        } else {
+            "active"
+        };
+        KeyInfo {
+            scopes: stored_scopes(&row.scopes)
+                .map(|s| s.iter().map(|s| s.to_string()).collect())
+                .unwrap_or_default(),
+            id: row.id,
+            tenant: row.tenant,
+            owner: row.owner,
+            name: row.name,
+            description: row.description,
+            created_at: from_unix(row.created_at),
+            expires_at: from_unix(row.expires_at),
+            status: status.to_owned(),
+            revoked_at: row.revoked_at.map(from_unix),
+            certificates: certificates
+                .iter()
+                .map(|c| CertificateInfo {
+                    serial: c.serial.clone(),
+                    not_before: from_unix(c.not_before),
+                    not_after: from_unix(c.not_after),
+                    revoked: c.revoked_at.is_some(),
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! The authority: decides who may get what. Authentication, CSR checks, scope policy and
+//! lifetimes live here and nowhere else; it is the only module that calls both the signer
+//! ([`crate::ca`]) and the [`crate::store`].
+
+mod admin;
+mod admin_change;
+mod authenticate;
+mod crl;
+pub mod csr;
+mod enroll;
+mod error;
+mod inventory;
+mod metrics;
+mod paging;
+mod password;
+mod renew;
+mod revoke;
+mod throttle;
+mod token;
+
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime};
+
+use crate::ca::Signer;
+use crate::clock::Clock;
+use crate::store::{AuditEvent, Store};
+
+pub use admin_change::AuditQuery;
+pub use authenticate::{Caller, Credential, Principal};
+pub use crl::{CrlHealth, DEFAULT_CRL_VALIDITY, PublishedCrl};
+pub use error::{AuthorityError, RenewalRefusal};
+pub use inventory::KeyQuery;
+pub use password::Passwords;
+
+/// The lifetimes the authority applies.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// A certificate's lifetime (default 24 h); never beyond its key's or its issuer's end.
+    pub certificate_lifetime: Duration,
+    /// A key's lifetime when the request names none (default 90 days, or the tenant's
+    /// maximum if that is shorter).
+    pub default_key_lifetime: Duration,
+    /// How far ahead each CRL's `nextUpdate` lies (default 1 h); a new one is built when
+    /// half of it has passed.
+    pub crl_validity: Duration,
+}
+
+/// No tenant may allow keys to live longer than this.
+pub const MAX_KEY_DAYS: i64 = 180;
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            certificate_lifetime: Duration::hours(24),
+            default_key_lifetime: Duration::days(90),
+            crl_validity: crl::DEFAULT_CRL_VALIDITY,
+        }
+    }
+}
+
+/// The authority: the store, the signer, the clock and the policy, in one place.
+pub struct Authority {
+    store: Store,
+    signer: Arc<Signer>,
+    issuer_id: i64,
+    /// The issuing CA's own public key, which no key certificate may carry.
+    issuer_spki: Vec<u8>,
+    /// The issuing intermediate and the root, PEM: `GET /v1/ca`.
+    ca_chain_pem: String,
+    /// The issuing intermediate, PEM: appended to every leaf to form its chain.
+    intermediate_pem: String,
+    clock: Arc<dyn Clock>,
+    passwords: Passwords,
+    throttle: throttle::PasswordThrottle,
+    policy: Policy,
+    crl: crl::CrlState,
+    metrics: metrics::Metrics,
+}
+
+impl std::fmt::Debug for Authority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authority")
+            .field("signer", &self.signer)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authority {
+    /// Connects to the store at `database_url` (applying migrations) and puts the
+    /// authority together.
+    pub async fn connect(
+        database_url: &str,
+        signer: Signer,
+        root_der: &[u8],
+        clock: Arc<dyn Clock>,
+        policy: Policy,
+    ) -> Result<Self, AuthorityError> {
+        let store = Store::connect(database_url).await.map_err(|e| match e {
+            crate::store::StoreError::Unavailable(_) => AuthorityError::Unavailable(e),
+            other => AuthorityError::Internal(other.to_string()),
+        })?;
+        Self::new(store, signer, root_der, clock, policy).await
+    }
+
+    /// Puts the authority together. `root_der` is the root the intermediate chains to.
+    pub async fn new(
+        store: Store,
+        signer: Signer,
+        root_der: &[u8],
+        clock: Arc<dyn Clock>,
+        policy: Policy,
+    ) -> Result<Self, AuthorityError> {
+        let intermediate = signer.certificate().to_vec();
+        let (_, parsed) = x509_parser::parse_x509_certificate(&intermediate)
+            .map_err(|e| AuthorityError::Internal(format!("issuer certificate: {e}")))?;
+        let issuer_id = store
+            .ensure_issuer(
+                &hex::encode(ring::digest::digest(&ring::digest::SHA256, &intermediate)),
+                &parsed.subject().to_string(),
+                &intermediate,
+                signer.not_after().unix_timestamp(),
+                clock.now().unix_timestamp(),
+            )
+            .await?;
+        let issuer_spki = parsed.public_key().raw.to_vec();
+        let passwords = tokio::task::spawn_blocking(Passwords::new)
+            .await
+            .map_err(|e| AuthorityError::Internal(e.to_string()))??;
+        Ok(Self {
+            store,
+            ca_chain_pem: crate::pem::encode_certificates([intermediate.as_slice(), root_der]),
+            intermediate_pem: crate::pem::encode("CERTIFICATE", &intermediate),
+            signer: Arc::new(signer),
+            issuer_id,
+            issuer_spki,
+            clock,
+            passwords,
+            throttle: throttle::PasswordThrottle::default(),
+            policy,
+            crl: crl::CrlState::new(),
+            metrics: metrics::Metrics::new(),
+        })
+    }
+
+    /// The CA chain clients and relying services trust: issuing intermediate, then root.
+    pub fn ca_chain_pem(&self) -> &str {
+        &self.ca_chain_pem
+    }
+
+    /// Ready to serve: the store answers, the issuer is valid, and a CRL is published, fresh,
+    /// and its builder is not failing.
+    pub async fn ready(&self) -> Result<(), AuthorityError> {
+        self.store.ping().await?;
+        if self.signer.not_after() <= self.now() {
+            return Err(AuthorityError::NotReady(
+                "the issuing CA has expired".into(),
+            ));
+        }
+        let crl = self.crl_health();
+        match crl.next_update {
+            None => Err(AuthorityError::NotReady(
+                "no CRL has been published yet".into(),
+            )),
+            Some(next) if next <= self.now() => Err(AuthorityError::NotReady(
+                "the published CRL is past its nextUpdate".into(),
+            )),
+            _ if crl.failing => Err(AuthorityError::NotReady(
+                "the CA cannot publish a new CRL; see its log".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records a certificate the CA issued for its own use (its TLS server certificate or an
+    /// administrator's), unless it is recorded already. Files are written before records, so
+    /// a crash in between leaves a certificate on disk that the next start records here.
+    pub async fn ensure_service_certificate_recorded(
+        &self,
+        der: rustls_pki_types::CertificateDer<'static>,
+    ) -> Result<(), AuthorityError> {
+        let issued = crate::ca::IssuedCertificate::from_der(der)
+            .map_err(|e| AuthorityError::Internal(e.to_string()))?;
+        if self
+            .store
+            .certificate(&issued.serial.to_string())
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let trust_domain = self.signer.trust_domain();
+        let (kind, subject) = match crate::tls::PeerIdentity::from_der(&issued.der, trust_domain) {
+            Ok(identity) => ("admin", identity.id.to_uri(trust_domain)),
+            Err(_) => ("server", "latchkey server".to_owned()),
+        };
+        self.record_service_certificate(kind, &subject, &issued)
+            .await
+    }
+
+    async fn record_service_certificate(
+        &self,
+        kind: &'static str,
+        subject: &str,
+        issued: &crate::ca::IssuedCertificate,
+    ) -> Result<(), AuthorityError> {
+        let now = self.now().unix_timestamp();
+        let certificate = crate::store::NewCertificate {
+            serial: issued.serial.to_string(),
+            issuer_id: self.issuer_id,
+            kind,
+            key_id: None,
+            subject: subject.to_owned(),
+            public_key_sha256: issued.public_key_fingerprint.clone(),
+            not_before: issued.not_before.unix_timestamp(),
+            not_after: issued.not_after.unix_timestamp(),
+            der: issued.der.to_vec(),
+            created_at: now,
+        };
+        let event = self.event(
+            "system",
+            match kind {
+                "admin" => "admin_certificate.issue",
+                _ => "server_certificate.issue",
+            },
+            None,
+            Some(issued.serial.to_string()),
+            serde_json::json!({ "subject": subject }),
+        );
+        self.store
+            .record_service_certificate(&certificate, &event)
+            .await?;
+        Ok(())
+    }
+
+    /// The Prometheus text exposition of the CA's metrics.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.encode()
+    }
+
+    /// Fails unless the caller presents a current administrator certificate.
+    pub async fn require_admin(&self, caller: &Caller) -> Result<(), AuthorityError> {
+        self.authenticate_admin(caller).await.map(|_| ())
+    }
+
+    /// Closes the store's connections; pending work finishes first.
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+
+    /// The tenant with this name, or `NotFound`.
+    async fn existing_tenant(
+        &self,
+        name: &crate::model::TenantName,
+    ) -> Result<crate::store::TenantRow, AuthorityError> {
+        self.store
+            .tenant(name.as_str())
+            .await?
+            .ok_or(AuthorityError::NotFound("tenant"))
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    fn event(
+        &self,
+        actor: &str,
+        action: &'static str,
+        tenant: Option<&str>,
+        target: Option<String>,
+        detail: serde_json::Value,
+    ) -> AuditEvent {
+        AuditEvent {
+            at: self.now().unix_timestamp(),
+            actor: actor.to_owned(),
+            action,
+            tenant: tenant.map(str::to_owned),
+            target,
+            detail,
+        }
+    }
+}
+
+/// A unix timestamp from the store as a time.
+pub(crate) fn from_unix(t: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}

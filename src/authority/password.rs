@@ -1,0 +1,96 @@
+//! Password hashing: argon2id, off the async threads (a hash takes ~40 ms of CPU), and at
+//! most one per core at a time, so a flood of password requests cannot starve the rest of
+//! the CA; a request that cannot get a turn within [`QUEUE_WAIT`] is answered "busy".
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use tokio::sync::Semaphore;
+
+use super::AuthorityError;
+
+/// Hashes and verifies passwords. Holds a hash of a random password so that an unknown
+/// user costs the same verification time as a known one.
+#[derive(Debug, Clone)]
+pub struct Passwords {
+    decoy_hash: String,
+    turns: Arc<Semaphore>,
+}
+
+/// How long a password check may wait for a free core.
+pub const QUEUE_WAIT: Duration = Duration::from_secs(10);
+
+/// The shortest password accepted.
+pub const MIN_PASSWORD_LENGTH: usize = 8;
+
+impl Passwords {
+    /// Prepares the decoy hash (one argon2id hash; call once at start-up).
+    pub fn new() -> Result<Self, AuthorityError> {
+        let decoy: [u8; 16] = crate::random_bytes();
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Ok(Self {
+            decoy_hash: hash_blocking(&hex::encode(decoy))?,
+            turns: Arc::new(Semaphore::new(cores)),
+        })
+    }
+
+    /// Runs `work` on the blocking pool once a core is free.
+    async fn with_turn<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AuthorityError> {
+        let permit = tokio::time::timeout(QUEUE_WAIT, self.turns.clone().acquire_owned())
+            .await
+            .map_err(|_| AuthorityError::Busy)?
+            .map_err(|_| AuthorityError::Busy)?;
+        let result = tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| AuthorityError::Internal(e.to_string()));
+        drop(permit);
+        result
+    }
+
+    /// The argon2id PHC string for `password`.
+    pub async fn hash(&self, password: String) -> Result<String, AuthorityError> {
+        if password.chars().count() < MIN_PASSWORD_LENGTH {
+            return Err(AuthorityError::invalid(
+                "weak_password",
+                format!("passwords need at least {MIN_PASSWORD_LENGTH} characters"),
+            ));
+        }
+        self.with_turn(move || hash_blocking(&password)).await?
+    }
+
+    /// True when `password` matches `hash`. With no hash (unknown user or tenant) the decoy is
+    /// verified instead and the answer is false, in the same time.
+    pub async fn verify(
+        &self,
+        password: String,
+        hash: Option<String>,
+    ) -> Result<bool, AuthorityError> {
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| self.decoy_hash.clone());
+        let matched = self
+            .with_turn(move || {
+                PasswordHash::new(&hash)
+                    .map(|parsed| {
+                        Argon2::default()
+                            .verify_password(password.as_bytes(), &parsed)
+                            .is_ok()
+                    })
+                    .unwrap_or(false)
+            })
+            .await?;
+        Ok(known && matched)
+    }
+}
+
+fn hash_blocking(password: &str) -> Result<String, AuthorityError> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| AuthorityError::Internal(format!("argon2: {e}")))
+}

@@ -1,0 +1,121 @@
+//! Revocation: one key by its owner or an administrator, or every key of a tenant or owner
+//! by an administrator. Each is one transaction with its audit event; the CRL builder is
+//! told at once, and renewals and the CA's own authentication read the store, so they
+//! refuse a revoked key immediately, before any CRL is published.
+
+use super::authenticate::Principal;
+use super::{Authority, AuthorityError, Caller};
+use crate::api::{BulkRevocation, BulkRevocationResult, KeyInfo, RevokeRequest};
+use crate::model::{KeyId, OwnerName, RevocationReason, TenantName};
+use crate::store::RevocationScope;
+
+fn reason(given: Option<&str>) -> Result<RevocationReason, AuthorityError> {
+    given
+        .unwrap_or("unspecified")
+        .parse()
+        .map_err(|e: crate::model::ReasonError| {
+            AuthorityError::invalid("invalid_reason", e.to_string())
+        })
+}
+
+impl Authority {
+    /// `DELETE /v1/keys/{id}`: revokes a key and every unexpired certificate of it. Revoking
+    /// a revoked key changes nothing and answers the same.
+    pub async fn revoke_key(
+        &self,
+        caller: &Caller,
+        id: &str,
+        request: RevokeRequest,
+    ) -> Result<KeyInfo, AuthorityError> {
+        let principal = self.authenticate_reader(caller).await?;
+        let reason = reason(request.reason.as_deref())?;
+        let id: KeyId = id.parse().map_err(|_| AuthorityError::NotFound("key"))?;
+        let row = self
+            .store
+            .key(id.as_str())
+            .await?
+            .ok_or(AuthorityError::NotFound("key"))?;
+        match &principal {
+            Principal::Admin { .. } => {}
+            // A key's certificate speaks for that key only: a leaked key cannot revoke its
+            // owner's other keys.
+            Principal::Key { tenant, key_id, .. }
+                if row.tenant == tenant.as_str() && key_id != &id =>
+            {
+                return Err(AuthorityError::NotKeyOwner);
+            }
+            Principal::User { tenant, owner, .. } | Principal::Key { tenant, owner, .. } => {
+                // Another tenant's key does not exist for this caller; a colleague's does.
+                if row.tenant != tenant.as_str() {
+                    return Err(AuthorityError::NotFound("key"));
+                }
+                if row.owner != owner.as_str() {
+                    return Err(AuthorityError::NotKeyOwner);
+                }
+            }
+            Principal::Token { .. } => return Err(AuthorityError::Unauthenticated),
+        }
+        let now = self.now().unix_timestamp();
+        let event = self.event(
+            &principal.actor(),
+            "key.revoke",
+            Some(&row.tenant),
+            Some(id.to_string()),
+            serde_json::json!({ "owner": row.owner, "reason": reason.as_str() }),
+        );
+        if let Some(certificates) = self
+            .store
+            .revoke_key(id.as_str(), reason.as_str(), now, &event)
+            .await?
+        {
+            self.crl.poke();
+            self.metrics.revoked.inc();
+            tracing::info!(key_id = %id, tenant = %row.tenant, %reason, certificates, "key revoked");
+        }
+        let row = self
+            .store
+            .key(id.as_str())
+            .await?
+            .ok_or(AuthorityError::NotFound("key"))?;
+        let certificates = self.store.certificates_of(&[id.as_str()]).await?;
+        Ok(self.key_info(row, &certificates))
+    }
+
+    /// `POST /v1/admin/revocations`: revokes every key of a tenant, or of one owner in it, in
+    /// one transaction.
+    pub async fn revoke_many(
+        &self,
+        caller: &Caller,
+        request: BulkRevocation,
+    ) -> Result<BulkRevocationResult, AuthorityError> {
+        let admin = self.authenticate_admin(caller).await?;
+        let reason = reason(request.reason.as_deref())?;
+        let tenant_name: TenantName = request.tenant.parse()?;
+        let owner = match &request.owner {
+            Some(o) => Some(o.parse::<OwnerName>()?.to_string()),
+            None => None,
+        };
+        let tenant = self.existing_tenant(&tenant_name).await?;
+        let event = self.event(
+            &format!("admin:{admin}"),
+            "key.revoke_bulk",
+            Some(tenant_name.as_str()),
+            owner.clone(),
+            serde_json::json!({ "owner": owner, "reason": reason.as_str() }),
+        );
+        let scope = RevocationScope {
+            tenant_id: tenant.id,
+            owner,
+        };
+        let (keys, certificates) = self
+            .store
+            .revoke_keys_of(&scope, reason.as_str(), event.at, &event)
+            .await?;
+        if keys > 0 {
+            self.crl.poke();
+            self.metrics.revoked.inc_by(keys as u64);
+        }
+        tracing::info!(tenant = %tenant_name, keys, certificates, "bulk revocation");
+        Ok(BulkRevocationResult { keys, certificates })
+    }
+}

@@ -1,0 +1,136 @@
+//! Making a new CA: the root, the issuing intermediate, and the first certificates the CA
+//! needs for itself (its TLS server certificate and the administrator's client certificate).
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PublicKeyData, SerialNumber,
+};
+use rustls_pki_types::CertificateDer;
+use time::{Duration, OffsetDateTime};
+
+use super::{IssuedCertificate, PublicKey, Signer, SignerError};
+use crate::model::{OwnerName, Serial};
+
+/// The root CA's lifetime: ten years.
+const ROOT_LIFETIME: Duration = Duration::days(3653);
+/// The issuing intermediate's lifetime: five years.
+const INTERMEDIATE_LIFETIME: Duration = Duration::days(1826);
+/// The CA's own TLS and administrator certificates: one year, renewed at start-up when
+/// fewer than 30 days remain.
+pub const SERVICE_CERTIFICATE_LIFETIME: Duration = Duration::days(365);
+/// Certificates start a minute in the past so a client whose clock runs slightly behind
+/// does not see them as not yet valid.
+pub const BACKDATE: Duration = crate::model::profile::BACKDATE;
+
+/// Why a CA could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    /// Key generation or signing failed.
+    #[error("cannot make the CA: {0}")]
+    Rcgen(#[from] rcgen::Error),
+    /// The new intermediate could not be loaded as a signer.
+    #[error(transparent)]
+    Signer(#[from] SignerError),
+}
+
+/// A freshly made root and issuing intermediate, with their PKCS#8 private keys in PEM.
+pub struct Bootstrap {
+    /// The self-signed root certificate: what clients trust.
+    pub root_certificate: CertificateDer<'static>,
+    /// The root's private key.
+    pub root_key_pem: String,
+    /// The issuing intermediate, signed by the root.
+    pub intermediate_certificate: CertificateDer<'static>,
+    /// The intermediate's private key.
+    pub intermediate_key_pem: String,
+}
+
+impl Bootstrap {
+    /// Generates an ECDSA P-256 root (10 years) and intermediate (5 years).
+    pub fn generate(now: OffsetDateTime) -> Result<Self, BootstrapError> {
+        let not_before = now - BACKDATE;
+        let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut root_params = ca_params("latchkey root CA", 1, not_before, now + ROOT_LIFETIME);
+        root_params.key_identifier_method =
+            rcgen::KeyIdMethod::PreSpecified(super::signer::key_identifier(root_key.der_bytes()));
+        let root_certificate = root_params.self_signed(&root_key)?;
+        let root = Issuer::new(root_params, &root_key);
+
+        let intermediate_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let mut params = ca_params(
+            "latchkey issuing CA",
+            0,
+            not_before,
+            now + INTERMEDIATE_LIFETIME,
+        );
+        params.use_authority_key_identifier_extension = true;
+        params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(
+            super::signer::key_identifier(intermediate_key.der_bytes()),
+        );
+        let intermediate_certificate = params.signed_by(&intermediate_key, &root)?;
+
+        Ok(Self {
+            root_certificate: root_certificate.der().clone(),
+            root_key_pem: root_key.serialize_pem(),
+            intermediate_certificate: intermediate_certificate.der().clone(),
+            intermediate_key_pem: intermediate_key.serialize_pem(),
+        })
+    }
+}
+
+fn ca_params(
+    common_name: &str,
+    path_len: u8,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, "latchkey");
+    params.serial_number = Some(SerialNumber::from(Serial::random().as_bytes().to_vec()));
+    params.not_before = not_before;
+    params.not_after = not_after;
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    params
+}
+
+/// A new key pair and a certificate for it, for the CA's own use.
+fn issue_for_new_key(
+    sign: impl FnOnce(&PublicKey) -> Result<IssuedCertificate, SignerError>,
+) -> Result<(IssuedCertificate, String), BootstrapError> {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let public_key = PublicKey::from_checked_spki(&key.subject_public_key_info())?;
+    Ok((sign(&public_key)?, key.serialize_pem()))
+}
+
+/// Issues the CA's TLS server certificate for `hostnames` (DNS names or IP addresses), with a
+/// new key. Returns the certificate and the key's PEM.
+pub fn issue_server_certificate(
+    signer: &Signer,
+    hostnames: &[String],
+    now: OffsetDateTime,
+) -> Result<(IssuedCertificate, String), BootstrapError> {
+    let not_after = (now + SERVICE_CERTIFICATE_LIFETIME).min(signer.not_after());
+    issue_for_new_key(|pk| {
+        signer.sign_server_certificate(hostnames, Serial::random(), now - BACKDATE, not_after, pk)
+    })
+}
+
+/// Issues an administrator's client certificate with a new key. Returns the certificate
+/// and the key's PEM.
+pub fn issue_admin_certificate(
+    signer: &Signer,
+    name: &OwnerName,
+    now: OffsetDateTime,
+) -> Result<(IssuedCertificate, String), BootstrapError> {
+    let not_after = (now + SERVICE_CERTIFICATE_LIFETIME).min(signer.not_after());
+    issue_for_new_key(|pk| {
+        signer.sign_admin_certificate(name, Serial::random(), now - BACKDATE, not_after, pk)
+    })
+}

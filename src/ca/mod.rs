@@ -1,0 +1,17 @@
+//! The signer: turns an order the authority approved into a signed certificate.
+//!
+//! It knows nothing of HTTP, users, tenants' policies or SQL. Everything it signs was decided
+//! elsewhere; what it guarantees is the certificate profile of DESIGN.md, built from scratch
+//! for every certificate (nothing is ever copied from a CSR but the public key).
+
+mod bootstrap;
+mod crl;
+mod scopes_extension;
+mod signer;
+
+pub use bootstrap::{
+    BACKDATE, Bootstrap, BootstrapError, SERVICE_CERTIFICATE_LIFETIME, issue_admin_certificate,
+    issue_server_certificate,
+};
+pub use crl::{CrlEntry, CrlOrder};
+pub use signer::{IssuedCertificate, KeyOrder, PublicKey, Signer, SignerError};

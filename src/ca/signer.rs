@@ -1,0 +1,359 @@
+use rcgen::{
+    CertificateParams, CrlDistributionPoint, CustomExtension, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PublicKeyData,
+    SanType, SerialNumber,
+};
+use rustls_pki_types::CertificateDer;
+use time::OffsetDateTime;
+
+use super::scopes_extension::{
+    PLACEHOLDER_ARCS, PatchingKey, Placeholder, contains_placeholder, replace_placeholder,
+};
+use crate::model::profile::{self, SpiffeId};
+use crate::model::{KeyId, OwnerName, ScopeSet, Serial, TenantName};
+
+/// What can go wrong while signing. None of these is the requester's fault: the authority
+/// decides what is signed, so a signer error is an internal error.
+#[derive(Debug, thiserror::Error)]
+pub enum SignerError {
+    /// The issuing certificate or key could not be loaded.
+    #[error("cannot load the issuing CA: {0}")]
+    Issuer(String),
+    /// The order asks for a validity the issuer cannot give.
+    #[error("validity {not_before} .. {not_after} is empty or outlives the issuer")]
+    Validity {
+        /// Requested start.
+        not_before: OffsetDateTime,
+        /// Requested end.
+        not_after: OffsetDateTime,
+    },
+    /// rcgen refused to build or sign the certificate.
+    #[error("signing failed: {0}")]
+    Signing(#[from] rcgen::Error),
+}
+
+/// A public key taken from a verified CSR (or from a certificate this CA issued): the only
+/// thing of a request that ever reaches a certificate.
+#[derive(Debug, Clone)]
+pub struct PublicKey {
+    spki: rcgen::SubjectPublicKeyInfo,
+    spki_der: Vec<u8>,
+}
+
+impl PublicKey {
+    /// Wraps a DER SubjectPublicKeyInfo whose key the caller has already checked.
+    pub(crate) fn from_checked_spki(spki_der: &[u8]) -> Result<Self, rcgen::Error> {
+        if contains_placeholder(spki_der) {
+            return Err(rcgen::Error::X509("public key holds reserved bytes".into()));
+        }
+        Ok(Self {
+            spki: rcgen::SubjectPublicKeyInfo::from_der(spki_der)?,
+            spki_der: spki_der.to_vec(),
+        })
+    }
+
+    /// The DER SubjectPublicKeyInfo.
+    pub fn spki_der(&self) -> &[u8] {
+        &self.spki_der
+    }
+
+    /// SHA-256 of the SubjectPublicKeyInfo, lowercase hex: the key's fingerprint.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(ring::digest::digest(&ring::digest::SHA256, &self.spki_der))
+    }
+}
+
+/// The subject key identifier of a public key: RFC 7093 method 1, the leftmost 160 bits of
+/// the SHA-256 of the subjectPublicKey bits (a method linters recognise).
+pub fn key_identifier(subject_public_key: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, subject_public_key).as_ref()[..20].to_vec()
+}
+
+/// An approved request for a key certificate. Only the authority makes these; the signer
+/// consumes one per certificate.
+#[derive(Debug)]
+pub struct KeyOrder {
+    /// A fresh random serial (the store rejects a repeated one).
+    pub serial: Serial,
+    /// The key's tenant: `O=` and the SPIFFE path.
+    pub tenant: TenantName,
+    /// The key's owner: `CN=`.
+    pub owner: OwnerName,
+    /// The key's id: the SPIFFE path.
+    pub key_id: KeyId,
+    /// The scopes extension.
+    pub scopes: ScopeSet,
+    /// Start of validity.
+    pub not_before: OffsetDateTime,
+    /// End of validity, already capped by the key's and the issuer's.
+    pub not_after: OffsetDateTime,
+    /// The subject public key.
+    pub public_key: PublicKey,
+}
+
+/// A certificate that was signed: the proof that signing ran. It still has to be recorded
+/// before anybody sees it.
+#[derive(Debug, Clone)]
+pub struct IssuedCertificate {
+    /// The serial in the certificate.
+    pub serial: Serial,
+    /// The DER certificate.
+    pub der: CertificateDer<'static>,
+    /// Start of validity.
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
+    /// The fingerprint of its public key.
+    pub public_key_fingerprint: String,
+}
+
+impl IssuedCertificate {
+    /// Reads back a certificate this CA issued earlier (to record one found on disk).
+    pub fn from_der(der: CertificateDer<'static>) -> Result<Self, SignerError> {
+        let bad = |e: String| SignerError::Issuer(format!("unreadable certificate: {e}"));
+        let (_, parsed) =
+            x509_parser::parse_x509_certificate(&der).map_err(|e| bad(e.to_string()))?;
+        let serial = Serial::from_slice(parsed.raw_serial()).map_err(|e| bad(e.to_string()))?;
+        let public_key = PublicKey::from_checked_spki(parsed.public_key().raw)?;
+        let not_before = parsed.validity().not_before.to_datetime();
+        let not_after = parsed.validity().not_after.to_datetime();
+        Ok(Self {
+            serial,
+            public_key_fingerprint: public_key.fingerprint(),
+            not_before,
+            not_after,
+            der,
+        })
+    }
+
+    /// The certificate in PEM.
+    pub fn pem(&self) -> String {
+        crate::pem::encode("CERTIFICATE", &self.der)
+    }
+}
+
+/// The issuing intermediate CA and what every certificate it signs says about it.
+pub struct Signer {
+    pub(super) issuer: Issuer<'static, PatchingKey>,
+    /// The issuer's subject key identifier: the authority key identifier of its CRLs.
+    pub(super) key_identifier: Vec<u8>,
+    certificate: CertificateDer<'static>,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    trust_domain: String,
+    crl_url: String,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("trust_domain", &self.trust_domain)
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Signer {
+    /// Loads the issuing CA from its certificate and PKCS#8 private key.
+    pub fn new(
+        certificate: CertificateDer<'static>,
+        key_pem: &str,
+        trust_domain: &str,
+        crl_url: &str,
+    ) -> Result<Self, SignerError> {
+        let key = KeyPair::from_pem(key_pem).map_err(|e| SignerError::Issuer(e.to_string()))?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(&certificate)
+            .map_err(|e| SignerError::Issuer(e.to_string()))?;
+        if parsed.public_key().raw != key.subject_public_key_info().as_slice() {
+            return Err(SignerError::Issuer(
+                "the issuing key does not match the issuing certificate".into(),
+            ));
+        }
+        let not_before = parsed.validity().not_before.to_datetime();
+        let not_after = parsed.validity().not_after.to_datetime();
+        let key_identifier = parsed
+            .extensions()
+            .iter()
+            .find_map(|ext| match ext.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(ski) => {
+                    Some(ski.0.to_vec())
+                }
+                _ => None,
+            })
+            .ok_or_else(|| {
+                SignerError::Issuer("the issuing certificate has no subject key identifier".into())
+            })?;
+        let issuer = Issuer::from_ca_cert_der(&certificate, PatchingKey(key))
+            .map_err(|e| SignerError::Issuer(e.to_string()))?;
+        Ok(Self {
+            issuer,
+            key_identifier,
+            certificate,
+            not_before,
+            not_after,
+            trust_domain: trust_domain.to_owned(),
+            crl_url: crl_url.to_owned(),
+        })
+    }
+
+    /// The issuing CA's certificate.
+    pub fn certificate(&self) -> &CertificateDer<'static> {
+        &self.certificate
+    }
+
+    /// The end of the issuing CA's validity: no certificate it signs outlives it.
+    pub fn not_after(&self) -> OffsetDateTime {
+        self.not_after
+    }
+
+    /// The SPIFFE trust domain written into every certificate.
+    pub fn trust_domain(&self) -> &str {
+        &self.trust_domain
+    }
+
+    /// Signs a key certificate with the DESIGN.md profile.
+    pub fn sign_key_certificate(&self, order: KeyOrder) -> Result<IssuedCertificate, SignerError> {
+        let id = SpiffeId::Key {
+            tenant: order.tenant.clone(),
+            key_id: order.key_id,
+        };
+        let mut params = self.client_params(
+            order.serial,
+            order.owner.as_str(),
+            order.tenant.as_str(),
+            &id,
+            order.not_before,
+            order.not_after,
+        )?;
+        params.custom_extensions = vec![CustomExtension::from_oid_content(
+            PLACEHOLDER_ARCS,
+            profile::encode_scopes(&order.scopes),
+        )];
+        self.sign(params, order.serial, &order.public_key, true)
+    }
+
+    /// Signs an administrator certificate: `CN=<name>, O=latchkey admin` and the admin
+    /// SPIFFE URI, no scopes.
+    pub fn sign_admin_certificate(
+        &self,
+        name: &OwnerName,
+        serial: Serial,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+        public_key: &PublicKey,
+    ) -> Result<IssuedCertificate, SignerError> {
+        let id = SpiffeId::Admin { name: name.clone() };
+        let params = self.client_params(
+            serial,
+            name.as_str(),
+            profile::ADMIN_ORGANIZATION,
+            &id,
+            not_before,
+            not_after,
+        )?;
+        self.sign(params, serial, public_key, false)
+    }
+
+    /// Signs the TLS server certificate of the CA's own listener.
+    pub fn sign_server_certificate(
+        &self,
+        hostnames: &[String],
+        serial: Serial,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+        public_key: &PublicKey,
+    ) -> Result<IssuedCertificate, SignerError> {
+        let mut params = CertificateParams::new(hostnames.to_vec())?;
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(
+            DnType::CommonName,
+            hostnames.first().map_or("latchkey", |h| h.as_str()),
+        );
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "latchkey");
+        self.common(&mut params, serial, not_before, not_after)?;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.sign(params, serial, public_key, false)
+    }
+
+    fn client_params(
+        &self,
+        serial: Serial,
+        common_name: &str,
+        organization: &str,
+        id: &SpiffeId,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<CertificateParams, SignerError> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, organization);
+        params.subject_alt_names = vec![SanType::URI(id.to_uri(&self.trust_domain).try_into()?)];
+        self.common(&mut params, serial, not_before, not_after)?;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.crl_distribution_points = vec![CrlDistributionPoint {
+            uris: vec![self.crl_url.clone()],
+        }];
+        Ok(params)
+    }
+
+    /// What every end-entity certificate shares: serial, validity inside the issuer's,
+    /// CA:FALSE (critical), digitalSignature (critical), subject and authority key identifiers.
+    fn common(
+        &self,
+        params: &mut CertificateParams,
+        serial: Serial,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<(), SignerError> {
+        if not_before >= not_after || not_before < self.not_before || not_after > self.not_after {
+            return Err(SignerError::Validity {
+                not_before,
+                not_after,
+            });
+        }
+        params.serial_number = Some(SerialNumber::from(serial.as_bytes().to_vec()));
+        params.not_before = not_before;
+        params.not_after = not_after;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.use_authority_key_identifier_extension = true;
+        Ok(())
+    }
+
+    fn sign(
+        &self,
+        mut params: CertificateParams,
+        serial: Serial,
+        public_key: &PublicKey,
+        has_scopes: bool,
+    ) -> Result<IssuedCertificate, SignerError> {
+        params.key_identifier_method =
+            KeyIdMethod::PreSpecified(key_identifier(public_key.spki.der_bytes()));
+        let cert = params.signed_by(&public_key.spki, &self.issuer)?;
+        let mut der = cert.der().to_vec();
+        let expected = if has_scopes {
+            Placeholder::Replaced
+        } else {
+            Placeholder::Absent
+        };
+        if replace_placeholder(&mut der) != expected {
+            return Err(SignerError::Signing(rcgen::Error::X509(
+                "scopes extension placeholder mismatch".into(),
+            )));
+        }
+        Ok(IssuedCertificate {
+            serial,
+            der: CertificateDer::from(der),
+            not_before: params.not_before,
+            not_after: params.not_after,
+            public_key_fingerprint: public_key.fingerprint(),
+        })
+    }
+}

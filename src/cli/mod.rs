@@ -1,0 +1,176 @@
+//! The command line: arguments and dispatch. Every client command is a thin wrapper over
+//! [`latchkey::client::Client`]; errors print as one line and exit non-zero.
+
+mod admin;
+mod keys;
+mod migrate;
+mod serve;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use latchkey::client::{Auth, Client, DEFAULT_SERVER};
+
+/// A mutual-TLS certificate authority whose client certificates are the API keys.
+#[derive(Debug, Parser)]
+#[command(name = "latchkey", version, about)]
+pub struct Args {
+    /// The CA home: key material, settings, the embedded database, the admin certificate.
+    #[arg(long, global = true, env = "LATCHKEY_HOME", default_value = "certs")]
+    home: PathBuf,
+    /// The CA to talk to (client commands).
+    #[arg(long, global = true, env = "LATCHKEY_SERVER", default_value = DEFAULT_SERVER)]
+    server: String,
+    /// The root certificate to trust (default: <home>/ca.pem).
+    #[arg(long, global = true, env = "LATCHKEY_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Make a new CA in the home directory (serve does this on its first start).
+    Init(serve::InitArgs),
+    /// Run the CA (initializing it on the first start).
+    Serve(serve::ServeArgs),
+    /// Manage tenants (admin).
+    #[command(subcommand)]
+    Tenant(admin::TenantCommand),
+    /// Manage users (admin).
+    #[command(subcommand)]
+    User(admin::UserCommand),
+    /// Manage enrollment tokens (admin).
+    #[command(subcommand)]
+    Token(admin::TokenCommand),
+    /// Get a key: make a key pair here and have the CA certify it.
+    Enroll(keys::EnrollArgs),
+    /// List, show and revoke keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Renew a key directory's certificate (once, or keep renewing with --watch).
+    Renew(keys::RenewArgs),
+    /// Revoke every key of a tenant, or of one owner in it (admin).
+    Revoke(admin::BulkRevokeArgs),
+    /// Read the audit log (admin).
+    Audit(admin::AuditArgs),
+    /// Copy the CA's store into an empty PostgreSQL database, verified, for replicas.
+    Migrate(migrate::MigrateArgs),
+}
+
+/// Runs a parsed command line.
+pub async fn run(args: Args) -> Result<()> {
+    match &args.command {
+        Command::Init(init) => serve::init(&args, init).await,
+        Command::Serve(serve) => serve::serve(&args, serve).await,
+        Command::Tenant(cmd) => admin::tenant(&args, cmd).await,
+        Command::User(cmd) => admin::user(&args, cmd).await,
+        Command::Token(cmd) => admin::token(&args, cmd).await,
+        Command::Enroll(enroll) => keys::enroll(&args, enroll).await,
+        Command::Keys(cmd) => keys::keys(&args, cmd).await,
+        Command::Renew(renew) => keys::renew(&args, renew).await,
+        Command::Revoke(revoke) => admin::revoke(&args, revoke).await,
+        Command::Audit(audit) => admin::audit(&args, audit).await,
+        Command::Migrate(m) => migrate::migrate(&args, m).await,
+    }
+}
+
+impl Args {
+    fn ca_cert_path(&self) -> PathBuf {
+        self.ca_cert
+            .clone()
+            .unwrap_or_else(|| self.home.join("ca.pem"))
+    }
+
+    fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
+        std::fs::read(path).with_context(|| format!("cannot read {what} {}", path.display()))
+    }
+
+    /// A client without a client certificate.
+    fn anonymous_client(&self) -> Result<Client> {
+        let ca = Self::read(&self.ca_cert_path(), "the CA certificate")?;
+        Ok(Client::new(&self.server, &ca, None)?)
+    }
+
+    /// A client presenting the certificate in `dir` (`chain.pem`, `key.pem`).
+    fn client_with_identity(&self, dir: &Path, what: &str) -> Result<Client> {
+        let ca = Self::read(&self.ca_cert_path(), "the CA certificate")?;
+        let chain = Self::read(&dir.join("chain.pem"), what)?;
+        let key = Self::read(&dir.join("key.pem"), what)?;
+        Ok(Client::new(&self.server, &ca, Some((&chain, &key)))?)
+    }
+
+    /// A client presenting the administrator certificate from the CA home.
+    fn admin_client(&self) -> Result<Client> {
+        self.client_with_identity(&self.home.join("admin"), "the admin certificate")
+    }
+
+    fn print_json(&self, value: &impl serde::Serialize) -> Result<()> {
+        println!("{}", serde_json::to_string_pretty(value)?);
+        Ok(())
+    }
+}
+
+/// A password from `LATCHKEY_PASSWORD`, or asked for without echo.
+fn password(prompt: &str, confirm: bool) -> Result<String> {
+    if let Ok(p) = std::env::var("LATCHKEY_PASSWORD") {
+        return Ok(p);
+    }
+    let first = rpassword::prompt_password(prompt)
+        .context("cannot read a password (set LATCHKEY_PASSWORD when there is no terminal)")?;
+    if confirm {
+        let second = rpassword::prompt_password("again: ")?;
+        if first != second {
+            bail!("the passwords differ");
+        }
+    }
+    Ok(first)
+}
+
+/// `--user alice@acme` with its password, as a credential.
+fn password_auth(user: &str) -> Result<Auth> {
+    Ok(Auth::Password {
+        user: user.to_owned(),
+        password: password(&format!("password for {user}: "), false)?,
+    })
+}
+
+/// Parses `90d`, `12h`, `30m`, `45s` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: use e.g. 90d, 12h, 30m, 45s"))?;
+    let factor = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(format!("invalid duration unit in {s:?}: use d, h, m or s")),
+    };
+    n.checked_mul(factor)
+        .ok_or_else(|| format!("duration {s:?} is too long"))
+}
+
+/// A time as RFC 3339, the way every command prints one.
+fn when(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+/// Splits `a,b c` into scope strings.
+fn scope_list(s: &str) -> Vec<String> {
+    s.split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}

@@ -1,0 +1,161 @@
+//! `latchkey init` and `latchkey serve`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Result;
+use clap::Parser;
+use latchkey::authority::Policy;
+use latchkey::clock::SystemClock;
+use latchkey::home::{Home, InitOptions};
+use latchkey::model::profile::DEFAULT_TRUST_DOMAIN;
+use latchkey::server::{ServeOptions, Server};
+
+use super::{Args, parse_duration};
+
+/// Options that shape a new CA.
+#[derive(Debug, Parser)]
+pub struct InitArgs {
+    /// The SPIFFE trust domain in every key's URI (fixed at initialization).
+    #[arg(long, default_value = DEFAULT_TRUST_DOMAIN)]
+    trust_domain: String,
+    /// Extra names (DNS or IP) for the CA's server certificate; localhost, 127.0.0.1 and ::1
+    /// are always included.
+    #[arg(long = "hostname")]
+    hostnames: Vec<String>,
+    /// The URL relying parties reach the CA at (for the CRL distribution point).
+    #[arg(long)]
+    public_url: Option<String>,
+    /// The database (default: SQLite in <home>/latchkey.db).
+    #[arg(long, env = "LATCHKEY_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+/// Options of a running CA.
+#[derive(Debug, Parser)]
+pub struct ServeArgs {
+    /// The address to listen on.
+    #[arg(long, env = "LATCHKEY_LISTEN", default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// How long each certificate lives (e.g. 24h); never beyond its key.
+    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    certificate_lifetime: i64,
+    /// How far ahead each CRL's nextUpdate lies (e.g. 1h); a new CRL is built after every
+    /// revocation and when half of this has passed.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    crl_validity: i64,
+    #[command(flatten)]
+    init: InitArgs,
+}
+
+impl InitArgs {
+    /// The options for a CA that will listen on `port` (for the default public URL).
+    fn options(&self, port: u16) -> InitOptions {
+        let port = if port == 0 { 8443 } else { port };
+        let host = self.hostnames.first().map_or("localhost", String::as_str);
+        InitOptions {
+            trust_domain: self.trust_domain.clone(),
+            hostnames: self.hostnames.clone(),
+            public_url: Some(
+                self.public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("https://{host}:{port}")),
+            ),
+        }
+    }
+}
+
+/// `latchkey init`.
+pub async fn init(args: &Args, init: &InitArgs) -> Result<()> {
+    let home = Home::new(&args.home);
+    if home.is_initialized() {
+        anyhow::bail!(
+            "a CA already exists in {}; refusing to overwrite it",
+            args.home.display()
+        );
+    }
+    latchkey::server::prepare(
+        &home,
+        init.database_url.as_deref(),
+        &init.options(8443),
+        Policy::default(),
+        Arc::new(SystemClock),
+    )
+    .await?;
+    println!("latchkey: new CA in {}", args.home.display());
+    println!("  clients trust:      {}", home.ca_cert().display());
+    println!("  admin certificate:  {}/", home.admin_dir().display());
+    println!("  next:               latchkey serve");
+    Ok(())
+}
+
+/// `latchkey serve`.
+pub async fn serve(args: &Args, serve: &ServeArgs) -> Result<()> {
+    if serve.certificate_lifetime <= 0 {
+        anyhow::bail!("--certificate-lifetime must be positive");
+    }
+    if serve.crl_validity < 60 {
+        anyhow::bail!("--crl-validity must be at least 60s");
+    }
+    let policy = Policy {
+        certificate_lifetime: time::Duration::seconds(serve.certificate_lifetime),
+        crl_validity: time::Duration::seconds(serve.crl_validity),
+        ..Policy::default()
+    };
+    let server = Server::start(ServeOptions {
+        home: args.home.clone(),
+        listen: serve.listen,
+        database_url: serve.init.database_url.clone(),
+        init: serve.init.options(serve.listen.port()),
+        policy,
+    })
+    .await?;
+    let addr = server.local_addr()?;
+    let home = &server.home;
+    let url = format!("https://{addr}");
+    let server_flag = if url == latchkey::client::DEFAULT_SERVER {
+        String::new()
+    } else {
+        format!(" --server {url}")
+    };
+    let home_flag = if args.home.as_os_str() == "certs" {
+        String::new()
+    } else {
+        format!(" --home {}", args.home.display())
+    };
+    if server.initialized_now {
+        println!("latchkey: initialized a new CA in {}", home.dir().display());
+    }
+    println!("latchkey: listening on {url}");
+    println!("  clients trust:      {}", home.ca_cert().display());
+    println!("  admin certificate:  {}/", home.admin_dir().display());
+    println!("  next:               latchkey{server_flag}{home_flag} tenant add acme");
+    println!(
+        "                      latchkey{server_flag}{home_flag} user add alice@acme --scopes read:metrics,write:events"
+    );
+    println!(
+        "                      latchkey{server_flag} --ca-cert {} enroll --user alice@acme --scopes read:metrics --name laptop --out alice/",
+        home.ca_cert().display()
+    );
+    server.run(shutdown_signal()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

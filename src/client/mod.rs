@@ -1,0 +1,401 @@
+//! The client: talks to the CA over HTTPS (with a client certificate when it has one), makes
+//! key pairs and CSRs locally, and keeps key directories on disk. The CLI is a thin wrapper
+//! over it. Needs no server dependencies.
+
+mod connection;
+mod keydir;
+mod keygen;
+mod renewal;
+mod resolver;
+
+use http::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::api::{
+    AuditPage, BulkRevocation, BulkRevocationResult, EnrollRequest, EnrollResponse, KeyInfo,
+    KeyPage, NewTenant, NewToken, NewUser, Problem, RenewRequest, RevokeRequest, TenantChange,
+    TenantInfo, TokenInfo, UserChange, UserInfo,
+};
+pub use connection::Connection;
+pub use keydir::{KeyDir, KeyDirError};
+pub use keygen::{KeyType, NewKeyPair, new_key_pair};
+pub use renewal::{Renewer, next_renewal_at};
+pub use resolver::AutoRenewingKey;
+
+/// The default CA address.
+pub const DEFAULT_SERVER: &str = "https://127.0.0.1:8443";
+
+/// What went wrong talking to the CA.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server URL is not `https://host[:port]`.
+    #[error("invalid server URL {0:?}: expected https://host[:port]")]
+    Url(String),
+    /// The TLS configuration could not be built.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::ConfigError),
+    /// The CA could not be reached, or the connection failed.
+    #[error("cannot reach the CA at {server}: {why}")]
+    Connect {
+        /// The server.
+        server: String,
+        /// What failed.
+        why: String,
+    },
+    /// The CA answered with a problem document.
+    #[error("{} ({})", .0.detail, .0.code)]
+    Problem(Problem),
+    /// The CA answered with something that is not the expected JSON.
+    #[error("unexpected answer from the CA (HTTP {status}): {body}")]
+    Unexpected {
+        /// The HTTP status.
+        status: u16,
+        /// The start of the body.
+        body: String,
+    },
+    /// The key reaches its `expires_at`; renewing cannot go past it.
+    #[error("the key expires at {0}; keys cannot be extended, make a new one")]
+    KeyEnding(time::OffsetDateTime),
+    /// A key directory's certificate is unusable.
+    #[error("unusable certificate: {0}")]
+    Certificate(String),
+    /// Making the key pair or CSR failed.
+    #[error("cannot make a key pair: {0}")]
+    KeyGen(String),
+    /// A key directory could not be read or written.
+    #[error(transparent)]
+    KeyDir(#[from] KeyDirError),
+}
+
+/// A credential sent in the `Authorization` header.
+#[derive(Clone)]
+pub enum Auth {
+    /// HTTP Basic with `owner@tenant` and a password.
+    Password {
+        /// `owner@tenant`.
+        user: String,
+        /// The password.
+        password: String,
+    },
+    /// An enrollment token.
+    Token(String),
+}
+
+/// Query for [`Client::list_keys`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct KeyListQuery {
+    /// Only this tenant's (administrators).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Only this owner's (administrators).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// `active`, `expired` or `revoked`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The previous page's `next_cursor`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// Page size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+
+/// A client of one CA, with or without a client certificate.
+#[derive(Clone)]
+pub struct Client {
+    connection: Connection,
+}
+
+impl Client {
+    /// A client for `server` that trusts the roots in `ca_pem` and presents `identity`
+    /// (certificate chain PEM, private key PEM) if given.
+    pub fn new(
+        server: &str,
+        ca_pem: &[u8],
+        identity: Option<(&[u8], &[u8])>,
+    ) -> Result<Self, ClientError> {
+        Ok(Self {
+            connection: Connection::new(server, ca_pem, identity)?,
+        })
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Option<&Auth>,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, ClientError> {
+        let body = body.map(|b| serde_json::to_vec(b).unwrap_or_default());
+        let (status, bytes) = self.connection.send(method, path, auth, body).await?;
+        if status.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|_| unexpected(status.as_u16(), &bytes));
+        }
+        Err(problem_or_unexpected(status.as_u16(), &bytes))
+    }
+
+    /// `GET /v1/ca`: the CA chain (issuing intermediate, then root).
+    pub async fn ca_chain(
+        &self,
+    ) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, ClientError> {
+        let (status, bytes) = self
+            .connection
+            .send(Method::GET, "/v1/ca", None, None)
+            .await?;
+        if !status.is_success() {
+            return Err(problem_or_unexpected(status.as_u16(), &bytes));
+        }
+        Ok(crate::tls::load_certificates(&bytes, "the CA chain")?)
+    }
+
+    /// `POST /v1/keys`: gets a key for the CSR in `request`.
+    pub async fn enroll(
+        &self,
+        auth: &Auth,
+        request: &EnrollRequest,
+    ) -> Result<EnrollResponse, ClientError> {
+        self.call(Method::POST, "/v1/keys", Some(auth), Some(request))
+            .await
+    }
+
+    /// `GET /v1/keys`: one page of keys.
+    pub async fn list_keys(
+        &self,
+        auth: Option<&Auth>,
+        query: &KeyListQuery,
+    ) -> Result<KeyPage, ClientError> {
+        let query = serde_urlencoded_query(query);
+        self.call(Method::GET, &format!("/v1/keys{query}"), auth, None::<&()>)
+            .await
+    }
+
+    /// `GET /v1/keys/{id}`.
+    pub async fn key(&self, auth: Option<&Auth>, id: &str) -> Result<KeyInfo, ClientError> {
+        let id = percent(id);
+        self.call(Method::GET, &format!("/v1/keys/{id}"), auth, None::<&()>)
+            .await
+    }
+
+    /// `POST /v1/admin/tenants`.
+    pub async fn add_tenant(&self, request: &NewTenant) -> Result<TenantInfo, ClientError> {
+        self.call(Method::POST, "/v1/admin/tenants", None, Some(request))
+            .await
+    }
+
+    /// `GET /v1/admin/tenants`.
+    pub async fn tenants(&self) -> Result<Vec<TenantInfo>, ClientError> {
+        self.call(Method::GET, "/v1/admin/tenants", None, None::<&()>)
+            .await
+    }
+
+    /// `POST /v1/admin/users`.
+    pub async fn add_user(&self, request: &NewUser) -> Result<UserInfo, ClientError> {
+        self.call(Method::POST, "/v1/admin/users", None, Some(request))
+            .await
+    }
+
+    /// `GET /v1/admin/tenants/{tenant}/users`.
+    pub async fn users(&self, tenant: &str) -> Result<Vec<UserInfo>, ClientError> {
+        let path = format!("/v1/admin/tenants/{}/users", percent(tenant));
+        self.call(Method::GET, &path, None, None::<&()>).await
+    }
+
+    /// `POST /v1/admin/tokens`: the answer holds the secret, once.
+    pub async fn create_token(&self, request: &NewToken) -> Result<TokenInfo, ClientError> {
+        self.call(Method::POST, "/v1/admin/tokens", None, Some(request))
+            .await
+    }
+
+    /// `GET /v1/admin/tokens`.
+    pub async fn tokens(&self, tenant: Option<&str>) -> Result<Vec<TokenInfo>, ClientError> {
+        let path = match tenant {
+            Some(t) => format!("/v1/admin/tokens?tenant={}", percent(t)),
+            None => "/v1/admin/tokens".to_owned(),
+        };
+        self.call(Method::GET, &path, None, None::<&()>).await
+    }
+
+    /// `DELETE /v1/keys/{id}`: revokes a key.
+    pub async fn revoke_key(
+        &self,
+        auth: Option<&Auth>,
+        id: &str,
+        reason: Option<&str>,
+    ) -> Result<KeyInfo, ClientError> {
+        let body = RevokeRequest {
+            reason: reason.map(str::to_owned),
+        };
+        let path = format!("/v1/keys/{}", percent(id));
+        self.call(Method::DELETE, &path, auth, Some(&body)).await
+    }
+
+    /// `POST /v1/keys/{id}/renew`: a new certificate for the key whose certificate this
+    /// client presents; with a CSR, for a new key pair.
+    pub async fn renew(
+        &self,
+        id: &str,
+        csr: Option<String>,
+    ) -> Result<EnrollResponse, ClientError> {
+        let path = format!("/v1/keys/{}/renew", percent(id));
+        self.call(Method::POST, &path, None, Some(&RenewRequest { csr }))
+            .await
+    }
+
+    /// `POST /v1/admin/revocations`.
+    pub async fn revoke_many(
+        &self,
+        request: &BulkRevocation,
+    ) -> Result<BulkRevocationResult, ClientError> {
+        self.call(Method::POST, "/v1/admin/revocations", None, Some(request))
+            .await
+    }
+
+    /// `PATCH /v1/admin/tenants/{tenant}`.
+    pub async fn change_tenant(
+        &self,
+        tenant: &str,
+        change: &TenantChange,
+    ) -> Result<TenantInfo, ClientError> {
+        let path = format!("/v1/admin/tenants/{}", percent(tenant));
+        self.call(Method::PATCH, &path, None, Some(change)).await
+    }
+
+    /// `PATCH /v1/admin/users/{user}`.
+    pub async fn change_user(
+        &self,
+        user: &str,
+        change: &UserChange,
+    ) -> Result<UserInfo, ClientError> {
+        let path = format!("/v1/admin/users/{}", percent(user));
+        self.call(Method::PATCH, &path, None, Some(change)).await
+    }
+
+    /// `DELETE /v1/admin/tokens/{id}`.
+    pub async fn revoke_token(&self, id: i64) -> Result<(), ClientError> {
+        let path = format!("/v1/admin/tokens/{id}");
+        let (status, bytes) = self
+            .connection
+            .send(Method::DELETE, &path, None, None)
+            .await?;
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(problem_or_unexpected(status.as_u16(), &bytes))
+    }
+
+    /// `GET /v1/admin/audit` with a query string such as `tenant=acme&limit=10`.
+    pub async fn audit(&self, query: &[(&str, String)]) -> Result<AuditPage, ClientError> {
+        let query: Vec<String> = query
+            .iter()
+            .map(|(k, v)| format!("{k}={}", percent(v)))
+            .collect();
+        let path = if query.is_empty() {
+            "/v1/admin/audit".to_owned()
+        } else {
+            format!("/v1/admin/audit?{}", query.join("&"))
+        };
+        self.call(Method::GET, &path, None, None::<&()>).await
+    }
+
+    /// `GET /v1/crl` in DER: the CRL and its number; `None` when a long poll
+    /// (`newer_than` with `wait` seconds) ended without a newer one.
+    pub async fn crl(
+        &self,
+        newer_than: Option<i64>,
+        wait: u64,
+    ) -> Result<Option<(i64, Vec<u8>)>, ClientError> {
+        let path = match newer_than {
+            Some(n) => format!("/v1/crl?newer_than={n}&wait={wait}"),
+            None => "/v1/crl".to_owned(),
+        };
+        let (status, headers, bytes) = self
+            .connection
+            .fetch_crl(&path, std::time::Duration::from_secs(wait))
+            .await?;
+        if status == http::StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(problem_or_unexpected(status.as_u16(), &bytes));
+        }
+        let number = headers
+            .get("latchkey-crl-number")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| unexpected(status.as_u16(), b"no CRL number header"))?;
+        Ok(Some((number, bytes.to_vec())))
+    }
+
+    /// Makes a key pair locally, gets a key for it, and writes the key directory. The
+    /// private key never leaves this process except into `dir/key.pem` (mode 0600).
+    pub async fn enroll_into(
+        &self,
+        auth: &Auth,
+        dir: &KeyDir,
+        key_type: KeyType,
+        mut request: EnrollRequest,
+    ) -> Result<EnrollResponse, ClientError> {
+        let pair = new_key_pair(key_type)?;
+        // The key is on disk before the CA certifies it, so a certificate is never issued
+        // for a key this machine then fails to keep.
+        dir.write_key(&pair.key_pem)?;
+        request.csr = pair.csr_pem.clone();
+        match self.enroll(auth, &request).await {
+            Ok(response) => {
+                dir.write_certificates(&response.certificate, &response.chain)?;
+                Ok(response)
+            }
+            Err(e) => {
+                // Nothing was issued: leave the directory as it was, ready for another try.
+                dir.remove_key();
+                Err(e)
+            }
+        }
+    }
+}
+
+fn problem_or_unexpected(status: u16, body: &[u8]) -> ClientError {
+    match serde_json::from_slice::<Problem>(body) {
+        Ok(problem) => ClientError::Problem(problem),
+        Err(_) => unexpected(status, body),
+    }
+}
+
+fn unexpected(status: u16, body: &[u8]) -> ClientError {
+    ClientError::Unexpected {
+        status,
+        body: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+    }
+}
+
+/// Percent-encodes a path segment or query value.
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn serde_urlencoded_query(query: &KeyListQuery) -> String {
+    let pairs: Vec<String> = [
+        ("tenant", &query.tenant),
+        ("owner", &query.owner),
+        ("status", &query.status),
+        ("cursor", &query.cursor),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", percent(v))))
+    .chain(query.limit.map(|l| format!("limit={l}")))
+    .collect();
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", pairs.join("&"))
+    }
+}

@@ -1,0 +1,158 @@
+//! Renewing a key directory's certificate: once, or forever at two thirds of each
+//! certificate's lifetime (with a little jitter, so a fleet does not renew in lockstep),
+//! retrying with backoff while the CA is unreachable and keeping the current certificate
+//! until it expires. Files are replaced atomically, so a reader never sees half of one.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::{Client, ClientError, KeyDir};
+use crate::api::EnrollResponse;
+use crate::model::profile::{BACKDATE, SpiffeId};
+
+/// The longest wait between retries while the CA is unreachable.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// When a certificate valid from `not_before` to `not_after` should be renewed: at two
+/// thirds of its lifetime, moved by up to ±3% of it at random. The lifetime counts from the
+/// issue time, not the backdated `not_before`.
+pub fn next_renewal_at(not_before: OffsetDateTime, not_after: OffsetDateTime) -> OffsetDateTime {
+    let issued = (not_before + BACKDATE).min(not_after);
+    let lifetime = not_after - issued;
+    let random: [u8; 2] = crate::random_bytes();
+    // A fraction in [-0.03, 0.03].
+    let jitter = (f64::from(u16::from_be_bytes(random)) / f64::from(u16::MAX) - 0.5) * 0.06;
+    issued + lifetime * (2.0 / 3.0 + jitter)
+}
+
+/// Renews the certificate of one key directory through one CA.
+pub struct Renewer {
+    server: String,
+    ca_pem: Vec<u8>,
+    dir: KeyDir,
+}
+
+/// The validity and key id of a key directory's current certificate.
+struct Current {
+    key_id: String,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+}
+
+impl Renewer {
+    /// A renewer for `dir`, talking to `server` and trusting `ca_pem`.
+    pub fn new(server: &str, ca_pem: &[u8], dir: KeyDir) -> Self {
+        Self {
+            server: server.to_owned(),
+            ca_pem: ca_pem.to_vec(),
+            dir,
+        }
+    }
+
+    fn current(&self) -> Result<Current, ClientError> {
+        let (chain, _) = self.dir.identity()?;
+        let bad =
+            |why: &str| ClientError::Certificate(format!("{}: {why}", self.dir.chain().display()));
+        let leaf = crate::tls::load_certificates(&chain, "chain.pem")?.remove(0);
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(&leaf).map_err(|_| bad("unreadable"))?;
+        let uri = cert
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .and_then(|san| {
+                san.value.general_names.iter().find_map(|n| match n {
+                    x509_parser::extensions::GeneralName::URI(u) => Some(u.to_string()),
+                    _ => None,
+                })
+            })
+            .ok_or_else(|| bad("no latchkey identity"))?;
+        let Some((_, SpiffeId::Key { key_id, .. })) = SpiffeId::parse_any_domain(&uri) else {
+            return Err(bad("not a latchkey key certificate"));
+        };
+        Ok(Current {
+            key_id: key_id.to_string(),
+            not_before: cert.validity().not_before.to_datetime(),
+            not_after: cert.validity().not_after.to_datetime(),
+        })
+    }
+
+    /// Renews once: presents the current certificate, writes the new one (write, fsync,
+    /// rename). The key pair stays the same.
+    pub async fn renew_once(&self) -> Result<EnrollResponse, ClientError> {
+        let current = self.current()?;
+        let (chain, key) = self.dir.identity()?;
+        let client = Client::new(&self.server, &self.ca_pem, Some((&chain, &key)))?;
+        let response = client.renew(&current.key_id, None).await?;
+        self.dir
+            .write_certificates(&response.certificate, &response.chain)?;
+        Ok(response)
+    }
+
+    /// Renews at two thirds of every certificate's lifetime, forever. Returns only when the
+    /// certificate expired without a successful renewal, the CA refused for good (the key
+    /// was revoked or expired), or the key reached its end (a renewal no longer extends it).
+    pub async fn watch(&self) -> ClientError {
+        self.watch_with(|_| {}).await
+    }
+
+    /// [`Renewer::watch`], calling `renewed` after each renewal has been written.
+    pub async fn watch_with(&self, renewed: impl Fn(&EnrollResponse)) -> ClientError {
+        let mut local_backoff = Duration::from_secs(1);
+        loop {
+            let current = match self.current() {
+                Ok(c) => c,
+                Err(e) => {
+                    // A key directory being replaced, a full disk: try again rather than stop.
+                    tracing::warn!(error = %e, retry_in = ?local_backoff, "cannot read the key directory");
+                    tokio::time::sleep(local_backoff).await;
+                    local_backoff = (local_backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            };
+            local_backoff = Duration::from_secs(1);
+            let at = next_renewal_at(current.not_before, current.not_after);
+            let wait = at - OffsetDateTime::now_utc();
+            tracing::info!(key_id = %current.key_id, not_after = %current.not_after, renew_at = %at, "waiting to renew");
+            if let Ok(wait) = Duration::try_from(wait) {
+                tokio::time::sleep(wait).await;
+            }
+            let mut backoff = Duration::from_secs(1);
+            loop {
+                match self.renew_once().await {
+                    Ok(response) => {
+                        tracing::info!(key_id = %response.key.id,
+                            expires_in_seconds = response.expires_in_seconds, "certificate renewed");
+                        renewed(&response);
+                        let extended = self
+                            .current()
+                            .is_ok_and(|c| c.not_after > current.not_after);
+                        if !extended {
+                            // Capped by the key's expires_at: renewing again gains nothing.
+                            tracing::warn!(key_id = %response.key.id, expires_at = %response.key.expires_at,
+                                "the key ends here; keys cannot be extended, make a new one");
+                            return ClientError::KeyEnding(response.key.expires_at);
+                        }
+                        break;
+                    }
+                    // The CA answered no: retrying would not change its mind.
+                    Err(ClientError::Problem(p)) if p.status == 403 || p.status == 401 => {
+                        return ClientError::Problem(p);
+                    }
+                    Err(e) => {
+                        let left = current.not_after - OffsetDateTime::now_utc();
+                        if left <= time::Duration::ZERO {
+                            tracing::error!(error = %e, "the certificate expired before it could be renewed");
+                            return e;
+                        }
+                        let pause = backoff.min(Duration::try_from(left).unwrap_or(backoff));
+                        tracing::warn!(error = %e, retry_in = ?pause, "renewal failed; keeping the current certificate");
+                        tokio::time::sleep(pause).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! Initialization: making the CA's files the first time, and keeping the CA's own TLS
+//! certificate current on later starts.
+
+use time::{Duration, OffsetDateTime};
+
+use super::{Home, HomeError, Settings};
+use crate::ca::{
+    Bootstrap, IssuedCertificate, Signer, issue_admin_certificate, issue_server_certificate,
+};
+use crate::files::{create_new, create_private_dir};
+use crate::model::OwnerName;
+use crate::pem;
+
+/// The names every server certificate carries, so the CA is always reachable on loopback.
+const LOOPBACK_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+/// The administrator made at initialization.
+pub const ADMIN_NAME: &str = "admin";
+/// A server certificate with less than this left is replaced at start-up.
+const RENEW_BEFORE: Duration = Duration::days(30);
+
+/// What `init` is told.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The SPIFFE trust domain.
+    pub trust_domain: String,
+    /// Extra names for the server certificate.
+    pub hostnames: Vec<String>,
+    /// The base URL relying parties reach the CA at; default `https://<first name>:8443`.
+    pub public_url: Option<String>,
+}
+
+/// The certificates `init` issued, to be recorded in the store.
+#[derive(Debug)]
+pub struct Initialized {
+    /// The administrator's client certificate.
+    pub admin: IssuedCertificate,
+    /// The HTTPS listener's certificate.
+    pub server: IssuedCertificate,
+}
+
+impl Home {
+    fn ca_files(&self) -> Vec<std::path::PathBuf> {
+        vec![
+            self.ca_cert(),
+            self.root_key(),
+            self.intermediate_cert(),
+            self.intermediate_key(),
+            self.server_cert(),
+            self.server_key(),
+            self.settings_file(),
+            self.admin_dir().join("key.pem"),
+            self.admin_dir().join("cert.pem"),
+            self.admin_dir().join("chain.pem"),
+        ]
+    }
+
+    /// Makes a new CA here: root, intermediate, server and administrator certificates and
+    /// settings. Refuses if a CA (or part of one) exists. `ca.pem` is written last, so an
+    /// interrupted run is recognised as incomplete rather than mistaken for a CA.
+    pub fn init(
+        &self,
+        options: &InitOptions,
+        now: OffsetDateTime,
+    ) -> Result<Initialized, HomeError> {
+        if self.is_initialized() {
+            return Err(HomeError::AlreadyInitialized(self.dir.clone()));
+        }
+        let present: Vec<String> = self
+            .ca_files()
+            .into_iter()
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string())
+            .collect();
+        if !present.is_empty() {
+            return Err(HomeError::Incomplete(self.dir.clone(), present.join(", ")));
+        }
+        if !crate::model::profile::valid_trust_domain(&options.trust_domain) {
+            return Err(HomeError::Settings {
+                path: self.settings_file(),
+                why: format!("invalid trust domain {:?}", options.trust_domain),
+            });
+        }
+        if options
+            .public_url
+            .as_deref()
+            .is_some_and(|u| !u.starts_with("https://"))
+        {
+            return Err(HomeError::Settings {
+                path: self.settings_file(),
+                why: "the public URL must start with https://".into(),
+            });
+        }
+        let hostnames = server_names(&options.hostnames);
+        let settings = Settings {
+            trust_domain: options.trust_domain.clone(),
+            public_url: options.public_url.clone().unwrap_or_else(|| {
+                let host = options
+                    .hostnames
+                    .first()
+                    .map_or("localhost", String::as_str);
+                format!("https://{host}:8443")
+            }),
+            hostnames: options.hostnames.clone(),
+        };
+
+        let ca = Bootstrap::generate(now)?;
+        let signer = Signer::new(
+            ca.intermediate_certificate.clone(),
+            &ca.intermediate_key_pem,
+            &settings.trust_domain,
+            &format!("{}/v1/crl", settings.public_url.trim_end_matches('/')),
+        )?;
+        let (server, server_key) = issue_server_certificate(&signer, &hostnames, now)?;
+        let admin_name: OwnerName = ADMIN_NAME.parse().map_err(|_| HomeError::Settings {
+            path: self.settings_file(),
+            why: "invalid administrator name".into(),
+        })?;
+        let (admin, admin_key) = issue_admin_certificate(&signer, &admin_name, now)?;
+
+        let intermediate_pem = pem::encode("CERTIFICATE", &ca.intermediate_certificate);
+        create_private_dir(&self.dir)?;
+        create_private_dir(&self.admin_dir())?;
+        create_new(&self.root_key(), ca.root_key_pem.as_bytes(), true)?;
+        create_new(
+            &self.intermediate_key(),
+            ca.intermediate_key_pem.as_bytes(),
+            true,
+        )?;
+        create_new(
+            &self.intermediate_cert(),
+            intermediate_pem.as_bytes(),
+            false,
+        )?;
+        create_new(&self.server_key(), server_key.as_bytes(), true)?;
+        create_new(
+            &self.server_cert(),
+            format!("{}{intermediate_pem}", server.pem()).as_bytes(),
+            false,
+        )?;
+        create_new(
+            &self.admin_dir().join("key.pem"),
+            admin_key.as_bytes(),
+            true,
+        )?;
+        create_new(
+            &self.admin_dir().join("cert.pem"),
+            admin.pem().as_bytes(),
+            false,
+        )?;
+        create_new(
+            &self.admin_dir().join("chain.pem"),
+            format!("{}{intermediate_pem}", admin.pem()).as_bytes(),
+            false,
+        )?;
+        let settings_json =
+            serde_json::to_vec_pretty(&settings).map_err(|e| HomeError::Settings {
+                path: self.settings_file(),
+                why: e.to_string(),
+            })?;
+        create_new(&self.settings_file(), &settings_json, false)?;
+        create_new(
+            &self.ca_cert(),
+            pem::encode("CERTIFICATE", &ca.root_certificate).as_bytes(),
+            false,
+        )?;
+        Ok(Initialized { admin, server })
+    }
+
+    /// Renews the CA's own certificates at start-up: the server certificate when it has
+    /// under 30 days left, lacks a name asked for (now or at initialization) or does not
+    /// match its key; the administrator's when it has under 30 days left or does not match
+    /// its key. New names are kept in the settings. Returns what was issued, to be recorded.
+    pub fn refresh_service_certificates(
+        &self,
+        signer: &Signer,
+        extra_hostnames: &[String],
+        now: OffsetDateTime,
+    ) -> Result<Vec<IssuedCertificate>, HomeError> {
+        let mut settings = self.settings()?;
+        let mut names = settings.hostnames.clone();
+        for name in extra_hostnames {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        if names != settings.hostnames {
+            settings.hostnames = names.clone();
+            let json = serde_json::to_vec_pretty(&settings).map_err(|e| HomeError::Settings {
+                path: self.settings_file(),
+                why: e.to_string(),
+            })?;
+            self.replace(&self.settings_file(), &json, false)?;
+        }
+        let wanted = server_names(&names);
+        let intermediate_pem = pem::encode("CERTIFICATE", signer.certificate());
+        let mut issued = Vec::new();
+
+        if self.needs_renewal(&self.server_cert(), &self.server_key(), &wanted, now)? {
+            let (server, key) = issue_server_certificate(signer, &wanted, now)?;
+            // Key first: a crash between the writes leaves a certificate that does not match
+            // its key, which the next start notices and repairs the same way.
+            self.replace(&self.server_key(), key.as_bytes(), true)?;
+            self.replace(
+                &self.server_cert(),
+                format!("{}{intermediate_pem}", server.pem()).as_bytes(),
+                false,
+            )?;
+            issued.push(server);
+        }
+
+        let admin_dir = self.admin_dir();
+        if self.needs_renewal(
+            &admin_dir.join("cert.pem"),
+            &admin_dir.join("key.pem"),
+            &[],
+            now,
+        )? {
+            let name: OwnerName = ADMIN_NAME.parse().map_err(|_| HomeError::Settings {
+                path: self.settings_file(),
+                why: "invalid administrator name".into(),
+            })?;
+            let (admin, key) = issue_admin_certificate(signer, &name, now)?;
+            self.replace(&admin_dir.join("key.pem"), key.as_bytes(), true)?;
+            self.replace(&admin_dir.join("cert.pem"), admin.pem().as_bytes(), false)?;
+            self.replace(
+                &admin_dir.join("chain.pem"),
+                format!("{}{intermediate_pem}", admin.pem()).as_bytes(),
+                false,
+            )?;
+            issued.push(admin);
+        }
+        Ok(issued)
+    }
+
+    /// True when the certificate at `cert_path` expires within 30 days, does not match the
+    /// key at `key_path`, or lacks one of `names` (DNS names or IP addresses).
+    fn needs_renewal(
+        &self,
+        cert_path: &std::path::Path,
+        key_path: &std::path::Path,
+        names: &[String],
+        now: OffsetDateTime,
+    ) -> Result<bool, HomeError> {
+        let material = |why: String| HomeError::Material {
+            path: cert_path.to_owned(),
+            why,
+        };
+        let chain = crate::tls::load_certificates(&self.read(cert_path)?, "certificate")
+            .map_err(|e| material(e.to_string()))?;
+        let (_, current) =
+            x509_parser::parse_x509_certificate(&chain[0]).map_err(|e| material(e.to_string()))?;
+        let key_matches = self
+            .read(key_path)
+            .ok()
+            .and_then(|k| String::from_utf8(k).ok())
+            .and_then(|k| rcgen::KeyPair::from_pem(&k).ok())
+            .is_some_and(|k| {
+                rcgen::PublicKeyData::subject_public_key_info(&k) == current.public_key().raw
+            });
+        let present = certificate_names(&current);
+        let expires = current.validity().not_after.to_datetime();
+        Ok(!key_matches
+            || expires - now <= RENEW_BEFORE
+            || !names.iter().all(|n| present.contains(n)))
+    }
+}
+
+/// The DNS names and IP addresses of a certificate's SAN, as strings.
+fn certificate_names(cert: &x509_parser::certificate::X509Certificate<'_>) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::DNSName(d) => Some(d.to_string()),
+            GeneralName::IPAddress(ip) => match ip.len() {
+                4 => <[u8; 4]>::try_from(*ip)
+                    .ok()
+                    .map(|b| std::net::Ipv4Addr::from(b).to_string()),
+                16 => <[u8; 16]>::try_from(*ip)
+                    .ok()
+                    .map(|b| std::net::Ipv6Addr::from(b).to_string()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// The loopback names plus the extra ones, without repeats.
+fn server_names(extra: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = LOOPBACK_NAMES.iter().map(|s| s.to_string()).collect();
+    for name in extra {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    names
+}

@@ -1,0 +1,165 @@
+//! The CA home (`certs/` by default): the key material and settings a CA is made of, on
+//! disk. Private keys are written with mode 0600 in a 0700 directory, and an existing CA is
+//! never overwritten.
+
+mod init;
+
+use std::path::{Path, PathBuf};
+
+use crate::files;
+
+pub use init::{InitOptions, Initialized};
+
+/// Why the CA home could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum HomeError {
+    /// A file could not be read or written.
+    #[error(transparent)]
+    File(#[from] crate::files::FileError),
+    /// A CA exists here already; `init` never overwrites one.
+    #[error("a CA already exists in {0}; refusing to overwrite it")]
+    AlreadyInitialized(PathBuf),
+    /// Some CA files exist but the CA was never completed.
+    #[error(
+        "{0} holds CA files from an initialization that did not finish ({1}); move them away, then start again"
+    )]
+    Incomplete(PathBuf, String),
+    /// The settings file is unreadable.
+    #[error("{path}: {why}")]
+    Settings {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// A certificate or key file is unreadable.
+    #[error("{path}: {why}")]
+    Material {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// Making the CA failed.
+    #[error(transparent)]
+    Bootstrap(#[from] crate::ca::BootstrapError),
+    /// The issuing CA could not be loaded.
+    #[error(transparent)]
+    Signer(#[from] crate::ca::SignerError),
+}
+
+/// The settings chosen at initialization, kept in `latchkey.json`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The SPIFFE trust domain of every key's URI.
+    pub trust_domain: String,
+    /// The names the server certificate carries besides the loopback ones.
+    pub hostnames: Vec<String>,
+    /// The base URL relying parties reach the CA at (for the CRL distribution point).
+    pub public_url: String,
+}
+
+/// The files of a CA home.
+#[derive(Debug, Clone)]
+pub struct Home {
+    dir: PathBuf,
+}
+
+impl Home {
+    /// The CA home at `dir` (which need not exist yet).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The root certificate: the file clients trust. Written last, so its presence means
+    /// the CA is complete.
+    pub fn ca_cert(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+    /// The root's private key.
+    pub fn root_key(&self) -> PathBuf {
+        self.dir.join("root-key.pem")
+    }
+    /// The issuing intermediate's certificate.
+    pub fn intermediate_cert(&self) -> PathBuf {
+        self.dir.join("intermediate.pem")
+    }
+    /// The issuing intermediate's private key.
+    pub fn intermediate_key(&self) -> PathBuf {
+        self.dir.join("intermediate-key.pem")
+    }
+    /// The HTTPS listener's certificate chain (leaf, intermediate).
+    pub fn server_cert(&self) -> PathBuf {
+        self.dir.join("server.pem")
+    }
+    /// The HTTPS listener's private key.
+    pub fn server_key(&self) -> PathBuf {
+        self.dir.join("server-key.pem")
+    }
+    /// The administrator's directory: `cert.pem`, `chain.pem`, `key.pem`.
+    pub fn admin_dir(&self) -> PathBuf {
+        self.dir.join("admin")
+    }
+    /// The settings.
+    pub fn settings_file(&self) -> PathBuf {
+        self.dir.join("latchkey.json")
+    }
+    /// The embedded SQLite database.
+    pub fn database(&self) -> PathBuf {
+        self.dir.join("latchkey.db")
+    }
+
+    /// True when the CA is complete (its root certificate exists).
+    pub fn is_initialized(&self) -> bool {
+        self.ca_cert().exists()
+    }
+
+    /// Reads the settings.
+    pub fn settings(&self) -> Result<Settings, HomeError> {
+        let path = self.settings_file();
+        let text = files::read(&path)?;
+        serde_json::from_slice(&text).map_err(|e| HomeError::Settings {
+            path,
+            why: e.to_string(),
+        })
+    }
+
+    /// Reads a PEM file.
+    pub fn read(&self, path: &Path) -> Result<Vec<u8>, HomeError> {
+        Ok(files::read(path)?)
+    }
+
+    /// Replaces a file atomically (write, fsync, rename), with mode 0600 if `secret`.
+    pub fn replace(&self, path: &Path, contents: &[u8], secret: bool) -> Result<(), HomeError> {
+        Ok(files::replace(path, contents, secret)?)
+    }
+
+    /// The issuing CA as a signer, from the files and settings.
+    pub fn signer(&self) -> Result<crate::ca::Signer, HomeError> {
+        let settings = self.settings()?;
+        let cert_path = self.intermediate_cert();
+        let cert = crate::tls::load_certificates(&files::read(&cert_path)?, "intermediate.pem")
+            .map_err(|e| HomeError::Material {
+                path: cert_path.clone(),
+                why: e.to_string(),
+            })?
+            .remove(0);
+        let key_path = self.intermediate_key();
+        let key = String::from_utf8(files::read(&key_path)?).map_err(|_| HomeError::Material {
+            path: key_path,
+            why: "not PEM text".into(),
+        })?;
+        Ok(crate::ca::Signer::new(
+            cert,
+            &key,
+            &settings.trust_domain,
+            &format!("{}/v1/crl", settings.public_url.trim_end_matches('/')),
+        )?)
+    }
+}

@@ -1,0 +1,108 @@
+//! `GET /v1/crl`: the current CRL from memory, in DER or PEM, with an ETag; or, with
+//! `newer_than` and `wait`, a long poll that answers as soon as a newer CRL is published.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::extract::ApiQuery;
+use super::{ApiError, AppState};
+use crate::authority::PublishedCrl;
+
+/// The longest long poll.
+pub const MAX_WAIT_SECONDS: u64 = 60;
+
+/// `GET /v1/crl` query.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrlQuery {
+    /// Answer with a CRL numbered above this…
+    newer_than: Option<i64>,
+    /// …waiting up to this many seconds for one (at most 60), else 304.
+    wait: Option<u64>,
+}
+
+/// `GET /v1/crl`. Needs nothing.
+pub async fn crl(
+    State(authority): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<CrlQuery>,
+) -> Result<Response, ApiError> {
+    let pem = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("application/x-pem-file"));
+    let unavailable = || {
+        ApiError::Request(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "crl_unavailable",
+            "no CRL has been published yet".into(),
+        )
+    };
+    let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECONDS));
+    let crl = match (authority.current_crl(), query.newer_than) {
+        // Nothing newer than asked for yet: wait for it, or say "not modified".
+        (Some(current), Some(n)) if current.number == n => {
+            match authority.crl_newer_than(n, wait).await {
+                Some(newer) => newer,
+                None => return Ok(not_modified(&current, pem)),
+            }
+        }
+        // Older than the caller's, or newer: the current one at once. A caller ahead of this
+        // CA (a restored database) must still get what the CA serves.
+        (Some(current), _) => current,
+        (None, n) => authority
+            .crl_newer_than(n.unwrap_or(0).min(0), wait)
+            .await
+            .ok_or_else(unavailable)?,
+    };
+    let etag = etag(&crl, pem);
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| if_none_match(v, &etag))
+    {
+        return Ok(not_modified(&crl, pem));
+    }
+    let (content_type, body) = if pem {
+        ("application/x-pem-file", crl.pem.clone())
+    } else {
+        ("application/pkix-crl", crl.der.clone())
+    };
+    let mut response = (StatusCode::OK, body).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    set_common(h, &crl, &etag);
+    Ok(response)
+}
+
+/// RFC 9110 §13.1.2: `*`, or any listed tag equal to ours under weak comparison.
+fn if_none_match(header: &str, etag: &str) -> bool {
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag)
+}
+
+fn etag(crl: &PublishedCrl, pem: bool) -> String {
+    format!("\"crl-{}{}\"", crl.number, if pem { "-pem" } else { "" })
+}
+
+fn not_modified(crl: &PublishedCrl, pem: bool) -> Response {
+    let mut response = StatusCode::NOT_MODIFIED.into_response();
+    set_common(response.headers_mut(), crl, &etag(crl, pem));
+    response
+}
+
+fn set_common(h: &mut HeaderMap, crl: &PublishedCrl, etag: &str) {
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert("latchkey-crl-number", HeaderValue::from(crl.number));
+    // One URL, two encodings chosen by Accept.
+    h.insert(header::VARY, HeaderValue::from_static("accept"));
+    // Caches may keep it until a newer one could exist; clients that need promptness poll.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+}

@@ -1,0 +1,162 @@
+//! Reading requests: JSON bodies with problem-document rejections, and the caller's
+//! credentials.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{Path, Query};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use base64::Engine;
+
+use super::problem::ApiError;
+use crate::authority::{Caller, Credential};
+use crate::tls::ConnectionInfo;
+
+/// A JSON body whose rejections are problem documents.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_problem(rejection)),
+        }
+    }
+}
+
+/// An optional JSON body: empty means `T::default()`; anything else must be JSON.
+pub struct OptionalJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: serde::de::DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let has_body = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|len| len.as_bytes() != b"0")
+            || req.headers().contains_key(header::TRANSFER_ENCODING);
+        if !has_body {
+            return Ok(Self(T::default()));
+        }
+        ApiJson::<T>::from_request(req, state)
+            .await
+            .map(|ApiJson(v)| Self(v))
+    }
+}
+
+/// A query string whose rejections are problem documents.
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::Request(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+/// A path parameter whose rejections are problem documents.
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Self(value)),
+            Err(rejection) => Err(ApiError::Request(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+fn json_problem(rejection: JsonRejection) -> ApiError {
+    let (status, code) = match &rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+        }
+        JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+        }
+        _ => (StatusCode::BAD_REQUEST, "invalid_json"),
+    };
+    ApiError::Request(status, code, rejection.body_text())
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let connection = parts.extensions.get::<ConnectionInfo>();
+        let certificate = connection.and_then(|c| c.certificate.clone());
+        let source = connection.map(|c| c.peer.ip());
+        let authorization = match parts.headers.get(header::AUTHORIZATION) {
+            None => None,
+            Some(value) => Some(parse_authorization(value.as_bytes())?),
+        };
+        Ok(Caller {
+            authorization,
+            certificate,
+            source,
+        })
+    }
+}
+
+fn parse_authorization(value: &[u8]) -> Result<Credential, ApiError> {
+    let bad = |detail: &str| {
+        ApiError::Request(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            format!("unusable Authorization header: {detail}"),
+        )
+    };
+    let value = std::str::from_utf8(value).map_err(|_| bad("not UTF-8"))?;
+    let (scheme, rest) = value.split_once(' ').ok_or_else(|| bad("no scheme"))?;
+    let rest = rest.trim();
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .map_err(|_| bad("invalid base64"))?;
+        let decoded = String::from_utf8(decoded).map_err(|_| bad("not UTF-8"))?;
+        let (user, password) = decoded
+            .split_once(':')
+            .ok_or_else(|| bad("expected user@tenant:password"))?;
+        Ok(Credential::Password {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        })
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        Ok(Credential::Token(rest.to_owned()))
+    } else {
+        Err(bad("use Basic or Bearer"))
+    }
+}

@@ -1,0 +1,56 @@
+//! What anyone may read: the CA chain, liveness, readiness; and the answers for unknown
+//! routes.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+
+use super::{ApiError, AppState};
+
+/// `GET /v1/ca`: the issuing intermediate and the root, PEM.
+pub async fn ca_chain(State(authority): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        authority.ca_chain_pem().to_owned(),
+    )
+}
+
+/// `GET /healthz`: the process is alive.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /readyz`: the store answers and the issuer is valid.
+pub async fn readyz(State(authority): State<AppState>) -> Result<&'static str, ApiError> {
+    authority.ready().await?;
+    Ok("ready\n")
+}
+
+/// `GET /metrics`: Prometheus text.
+pub async fn metrics(State(authority): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        authority.metrics_text(),
+    )
+}
+
+/// Any other path.
+pub async fn not_found() -> ApiError {
+    ApiError::Request(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint".into(),
+    )
+}
+
+/// A known path with the wrong method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::Request(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method".into(),
+    )
+}

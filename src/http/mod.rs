@@ -1,0 +1,82 @@
+//! The HTTP edge: parse, call the authority, render. Handlers are a few lines each and
+//! never touch the store or the signer.
+
+mod admin;
+mod crl;
+mod extract;
+mod keys;
+mod meta;
+mod problem;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{delete, get, patch, post};
+use tower_http::timeout::RequestBodyTimeoutLayer;
+
+use crate::authority::Authority;
+pub use problem::ApiError;
+
+/// The largest request body accepted: a CSR with an RSA-4096 key is under 4 KiB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// A request body must arrive within this; a client trickling bytes is cut off.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The state every handler shares.
+pub type AppState = Arc<Authority>;
+
+/// The CA's HTTP API.
+pub fn router(authority: Arc<Authority>) -> Router {
+    // The admin wall stands before the admin routes' extractors: a caller without an admin
+    // certificate learns nothing, not even whether its body would have parsed.
+    let admin = Router::new()
+        .route(
+            "/v1/admin/tenants",
+            post(admin::add_tenant).get(admin::tenants),
+        )
+        .route("/v1/admin/tenants/{tenant}", patch(admin::change_tenant))
+        .route("/v1/admin/tenants/{tenant}/users", get(admin::users))
+        .route("/v1/admin/users", post(admin::add_user))
+        .route("/v1/admin/users/{user}", patch(admin::change_user))
+        .route(
+            "/v1/admin/tokens",
+            post(admin::create_token).get(admin::tokens),
+        )
+        .route("/v1/admin/tokens/{id}", delete(admin::revoke_token))
+        .route("/v1/admin/revocations", post(admin::revoke_many))
+        .route("/v1/admin/audit", get(admin::audit))
+        .route_layer(middleware::from_fn_with_state(
+            authority.clone(),
+            admin_wall,
+        ));
+    Router::new()
+        .route("/v1/keys", post(keys::enroll).get(keys::list))
+        .route("/v1/keys/{id}", get(keys::show).delete(keys::revoke))
+        .route("/v1/keys/{id}/renew", post(keys::renew))
+        .route("/v1/ca", get(meta::ca_chain))
+        .route("/v1/crl", get(crl::crl))
+        .merge(admin)
+        .route("/healthz", get(meta::healthz))
+        .route("/readyz", get(meta::readyz))
+        .route("/metrics", get(meta::metrics))
+        .fallback(meta::not_found)
+        .method_not_allowed_fallback(meta::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
+        .with_state(authority)
+}
+
+/// Lets only callers with an administrator certificate through.
+async fn admin_wall(
+    State(authority): State<AppState>,
+    caller: crate::authority::Caller,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    authority.require_admin(&caller).await?;
+    Ok(next.run(request).await)
+}

@@ -1,0 +1,42 @@
+//! latchkey: a small mutual-TLS certificate authority whose client certificates are the
+//! API keys.
+//!
+//! Without default features this crate is what a relying service or a key holder links:
+//! the vocabulary ([`model`]), the wire types of the HTTP API ([`api`]), the TLS side
+//! ([`tls`]) and the client ([`client`]). The `server` feature adds the CA itself: the
+//! signer ([`ca`]), the [`authority`] that decides who gets what, the [`store`], the
+//! [`http`] edge and the server process around them.
+
+pub mod api;
+pub mod client;
+pub mod clock;
+pub mod files;
+pub mod model;
+pub mod pem;
+pub mod tls;
+
+#[cfg(feature = "server")]
+pub mod authority;
+#[cfg(feature = "server")]
+pub mod ca;
+#[cfg(feature = "server")]
+pub mod home;
+#[cfg(feature = "server")]
+pub mod http;
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(feature = "server")]
+pub mod store;
+
+/// `N` bytes from the OS CSPRNG.
+///
+/// Panics only if the operating system cannot supply randomness, in which case no
+/// key, serial or token can be made safely and stopping is the right outcome.
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
+    use ring::rand::SecureRandom;
+    let mut out = [0u8; N];
+    ring::rand::SystemRandom::new()
+        .fill(&mut out)
+        .expect("the OS CSPRNG failed");
+    out
+}

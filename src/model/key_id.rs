@@ -1,0 +1,51 @@
+use std::fmt;
+use std::str::FromStr;
+
+/// The identifier of a key: 24 lowercase hex digits (96 random bits), safe in URLs and
+/// SPIFFE paths, and unguessable so ids leak nothing about how many keys exist.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct KeyId(String);
+
+/// The error for a string that is not a key id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a key id is 24 lowercase hex digits")]
+pub struct KeyIdError;
+
+impl KeyId {
+    /// A fresh random key id from the OS CSPRNG.
+    pub fn random() -> Self {
+        let bytes: [u8; 12] = crate::random_bytes();
+        Self(hex::encode(bytes))
+    }
+
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for KeyId {
+    type Err = KeyIdError;
+    fn from_str(s: &str) -> Result<Self, KeyIdError> {
+        if s.len() == 24 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(KeyIdError)
+        }
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for KeyId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,16 @@
+//! The vocabulary of latchkey: identifiers parsed once at the edge, scopes, serials and the
+//! certificate profile. Everything here is plain data, shared by the server, the relying-service
+//! verifier and the client; none of it touches the network, the store or a signing key.
+
+mod key_id;
+mod name;
+pub mod profile;
+mod reason;
+mod scope;
+mod serial;
+
+pub use key_id::KeyId;
+pub use name::{NameError, OwnerName, TenantName, UserRef};
+pub use reason::{ReasonError, RevocationReason};
+pub use scope::{Scope, ScopeError, ScopeSet};
+pub use serial::Serial;

@@ -1,0 +1,115 @@
+use sqlx::{Any, Transaction};
+
+use super::filter::Statement;
+use super::{Store, StoreError};
+
+/// An audit event, written in the same transaction as the change it describes.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    /// When, unix seconds.
+    pub at: i64,
+    /// Who: `admin:<name>`, `user:<owner>@<tenant>`, `token:<owner>@<tenant>`, `key:<id>`.
+    pub actor: String,
+    /// What, as `noun.verb`: `key.issue`, `tenant.add`, …
+    pub action: &'static str,
+    /// The tenant concerned, if any.
+    pub tenant: Option<String>,
+    /// The object concerned (a key id, a user, a token id), if any.
+    pub target: Option<String>,
+    /// Details, a JSON object.
+    pub detail: serde_json::Value,
+}
+
+/// An audit event as read back.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRow {
+    /// Position in the log.
+    pub id: i64,
+    /// When, unix seconds.
+    pub at: i64,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// The tenant concerned, if any.
+    pub tenant: Option<String>,
+    /// The object concerned, if any.
+    pub target: Option<String>,
+    /// Details, a JSON object.
+    pub detail: String,
+}
+
+pub(super) async fn insert(
+    tx: &mut Transaction<'static, Any>,
+    event: &AuditEvent,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_events (at, actor, action, tenant, target, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(event.at)
+    .bind(&event.actor)
+    .bind(event.action)
+    .bind(&event.tenant)
+    .bind(&event.target)
+    .bind(event.detail.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Which audit events to read: one page, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only this tenant's.
+    pub tenant: Option<String>,
+    /// Only this actor's.
+    pub actor: Option<String>,
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only at or after this time.
+    pub since: Option<i64>,
+    /// Only before this time.
+    pub until: Option<i64>,
+    /// Only events older than this id (paging).
+    pub before_id: Option<i64>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+impl Store {
+    /// One page of audit events, newest first.
+    pub async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
+        let mut sql = Statement::new(
+            "SELECT id, at, actor, action, tenant, target, detail FROM audit_events WHERE TRUE",
+        );
+        sql.push(" AND id < $?");
+        for (value, fragment) in [
+            (&filter.tenant, " AND tenant = $?"),
+            (&filter.actor, " AND actor = $?"),
+            (&filter.action, " AND action = $?"),
+        ] {
+            if value.is_some() {
+                sql.push(fragment);
+            }
+        }
+        if filter.since.is_some() {
+            sql.push(" AND at >= $?");
+        }
+        if filter.until.is_some() {
+            sql.push(" AND at < $?");
+        }
+        sql.push(" ORDER BY id DESC LIMIT $?");
+        let mut query = sqlx::query_as(sql.sql()).bind(filter.before_id.unwrap_or(i64::MAX));
+        for value in [&filter.tenant, &filter.actor, &filter.action]
+            .into_iter()
+            .flatten()
+        {
+            query = query.bind(value.clone());
+        }
+        for value in [filter.since, filter.until].into_iter().flatten() {
+            query = query.bind(value);
+        }
+        Ok(query.bind(filter.limit).fetch_all(&self.pool).await?)
+    }
+}

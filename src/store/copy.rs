@@ -1,0 +1,269 @@
+//! Copying a whole store into an empty one (`latchkey migrate`, SQLite to PostgreSQL): every
+//! table row for row, ids kept, in one transaction on the target, then verified.
+
+use std::collections::BTreeMap;
+
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+
+use super::{Backend, Store, StoreError};
+
+/// The kinds of value the schema holds.
+#[derive(Clone, Copy)]
+enum Kind {
+    Int,
+    Text,
+    Bytes,
+}
+
+use Kind::{Bytes, Int, Text};
+
+/// Every table in foreign-key order, its columns (the first is the key that orders it), and
+/// the identity column whose sequence continues after the copied rows.
+/// A column: its name and kind.
+type Column = (&'static str, Kind);
+
+/// A table: its name, its columns, and its identity column, if any.
+type Table = (&'static str, &'static [Column], Option<&'static str>);
+
+const TABLES: &[Table] = &[
+    (
+        "issuers",
+        &[
+            ("id", Int),
+            ("fingerprint", Text),
+            ("subject", Text),
+            ("certificate", Bytes),
+            ("not_after", Int),
+            ("created_at", Int),
+        ],
+        Some("id"),
+    ),
+    (
+        "tenants",
+        &[
+            ("id", Int),
+            ("name", Text),
+            ("max_key_days", Int),
+            ("disabled_at", Int),
+            ("created_at", Int),
+        ],
+        Some("id"),
+    ),
+    (
+        "users",
+        &[
+            ("id", Int),
+            ("tenant_id", Int),
+            ("name", Text),
+            ("password_hash", Text),
+            ("scopes", Text),
+            ("disabled_at", Int),
+            ("created_at", Int),
+        ],
+        Some("id"),
+    ),
+    (
+        "keys",
+        &[
+            ("seq", Int),
+            ("id", Text),
+            ("tenant_id", Int),
+            ("owner", Text),
+            ("name", Text),
+            ("description", Text),
+            ("scopes", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+            ("revoked_at", Int),
+            ("revocation_reason", Text),
+        ],
+        Some("seq"),
+    ),
+    (
+        "enrollment_tokens",
+        &[
+            ("id", Int),
+            ("token_hash", Text),
+            ("tenant_id", Int),
+            ("owner", Text),
+            ("scopes", Text),
+            ("created_by", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+            ("used_at", Int),
+            ("key_id", Text),
+            ("revoked_at", Int),
+        ],
+        Some("id"),
+    ),
+    (
+        "certificates",
+        &[
+            ("serial", Text),
+            ("issuer_id", Int),
+            ("kind", Text),
+            ("key_id", Text),
+            ("subject", Text),
+            ("public_key_sha256", Text),
+            ("not_before", Int),
+            ("not_after", Int),
+            ("der", Bytes),
+            ("created_at", Int),
+            ("revoked_at", Int),
+            ("revocation_reason", Text),
+        ],
+        None,
+    ),
+    (
+        "crls",
+        &[
+            ("number", Int),
+            ("issuer_id", Int),
+            ("this_update", Int),
+            ("next_update", Int),
+            ("entries", Int),
+            ("der", Bytes),
+            ("created_at", Int),
+        ],
+        None,
+    ),
+    (
+        "audit_events",
+        &[
+            ("id", Int),
+            ("at", Int),
+            ("actor", Text),
+            ("action", Text),
+            ("tenant", Text),
+            ("target", Text),
+            ("detail", Text),
+        ],
+        Some("id"),
+    ),
+];
+
+/// Rows read per round trip.
+const PAGE: i64 = 1000;
+
+/// One value of a row.
+enum Value {
+    Int(Option<i64>),
+    Text(Option<String>),
+    Bytes(Option<Vec<u8>>),
+}
+
+fn read(row: &AnyRow, columns: &[(&str, Kind)]) -> Result<Vec<Value>, sqlx::Error> {
+    columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, kind))| {
+            Ok(match kind {
+                Int => Value::Int(row.try_get(i)?),
+                Text => Value::Text(row.try_get(i)?),
+                Bytes => Value::Bytes(row.try_get(i)?),
+            })
+        })
+        .collect()
+}
+
+/// A table's row count and a digest of its rows, for comparing two stores.
+async fn fingerprint(
+    store: &Store,
+    table: &str,
+    columns: &[(&str, Kind)],
+) -> Result<(i64, String), StoreError> {
+    let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+    let sql = format!(
+        "SELECT {} FROM {table} ORDER BY {}",
+        names.join(", "),
+        names[0]
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .fetch_all(&store.pool)
+        .await?;
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    for row in &rows {
+        for value in read(row, columns)? {
+            let bytes = match value {
+                Value::Int(v) => format!("{v:?}").into_bytes(),
+                Value::Text(v) => format!("{v:?}").into_bytes(),
+                Value::Bytes(v) => format!("{v:?}").into_bytes(),
+            };
+            digest.update(&(bytes.len() as u64).to_be_bytes());
+            digest.update(&bytes);
+        }
+    }
+    Ok((rows.len() as i64, hex::encode(digest.finish())))
+}
+
+impl Store {
+    /// Copies every row of `self` into `target`, which must be empty, in one transaction, and
+    /// then checks that both hold the same rows. Returns the row count of each table.
+    pub async fn copy_into(
+        &self,
+        target: &Store,
+    ) -> Result<BTreeMap<&'static str, i64>, StoreError> {
+        if target.row_counts().await?.values().any(|&n| n > 0) {
+            return Err(StoreError::NotEmpty);
+        }
+        let mut tx = target.begin().await?;
+        for (table, columns, identity) in TABLES {
+            let names: Vec<&str> = columns.iter().map(|(n, _)| *n).collect();
+            let select = format!(
+                "SELECT {} FROM {table} ORDER BY {} LIMIT $1 OFFSET $2",
+                names.join(", "),
+                names[0]
+            );
+            let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
+            let insert = format!(
+                "INSERT INTO {table} ({}) VALUES ({})",
+                names.join(", "),
+                placeholders.join(", ")
+            );
+            let mut offset = 0;
+            loop {
+                let rows = sqlx::query(AssertSqlSafe(select.clone()))
+                    .bind(PAGE)
+                    .bind(offset)
+                    .fetch_all(&self.pool)
+                    .await?;
+                for row in &rows {
+                    let mut query = sqlx::query(AssertSqlSafe(insert.clone()));
+                    for value in read(row, columns)? {
+                        query = match value {
+                            Value::Int(v) => query.bind(v),
+                            Value::Text(v) => query.bind(v),
+                            Value::Bytes(v) => query.bind(v),
+                        };
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+                if (rows.len() as i64) < PAGE {
+                    break;
+                }
+                offset += PAGE;
+            }
+            // New rows continue after the copied ids.
+            if let (Some(column), Backend::Postgres) = (identity, target.backend) {
+                let sql = format!(
+                    "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), \
+                     COALESCE((SELECT MAX({column}) FROM {table}), 0) + 1, false)"
+                );
+                sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+
+        let mut counts = BTreeMap::new();
+        for (table, columns, _) in TABLES {
+            let source = fingerprint(self, table, columns).await?;
+            let copied = fingerprint(target, table, columns).await?;
+            if source != copied {
+                return Err(StoreError::CopyMismatch(table));
+            }
+            counts.insert(*table, source.0);
+        }
+        Ok(counts)
+    }
+}

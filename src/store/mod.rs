@@ -1,0 +1,214 @@
+//! The store: the only code that speaks SQL.
+//!
+//! One set of SQL serves SQLite (the embedded default) and PostgreSQL (for replicas) through
+//! sqlx's Any driver: `$N` placeholders in ascending order of first use (SQLite numbers named
+//! parameters by first appearance), integers, text and bytes only, timestamps as unix seconds.
+//! The alternative, a trait with two implementations, would double the SQL for native types
+//! nobody here needs. Every mutation writes its audit event in the same transaction.
+
+mod audit;
+mod copy;
+mod filter;
+mod issuers;
+mod keys;
+mod revocations;
+mod tenants;
+mod tokens;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyQueryResult};
+use sqlx::{Any, AnyPool, Executor, Transaction};
+
+pub use audit::AuditFilter;
+pub use audit::{AuditEvent, AuditRow};
+pub use keys::{CertificateRow, KeyFilter, KeyRow, KeyStatus, NewCertificate, NewKey, TokenUse};
+pub use revocations::{CrlRow, RevocationScope, RevokedCertificate};
+pub use tenants::UserChange;
+pub use tenants::{TenantRow, UserRow};
+pub use tokens::{NewToken, TokenRow};
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or failed; nothing was changed.
+    #[error("store unavailable: {0}")]
+    Unavailable(#[from] sqlx::Error),
+    /// A row with the same unique name exists already.
+    #[error("{0} already exists")]
+    AlreadyExists(&'static str),
+    /// A random serial or key id collided with an existing one; retry with new ones.
+    #[error("serial or key id already in use")]
+    Collision,
+    /// The public key is already certified for another key.
+    #[error("public key already in use")]
+    PublicKeyInUse,
+    /// The tenant or the owner was disabled before this transaction.
+    #[error("tenant or user disabled")]
+    Disabled,
+    /// The key was revoked or expired before this transaction.
+    #[error("key revoked or expired")]
+    KeyNotActive,
+    /// The enrollment token was used, revoked or expired before this transaction.
+    #[error("enrollment token already used, revoked or expired")]
+    TokenSpent,
+    /// The target of a copy already holds data.
+    #[error("the target database is not empty; migrate only into a fresh database")]
+    NotEmpty,
+    /// A copied table differs from its source.
+    #[error("the copy of table {0} differs from the source")]
+    CopyMismatch(&'static str),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite in WAL mode, `synchronous=FULL`.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// The connection pool and the engine behind it.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+impl Store {
+    /// Connects to `url` (`sqlite://PATH?mode=rwc` or `postgres://…`) and applies migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        };
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            create_private_file(std::path::Path::new(path.split('?').next().unwrap_or(path)))?;
+        }
+        let options = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(5));
+        let options = match backend {
+            // A CA ledger must survive power loss: WAL with synchronous=FULL. Writers queue
+            // on busy_timeout instead of failing at once.
+            Backend::Sqlite => options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => options,
+        };
+        let pool = options.connect(url).await?;
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await?;
+        Ok(Self { pool, backend })
+    }
+
+    /// The SQLite database at `path`, created if missing.
+    pub async fn open_sqlite(path: &std::path::Path) -> Result<Self, StoreError> {
+        Self::connect(&sqlite_url(path)).await
+    }
+
+    /// The engine behind this store.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Checks that the database answers with the CA's tables, not just that a connection
+    /// opens.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT id FROM issuers LIMIT 1")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The number of rows in each table, for operators and tests.
+    pub async fn row_counts(&self) -> Result<BTreeMap<&'static str, i64>, StoreError> {
+        const TABLES: [(&str, &str); 7] = [
+            ("issuers", "SELECT COUNT(*) FROM issuers"),
+            ("tenants", "SELECT COUNT(*) FROM tenants"),
+            ("users", "SELECT COUNT(*) FROM users"),
+            (
+                "enrollment_tokens",
+                "SELECT COUNT(*) FROM enrollment_tokens",
+            ),
+            ("keys", "SELECT COUNT(*) FROM keys"),
+            ("certificates", "SELECT COUNT(*) FROM certificates"),
+            ("audit_events", "SELECT COUNT(*) FROM audit_events"),
+        ];
+        let mut counts = BTreeMap::new();
+        for (table, sql) in TABLES {
+            let (n,): (i64,) = sqlx::query_as(sql).fetch_one(&self.pool).await?;
+            counts.insert(table, n);
+        }
+        Ok(counts)
+    }
+
+    /// Closes every connection; pending work finishes first.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails with
+    /// "database is locked" without waiting.
+    async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+}
+
+/// The URL of the SQLite database at `path`, created if missing.
+pub fn sqlite_url(path: &std::path::Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+/// Creates a missing SQLite file with mode 0600: it holds password and token hashes. SQLite
+/// gives its `-wal` and `-shm` files the same mode.
+fn create_private_file(path: &std::path::Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.as_os_str().is_empty() || path.exists() || path.to_str() == Some(":memory:") {
+        return Ok(());
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(|_| ())
+        .map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))
+}
+
+/// Maps a unique-constraint violation to `on_unique`, anything else to `Unavailable`.
+fn unique_as(err: sqlx::Error, on_unique: StoreError) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => on_unique,
+        _ => StoreError::Unavailable(err),
+    }
+}
+
+/// True when a statement changed exactly one row.
+fn changed_one(result: &AnyQueryResult) -> bool {
+    result.rows_affected() == 1
+}

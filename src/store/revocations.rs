@@ -1,0 +1,242 @@
+use super::audit::{self, AuditEvent};
+use super::{Store, StoreError, unique_as};
+
+/// How many CRLs of an issuer the store keeps.
+const CRLS_KEPT: i64 = 3;
+
+/// One entry of a CRL: a revoked certificate that has not yet expired (long enough ago).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RevokedCertificate {
+    /// Lowercase hex serial.
+    pub serial: String,
+    /// When it was revoked.
+    pub revoked_at: i64,
+    /// Why (the API's reason name), if recorded.
+    pub revocation_reason: Option<String>,
+}
+
+/// A published CRL as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CrlRow {
+    /// The CRL number.
+    pub number: i64,
+    /// Its thisUpdate.
+    pub this_update: i64,
+    /// Its nextUpdate.
+    pub next_update: i64,
+    /// How many certificates it lists.
+    pub entries: i64,
+    /// The signed DER.
+    pub der: Vec<u8>,
+}
+
+/// Which keys a bulk revocation takes.
+#[derive(Debug, Clone)]
+pub struct RevocationScope {
+    /// The tenant's internal id.
+    pub tenant_id: i64,
+    /// Only this owner's keys, if given.
+    pub owner: Option<String>,
+}
+
+impl Store {
+    /// Revokes a key and every unexpired certificate of it, with the audit event, in one
+    /// transaction. Returns the number of certificates revoked, or `None` when the key was
+    /// revoked already (nothing changes then, and no event is written).
+    pub async fn revoke_key(
+        &self,
+        key_id: &str,
+        reason: &str,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.begin().await?;
+        let key = sqlx::query(
+            "UPDATE keys SET revoked_at = $1, revocation_reason = $2 \
+             WHERE id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(key_id)
+        .execute(&mut *tx)
+        .await?;
+        // Swept even when the key was revoked already: nothing of a revoked key stays valid.
+        let certificates = sqlx::query(
+            "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
+             WHERE key_id = $3 AND revoked_at IS NULL AND not_after > $1",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(key_id)
+        .execute(&mut *tx)
+        .await?;
+        if key.rows_affected() == 0 && certificates.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let mut event = event.clone();
+        event.detail["certificates"] = certificates.rows_affected().into();
+        audit::insert(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok(Some(certificates.rows_affected() as i64))
+    }
+
+    /// Revokes every unrevoked key of a tenant (or of one owner in it) and the unexpired
+    /// certificates of every revoked key in that scope, in one transaction. Returns
+    /// `(keys, certificates)` revoked.
+    pub async fn revoke_keys_of(
+        &self,
+        scope: &RevocationScope,
+        reason: &str,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<(i64, i64), StoreError> {
+        let owner = scope.owner.clone().unwrap_or_default();
+        let mut tx = self.begin().await?;
+        // Keys first (taking their row locks), then every certificate of a revoked key in
+        // scope, so a renewal racing this either committed before or is refused after.
+        let keys = sqlx::query(
+            "UPDATE keys SET revoked_at = $1, revocation_reason = $2 \
+             WHERE tenant_id = $3 AND ($4 = '' OR owner = $4) AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(scope.tenant_id)
+        .bind(&owner)
+        .execute(&mut *tx)
+        .await?;
+        let certificates = sqlx::query(
+            "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
+             WHERE revoked_at IS NULL AND not_after > $1 AND key_id IN \
+             (SELECT id FROM keys WHERE tenant_id = $3 AND ($4 = '' OR owner = $4) \
+              AND revoked_at IS NOT NULL)",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(scope.tenant_id)
+        .bind(&owner)
+        .execute(&mut *tx)
+        .await?;
+        let counts = (
+            keys.rows_affected() as i64,
+            certificates.rows_affected() as i64,
+        );
+        let mut event = event.clone();
+        event.detail["keys"] = counts.0.into();
+        event.detail["certificates"] = counts.1.into();
+        audit::insert(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    /// The revoked certificates of an issuer whose `not_after` is after `expired_before`:
+    /// the entries of the next CRL, by serial.
+    pub async fn revoked_certificates(
+        &self,
+        issuer_id: i64,
+        expired_before: i64,
+    ) -> Result<Vec<RevokedCertificate>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT serial, revoked_at, revocation_reason FROM certificates \
+             WHERE issuer_id = $1 AND revoked_at IS NOT NULL AND not_after > $2 ORDER BY serial",
+        )
+        .bind(issuer_id)
+        .bind(expired_before)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The newest CRL of an issuer.
+    pub async fn latest_crl(&self, issuer_id: i64) -> Result<Option<CrlRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT number, this_update, next_update, entries, der FROM crls \
+             WHERE issuer_id = $1 ORDER BY number DESC LIMIT 1",
+        )
+        .bind(issuer_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The highest CRL number used by any issuer (CRL numbers never repeat).
+    pub async fn highest_crl_number(&self) -> Result<i64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(number), 0) FROM crls")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
+    }
+
+    /// Stores a signed CRL. `Collision` means its number was taken meanwhile (by another
+    /// replica): build again with a higher one.
+    pub async fn insert_crl(
+        &self,
+        issuer_id: i64,
+        crl: &CrlRow,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO crls (number, issuer_id, this_update, next_update, entries, der, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(crl.number)
+        .bind(issuer_id)
+        .bind(crl.this_update)
+        .bind(crl.next_update)
+        .bind(crl.entries)
+        .bind(&crl.der)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| unique_as(e, StoreError::Collision))?;
+        // Only the newest few are ever served; a million-entry CRL is ~49 MB.
+        sqlx::query(
+            "DELETE FROM crls WHERE issuer_id = $1 AND number < \
+             (SELECT MIN(number) FROM (SELECT number FROM crls WHERE issuer_id = $1 \
+              ORDER BY number DESC LIMIT $2) AS recent)",
+        )
+        .bind(issuer_id)
+        .bind(CRLS_KEPT)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Takes the CRL builder lease of an issuer for `holder` until `expires_at`, unless another
+    /// holder has it and it has not expired. True when `holder` now has it. With it, exactly
+    /// one replica builds each CRL.
+    pub async fn take_crl_lease(
+        &self,
+        issuer_id: i64,
+        holder: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let taken: Option<(String,)> = sqlx::query_as(
+            "INSERT INTO crl_leases (issuer_id, holder, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (issuer_id) DO UPDATE SET holder = $2, expires_at = $3 \
+             WHERE crl_leases.expires_at <= $4 OR crl_leases.holder = $2 \
+             RETURNING holder",
+        )
+        .bind(issuer_id)
+        .bind(holder)
+        .bind(expires_at)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(taken.is_some())
+    }
+
+    /// Gives the lease back.
+    pub async fn release_crl_lease(&self, issuer_id: i64, holder: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE crl_leases SET expires_at = 0 WHERE issuer_id = $1 AND holder = $2")
+            .bind(issuer_id)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,212 @@
+use super::audit::{self, AuditEvent};
+use super::{Store, StoreError, unique_as};
+
+/// A tenant as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TenantRow {
+    /// Internal id.
+    pub id: i64,
+    /// The tenant's name.
+    pub name: String,
+    /// The longest key lifetime the tenant allows, in days.
+    pub max_key_days: i64,
+    /// When it was disabled, if it was.
+    pub disabled_at: Option<i64>,
+    /// When it was made.
+    pub created_at: i64,
+}
+
+/// A user as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    /// Internal id.
+    pub id: i64,
+    /// The tenant's internal id.
+    pub tenant_id: i64,
+    /// The user's name (the owner of its keys).
+    pub name: String,
+    /// The argon2id PHC string.
+    pub password_hash: String,
+    /// Granted scopes, sorted, space-separated.
+    pub scopes: String,
+    /// When it was disabled, if it was.
+    pub disabled_at: Option<i64>,
+    /// When it was made.
+    pub created_at: i64,
+}
+
+impl Store {
+    /// Adds a tenant; `AlreadyExists` if the name is taken.
+    pub async fn insert_tenant(
+        &self,
+        name: &str,
+        max_key_days: i64,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<TenantRow, StoreError> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query_as(
+            "INSERT INTO tenants (name, max_key_days, created_at) VALUES ($1, $2, $3) \
+             RETURNING id, name, max_key_days, disabled_at, created_at",
+        )
+        .bind(name)
+        .bind(max_key_days)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| unique_as(e, StoreError::AlreadyExists("tenant")))?;
+        audit::insert(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// The tenant with this name.
+    pub async fn tenant(&self, name: &str) -> Result<Option<TenantRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, name, max_key_days, disabled_at, created_at FROM tenants WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Every tenant, by name.
+    pub async fn tenants(&self) -> Result<Vec<TenantRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, name, max_key_days, disabled_at, created_at FROM tenants ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Adds a user to a tenant; `AlreadyExists` if the name is taken there.
+    pub async fn insert_user(
+        &self,
+        tenant_id: i64,
+        name: &str,
+        password_hash: &str,
+        scopes: &str,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<UserRow, StoreError> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query_as(
+            "INSERT INTO users (tenant_id, name, password_hash, scopes, created_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             RETURNING id, tenant_id, name, password_hash, scopes, disabled_at, created_at",
+        )
+        .bind(tenant_id)
+        .bind(name)
+        .bind(password_hash)
+        .bind(scopes)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| unique_as(e, StoreError::AlreadyExists("user")))?;
+        audit::insert(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// The user `name` of the tenant, if both exist.
+    pub async fn user(&self, tenant_id: i64, name: &str) -> Result<Option<UserRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, tenant_id, name, password_hash, scopes, disabled_at, created_at \
+             FROM users WHERE tenant_id = $1 AND name = $2",
+        )
+        .bind(tenant_id)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// The users of a tenant, by name.
+    pub async fn users(&self, tenant_id: i64) -> Result<Vec<UserRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT id, tenant_id, name, password_hash, scopes, disabled_at, created_at \
+             FROM users WHERE tenant_id = $1 ORDER BY name",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+/// Changes to a user; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserChange {
+    /// Disable (`Some(true)`) or enable (`Some(false)`).
+    pub disabled: Option<bool>,
+    /// New grants, sorted, space-separated.
+    pub scopes: Option<String>,
+    /// A new argon2id hash.
+    pub password_hash: Option<String>,
+}
+
+impl Store {
+    /// Changes a tenant's maximum key lifetime and/or disables or enables it. Returns the
+    /// tenant as changed, or `None` if there is no such tenant.
+    pub async fn update_tenant(
+        &self,
+        name: &str,
+        max_key_days: Option<i64>,
+        disabled: Option<bool>,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<Option<TenantRow>, StoreError> {
+        let mut tx = self.begin().await?;
+        // -1 means "unchanged"; disabled_at keeps its first time while disabled.
+        let row: Option<TenantRow> = sqlx::query_as(
+            "UPDATE tenants SET \
+             max_key_days = CASE WHEN $1 < 0 THEN max_key_days ELSE $1 END, \
+             disabled_at = CASE WHEN $2 = 1 THEN COALESCE(disabled_at, $3) \
+                                WHEN $2 = 0 THEN NULL ELSE disabled_at END \
+             WHERE name = $4 RETURNING id, name, max_key_days, disabled_at, created_at",
+        )
+        .bind(max_key_days.unwrap_or(-1))
+        .bind(disabled.map_or(-1_i64, i64::from))
+        .bind(now)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if row.is_some() {
+            audit::insert(&mut tx, event).await?;
+            tx.commit().await?;
+        }
+        Ok(row)
+    }
+
+    /// Changes a user. Returns the user as changed, or `None` if there is no such user.
+    pub async fn update_user(
+        &self,
+        tenant_id: i64,
+        name: &str,
+        change: &UserChange,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<Option<UserRow>, StoreError> {
+        let mut tx = self.begin().await?;
+        let row: Option<UserRow> = sqlx::query_as(
+            "UPDATE users SET \
+             disabled_at = CASE WHEN $1 = 1 THEN COALESCE(disabled_at, $2) \
+                                WHEN $1 = 0 THEN NULL ELSE disabled_at END, \
+             scopes = COALESCE($3, scopes), \
+             password_hash = COALESCE($4, password_hash) \
+             WHERE tenant_id = $5 AND name = $6 \
+             RETURNING id, tenant_id, name, password_hash, scopes, disabled_at, created_at",
+        )
+        .bind(change.disabled.map_or(-1_i64, i64::from))
+        .bind(now)
+        .bind(&change.scopes)
+        .bind(&change.password_hash)
+        .bind(tenant_id)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if row.is_some() {
+            audit::insert(&mut tx, event).await?;
+            tx.commit().await?;
+        }
+        Ok(row)
+    }
+}

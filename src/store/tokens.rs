@@ -1,0 +1,145 @@
+use super::audit::{self, AuditEvent};
+use super::{Store, StoreError, unique_as};
+
+/// An enrollment token to record. The secret itself is never stored, only its hash.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// SHA-256 of the secret, lowercase hex.
+    pub token_hash: String,
+    /// The tenant it enrolls into.
+    pub tenant_id: i64,
+    /// The owner of the key it enrolls.
+    pub owner: String,
+    /// The scopes it may grant, sorted, space-separated.
+    pub scopes: String,
+    /// Who made it (an audit actor string).
+    pub created_by: String,
+    /// When it was made.
+    pub created_at: i64,
+    /// When it stops working.
+    pub expires_at: i64,
+}
+
+/// An enrollment token as stored, with its tenant's name.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TokenRow {
+    /// Internal id, shown to administrators.
+    pub id: i64,
+    /// The tenant's internal id.
+    pub tenant_id: i64,
+    /// The tenant's name.
+    pub tenant: String,
+    /// The owner of the key it enrolls.
+    pub owner: String,
+    /// The scopes it may grant.
+    pub scopes: String,
+    /// Who made it.
+    pub created_by: String,
+    /// When it was made.
+    pub created_at: i64,
+    /// When it stops working.
+    pub expires_at: i64,
+    /// When it was used, if it was.
+    pub used_at: Option<i64>,
+    /// The key it enrolled, if it was used.
+    pub key_id: Option<String>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<i64>,
+}
+
+const TOKEN_COLUMNS: &str = "t.id, t.tenant_id, n.name AS tenant, t.owner, t.scopes, t.created_by, \
+     t.created_at, t.expires_at, t.used_at, t.key_id, t.revoked_at";
+
+impl Store {
+    /// Records a new enrollment token and returns its id.
+    pub async fn insert_token(
+        &self,
+        token: &NewToken,
+        event: &AuditEvent,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.begin().await?;
+        let (id,): (i64,) = sqlx::query_as(
+            "INSERT INTO enrollment_tokens \
+             (token_hash, tenant_id, owner, scopes, created_by, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(&token.token_hash)
+        .bind(token.tenant_id)
+        .bind(&token.owner)
+        .bind(&token.scopes)
+        .bind(&token.created_by)
+        .bind(token.created_at)
+        .bind(token.expires_at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| unique_as(e, StoreError::Collision))?;
+        let mut event = event.clone();
+        event.target = Some(format!("token:{id}"));
+        audit::insert(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// The token whose secret hashes to `token_hash`, used or not.
+    pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRow>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM enrollment_tokens t JOIN tenants n ON n.id = t.tenant_id \
+             WHERE t.token_hash = $1"
+        ));
+        Ok(sqlx::query_as(sql)
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// The tokens of a tenant (or all), newest first. Secrets are not stored, so none is shown.
+    pub async fn tokens(&self, tenant_id: Option<i64>) -> Result<Vec<TokenRow>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM enrollment_tokens t JOIN tenants n ON n.id = t.tenant_id \
+             WHERE ($1 = 0 OR t.tenant_id = $1) ORDER BY t.id DESC"
+        ));
+        Ok(sqlx::query_as(sql)
+            .bind(tenant_id.unwrap_or(0))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+}
+
+impl Store {
+    /// Revokes an unused enrollment token. Returns false when there is no such token or it
+    /// was used or revoked already.
+    pub async fn revoke_token(
+        &self,
+        id: i64,
+        now: i64,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE enrollment_tokens SET revoked_at = $1 \
+             WHERE id = $2 AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if changed.rows_affected() != 1 {
+            return Ok(false);
+        }
+        audit::insert(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The token with this id.
+    pub async fn token(&self, id: i64) -> Result<Option<TokenRow>, StoreError> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM enrollment_tokens t JOIN tenants n ON n.id = t.tenant_id \
+             WHERE t.id = $1"
+        ));
+        Ok(sqlx::query_as(sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+}

@@ -1,0 +1,61 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpStream;
+
+use super::ConfigError;
+
+/// A TLS stream accepted by [`Acceptor`].
+pub type ServerStream = tokio_rustls::server::TlsStream<TcpStream>;
+
+/// Why a connection did not become a TLS session.
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    /// The handshake failed (a refused client certificate, a protocol error, a reset).
+    #[error("TLS handshake failed: {0}")]
+    Handshake(#[from] std::io::Error),
+    /// The client did not finish the handshake in time.
+    #[error("TLS handshake timed out")]
+    TimedOut,
+}
+
+/// The server side of TLS for the CA's listener (see [`super::server_config`]).
+#[derive(Clone)]
+pub struct Acceptor(tokio_rustls::TlsAcceptor);
+
+impl Acceptor {
+    /// An acceptor for any server configuration (such as [`super::relying_server_config`]).
+    pub fn from_config(config: rustls::ServerConfig) -> Self {
+        Self(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
+
+    /// An acceptor presenting `chain` and asking for client certificates under `client_roots`.
+    pub fn new(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+        client_roots: &[CertificateDer<'static>],
+    ) -> Result<Self, ConfigError> {
+        let config = super::server_config(chain, key, client_roots)?;
+        Ok(Self(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+    }
+
+    /// Runs the handshake on `stream` within `deadline`. Returns the session and the client's
+    /// leaf certificate, if it presented one (its chain has been verified).
+    pub async fn accept(
+        &self,
+        stream: TcpStream,
+        deadline: Duration,
+    ) -> Result<(ServerStream, Option<CertificateDer<'static>>), AcceptError> {
+        let tls = tokio::time::timeout(deadline, self.0.accept(stream))
+            .await
+            .map_err(|_| AcceptError::TimedOut)??;
+        let leaf = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|c| c.clone().into_owned());
+        Ok((tls, leaf))
+    }
+}

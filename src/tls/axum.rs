@@ -1,0 +1,158 @@
+//! axum for relying services: the [`Identity`] extractor and the scope guard. Serve the
+//! `Router` with [`super::serve`] and [`identity_per_connection`] (given the same verifier as
+//! the listener built with [`super::relying_server_config`]); then a handler states what it
+//! needs at its top:
+//!
+//! ```ignore
+//! async fn metrics(identity: Identity) -> Result<String, Rejection> {
+//!     identity.require_scope("read:metrics")?;
+//!     Ok(format!("hello {}@{}", identity.owner, identity.tenant))
+//! }
+//! ```
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use std::sync::Arc;
+
+use super::{ConnectionInfo, Identity, LatchkeyVerifier};
+use crate::api::Problem;
+
+/// Why a request was refused: answered as `application/problem+json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// The connection carries no latchkey key identity.
+    NoIdentity,
+    /// The key lacks this scope.
+    MissingScope(String),
+    /// The key was good at the handshake but no longer is (revoked or expired since, or the
+    /// CRL went stale): a keep-alive connection does not outlive its key.
+    NoLongerValid(String),
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let (status, code, detail) = match &self {
+            Rejection::NoIdentity => (
+                StatusCode::UNAUTHORIZED,
+                "certificate_required",
+                "present a latchkey key certificate".to_owned(),
+            ),
+            Rejection::NoLongerValid(why) => (
+                StatusCode::UNAUTHORIZED,
+                "certificate_no_longer_valid",
+                format!("the key certificate of this connection is no longer accepted: {why}"),
+            ),
+            Rejection::MissingScope(scope) => (
+                StatusCode::FORBIDDEN,
+                "scope_not_granted",
+                format!("this needs the scope {scope}"),
+            ),
+        };
+        let problem = Problem::new(status, code, detail);
+        let mut response =
+            (status, serde_json::to_vec(&problem).unwrap_or_default()).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+impl Identity {
+    /// Refuses (403, naming the scope) unless the key carries `scope`. No scopes means no
+    /// access: there is no wildcard.
+    pub fn require_scope(&self, scope: &str) -> Result<(), Rejection> {
+        if self.has_scope(scope) {
+            Ok(())
+        } else {
+            Err(Rejection::MissingScope(scope.to_owned()))
+        }
+    }
+}
+
+/// A scope a handler requires, named as a type so the requirement sits in its signature:
+///
+/// ```ignore
+/// latchkey::tls::axum::scope!(ReadMetrics = "read:metrics");
+/// async fn metrics(Scoped(identity, _): Scoped<ReadMetrics>) -> String { ... }
+/// ```
+pub trait RequiredScope: Send + Sync + 'static {
+    /// The scope, such as `read:metrics`.
+    const SCOPE: &'static str;
+}
+
+/// Declares a [`RequiredScope`] type: `scope!(ReadMetrics = "read:metrics");`.
+#[macro_export]
+macro_rules! scope {
+    ($name:ident = $scope:literal) => {
+        /// A required scope.
+        #[derive(Debug, Clone, Copy)]
+        pub struct $name;
+        impl $crate::tls::axum::RequiredScope for $name {
+            const SCOPE: &'static str = $scope;
+        }
+    };
+}
+pub use scope;
+
+/// An [`Identity`] whose key carries the scope `S`; anything else is refused before the
+/// handler runs (401 without a key, 403 naming the scope).
+#[derive(Debug, Clone)]
+pub struct Scoped<S: RequiredScope>(pub Identity, pub std::marker::PhantomData<S>);
+
+impl<S: Send + Sync, R: RequiredScope> FromRequestParts<S> for Scoped<R> {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejection> {
+        let identity = Identity::from_request_parts(parts, state).await?;
+        identity.require_scope(R::SCOPE)?;
+        Ok(Self(identity, std::marker::PhantomData))
+    }
+}
+
+/// What a connection's handshake proved, with the verifier that proved it, so every request
+/// can check the key still stands.
+#[derive(Clone)]
+pub struct VerifiedConnection {
+    identity: Identity,
+    verifier: Arc<LatchkeyVerifier>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Identity {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Rejection> {
+        let connection = parts
+            .extensions
+            .get::<Option<VerifiedConnection>>()
+            .cloned()
+            .flatten()
+            .ok_or(Rejection::NoIdentity)?;
+        connection
+            .verifier
+            .still_valid(&connection.identity, time::OffsetDateTime::now_utc())
+            .map_err(|e| Rejection::NoLongerValid(e.to_string()))?;
+        Ok(connection.identity)
+    }
+}
+
+/// The per-connection step for [`super::serve`]: reads the verified leaf's identity once,
+/// with the verifier's trust domain, and keeps the verifier for the per-request checks.
+pub fn identity_per_connection(
+    verifier: Arc<LatchkeyVerifier>,
+) -> impl Fn(&ConnectionInfo) -> Option<VerifiedConnection> + Clone + Send + Sync + 'static {
+    move |info: &ConnectionInfo| {
+        let identity = info
+            .certificate
+            .as_ref()
+            .and_then(|c| Identity::from_der(c, verifier.trust_domain()).ok())?;
+        Some(VerifiedConnection {
+            identity,
+            verifier: verifier.clone(),
+        })
+    }
+}

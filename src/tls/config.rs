@@ -1,0 +1,119 @@
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Why a TLS configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A PEM file held no certificate, or an unreadable one.
+    #[error("no certificate found in {0}")]
+    NoCertificate(String),
+    /// A PEM file held no private key, or an unreadable one.
+    #[error("no private key found in {0}")]
+    NoPrivateKey(String),
+    /// rustls refused the configuration.
+    #[error("TLS configuration refused: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The client-certificate verifier could not be built.
+    #[error("client verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+}
+
+/// The one crypto provider latchkey uses: ring, named explicitly so that no dependency can
+/// make the choice ambiguous.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Every certificate in a PEM text, in order. `what` names the source in errors.
+pub fn load_certificates(
+    pem: &[u8],
+    what: &str,
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|_| ConfigError::NoCertificate(what.to_owned()))?;
+    if certs.is_empty() {
+        return Err(ConfigError::NoCertificate(what.to_owned()));
+    }
+    Ok(certs)
+}
+
+/// The private key in a PEM text (PKCS#8, SEC1 or PKCS#1).
+pub fn load_private_key(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>, ConfigError> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|_| ConfigError::NoPrivateKey(what.to_owned()))
+}
+
+/// The CA's HTTPS listener: presents `chain`, asks for a client certificate issued under
+/// `client_roots` but lets clients without one in (password and token enrollment need none).
+///
+/// Session resumption is off: a resumed TLS session skips the client-certificate verifier,
+/// so a key revoked after its first connection could come back in on a resumed one.
+pub fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    client_roots: &[CertificateDer<'static>],
+) -> Result<ServerConfig, ConfigError> {
+    let mut roots = RootCertStore::empty();
+    for root in client_roots {
+        roots.add(root.clone())?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .allow_unauthenticated()
+        .build()?;
+    without_resumption(chain, key, verifier)
+}
+
+/// A TLS server configuration for a relying service: presents `chain`, requires a client
+/// certificate that `verifier` accepts, and never resumes a session (a resumed session
+/// would skip the verifier, letting a key revoked since its first connection back in).
+pub fn relying_server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    verifier: Arc<super::LatchkeyVerifier>,
+) -> Result<ServerConfig, ConfigError> {
+    without_resumption(chain, key, verifier)
+}
+
+/// Every server configuration latchkey builds: ring, HTTP/1.1, and no session resumption,
+/// because a resumed session skips the client-certificate verifier.
+fn without_resumption(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
+) -> Result<ServerConfig, ConfigError> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?;
+    config.session_storage = Arc::new(NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// A client that trusts `roots` and, if given, presents `identity` (chain and key).
+pub fn client_config(
+    roots: &[CertificateDer<'static>],
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> Result<ClientConfig, ConfigError> {
+    let mut store = RootCertStore::empty();
+    for root in roots {
+        store.add(root.clone())?;
+    }
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(store);
+    let mut config = match identity {
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key)?,
+        None => builder.with_no_client_auth(),
+    };
+    // The CA refuses resumption anyway; not offering it keeps every connection verified.
+    config.resumption = rustls::client::Resumption::disabled();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}

@@ -1,0 +1,499 @@
+//! The relying service's client-certificate verifier. Each handshake:
+//! 1. builds and checks the chain with webpki (to the CA's root, through its intermediate
+//!    whether or not the client sent it; a CA certificate, an expired one, a wrong EKU or an
+//!    unknown critical extension fails here);
+//! 2. reads the latchkey identity (the clientAuth EKU, exactly one URI SAN in the trust
+//!    domain, a subject that agrees with it, the scopes extension): admin certificates and
+//!    anything else are refused;
+//! 3. checks the tenant against the pinned ones, if any;
+//! 4. looks the serial up in the revocation set of the last verified CRL: one hash lookup.
+//!    No CRL yet, or one past `nextUpdate` plus the grace, refuses (fail closed).
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
+use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
+use time::{Duration, OffsetDateTime};
+
+use super::identity::Identity;
+use super::revocation::Revocations;
+use crate::model::TenantName;
+
+/// The default tolerance past a CRL's `nextUpdate` before handshakes are refused.
+pub const DEFAULT_GRACE: Duration = Duration::minutes(5);
+/// The most [`LatchkeyVerifier::grace`] allows.
+pub const MAX_GRACE: Duration = Duration::hours(1);
+
+/// Why a verifier could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifierError {
+    /// The CA chain holds no usable root or intermediate.
+    #[error("the CA chain must hold the issuing intermediate and the root: {0}")]
+    Chain(String),
+}
+
+/// A rejection reason rustls carries to the log.
+#[derive(Debug)]
+struct Refused(&'static str);
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+fn refused(why: &'static str) -> Error {
+    Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
+        Refused(why),
+    ))))
+}
+
+/// Verifies latchkey key certificates with live revocation. Build it with
+/// [`LatchkeyVerifier::new`], then loosen it only through the `insecure_` settings.
+pub struct LatchkeyVerifier {
+    anchors: Vec<TrustAnchor<'static>>,
+    intermediates: Vec<CertificateDer<'static>>,
+    hints: Vec<DistinguishedName>,
+    trust_domain: String,
+    revocations: Revocations,
+    grace: Duration,
+    tenants: Option<HashSet<TenantName>>,
+    insecure_allow_stale_crl: bool,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl fmt::Debug for LatchkeyVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LatchkeyVerifier")
+            .field("trust_domain", &self.trust_domain)
+            .field("tenants", &self.tenants)
+            .field("grace", &self.grace)
+            .field("insecure_allow_stale_crl", &self.insecure_allow_stale_crl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LatchkeyVerifier {
+    /// A verifier for certificates of the CA whose chain (`GET /v1/ca`: intermediate, then
+    /// root) is `chain`, in `trust_domain`, reading revocations from `revocations`.
+    pub fn new(
+        chain: &[CertificateDer<'static>],
+        trust_domain: &str,
+        revocations: Revocations,
+    ) -> Result<Self, VerifierError> {
+        let mut anchors = Vec::new();
+        let mut intermediates = Vec::new();
+        let mut hints = Vec::new();
+        for cert in chain {
+            let (_, parsed) = x509_parser::parse_x509_certificate(cert)
+                .map_err(|e| VerifierError::Chain(e.to_string()))?;
+            if parsed.subject() == parsed.issuer() {
+                let anchor = webpki::anchor_from_trusted_cert(cert)
+                    .map_err(|e| VerifierError::Chain(format!("{e:?}")))?
+                    .to_owned();
+                hints.push(DistinguishedName::from(parsed.subject().as_raw().to_vec()));
+                anchors.push(anchor);
+            } else {
+                intermediates.push(cert.clone());
+            }
+        }
+        if anchors.is_empty() {
+            return Err(VerifierError::Chain("no self-signed root".into()));
+        }
+        Ok(Self {
+            anchors,
+            intermediates,
+            hints,
+            trust_domain: trust_domain.to_owned(),
+            revocations,
+            grace: DEFAULT_GRACE,
+            tenants: None,
+            insecure_allow_stale_crl: false,
+            provider: super::provider(),
+        })
+    }
+
+    /// Accepts only keys of these tenants.
+    pub fn pin_tenants(mut self, tenants: impl IntoIterator<Item = TenantName>) -> Self {
+        self.tenants = Some(tenants.into_iter().collect());
+        self
+    }
+
+    /// How long past a CRL's `nextUpdate` handshakes still pass (default 5 minutes, at most
+    /// [`MAX_GRACE`]; beyond that only [`Self::insecure_allow_stale_crl`] loosens the rule).
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace.clamp(Duration::ZERO, MAX_GRACE);
+        self
+    }
+
+    /// Checks, for a request on a connection whose handshake proved `identity`, that it
+    /// still stands: not revoked since, not expired since, and the CRL still fresh. Called
+    /// per request, because a keep-alive connection outlives its handshake.
+    pub fn still_valid(&self, identity: &Identity, now: OffsetDateTime) -> Result<(), Error> {
+        if identity.not_after <= now {
+            return Err(Error::InvalidCertificate(CertificateError::Expired));
+        }
+        self.check_revocation(identity, now)
+    }
+
+    fn check_revocation(&self, identity: &Identity, now: OffsetDateTime) -> Result<(), Error> {
+        let Some(set) = self.revocations.current() else {
+            return Err(refused("no CRL yet: refusing until one is verified"));
+        };
+        if now > set.next_update + self.grace {
+            if self.insecure_allow_stale_crl {
+                tracing::warn!(number = set.number, "accepting a stale CRL");
+            } else {
+                tracing::error!(number = set.number, next_update = %set.next_update, "the CRL is stale; refusing");
+                return Err(refused("the CRL is stale"));
+            }
+        }
+        if set.is_revoked(identity.serial.as_bytes()) {
+            return Err(Error::InvalidCertificate(CertificateError::Revoked));
+        }
+        Ok(())
+    }
+
+    /// The trust domain this verifier accepts.
+    pub fn trust_domain(&self) -> &str {
+        &self.trust_domain
+    }
+
+    /// DANGER: accepts handshakes with a CRL past `nextUpdate` plus the grace. Revocations
+    /// may then be missed; logged whenever it matters.
+    pub fn insecure_allow_stale_crl(mut self) -> Self {
+        tracing::warn!("insecure_allow_stale_crl: a stale CRL will not stop handshakes");
+        self.insecure_allow_stale_crl = true;
+        self
+    }
+
+    /// The full check of a presented leaf (and any intermediates it came with) at `now`:
+    /// the identity it proves, or why not.
+    pub fn verify(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<Identity, Error> {
+        // 1. Chain, validity, clientAuth, criticality, CA-as-leaf.
+        // Only the CA's own intermediate builds the path, whatever the client sends: the
+        // revocation set belongs to that issuer, so a leaf of any other intermediate under
+        // the root (an old or rotated one) must not pass with revocations nobody checks.
+        let _ = intermediates;
+        let leaf = webpki::EndEntityCert::try_from(end_entity).map_err(pki_error)?;
+        leaf.verify_for_usage(
+            self.provider.signature_verification_algorithms.all,
+            &self.anchors,
+            &self.intermediates,
+            now,
+            // Checked on every certificate of the path, so "if present" here; the leaf's
+            // clientAuth is required by the identity check below.
+            webpki::KeyUsage::client_auth(),
+            None,
+            None,
+        )
+        .map_err(pki_error)?;
+        // 2. The latchkey identity.
+        let identity = Identity::from_der(end_entity, &self.trust_domain)
+            .map_err(|_| refused("not a latchkey key certificate"))?;
+        // 3. Pinned tenants.
+        if let Some(tenants) = &self.tenants
+            && !tenants.contains(&identity.tenant)
+        {
+            return Err(refused("tenant not accepted here"));
+        }
+        // 4. Revocation.
+        let now = OffsetDateTime::from_unix_timestamp(now.as_secs() as i64)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        self.check_revocation(&identity, now)?;
+        Ok(identity)
+    }
+}
+
+fn pki_error(e: webpki::Error) -> Error {
+    use webpki::Error as E;
+    Error::InvalidCertificate(match e {
+        E::CertExpired { .. } => CertificateError::Expired,
+        E::CertNotValidYet { .. } => CertificateError::NotValidYet,
+        E::UnknownIssuer => CertificateError::UnknownIssuer,
+        E::InvalidSignatureForPublicKey => CertificateError::BadSignature,
+        E::RequiredEkuNotFoundContext(_) => CertificateError::InvalidPurpose,
+        other => CertificateError::Other(rustls::OtherError(Arc::new(other))),
+    })
+}
+
+impl ClientCertVerifier for LatchkeyVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.hints
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        self.verify(end_entity, intermediates, now)
+            .map(|_| ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+#[cfg(all(test, feature = "server"))]
+mod tests {
+    use super::*;
+    use crate::ca::{Bootstrap, CrlEntry, CrlOrder, KeyOrder, Signer};
+    use crate::model::{KeyId, RevocationReason, ScopeSet, Serial};
+    use crate::tls::RevocationSet;
+
+    struct Fixture {
+        chain: Vec<CertificateDer<'static>>,
+        signer: Signer,
+        leaf: CertificateDer<'static>,
+        serial: Serial,
+    }
+
+    fn fixture() -> Fixture {
+        let now = OffsetDateTime::now_utc();
+        let ca = Bootstrap::generate(now).unwrap();
+        let signer = Signer::new(
+            ca.intermediate_certificate.clone(),
+            &ca.intermediate_key_pem,
+            "latchkey.internal",
+            "https://localhost/v1/crl",
+        )
+        .unwrap();
+        let csr = crate::client::new_key_pair(crate::client::KeyType::P256)
+            .unwrap()
+            .csr_pem;
+        let serial = Serial::random();
+        let leaf = signer
+            .sign_key_certificate(KeyOrder {
+                serial,
+                tenant: "acme".parse().unwrap(),
+                owner: "alice".parse().unwrap(),
+                key_id: KeyId::random(),
+                scopes: ScopeSet::parse(["read:metrics"]).unwrap(),
+                not_before: now - Duration::minutes(1),
+                not_after: now + Duration::hours(1),
+                public_key: crate::authority::csr::verify_pem(&csr).unwrap().public_key,
+            })
+            .unwrap()
+            .der;
+        Fixture {
+            chain: vec![ca.intermediate_certificate, ca.root_certificate],
+            signer,
+            leaf,
+            serial,
+        }
+    }
+
+    fn verifier(f: &Fixture, revocations: Revocations) -> LatchkeyVerifier {
+        LatchkeyVerifier::new(&f.chain, "latchkey.internal", revocations).unwrap()
+    }
+
+    fn set(serials: Vec<Serial>, validity: Duration) -> Revocations {
+        Revocations::fixed(RevocationSet::from_serials(serials, validity))
+    }
+
+    #[test]
+    fn a_good_key_passes_and_a_revoked_one_does_not() {
+        let f = fixture();
+        let now = UnixTime::now();
+        let identity = verifier(&f, set(vec![], Duration::hours(1)))
+            .verify(&f.leaf, &[], now)
+            .unwrap();
+        assert_eq!(identity.tenant.as_str(), "acme");
+        let revoked = verifier(&f, set(vec![f.serial], Duration::hours(1)));
+        assert!(matches!(
+            revoked.verify(&f.leaf, &[], now),
+            Err(Error::InvalidCertificate(CertificateError::Revoked))
+        ));
+        // The per-request check sees a revocation that came after the handshake.
+        let live = Revocations::fixed(RevocationSet::from_serials(vec![], Duration::hours(1)));
+        let v = verifier(&f, live.clone());
+        let identity = v.verify(&f.leaf, &[], now).unwrap();
+        let mut newer = RevocationSet::from_serials(vec![f.serial], Duration::hours(1));
+        newer.number = 2;
+        live.offer(newer).unwrap();
+        assert!(v.still_valid(&identity, OffsetDateTime::now_utc()).is_err());
+    }
+
+    #[test]
+    fn no_crl_or_a_stale_one_refuses_unless_insecurely_allowed() {
+        let f = fixture();
+        let now = UnixTime::now();
+        assert!(
+            verifier(&f, Revocations::new())
+                .verify(&f.leaf, &[], now)
+                .is_err()
+        );
+        let stale = || set(vec![], -(DEFAULT_GRACE + Duration::minutes(1)));
+        assert!(verifier(&f, stale()).verify(&f.leaf, &[], now).is_err());
+        let very_stale = set(vec![], -(MAX_GRACE + Duration::minutes(1)));
+        assert!(
+            verifier(&f, very_stale)
+                .grace(Duration::days(365))
+                .verify(&f.leaf, &[], now)
+                .is_err(),
+            "grace is capped"
+        );
+        assert!(
+            verifier(&f, stale())
+                .insecure_allow_stale_crl()
+                .verify(&f.leaf, &[], now)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn pinned_tenants_ca_certificates_and_admin_certificates_are_refused() {
+        let f = fixture();
+        let now = UnixTime::now();
+        let pinned =
+            verifier(&f, set(vec![], Duration::hours(1))).pin_tenants(["globex".parse().unwrap()]);
+        assert!(pinned.verify(&f.leaf, &[], now).is_err());
+        let v = verifier(&f, set(vec![], Duration::hours(1)));
+        assert!(
+            v.verify(&f.chain[0], &[], now).is_err(),
+            "the intermediate as a leaf"
+        );
+        let pair = crate::client::new_key_pair(crate::client::KeyType::P256).unwrap();
+        let pk = crate::authority::csr::verify_pem(&pair.csr_pem)
+            .unwrap()
+            .public_key;
+        let t = OffsetDateTime::now_utc();
+        let admin = f
+            .signer
+            .sign_admin_certificate(
+                &"admin".parse().unwrap(),
+                Serial::random(),
+                t - Duration::minutes(1),
+                t + Duration::hours(1),
+                &pk,
+            )
+            .unwrap();
+        assert!(
+            v.verify(&admin.der, &[], now).is_err(),
+            "an admin certificate is not a key"
+        );
+    }
+
+    #[test]
+    fn crls_are_taken_only_when_signed_by_the_issuer_and_newer() {
+        let f = fixture();
+        let other = fixture();
+        let now = OffsetDateTime::now_utc();
+        let order = |number| CrlOrder {
+            number,
+            this_update: now - Duration::minutes(1),
+            next_update: now + Duration::hours(1),
+            entries: vec![CrlEntry {
+                serial: f.serial,
+                revoked_at: now,
+                reason: RevocationReason::KeyCompromise,
+            }],
+        };
+        let issuer = &f.chain[0];
+        let good = f.signer.sign_crl(&order(5)).unwrap();
+        let set5 = RevocationSet::from_crl(&good, issuer).unwrap();
+        assert!(set5.is_revoked(f.serial.as_bytes()));
+        let forged = other.signer.sign_crl(&order(9)).unwrap();
+        assert!(
+            RevocationSet::from_crl(&forged, issuer).is_err(),
+            "another CA's CRL"
+        );
+        let revocations = Revocations::new();
+        revocations.offer(set5).unwrap();
+        let older =
+            RevocationSet::from_crl(&f.signer.sign_crl(&order(4)).unwrap(), issuer).unwrap();
+        assert!(matches!(
+            revocations.offer(older),
+            Err(crate::tls::CrlError::NotNewer { got: 4, held: 5 })
+        ));
+        assert_eq!(revocations.current().unwrap().number, 5);
+    }
+
+    #[tokio::test]
+    async fn a_watched_crl_file_is_taken_when_it_changes() {
+        let f = fixture();
+        let now = OffsetDateTime::now_utc();
+        let order = |number, entries: Vec<CrlEntry>| CrlOrder {
+            number,
+            this_update: now - Duration::minutes(1),
+            next_update: now + Duration::hours(1),
+            entries,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crl.pem");
+        let first = f.signer.sign_crl(&order(1, vec![])).unwrap();
+        std::fs::write(&path, crate::pem::encode("X509 CRL", &first)).unwrap();
+        let revocations = Revocations::new();
+        let task = revocations.watch_file(path.clone(), f.chain[0].clone());
+        let v = verifier(&f, revocations.clone());
+        let wait_for = |n: i64| {
+            let revocations = revocations.clone();
+            async move {
+                for _ in 0..50 {
+                    if revocations.current().is_some_and(|c| c.number >= n) {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                panic!("CRL {n} was not taken from the file");
+            }
+        };
+        wait_for(1).await;
+        assert!(v.verify(&f.leaf, &[], UnixTime::now()).is_ok());
+        // Replaced (DER this time, with a later mtime): the key is revoked from then on.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let entry = CrlEntry {
+            serial: f.serial,
+            revoked_at: now,
+            reason: RevocationReason::KeyCompromise,
+        };
+        std::fs::write(&path, f.signer.sign_crl(&order(2, vec![entry])).unwrap()).unwrap();
+        wait_for(2).await;
+        assert!(v.verify(&f.leaf, &[], UnixTime::now()).is_err());
+        task.abort();
+    }
+}

@@ -1,0 +1,212 @@
+//! The admin API: only an administrator certificate opens it.
+
+use http::Method;
+use latchkey::api::{NewTenant, Problem};
+
+use crate::support::{Ca, PASSWORD, password, problem_code};
+
+const ADMIN_ROUTES: [(Method, &str, &str); 12] = [
+    (Method::GET, "/v1/admin/tenants", ""),
+    (Method::POST, "/v1/admin/tenants", r#"{"name":"evil"}"#),
+    (
+        Method::POST,
+        "/v1/admin/users",
+        r#"{"user":"eve@acme","password":"long-enough-pw","scopes":["read:metrics"]}"#,
+    ),
+    (Method::GET, "/v1/admin/tenants/acme/users", ""),
+    (
+        Method::POST,
+        "/v1/admin/tokens",
+        r#"{"owner":"eve@acme","scopes":["read:metrics"]}"#,
+    ),
+    (Method::GET, "/v1/admin/tokens", ""),
+    (Method::DELETE, "/v1/admin/tokens/1", ""),
+    (
+        Method::PATCH,
+        "/v1/admin/tenants/acme",
+        r#"{"disabled":true}"#,
+    ),
+    (
+        Method::PATCH,
+        "/v1/admin/users/alice@acme",
+        r#"{"scopes":["admin:all"]}"#,
+    ),
+    (
+        Method::POST,
+        "/v1/admin/revocations",
+        r#"{"tenant":"acme"}"#,
+    ),
+    (Method::GET, "/v1/admin/audit", ""),
+    (Method::GET, "/v1/admin/audit?tenant=acme", ""),
+];
+
+#[tokio::test]
+async fn a_key_certificate_a_password_or_nothing_never_reaches_an_admin_route() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    ca.enroll_into("alice@acme", &["read:metrics"], "alice")
+        .await;
+    let before = ca.counts().await;
+    let key = ca.raw(Some(&ca.path("alice")));
+    let anonymous = ca.raw(None);
+    for (method, path, body) in ADMIN_ROUTES {
+        let body = (!body.is_empty()).then(|| body.as_bytes().to_vec());
+        let cases = [
+            ("key certificate", &key, None, 403, "admin_required"),
+            (
+                "password",
+                &anonymous,
+                Some(password("alice@acme")),
+                403,
+                "admin_required",
+            ),
+            ("nothing", &anonymous, None, 401, "unauthenticated"),
+        ];
+        for (who, conn, auth, status, code) in cases {
+            let (got, bytes) = conn
+                .send(method.clone(), path, auth.as_ref(), body.clone())
+                .await
+                .unwrap();
+            let problem: Problem = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(
+                (got.as_u16(), problem.code.as_str()),
+                (status, code),
+                "{who} on {method} {path}"
+            );
+        }
+    }
+    // The wall stands before the body is read: no schema details leak to outsiders.
+    let (status, bytes) = anonymous
+        .send(
+            Method::POST,
+            "/v1/admin/tenants",
+            None,
+            Some(b"{not json".to_vec()),
+        )
+        .await
+        .unwrap();
+    let problem: Problem = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        (status.as_u16(), problem.code.as_str()),
+        (401, "unauthenticated")
+    );
+    assert_eq!(ca.counts().await, before);
+}
+
+#[tokio::test]
+async fn admin_input_is_checked() {
+    let ca = Ca::start();
+    let admin = ca.admin();
+    admin
+        .add_tenant(&NewTenant {
+            name: "acme".into(),
+            max_key_days: None,
+        })
+        .await
+        .unwrap();
+    let before = ca.counts().await;
+    let add = |name: &str, days: Option<i64>| {
+        let admin = admin.clone();
+        let name = name.to_owned();
+        async move {
+            admin
+                .add_tenant(&NewTenant {
+                    name,
+                    max_key_days: days,
+                })
+                .await
+        }
+    };
+    assert_eq!(
+        problem_code(add("acme", None).await.unwrap_err()),
+        "already_exists"
+    );
+    assert_eq!(
+        problem_code(add("Bad Name", None).await.unwrap_err()),
+        "invalid_name"
+    );
+    assert_eq!(
+        problem_code(add("long", Some(181)).await.unwrap_err()),
+        "ttl_out_of_range"
+    );
+    assert_eq!(
+        problem_code(add("zero", Some(0)).await.unwrap_err()),
+        "ttl_out_of_range"
+    );
+    let user = |u: &str, pw: &str, scopes: &[&str]| {
+        let admin = admin.clone();
+        let req = latchkey::api::NewUser {
+            user: u.into(),
+            password: pw.into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        };
+        async move { admin.add_user(&req).await }
+    };
+    assert_eq!(
+        problem_code(user("alice@nowhere", PASSWORD, &["a:b"]).await.unwrap_err()),
+        "not_found"
+    );
+    assert_eq!(
+        problem_code(user("alice@acme", "short", &["a:b"]).await.unwrap_err()),
+        "weak_password"
+    );
+    assert_eq!(
+        problem_code(user("alice@acme", PASSWORD, &["a:*"]).await.unwrap_err()),
+        "invalid_scope"
+    );
+    assert_eq!(
+        problem_code(user("alice", PASSWORD, &["a:b"]).await.unwrap_err()),
+        "invalid_name"
+    );
+    let token = |owner: &str, ttl: Option<i64>| {
+        let admin = admin.clone();
+        let req = latchkey::api::NewToken {
+            owner: owner.into(),
+            scopes: vec!["a:b".into()],
+            ttl_seconds: ttl,
+        };
+        async move { admin.create_token(&req).await }
+    };
+    assert_eq!(
+        problem_code(token("bot@nowhere", None).await.unwrap_err()),
+        "not_found"
+    );
+    assert_eq!(
+        problem_code(token("bot@acme", Some(-1)).await.unwrap_err()),
+        "ttl_out_of_range"
+    );
+    assert_eq!(
+        ca.counts().await,
+        before,
+        "refused admin requests change nothing"
+    );
+
+    user("alice@acme", PASSWORD, &["a:b"]).await.unwrap();
+    assert_eq!(
+        problem_code(user("alice@acme", PASSWORD, &["a:b"]).await.unwrap_err()),
+        "already_exists"
+    );
+    let users = admin.users("acme").await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0].user, "alice@acme");
+    let out = ca.cli(&["tenant", "add", "acme"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("already_exists") && stderr.trim().lines().count() == 1,
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn every_admin_action_is_audited_in_the_same_transaction() {
+    let ca = Ca::start();
+    let start = ca.counts().await["audit_events"];
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    ca.token("bot@acme", &["read:metrics"]).await;
+    ca.enroll_into("alice@acme", &["read:metrics"], "alice")
+        .await;
+    assert_eq!(ca.counts().await["audit_events"], start + 4);
+}

@@ -1,0 +1,661 @@
+//! Every error code of the core CA: the status, the stable code, and proof that nothing
+//! was stored.
+
+use http::Method;
+use latchkey::api::Problem;
+use latchkey::client::{Auth, Connection};
+
+use crate::support::{self, Ca, PASSWORD, openssl_csr, password};
+
+struct Case {
+    name: &'static str,
+    auth: Option<Auth>,
+    body: Vec<u8>,
+    status: u16,
+    code: &'static str,
+    detail_contains: &'static str,
+}
+
+fn json_body(csr: &str, scopes: &[&str], extra: serde_json::Value) -> Vec<u8> {
+    let mut body = serde_json::json!({ "csr": csr, "scopes": scopes, "name": "k" });
+    if let (Some(obj), Some(more)) = (body.as_object_mut(), extra.as_object()) {
+        for (k, v) in more {
+            obj.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::to_vec(&body).unwrap()
+}
+
+fn case(
+    name: &'static str,
+    auth: Option<Auth>,
+    body: Vec<u8>,
+    status: u16,
+    code: &'static str,
+) -> Case {
+    Case {
+        name,
+        auth,
+        body,
+        status,
+        code,
+        detail_contains: "",
+    }
+}
+
+/// Sends a POST /v1/keys with a raw JSON body, so any body can be tried.
+async fn post_keys(conn: &Connection, auth: Option<&Auth>, body: Vec<u8>) -> (u16, Vec<u8>) {
+    let (status, bytes) = conn
+        .send(Method::POST, "/v1/keys", auth, Some(body))
+        .await
+        .unwrap();
+    (status.as_u16(), bytes.to_vec())
+}
+
+#[tokio::test]
+async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing() {
+    let ca = Ca::start();
+    ca.admin()
+        .add_tenant(&latchkey::api::NewTenant {
+            name: "acme".into(),
+            max_key_days: Some(30),
+        })
+        .await
+        .unwrap();
+    ca.user("alice@acme", &["read:metrics", "write:events"])
+        .await;
+    let dir = ca.dir.path();
+    let good = support::csr();
+    let p = |scopes: &[&str]| json_body(&good, scopes, serde_json::json!({}));
+    let alice = || Some(password("alice@acme"));
+
+    let ca_true = openssl_csr(
+        dir,
+        "ca-true",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        &["-addext", "basicConstraints=critical,CA:TRUE"],
+    );
+    let san = openssl_csr(
+        dir,
+        "san",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        &[
+            "-addext",
+            "subjectAltName=URI:spiffe://latchkey.internal/tenant/other/key/x",
+        ],
+    );
+    let eku = openssl_csr(
+        dir,
+        "eku",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        &["-addext", "extendedKeyUsage=serverAuth"],
+    );
+    let unknown = openssl_csr(
+        dir,
+        "unknown-ext",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        &["-addext", "1.2.3.4=critical,ASN1:UTF8String:hi"],
+    );
+    let rsa1024 = openssl_csr(dir, "rsa1024", &["rsa:1024"], &[]);
+    let rsa2040 = openssl_csr(dir, "rsa2040", &["rsa:2040"], &[]);
+    let p521 = openssl_csr(
+        dir,
+        "p521",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-521"],
+        &[],
+    );
+    let k256 = openssl_csr(
+        dir,
+        "k256",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:secp256k1"],
+        &[],
+    );
+    let p192 = openssl_csr(
+        dir,
+        "p192",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:prime192v1"],
+        &[],
+    );
+    let brainpool = openssl_csr(
+        dir,
+        "brainpool",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:brainpoolP256r1"],
+        &[],
+    );
+    let explicit = openssl_csr(
+        dir,
+        "explicit",
+        &[
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-pkeyopt",
+            "ec_param_enc:explicit",
+        ],
+        &[],
+    );
+    let rsa_odd = openssl_csr(dir, "rsa-odd", &["rsa:2056"], &[]);
+    let sha1 = openssl_csr(dir, "sha1", &["rsa:2048"], &["-sha1"]);
+    // Flip a bit in the signature: the structure still parses, the signature fails.
+    let flipped = {
+        let plain = openssl_csr(
+            dir,
+            "flip",
+            &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            &[],
+        );
+        let (_, pem) = x509_parser::pem::parse_x509_pem(plain.as_bytes()).unwrap();
+        let mut der = pem.contents;
+        let last = der.len() - 1;
+        der[last] ^= 0x01;
+        latchkey::pem::encode("CERTIFICATE REQUEST", &der)
+    };
+    let private_key = std::fs::read_to_string(dir.join("flip.key")).unwrap();
+    // A public key already certified for another key.
+    let reused = {
+        let pair = latchkey::client::new_key_pair(latchkey::client::KeyType::P256).unwrap();
+        ca.anonymous()
+            .enroll(
+                &password("alice@acme"),
+                &crate::support::request(&pair.csr_pem, &["read:metrics"], "first"),
+            )
+            .await
+            .unwrap();
+        pair.csr_pem
+    };
+    let wrong = |user: &str, pw: &str| {
+        Some(Auth::Password {
+            user: user.into(),
+            password: pw.into(),
+        })
+    };
+
+    let cases = vec![
+        Case {
+            detail_contains: "basicConstraints",
+            ..case(
+                "CSR asks for CA:TRUE",
+                alice(),
+                json_body(&ca_true, &["read:metrics"], serde_json::json!({})),
+                422,
+                "csr_extension_forbidden",
+            )
+        },
+        Case {
+            detail_contains: "subjectAltName",
+            ..case(
+                "CSR asks for another tenant's SAN",
+                alice(),
+                json_body(&san, &["read:metrics"], serde_json::json!({})),
+                422,
+                "csr_extension_forbidden",
+            )
+        },
+        Case {
+            detail_contains: "extendedKeyUsage",
+            ..case(
+                "CSR asks for serverAuth",
+                alice(),
+                json_body(&eku, &["read:metrics"], serde_json::json!({})),
+                422,
+                "csr_extension_forbidden",
+            )
+        },
+        Case {
+            detail_contains: "admin:everything",
+            ..case(
+                "scope not granted",
+                alice(),
+                p(&["read:metrics", "admin:everything"]),
+                403,
+                "scope_not_granted",
+            )
+        },
+        case(
+            "wildcard scope",
+            alice(),
+            p(&["read:*"]),
+            422,
+            "invalid_scope",
+        ),
+        case(
+            "duplicated scope",
+            alice(),
+            p(&["read:metrics", "read:metrics"]),
+            422,
+            "invalid_scope",
+        ),
+        case("no scope", alice(), p(&[]), 422, "invalid_scope"),
+        case(
+            "ttl above the tenant maximum",
+            alice(),
+            json_body(
+                &good,
+                &["read:metrics"],
+                serde_json::json!({"ttl_seconds": 31 * 86400}),
+            ),
+            422,
+            "ttl_out_of_range",
+        ),
+        case(
+            "negative ttl",
+            alice(),
+            json_body(
+                &good,
+                &["read:metrics"],
+                serde_json::json!({"ttl_seconds": -5}),
+            ),
+            422,
+            "ttl_out_of_range",
+        ),
+        case(
+            "zero ttl",
+            alice(),
+            json_body(
+                &good,
+                &["read:metrics"],
+                serde_json::json!({"ttl_seconds": 0}),
+            ),
+            422,
+            "ttl_out_of_range",
+        ),
+        case(
+            "expires_at in the past",
+            alice(),
+            json_body(
+                &good,
+                &["read:metrics"],
+                serde_json::json!({"expires_at": "2020-01-01T00:00:00Z"}),
+            ),
+            422,
+            "ttl_out_of_range",
+        ),
+        case(
+            "ttl and expires_at",
+            alice(),
+            json_body(
+                &good,
+                &["read:metrics"],
+                serde_json::json!({"ttl_seconds": 60, "expires_at": "2030-01-01T00:00:00Z"}),
+            ),
+            400,
+            "invalid_request",
+        ),
+        Case {
+            detail_contains: "1.2.3.4",
+            ..case(
+                "CSR asks for an unknown critical extension",
+                alice(),
+                json_body(&unknown, &["read:metrics"], serde_json::json!({})),
+                422,
+                "csr_extension_forbidden",
+            )
+        },
+        Case {
+            detail_contains: "2040 bits",
+            ..case(
+                "RSA-2040",
+                alice(),
+                json_body(&rsa2040, &["read:metrics"], serde_json::json!({})),
+                422,
+                "weak_key",
+            )
+        },
+        case(
+            "RSA-1024",
+            alice(),
+            json_body(&rsa1024, &["read:metrics"], serde_json::json!({})),
+            422,
+            "weak_key",
+        ),
+        case(
+            "P-521",
+            alice(),
+            json_body(&p521, &["read:metrics"], serde_json::json!({})),
+            422,
+            "unsupported_key",
+        ),
+        case(
+            "P-192",
+            alice(),
+            json_body(&p192, &["read:metrics"], serde_json::json!({})),
+            422,
+            "unsupported_key",
+        ),
+        case(
+            "brainpoolP256r1",
+            alice(),
+            json_body(&brainpool, &["read:metrics"], serde_json::json!({})),
+            422,
+            "unsupported_key",
+        ),
+        case(
+            "explicit curve parameters",
+            alice(),
+            json_body(&explicit, &["read:metrics"], serde_json::json!({})),
+            422,
+            "unsupported_key",
+        ),
+        case(
+            "secp256k1",
+            alice(),
+            json_body(&k256, &["read:metrics"], serde_json::json!({})),
+            422,
+            "unsupported_key",
+        ),
+        case(
+            "SHA-1 signature",
+            alice(),
+            json_body(&sha1, &["read:metrics"], serde_json::json!({})),
+            422,
+            "weak_signature",
+        ),
+        case(
+            "bit-flipped signature",
+            alice(),
+            json_body(&flipped, &["read:metrics"], serde_json::json!({})),
+            422,
+            "csr_signature_invalid",
+        ),
+        case(
+            "a private key instead of a CSR",
+            alice(),
+            json_body(&private_key, &["read:metrics"], serde_json::json!({})),
+            422,
+            "csr_malformed",
+        ),
+        case(
+            "two CSRs",
+            alice(),
+            json_body(
+                &format!("{good}{good}"),
+                &["read:metrics"],
+                serde_json::json!({}),
+            ),
+            422,
+            "csr_malformed",
+        ),
+        case(
+            "not PEM",
+            alice(),
+            json_body("hello", &["read:metrics"], serde_json::json!({})),
+            422,
+            "csr_malformed",
+        ),
+        case(
+            "public key already in use",
+            alice(),
+            json_body(&reused, &["read:metrics"], serde_json::json!({})),
+            409,
+            "public_key_in_use",
+        ),
+        case(
+            "wrong password",
+            wrong("alice@acme", "nope-nope-nope"),
+            p(&["read:metrics"]),
+            401,
+            "invalid_credentials",
+        ),
+        case(
+            "unknown user",
+            wrong("mallory@acme", PASSWORD),
+            p(&["read:metrics"]),
+            401,
+            "invalid_credentials",
+        ),
+        case(
+            "unknown tenant",
+            wrong("alice@nowhere", PASSWORD),
+            p(&["read:metrics"]),
+            401,
+            "invalid_credentials",
+        ),
+        case(
+            "no credential",
+            None,
+            p(&["read:metrics"]),
+            401,
+            "unauthenticated",
+        ),
+        case(
+            "unknown token",
+            Some(Auth::Token("lkt_nope".into())),
+            p(&["read:metrics"]),
+            401,
+            "invalid_token",
+        ),
+        case(
+            "invalid JSON",
+            alice(),
+            b"{\"csr\": ".to_vec(),
+            400,
+            "invalid_json",
+        ),
+        case(
+            "unknown field",
+            alice(),
+            json_body(&good, &["read:metrics"], serde_json::json!({"is_ca": true})),
+            400,
+            "invalid_json",
+        ),
+        case("empty body", alice(), Vec::new(), 400, "invalid_json"),
+        case(
+            "body over the limit",
+            alice(),
+            vec![b' '; 100 * 1024],
+            413,
+            "body_too_large",
+        ),
+    ];
+
+    let conn = ca.raw(None);
+    let mut bodies_401 = Vec::new();
+    for case in cases {
+        let before = ca.counts().await;
+        let (status, body) = post_keys(&conn, case.auth.as_ref(), case.body).await;
+        let problem: Problem = serde_json::from_slice(&body).unwrap_or_else(|_| {
+            panic!(
+                "{}: not a problem document: {}",
+                case.name,
+                String::from_utf8_lossy(&body)
+            )
+        });
+        assert_eq!(
+            (status, problem.code.as_str()),
+            (case.status, case.code),
+            "{}: {}",
+            case.name,
+            problem.detail
+        );
+        assert_eq!(problem.status, status);
+        assert!(
+            problem.detail.contains(case.detail_contains),
+            "{}: {}",
+            case.name,
+            problem.detail
+        );
+        assert!(!problem.detail.contains("PRIVATE KEY"), "{}", case.name);
+        assert_eq!(
+            ca.counts().await,
+            before,
+            "{}: the store changed",
+            case.name
+        );
+        if problem.code == "invalid_credentials" {
+            bodies_401.push(body);
+        }
+    }
+    // An odd RSA size inside 2048..=4096 is a valid key: accepted (the rule is the range).
+    ca.anonymous()
+        .enroll(
+            &password("alice@acme"),
+            &crate::support::request(&rsa_odd, &["read:metrics"], "odd"),
+        )
+        .await
+        .expect("RSA-2056 is within 2048..=4096 bits");
+    // Wrong password, unknown user and unknown tenant are indistinguishable.
+    assert_eq!(bodies_401.len(), 3);
+    assert!(bodies_401.windows(2).all(|w| w[0] == w[1]));
+    let log = std::fs::read_to_string(ca.path("serve.log")).unwrap();
+    assert!(
+        !log.contains("PRIVATE KEY") && !log.contains(PASSWORD),
+        "secrets reached the log"
+    );
+}
+
+#[tokio::test]
+async fn a_body_without_a_json_content_type_is_refused() {
+    let ca = Ca::start();
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(ca.home().join("ca.pem"))
+        .args(["-u", "a@b:c", "-H", "content-type: text/plain", "-d", "{}"])
+        .args(["-w", "\n%{http_code}", &format!("{}/v1/keys", ca.url)])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.ends_with("\n415"), "{text}");
+    assert!(text.contains("unsupported_media_type"), "{text}");
+}
+
+#[tokio::test]
+async fn a_refused_request_does_not_consume_the_token() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let token = ca.token("build-bot@acme", &["write:events"]).await;
+    let auth = Auth::Token(token.clone());
+    let client = ca.anonymous();
+    let refused = client
+        .enroll(
+            &auth,
+            &support::request(&support::csr(), &["read:metrics"], "bot"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(support::problem_code(refused), "scope_not_granted");
+    let bad_csr = client
+        .enroll(
+            &auth,
+            &support::request("garbage", &["write:events"], "bot"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(support::problem_code(bad_csr), "csr_malformed");
+    assert_eq!(ca.admin().tokens(None).await.unwrap()[0].status, "unused");
+    client
+        .enroll(
+            &auth,
+            &support::request(&support::csr(), &["write:events"], "bot"),
+        )
+        .await
+        .expect("the token still works after refused requests");
+}
+
+#[tokio::test]
+async fn a_token_raced_from_many_requests_enrolls_exactly_once() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let token = ca.token("build-bot@acme", &["write:events"]).await;
+    let client = ca.anonymous();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let client = client.clone();
+        let auth = Auth::Token(token.clone());
+        tasks.push(tokio::spawn(async move {
+            client
+                .enroll(
+                    &auth,
+                    &support::request(&support::csr(), &[], &format!("race{i}")),
+                )
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => assert_eq!(support::problem_code(e), "invalid_token"),
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!(ca.counts().await["keys"], 1);
+}
+
+#[tokio::test]
+async fn the_cli_prints_one_line_and_exits_non_zero() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let out = ca.cli_with_env(
+        &[
+            "enroll",
+            "--user",
+            "alice@acme",
+            "--scopes",
+            "write:events",
+            "--name",
+            "x",
+            "--out",
+            "x/",
+        ],
+        &[("LATCHKEY_PASSWORD", PASSWORD)],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("scope_not_granted"), "{stderr}");
+    assert!(!ca.path("x/key.pem").exists());
+}
+
+#[tokio::test]
+async fn twenty_wrong_passwords_throttle_that_user_from_that_source_only() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    ca.user("bob@acme", &["read:metrics"]).await;
+    let client = ca.anonymous();
+    let wrong = Auth::Password {
+        user: "alice@acme".into(),
+        password: "not-her-password".into(),
+    };
+    let enroll = |auth: Auth| {
+        let client = client.clone();
+        async move {
+            client
+                .enroll(
+                    &auth,
+                    &support::request(&support::csr(), &["read:metrics"], "k"),
+                )
+                .await
+        }
+    };
+    for _ in 0..20 {
+        assert_eq!(
+            support::problem_code(enroll(wrong.clone()).await.unwrap_err()),
+            "invalid_credentials"
+        );
+    }
+    let before = ca.counts().await;
+    // Now even the right password waits...
+    let body =
+        serde_json::to_vec(&support::request(&support::csr(), &["read:metrics"], "k")).unwrap();
+    let (status, body) = ca
+        .raw(None)
+        .send(
+            Method::POST,
+            "/v1/keys",
+            Some(&password("alice@acme")),
+            Some(body),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 429, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("too_many_attempts"));
+    // ...while nobody else is locked out.
+    enroll(password("bob@acme"))
+        .await
+        .expect("another user from the same source");
+    assert_eq!(ca.counts().await["keys"], before["keys"] + 1);
+}

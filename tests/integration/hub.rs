@@ -1,0 +1,430 @@
+//! The relying-service library, through the example analytics hub: the CA and the hub both
+//! really running on loopback, and clients calling the hub over mTLS.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::Ca;
+
+/// The example binary, built by `cargo test` beside the test binaries.
+fn hub_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let hub = dir.join("examples").join("analytics_hub");
+    assert!(
+        hub.exists(),
+        "{} missing: run the tests with `cargo test`, which builds examples",
+        hub.display()
+    );
+    hub
+}
+
+/// A running analytics hub, killed when dropped.
+struct Hub {
+    child: Child,
+    addr: String,
+    cert_pem: Vec<u8>,
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Hub {
+    fn start(ca: &Ca, extra: &[&str]) -> Self {
+        let dir = ca.dir.path();
+        let tls = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+        let cert_pem = tls.cert.pem();
+        std::fs::write(dir.join("hub-cert.pem"), &cert_pem).unwrap();
+        std::fs::write(dir.join("hub-key.pem"), tls.signing_key.serialize_pem()).unwrap();
+        let mut child = Command::new(hub_binary())
+            .args(["--listen", "127.0.0.1:0", "--ca-url", &ca.url, "--ca-cert"])
+            .arg(ca.home().join("ca.pem"))
+            .args(["--tls-cert", "hub-cert.pem", "--tls-key", "hub-key.pem"])
+            .args(extra)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("hub.log")).unwrap(),
+            ))
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("analytics_hub listening on https://") {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "the hub did not start: {}",
+                    std::fs::read_to_string(dir.join("hub.log")).unwrap_or_default()
+                )
+            });
+        Self {
+            child,
+            addr,
+            cert_pem: cert_pem.into_bytes(),
+        }
+    }
+
+    /// A client configuration trusting the hub and presenting the key in `dir`.
+    fn client(&self, dir: &Path) -> rustls::ClientConfig {
+        let roots = latchkey::tls::load_certificates(&self.cert_pem, "hub").unwrap();
+        let chain = latchkey::tls::load_certificates(
+            &std::fs::read(dir.join("chain.pem")).unwrap(),
+            "chain",
+        )
+        .unwrap();
+        let key =
+            latchkey::tls::load_private_key(&std::fs::read(dir.join("key.pem")).unwrap(), "key")
+                .unwrap();
+        latchkey::tls::client_config(&roots, Some((chain, key))).unwrap()
+    }
+
+    /// One request on a new connection: the status and body, or the connection's error.
+    async fn call(
+        &self,
+        config: Arc<rustls::ClientConfig>,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> Result<(u16, String), String> {
+        let tcp = tokio::net::TcpStream::connect(&self.addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        tls.write_all(request.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut response = Vec::new();
+        // With TLS 1.3 a refused client certificate shows here, on the first read.
+        tls.read_to_end(&mut response)
+            .await
+            .map_err(|e| e.to_string())?;
+        let text = String::from_utf8_lossy(&response).into_owned();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or(format!("no status in {text:?}"))?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+}
+
+/// Reads one HTTP/1.1 response (headers and a Content-Length body) from an open stream.
+async fn read_response<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> (u16, String) {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).await.expect("a response");
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).await.unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A foreign CA's look-alike of a key certificate: the real profile (same subject, SPIFFE
+/// URI, scopes and serial), signed by another CA whose names copy the real one's.
+fn look_alike(genuine_pem: &str, dir: &Path) {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(genuine_pem.as_bytes()).unwrap();
+    let genuine = latchkey::tls::Identity::from_der(&pem.contents, "latchkey.internal").unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let foreign = latchkey::ca::Bootstrap::generate(now).unwrap();
+    let signer = latchkey::ca::Signer::new(
+        foreign.intermediate_certificate.clone(),
+        &foreign.intermediate_key_pem,
+        "latchkey.internal",
+        "https://localhost:8443/v1/crl",
+    )
+    .unwrap();
+    let pair = latchkey::client::new_key_pair(latchkey::client::KeyType::P256).unwrap();
+    let verified = latchkey::authority::csr::verify_pem(&pair.csr_pem).unwrap();
+    let leaf = signer
+        .sign_key_certificate(latchkey::ca::KeyOrder {
+            serial: genuine.serial,
+            tenant: genuine.tenant,
+            owner: genuine.owner,
+            key_id: genuine.key_id,
+            scopes: genuine.scopes,
+            not_before: now - time::Duration::minutes(1),
+            not_after: now + time::Duration::hours(1),
+            public_key: verified.public_key,
+        })
+        .unwrap();
+    let dir = latchkey::client::KeyDir::new(dir);
+    dir.write_key(&pair.key_pem).unwrap();
+    let intermediate = latchkey::pem::encode("CERTIFICATE", &foreign.intermediate_certificate);
+    dir.write_certificates(&leaf.pem(), &format!("{}{intermediate}", leaf.pem()))
+        .unwrap();
+}
+
+#[tokio::test]
+async fn scopes_decide_and_pinned_tenants_foreign_cas_and_expired_keys_are_refused() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics", "write:events"])
+        .await;
+    ca.tenant_with_user("globex", "carol@globex", &["read:metrics"])
+        .await;
+    ca.enroll_into("alice@acme", &["read:metrics"], "reader")
+        .await;
+    ca.enroll_into("alice@acme", &["write:events"], "writer")
+        .await;
+    ca.enroll_into("carol@globex", &["read:metrics"], "carol")
+        .await;
+    let hub = Hub::start(&ca, &["--tenant", "acme"]);
+
+    let reader = Arc::new(hub.client(&ca.path("reader")));
+    let writer = Arc::new(hub.client(&ca.path("writer")));
+    let (status, body) = hub
+        .call(reader.clone(), "GET", "/api/v1/metrics", "")
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = hub
+        .call(
+            reader.clone(),
+            "POST",
+            "/api/v1/events",
+            r#"{"name":"click"}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 403);
+    assert!(
+        body.contains("\"code\":\"scope_not_granted\"") && body.contains("write:events"),
+        "{body}"
+    );
+    let (status, _) = hub
+        .call(
+            writer.clone(),
+            "POST",
+            "/api/v1/events",
+            r#"{"name":"click"}"#,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
+    // The Scoped<ReadMetrics> extractor refuses before the handler runs.
+    let (status, body) = hub
+        .call(writer.clone(), "GET", "/api/v1/metrics", "")
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("read:metrics") && body.contains("scope_not_granted"),
+        "{body}"
+    );
+    let (_, metrics) = hub
+        .call(reader.clone(), "GET", "/api/v1/metrics", "")
+        .await
+        .unwrap();
+    assert!(metrics.contains("\"click\":1"), "{metrics}");
+    let (status, whoami) = hub
+        .call(writer.clone(), "GET", "/api/v1/whoami", "")
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let whoami: serde_json::Value = serde_json::from_str(&whoami).unwrap();
+    assert_eq!(
+        (whoami["tenant"].as_str(), whoami["owner"].as_str()),
+        (Some("acme"), Some("alice"))
+    );
+    assert_eq!(whoami["scopes"], serde_json::json!(["write:events"]));
+
+    // Another tenant, with the hub pinned to acme.
+    let carol = Arc::new(hub.client(&ca.path("carol")));
+    assert!(
+        hub.call(carol, "GET", "/api/v1/whoami", "").await.is_err(),
+        "globex got into an acme-only hub"
+    );
+
+    // The CA's admin certificate is not a key.
+    let admin = Arc::new(hub.client(&ca.home().join("admin")));
+    assert!(hub.call(admin, "GET", "/api/v1/whoami", "").await.is_err());
+    still_serves(&hub, &reader).await;
+
+    // A look-alike from a foreign CA, with the real profile.
+    look_alike(
+        &std::fs::read_to_string(ca.path("reader/cert.pem")).unwrap(),
+        &ca.path("evil"),
+    );
+    let evil = Arc::new(hub.client(&ca.path("evil")));
+    let refused = hub
+        .call(evil, "GET", "/api/v1/whoami", "")
+        .await
+        .unwrap_err();
+    // Its issuer's name is the real intermediate's, so the signature check is what fails.
+    assert!(
+        ["UnknownCA", "BadCertificate", "DecryptError"]
+            .iter()
+            .any(|a| refused.contains(a)),
+        "{refused}"
+    );
+    still_serves(&hub, &reader).await;
+
+    // An expired certificate: a key that lived one second.
+    ca.expired_key("alice@acme", &["read:metrics"], "expired")
+        .await;
+    let stale = Arc::new(hub.client(&ca.path("expired")));
+    let refused = hub
+        .call(stale, "GET", "/api/v1/whoami", "")
+        .await
+        .unwrap_err();
+    assert!(refused.contains("CertificateExpired"), "{refused}");
+    still_serves(&hub, &reader).await;
+}
+
+/// A refusal must be the hub refusing that certificate, not the hub being down.
+async fn still_serves(hub: &Hub, good: &Arc<rustls::ClientConfig>) {
+    let (status, _) = hub
+        .call(good.clone(), "GET", "/api/v1/whoami", "")
+        .await
+        .expect("the hub still serves");
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_refused_within_a_second_and_never_through_a_resumed_session() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let key = ca
+        .enroll_into("alice@acme", &["read:metrics"], "alice")
+        .await;
+    let hub = Hub::start(&ca, &[]);
+    // The client offers resumption; the hub must never accept it.
+    let mut config = hub.client(&ca.path("alice"));
+    config.resumption = rustls::client::Resumption::in_memory_sessions(16);
+    let config = Arc::new(config);
+    for _ in 0..3 {
+        let (status, _) = hub
+            .call(config.clone(), "GET", "/api/v1/metrics", "")
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+    }
+
+    // A keep-alive connection opened before the revocation.
+    let tcp = tokio::net::TcpStream::connect(&hub.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut open = tokio_rustls::TlsConnector::from(config.clone())
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let keep_alive = "GET /api/v1/whoami HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    open.write_all(keep_alive.as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut open).await.0, 200);
+
+    ca.admin()
+        .revoke_key(None, &key.key.id, Some("key_compromise"))
+        .await
+        .unwrap();
+    // The hub learns of it by long poll, without a restart: refused within a second.
+    let refused = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            if hub
+                .call(config.clone(), "GET", "/api/v1/metrics", "")
+                .await
+                .is_err()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        refused.is_ok(),
+        "the revoked key still got in a second after the DELETE"
+    );
+    // And stays refused, on new and would-be-resumed connections alike...
+    for _ in 0..3 {
+        let refused = hub
+            .call(config.clone(), "GET", "/api/v1/metrics", "")
+            .await
+            .unwrap_err();
+        assert!(refused.contains("CertificateRevoked"), "{refused}");
+    }
+    // ...and on the connection that was open before: it does not outlive the key.
+    open.write_all(keep_alive.as_bytes()).await.unwrap();
+    let (status, body) = read_response(&mut open).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("certificate_no_longer_valid"), "{body}");
+}
+
+#[tokio::test]
+async fn the_auto_renewing_client_keeps_a_60s_key_working_for_3_minutes() {
+    let ca = Ca::start_with(&["--certificate-lifetime", "60s"]);
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    ca.enroll_into("alice@acme", &["read:metrics"], "alice")
+        .await;
+    let hub = Hub::start(&ca, &[]);
+    let key = latchkey::client::AutoRenewingKey::start(
+        &ca.url,
+        &ca.ca_pem(),
+        latchkey::client::KeyDir::new(ca.path("alice")),
+    )
+    .unwrap();
+    let roots = latchkey::tls::load_certificates(&hub.cert_pem, "hub").unwrap();
+    let config = Arc::new(key.client_config(&roots).unwrap());
+
+    let mut serials = std::collections::HashSet::new();
+    let mut requests = 0;
+    let end = tokio::time::Instant::now() + Duration::from_secs(180);
+    while tokio::time::Instant::now() < end {
+        let result = hub.call(config.clone(), "GET", "/api/v1/whoami", "").await;
+        let (status, body) = result.unwrap_or_else(|e| panic!("request {requests} failed: {e}"));
+        assert_eq!(status, 200, "request {requests}: {body}");
+        requests += 1;
+        if let Some(serial) = key.current_serial() {
+            serials.insert(serial);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(requests > 300, "only {requests} requests");
+    assert!(
+        serials.len() >= 4,
+        "the certificate was renewed only {} times",
+        serials.len() - 1
+    );
+}

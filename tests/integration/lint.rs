@@ -1,0 +1,137 @@
+//! Independent checkers on everything latchkey signs: pkilint (RFC 5280 lints) on the CA,
+//! administrator and server certificates and on the CRL, and Python `cryptography`'s RFC 5280
+//! client verifier on a key certificate (pkilint's decoder cannot read the scopes OID's
+//! 128-bit UUID arc, which X.667 allows).
+
+use std::process::Command;
+use std::time::Duration;
+
+use crate::support::{Ca, openssl};
+
+/// pkilint and cryptography, installed from PyPI if missing.
+fn python_tools() {
+    let have = Command::new("python3")
+        .args(["-c", "import pkilint, cryptography"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have {
+        let installed = Command::new("python3")
+            .args(["-m", "pip", "install", "-q", "pkilint", "cryptography"])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            installed,
+            "cannot install pkilint and cryptography (pip install pkilint cryptography)"
+        );
+    }
+}
+
+/// The findings (NOTICE and worse) pkilint reports for a file, minus the two known,
+/// deliberate ones: SPIFFE
+/// URIs (pkilint only knows web URIs) and `localhost` in the CA's own server certificate.
+fn pkilint(args: &[&str], file: &std::path::Path) -> Vec<String> {
+    let tool = args[0];
+    let out = Command::new("python3")
+        .args(["-m", &format!("pkilint.bin.{tool}")])
+        .args(&args[1..])
+        .arg(file)
+        .output()
+        .expect("pkilint runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !text.contains("Failed to load"),
+        "{tool} could not read {}: {text}",
+        file.display()
+    );
+    text.lines()
+        .filter(|l| l.starts_with("    "))
+        // INFO findings describe what pkilint recognised (such as the key identifier method).
+        .filter(|l| !l.contains("(INFO)"))
+        .filter(|l| !(l.contains("pkix.invalid_uri_syntax") && l.contains("spiffe://")))
+        .filter(|l| !(l.contains("pkix.invalid_domain_name_syntax") && l.contains("\"localhost\"")))
+        .map(|l| l.trim().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn certificates_and_crls_pass_pkilint_and_python_cryptography() {
+    python_tools();
+    let ca = Ca::start_with(&[
+        "--hostname",
+        "ca.example.test",
+        "--public-url",
+        "https://ca.example.test:8443",
+    ]);
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics", "write:events"])
+        .await;
+    ca.enroll_into("alice@acme", &["write:events", "read:metrics"], "alice")
+        .await;
+    let gone = ca
+        .enroll_into("alice@acme", &["read:metrics"], "gone")
+        .await;
+    let (before, _) = ca.anonymous().crl(None, 0).await.unwrap().unwrap();
+    ca.admin()
+        .revoke_key(None, &gone.key.id, Some("key_compromise"))
+        .await
+        .unwrap();
+    let (_, der) = ca
+        .anonymous()
+        .crl(Some(before), 10)
+        .await
+        .unwrap()
+        .expect("a new CRL");
+    let dir = ca.dir.path();
+    std::fs::write(dir.join("crl.pem"), latchkey::pem::encode("X509 CRL", &der)).unwrap();
+    openssl(
+        dir,
+        &["x509", "-in", "certs/server.pem", "-out", "server-leaf.pem"],
+    );
+    tokio::time::sleep(Duration::from_millis(10)).await;
+
+    for file in [
+        "certs/ca.pem",
+        "certs/intermediate.pem",
+        "certs/admin/cert.pem",
+        "server-leaf.pem",
+    ] {
+        let findings = pkilint(&["lint_pkix_cert", "lint"], &dir.join(file));
+        assert!(findings.is_empty(), "pkilint on {file}: {findings:#?}");
+    }
+    let findings = pkilint(
+        &["lint_crl", "lint", "-t", "CRL", "-p", "PKIX"],
+        &dir.join("crl.pem"),
+    );
+    assert!(findings.is_empty(), "pkilint on the CRL: {findings:#?}");
+
+    // The key certificate: cryptography's RFC 5280 client path validation, and the profile
+    // as it reads it.
+    let script = r#"
+import sys, datetime
+from cryptography import x509
+from cryptography.x509.verification import PolicyBuilder, Store
+load = lambda p: x509.load_pem_x509_certificates(open(p, 'rb').read())
+root, = load('certs/ca.pem')
+leaf, intermediate = load('alice/chain.pem')
+verifier = PolicyBuilder().store(Store([root])).time(datetime.datetime.now(datetime.timezone.utc)).build_client_verifier()
+verified = verifier.verify(leaf, [intermediate])
+uris = [n.value for n in verified.subjects]
+assert len(uris) == 1 and uris[0].startswith('spiffe://latchkey.internal/tenant/acme/key/'), uris
+scopes = leaf.extensions.get_extension_for_oid(x509.ObjectIdentifier('2.25.195384371966353938652200206769540452565.1'))
+assert not scopes.critical
+assert scopes.value.value == bytes.fromhex('301c0c0c726561643a6d6574726963730c0c77726974653a6576656e7473'), scopes.value.value.hex()
+assert leaf.subject.rfc4514_string() == 'O=acme,CN=alice', leaf.subject.rfc4514_string()
+print('ok')
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "cryptography: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,0 +1,18 @@
+//! Integration tests: each starts the real `latchkey serve` on an ephemeral loopback port
+//! and talks HTTPS and mTLS to it, with the library client, the CLI, openssl and curl.
+
+mod admin;
+mod crash;
+mod enroll;
+mod errors;
+mod hub;
+mod init;
+mod inventory;
+mod lint;
+mod matrix;
+mod renewal;
+mod replicas;
+mod revocation;
+mod store;
+mod support;
+mod tls;

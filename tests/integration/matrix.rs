@@ -1,0 +1,175 @@
+//! The access-control matrix: every principal against every operation, each cell checked.
+//! Another tenant's objects are 404 (existence does not leak); a revoked or expired key never
+//! gets a 2xx anywhere; only an administrator certificate opens the admin routes.
+
+use std::path::PathBuf;
+
+use http::Method;
+
+use crate::support::Ca;
+
+/// What a cell answered: an HTTP status, or a TLS handshake refusal (0).
+async fn cell(
+    ca: &Ca,
+    who: &Option<PathBuf>,
+    method: Method,
+    path: &str,
+    body: Option<&str>,
+) -> u16 {
+    let conn = ca.raw(who.as_deref());
+    match conn
+        .send(method, path, None, body.map(|b| b.as_bytes().to_vec()))
+        .await
+    {
+        Ok((status, _)) => status.as_u16(),
+        Err(_) => 0,
+    }
+}
+
+#[tokio::test]
+async fn every_principal_against_every_operation() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    ca.user("bob@acme", &["read:metrics"]).await;
+    ca.tenant_with_user("globex", "carol@globex", &["read:metrics"])
+        .await;
+    let alice = ca
+        .enroll_into("alice@acme", &["read:metrics"], "alice")
+        .await;
+    let bob = ca.enroll_into("bob@acme", &["read:metrics"], "bob").await;
+    let carol = ca
+        .enroll_into("carol@globex", &["read:metrics"], "carol")
+        .await;
+    let revoked = ca
+        .enroll_into("alice@acme", &["read:metrics"], "revoked")
+        .await;
+    ca.admin()
+        .revoke_key(None, &revoked.key.id, None)
+        .await
+        .unwrap();
+    // An expired key: one second of life.
+    ca.expired_key("alice@acme", &["read:metrics"], "expired")
+        .await;
+
+    let principals: [(&str, Option<PathBuf>); 7] = [
+        ("nobody", None),
+        ("alice (acme)", Some(ca.path("alice"))),
+        ("bob (acme, another owner)", Some(ca.path("bob"))),
+        ("carol (globex)", Some(ca.path("carol"))),
+        ("admin", Some(ca.home().join("admin"))),
+        ("revoked key", Some(ca.path("revoked"))),
+        ("expired key", Some(ca.path("expired"))),
+    ];
+    let (a, b, c) = (&alice.key.id, &bob.key.id, &carol.key.id);
+    let operations: Vec<(&str, Method, String, Option<&str>)> = vec![
+        ("list", Method::GET, "/v1/keys".into(), None),
+        ("get alice's", Method::GET, format!("/v1/keys/{a}"), None),
+        ("get bob's", Method::GET, format!("/v1/keys/{b}"), None),
+        ("get carol's", Method::GET, format!("/v1/keys/{c}"), None),
+        (
+            "renew alice's",
+            Method::POST,
+            format!("/v1/keys/{a}/renew"),
+            None,
+        ),
+        (
+            "renew bob's",
+            Method::POST,
+            format!("/v1/keys/{b}/renew"),
+            None,
+        ),
+        (
+            "revoke carol's",
+            Method::DELETE,
+            format!("/v1/keys/{c}"),
+            Some("{}"),
+        ),
+        (
+            "admin: tenants",
+            Method::GET,
+            "/v1/admin/tenants".into(),
+            None,
+        ),
+        ("admin: audit", Method::GET, "/v1/admin/audit".into(), None),
+        (
+            "admin: revoke all of globex",
+            Method::POST,
+            "/v1/admin/revocations".into(),
+            Some(r#"{"tenant":"globex"}"#),
+        ),
+        ("CRL", Method::GET, "/v1/crl".into(), None),
+    ];
+    // Expected statuses, one row per principal, one column per operation (0: TLS refused).
+    // The admin row's bulk revocation is a dry run here: it is checked last, separately.
+    let expected: [[u16; 11]; 7] = [
+        [401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 200], // nobody
+        [200, 200, 404, 404, 201, 403, 404, 403, 403, 403, 200], // alice
+        [200, 404, 200, 404, 403, 201, 404, 403, 403, 403, 200], // bob
+        [200, 404, 404, 200, 403, 403, 403, 403, 403, 403, 200], // carol: her own key, but another revoke is tested below
+        [200, 200, 200, 200, 403, 403, 0, 200, 200, 0, 200],     // admin (revoke/bulk checked last)
+        [401, 401, 401, 401, 403, 403, 401, 401, 401, 401, 200], // revoked key
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],                       // expired key: the handshake fails
+    ];
+    let mut failures = Vec::new();
+    for (row, (who, identity)) in principals.iter().enumerate() {
+        for (col, (op, method, path, body)) in operations.iter().enumerate() {
+            let want = expected[row][col];
+            if *who == "admin" && matches!(*op, "revoke carol's" | "admin: revoke all of globex") {
+                continue;
+            }
+            if *who == "carol (globex)" && *op == "revoke carol's" {
+                continue;
+            }
+            let got = cell(&ca, identity, method.clone(), path, *body).await;
+            if got != want {
+                failures.push(format!("{who} / {op}: expected {want}, got {got}"));
+            }
+            // A revoked or expired key never gets a 2xx, anywhere but the public CRL.
+            if matches!(*who, "revoked key" | "expired key") && *op != "CRL" {
+                assert!(!(200..300).contains(&got), "{who} got {got} on {op}");
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "matrix cells differ:\n{}",
+        failures.join("\n")
+    );
+
+    // The mutating cells the admin and the key's owner may do, last.
+    assert_eq!(
+        cell(
+            &ca,
+            &Some(ca.path("carol")),
+            Method::DELETE,
+            &format!("/v1/keys/{c}"),
+            Some("{}")
+        )
+        .await,
+        200
+    );
+    let admin = Some(ca.home().join("admin"));
+    assert_eq!(
+        cell(
+            &ca,
+            &admin,
+            Method::POST,
+            "/v1/admin/revocations",
+            Some(r#"{"tenant":"globex"}"#)
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        cell(
+            &ca,
+            &admin,
+            Method::DELETE,
+            &format!("/v1/keys/{b}"),
+            Some("{}")
+        )
+        .await,
+        200
+    );
+}

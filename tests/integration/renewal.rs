@@ -1,0 +1,472 @@
+//! Renewal over mTLS, `latchkey renew`, and the admin changes that stop new keys.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use latchkey::api::{RenewRequest, TenantChange, UserChange};
+use latchkey::authority::{Caller, Policy};
+use latchkey::client::{Auth, KeyListQuery};
+
+use crate::support::{self, BIN, Ca, password, problem_code, request};
+
+#[tokio::test]
+async fn renewal_gives_the_same_key_a_new_certificate_and_refuses_others() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics", "write:events"])
+        .await;
+    let a = ca.enroll_into("alice@acme", &["read:metrics"], "a").await;
+    let b = ca.enroll_into("alice@acme", &["read:metrics"], "b").await;
+    let holder = ca.with_identity(&ca.path("a"));
+
+    let renewed = holder.renew(&a.key.id, None).await.unwrap();
+    assert_eq!(renewed.key.id, a.key.id);
+    assert_eq!(renewed.key.scopes, ["read:metrics"]);
+    assert_eq!(renewed.key.certificates.len(), 2);
+    let (old, new) = (&renewed.key.certificates[0], &renewed.key.certificates[1]);
+    assert_ne!(old.serial, new.serial);
+    assert!(new.not_after <= renewed.key.expires_at);
+    // Same public key, new serial: both certificates carry the same SPKI.
+    let spki = |pem: &str| {
+        let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+        p.parse_x509().unwrap().public_key().raw.to_vec()
+    };
+    assert_eq!(spki(&a.certificate), spki(&renewed.certificate));
+
+    // Rekeying with a CSR.
+    let rekeyed = holder.renew(&a.key.id, Some(support::csr())).await.unwrap();
+    assert_ne!(spki(&rekeyed.certificate), spki(&a.certificate));
+    // A CSR whose key belongs to another key is refused.
+    let b_key = std::fs::read_to_string(ca.path("b/key.pem")).unwrap();
+    let b_pair = rcgen::KeyPair::from_pem(&b_key).unwrap();
+    let b_csr = rcgen::CertificateParams::default()
+        .serialize_request(&b_pair)
+        .unwrap()
+        .pem()
+        .unwrap();
+    let err = holder.renew(&a.key.id, Some(b_csr)).await.unwrap_err();
+    assert_eq!(problem_code(err), "public_key_in_use");
+
+    // A certificate of another key: 403.
+    let err = holder.renew(&b.key.id, None).await.unwrap_err();
+    assert_eq!(problem_code(err), "certificate_not_for_key");
+    // No certificate: 401; a password is not enough.
+    let anon = ca.raw(None);
+    let (status, body) = anon
+        .send(
+            http::Method::POST,
+            &format!("/v1/keys/{}/renew", a.key.id),
+            Some(&password("alice@acme")),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 401, "{}", String::from_utf8_lossy(&body));
+    // The admin certificate is not a key's.
+    let err = ca.admin().renew(&a.key.id, None).await.unwrap_err();
+    assert_eq!(problem_code(err), "certificate_not_for_key");
+
+    // After revocation: refused at once.
+    ca.admin().revoke_key(None, &a.key.id, None).await.unwrap();
+    let current = ca.with_identity(&ca.path("a"));
+    let err = current.renew(&a.key.id, None).await.unwrap_err();
+    assert_eq!(problem_code(err), "key_revoked");
+}
+
+#[tokio::test]
+async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
+    // In process, with no CRL publisher running at all: the decision can only come from
+    // the store.
+    let dir = tempfile::tempdir().unwrap();
+    let home = latchkey::home::Home::new(dir.path().join("certs"));
+    let options = latchkey::home::InitOptions {
+        trust_domain: "latchkey.internal".into(),
+        hostnames: vec![],
+        public_url: None,
+    };
+    let (authority, _) = latchkey::server::prepare(
+        &home,
+        None,
+        &options,
+        Policy::default(),
+        Arc::new(latchkey::clock::SystemClock),
+    )
+    .await
+    .unwrap();
+    assert!(
+        authority.current_crl().is_none(),
+        "no CRL was ever published"
+    );
+    let admin_der = latchkey::tls::load_certificates(
+        &std::fs::read(home.admin_dir().join("cert.pem")).unwrap(),
+        "admin",
+    )
+    .unwrap();
+    let admin = Caller {
+        authorization: None,
+        certificate: Some(admin_der[0].clone()),
+        source: None,
+    };
+    authority
+        .add_tenant(
+            &admin,
+            latchkey::api::NewTenant {
+                name: "acme".into(),
+                max_key_days: None,
+            },
+        )
+        .await
+        .unwrap();
+    let token = authority
+        .create_token(
+            &admin,
+            latchkey::api::NewToken {
+                owner: "bot@acme".into(),
+                scopes: vec!["a:b".into()],
+                ttl_seconds: None,
+            },
+        )
+        .await
+        .unwrap()
+        .token
+        .unwrap();
+    let enrolled = authority
+        .enroll(
+            &Caller {
+                authorization: Some(latchkey::authority::Credential::Token(token)),
+                certificate: None,
+                source: None,
+            },
+            request(&support::csr(), &[], "bot"),
+        )
+        .await
+        .unwrap();
+    let leaf = latchkey::tls::load_certificates(enrolled.certificate.as_bytes(), "leaf").unwrap();
+    let holder = Caller {
+        authorization: None,
+        certificate: Some(leaf[0].clone()),
+        source: None,
+    };
+    authority
+        .renew(&holder, &enrolled.key.id, RenewRequest::default())
+        .await
+        .expect("renewable before");
+    authority
+        .revoke_key(
+            &admin,
+            &enrolled.key.id,
+            latchkey::api::RevokeRequest::default(),
+        )
+        .await
+        .unwrap();
+    let refused = authority
+        .renew(&holder, &enrolled.key.id, RenewRequest::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            latchkey::authority::AuthorityError::RenewalRefused(
+                latchkey::authority::RenewalRefusal::KeyRevoked
+            )
+        ),
+        "{refused:?}"
+    );
+    assert!(authority.current_crl().is_none(), "still no CRL");
+    authority.close().await;
+}
+
+#[tokio::test]
+async fn renew_once_replaces_the_files_and_watch_renews_without_a_gap() {
+    let ca = Ca::start_with(&["--certificate-lifetime", "60s"]);
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let first = ca
+        .enroll_into("alice@acme", &["read:metrics"], "alice")
+        .await;
+    assert!(first.expires_in_seconds <= 60);
+
+    let out = ca.cli(&["renew", "--dir", "alice"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cert = std::fs::read_to_string(ca.path("alice/cert.pem")).unwrap();
+    assert_ne!(cert, first.certificate, "cert.pem was replaced");
+    let chain = std::fs::read_to_string(ca.path("alice/chain.pem")).unwrap();
+    assert!(chain.starts_with(&cert));
+
+    let mut watch = Command::new(BIN)
+        .args(["renew", "--dir", "alice", "--watch"])
+        .current_dir(ca.dir.path())
+        .env("LATCHKEY_SERVER", &ca.url)
+        .env("LATCHKEY_HOME", ca.home())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(ca.path("watch.log")).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    // Two more renewals, each at two thirds of a two-minute validity (60 s plus the minute
+    // of backdating), come within about 90 s.
+    let admin = ca.admin();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
+    let certificates = loop {
+        let key = admin.key(None, &first.key.id).await.unwrap();
+        if key.certificates.len() >= 4 {
+            break key.certificates;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "renew --watch renewed too little: {}",
+            std::fs::read_to_string(ca.path("watch.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    };
+    let _ = watch.kill();
+    let _ = watch.wait();
+    // Issue times are not_before plus the minute of backdating.
+    let issued =
+        |c: &latchkey::api::CertificateInfo| c.not_before + latchkey::model::profile::BACKDATE;
+    for pair in certificates.windows(2) {
+        assert!(
+            issued(&pair[1]) <= pair[0].not_after,
+            "a gap between {} and {}",
+            pair[0].serial,
+            pair[1].serial
+        );
+    }
+    // The watcher's renewals come at about two thirds of a 60 s lifetime, not in a rush.
+    for pair in certificates[1..].windows(2) {
+        let spacing = (issued(&pair[1]) - issued(&pair[0])).whole_seconds();
+        assert!(
+            (30..=50).contains(&spacing),
+            "renewed {spacing} s after the previous certificate"
+        );
+    }
+    let on_disk = std::fs::read_to_string(ca.path("alice/cert.pem")).unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(on_disk.as_bytes()).unwrap();
+    let serial = hex::encode(pem.parse_x509().unwrap().raw_serial());
+    assert!(
+        certificates.iter().skip(2).any(|c| c.serial == serial),
+        "the watcher wrote its renewals"
+    );
+    let log = std::fs::read_to_string(ca.path("watch.log")).unwrap();
+    assert!(log.contains("certificate renewed"), "{log}");
+}
+
+#[tokio::test]
+async fn disabling_stops_new_keys_but_existing_keys_keep_working() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics", "write:events"])
+        .await;
+    ca.enroll_into("alice@acme", &["read:metrics"], "alice")
+        .await;
+    let admin = ca.admin();
+    let anon = ca.anonymous();
+    let enroll = |auth: Auth| {
+        let anon = anon.clone();
+        async move {
+            anon.enroll(&auth, &request(&support::csr(), &["read:metrics"], "k"))
+                .await
+        }
+    };
+
+    admin
+        .change_user(
+            "alice@acme",
+            &UserChange {
+                disabled: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        problem_code(enroll(password("alice@acme")).await.unwrap_err()),
+        "disabled"
+    );
+    let holder = ca.with_identity(&ca.path("alice"));
+    assert_eq!(
+        holder
+            .list_keys(None, &KeyListQuery::default())
+            .await
+            .unwrap()
+            .keys
+            .len(),
+        1
+    );
+    admin
+        .change_user(
+            "alice@acme",
+            &UserChange {
+                disabled: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    enroll(password("alice@acme")).await.unwrap();
+
+    let token = ca.token("bot@acme", &["read:metrics"]).await;
+    // A token for a user that is disabled afterwards does not get around the disable.
+    let alice_token = ca.token("alice@acme", &["read:metrics"]).await;
+    let off = UserChange {
+        disabled: Some(true),
+        ..Default::default()
+    };
+    admin.change_user("alice@acme", &off).await.unwrap();
+    assert_eq!(
+        problem_code(enroll(Auth::Token(alice_token)).await.unwrap_err()),
+        "disabled"
+    );
+    let on = UserChange {
+        disabled: Some(false),
+        ..Default::default()
+    };
+    admin.change_user("alice@acme", &on).await.unwrap();
+    admin
+        .change_tenant(
+            "acme",
+            &TenantChange {
+                disabled: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        problem_code(enroll(password("alice@acme")).await.unwrap_err()),
+        "disabled"
+    );
+    assert_eq!(
+        problem_code(enroll(Auth::Token(token.clone())).await.unwrap_err()),
+        "disabled"
+    );
+    assert_eq!(
+        holder
+            .list_keys(None, &KeyListQuery::default())
+            .await
+            .unwrap()
+            .keys
+            .len(),
+        2
+    );
+    let out = ca.cli(&["tenant", "enable", "acme"]);
+    assert!(out.status.success());
+    enroll(Auth::Token(token))
+        .await
+        .expect("the token was not spent by the refusal");
+
+    // Grants and passwords change; the old password stops working.
+    let out = ca.cli(&["user", "grants", "alice@acme", "--scopes", "write:events"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        problem_code(enroll(password("alice@acme")).await.unwrap_err()),
+        "scope_not_granted"
+    );
+    let out = ca.cli_with_env(
+        &["user", "reset-password", "alice@acme"],
+        &[("LATCHKEY_PASSWORD", "another-long-password")],
+    );
+    assert!(out.status.success());
+    assert_eq!(
+        problem_code(enroll(password("alice@acme")).await.unwrap_err()),
+        "invalid_credentials"
+    );
+    // Tenant policy: the maximum lifetime applies to new keys at once.
+    let out = ca.cli(&["tenant", "set", "acme", "--max-key-days", "10"]);
+    assert!(out.status.success());
+    let mut long = request(&support::csr(), &["read:metrics"], "long");
+    long.ttl_seconds = Some(11 * 86400);
+    let another = Auth::Password {
+        user: "alice@acme".into(),
+        password: "another-long-password".into(),
+    };
+    assert_eq!(
+        problem_code(anon.enroll(&another, &long).await.unwrap_err()),
+        "scope_not_granted"
+    );
+    let mut long = request(&support::csr(), &["write:events"], "long");
+    long.ttl_seconds = Some(11 * 86400);
+    assert_eq!(
+        problem_code(anon.enroll(&another, &long).await.unwrap_err()),
+        "ttl_out_of_range"
+    );
+}
+
+#[tokio::test]
+async fn tokens_can_be_revoked_and_the_audit_log_reads_back_with_filters() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let token = ca.token("bot@acme", &["read:metrics"]).await;
+    let admin = ca.admin();
+    let id = admin.tokens(None).await.unwrap()[0].id;
+    let out = ca.cli(&["token", "revoke", &id.to_string()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = ca
+        .anonymous()
+        .enroll(&Auth::Token(token), &request(&support::csr(), &[], "bot"))
+        .await
+        .unwrap_err();
+    assert_eq!(problem_code(err), "invalid_token");
+    assert_eq!(admin.tokens(None).await.unwrap()[0].status, "revoked");
+    assert_eq!(
+        problem_code(admin.revoke_token(id).await.unwrap_err()),
+        "token_not_revocable"
+    );
+
+    let key = ca
+        .enroll_into("alice@acme", &["read:metrics"], "alice")
+        .await;
+    admin
+        .revoke_key(None, &key.key.id, Some("superseded"))
+        .await
+        .unwrap();
+    let page = admin
+        .audit(&[("action", "key.revoke".into())])
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 1);
+    assert_eq!(page.events[0].target.as_deref(), Some(key.key.id.as_str()));
+    assert_eq!(page.events[0].actor, "admin:admin");
+    assert_eq!(page.events[0].detail["reason"], "superseded");
+    let acme = admin
+        .audit(&[("tenant", "acme".into()), ("limit", "2".into())])
+        .await
+        .unwrap();
+    assert_eq!(acme.events.len(), 2);
+    assert!(acme.events[0].id > acme.events[1].id, "newest first");
+    let older = admin
+        .audit(&[
+            ("tenant", "acme".into()),
+            ("cursor", acme.next_cursor.clone().unwrap()),
+        ])
+        .await
+        .unwrap();
+    assert!(older.events.iter().all(|e| e.id < acme.events[1].id));
+    let by_actor = admin
+        .audit(&[("actor", "user:alice@acme".into())])
+        .await
+        .unwrap();
+    assert!(by_actor.events.iter().all(|e| e.action == "key.issue"));
+    let future = admin
+        .audit(&[("since", "2100-01-01T00:00:00Z".into())])
+        .await
+        .unwrap();
+    assert!(future.events.is_empty());
+    let out = ca.cli(&["audit", "--tenant", "acme"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("key.revoke"));
+}

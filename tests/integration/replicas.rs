@@ -1,0 +1,473 @@
+//! Several CA replicas on one PostgreSQL, and losing the database. Needs
+//! `LATCHKEY_TEST_POSTGRES_URL`; without it each test says it was skipped.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use latchkey::client::{Auth, Client, KeyListQuery};
+
+use crate::support::{Ca, PgSchema, csr, password, problem_code, request};
+
+fn crl_serials(der: &[u8]) -> HashSet<String> {
+    let (_, crl) = x509_parser::parse_x509_crl(der).expect("a CRL");
+    crl.iter_revoked_certificates()
+        .map(|r| hex::encode(r.raw_serial()))
+        .collect()
+}
+
+#[tokio::test]
+async fn two_replicas_on_one_postgres_behave_as_one_ca() {
+    let Some(pg) = PgSchema::create("two_replicas_on_one_postgres_behave_as_one_ca").await else {
+        return;
+    };
+    let ca = Ca::start_on(&pg.url);
+    let b = ca.replica();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let at_a = ca.anonymous();
+    let at_b = Client::new(&b.url, &ca.ca_pem(), None).unwrap();
+
+    // One token, 2×50 concurrent uses at both replicas: exactly one key.
+    let token = ca.token("bot@acme", &["read:metrics"]).await;
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let client = if i % 2 == 0 {
+            at_a.clone()
+        } else {
+            at_b.clone()
+        };
+        let auth = Auth::Token(token.clone());
+        tasks.push(tokio::spawn(async move {
+            client
+                .enroll(&auth, &request(&csr(), &[], &format!("race{i}")))
+                .await
+        }));
+    }
+    let mut issued = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => issued += 1,
+            Err(e) => assert_eq!(problem_code(e), "invalid_token"),
+        }
+    }
+    assert_eq!(
+        issued, 1,
+        "a one-time token gave {issued} keys across replicas"
+    );
+
+    // Keys issued at either replica; the inventory and the audit log are the same at both.
+    let mut keys = Vec::new();
+    for i in 0..10 {
+        let client = if i % 2 == 0 { &at_a } else { &at_b };
+        keys.push(
+            client
+                .enroll(
+                    &password("alice@acme"),
+                    &request(&csr(), &["read:metrics"], &format!("k{i}")),
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    let (admin_a, admin_b) = (ca.admin(), ca.admin_at(&b.url));
+    let list = |c: Client| async move {
+        c.list_keys(
+            None,
+            &KeyListQuery {
+                limit: Some(100),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .keys
+        .into_iter()
+        .map(|k| k.id)
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(list(admin_a.clone()).await, list(admin_b.clone()).await);
+    assert_eq!(list(admin_a.clone()).await.len(), 11);
+    let audit_a: Vec<i64> = admin_a
+        .audit(&[])
+        .await
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    let audit_b: Vec<i64> = admin_b
+        .audit(&[])
+        .await
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(audit_a, audit_b);
+
+    // A revocation at A wakes a long poll at B within a second.
+    let (number_b, _) = at_b.crl(None, 0).await.unwrap().unwrap();
+    let poll = tokio::spawn({
+        let at_b = at_b.clone();
+        async move { at_b.crl(Some(number_b), 30).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    admin_a
+        .revoke_key(None, &keys[0].key.id, None)
+        .await
+        .unwrap();
+    let (newer, der) = tokio::time::timeout(Duration::from_secs(1), poll)
+        .await
+        .expect("replica B's long poll answered within a second of the revocation at A")
+        .unwrap()
+        .unwrap()
+        .expect("a newer CRL");
+    assert!(newer > number_b);
+    assert!(crl_serials(&der).contains(&keys[0].key.certificates[0].serial));
+
+    // Concurrent revocations at both replicas while CRLs are built: numbers only go up,
+    // everything ends up listed, and both replicas serve the same CRL.
+    let watch = |client: Client, start: i64| {
+        tokio::spawn(async move {
+            let mut seen = vec![start];
+            loop {
+                match client.crl(Some(*seen.last().unwrap()), 3).await.unwrap() {
+                    Some((n, der)) => {
+                        seen.push(n);
+                        if crl_serials(&der).len() >= 10 {
+                            return seen;
+                        }
+                    }
+                    None => return seen,
+                }
+            }
+        })
+    };
+    let wa = watch(at_a.clone(), newer);
+    let wb = watch(at_b.clone(), newer);
+    let mut revocations = Vec::new();
+    for (i, key) in keys.iter().enumerate().skip(1) {
+        let admin = if i % 2 == 0 {
+            admin_a.clone()
+        } else {
+            admin_b.clone()
+        };
+        let id = key.key.id.clone();
+        revocations.push(tokio::spawn(async move {
+            admin.revoke_key(None, &id, Some("superseded")).await
+        }));
+    }
+    for r in revocations {
+        r.await.unwrap().unwrap();
+    }
+    for seen in [wa.await.unwrap(), wb.await.unwrap()] {
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (na, da) = at_a.crl(None, 0).await.unwrap().unwrap();
+        let (nb, db) = at_b.crl(None, 0).await.unwrap().unwrap();
+        if na == nb && da == db && crl_serials(&da).len() == 10 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "replicas disagree: {na} vs {nb}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn losing_the_database_mid_burst_loses_no_issued_certificate() {
+    let Some(pg) =
+        PgSchema::create("losing_the_database_mid_burst_loses_no_issued_certificate").await
+    else {
+        return;
+    };
+    let ca = Ca::start_on(&pg.url);
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let client = ca.anonymous();
+    // Four clients enroll in a loop while every connection of this CA to the database is
+    // cut, again and again, so transactions die at every stage. The cutting goes on until
+    // both outcomes have been seen several times (bounded in time): how many requests land
+    // between two cuts depends on the machine's load, not on the CA.
+    let stop = Arc::new(AtomicBool::new(false));
+    let outcomes = Arc::new(Mutex::new((Vec::new(), 0usize)));
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let (client, stop, outcomes) = (client.clone(), stop.clone(), outcomes.clone());
+        workers.push(tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) {
+                i += 1;
+                let name = format!("w{w}k{i}");
+                let result = client
+                    .enroll(
+                        &password("alice@acme"),
+                        &request(&csr(), &["read:metrics"], &name),
+                    )
+                    .await;
+                let mut outcomes = outcomes.lock().unwrap();
+                match result {
+                    Ok(answer) => outcomes.0.push(answer),
+                    Err(latchkey::client::ClientError::Problem(p)) => {
+                        assert!(
+                            matches!(p.code.as_str(), "store_unavailable" | "internal"),
+                            "{p:?}"
+                        );
+                        assert!(p.status >= 500);
+                        outcomes.1 += 1;
+                    }
+                    Err(other) => panic!("unexpected failure: {other}"),
+                }
+            }
+        }));
+    }
+    let base = std::env::var("LATCHKEY_TEST_POSTGRES_URL").unwrap();
+    let pool = sqlx::PgPool::connect(&base).await.unwrap();
+    let mut cut = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    for round in 0u64.. {
+        // Gaps of 5 to 75 ms: some cuts land mid-transaction, some leave room to finish.
+        tokio::time::sleep(Duration::from_millis(5 + (round * 37) % 71)).await;
+        let killed: Vec<(bool,)> = sqlx::query_as(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+        )
+        .bind(&pg.name)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        cut += killed.len();
+        let (issued, refused) = {
+            let outcomes = outcomes.lock().unwrap();
+            (outcomes.0.len(), outcomes.1)
+        };
+        if (round >= 40 && cut >= 10 && issued >= 5 && refused >= 5)
+            || tokio::time::Instant::now() > deadline
+        {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    pool.close().await;
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let (received, refused) = std::mem::take(&mut *outcomes.lock().unwrap());
+    assert!(cut > 0, "no connection was cut");
+    assert!(
+        !received.is_empty() && refused > 0,
+        "in 60 s of cuts, {} issued and {refused} refused",
+        received.len()
+    );
+    // Every certificate a client holds is recorded, byte for byte.
+    for answer in &received {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(answer.certificate.as_bytes()).unwrap();
+        let serial = &answer.key.certificates[0].serial;
+        assert_eq!(
+            ca.recorded_der(serial).await.as_deref(),
+            Some(pem.contents.as_slice()),
+            "{serial}"
+        );
+    }
+    // The CA recovers by itself.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if client
+            .enroll(
+                &password("alice@acme"),
+                &request(&csr(), &["read:metrics"], "after"),
+            )
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the CA did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!(
+        "{} issued, {refused} refused while the database was cut",
+        received.len()
+    );
+}
+
+#[tokio::test]
+async fn migrate_moves_a_sqlite_ca_onto_postgres_and_it_serves_the_same() {
+    let Some(pg) =
+        PgSchema::create("migrate_moves_a_sqlite_ca_onto_postgres_and_it_serves_the_same").await
+    else {
+        return;
+    };
+    let mut ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let kept = ca
+        .enroll_into("alice@acme", &["read:metrics"], "kept")
+        .await;
+    let gone = ca
+        .enroll_into("alice@acme", &["read:metrics"], "gone")
+        .await;
+    ca.with_identity(&ca.path("kept"))
+        .renew(&kept.key.id, None)
+        .await
+        .unwrap();
+    ca.admin()
+        .revoke_key(None, &gone.key.id, Some("superseded"))
+        .await
+        .unwrap();
+    let token = ca.token("bot@acme", &["read:metrics"]).await;
+    // Wait for the CRL that lists the revocation.
+    let client = ca.anonymous();
+    let mut crl = client.crl(None, 0).await.unwrap().unwrap();
+    while !crl_serials(&crl.1).contains(&gone.key.certificates[0].serial) {
+        crl = client.crl(Some(crl.0), 5).await.unwrap().unwrap();
+    }
+    let admin = ca.admin();
+    let keys_before = admin
+        .list_keys(None, &KeyListQuery::default())
+        .await
+        .unwrap();
+    let audit_before = admin.audit(&[]).await.unwrap();
+
+    ca.stop();
+    let out = ca.cli(&["migrate", "--to", &pg.url]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains("certificates") && printed.contains("audit_events"),
+        "{printed}"
+    );
+    let again = ca.cli(&["migrate", "--to", &pg.url]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+
+    ca.restart_on(&pg.url);
+    let admin = ca.admin();
+    let keys_after = admin
+        .list_keys(None, &KeyListQuery::default())
+        .await
+        .unwrap();
+    let ids = |p: &latchkey::api::KeyPage| {
+        p.keys
+            .iter()
+            .map(|k| (k.id.clone(), k.status.clone(), k.certificates.len()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&keys_before), ids(&keys_after));
+    let audit_after = admin.audit(&[]).await.unwrap();
+    assert_eq!(
+        audit_before.events.iter().map(|e| e.id).collect::<Vec<_>>(),
+        audit_after
+            .events
+            .iter()
+            .skip_while(|e| e.id > audit_before.events[0].id)
+            .map(|e| e.id)
+            .collect::<Vec<_>>()
+    );
+    let (number, der) = ca.anonymous().crl(None, 0).await.unwrap().unwrap();
+    assert_eq!((number, der), crl, "the same CRL, served from PostgreSQL");
+    // Everything keeps working: the token, the key's certificate, new ids after the copied ones.
+    ca.anonymous()
+        .enroll(&Auth::Token(token), &request(&csr(), &[], "bot"))
+        .await
+        .unwrap();
+    ca.with_identity(&ca.path("kept"))
+        .renew(&kept.key.id, None)
+        .await
+        .unwrap();
+    ca.admin()
+        .add_tenant(&latchkey::api::NewTenant {
+            name: "globex".into(),
+            max_key_days: None,
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn without_its_database_the_ca_is_not_ready_and_answers_503() {
+    let Some(pg) =
+        PgSchema::create("without_its_database_the_ca_is_not_ready_and_answers_503").await
+    else {
+        return;
+    };
+    let ca = Ca::start_on(&pg.url);
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let conn = ca.raw(None);
+    assert_eq!(
+        conn.send(http::Method::GET, "/readyz", None, None)
+            .await
+            .unwrap()
+            .0,
+        200
+    );
+    // The database goes away (its schema is renamed, so every statement fails).
+    let base = std::env::var("LATCHKEY_TEST_POSTGRES_URL").unwrap();
+    let pool = sqlx::PgPool::connect(&base).await.unwrap();
+    let hidden = format!("{}_hidden", pg.name);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER SCHEMA {} RENAME TO {hidden}",
+        pg.name
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let before = ca
+        .anonymous()
+        .enroll(
+            &password("alice@acme"),
+            &request(&csr(), &["read:metrics"], "k"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(problem_code(before), "store_unavailable");
+    let (status, body) = conn
+        .send(http::Method::GET, "/readyz", None, None)
+        .await
+        .unwrap();
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("store_unavailable"));
+    // It comes back; the CA recovers by itself.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER SCHEMA {hidden} RENAME TO {}",
+        pg.name
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while conn
+        .send(http::Method::GET, "/readyz", None, None)
+        .await
+        .unwrap()
+        .0
+        != 200
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the CA did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    ca.anonymous()
+        .enroll(
+            &password("alice@acme"),
+            &request(&csr(), &["read:metrics"], "k"),
+        )
+        .await
+        .unwrap();
+}

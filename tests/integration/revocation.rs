@@ -1,0 +1,578 @@
+//! Revocation and CRL publication, checked with openssl against CRLs fetched over HTTPS.
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::time::Duration;
+
+use latchkey::api::BulkRevocation;
+use latchkey::client::KeyListQuery;
+
+use crate::support::{Ca, openssl, password, problem_code};
+
+/// The CRL Number inside a DER CRL.
+fn crl_number(der: &[u8]) -> i64 {
+    let (_, crl) = x509_parser::parse_x509_crl(der).expect("a CRL");
+    i64::try_from(crl.crl_number().expect("a CRL number")).unwrap()
+}
+
+/// The serials a DER CRL lists, lowercase hex.
+fn crl_serials(der: &[u8]) -> HashSet<String> {
+    let (_, crl) = x509_parser::parse_x509_crl(der).expect("a CRL");
+    crl.iter_revoked_certificates()
+        .map(|r| hex::encode(r.raw_serial()))
+        .collect()
+}
+
+fn curl_crl(ca: &Ca, out: &str) {
+    let status = Command::new("curl")
+        .args(["-sS", "-f", "--cacert"])
+        .arg(ca.home().join("ca.pem"))
+        .args(["-H", "Accept: application/x-pem-file", "-o", out])
+        .arg(format!("{}/v1/crl", ca.url))
+        .current_dir(ca.dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn verify(ca: &Ca, cert: &str) -> (bool, String) {
+    let out = Command::new("openssl")
+        .args([
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            "certs/ca.pem",
+            "-untrusted",
+            "certs/intermediate.pem",
+            "-CRLfile",
+            "crl.pem",
+            cert,
+        ])
+        .current_dir(ca.dir.path())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[tokio::test]
+async fn openssl_crl_check_accepts_a_good_certificate_and_rejects_a_revoked_one() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    ca.enroll_into("alice@acme", &["read:metrics"], "good")
+        .await;
+    let bad = ca.enroll_into("alice@acme", &["read:metrics"], "bad").await;
+    let before = ca.anonymous().crl(None, 0).await.unwrap().unwrap().0;
+
+    // The owner revokes with the key's own certificate.
+    let owner = ca.with_identity(&ca.path("bad"));
+    let revoked = owner
+        .revoke_key(None, &bad.key.id, Some("key_compromise"))
+        .await
+        .unwrap();
+    assert_eq!(revoked.status, "revoked");
+    assert!(revoked.certificates.iter().all(|c| c.revoked));
+    let (number, der) = ca
+        .anonymous()
+        .crl(Some(before), 10)
+        .await
+        .unwrap()
+        .expect("a newer CRL");
+    assert!(number > before);
+    assert!(crl_serials(&der).contains(&bad.key.certificates[0].serial));
+
+    curl_crl(&ca, "crl.pem");
+    let text = openssl(ca.dir.path(), &["crl", "-in", "crl.pem", "-noout", "-text"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("Key Compromise"), "{text}");
+    assert!(text.contains("X509v3 CRL Number"), "{text}");
+    assert!(text.contains("X509v3 Authority Key Identifier"), "{text}");
+    assert!(text.contains("Version 2"), "{text}");
+    let (ok, out) = verify(&ca, "good/cert.pem");
+    assert!(ok, "{out}");
+    let (ok, out) = verify(&ca, "bad/cert.pem");
+    assert!(!ok, "{out}");
+    assert!(out.contains("error 23"), "revoked must be error 23: {out}");
+
+    // Revoked means rejected at the CA too: the certificate no longer authenticates.
+    let err = owner
+        .list_keys(None, &KeyListQuery::default())
+        .await
+        .unwrap_err();
+    assert_eq!(problem_code(err), "invalid_certificate");
+}
+
+#[tokio::test]
+async fn crl_numbers_strictly_increase_across_100_concurrent_revocations() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let client = ca.anonymous();
+    let mut keys = Vec::new();
+    for i in 0..100 {
+        let answer = client
+            .enroll(
+                &password("alice@acme"),
+                &crate::support::request(
+                    &crate::support::csr(),
+                    &["read:metrics"],
+                    &format!("k{i}"),
+                ),
+            )
+            .await
+            .unwrap();
+        keys.push(answer);
+    }
+    let (start, _) = client.crl(None, 0).await.unwrap().unwrap();
+
+    // A watcher follows every CRL it can see while the revocations land.
+    let watcher = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            let mut seen = vec![start];
+            let mut last_entries = 0;
+            while last_entries < 100 {
+                match client.crl(Some(*seen.last().unwrap()), 30).await.unwrap() {
+                    Some((n, der)) => {
+                        assert_eq!(
+                            crl_number(&der),
+                            n,
+                            "the header and the signed number agree"
+                        );
+                        seen.push(n);
+                        last_entries = crl_serials(&der).len();
+                    }
+                    None => panic!("no new CRL within 30 s"),
+                }
+            }
+            seen
+        })
+    };
+    let admin = ca.admin();
+    let mut tasks = Vec::new();
+    for key in &keys {
+        let admin = admin.clone();
+        let id = key.key.id.clone();
+        tasks.push(tokio::spawn(async move {
+            admin.revoke_key(None, &id, Some("superseded")).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let seen = tokio::time::timeout(Duration::from_secs(60), watcher)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "CRL numbers must strictly increase: {seen:?}"
+    );
+    let (_, der) = client.crl(None, 0).await.unwrap().unwrap();
+    let listed = crl_serials(&der);
+    for key in &keys {
+        assert!(listed.contains(&key.key.certificates[0].serial));
+    }
+    // The store's CRLs were numbered strictly increasingly too, with no number reused.
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        ca.home().join("latchkey.db").display()
+    ))
+    .await
+    .unwrap();
+    let stored: Vec<(i64, Vec<u8>)> = sqlx::query_as("SELECT number, der FROM crls ORDER BY rowid")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert!(stored.windows(2).all(|w| w[0].0 < w[1].0));
+    assert!(stored.iter().all(|(n, der)| crl_number(der) == *n));
+    assert!(stored.len() <= 3, "old CRLs are pruned");
+}
+
+#[tokio::test]
+async fn a_long_poll_returns_within_a_second_of_a_revocation() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let key = ca.enroll_into("alice@acme", &["read:metrics"], "k").await;
+    let client = ca.anonymous();
+    let (number, _) = client.crl(None, 0).await.unwrap().unwrap();
+    let poll = tokio::spawn({
+        let client = client.clone();
+        async move { client.crl(Some(number), 30).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!poll.is_finished(), "the poll waits while nothing changes");
+    ca.admin()
+        .revoke_key(None, &key.key.id, None)
+        .await
+        .unwrap();
+    // The freshness bound of DESIGN.md: relying services learn of a revocation within 1 s.
+    let answer = tokio::time::timeout(Duration::from_secs(1), poll)
+        .await
+        .expect("the long poll answered within a second of the revocation")
+        .unwrap()
+        .unwrap()
+        .expect("a newer CRL");
+    assert!(answer.0 > number);
+    assert!(crl_serials(&answer.1).contains(&key.key.certificates[0].serial));
+}
+
+#[tokio::test]
+async fn the_crl_endpoint_serves_der_pem_etags_and_304s() {
+    let ca = Ca::start();
+    let conn = ca.raw(None);
+    let (status, headers, der) = conn
+        .send_with_headers(http::Method::GET, "/v1/crl")
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/pkix-crl");
+    assert!(x509_parser::parse_x509_crl(&der).is_ok());
+    let etag = headers["etag"].to_str().unwrap().to_owned();
+    let number: i64 = headers["latchkey-crl-number"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let curl = |extra: &[&str]| {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{content_type}",
+                "--cacert",
+            ])
+            .arg(ca.home().join("ca.pem"))
+            .args(extra)
+            .arg(format!("{}/v1/crl", ca.url))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl(&["-H", &format!("If-None-Match: {etag}")]), "304 ");
+    assert_eq!(
+        curl(&["-H", "Accept: application/x-pem-file"]),
+        "200 application/x-pem-file"
+    );
+    let out = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(ca.home().join("ca.pem"))
+        .args(["-H", "Accept: application/x-pem-file"])
+        .arg(format!("{}/v1/crl", ca.url))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("-----BEGIN X509 CRL-----"));
+    // A long poll with nothing new ends in 304 when its wait is over.
+    let (status, _) = conn
+        .send(
+            http::Method::GET,
+            &format!("/v1/crl?newer_than={number}&wait=1"),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 304);
+    // Asking for older than the current answers at once.
+    let (status, _) = conn
+        .send(
+            http::Method::GET,
+            &format!("/v1/crl?newer_than={}&wait=30", number - 1),
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let (status, body) = conn
+        .send(http::Method::GET, "/v1/crl?wait=x", None, None)
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{}", String::from_utf8_lossy(&body));
+}
+
+#[tokio::test]
+async fn a_restart_serves_the_same_crl_and_repairs_one_that_disagrees_with_the_store() {
+    let mut ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let key = ca.enroll_into("alice@acme", &["read:metrics"], "k").await;
+    let before = ca.anonymous().crl(None, 0).await.unwrap().unwrap();
+    ca.restart();
+    let after = ca.anonymous().crl(None, 0).await.unwrap().unwrap();
+    assert_eq!(
+        before, after,
+        "a restart serves the stored CRL, byte for byte"
+    );
+
+    // A revocation the CRL does not show (as if the CA died before building one): the
+    // next start notices and publishes a CRL that lists it.
+    let db = ca.home().join("latchkey.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE certificates SET revoked_at = strftime('%s','now'), revocation_reason = 'superseded' WHERE key_id = ?")
+        .bind(&key.key.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    ca.restart();
+    let (number, der) = ca.anonymous().crl(None, 0).await.unwrap().unwrap();
+    assert!(number > after.0);
+    assert!(crl_serials(&der).contains(&key.key.certificates[0].serial));
+}
+
+#[tokio::test]
+async fn only_the_owner_or_an_admin_revokes_and_others_learn_nothing() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    ca.user("bob@acme", &["read:metrics"]).await;
+    ca.tenant_with_user("globex", "carol@globex", &["read:metrics"])
+        .await;
+    let a = ca
+        .enroll_into("alice@acme", &["read:metrics"], "alice")
+        .await;
+    let a2 = ca
+        .enroll_into("alice@acme", &["read:metrics"], "alice2")
+        .await;
+    ca.enroll_into("bob@acme", &["read:metrics"], "bob").await;
+    ca.enroll_into("carol@globex", &["read:metrics"], "carol")
+        .await;
+    let before = ca.counts().await;
+
+    let bob = ca.with_identity(&ca.path("bob"));
+    assert_eq!(
+        problem_code(bob.revoke_key(None, &a.key.id, None).await.unwrap_err()),
+        "not_key_owner"
+    );
+    let carol = ca.with_identity(&ca.path("carol"));
+    assert_eq!(
+        problem_code(carol.revoke_key(None, &a.key.id, None).await.unwrap_err()),
+        "not_found"
+    );
+    let anon = ca.anonymous();
+    assert_eq!(
+        problem_code(anon.revoke_key(None, &a.key.id, None).await.unwrap_err()),
+        "unauthenticated"
+    );
+    let token = latchkey::client::Auth::Token(ca.token("x@acme", &["read:metrics"]).await);
+    assert_eq!(
+        problem_code(
+            anon.revoke_key(Some(&token), &a.key.id, None)
+                .await
+                .unwrap_err()
+        ),
+        "unauthenticated"
+    );
+    assert_eq!(
+        problem_code(
+            anon.revoke_key(Some(&password("alice@acme")), &a.key.id, Some("because"))
+                .await
+                .unwrap_err()
+        ),
+        "invalid_reason"
+    );
+    let after = ca.counts().await;
+    assert_eq!(after["keys"], before["keys"]);
+    assert_eq!(
+        after["audit_events"],
+        before["audit_events"] + 1,
+        "only the token's creation"
+    );
+
+    // A key's certificate revokes that key only, not its owner's others.
+    let a_cert = ca.with_identity(&ca.path("alice"));
+    let err = a_cert.revoke_key(None, &a2.key.id, None).await.unwrap_err();
+    assert_eq!(problem_code(err), "not_key_owner");
+    // Alice by password; revoking again changes nothing and says the same.
+    let revoked = anon
+        .revoke_key(Some(&password("alice@acme")), &a.key.id, Some("superseded"))
+        .await
+        .unwrap();
+    assert_eq!(revoked.status, "revoked");
+    let again = anon
+        .revoke_key(Some(&password("alice@acme")), &a.key.id, None)
+        .await
+        .unwrap();
+    assert_eq!(again.status, "revoked");
+    // The admin revokes anyone's.
+    ca.admin().revoke_key(None, &a2.key.id, None).await.unwrap();
+    // The CLI too, with one clear line on error.
+    let out = ca.cli(&["keys", "revoke", &a.key.id, "--reason", "nonsense"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_reason"));
+}
+
+#[tokio::test]
+async fn a_bulk_revocation_of_a_tenant_leaves_no_unrevoked_certificate() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    ca.user("bob@acme", &["read:metrics"]).await;
+    ca.tenant_with_user("globex", "carol@globex", &["read:metrics"])
+        .await;
+    let mut acme = Vec::new();
+    for (user, dir) in [
+        ("alice@acme", "a1"),
+        ("alice@acme", "a2"),
+        ("bob@acme", "b1"),
+    ] {
+        acme.push(ca.enroll_into(user, &["read:metrics"], dir).await);
+    }
+    // A second certificate of one key, by renewal.
+    ca.with_identity(&ca.path("a1"))
+        .renew(&acme[0].key.id, None)
+        .await
+        .unwrap();
+    let carol = ca
+        .enroll_into("carol@globex", &["read:metrics"], "c1")
+        .await;
+
+    let out = ca.cli(&[
+        "revoke",
+        "--tenant",
+        "acme",
+        "--owner",
+        "bob",
+        "--reason",
+        "affiliation_changed",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("revoked 1 key(s)"));
+    let result = ca
+        .admin()
+        .revoke_many(&BulkRevocation {
+            tenant: "acme".into(),
+            owner: None,
+            reason: Some("cessation_of_operation".into()),
+        })
+        .await
+        .unwrap();
+    assert_eq!((result.keys, result.certificates), (2, 3));
+
+    let admin = ca.admin();
+    let page = admin
+        .list_keys(
+            None,
+            &KeyListQuery {
+                tenant: Some("acme".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.keys.len(), 3);
+    let mut serials = Vec::new();
+    for key in &page.keys {
+        assert_eq!(key.status, "revoked");
+        for c in &key.certificates {
+            assert!(c.revoked, "{} of {} is not revoked", c.serial, key.id);
+            serials.push(c.serial.clone());
+        }
+    }
+    assert_eq!(serials.len(), 4);
+    let carol_now = admin.key(None, &carol.key.id).await.unwrap();
+    assert_eq!(carol_now.status, "active", "another tenant is untouched");
+    // Every one of them reaches the CRL.
+    let client = ca.anonymous();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (n, der) = client.crl(None, 0).await.unwrap().unwrap();
+        let listed = crl_serials(&der);
+        if serials.iter().all(|s| listed.contains(s)) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "revocations missing from the CRL"
+        );
+        client.crl(Some(n), 5).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn readiness_and_metrics_report_the_crl() {
+    let ca = Ca::start();
+    let conn = ca.raw(None);
+    let (status, body) = conn
+        .send(http::Method::GET, "/readyz", None, None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (status, body) = conn
+        .send(http::Method::GET, "/metrics", None, None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body);
+    for metric in [
+        "latchkey_crl_number",
+        "latchkey_crl_failing 0",
+        "latchkey_keys_issued_total",
+        "latchkey_crl_next_update_timestamp_seconds",
+    ] {
+        assert!(text.contains(metric), "{metric} missing:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_ca_that_cannot_publish_a_crl_says_so_in_the_log_readyz_and_metrics() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let key = ca.enroll_into("alice@acme", &["read:metrics"], "k").await;
+    // Break CRL storage under the running CA, then give it a revocation to publish.
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        ca.home().join("latchkey.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("DROP TABLE crls").execute(&pool).await.unwrap();
+    pool.close().await;
+    ca.admin()
+        .revoke_key(None, &key.key.id, None)
+        .await
+        .unwrap();
+
+    let conn = ca.raw(None);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = conn
+            .send(http::Method::GET, "/readyz", None, None)
+            .await
+            .unwrap();
+        if status == 503 {
+            let problem: latchkey::api::Problem = serde_json::from_slice(&body).unwrap();
+            assert_eq!(problem.code, "not_ready");
+            assert!(problem.detail.contains("CRL"), "{}", problem.detail);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz stayed ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, metrics) = conn
+        .send(http::Method::GET, "/metrics", None, None)
+        .await
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(metrics.contains("latchkey_crl_failing 1"), "{metrics}");
+    let log = std::fs::read_to_string(ca.path("serve.log")).unwrap();
+    assert!(log.contains("CANNOT PUBLISH A CRL"), "{log}");
+}

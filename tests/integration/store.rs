@@ -1,0 +1,420 @@
+//! The storage contract: the same checks of every store operation, on SQLite and on
+//! PostgreSQL (`LATCHKEY_TEST_POSTGRES_URL`; skipped, saying so, when unset).
+
+use latchkey::store::{
+    AuditEvent, AuditFilter, CrlRow, KeyFilter, KeyStatus, NewCertificate, NewKey, NewToken,
+    RevocationScope, Store, StoreError, TokenUse, UserChange,
+};
+
+use crate::support::PgSchema;
+
+fn event(action: &'static str, tenant: &str) -> AuditEvent {
+    AuditEvent {
+        at: 1_000,
+        actor: "admin:admin".into(),
+        action,
+        tenant: Some(tenant.into()),
+        target: None,
+        detail: serde_json::json!({}),
+    }
+}
+
+fn key(id: &str, tenant_id: i64, owner: &str) -> NewKey {
+    NewKey {
+        id: id.into(),
+        tenant_id,
+        owner: owner.into(),
+        name: "k".into(),
+        description: String::new(),
+        scopes: "read:metrics".into(),
+        created_at: 1_000,
+        expires_at: 1_000_000,
+    }
+}
+
+fn certificate(serial: &str, issuer_id: i64, key_id: &str, public_key: &str) -> NewCertificate {
+    NewCertificate {
+        serial: serial.into(),
+        issuer_id,
+        kind: "key",
+        key_id: Some(key_id.into()),
+        subject: format!("spiffe://latchkey.internal/tenant/acme/key/{key_id}"),
+        public_key_sha256: public_key.into(),
+        not_before: 1_000,
+        not_after: 100_000,
+        der: serial.as_bytes().to_vec(),
+        created_at: 1_000,
+    }
+}
+
+async fn contract(store: Store) {
+    // Issuers are recorded once.
+    let issuer = store
+        .ensure_issuer("fp", "CN=issuer", b"der", 9_999_999, 1_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .ensure_issuer("fp", "CN=issuer", b"der", 9_999_999, 1_000)
+            .await
+            .unwrap(),
+        issuer
+    );
+
+    // Tenants and users.
+    let acme = store
+        .insert_tenant("acme", 180, 1_000, &event("tenant.add", "acme"))
+        .await
+        .unwrap();
+    let globex = store
+        .insert_tenant("globex", 30, 1_000, &event("tenant.add", "globex"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .insert_tenant("acme", 180, 1_000, &event("tenant.add", "acme"))
+            .await,
+        Err(StoreError::AlreadyExists("tenant"))
+    ));
+    assert_eq!(store.tenants().await.unwrap().len(), 2);
+    store
+        .insert_user(
+            acme.id,
+            "alice",
+            "hash",
+            "read:metrics",
+            1_000,
+            &event("user.add", "acme"),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .insert_user(
+                acme.id,
+                "alice",
+                "h",
+                "a:b",
+                1_000,
+                &event("user.add", "acme")
+            )
+            .await,
+        Err(StoreError::AlreadyExists("user"))
+    ));
+    let change = UserChange {
+        disabled: Some(true),
+        scopes: Some("a:b".into()),
+        password_hash: None,
+    };
+    let changed = store
+        .update_user(
+            acme.id,
+            "alice",
+            &change,
+            2_000,
+            &event("user.change", "acme"),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            changed.disabled_at,
+            changed.scopes.as_str(),
+            changed.password_hash.as_str()
+        ),
+        (Some(2_000), "a:b", "hash")
+    );
+    assert!(
+        store
+            .update_user(
+                acme.id,
+                "nobody",
+                &change,
+                2_000,
+                &event("user.change", "acme")
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let enable = UserChange {
+        disabled: Some(false),
+        ..Default::default()
+    };
+    store
+        .update_user(
+            acme.id,
+            "alice",
+            &enable,
+            2_000,
+            &event("user.change", "acme"),
+        )
+        .await
+        .unwrap();
+    let policy = store
+        .update_tenant(
+            "globex",
+            Some(10),
+            Some(true),
+            2_000,
+            &event("tenant.change", "globex"),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((policy.max_key_days, policy.disabled_at), (10, Some(2_000)));
+
+    // Tokens: spent once, inside the issuing transaction.
+    let token = NewToken {
+        token_hash: "th".into(),
+        tenant_id: acme.id,
+        owner: "bot".into(),
+        scopes: "read:metrics".into(),
+        created_by: "admin:admin".into(),
+        created_at: 1_000,
+        expires_at: 5_000,
+    };
+    let token_id = store
+        .insert_token(&token, &event("token.create", "acme"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.token_by_hash("th").await.unwrap().unwrap().id,
+        token_id
+    );
+    let issue = |id: &str, serial: &str, pk: &str, tenant: i64, token: Option<TokenUse>| {
+        let store = store.clone();
+        let (k, c) = (key(id, tenant, "bot"), certificate(serial, issuer, id, pk));
+        async move {
+            store
+                .record_key_issuance(&k, &c, token, 2_000, &event("key.issue", "acme"))
+                .await
+        }
+    };
+    issue("k1", "s1", "pk1", acme.id, Some(TokenUse { token_id }))
+        .await
+        .unwrap();
+    assert!(matches!(
+        issue("k2", "s2", "pk2", acme.id, Some(TokenUse { token_id })).await,
+        Err(StoreError::TokenSpent)
+    ));
+    assert!(matches!(
+        issue("k2", "s1", "pk2", acme.id, None).await,
+        Err(StoreError::Collision)
+    ));
+    assert!(matches!(
+        issue("k2", "s2", "pk1", acme.id, None).await,
+        Err(StoreError::PublicKeyInUse)
+    ));
+    assert!(matches!(
+        issue("k2", "s2", "pk2", globex.id, None).await,
+        Err(StoreError::Disabled)
+    ));
+    issue("k2", "s2", "pk2", acme.id, None).await.unwrap();
+    issue("k3", "s3", "pk3", acme.id, None).await.unwrap();
+    assert!(
+        !store
+            .revoke_token(token_id, 3_000, &event("token.revoke", "acme"))
+            .await
+            .unwrap(),
+        "a used token"
+    );
+
+    // Inventory: filters and paging.
+    let filter = |status: Option<KeyStatus>, before: Option<i64>, limit: i64| KeyFilter {
+        tenant_id: Some(acme.id),
+        owner: Some("bot".into()),
+        status,
+        now: 3_000,
+        before_seq: before,
+        limit,
+    };
+    let page = store.keys(&filter(None, None, 2)).await.unwrap();
+    assert_eq!(
+        page.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
+        ["k3", "k2"]
+    );
+    let rest = store
+        .keys(&filter(None, Some(page[1].seq), 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
+        ["k1"]
+    );
+    assert_eq!(store.certificates_of(&["k1", "k2"]).await.unwrap().len(), 2);
+    assert_eq!(store.certificate_der("s1").await.unwrap().unwrap(), b"s1");
+
+    // Renewal while active; not after revocation.
+    let mut renewal = certificate("s1b", issuer, "k1", "pk1");
+    renewal.not_before = 2_500;
+    store
+        .record_renewal(&renewal, 3_000, &event("key.renew", "acme"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .record_renewal(
+                &certificate("s1c", issuer, "k1", "pk2"),
+                3_000,
+                &event("key.renew", "acme")
+            )
+            .await,
+        Err(StoreError::PublicKeyInUse)
+    ));
+    assert_eq!(
+        store
+            .revoke_key("k1", "superseded", 3_000, &event("key.revoke", "acme"))
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    assert_eq!(
+        store
+            .revoke_key("k1", "superseded", 3_000, &event("key.revoke", "acme"))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(matches!(
+        store
+            .record_renewal(
+                &certificate("s1d", issuer, "k1", "pk1"),
+                3_000,
+                &event("key.renew", "acme")
+            )
+            .await,
+        Err(StoreError::KeyNotActive)
+    ));
+    let scope = RevocationScope {
+        tenant_id: acme.id,
+        owner: Some("bot".into()),
+    };
+    assert_eq!(
+        store
+            .revoke_keys_of(
+                &scope,
+                "cessation_of_operation",
+                3_000,
+                &event("key.revoke_bulk", "acme")
+            )
+            .await
+            .unwrap(),
+        (2, 2)
+    );
+    assert_eq!(
+        store
+            .keys(&filter(Some(KeyStatus::Revoked), None, 10))
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    assert_eq!(
+        store
+            .keys(&filter(Some(KeyStatus::Active), None, 10))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    let revoked = store.revoked_certificates(issuer, 0).await.unwrap();
+    assert_eq!(
+        revoked
+            .iter()
+            .map(|r| r.serial.as_str())
+            .collect::<Vec<_>>(),
+        ["s1", "s1b", "s2", "s3"]
+    );
+    assert!(
+        store
+            .revoked_certificates(issuer, 100_000)
+            .await
+            .unwrap()
+            .is_empty(),
+        "expired entries drop out"
+    );
+
+    // CRLs: numbers unique, newest kept, old ones pruned.
+    for number in 1..=5 {
+        let crl = CrlRow {
+            number,
+            this_update: number,
+            next_update: number + 10,
+            entries: 4,
+            der: vec![number as u8],
+        };
+        store.insert_crl(issuer, &crl, number).await.unwrap();
+    }
+    let dup = CrlRow {
+        number: 5,
+        this_update: 0,
+        next_update: 1,
+        entries: 0,
+        der: vec![],
+    };
+    assert!(matches!(
+        store.insert_crl(issuer, &dup, 9).await,
+        Err(StoreError::Collision)
+    ));
+    assert_eq!(
+        store.latest_crl(issuer).await.unwrap().unwrap().der,
+        vec![5u8]
+    );
+    assert_eq!(store.highest_crl_number().await.unwrap(), 5);
+
+    // The CRL builder lease: one holder at a time, given back, or expired.
+    assert!(store.take_crl_lease(issuer, "a", 100, 130).await.unwrap());
+    assert!(!store.take_crl_lease(issuer, "b", 110, 140).await.unwrap());
+    assert!(
+        store.take_crl_lease(issuer, "a", 110, 140).await.unwrap(),
+        "the holder renews"
+    );
+    store.release_crl_lease(issuer, "a").await.unwrap();
+    assert!(store.take_crl_lease(issuer, "b", 120, 150).await.unwrap());
+    assert!(
+        store.take_crl_lease(issuer, "a", 151, 180).await.unwrap(),
+        "an expired lease is free"
+    );
+
+    // The audit log: one event per change, filtered and paged.
+    let all = store
+        .audit_events(&AuditFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let counts = store.row_counts().await.unwrap();
+    assert_eq!(all.len() as i64, counts["audit_events"]);
+    let revokes = AuditFilter {
+        action: Some("key.revoke".into()),
+        tenant: Some("acme".into()),
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(store.audit_events(&revokes).await.unwrap().len(), 1);
+    assert_eq!(counts["keys"], 3);
+    assert_eq!(counts["certificates"], 4);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn the_store_contract_holds_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    contract(
+        Store::open_sqlite(&dir.path().join("contract.db"))
+            .await
+            .unwrap(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_store_contract_holds_on_postgres() {
+    let Some(pg) = PgSchema::create("the_store_contract_holds_on_postgres").await else {
+        return;
+    };
+    contract(Store::connect(&pg.url).await.unwrap()).await;
+}

@@ -1,0 +1,453 @@
+//! The test harness: a real `latchkey serve` process on an ephemeral loopback port, in a
+//! temporary CA home, plus helpers to drive it with the library client, the CLI, openssl
+//! and curl, and to read its store.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use latchkey::api::{EnrollRequest, EnrollResponse, NewTenant, NewToken, NewUser};
+use latchkey::client::{Auth, Client, Connection, KeyType, new_key_pair};
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
+pub const PASSWORD: &str = "correct-horse-battery";
+
+/// A running CA in its own temporary directory. Killed when dropped.
+pub struct Ca {
+    pub dir: TempDir,
+    pub url: String,
+    child: Child,
+    /// The database, when not the embedded SQLite.
+    pub database_url: Option<String>,
+    extra: Vec<String>,
+}
+
+impl Ca {
+    /// Starts a CA with a fresh home.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts a CA with extra `serve` arguments.
+    pub fn start_with(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (child, url) = spawn_serve(dir.path(), &extra);
+        Self {
+            dir,
+            url,
+            child,
+            database_url: None,
+            extra,
+        }
+    }
+
+    /// Starts a CA on the PostgreSQL database at `database_url`.
+    pub fn start_on(database_url: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let extra = vec!["--database-url".to_owned(), database_url.to_owned()];
+        let (child, url) = spawn_serve(dir.path(), &extra);
+        Self {
+            dir,
+            url,
+            child,
+            database_url: Some(database_url.to_owned()),
+            extra,
+        }
+    }
+
+    /// Another `latchkey serve` on the same CA home and database (a replica), on its own
+    /// port. Killed when dropped.
+    pub fn replica(&self) -> Replica {
+        let (child, url) = spawn_serve(self.dir.path(), &self.extra);
+        Replica { child, url }
+    }
+
+    /// A client of a replica, presenting the admin certificate.
+    pub fn admin_at(&self, url: &str) -> Client {
+        let dir = self.home().join("admin");
+        let chain = std::fs::read(dir.join("chain.pem")).unwrap();
+        let key = std::fs::read(dir.join("key.pem")).unwrap();
+        Client::new(url, &self.ca_pem(), Some((&chain, &key))).expect("client")
+    }
+
+    /// The store the server writes, opened from the test.
+    pub async fn store(&self) -> latchkey::store::Store {
+        let url = self
+            .database_url
+            .clone()
+            .unwrap_or_else(|| latchkey::store::sqlite_url(&self.home().join("latchkey.db")));
+        latchkey::store::Store::connect(&url)
+            .await
+            .expect("open store")
+    }
+
+    /// Stops the server process (SIGKILL) and starts it again on the same home.
+    pub fn restart(&mut self) -> String {
+        self.stop();
+        let (child, url) = spawn_serve(self.dir.path(), &self.extra);
+        self.child = child;
+        self.url = url.clone();
+        url
+    }
+
+    /// Restarts the server on another database (after `latchkey migrate`).
+    pub fn restart_on(&mut self, database_url: &str) -> String {
+        self.extra = vec!["--database-url".to_owned(), database_url.to_owned()];
+        self.database_url = Some(database_url.to_owned());
+        self.restart()
+    }
+
+    /// Stops the server process.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("certs")
+    }
+
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.home().join("ca.pem")).expect("ca.pem")
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// The CLI, pointed at this CA and run in its directory.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with_env(args, &[])
+    }
+
+    pub fn cli_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("LATCHKEY_SERVER", &self.url)
+            .env("LATCHKEY_HOME", self.home())
+            .env_remove("LATCHKEY_PASSWORD")
+            .env_remove("LATCHKEY_TOKEN")
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run latchkey")
+    }
+
+    pub fn anonymous(&self) -> Client {
+        Client::new(&self.url, &self.ca_pem(), None).expect("client")
+    }
+
+    pub fn admin(&self) -> Client {
+        self.with_identity(&self.home().join("admin"))
+    }
+
+    /// A client presenting the certificate in a key directory.
+    pub fn with_identity(&self, dir: &Path) -> Client {
+        let chain = std::fs::read(dir.join("chain.pem")).expect("chain.pem");
+        let key = std::fs::read(dir.join("key.pem")).expect("key.pem");
+        Client::new(&self.url, &self.ca_pem(), Some((&chain, &key))).expect("client")
+    }
+
+    /// A raw connection, for requests the library client would never send.
+    pub fn raw(&self, identity: Option<&Path>) -> Connection {
+        let files = identity.map(|d| {
+            (
+                std::fs::read(d.join("chain.pem")).unwrap(),
+                std::fs::read(d.join("key.pem")).unwrap(),
+            )
+        });
+        Connection::new(
+            &self.url,
+            &self.ca_pem(),
+            files.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice())),
+        )
+        .expect("connection")
+    }
+
+    /// Row counts of every table, read from the store the server writes.
+    pub async fn counts(&self) -> BTreeMap<&'static str, i64> {
+        let store = self.store().await;
+        let counts = store.row_counts().await.expect("counts");
+        store.close().await;
+        counts
+    }
+
+    /// The DER of a recorded certificate.
+    pub async fn recorded_der(&self, serial: &str) -> Option<Vec<u8>> {
+        let store = self.store().await;
+        let der = store.certificate_der(serial).await.expect("query");
+        store.close().await;
+        der
+    }
+
+    /// Adds a tenant and a user with `scopes`, password [`PASSWORD`].
+    pub async fn tenant_with_user(&self, tenant: &str, user: &str, scopes: &[&str]) {
+        let admin = self.admin();
+        admin
+            .add_tenant(&NewTenant {
+                name: tenant.into(),
+                max_key_days: None,
+            })
+            .await
+            .expect("add tenant");
+        self.user(user, scopes).await;
+    }
+
+    pub async fn user(&self, user: &str, scopes: &[&str]) {
+        self.admin()
+            .add_user(&NewUser {
+                user: user.into(),
+                password: PASSWORD.into(),
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            })
+            .await
+            .expect("add user");
+    }
+
+    pub async fn token(&self, owner: &str, scopes: &[&str]) -> String {
+        self.admin()
+            .create_token(&NewToken {
+                owner: owner.into(),
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                ttl_seconds: None,
+            })
+            .await
+            .expect("create token")
+            .token
+            .expect("secret")
+    }
+
+    /// A key directory `<dir>/<name>/` holding a key of `user` that lived one second and has
+    /// expired by the time this returns.
+    pub async fn expired_key(&self, user: &str, scopes: &[&str], name: &str) {
+        let pair = new_key_pair(KeyType::P256).expect("keygen");
+        let mut brief = request(&pair.csr_pem, scopes, name);
+        brief.ttl_seconds = Some(1);
+        let answer = self
+            .anonymous()
+            .enroll(&password(user), &brief)
+            .await
+            .expect("enroll");
+        let dir = latchkey::client::KeyDir::new(self.path(name));
+        dir.write_key(&pair.key_pem).expect("key.pem");
+        dir.write_certificates(&answer.certificate, &answer.chain)
+            .expect("cert.pem");
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+    }
+
+    /// Enrolls a key for `user` into `<dir>/<name>/` and returns the answer.
+    pub async fn enroll_into(&self, user: &str, scopes: &[&str], name: &str) -> EnrollResponse {
+        let dir = latchkey::client::KeyDir::new(self.path(name));
+        self.anonymous()
+            .enroll_into(
+                &password(user),
+                &dir,
+                KeyType::P256,
+                request("", scopes, name),
+            )
+            .await
+            .expect("enroll")
+    }
+}
+
+impl Drop for Ca {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A second server process on a CA's home and database.
+pub struct Replica {
+    child: Child,
+    pub url: String,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A schema of its own in the test PostgreSQL (`LATCHKEY_TEST_POSTGRES_URL`), dropped
+/// afterwards; `None` (and a line saying the test is skipped) when the variable is unset.
+pub struct PgSchema {
+    base: String,
+    /// The schema's name, also the connections' application_name.
+    pub name: String,
+    /// A URL whose connections use this schema.
+    pub url: String,
+}
+
+impl PgSchema {
+    pub async fn create(test: &str) -> Option<Self> {
+        let Ok(base) = std::env::var("LATCHKEY_TEST_POSTGRES_URL") else {
+            // Written to stderr directly, past the test harness's capture, so a skip is
+            // always visible.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: LATCHKEY_TEST_POSTGRES_URL is not set (PostgreSQL tests need a server)"
+            );
+            return None;
+        };
+        let bytes: [u8; 6] = rand_bytes();
+        let name = format!("lk_{}", hex::encode(bytes));
+        let pool = sqlx::PgPool::connect(&base)
+            .await
+            .expect("connect to the test PostgreSQL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-csearch_path%3D{name}&application_name={name}");
+        Some(Self { base, name, url })
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let (base, name) = (self.base.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(pool) = sqlx::PgPool::connect(&base).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {name} CASCADE")))
+                        .execute(&pool)
+                        .await;
+                    pool.close().await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+fn rand_bytes<const N: usize>() -> [u8; N] {
+    let pair = new_key_pair(KeyType::Ed25519).unwrap();
+    let digest = ring::digest::digest(&ring::digest::SHA256, pair.key_pem.as_bytes());
+    digest.as_ref()[..N].try_into().unwrap()
+}
+
+fn spawn_serve(dir: &Path, extra: &[String]) -> (Child, String) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("serve.log"))
+        .expect("log file");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .current_dir(dir)
+        .env("LATCHKEY_HOME", dir.join("certs"))
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("spawn latchkey serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out =
+            std::fs::File::create(std::env::temp_dir().join("latchkey-serve-last.out")).ok();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("latchkey: listening on ") {
+                let _ = tx.send(url.trim().to_owned());
+            }
+            if let Some(f) = out.as_mut() {
+                use std::io::Write;
+                let _ = writeln!(f, "{line}");
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(url) => (child, url),
+        Err(_) => {
+            let _ = child.kill();
+            let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+            panic!("latchkey serve did not start:\n{log}");
+        }
+    }
+}
+
+pub fn password(user: &str) -> Auth {
+    Auth::Password {
+        user: user.into(),
+        password: PASSWORD.into(),
+    }
+}
+
+pub fn request(csr: &str, scopes: &[&str], name: &str) -> EnrollRequest {
+    EnrollRequest {
+        csr: csr.into(),
+        name: name.into(),
+        description: String::new(),
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        ttl_seconds: None,
+        expires_at: None,
+    }
+}
+
+/// A fresh P-256 CSR made by the library.
+pub fn csr() -> String {
+    new_key_pair(KeyType::P256).expect("keygen").csr_pem
+}
+
+/// Runs openssl with `args` in `dir`, panicking with its stderr on failure.
+pub fn openssl(dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A CSR made by openssl: `newkey` is what follows `-newkey` (e.g. `rsa:2048`, `ed25519`,
+/// `ec -pkeyopt ec_paramgen_curve:P-384`), `extra` more `req` arguments.
+pub fn openssl_csr(dir: &Path, name: &str, newkey: &[&str], extra: &[&str]) -> String {
+    let key = format!("{name}.key");
+    let csr = format!("{name}.csr");
+    let mut args = vec![
+        "req",
+        "-new",
+        "-nodes",
+        "-subj",
+        "/CN=ignored/O=other-tenant",
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+        "-newkey",
+    ];
+    args.extend_from_slice(newkey);
+    args.extend_from_slice(extra);
+    openssl(dir, &args);
+    std::fs::read_to_string(dir.join(csr)).expect("csr")
+}
+
+/// A problem document's code, from a failed client call.
+pub fn problem_code(err: latchkey::client::ClientError) -> String {
+    match err {
+        latchkey::client::ClientError::Problem(p) => p.code,
+        other => panic!("expected a problem document, got {other}"),
+    }
+}
