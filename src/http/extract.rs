@@ -104,9 +104,6 @@ fn json_problem(rejection: JsonRejection) -> ApiError {
         JsonRejection::MissingJsonContentType(_) => {
             (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
         }
-        JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
-        }
         _ => (StatusCode::BAD_REQUEST, "invalid_json"),
     };
     ApiError::Request(status, code, rejection.body_text())

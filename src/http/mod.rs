@@ -2,6 +2,7 @@
 //! never touch the store or the signer.
 
 mod admin;
+mod body;
 mod crl;
 mod extract;
 mod keys;
@@ -9,22 +10,16 @@ mod meta;
 mod problem;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, patch, post};
-use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::authority::Authority;
+pub use body::{BODY_TIMEOUT, MAX_BODY_BYTES};
 pub use problem::ApiError;
-
-/// The largest request body accepted: a CSR with an RSA-4096 key is under 4 KiB.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-/// A request body must arrive within this; a client trickling bytes is cut off.
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The state every handler shares.
 pub type AppState = Arc<Authority>;
@@ -65,8 +60,7 @@ pub fn router(authority: Arc<Authority>) -> Router {
         .route("/metrics", get(meta::metrics))
         .fallback(meta::not_found)
         .method_not_allowed_fallback(meta::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
+        .layer(middleware::from_fn(body::read_whole_body))
         .with_state(authority)
 }
 

@@ -8,6 +8,8 @@ mod accept;
 pub mod axum;
 mod config;
 mod identity;
+#[cfg(feature = "axum")]
+mod linger;
 mod revocation;
 #[cfg(feature = "axum")]
 mod serve;

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 use super::Acceptor;
+use super::linger::LingeringClose;
 
 /// A TLS handshake must finish within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -82,7 +83,7 @@ pub async fn serve<X, F>(
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(tls), service);
+                .serve_connection(TokioIo::new(LingeringClose::new(tls)), service);
             if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }

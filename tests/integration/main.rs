@@ -8,6 +8,7 @@ mod errors;
 mod hub;
 mod init;
 mod inventory;
+mod limits;
 mod lint;
 mod matrix;
 mod renewal;

@@ -171,6 +171,17 @@ impl Ca {
         .expect("connection")
     }
 
+    /// An anonymous TLS stream to the CA, for writing HTTP by hand (slowly, or too much).
+    pub async fn tls_stream(&self) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+        let roots = latchkey::tls::load_certificates(&self.ca_pem(), "ca.pem").unwrap();
+        let config = latchkey::tls::client_config(&roots, None).unwrap();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let address = self.url.trim_start_matches("https://");
+        let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        connector.connect(name, tcp).await.unwrap()
+    }
+
     /// Row counts of every table, read from the store the server writes.
     pub async fn counts(&self) -> BTreeMap<&'static str, i64> {
         let store = self.store().await;
