@@ -440,9 +440,9 @@ async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing() {
         ),
         case("empty body", alice(), Vec::new(), 400, "invalid_json"),
         case(
-            "body over the limit",
+            "a 1 MiB body",
             alice(),
-            vec![b' '; 100 * 1024],
+            vec![b' '; 1024 * 1024],
             413,
             "body_too_large",
         ),
@@ -658,4 +658,49 @@ async fn twenty_wrong_passwords_throttle_that_user_from_that_source_only() {
         .await
         .expect("another user from the same source");
     assert_eq!(ca.counts().await["keys"], before["keys"] + 1);
+}
+
+/// An answer's timing must not tell a wrong password from an unknown user from an unknown
+/// tenant: every path runs one argon2id verification. The three are interleaved, and their
+/// medians compared with a margin far above the store lookups they differ by (tens of µs)
+/// and far below the cost of argon2id (tens of ms), so noise cannot decide the outcome.
+#[tokio::test]
+async fn wrong_password_unknown_user_and_unknown_tenant_take_the_same_time() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let client = ca.anonymous();
+    let cases = [
+        ("alice@acme", "not-her-password"),
+        ("mallory@acme", PASSWORD),
+        ("alice@nowhere", PASSWORD),
+    ];
+    let enroll_request = support::request(&support::csr(), &["read:metrics"], "k");
+    let mut times = vec![Vec::new(); cases.len()];
+    // Nine rounds stay under the throttle's 20 failures per user.
+    for _ in 0..9 {
+        for (i, (user, password)) in cases.iter().enumerate() {
+            let auth = Auth::Password {
+                user: (*user).into(),
+                password: (*password).into(),
+            };
+            let started = std::time::Instant::now();
+            let refused = client.enroll(&auth, &enroll_request).await.unwrap_err();
+            times[i].push(started.elapsed());
+            assert_eq!(support::problem_code(refused), "invalid_credentials");
+        }
+    }
+    let medians: Vec<_> = times
+        .iter_mut()
+        .map(|t| {
+            t.sort();
+            t[t.len() / 2]
+        })
+        .collect();
+    let (fastest, slowest) = (medians.iter().min().unwrap(), medians.iter().max().unwrap());
+    assert!(
+        slowest.as_secs_f64() < fastest.as_secs_f64() * 1.5,
+        "medians (wrong password, unknown user, unknown tenant): {medians:?}"
+    );
+    println!("medians (wrong password, unknown user, unknown tenant): {medians:?}");
 }
