@@ -228,9 +228,17 @@ impl Authority {
             Some(issued.serial.to_string()),
             serde_json::json!({ "subject": subject }),
         );
-        self.store
+        let superseded = self
+            .store
             .record_service_certificate(&certificate, &event)
             .await?;
+        if superseded > 0 {
+            tracing::info!(
+                superseded,
+                subject,
+                "earlier admin certificates revoked (superseded)"
+            );
+        }
         Ok(())
     }
 

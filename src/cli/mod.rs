@@ -60,6 +60,8 @@ enum Command {
     Audit(admin::AuditArgs),
     /// Copy the CA's store into an empty PostgreSQL database, verified, for replicas.
     Migrate(migrate::MigrateArgs),
+    /// Replace the admin certificate (on the CA host); every earlier one is revoked.
+    RotateAdmin(serve::RotateAdminArgs),
 }
 
 /// Runs a parsed command line.
@@ -76,6 +78,7 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Revoke(revoke) => admin::revoke(&args, revoke).await,
         Command::Audit(audit) => admin::audit(&args, audit).await,
         Command::Migrate(m) => migrate::migrate(&args, m).await,
+        Command::RotateAdmin(rotate) => serve::rotate_admin(&args, rotate).await,
     }
 }
 

@@ -89,6 +89,43 @@ pub async fn init(args: &Args, init: &InitArgs) -> Result<()> {
     Ok(())
 }
 
+/// `latchkey rotate-admin`: a new admin certificate in `<home>/admin/`; every earlier one
+/// is revoked as it is recorded. Runs on the CA host, next to a running CA or not.
+pub async fn rotate_admin(args: &Args, rotate: &RotateAdminArgs) -> Result<()> {
+    let home = Home::new(&args.home);
+    if !home.is_initialized() {
+        anyhow::bail!("no CA in {}", args.home.display());
+    }
+    let admin = home.replace_admin_certificate(&home.signer()?, time::OffsetDateTime::now_utc())?;
+    latchkey::server::prepare(
+        &home,
+        rotate.database_url.as_deref(),
+        // The home exists: nothing of these options is used but the (absent) extra names.
+        &InitOptions {
+            trust_domain: DEFAULT_TRUST_DOMAIN.into(),
+            hostnames: Vec::new(),
+            public_url: None,
+        },
+        Policy::default(),
+        Arc::new(SystemClock),
+    )
+    .await?;
+    println!(
+        "latchkey: new admin certificate in {}/ (serial {}); every earlier one is revoked",
+        home.admin_dir().display(),
+        admin.serial
+    );
+    Ok(())
+}
+
+/// Options of `latchkey rotate-admin`.
+#[derive(Debug, Parser)]
+pub struct RotateAdminArgs {
+    /// The database (default: SQLite in <home>/latchkey.db).
+    #[arg(long, env = "LATCHKEY_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
 /// `latchkey serve`.
 pub async fn serve(args: &Args, serve: &ServeArgs) -> Result<()> {
     if serve.certificate_lifetime <= 0 {

@@ -215,21 +215,34 @@ impl Home {
             &[],
             now,
         )? {
-            let name: OwnerName = ADMIN_NAME.parse().map_err(|_| HomeError::Settings {
-                path: self.settings_file(),
-                why: "invalid administrator name".into(),
-            })?;
-            let (admin, key) = issue_admin_certificate(signer, &name, now)?;
-            self.replace(&admin_dir.join("key.pem"), key.as_bytes(), true)?;
-            self.replace(&admin_dir.join("cert.pem"), admin.pem().as_bytes(), false)?;
-            self.replace(
-                &admin_dir.join("chain.pem"),
-                format!("{}{intermediate_pem}", admin.pem()).as_bytes(),
-                false,
-            )?;
-            issued.push(admin);
+            issued.push(self.replace_admin_certificate(signer, now)?);
         }
         Ok(issued)
+    }
+
+    /// Makes a new administrator key and certificate and replaces those in `admin/`. Once
+    /// the store records it, every earlier admin certificate is revoked (superseded): this
+    /// is how a leaked admin certificate is rotated out.
+    pub fn replace_admin_certificate(
+        &self,
+        signer: &Signer,
+        now: OffsetDateTime,
+    ) -> Result<IssuedCertificate, HomeError> {
+        let name: OwnerName = ADMIN_NAME.parse().map_err(|_| HomeError::Settings {
+            path: self.settings_file(),
+            why: "invalid administrator name".into(),
+        })?;
+        let (admin, key) = issue_admin_certificate(signer, &name, now)?;
+        let admin_dir = self.admin_dir();
+        let intermediate_pem = pem::encode("CERTIFICATE", signer.certificate());
+        self.replace(&admin_dir.join("key.pem"), key.as_bytes(), true)?;
+        self.replace(&admin_dir.join("cert.pem"), admin.pem().as_bytes(), false)?;
+        self.replace(
+            &admin_dir.join("chain.pem"),
+            format!("{}{intermediate_pem}", admin.pem()).as_bytes(),
+            false,
+        )?;
+        Ok(admin)
     }
 
     /// True when the certificate at `cert_path` expires within 30 days, does not match the

@@ -3,6 +3,7 @@ use sqlx::AssertSqlSafe;
 use super::audit::{self, AuditEvent};
 use super::filter::Statement;
 use super::{Store, StoreError, changed_one, unique_as};
+use crate::model::RevocationReason;
 
 /// A key to record with its first certificate.
 #[derive(Debug, Clone)]
@@ -235,7 +236,8 @@ impl Store {
             return Err(StoreError::KeyNotActive);
         }
         let (other_keys,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM certificates WHERE public_key_sha256 = $1              AND (key_id IS NULL OR key_id <> $2)",
+            "SELECT COUNT(*) FROM certificates \
+             WHERE public_key_sha256 = $1 AND (key_id IS NULL OR key_id <> $2)",
         )
         .bind(&certificate.public_key_sha256)
         .bind(&certificate.key_id)
@@ -251,16 +253,33 @@ impl Store {
     }
 
     /// Records a certificate the CA issued for itself (its server or an admin certificate).
+    /// A new admin certificate supersedes every earlier one of the same administrator: they
+    /// are revoked in the same transaction, so replacing a leaked admin certificate ends it.
+    /// Returns how many were superseded.
     pub async fn record_service_certificate(
         &self,
         certificate: &NewCertificate,
         event: &AuditEvent,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let mut tx = self.begin().await?;
         insert_certificate(&mut tx, certificate).await?;
+        let mut superseded = 0;
+        if certificate.kind == "admin" {
+            superseded = sqlx::query(
+                "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
+                 WHERE kind = 'admin' AND subject = $3 AND serial <> $4 AND revoked_at IS NULL",
+            )
+            .bind(certificate.created_at)
+            .bind(RevocationReason::Superseded.as_str())
+            .bind(&certificate.subject)
+            .bind(&certificate.serial)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
         audit::insert(&mut tx, event).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(superseded)
     }
 
     /// The key with this id.

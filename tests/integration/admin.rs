@@ -210,3 +210,55 @@ async fn every_admin_action_is_audited_in_the_same_transaction() {
         .await;
     assert_eq!(ca.counts().await["audit_events"], start + 4);
 }
+
+/// A leaked admin certificate is rotated out with `latchkey rotate-admin` on the CA host:
+/// the old one stops working at once on the running CA and is in the next CRL.
+#[tokio::test]
+async fn rotating_the_admin_certificate_shuts_out_the_old_one() {
+    let mut ca = Ca::start();
+    let leaked = ca.path("leaked");
+    std::fs::create_dir(&leaked).unwrap();
+    for file in ["chain.pem", "key.pem"] {
+        std::fs::copy(ca.home().join("admin").join(file), leaked.join(file)).unwrap();
+    }
+    let old_serial = {
+        let pem = std::fs::read(leaked.join("chain.pem")).unwrap();
+        let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+        hex::encode(pem.parse_x509().unwrap().raw_serial())
+    };
+    ca.with_identity(&leaked)
+        .tenants()
+        .await
+        .expect("works before the rotation");
+
+    let out = ca.cli(&["rotate-admin"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("every earlier one is revoked"), "{stdout}");
+
+    only_the_new_admin_certificate_works(&ca, &leaked).await;
+
+    // A restart rebuilds the CRL from the store, which lists the superseded certificate.
+    ca.restart();
+    let (_, der) = ca.anonymous().crl(None, 0).await.unwrap().unwrap();
+    let (_, crl) = x509_parser::parse_x509_crl(&der).unwrap();
+    assert!(
+        crl.iter_revoked_certificates()
+            .any(|r| hex::encode(r.raw_serial()) == old_serial),
+        "the old admin certificate is not in the CRL"
+    );
+    only_the_new_admin_certificate_works(&ca, &leaked).await;
+}
+
+async fn only_the_new_admin_certificate_works(ca: &Ca, old: &std::path::Path) {
+    let refused = ca.with_identity(old).tenants().await.unwrap_err();
+    assert_eq!(problem_code(refused), "invalid_certificate");
+    ca.admin()
+        .tenants()
+        .await
+        .expect("the new admin certificate");
+}
