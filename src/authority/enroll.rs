@@ -122,7 +122,7 @@ impl Authority {
             .certificates_for_public_key(&fingerprint)
             .await?
             .is_empty()
-            || verified.public_key.spki_der() == self.issuer_spki.as_slice()
+            || self.is_ca_key(&verified)
         {
             return Err(AuthorityError::PublicKeyInUse);
         }

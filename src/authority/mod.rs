@@ -64,8 +64,8 @@ pub struct Authority {
     store: Store,
     signer: Arc<Signer>,
     issuer_id: i64,
-    /// The issuing CA's own public key, which no key certificate may carry.
-    issuer_spki: Vec<u8>,
+    /// The CA's own public keys (intermediate and root), which no key certificate may carry.
+    ca_spkis: [Vec<u8>; 2],
     /// The issuing intermediate and the root, PEM: `GET /v1/ca`.
     ca_chain_pem: String,
     /// The issuing intermediate, PEM: appended to every leaf to form its chain.
@@ -124,7 +124,12 @@ impl Authority {
                 clock.now().unix_timestamp(),
             )
             .await?;
-        let issuer_spki = parsed.public_key().raw.to_vec();
+        let (_, root) = x509_parser::parse_x509_certificate(root_der)
+            .map_err(|e| AuthorityError::Internal(format!("root certificate: {e}")))?;
+        let ca_spkis = [
+            parsed.public_key().raw.to_vec(),
+            root.public_key().raw.to_vec(),
+        ];
         let passwords = tokio::task::spawn_blocking(Passwords::new)
             .await
             .map_err(|e| AuthorityError::Internal(e.to_string()))??;
@@ -134,7 +139,7 @@ impl Authority {
             intermediate_pem: crate::pem::encode("CERTIFICATE", &intermediate),
             signer: Arc::new(signer),
             issuer_id,
-            issuer_spki,
+            ca_spkis,
             clock,
             passwords,
             throttle: throttle::PasswordThrottle::default(),
@@ -142,6 +147,14 @@ impl Authority {
             crl: crl::CrlState::new(),
             metrics: metrics::Metrics::new(),
         })
+    }
+
+    /// True when the CSR's key is one of the CA's own: a key certificate for it would let
+    /// whoever holds the CA key pose as a client, and would say the CA key is a client's.
+    fn is_ca_key(&self, csr: &csr::VerifiedCsr) -> bool {
+        self.ca_spkis
+            .iter()
+            .any(|spki| spki.as_slice() == csr.public_key.spki_der())
     }
 
     /// The CA chain clients and relying services trust: issuing intermediate, then root.

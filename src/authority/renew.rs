@@ -55,7 +55,7 @@ impl Authority {
         let public_key = match &request.csr {
             Some(pem) => {
                 let verified = csr::verify_pem(pem)?;
-                if verified.public_key.spki_der() == self.issuer_spki.as_slice() {
+                if self.is_ca_key(&verified) {
                     return Err(AuthorityError::PublicKeyInUse);
                 }
                 verified.public_key

@@ -4,6 +4,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use latchkey::client::{Auth, ClientError};
+
 use crate::support::{Ca, csr, password, request};
 
 #[tokio::test]
@@ -76,4 +78,56 @@ async fn sigkill_during_issuance_bursts_loses_nothing_a_client_received() {
         .await
         .unwrap();
     println!("{} certificates received across 10 kills", received.len());
+}
+
+/// A store that fails only the last statement of the issuing transaction (the audit
+/// insert, by a trigger that raises): the client gets 503 and no certificate, and nothing
+/// of the transaction stays behind.
+#[tokio::test]
+async fn a_store_failing_the_final_insert_gives_503_and_no_certificate() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let token = ca.token("bot@acme", &["read:metrics"]).await;
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        ca.home().join("latchkey.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER fail_final_insert BEFORE INSERT ON audit_events \
+         WHEN NEW.action = 'key.issue' BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let before = ca.counts().await;
+    for auth in [password("alice@acme"), Auth::Token(token.clone())] {
+        let refused = ca
+            .anonymous()
+            .enroll(&auth, &request(&csr(), &["read:metrics"], "k"))
+            .await
+            .unwrap_err();
+        match refused {
+            ClientError::Problem(p) => {
+                assert_eq!((p.status, p.code.as_str()), (503, "store_unavailable"))
+            }
+            other => panic!("expected 503, got {other}"),
+        }
+    }
+    // Nothing of either transaction stayed: no key, no certificate, the token unspent.
+    assert_eq!(ca.counts().await, before);
+    sqlx::query("DROP TRIGGER fail_final_insert")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    ca.anonymous()
+        .enroll(
+            &Auth::Token(token),
+            &request(&csr(), &["read:metrics"], "k"),
+        )
+        .await
+        .expect("the token was not spent by the failed transaction");
 }

@@ -43,6 +43,54 @@ fn case(
     }
 }
 
+/// A DER element: `tag`, definite length, `content`.
+fn der_element(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// A CSR whose RSA key has a `bits`-bit modulus (not a real key: no one could wait for
+/// one to be generated, and the CA must refuse it before doing any arithmetic with it).
+fn rsa_csr_of_bits(bits: usize) -> Vec<u8> {
+    let mut modulus = vec![0xc5u8; bits / 8];
+    modulus.insert(0, 0);
+    let mut rsa_key = der_element(0x02, &modulus);
+    rsa_key.extend(der_element(0x02, &[0x01, 0x00, 0x01]));
+    let rsa_encryption = [
+        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+    ];
+    let mut bit_string = vec![0];
+    bit_string.extend(der_element(0x30, &rsa_key));
+    let mut spki = rsa_encryption.to_vec();
+    spki.extend(der_element(0x03, &bit_string));
+    let mut info = der_element(0x02, &[0]);
+    info.extend(der_element(0x30, &[]));
+    info.extend(der_element(0x30, &spki));
+    info.extend(der_element(0xa0, &[]));
+    let sha256_with_rsa = [
+        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05, 0x00,
+    ];
+    let mut csr = der_element(0x30, &info);
+    csr.extend_from_slice(&sha256_with_rsa);
+    let mut signature = vec![0];
+    signature.extend(vec![0x5a; bits / 8]);
+    csr.extend(der_element(0x03, &signature));
+    der_element(0x30, &csr)
+}
+
 /// Sends a POST /v1/keys with a raw JSON body, so any body can be tried.
 async fn post_keys(conn: &Connection, auth: Option<&Auth>, body: Vec<u8>) -> (u16, Vec<u8>) {
     let (status, bytes) = conn
@@ -170,7 +218,226 @@ async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing() {
         })
     };
 
+    let key_cert_sign = openssl_csr(
+        dir,
+        "kcs",
+        &["ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        &["-addext", "keyUsage=critical,keyCertSign"],
+    );
+    let md5 = openssl_csr(dir, "md5", &["rsa:2048"], &["-md5"]);
+    // The CA's own keys, in CSRs they signed themselves.
+    let own_key = |file: &str| {
+        let key = ca.home().join(file);
+        let out = support::openssl(
+            dir,
+            &[
+                "req",
+                "-new",
+                "-subj",
+                "/CN=ca",
+                "-key",
+                key.to_str().unwrap(),
+            ],
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let (intermediate_key, root_key) = (own_key("intermediate-key.pem"), own_key("root-key.pem"));
+    let good_der = x509_parser::pem::parse_x509_pem(good.as_bytes())
+        .unwrap()
+        .1
+        .contents;
+    // A point not on the curve: the last byte of Y changed (the CSR's signature cannot
+    // verify either; the point must be refused whatever is checked first).
+    let off_curve = {
+        use x509_parser::prelude::FromDer;
+        let (_, csr) =
+            x509_parser::certification_request::X509CertificationRequest::from_der(&good_der)
+                .unwrap();
+        let point = csr
+            .certification_request_info
+            .subject_pki
+            .subject_public_key
+            .data
+            .to_vec();
+        let at = good_der
+            .windows(point.len())
+            .position(|w| w == point.as_slice())
+            .unwrap();
+        let mut der = good_der.clone();
+        der[at + point.len() - 1] ^= 0x01;
+        latchkey::pem::encode("CERTIFICATE REQUEST", &der)
+    };
+    let broken_base64 = "-----BEGIN CERTIFICATE REQUEST-----\nMIIB!!not*base64\n-----END CERTIFICATE REQUEST-----\n";
+    let random_der: Vec<u8> = (0u32..400).map(|i| (i * 7919 % 251) as u8).collect();
+    let random_der = latchkey::pem::encode("CERTIFICATE REQUEST", &random_der);
+    let nested = {
+        let mut der = Vec::new();
+        for _ in 0..2000 {
+            der = der_element(0x30, &der);
+        }
+        latchkey::pem::encode("CERTIFICATE REQUEST", &der)
+    };
+    let rsa_16384 = latchkey::pem::encode("CERTIFICATE REQUEST", &rsa_csr_of_bits(16384));
+    // Tokens: one used already, one expired.
+    let admin = ca.admin();
+    let token = |ttl: Option<i64>| {
+        let admin = admin.clone();
+        async move {
+            admin
+                .create_token(&latchkey::api::NewToken {
+                    owner: "bot@acme".into(),
+                    scopes: vec!["read:metrics".into()],
+                    ttl_seconds: ttl,
+                })
+                .await
+                .unwrap()
+                .token
+                .unwrap()
+        }
+    };
+    let used = token(None).await;
+    ca.anonymous()
+        .enroll(
+            &Auth::Token(used.clone()),
+            &crate::support::request(&support::csr(), &["read:metrics"], "used"),
+        )
+        .await
+        .unwrap();
+    let expired = token(Some(1)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let bearer = |t: &str| Some(Auth::Token(t.to_owned()));
+
     let cases = vec![
+        Case {
+            detail_contains: "keyUsage",
+            ..case(
+                "CSR asks for keyCertSign",
+                alice(),
+                json_body(&key_cert_sign, &["read:metrics"], serde_json::json!({})),
+                422,
+                "csr_extension_forbidden",
+            )
+        },
+        case(
+            "MD5 signature",
+            alice(),
+            json_body(&md5, &["read:metrics"], serde_json::json!({})),
+            422,
+            "weak_signature",
+        ),
+        case(
+            "the intermediate's own key",
+            alice(),
+            json_body(&intermediate_key, &["read:metrics"], serde_json::json!({})),
+            409,
+            "public_key_in_use",
+        ),
+        case(
+            "the root's own key",
+            alice(),
+            json_body(&root_key, &["read:metrics"], serde_json::json!({})),
+            409,
+            "public_key_in_use",
+        ),
+        case(
+            "a point not on the curve",
+            alice(),
+            json_body(&off_curve, &["read:metrics"], serde_json::json!({})),
+            422,
+            "csr_signature_invalid",
+        ),
+        case(
+            "broken base64",
+            alice(),
+            json_body(broken_base64, &["read:metrics"], serde_json::json!({})),
+            422,
+            "csr_malformed",
+        ),
+        case(
+            "random bytes as DER",
+            alice(),
+            json_body(&random_der, &["read:metrics"], serde_json::json!({})),
+            422,
+            "csr_malformed",
+        ),
+        case(
+            "DER nested 2000 deep",
+            alice(),
+            json_body(&nested, &["read:metrics"], serde_json::json!({})),
+            422,
+            "csr_malformed",
+        ),
+        Case {
+            detail_contains: "16384",
+            ..case(
+                "RSA-16384",
+                alice(),
+                json_body(&rsa_16384, &["read:metrics"], serde_json::json!({})),
+                422,
+                "unsupported_key",
+            )
+        },
+        case(
+            "a token replayed",
+            bearer(&used),
+            p(&["read:metrics"]),
+            401,
+            "invalid_token",
+        ),
+        case(
+            "an expired token",
+            bearer(&expired),
+            p(&["read:metrics"]),
+            401,
+            "invalid_token",
+        ),
+        case(
+            "ttl of u64::MAX",
+            alice(),
+            json_body(
+                &good,
+                &["read:metrics"],
+                serde_json::json!({"ttl_seconds": u64::MAX}),
+            ),
+            400,
+            "invalid_json",
+        ),
+        case(
+            "scopes as a string",
+            alice(),
+            json_body(&good, &[], serde_json::json!({"scopes": "read:metrics"})),
+            400,
+            "invalid_json",
+        ),
+        case(
+            "ttl as a string",
+            alice(),
+            json_body(
+                &good,
+                &["read:metrics"],
+                serde_json::json!({"ttl_seconds": "3600"}),
+            ),
+            400,
+            "invalid_json",
+        ),
+        case(
+            "csr as a number",
+            alice(),
+            json_body(&good, &["read:metrics"], serde_json::json!({"csr": 42})),
+            400,
+            "invalid_json",
+        ),
+        case(
+            "misspelled field",
+            alice(),
+            json_body(
+                &good,
+                &["read:metrics"],
+                serde_json::json!({"ttl_second": 3600}),
+            ),
+            400,
+            "invalid_json",
+        ),
         Case {
             detail_contains: "basicConstraints",
             ..case(
@@ -484,7 +751,29 @@ async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing() {
         if problem.code == "invalid_credentials" {
             bodies_401.push(body);
         }
+        ca.anonymous()
+            .ca_chain()
+            .await
+            .unwrap_or_else(|e| panic!("{}: the server is not healthy: {e}", case.name));
     }
+    // DER truncated at every offset: each answer is csr_malformed, and nothing changes.
+    let before = ca.counts().await;
+    for len in 0..good_der.len() {
+        let truncated = latchkey::pem::encode("CERTIFICATE REQUEST", &good_der[..len]);
+        let body = json_body(&truncated, &["read:metrics"], serde_json::json!({}));
+        let (status, body) = post_keys(&conn, alice().as_ref(), body).await;
+        let problem: Problem = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            (status, problem.code.as_str()),
+            (422, "csr_malformed"),
+            "truncated at {len}"
+        );
+    }
+    assert_eq!(
+        ca.counts().await,
+        before,
+        "a truncated CSR changed the store"
+    );
     // An odd RSA size inside 2048..=4096 is a valid key: accepted (the rule is the range).
     ca.anonymous()
         .enroll(
