@@ -61,6 +61,8 @@ pub enum Principal {
         owner: OwnerName,
         /// The scopes it may put into keys.
         grants: ScopeSet,
+        /// The tenant's longest key lifetime in days, as read when authenticating.
+        max_key_days: i64,
     },
     /// The holder of an enrollment token.
     Token {
@@ -74,6 +76,8 @@ pub enum Principal {
         owner: OwnerName,
         /// The scopes the key may carry.
         grants: ScopeSet,
+        /// The tenant's longest key lifetime in days, as read when authenticating.
+        max_key_days: i64,
     },
     /// The holder of a key, by one of the key's current certificates.
     Key {
@@ -186,31 +190,26 @@ impl Authority {
             tenant: user_ref.tenant,
             owner: user_ref.owner,
             grants: stored_scopes(&row.scopes)?,
+            max_key_days: tenant.max_key_days,
         })
     }
 
     async fn authenticate_token(&self, secret: &str) -> Result<Principal, AuthorityError> {
-        let row = self
+        let credential = self
             .store
-            .token_by_hash(&super::token::hash(secret))
+            .token_credential(&super::token::hash(secret))
             .await?
             .ok_or(AuthorityError::InvalidToken)?;
+        let row = &credential.token;
         let now = self.now().unix_timestamp();
         if row.used_at.is_some() || row.revoked_at.is_some() || row.expires_at <= now {
             return Err(AuthorityError::InvalidToken);
         }
-        let tenant = self
-            .store
-            .tenant(&row.tenant)
-            .await?
-            .ok_or(AuthorityError::InvalidToken)?;
-        if tenant.disabled_at.is_some() {
-            return Err(AuthorityError::Disabled(format!("tenant {}", tenant.name)));
+        if credential.tenant_disabled_at.is_some() {
+            return Err(AuthorityError::Disabled(format!("tenant {}", row.tenant)));
         }
         // A token for a user that was disabled since does not get around the disable.
-        if let Some(user) = self.store.user(tenant.id, &row.owner).await?
-            && user.disabled_at.is_some()
-        {
+        if credential.owner_disabled_at.is_some() {
             return Err(AuthorityError::Disabled(format!(
                 "user {}@{}",
                 row.owner, row.tenant
@@ -222,6 +221,7 @@ impl Authority {
             tenant: parse_stored(&row.tenant)?,
             owner: parse_stored(&row.owner)?,
             grants: stored_scopes(&row.scopes)?,
+            max_key_days: credential.max_key_days,
         })
     }
 

@@ -31,6 +31,7 @@ struct Enroller {
     tenant: TenantName,
     owner: OwnerName,
     grants: ScopeSet,
+    max_key_days: i64,
     token: Option<TokenUse>,
     actor: String,
 }
@@ -51,11 +52,13 @@ impl Authority {
                 tenant,
                 owner,
                 grants,
+                max_key_days,
             } => Enroller {
                 tenant_id,
                 tenant,
                 owner,
                 grants,
+                max_key_days,
                 token: None,
                 actor,
             },
@@ -65,11 +68,13 @@ impl Authority {
                 tenant,
                 owner,
                 grants,
+                max_key_days,
             } => Enroller {
                 tenant_id,
                 tenant,
                 owner,
                 grants,
+                max_key_days,
                 token: Some(TokenUse { token_id }),
                 actor,
             },
@@ -111,19 +116,12 @@ impl Authority {
         if !missing.is_empty() {
             return Err(AuthorityError::ScopeNotGranted(missing));
         }
-        let tenant = self.existing_tenant(&enroller.tenant).await?;
-        let expires_at = self.key_expiry(&request, tenant.max_key_days, now)?;
+        let expires_at = self.key_expiry(&request, enroller.max_key_days, now)?;
 
-        // 3. Verify the CSR.
+        // 3. Verify the CSR. Whether another key has its public key is checked when it is
+        // recorded (step 6), under the write lock.
         let verified = csr::verify_pem(&request.csr)?;
-        let fingerprint = verified.public_key.fingerprint();
-        if !self
-            .store
-            .certificates_for_public_key(&fingerprint)
-            .await?
-            .is_empty()
-            || self.is_ca_key(&verified)
-        {
+        if self.is_ca_key(&verified) {
             return Err(AuthorityError::PublicKeyInUse);
         }
 

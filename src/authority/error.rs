@@ -123,7 +123,7 @@ impl From<StoreError> for AuthorityError {
             StoreError::PublicKeyInUse => Self::PublicKeyInUse,
             StoreError::KeyNotActive => Self::KeyNotActive,
             StoreError::Disabled => Self::Disabled("the tenant or the user".into()),
-            StoreError::Unavailable(_) => Self::Unavailable(err),
+            StoreError::Unavailable(_) | StoreError::BatchFailed(_) => Self::Unavailable(err),
             StoreError::Collision
             | StoreError::Migration(_)
             | StoreError::NotEmpty

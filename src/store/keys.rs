@@ -140,77 +140,6 @@ const CERTIFICATE_COLUMNS: &str =
     "serial, kind, key_id, subject, not_before, not_after, revoked_at";
 
 impl Store {
-    /// Records a new key, its first certificate, the use of the token that paid for it and
-    /// the audit event, all or nothing. `Collision` means the random serial or key id was
-    /// taken (retry with new ones); `TokenSpent` that the token was used meanwhile.
-    pub async fn record_key_issuance(
-        &self,
-        key: &NewKey,
-        certificate: &NewCertificate,
-        token: Option<TokenUse>,
-        now: i64,
-        event: &AuditEvent,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        if let Some(token) = token {
-            // Consumed first, so a token raced from two requests gives exactly one key.
-            let used = sqlx::query(
-                "UPDATE enrollment_tokens SET used_at = $1, key_id = $2 \
-                 WHERE id = $3 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1",
-            )
-            .bind(now)
-            .bind(&key.id)
-            .bind(token.token_id)
-            .execute(&mut *tx)
-            .await?;
-            if !changed_one(&used) {
-                return Err(StoreError::TokenSpent);
-            }
-        }
-        // Re-checked under the write lock: a disable that committed after authentication
-        // still stops this key.
-        let (disabled,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM tenants t LEFT JOIN users u ON u.tenant_id = t.id AND u.name = $1 \
-             WHERE t.id = $2 AND (t.disabled_at IS NOT NULL OR u.disabled_at IS NOT NULL)",
-        )
-        .bind(&key.owner)
-        .bind(key.tenant_id)
-        .fetch_one(&mut *tx)
-        .await?;
-        if disabled > 0 {
-            return Err(StoreError::Disabled);
-        }
-        sqlx::query(
-            "INSERT INTO keys (id, tenant_id, owner, name, description, scopes, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&key.id)
-        .bind(key.tenant_id)
-        .bind(&key.owner)
-        .bind(&key.name)
-        .bind(&key.description)
-        .bind(&key.scopes)
-        .bind(key.created_at)
-        .bind(key.expires_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| unique_as(e, StoreError::Collision))?;
-        // Checked under the write lock, so two enrollments racing with one key pair cannot
-        // both pass.
-        let (in_use,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM certificates WHERE public_key_sha256 = $1")
-                .bind(&certificate.public_key_sha256)
-                .fetch_one(&mut *tx)
-                .await?;
-        if in_use > 0 {
-            return Err(StoreError::PublicKeyInUse);
-        }
-        insert_certificate(&mut tx, certificate).await?;
-        audit::insert(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// Records a renewal: a new certificate of an existing key, with its audit event, only
     /// while the key is neither revoked nor expired (`KeyNotActive` otherwise). The check runs
     /// under the write lock, so a revocation that commits first always wins.
@@ -246,7 +175,7 @@ impl Store {
         if other_keys > 0 {
             return Err(StoreError::PublicKeyInUse);
         }
-        insert_certificate(&mut tx, certificate).await?;
+        insert_certificate(&mut tx, certificate, false).await?;
         audit::insert(&mut tx, event).await?;
         tx.commit().await?;
         Ok(())
@@ -262,7 +191,7 @@ impl Store {
         event: &AuditEvent,
     ) -> Result<u64, StoreError> {
         let mut tx = self.begin().await?;
-        insert_certificate(&mut tx, certificate).await?;
+        insert_certificate(&mut tx, certificate, false).await?;
         let mut superseded = 0;
         if certificate.kind == "admin" {
             superseded = sqlx::query(
@@ -387,42 +316,36 @@ impl Store {
                 .await?;
         Ok(row.map(|(der,)| der))
     }
-
-    /// The kinds of certificate already issued for a public key, with their key ids.
-    pub async fn certificates_for_public_key(
-        &self,
-        public_key_sha256: &str,
-    ) -> Result<Vec<CertificateRow>, StoreError> {
-        let sql = AssertSqlSafe(format!(
-            "SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE public_key_sha256 = $1"
-        ));
-        Ok(sqlx::query_as(sql)
-            .bind(public_key_sha256)
-            .fetch_all(&self.pool)
-            .await?)
-    }
 }
 
-async fn insert_certificate(
+/// Inserts a certificate row. With `unless_key_in_use`, only if no other certificate has
+/// its public key; returns whether it was inserted.
+pub(super) async fn insert_certificate(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     c: &NewCertificate,
-) -> Result<(), StoreError> {
-    sqlx::query(
+    unless_key_in_use: bool,
+) -> Result<bool, StoreError> {
+    let sql = if unless_key_in_use {
         "INSERT INTO certificates (serial, issuer_id, kind, key_id, subject, public_key_sha256, \
-         not_before, not_after, der, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(&c.serial)
-    .bind(c.issuer_id)
-    .bind(c.kind)
-    .bind(&c.key_id)
-    .bind(&c.subject)
-    .bind(&c.public_key_sha256)
-    .bind(c.not_before)
-    .bind(c.not_after)
-    .bind(&c.der)
-    .bind(c.created_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| unique_as(e, StoreError::Collision))?;
-    Ok(())
+         not_before, not_after, der, created_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+         WHERE NOT EXISTS (SELECT 1 FROM certificates WHERE public_key_sha256 = $6)"
+    } else {
+        "INSERT INTO certificates (serial, issuer_id, kind, key_id, subject, public_key_sha256, \
+         not_before, not_after, der, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+    };
+    let inserted = sqlx::query(sql)
+        .bind(&c.serial)
+        .bind(c.issuer_id)
+        .bind(c.kind)
+        .bind(&c.key_id)
+        .bind(&c.subject)
+        .bind(&c.public_key_sha256)
+        .bind(c.not_before)
+        .bind(c.not_after)
+        .bind(&c.der)
+        .bind(c.created_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| unique_as(e, StoreError::Collision))?;
+    Ok(changed_one(&inserted))
 }

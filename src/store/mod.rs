@@ -9,6 +9,7 @@
 mod audit;
 mod copy;
 mod filter;
+mod issuance;
 mod issuers;
 mod keys;
 mod revocations;
@@ -27,7 +28,7 @@ pub use keys::{CertificateRow, KeyFilter, KeyRow, KeyStatus, NewCertificate, New
 pub use revocations::{CrlRow, RevocationScope, RevokedCertificate};
 pub use tenants::UserChange;
 pub use tenants::{TenantRow, UserRow};
-pub use tokens::{NewToken, TokenRow};
+pub use tokens::{NewToken, TokenCredential, TokenRow};
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +60,10 @@ pub enum StoreError {
     /// A copied table differs from its source.
     #[error("the copy of table {0} differs from the source")]
     CopyMismatch(&'static str),
+    /// The transaction that was to record this, along with other issuances, failed;
+    /// nothing of it was recorded.
+    #[error("store unavailable: {0}")]
+    BatchFailed(String),
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -78,6 +83,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Issuances go through one writer task, in batches (group commit).
+    issuances: issuance::IssuanceQueue,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -97,7 +104,10 @@ impl Store {
         }
         let options = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
-            .acquire_timeout(Duration::from_secs(5));
+            .acquire_timeout(Duration::from_secs(5))
+            // A SQLite file does not drop connections; pinging one before each use is a
+            // round trip to its worker thread for nothing. A server's connections do drop.
+            .test_before_acquire(backend == Backend::Postgres);
         let options = match backend {
             // A CA ledger must survive power loss: WAL with synchronous=FULL. Writers queue
             // on busy_timeout instead of failing at once.
@@ -119,7 +129,12 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await?;
-        Ok(Self { pool, backend })
+        let issuances = issuance::IssuanceQueue::start(pool.clone(), backend);
+        Ok(Self {
+            pool,
+            backend,
+            issuances,
+        })
     }
 
     /// The SQLite database at `path`, created if missing.
@@ -172,11 +187,19 @@ impl Store {
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails with
     /// "database is locked" without waiting.
     async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        })
+        begin_on(&self.pool, self.backend).await
     }
+}
+
+/// [`Store::begin`] on a pool.
+async fn begin_on(
+    pool: &AnyPool,
+    backend: Backend,
+) -> Result<Transaction<'static, Any>, StoreError> {
+    Ok(match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => pool.begin().await?,
+    })
 }
 
 /// The URL of the SQLite database at `path`, created if missing.

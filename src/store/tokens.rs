@@ -47,6 +47,21 @@ pub struct TokenRow {
     pub revoked_at: Option<i64>,
 }
 
+/// An enrollment token with what authenticating by it needs: its tenant's state and
+/// policy, and whether its owner (if a user) is disabled. One read.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TokenCredential {
+    /// The token.
+    #[sqlx(flatten)]
+    pub token: TokenRow,
+    /// The tenant's longest key lifetime, in days.
+    pub max_key_days: i64,
+    /// When the tenant was disabled, if it was.
+    pub tenant_disabled_at: Option<i64>,
+    /// When the owner, if it is a user of the tenant, was disabled.
+    pub owner_disabled_at: Option<i64>,
+}
+
 const TOKEN_COLUMNS: &str = "t.id, t.tenant_id, n.name AS tenant, t.owner, t.scopes, t.created_by, \
      t.created_at, t.expires_at, t.used_at, t.key_id, t.revoked_at";
 
@@ -80,10 +95,16 @@ impl Store {
         Ok(id)
     }
 
-    /// The token whose secret hashes to `token_hash`, used or not.
-    pub async fn token_by_hash(&self, token_hash: &str) -> Result<Option<TokenRow>, StoreError> {
+    /// The token whose secret hashes to `token_hash`, with its tenant and owner's state.
+    pub async fn token_credential(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<TokenCredential>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {TOKEN_COLUMNS} FROM enrollment_tokens t JOIN tenants n ON n.id = t.tenant_id \
+            "SELECT {TOKEN_COLUMNS}, n.max_key_days, n.disabled_at AS tenant_disabled_at, \
+             u.disabled_at AS owner_disabled_at \
+             FROM enrollment_tokens t JOIN tenants n ON n.id = t.tenant_id \
+             LEFT JOIN users u ON u.tenant_id = t.tenant_id AND u.name = t.owner \
              WHERE t.token_hash = $1"
         ));
         Ok(sqlx::query_as(sql)

@@ -180,7 +180,13 @@ async fn contract(store: Store) {
         .await
         .unwrap();
     assert_eq!(
-        store.token_by_hash("th").await.unwrap().unwrap().id,
+        store
+            .token_credential("th")
+            .await
+            .unwrap()
+            .unwrap()
+            .token
+            .id,
         token_id
     );
     let issue = |id: &str, serial: &str, pk: &str, tenant: i64, token: Option<TokenUse>| {
