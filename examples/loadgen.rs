@@ -1,8 +1,11 @@
-//! A bounded load generator for latchkey issuance over HTTPS keep-alive (loopback only).
+//! A bounded load generator for latchkey issuance over HTTPS keep-alive (loopback only),
+//! and, with `--cfssl`, for cfssl's `sign` endpoint with the same CSRs and concurrency in the
+//! same process, so that the two are measured by one driver in one sitting.
 //!
 //! ```text
 //! cargo run --release --example loadgen -- --server https://127.0.0.1:8443 \
-//!     --home certs --concurrency 16 --count 2000 --warmup 100 [--server-pid PID]
+//!     --home certs --concurrency 16 --count 2000 --warmup 100 [--server-pid PID] \
+//!     [--cfssl http://127.0.0.1:8888 --cfssl-pid PID]
 //! ```
 //!
 //! Credential: one enrollment token per request, made beforehand through the admin API. A
@@ -46,6 +49,36 @@ struct Args {
     /// The tenant to enroll into (made if missing).
     #[arg(long, default_value = "bench")]
     tenant: String,
+    /// Also drive cfssl's API (plain HTTP) at this base URL with the same CSRs, first.
+    #[arg(long)]
+    cfssl: Option<String>,
+    /// cfssl's process id, to report its CPU time per certificate.
+    #[arg(long)]
+    cfssl_pid: Option<u32>,
+    /// Instead of issuing: list this many pages of 100 keys as the administrator, over one
+    /// keep-alive connection, each from the previous page's cursor, and report latencies.
+    #[arg(long)]
+    list_pages: Option<usize>,
+}
+
+/// One request's worth of work: the body, and the Authorization header if any.
+#[derive(Clone)]
+struct Work {
+    authorization: Option<String>,
+    body: Bytes,
+}
+
+/// Where the requests go.
+#[derive(Clone)]
+enum Target {
+    /// latchkey: HTTPS, `POST /v1/keys`, 201 on success.
+    Latchkey {
+        config: Arc<rustls::ClientConfig>,
+        host: String,
+        port: u16,
+    },
+    /// cfssl: plain HTTP, `POST /api/v1/cfssl/sign`, 200 on success.
+    Cfssl { host: String, port: u16 },
 }
 
 /// User plus system CPU time of a process, from /proc.
@@ -54,6 +87,29 @@ fn cpu_time(pid: u32) -> Option<Duration> {
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     Some(Duration::from_millis(ticks * 10))
+}
+
+/// A loopback host and port from a URL; anything else is refused.
+fn loopback(url: &str) -> Result<(String, u16), Box<dyn std::error::Error>> {
+    let uri: http::Uri = url.parse()?;
+    let host = uri
+        .host()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_owned();
+    let is_loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !is_loopback {
+        return Err(format!("refusing non-loopback target {host}").into());
+    }
+    let default_port = if uri.scheme_str() == Some("http") {
+        80
+    } else {
+        443
+    };
+    Ok((host, uri.port_u16().unwrap_or(default_port)))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -67,20 +123,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let uri: http::Uri = args.server.parse()?;
-    let host = uri
-        .host()
-        .unwrap_or_default()
-        .trim_matches(['[', ']'])
-        .to_owned();
-    let loopback = host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    if !loopback {
-        return Err(format!("refusing non-loopback target {host}").into());
-    }
-    let port = uri.port_u16().unwrap_or(443);
+    let (host, port) = loopback(&args.server)?;
     let ca_pem = std::fs::read(args.home.join("ca.pem"))?;
     let admin_dir = args.home.join("admin");
     let admin = Client::new(
@@ -91,6 +134,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             &std::fs::read(admin_dir.join("key.pem"))?,
         )),
     )?;
+    if let Some(pages) = args.list_pages {
+        let roots = latchkey::tls::load_certificates(&ca_pem, "ca.pem")?;
+        let identity = (
+            latchkey::tls::load_certificates(
+                &std::fs::read(admin_dir.join("chain.pem"))?,
+                "chain",
+            )?,
+            latchkey::tls::load_private_key(&std::fs::read(admin_dir.join("key.pem"))?, "key")?,
+        );
+        let config = Arc::new(latchkey::tls::client_config(&roots, Some(identity))?);
+        return list(config, &host, port, &args.tenant, pages).await;
+    }
     let tenant = NewTenant {
         name: args.tenant.clone(),
         max_key_days: None,
@@ -103,7 +158,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // Tokens and CSRs, made before the clock starts.
     let total = args.count + args.warmup;
-    let mut work = Vec::with_capacity(total);
+    let mut prepared = Vec::with_capacity(total);
     let mut makers = Vec::new();
     for w in 0..8 {
         let admin = admin.clone();
@@ -121,8 +176,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .await?
                     .token
                     .unwrap_or_default();
-                let csr = new_key_pair(KeyType::P256)?.csr_pem;
-                let body = serde_json::to_vec(&EnrollRequest {
+                out.push((token, new_key_pair(KeyType::P256)?.csr_pem));
+            }
+            Ok::<_, latchkey::client::ClientError>(out)
+        }));
+    }
+    for m in makers {
+        prepared.extend(m.await??);
+    }
+
+    let mut results = Vec::new();
+    if let Some(cfssl) = &args.cfssl {
+        let (host, port) = loopback(cfssl)?;
+        let work = prepared
+            .iter()
+            .map(|(_, csr)| Work {
+                authorization: None,
+                body: Bytes::from(serde_json::json!({ "certificate_request": csr }).to_string()),
+            })
+            .collect();
+        let target = Target::Cfssl { host, port };
+        results.push(measure("cfssl", &target, work, &args, args.cfssl_pid).await?);
+    }
+    let roots = latchkey::tls::load_certificates(&ca_pem, "ca.pem")?;
+    let config = Arc::new(latchkey::tls::client_config(&roots, None)?);
+    let work = prepared
+        .into_iter()
+        .map(|(token, csr)| Work {
+            authorization: Some(format!("Bearer {token}")),
+            body: Bytes::from(
+                serde_json::to_vec(&EnrollRequest {
                     csr,
                     name: "load".into(),
                     description: String::new(),
@@ -130,33 +213,117 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     ttl_seconds: None,
                     expires_at: None,
                 })
-                .unwrap_or_default();
-                out.push((token, Bytes::from(body)));
-            }
-            Ok::<_, latchkey::client::ClientError>(out)
-        }));
+                .unwrap_or_default(),
+            ),
+        })
+        .collect();
+    let target = Target::Latchkey { config, host, port };
+    results.push(measure("latchkey", &target, work, &args, args.server_pid).await?);
+    for result in &results {
+        println!("{result}");
     }
-    for m in makers {
-        work.extend(m.await??);
+    if let [cfssl, latchkey] = results.as_slice() {
+        let rate = |r: &serde_json::Value| r["certs_per_s"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "{}",
+            serde_json::json!({
+                "tool": "latchkey loadgen",
+                "latchkey_over_cfssl_throughput": rate(latchkey) / rate(cfssl),
+            })
+        );
     }
+    Ok(())
+}
 
-    let roots = latchkey::tls::load_certificates(&ca_pem, "ca.pem")?;
-    let config = Arc::new(latchkey::tls::client_config(&roots, None)?);
+/// Walks `pages` pages of the tenant's keys (100 a page) and prints their latencies.
+async fn list(
+    config: Arc<rustls::ClientConfig>,
+    host: &str,
+    port: u16,
+    tenant: &str,
+    pages: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let tcp = tokio::net::TcpStream::connect((host, port)).await?;
+    tcp.set_nodelay(true)?;
+    let name = rustls_pki_types::ServerName::try_from(host.to_owned())?;
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+    tokio::spawn(connection);
+    let mut latencies = Vec::with_capacity(pages);
+    let mut cursor: Option<String> = None;
+    let mut keys = 0;
+    for _ in 0..pages {
+        let mut path = format!("/v1/keys?tenant={tenant}&limit=100");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let request = http::Request::get(path)
+            .header(http::header::HOST, host)
+            .body(Full::new(Bytes::new()))?;
+        let started = Instant::now();
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        latencies.push(started.elapsed());
+        if !status.is_success() {
+            return Err(format!(
+                "listing failed: {status} {}",
+                String::from_utf8_lossy(&body)
+            )
+            .into());
+        }
+        let page: serde_json::Value = serde_json::from_slice(&body)?;
+        keys += page["keys"].as_array().map_or(0, Vec::len);
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let pages_read = latencies.len();
+    latencies.sort();
+    println!(
+        "{}",
+        serde_json::json!({
+            "tool": "latchkey loadgen",
+            "listing": format!("pages of 100 keys of tenant {tenant}, admin certificate, keep-alive"),
+            "pages": pages_read,
+            "keys": keys,
+            "p50_ms": percentile(&latencies, 50.0),
+            "p99_ms": percentile(&latencies, 99.0),
+            "max_ms": latencies.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0),
+        })
+    );
+    Ok(())
+}
+
+/// Warms up, then measures `args.count` requests; one JSON object with the results.
+async fn measure(
+    name: &str,
+    target: &Target,
+    work: Vec<Work>,
+    args: &Args,
+    pid: Option<u32>,
+) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let (warm, measured) = work.split_at(args.warmup.min(work.len()));
-    run(&config, &host, port, warm.to_vec(), args.concurrency).await?;
-    let cpu_before = args.server_pid.and_then(cpu_time);
+    run(target, warm.to_vec(), args.concurrency).await?;
+    let cpu_before = pid.and_then(cpu_time);
     let started = Instant::now();
-    let (mut latencies, errors) =
-        run(&config, &host, port, measured.to_vec(), args.concurrency).await?;
+    let (mut latencies, errors) = run(target, measured.to_vec(), args.concurrency).await?;
     let elapsed = started.elapsed();
-    let cpu_after = args.server_pid.and_then(cpu_time);
+    let cpu_after = pid.and_then(cpu_time);
     latencies.sort();
     let ok = latencies.len();
-    let result = serde_json::json!({
+    Ok(serde_json::json!({
         "tool": "latchkey loadgen",
-        "credential": "enrollment token per request",
+        "target": name,
+        "credential": match target {
+            Target::Latchkey { .. } => "enrollment token per request",
+            Target::Cfssl { .. } => "none (cfssl's sign takes no credential)",
+        },
         "concurrency": args.concurrency,
-        "requests": args.count,
+        "requests": measured.len(),
         "ok": ok,
         "errors": errors,
         "certs_per_s": ok as f64 / elapsed.as_secs_f64(),
@@ -166,57 +333,41 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             (Some(a), Some(b)) if ok > 0 => Some((b - a).as_secs_f64() * 1000.0 / ok as f64),
             _ => None,
         },
-    });
-    println!("{result}");
-    Ok(())
+    }))
 }
+
+type WorkerResult = Result<(Vec<Duration>, usize), Box<dyn std::error::Error + Send + Sync>>;
 
 /// Sends `work` over `concurrency` keep-alive connections; returns the latencies of the
 /// successful requests and the number of failures.
 async fn run(
-    config: &Arc<rustls::ClientConfig>,
-    host: &str,
-    port: u16,
-    work: Vec<(String, Bytes)>,
+    target: &Target,
+    work: Vec<Work>,
     concurrency: usize,
 ) -> Result<(Vec<Duration>, usize), Box<dyn std::error::Error>> {
     let queue = Arc::new(std::sync::Mutex::new(work));
     let mut workers = Vec::new();
     for _ in 0..concurrency {
         let queue = queue.clone();
-        let config = config.clone();
-        let host = host.to_owned();
+        let target = target.clone();
         workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut errors = 0usize;
-            let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-            tcp.set_nodelay(true)?;
-            let name = rustls_pki_types::ServerName::try_from(host.clone())?;
-            let tls = tokio_rustls::TlsConnector::from(config)
-                .connect(name, tcp)
-                .await?;
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
-            tokio::spawn(connection);
-            loop {
-                let next = queue.lock().ok().and_then(|mut q| q.pop());
-                let Some((token, body)) = next else { break };
-                let request = http::Request::post("/v1/keys")
-                    .header(http::header::HOST, host.as_str())
-                    .header(http::header::CONTENT_TYPE, "application/json")
-                    .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
-                    .body(Full::new(body))?;
-                let started = Instant::now();
-                let response = sender.send_request(request).await?;
-                let status = response.status();
-                response.into_body().collect().await?;
-                if status == http::StatusCode::CREATED {
-                    latencies.push(started.elapsed());
-                } else {
-                    errors += 1;
+            match target {
+                Target::Latchkey { config, host, port } => {
+                    let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+                    tcp.set_nodelay(true)?;
+                    let name = rustls_pki_types::ServerName::try_from(host.clone())?;
+                    let tls = tokio_rustls::TlsConnector::from(config)
+                        .connect(name, tcp)
+                        .await?;
+                    send_all(tls, &host, "/v1/keys", http::StatusCode::CREATED, &queue).await
+                }
+                Target::Cfssl { host, port } => {
+                    let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+                    tcp.set_nodelay(true)?;
+                    let path = "/api/v1/cfssl/sign";
+                    send_all(tcp, &host, path, http::StatusCode::OK, &queue).await
                 }
             }
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((latencies, errors))
         }));
     }
     let mut all = Vec::new();
@@ -227,4 +378,43 @@ async fn run(
         errors += e;
     }
     Ok((all, errors))
+}
+
+/// One connection: takes work from `queue` until it is empty, one request at a time.
+async fn send_all<S>(
+    stream: S,
+    host: &str,
+    path: &str,
+    success: http::StatusCode,
+    queue: &std::sync::Mutex<Vec<Work>>,
+) -> WorkerResult
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut latencies = Vec::new();
+    let mut errors = 0usize;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    loop {
+        let next = queue.lock().ok().and_then(|mut q| q.pop());
+        let Some(work) = next else { break };
+        let mut request = http::Request::post(path)
+            .header(http::header::HOST, host)
+            .header(http::header::CONTENT_TYPE, "application/json");
+        if let Some(authorization) = &work.authorization {
+            request = request.header(http::header::AUTHORIZATION, authorization);
+        }
+        let request = request.body(Full::new(work.body))?;
+        let started = Instant::now();
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        response.into_body().collect().await?;
+        if status == success {
+            latencies.push(started.elapsed());
+        } else {
+            errors += 1;
+        }
+    }
+    Ok((latencies, errors))
 }

@@ -256,24 +256,26 @@ impl Authority {
         }
         // Entries as (serial, reason code); "unspecified" is written as no reason code.
         let built_at = row.this_update + crate::ca::BACKDATE.whole_seconds();
-        let mut expected: Vec<(String, Option<u8>)> = self
+        let revoked = self
             .store
             .revoked_certificates(
                 self.issuer_id,
                 built_at - self.policy.crl_validity.whole_seconds(),
             )
-            .await?
-            .into_iter()
+            .await?;
+        let mut expected = revoked
+            .iter()
             .map(|r| {
+                let r = r?;
                 let reason = r
                     .revocation_reason
-                    .as_deref()
                     .and_then(|s| s.parse::<RevocationReason>().ok())
                     .filter(|r| *r != RevocationReason::Unspecified)
                     .map(RevocationReason::code);
-                (r.serial, reason)
+                Ok((r.serial.to_owned(), reason))
             })
-            .collect();
+            .collect::<Result<Vec<(String, Option<u8>)>, StoreError>>()?;
+        drop(revoked);
         expected.sort();
         let listed = x509_parser::parse_x509_crl(&row.der)
             .ok()
@@ -343,12 +345,14 @@ impl Authority {
             let this_update = now - crate::ca::BACKDATE;
             let next_update = now + self.policy.crl_validity;
             let cutoff = (now - self.policy.crl_validity).unix_timestamp();
-            let entries = self
+            let revoked = self
                 .store
                 .revoked_certificates(self.issuer_id, cutoff)
-                .await?
-                .into_iter()
+                .await?;
+            let entries = revoked
+                .iter()
                 .map(|r| {
+                    let r = r?;
                     Ok(CrlEntry {
                         serial: r.serial.parse::<Serial>().map_err(|_| {
                             AuthorityError::Internal(format!("stored serial {:?}", r.serial))
@@ -356,12 +360,12 @@ impl Authority {
                         revoked_at: from_unix(r.revoked_at),
                         reason: r
                             .revocation_reason
-                            .as_deref()
                             .and_then(|s| s.parse().ok())
                             .unwrap_or(RevocationReason::Unspecified),
                     })
                 })
                 .collect::<Result<Vec<_>, AuthorityError>>()?;
+            drop(revoked);
             let order = CrlOrder {
                 number: number as u64,
                 this_update,

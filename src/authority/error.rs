@@ -127,7 +127,8 @@ impl From<StoreError> for AuthorityError {
             StoreError::Collision
             | StoreError::Migration(_)
             | StoreError::NotEmpty
-            | StoreError::CopyMismatch(_) => Self::Internal(err.to_string()),
+            | StoreError::CopyMismatch(_)
+            | StoreError::Corrupt(_) => Self::Internal(err.to_string()),
         }
     }
 }

@@ -13,6 +13,7 @@ mod issuance;
 mod issuers;
 mod keys;
 mod revocations;
+mod synthetic;
 mod tenants;
 mod tokens;
 
@@ -25,7 +26,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 pub use audit::AuditFilter;
 pub use audit::{AuditEvent, AuditRow};
 pub use keys::{CertificateRow, KeyFilter, KeyRow, KeyStatus, NewCertificate, NewKey, TokenUse};
-pub use revocations::{CrlRow, RevocationScope, RevokedCertificate};
+pub use revocations::{CrlRow, RevocationScope, RevokedCertificate, RevokedList};
 pub use tenants::UserChange;
 pub use tenants::{TenantRow, UserRow};
 pub use tokens::{NewToken, TokenCredential, TokenRow};
@@ -60,6 +61,9 @@ pub enum StoreError {
     /// A copied table differs from its source.
     #[error("the copy of table {0} differs from the source")]
     CopyMismatch(&'static str),
+    /// A stored value is not what the CA writes.
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
     /// The transaction that was to record this, along with other issuances, failed;
     /// nothing of it was recorded.
     #[error("store unavailable: {0}")]

@@ -1,18 +1,51 @@
 use super::audit::{self, AuditEvent};
-use super::{Store, StoreError, unique_as};
+use super::{Backend, Store, StoreError, unique_as};
 
 /// How many CRLs of an issuer the store keeps.
 const CRLS_KEPT: i64 = 3;
 
 /// One entry of a CRL: a revoked certificate that has not yet expired (long enough ago).
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct RevokedCertificate {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevokedCertificate<'a> {
     /// Lowercase hex serial.
-    pub serial: String,
+    pub serial: &'a str,
     /// When it was revoked.
     pub revoked_at: i64,
     /// Why (the API's reason name), if recorded.
-    pub revocation_reason: Option<String>,
+    pub revocation_reason: Option<&'a str>,
+}
+
+/// The entries of the next CRL, in no particular order, read as one text value: a million
+/// rows read one by one cost seconds of per-row overhead (each row crosses a channel from
+/// the database's thread and is converted twice), one value a fraction of that.
+#[derive(Debug, Default)]
+pub struct RevokedList {
+    /// `serial revoked_at reason` items joined by commas; empty when there are none.
+    text: String,
+}
+
+impl RevokedList {
+    /// The entries.
+    pub fn iter(&self) -> impl Iterator<Item = Result<RevokedCertificate<'_>, StoreError>> {
+        self.text
+            .split(',')
+            .filter(|item| !item.is_empty())
+            .map(|item| {
+                let corrupt = || StoreError::Corrupt(format!("revocation list item {item:?}"));
+                let mut parts = item.splitn(3, ' ');
+                let serial = parts.next().ok_or_else(corrupt)?;
+                let revoked_at = parts
+                    .next()
+                    .and_then(|t| t.parse().ok())
+                    .ok_or_else(corrupt)?;
+                let revocation_reason = parts.next().filter(|r| !r.is_empty());
+                Ok(RevokedCertificate {
+                    serial,
+                    revoked_at,
+                    revocation_reason,
+                })
+            })
+    }
 }
 
 /// A published CRL as stored.
@@ -129,20 +162,30 @@ impl Store {
     }
 
     /// The revoked certificates of an issuer whose `not_after` is after `expired_before`:
-    /// the entries of the next CRL, by serial.
+    /// the entries of the next CRL.
     pub async fn revoked_certificates(
         &self,
         issuer_id: i64,
         expired_before: i64,
-    ) -> Result<Vec<RevokedCertificate>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT serial, revoked_at, revocation_reason FROM certificates \
-             WHERE issuer_id = $1 AND revoked_at IS NOT NULL AND not_after > $2 ORDER BY serial",
-        )
-        .bind(issuer_id)
-        .bind(expired_before)
-        .fetch_all(&self.pool)
-        .await?)
+    ) -> Result<RevokedList, StoreError> {
+        // Serials are hex and reasons are names, so neither holds a space or a comma.
+        let aggregate = match self.backend {
+            Backend::Sqlite => "group_concat",
+            Backend::Postgres => "string_agg",
+        };
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {aggregate}(serial || ' ' || revoked_at || ' ' || \
+             COALESCE(revocation_reason, ''), ',') FROM certificates \
+             WHERE issuer_id = $1 AND revoked_at IS NOT NULL AND not_after > $2"
+        ));
+        let (text,): (Option<String>,) = sqlx::query_as(sql)
+            .bind(issuer_id)
+            .bind(expired_before)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(RevokedList {
+            text: text.unwrap_or_default(),
+        })
     }
 
     /// The newest CRL of an issuer.

@@ -326,19 +326,17 @@ async fn contract(store: Store) {
         0
     );
     let revoked = store.revoked_certificates(issuer, 0).await.unwrap();
+    let mut serials: Vec<_> = revoked.iter().map(|r| r.unwrap().serial).collect();
+    serials.sort();
+    assert_eq!(serials, ["s1", "s1b", "s2", "s3"]);
     assert_eq!(
-        revoked
-            .iter()
-            .map(|r| r.serial.as_str())
-            .collect::<Vec<_>>(),
-        ["s1", "s1b", "s2", "s3"]
-    );
-    assert!(
         store
             .revoked_certificates(issuer, 100_000)
             .await
             .unwrap()
-            .is_empty(),
+            .iter()
+            .count(),
+        0,
         "expired entries drop out"
     );
 

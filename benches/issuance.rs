@@ -1,0 +1,197 @@
+//! The pieces of an issuance one by one (CSR check, signing, identity extraction), CRL
+//! signing at 10k, 100k and 1M entries, and the authority's whole issuance path with the
+//! store (SQLite, `synchronous=FULL`), 16 enrollments in flight as under load.
+//!
+//! `cargo bench --bench issuance` (add a filter such as `crl` to run a part)
+
+use std::hint::black_box;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
+use latchkey::api::{EnrollRequest, NewTenant, NewToken};
+use latchkey::authority::csr::verify_pem;
+use latchkey::authority::{Authority, Caller, Credential, Policy};
+use latchkey::ca::{Bootstrap, CrlEntry, CrlOrder, KeyOrder, Signer, issue_admin_certificate};
+use latchkey::client::{KeyType, new_key_pair};
+use latchkey::clock::SystemClock;
+use latchkey::model::{KeyId, RevocationReason, ScopeSet, Serial};
+use latchkey::tls::Identity;
+use time::{Duration, OffsetDateTime};
+
+const TRUST_DOMAIN: &str = "latchkey.internal";
+const CRL_URL: &str = "https://localhost:8443/v1/crl";
+
+fn signer(ca: &Bootstrap) -> Signer {
+    Signer::new(
+        ca.intermediate_certificate.clone(),
+        &ca.intermediate_key_pem,
+        TRUST_DOMAIN,
+        CRL_URL,
+    )
+    .expect("signer")
+}
+
+fn order(csr: &str, now: OffsetDateTime) -> KeyOrder {
+    KeyOrder {
+        serial: Serial::random(),
+        tenant: "acme".parse().unwrap(),
+        owner: "alice".parse().unwrap(),
+        key_id: KeyId::random(),
+        scopes: ScopeSet::parse(["read:metrics", "write:events"]).unwrap(),
+        not_before: now - Duration::minutes(1),
+        not_after: now + Duration::hours(24),
+        public_key: verify_pem(csr).expect("csr").public_key,
+    }
+}
+
+fn pieces(c: &mut Criterion) {
+    let now = OffsetDateTime::now_utc();
+    let ca = Bootstrap::generate(now).expect("bootstrap");
+    let signer = signer(&ca);
+    let csr = new_key_pair(KeyType::P256).expect("key").csr_pem;
+    c.bench_function("csr/verify P-256", |b| {
+        b.iter(|| verify_pem(black_box(&csr)).expect("csr"))
+    });
+    // An order is consumed by signing; each is made outside the timed part.
+    c.bench_function("signer/key certificate P-256", |b| {
+        b.iter_batched(
+            || order(&csr, now),
+            |order| signer.sign_key_certificate(order).expect("sign"),
+            BatchSize::SmallInput,
+        )
+    });
+    let leaf = signer
+        .sign_key_certificate(order(&csr, now))
+        .expect("sign")
+        .der;
+    c.bench_function("identity/from_der", |b| {
+        b.iter(|| Identity::from_der(black_box(&leaf), TRUST_DOMAIN).expect("identity"))
+    });
+}
+
+fn crl_sign(c: &mut Criterion) {
+    let now = OffsetDateTime::now_utc();
+    let ca = Bootstrap::generate(now).expect("bootstrap");
+    let signer = signer(&ca);
+    let mut group = c.benchmark_group("crl/sign");
+    group.sample_size(10);
+    for entries in [10_000usize, 100_000, 1_000_000] {
+        let order = CrlOrder {
+            number: 7,
+            this_update: now,
+            next_update: now + Duration::hours(1),
+            entries: (0..entries)
+                .map(|i| CrlEntry {
+                    serial: Serial::random(),
+                    revoked_at: now - Duration::seconds(i as i64 % 86_400),
+                    reason: if i % 3 == 0 {
+                        RevocationReason::KeyCompromise
+                    } else {
+                        RevocationReason::Unspecified
+                    },
+                })
+                .collect(),
+        };
+        group.bench_with_input(BenchmarkId::from_parameter(entries), &order, |b, order| {
+            b.iter(|| signer.sign_crl(black_box(order)).expect("crl"))
+        });
+    }
+    group.finish();
+}
+
+/// The authority's `enroll` with a token, as the HTTP handler calls it: authentication, the
+/// checks, the CSR, signing, and the durable record (group commit). Tokens and CSRs are made
+/// outside the timed part; 16 enrollments are kept in flight, and the time per enrollment
+/// is the total over the count.
+fn authority_enroll(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = OffsetDateTime::now_utc();
+    let ca = Bootstrap::generate(now).expect("bootstrap");
+    let (authority, admin) = runtime.block_on(async {
+        let url = latchkey::store::sqlite_url(&dir.path().join("latchkey.db"));
+        let (admin, _) =
+            issue_admin_certificate(&signer(&ca), &"admin".parse().unwrap(), now).expect("admin");
+        let authority = Authority::connect(
+            &url,
+            signer(&ca),
+            &ca.root_certificate,
+            Arc::new(SystemClock),
+            Policy::default(),
+        )
+        .await
+        .expect("authority");
+        authority
+            .ensure_service_certificate_recorded(admin.der.clone())
+            .await
+            .expect("admin recorded");
+        let admin = Caller {
+            certificate: Some(admin.der),
+            ..Caller::default()
+        };
+        let tenant = NewTenant {
+            name: "bench".into(),
+            max_key_days: None,
+        };
+        authority.add_tenant(&admin, tenant).await.expect("tenant");
+        (Arc::new(authority), admin)
+    });
+    let mut group = c.benchmark_group("authority");
+    group.sample_size(10);
+    group.bench_function("enroll (token, SQLite, 16 in flight)", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let mut work = Vec::new();
+                for i in 0..iters {
+                    let token = NewToken {
+                        owner: format!("bench-{i}@bench"),
+                        scopes: vec!["bench:issue".into()],
+                        ttl_seconds: Some(3600),
+                    };
+                    let token = authority
+                        .create_token(&admin, token)
+                        .await
+                        .expect("token")
+                        .token
+                        .expect("secret");
+                    work.push((token, new_key_pair(KeyType::P256).expect("key").csr_pem));
+                }
+                let queue = Arc::new(Mutex::new(work));
+                let started = Instant::now();
+                let workers: Vec<_> = (0..16)
+                    .map(|_| {
+                        let (authority, queue) = (authority.clone(), queue.clone());
+                        tokio::spawn(async move {
+                            loop {
+                                let next = queue.lock().unwrap().pop();
+                                let Some((token, csr)) = next else { break };
+                                let caller = Caller {
+                                    authorization: Some(Credential::Token(token)),
+                                    ..Caller::default()
+                                };
+                                let request = EnrollRequest {
+                                    csr,
+                                    name: "bench".into(),
+                                    description: String::new(),
+                                    scopes: vec![],
+                                    ttl_seconds: None,
+                                    expires_at: None,
+                                };
+                                authority.enroll(&caller, request).await.expect("enroll");
+                            }
+                        })
+                    })
+                    .collect();
+                for worker in workers {
+                    worker.await.expect("worker");
+                }
+                started.elapsed()
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, pieces, crl_sign, authority_enroll);
+criterion_main!(benches);
