@@ -263,6 +263,8 @@ async fn list(
             .header(http::header::HOST, host)
             .body(Full::new(Bytes::new()))?;
         let started = Instant::now();
+        // The connection takes a moment to be ready again after a response.
+        sender.ready().await?;
         let response = sender.send_request(request).await?;
         let status = response.status();
         let body = response.into_body().collect().await?.to_bytes();
@@ -407,6 +409,8 @@ where
         }
         let request = request.body(Full::new(work.body))?;
         let started = Instant::now();
+        // The connection takes a moment to be ready again after a response.
+        sender.ready().await?;
         let response = sender.send_request(request).await?;
         let status = response.status();
         response.into_body().collect().await?;

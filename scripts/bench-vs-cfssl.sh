@@ -4,6 +4,8 @@
 # and the medians; absolute numbers drift on shared machines, the ratio holds.
 #
 #   scripts/bench-vs-cfssl.sh                 # RUNS=5 COUNT=2000 WARMUP=100 CONCURRENCY=16
+#   DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench scripts/bench-vs-cfssl.sh
+#                                             # latchkey on PostgreSQL (an empty database)
 #
 # Loopback only, bounded by request counts; both servers are stopped at the end.
 # latchkey: `serve` on SQLite (synchronous=FULL), HTTPS, an enrollment token per request,
@@ -57,8 +59,10 @@ cfssl serve -address 127.0.0.1 -port "$cfssl_port" -ca "$work/cfssl/ca.pem" \
 cfssl_pid=$!
 pids+=("$cfssl_pid")
 
+database=()
+[ -n "${DATABASE_URL:-}" ] && database=(--database-url "$DATABASE_URL")
 target/release/latchkey serve --home "$work/latchkey" --listen "127.0.0.1:$latchkey_port" \
-  >"$work/latchkey.log" 2>&1 &
+  "${database[@]}" >"$work/latchkey.log" 2>&1 &
 latchkey_pid=$!
 pids+=("$latchkey_pid")
 wait_port "$cfssl_port"

@@ -37,15 +37,15 @@ const FOLLOW_INTERVAL: StdDuration = StdDuration::from_millis(200);
 /// The longest wait between attempts after a failed build.
 const MAX_BACKOFF: StdDuration = StdDuration::from_secs(30);
 
-/// A CRL as served: both encodings, ready to copy out.
+/// A CRL as served, ready to copy out: DER, and PEM once somebody has asked for it (a
+/// million-entry CRL is 49 MB of DER and 66 MB of PEM, and most clients take DER).
 #[derive(Debug)]
 pub struct PublishedCrl {
     /// The CRL number.
     pub number: i64,
     /// DER (`application/pkix-crl`).
     pub der: Bytes,
-    /// PEM (`application/x-pem-file`).
-    pub pem: Bytes,
+    pem: std::sync::OnceLock<Bytes>,
     /// thisUpdate.
     pub this_update: OffsetDateTime,
     /// nextUpdate.
@@ -56,15 +56,21 @@ pub struct PublishedCrl {
 
 impl PublishedCrl {
     fn from_row(row: CrlRow) -> Self {
-        let pem = crate::pem::encode("X509 CRL", &row.der);
         Self {
             number: row.number,
             this_update: from_unix(row.this_update),
             next_update: from_unix(row.next_update),
             entries: row.entries,
             der: Bytes::from(row.der),
-            pem: Bytes::from(pem),
+            pem: std::sync::OnceLock::new(),
         }
+    }
+
+    /// PEM (`application/x-pem-file`), encoded on first use.
+    pub fn pem(&self) -> Bytes {
+        self.pem
+            .get_or_init(|| Bytes::from(crate::pem::encode("X509 CRL", &self.der)))
+            .clone()
     }
 }
 
@@ -380,11 +386,14 @@ impl Authority {
             .await
             .map_err(|e| AuthorityError::Internal(e.to_string()))?
             .map_err(|e| AuthorityError::Internal(e.to_string()))?;
+            let entries = order.entries.len() as i64;
+            // A million entries are 40 MB; they are not needed past signing.
+            drop(order);
             let row = CrlRow {
                 number,
                 this_update: this_update.unix_timestamp(),
                 next_update: next_update.unix_timestamp(),
-                entries: order.entries.len() as i64,
+                entries,
                 der,
             };
             // 4. Store.

@@ -67,7 +67,7 @@ pub async fn crl(
         return Ok(not_modified(&crl, pem));
     }
     let (content_type, body) = if pem {
-        ("application/x-pem-file", crl.pem.clone())
+        ("application/x-pem-file", crl.pem())
     } else {
         ("application/pkix-crl", crl.der.clone())
     };
