@@ -486,6 +486,23 @@ async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing() {
             "invalid_scope",
         ),
         case(
+            "malformed scope",
+            alice(),
+            p(&["Read Metrics!"]),
+            422,
+            "invalid_scope",
+        ),
+        Case {
+            detail_contains: "write:nothing",
+            ..case(
+                "unknown scope (valid, granted to nobody)",
+                alice(),
+                p(&["write:nothing"]),
+                403,
+                "scope_not_granted",
+            )
+        },
+        case(
             "duplicated scope",
             alice(),
             p(&["read:metrics", "read:metrics"]),
