@@ -63,6 +63,7 @@ impl Signer {
                 .collect(),
             key_identifier_method: KeyIdMethod::PreSpecified(self.key_identifier.clone()),
         };
-        Ok(params.signed_by(&self.issuer)?.der().to_vec())
+        let crl = params.signed_by(&self.crl_issuer)?;
+        Ok(rustls_pki_types::CertificateRevocationListDer::from(crl).to_vec())
     }
 }

@@ -135,6 +135,9 @@ impl IssuedCertificate {
 /// The issuing intermediate CA and what every certificate it signs says about it.
 pub struct Signer {
     pub(super) issuer: Issuer<'static, PatchingKey>,
+    /// The same key without the scopes-OID patching, for CRLs: they carry no scopes, and a
+    /// million-entry CRL is 49 MB that the patching would copy and search.
+    pub(super) crl_issuer: Issuer<'static, KeyPair>,
     /// The issuer's subject key identifier: the authority key identifier of its CRLs.
     pub(super) key_identifier: Vec<u8>,
     certificate: CertificateDer<'static>,
@@ -185,8 +188,12 @@ impl Signer {
             })?;
         let issuer = Issuer::from_ca_cert_der(&certificate, PatchingKey(key))
             .map_err(|e| SignerError::Issuer(e.to_string()))?;
+        let crl_key = KeyPair::from_pem(key_pem).map_err(|e| SignerError::Issuer(e.to_string()))?;
+        let crl_issuer = Issuer::from_ca_cert_der(&certificate, crl_key)
+            .map_err(|e| SignerError::Issuer(e.to_string()))?;
         Ok(Self {
             issuer,
+            crl_issuer,
             key_identifier,
             certificate,
             not_before,
