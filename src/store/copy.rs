@@ -237,7 +237,7 @@ impl Store {
                             Value::Bytes(v) => query.bind(v),
                         };
                     }
-                    query.execute(&mut *tx).await?;
+                    query.execute(&mut **tx).await?;
                 }
                 if (rows.len() as i64) < PAGE {
                     break;
@@ -250,7 +250,7 @@ impl Store {
                     "SELECT setval(pg_get_serial_sequence('{table}', '{column}'), \
                      COALESCE((SELECT MAX({column}) FROM {table}), 0) + 1, false)"
                 );
-                sqlx::query(AssertSqlSafe(sql)).execute(&mut *tx).await?;
+                sqlx::query(AssertSqlSafe(sql)).execute(&mut **tx).await?;
             }
         }
         tx.commit().await?;

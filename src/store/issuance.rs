@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::audit::{self, AuditEvent};
 use super::keys::{NewCertificate, NewKey, TokenUse, insert_certificate};
-use super::{Backend, Store, StoreError, changed_one, unique_as};
+use super::{Backend, Store, StoreError, WriteTurn, changed_one, unique_as};
 
 /// The most issuances one transaction records.
 const MAX_BATCH: usize = 64;
@@ -44,9 +44,9 @@ pub(super) struct IssuanceQueue(mpsc::Sender<(Issuance, Reply)>);
 
 impl IssuanceQueue {
     /// Starts the writer task on `pool`. It ends when the last queue handle is dropped.
-    pub(super) fn start(pool: AnyPool, backend: Backend) -> Self {
+    pub(super) fn start(pool: AnyPool, backend: Backend, turn: WriteTurn) -> Self {
         let (sender, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(write_issuances(pool, backend, receiver));
+        tokio::spawn(write_issuances(pool, backend, turn, receiver));
         Self(sender)
     }
 }
@@ -86,11 +86,12 @@ impl Store {
 async fn write_issuances(
     pool: AnyPool,
     backend: Backend,
+    turn: WriteTurn,
     mut queue: mpsc::Receiver<(Issuance, Reply)>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let results = record_batch(&pool, backend, &batch).await;
+        let results = record_batch(&pool, backend, &turn, &batch).await;
         for ((_, reply), result) in batch.drain(..).zip(results) {
             // A caller that gave up (its connection closed) gets no certificate; its record
             // stays, as any issued certificate's does.
@@ -104,9 +105,10 @@ async fn write_issuances(
 async fn record_batch(
     pool: &AnyPool,
     backend: Backend,
+    turn: &WriteTurn,
     batch: &[(Issuance, Reply)],
 ) -> Vec<Result<(), StoreError>> {
-    match try_record_batch(pool, backend, batch).await {
+    match try_record_batch(pool, backend, turn, batch).await {
         Ok(results) => results,
         Err(e) => {
             let why = e.to_string();
@@ -122,9 +124,10 @@ async fn record_batch(
 async fn try_record_batch(
     pool: &AnyPool,
     backend: Backend,
+    turn: &WriteTurn,
     batch: &[(Issuance, Reply)],
 ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
-    let mut tx = super::begin_on(pool, backend).await?;
+    let mut tx = super::begin_on(pool, backend, turn).await?;
     let mut results = Vec::with_capacity(batch.len());
     if backend == Backend::Sqlite {
         for (issuance, _) in batch {
@@ -134,15 +137,15 @@ async fn try_record_batch(
         return Ok(results);
     }
     for (issuance, _) in batch {
-        sqlx::query("SAVEPOINT issuance").execute(&mut *tx).await?;
+        sqlx::query("SAVEPOINT issuance").execute(&mut **tx).await?;
         let result = record_one(&mut tx, issuance).await;
         if result.is_err() {
             sqlx::query("ROLLBACK TO SAVEPOINT issuance")
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         sqlx::query("RELEASE SAVEPOINT issuance")
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         results.push(result);
     }

@@ -159,7 +159,7 @@ impl Store {
         )
         .bind(&certificate.key_id)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if !changed_one(&active) {
             return Err(StoreError::KeyNotActive);
@@ -170,7 +170,7 @@ impl Store {
         )
         .bind(&certificate.public_key_sha256)
         .bind(&certificate.key_id)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         if other_keys > 0 {
             return Err(StoreError::PublicKeyInUse);
@@ -202,7 +202,7 @@ impl Store {
             .bind(RevocationReason::Superseded.as_str())
             .bind(&certificate.subject)
             .bind(&certificate.serial)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
         }

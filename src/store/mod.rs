@@ -89,6 +89,7 @@ pub struct Store {
     backend: Backend,
     /// Issuances go through one writer task, in batches (group commit).
     issuances: issuance::IssuanceQueue,
+    write_turn: WriteTurn,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -133,11 +134,13 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await?;
-        let issuances = issuance::IssuanceQueue::start(pool.clone(), backend);
+        let write_turn = WriteTurn::default();
+        let issuances = issuance::IssuanceQueue::start(pool.clone(), backend, write_turn.clone());
         Ok(Self {
             pool,
             backend,
             issuances,
+            write_turn,
         })
     }
 
@@ -190,8 +193,8 @@ impl Store {
     /// Starts a write transaction. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails with
     /// "database is locked" without waiting.
-    async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        begin_on(&self.pool, self.backend).await
+    async fn begin(&self) -> Result<WriteTx, StoreError> {
+        begin_on(&self.pool, self.backend, &self.write_turn).await
     }
 }
 
@@ -199,11 +202,54 @@ impl Store {
 async fn begin_on(
     pool: &AnyPool,
     backend: Backend,
-) -> Result<Transaction<'static, Any>, StoreError> {
+    turn: &WriteTurn,
+) -> Result<WriteTx, StoreError> {
     Ok(match backend {
-        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
-        Backend::Postgres => pool.begin().await?,
+        Backend::Sqlite => {
+            let turn = turn.clone().lock_owned().await;
+            WriteTx {
+                tx: pool.begin_with("BEGIN IMMEDIATE").await?,
+                _turn: Some(turn),
+            }
+        }
+        Backend::Postgres => WriteTx {
+            tx: pool.begin().await?,
+            _turn: None,
+        },
     })
+}
+
+/// This process's turn to write to SQLite.
+type WriteTurn = std::sync::Arc<tokio::sync::Mutex<()>>;
+
+/// A write transaction. On SQLite it holds this process's write turn too: SQLite admits one
+/// writer at a time and makes the others poll its lock with sleeps of up to 100 ms (a 49 MB
+/// CRL insert held issuers up that way); waiting for the turn instead queues them, and each
+/// starts the moment the one before ends. Other processes on the same file still meet the
+/// busy timeout.
+struct WriteTx {
+    // Declared first, so that without a commit it is rolled back before the turn passes on.
+    tx: Transaction<'static, Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = Transaction<'static, Any>;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
 }
 
 /// The URL of the SQLite database at `path`, created if missing.

@@ -91,7 +91,7 @@ impl Store {
         .bind(now)
         .bind(reason)
         .bind(key_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         // Swept even when the key was revoked already: nothing of a revoked key stays valid.
         let certificates = sqlx::query(
@@ -101,7 +101,7 @@ impl Store {
         .bind(now)
         .bind(reason)
         .bind(key_id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if key.rows_affected() == 0 && certificates.rows_affected() == 0 {
             return Ok(None);
@@ -135,7 +135,7 @@ impl Store {
         .bind(reason)
         .bind(scope.tenant_id)
         .bind(&owner)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let certificates = sqlx::query(
             "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
@@ -147,7 +147,7 @@ impl Store {
         .bind(reason)
         .bind(scope.tenant_id)
         .bind(&owner)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         let counts = (
             keys.rows_affected() as i64,
@@ -227,7 +227,7 @@ impl Store {
         .bind(crl.entries)
         .bind(&crl.der)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await
         .map_err(|e| unique_as(e, StoreError::Collision))?;
         // Only the newest few are ever served; a million-entry CRL is ~49 MB.
@@ -238,7 +238,7 @@ impl Store {
         )
         .bind(issuer_id)
         .bind(CRLS_KEPT)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         tx.commit().await?;
         Ok(())
@@ -267,7 +267,7 @@ impl Store {
         .bind(holder)
         .bind(expires_at)
         .bind(now)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         tx.commit().await?;
         Ok(taken.is_some())

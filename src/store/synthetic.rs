@@ -48,7 +48,7 @@ impl Store {
             .bind(tenant_id)
             .bind(now)
             .bind(revoke_every)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             sqlx::query(
                 "WITH RECURSIVE n(i) AS (SELECT $1 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < $2) \
@@ -65,7 +65,7 @@ impl Store {
             .bind(stop)
             .bind(now)
             .bind(revoke_every)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
             tx.commit().await?;
             start = stop;

@@ -52,7 +52,7 @@ impl Store {
         .bind(name)
         .bind(max_key_days)
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await
         .map_err(|e| unique_as(e, StoreError::AlreadyExists("tenant")))?;
         audit::insert(&mut tx, event).await?;
@@ -100,7 +100,7 @@ impl Store {
         .bind(password_hash)
         .bind(scopes)
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await
         .map_err(|e| unique_as(e, StoreError::AlreadyExists("user")))?;
         audit::insert(&mut tx, event).await?;
@@ -167,7 +167,7 @@ impl Store {
         .bind(disabled.map_or(-1_i64, i64::from))
         .bind(now)
         .bind(name)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         if row.is_some() {
             audit::insert(&mut tx, event).await?;
@@ -201,7 +201,7 @@ impl Store {
         .bind(&change.password_hash)
         .bind(tenant_id)
         .bind(name)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         if row.is_some() {
             audit::insert(&mut tx, event).await?;

@@ -85,7 +85,7 @@ impl Store {
         .bind(&token.created_by)
         .bind(token.created_at)
         .bind(token.expires_at)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await
         .map_err(|e| unique_as(e, StoreError::Collision))?;
         let mut event = event.clone();
@@ -142,7 +142,7 @@ impl Store {
         )
         .bind(now)
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
         if changed.rows_affected() != 1 {
             return Ok(false);
