@@ -269,18 +269,14 @@ impl Authority {
                 built_at - self.policy.crl_validity.whole_seconds(),
             )
             .await?;
-        let mut expected = revoked
-            .iter()
-            .map(|r| {
-                let r = r?;
-                let reason = r
-                    .revocation_reason
-                    .and_then(|s| s.parse::<RevocationReason>().ok())
-                    .filter(|r| *r != RevocationReason::Unspecified)
-                    .map(RevocationReason::code);
-                Ok((r.serial.to_owned(), reason))
+        // The entries a new CRL would have, as the stored one must list them.
+        let mut expected: Vec<(String, Option<u8>)> = crl_entries(&revoked)?
+            .into_iter()
+            .map(|e| {
+                let code = (e.reason != RevocationReason::Unspecified).then(|| e.reason.code());
+                (e.serial.to_string(), code)
             })
-            .collect::<Result<Vec<(String, Option<u8>)>, StoreError>>()?;
+            .collect();
         drop(revoked);
         expected.sort();
         let listed = x509_parser::parse_x509_crl(&row.der)
