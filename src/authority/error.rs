@@ -128,7 +128,8 @@ impl From<StoreError> for AuthorityError {
             | StoreError::Migration(_)
             | StoreError::NotEmpty
             | StoreError::CopyMismatch(_)
-            | StoreError::Corrupt(_) => Self::Internal(err.to_string()),
+            | StoreError::Corrupt(_)
+            | StoreError::Unsupported(_) => Self::Internal(err.to_string()),
         }
     }
 }

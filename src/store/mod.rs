@@ -61,6 +61,9 @@ pub enum StoreError {
     /// A copied table differs from its source.
     #[error("the copy of table {0} differs from the source")]
     CopyMismatch(&'static str),
+    /// The operation exists for the other database engine only.
+    #[error("not supported here: {0}")]
+    Unsupported(&'static str),
     /// A stored value is not what the CA writes.
     #[error("corrupt store: {0}")]
     Corrupt(String),

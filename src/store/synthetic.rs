@@ -24,8 +24,8 @@ impl Store {
         now: i64,
     ) -> Result<(), StoreError> {
         if self.backend != Backend::Sqlite {
-            return Err(StoreError::BatchFailed(
-                "synthetic keys are loaded into SQLite only".into(),
+            return Err(StoreError::Unsupported(
+                "synthetic keys are loaded into SQLite only",
             ));
         }
         let mut start = first;
