@@ -43,52 +43,42 @@ fn case(
     }
 }
 
-/// A DER element: `tag`, definite length, `content`.
-fn der_element(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len();
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes: Vec<u8> = len
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|b| *b == 0)
-            .collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
 /// A CSR whose RSA key has a `bits`-bit modulus (not a real key: no one could wait for
 /// one to be generated, and the CA must refuse it before doing any arithmetic with it).
 fn rsa_csr_of_bits(bits: usize) -> Vec<u8> {
-    let mut modulus = vec![0xc5u8; bits / 8];
-    modulus.insert(0, 0);
-    let mut rsa_key = der_element(0x02, &modulus);
-    rsa_key.extend(der_element(0x02, &[0x01, 0x00, 0x01]));
-    let rsa_encryption = [
-        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
-    ];
-    let mut bit_string = vec![0];
-    bit_string.extend(der_element(0x30, &rsa_key));
-    let mut spki = rsa_encryption.to_vec();
-    spki.extend(der_element(0x03, &bit_string));
-    let mut info = der_element(0x02, &[0]);
-    info.extend(der_element(0x30, &[]));
-    info.extend(der_element(0x30, &spki));
-    info.extend(der_element(0xa0, &[]));
-    let sha256_with_rsa = [
-        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05, 0x00,
-    ];
-    let mut csr = der_element(0x30, &info);
-    csr.extend_from_slice(&sha256_with_rsa);
-    let mut signature = vec![0];
-    signature.extend(vec![0x5a; bits / 8]);
-    csr.extend(der_element(0x03, &signature));
-    der_element(0x30, &csr)
+    use yasna::models::ObjectIdentifier;
+    use yasna::{DERWriter, Tag};
+    let algorithm = |w: DERWriter, arcs: &[u64]| {
+        w.write_sequence(|w| {
+            w.next().write_oid(&ObjectIdentifier::from_slice(arcs));
+            w.next().write_null();
+        })
+    };
+    let rsa_key = yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_bigint_bytes(&vec![0xc5; bits / 8], true);
+            w.next().write_u32(65537);
+        })
+    });
+    let info = yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_u8(0);
+            w.next().write_sequence(|_| {});
+            w.next().write_sequence(|w| {
+                algorithm(w.next(), &[1, 2, 840, 113549, 1, 1, 1]);
+                w.next().write_bitvec_bytes(&rsa_key, rsa_key.len() * 8);
+            });
+            w.next()
+                .write_tagged_implicit(Tag::context(0), |w| w.write_set(|_| {}));
+        })
+    });
+    yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_der(&info);
+            algorithm(w.next(), &[1, 2, 840, 113549, 1, 1, 11]);
+            w.next().write_bitvec_bytes(&vec![0x5a; bits / 8], bits);
+        })
+    })
 }
 
 /// Sends a POST /v1/keys with a raw JSON body, so any body can be tried.
@@ -273,7 +263,7 @@ async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing() {
     let nested = {
         let mut der = Vec::new();
         for _ in 0..2000 {
-            der = der_element(0x30, &der);
+            der = yasna::construct_der(|w| w.write_sequence(|w| w.next().write_der(&der)));
         }
         latchkey::pem::encode("CERTIFICATE REQUEST", &der)
     };
