@@ -170,3 +170,247 @@ impl Identity {
         self.scopes.iter().any(|s| s.as_str() == scope)
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! Certificates built with rcgen, field by field, so that each test can break exactly one
+    //! part of the profile and keep the rest. `key_profile` mirrors `ca::Signer`'s key
+    //! certificates; the verifier's tests sign the same way with the real intermediate.
+
+    use rcgen::{
+        BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,
+        ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    };
+    use rustls_pki_types::CertificateDer;
+    use time::Duration;
+
+    use super::*;
+    use crate::model::KeyId;
+
+    pub(crate) const TRUST_DOMAIN: &str = "latchkey.internal";
+
+    /// A stand-in for the scopes OID, whose UUID arc rcgen cannot take: two `u64::MAX` arcs
+    /// encode to as many bytes as the real OID, so swapping them changes no DER length.
+    /// (`ca::scopes_extension` does the same with its own placeholder; it is private to `ca`.)
+    const STAND_IN_ARCS: &[u64] = &[2, 25, u64::MAX, u64::MAX];
+
+    /// Replaces the stand-in OID, if present, by the scopes OID.
+    fn swap_in_scopes_oid(der: &mut [u8]) {
+        let tlv = yasna::construct_der(|w| {
+            w.write_oid(&yasna::models::ObjectIdentifier::from_slice(STAND_IN_ARCS))
+        });
+        assert_eq!(tlv.len() - 2, profile::SCOPES_OID_DER.len());
+        if let Some(at) = der.windows(tlv.len()).position(|w| w == tlv) {
+            der[at + 2..at + tlv.len()].copy_from_slice(profile::SCOPES_OID_DER);
+        }
+    }
+
+    /// An issuing key that signs the to-be-signed bytes with the scopes OID swapped in.
+    pub(crate) struct ScopesOidKey(pub(crate) KeyPair);
+
+    impl rcgen::PublicKeyData for ScopesOidKey {
+        fn der_bytes(&self) -> &[u8] {
+            self.0.der_bytes()
+        }
+
+        fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+            rcgen::PublicKeyData::algorithm(&self.0)
+        }
+    }
+
+    impl rcgen::SigningKey for ScopesOidKey {
+        fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
+            let mut tbs = msg.to_vec();
+            swap_in_scopes_oid(&mut tbs);
+            rcgen::SigningKey::sign(&self.0, &tbs)
+        }
+    }
+
+    /// The URI SAN of a key of `tenant` in `trust_domain`.
+    pub(crate) fn key_uri(trust_domain: &str, tenant: &str) -> SanType {
+        let id = SpiffeId::Key {
+            tenant: tenant.parse().unwrap(),
+            key_id: KeyId::random(),
+        };
+        SanType::URI(id.to_uri(trust_domain).try_into().unwrap())
+    }
+
+    /// A subject `CN=<cn>, O=<o>`.
+    pub(crate) fn subject(cn: &str, o: &str) -> DistinguishedName {
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, cn);
+        dn.push(DnType::OrganizationName, o);
+        dn
+    }
+
+    /// The full key certificate profile of DESIGN.md for `alice` of tenant `acme`, scope
+    /// `read:metrics`, valid from a minute ago for an hour.
+    pub(crate) fn key_profile() -> CertificateParams {
+        let now = OffsetDateTime::now_utc();
+        let mut params = CertificateParams::default();
+        params.distinguished_name = subject("alice", "acme");
+        params.subject_alt_names = vec![key_uri(TRUST_DOMAIN, "acme")];
+        params.serial_number = Some(SerialNumber::from(Serial::random().as_bytes().to_vec()));
+        params.not_before = now - Duration::minutes(1);
+        params.not_after = now + Duration::hours(1);
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.custom_extensions = vec![CustomExtension::from_oid_content(
+            STAND_IN_ARCS,
+            profile::encode_scopes(&ScopeSet::parse(["read:metrics"]).unwrap()),
+        )];
+        params
+    }
+
+    /// Signs `params` for a new key pair.
+    pub(crate) fn sign(
+        params: CertificateParams,
+        issuer: &Issuer<'_, ScopesOidKey>,
+    ) -> CertificateDer<'static> {
+        let key = KeyPair::generate().unwrap();
+        let mut der = params.signed_by(&key, issuer).unwrap().der().to_vec();
+        swap_in_scopes_oid(&mut der);
+        CertificateDer::from(der)
+    }
+
+    /// A throwaway issuer: identity parsing does not look at the signature.
+    fn issuer() -> Issuer<'static, ScopesOidKey> {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = subject("test issuing CA", "latchkey");
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        Issuer::new(params, ScopesOidKey(KeyPair::generate().unwrap()))
+    }
+
+    /// Signs the key profile changed by `change`, and reads its identity.
+    fn identity_of(change: impl FnOnce(&mut CertificateParams)) -> Result<Identity, IdentityError> {
+        let mut params = key_profile();
+        change(&mut params);
+        Identity::from_der(&sign(params, &issuer()), TRUST_DOMAIN)
+    }
+
+    #[test]
+    fn identity_of_the_key_profile_is_read_whole() {
+        let identity = identity_of(|_| {}).unwrap();
+        assert_eq!(identity.tenant.as_str(), "acme");
+        assert_eq!(identity.owner.as_str(), "alice");
+        assert!(identity.has_scope("read:metrics"));
+    }
+
+    #[test]
+    fn identity_without_client_auth_is_refused() {
+        let server_only = identity_of(|p| {
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        });
+        assert_eq!(server_only.unwrap_err(), IdentityError::ExtendedKeyUsage);
+        let no_eku = identity_of(|p| p.extended_key_usages.clear());
+        assert_eq!(no_eku.unwrap_err(), IdentityError::ExtendedKeyUsage);
+        let both = identity_of(|p| {
+            p.extended_key_usages = vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ];
+        });
+        assert!(both.is_ok(), "clientAuth among others is enough");
+    }
+
+    #[test]
+    fn identity_without_exactly_one_latchkey_uri_is_refused() {
+        let cases: [(&str, Vec<SanType>); 5] = [
+            ("no SAN", vec![]),
+            (
+                "a DNS name only",
+                vec![SanType::DnsName("alice.acme.example".try_into().unwrap())],
+            ),
+            (
+                "two latchkey URIs",
+                vec![key_uri(TRUST_DOMAIN, "acme"), key_uri(TRUST_DOMAIN, "acme")],
+            ),
+            (
+                "a latchkey URI and a second, foreign one",
+                vec![
+                    key_uri(TRUST_DOMAIN, "acme"),
+                    key_uri("other.internal", "acme"),
+                ],
+            ),
+            (
+                "a URI in another trust domain",
+                vec![key_uri("other.internal", "acme")],
+            ),
+        ];
+        for (case, sans) in cases {
+            assert_eq!(
+                identity_of(|p| p.subject_alt_names = sans).unwrap_err(),
+                IdentityError::SpiffeId,
+                "{case}"
+            );
+        }
+        // The same URI in a subdomain of the trust domain is another domain.
+        let sub =
+            identity_of(|p| p.subject_alt_names = vec![key_uri("evil.latchkey.internal", "acme")]);
+        assert_eq!(sub.unwrap_err(), IdentityError::SpiffeId);
+        let one = identity_of(|p| p.subject_alt_names = vec![key_uri(TRUST_DOMAIN, "acme")]);
+        assert!(one.is_ok());
+    }
+
+    #[test]
+    fn identity_with_a_subject_disagreeing_with_the_uri_is_refused() {
+        let cases: [(&str, DistinguishedName); 5] = [
+            ("O of another tenant", subject("alice", "globex")),
+            ("CN that is no owner name", subject("Alice Smith", "acme")),
+            ("no O", {
+                let mut dn = DistinguishedName::new();
+                dn.push(DnType::CommonName, "alice");
+                dn
+            }),
+            ("no CN", {
+                let mut dn = DistinguishedName::new();
+                dn.push(DnType::OrganizationName, "acme");
+                dn
+            }),
+            (
+                "the admin organization",
+                subject("alice", profile::ADMIN_ORGANIZATION),
+            ),
+        ];
+        for (case, dn) in cases {
+            assert_eq!(
+                identity_of(|p| p.distinguished_name = dn).unwrap_err(),
+                IdentityError::SubjectMismatch,
+                "{case}"
+            );
+        }
+        // A key's URI names no owner: any valid owner name agrees with it.
+        let bob = identity_of(|p| p.distinguished_name = subject("bob", "acme")).unwrap();
+        assert_eq!(bob.owner.as_str(), "bob");
+    }
+
+    #[test]
+    fn identity_of_an_admin_whose_cn_is_not_the_uri_name_is_refused() {
+        let admin = |cn: &str| {
+            let mut params = key_profile();
+            params.custom_extensions.clear();
+            params.distinguished_name = subject(cn, profile::ADMIN_ORGANIZATION);
+            let id = SpiffeId::Admin {
+                name: "root".parse().unwrap(),
+            };
+            params.subject_alt_names =
+                vec![SanType::URI(id.to_uri(TRUST_DOMAIN).try_into().unwrap())];
+            sign(params, &issuer())
+        };
+        assert_eq!(
+            PeerIdentity::from_der(&admin("mallory"), TRUST_DOMAIN).unwrap_err(),
+            IdentityError::SubjectMismatch
+        );
+        let good = admin("root");
+        let peer = PeerIdentity::from_der(&good, TRUST_DOMAIN).unwrap();
+        assert_eq!(peer.owner, "root");
+        // An administrator is never a key.
+        assert_eq!(
+            Identity::from_der(&good, TRUST_DOMAIN).unwrap_err(),
+            IdentityError::SpiffeId
+        );
+    }
+}

@@ -284,10 +284,15 @@ mod tests {
     use crate::ca::{Bootstrap, CrlEntry, CrlOrder, KeyOrder, Signer};
     use crate::model::{KeyId, RevocationReason, ScopeSet, Serial};
     use crate::tls::RevocationSet;
+    use crate::tls::identity::IdentityError;
+    use crate::tls::identity::tests::{ScopesOidKey, key_profile, key_uri, sign, subject};
+    use rcgen::{BasicConstraints, CustomExtension, ExtendedKeyUsagePurpose, IsCa, Issuer};
 
     struct Fixture {
         chain: Vec<CertificateDer<'static>>,
         signer: Signer,
+        /// The intermediate's key, for leaves built field by field.
+        issuer: Issuer<'static, ScopesOidKey>,
         leaf: CertificateDer<'static>,
         serial: Serial,
     }
@@ -319,9 +324,15 @@ mod tests {
             })
             .unwrap()
             .der;
+        let issuer = Issuer::from_ca_cert_der(
+            &ca.intermediate_certificate,
+            ScopesOidKey(rcgen::KeyPair::from_pem(&ca.intermediate_key_pem).unwrap()),
+        )
+        .unwrap();
         Fixture {
             chain: vec![ca.intermediate_certificate, ca.root_certificate],
             signer,
+            issuer,
             leaf,
             serial,
         }
@@ -495,5 +506,214 @@ mod tests {
         wait_for(2).await;
         assert!(v.verify(&f.leaf, &[], UnixTime::now()).is_err());
         task.abort();
+    }
+
+    /// The reason carried by a refusal that rustls only knows as `CertificateError::Other`.
+    fn other_reason(result: Result<Identity, Error>) -> Arc<dyn std::error::Error + Send + Sync> {
+        match result {
+            Err(Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(e)))) => e,
+            other => panic!("expected a refusal with a reason, got {other:?}"),
+        }
+    }
+
+    /// The webpki error behind a chain refusal.
+    fn webpki_reason(result: Result<Identity, Error>) -> webpki::Error {
+        other_reason(result)
+            .downcast_ref::<webpki::Error>()
+            .cloned()
+            .expect("a webpki error")
+    }
+
+    /// The refusal of a leaf whose latchkey identity does not parse.
+    const NOT_A_KEY: &str = "not a latchkey key certificate";
+
+    /// The key profile changed by `change`, signed by the fixture's intermediate.
+    fn leaf_with(
+        f: &Fixture,
+        change: impl FnOnce(&mut rcgen::CertificateParams),
+    ) -> CertificateDer<'static> {
+        let mut params = key_profile();
+        change(&mut params);
+        sign(params, &f.issuer)
+    }
+
+    fn fresh(f: &Fixture) -> LatchkeyVerifier {
+        verifier(f, set(vec![], Duration::hours(1)))
+    }
+
+    #[test]
+    fn verify_of_a_leaf_with_an_unknown_critical_extension_is_refused() {
+        let f = fixture();
+        let v = fresh(&f);
+        let now = UnixTime::now();
+        let with_private = |critical: bool| {
+            leaf_with(&f, |p| {
+                let mut ext = CustomExtension::from_oid_content(
+                    &[1, 3, 6, 1, 4, 1, 55555, 1],
+                    vec![0x05, 0x00],
+                );
+                ext.set_criticality(critical);
+                p.custom_extensions.push(ext);
+            })
+        };
+        // The same extension, not critical: ignored, so the leaf is otherwise sound.
+        assert!(v.verify(&with_private(false), &[], now).is_ok());
+        assert_eq!(
+            webpki_reason(v.verify(&with_private(true), &[], now)),
+            webpki::Error::UnsupportedCriticalExtension
+        );
+    }
+
+    #[test]
+    fn verify_of_a_leaf_without_client_auth_is_refused() {
+        let f = fixture();
+        let v = fresh(&f);
+        let now = UnixTime::now();
+        let good = leaf_with(&f, |_| {});
+        assert!(v.verify(&good, &[], now).is_ok());
+        // serverAuth only: webpki finds an EKU without clientAuth.
+        let server_only = leaf_with(&f, |p| {
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        });
+        assert!(matches!(
+            v.verify(&server_only, &[], now),
+            Err(Error::InvalidCertificate(CertificateError::InvalidPurpose))
+        ));
+        // No EKU at all: webpki lets it through ("if present"), the identity check does not.
+        let no_eku = leaf_with(&f, |p| p.extended_key_usages.clear());
+        assert_eq!(
+            Identity::from_der(&no_eku, "latchkey.internal").unwrap_err(),
+            IdentityError::ExtendedKeyUsage
+        );
+        assert_eq!(
+            other_reason(v.verify(&no_eku, &[], now)).to_string(),
+            NOT_A_KEY
+        );
+    }
+
+    #[test]
+    fn verify_of_a_leaf_without_exactly_one_latchkey_uri_is_refused() {
+        let f = fixture();
+        let v = fresh(&f);
+        let now = UnixTime::now();
+        let good = leaf_with(&f, |p| {
+            p.subject_alt_names = vec![key_uri("latchkey.internal", "acme")]
+        });
+        assert!(v.verify(&good, &[], now).is_ok());
+        let cases = [
+            ("no URI SAN", vec![]),
+            (
+                "two latchkey URIs",
+                vec![
+                    key_uri("latchkey.internal", "acme"),
+                    key_uri("latchkey.internal", "acme"),
+                ],
+            ),
+            (
+                "a URI in another trust domain",
+                vec![key_uri("other.internal", "acme")],
+            ),
+        ];
+        for (case, sans) in cases {
+            let leaf = leaf_with(&f, |p| p.subject_alt_names = sans);
+            assert_eq!(
+                Identity::from_der(&leaf, "latchkey.internal").unwrap_err(),
+                IdentityError::SpiffeId,
+                "{case}"
+            );
+            assert_eq!(
+                other_reason(v.verify(&leaf, &[], now)).to_string(),
+                NOT_A_KEY,
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn verify_of_a_leaf_whose_subject_disagrees_with_the_uri_is_refused() {
+        let f = fixture();
+        let v = fresh(&f);
+        let now = UnixTime::now();
+        let good = leaf_with(&f, |p| p.distinguished_name = subject("alice", "acme"));
+        assert!(v.verify(&good, &[], now).is_ok());
+        let cases = [
+            ("O = globex, URI tenant acme", subject("alice", "globex")),
+            ("CN that is no owner name", subject("Alice Smith", "acme")),
+        ];
+        for (case, dn) in cases {
+            let leaf = leaf_with(&f, |p| p.distinguished_name = dn);
+            assert_eq!(
+                Identity::from_der(&leaf, "latchkey.internal").unwrap_err(),
+                IdentityError::SubjectMismatch,
+                "{case}"
+            );
+            assert_eq!(
+                other_reason(v.verify(&leaf, &[], now)).to_string(),
+                NOT_A_KEY,
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn verify_of_a_ca_certificate_with_the_key_profile_is_refused() {
+        let f = fixture();
+        let v = fresh(&f);
+        let now = UnixTime::now();
+        let good = leaf_with(&f, |p| p.is_ca = IsCa::ExplicitNoCa);
+        assert!(v.verify(&good, &[], now).is_ok());
+        let ca = leaf_with(&f, |p| p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0)));
+        // Its identity alone would pass: only the chain check stands in the way.
+        assert!(Identity::from_der(&ca, "latchkey.internal").is_ok());
+        assert_eq!(
+            webpki_reason(v.verify(&ca, &[], now)),
+            webpki::Error::CaUsedAsEndEntity
+        );
+    }
+
+    #[test]
+    fn verify_with_a_crl_past_next_update_honours_the_configured_grace() {
+        let f = fixture();
+        let now = OffsetDateTime::now_utc();
+        let crl_overdue_by = |overdue: Duration| {
+            let der = f
+                .signer
+                .sign_crl(&CrlOrder {
+                    number: 1,
+                    this_update: now - Duration::hours(1),
+                    next_update: now - overdue,
+                    entries: vec![],
+                })
+                .unwrap();
+            Revocations::fixed(RevocationSet::from_crl(&der, &f.chain[0]).unwrap())
+        };
+        // Six minutes overdue lies between the default grace and the configured one.
+        assert!(DEFAULT_GRACE < Duration::minutes(6));
+        let t = UnixTime::now();
+        let stale = "the CRL is stale";
+        assert_eq!(
+            other_reason(verifier(&f, crl_overdue_by(Duration::minutes(6))).verify(
+                &f.leaf,
+                &[],
+                t
+            ))
+            .to_string(),
+            stale
+        );
+        let identity = verifier(&f, crl_overdue_by(Duration::minutes(6)))
+            .grace(Duration::minutes(10))
+            .verify(&f.leaf, &[], t)
+            .unwrap();
+        assert_eq!(identity.serial, f.serial);
+        // The grace stretches the deadline; it does not lift it.
+        assert_eq!(
+            other_reason(
+                verifier(&f, crl_overdue_by(Duration::minutes(11)))
+                    .grace(Duration::minutes(10))
+                    .verify(&f.leaf, &[], t)
+            )
+            .to_string(),
+            stale
+        );
     }
 }
