@@ -6,6 +6,8 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use super::expiry_deferred::ExpiryDeferred;
+
 /// Why a TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -51,6 +53,9 @@ pub fn load_private_key(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>
 /// The CA's HTTPS listener: presents `chain`, asks for a client certificate issued under
 /// `client_roots` but lets clients without one in (password and token enrollment need none).
 ///
+/// A presented certificate's dates are left to the authority (see `ExpiryDeferred`), which
+/// answers an expired one with a 403 that says so instead of a bare handshake failure.
+///
 /// Session resumption is off: a resumed TLS session skips the client-certificate verifier,
 /// so a key revoked after its first connection could come back in on a resumed one.
 pub fn server_config(
@@ -65,7 +70,7 @@ pub fn server_config(
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
         .allow_unauthenticated()
         .build()?;
-    without_resumption(chain, key, verifier)
+    without_resumption(chain, key, Arc::new(ExpiryDeferred::new(verifier)))
 }
 
 /// A TLS server configuration for a relying service: presents `chain`, requires a client

@@ -7,6 +7,7 @@ mod accept;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod config;
+mod expiry_deferred;
 mod identity;
 #[cfg(feature = "axum")]
 mod linger;

@@ -74,6 +74,45 @@ async fn renewal_gives_the_same_key_a_new_certificate_and_refuses_others() {
 }
 
 #[tokio::test]
+async fn an_expired_key_is_told_so_with_a_code_not_a_failed_handshake() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let expired = ca
+        .expired_key("alice@acme", &["read:metrics"], "expired")
+        .await;
+    let holder = ca.with_identity(&ca.path("expired"));
+    let err = holder.renew(&expired.key.id, None).await.unwrap_err();
+    assert_eq!(problem_code(err), "key_expired");
+    // Nothing else opens to it either.
+    let err = holder
+        .list_keys(None, &KeyListQuery::default())
+        .await
+        .unwrap_err();
+    assert_eq!(problem_code(err), "invalid_certificate");
+    // The CLI says why in one line, and `--watch` stops rather than retrying forever.
+    for args in [
+        &["renew", "--dir", "expired"][..],
+        &["renew", "--dir", "expired", "--watch"][..],
+    ] {
+        let out = ca.cli(args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("key_expired"), "{args:?}: {err}");
+    }
+    assert_eq!(
+        ca.admin()
+            .key(None, &expired.key.id)
+            .await
+            .unwrap()
+            .certificates
+            .len(),
+        1,
+        "nothing was issued"
+    );
+}
+
+#[tokio::test]
 async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
     // In process, with no CRL publisher running at all: the decision can only come from
     // the store.

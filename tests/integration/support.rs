@@ -237,7 +237,7 @@ impl Ca {
 
     /// A key directory `<dir>/<name>/` holding a key of `user` that lived one second and has
     /// expired by the time this returns.
-    pub async fn expired_key(&self, user: &str, scopes: &[&str], name: &str) {
+    pub async fn expired_key(&self, user: &str, scopes: &[&str], name: &str) -> EnrollResponse {
         let pair = new_key_pair(KeyType::P256).expect("keygen");
         let mut brief = request(&pair.csr_pem, scopes, name);
         brief.ttl_seconds = Some(1);
@@ -251,6 +251,7 @@ impl Ca {
         dir.write_certificates(&answer.certificate, &answer.chain)
             .expect("cert.pem");
         tokio::time::sleep(Duration::from_millis(2100)).await;
+        answer
     }
 
     /// Enrolls a key for `user` into `<dir>/<name>/` and returns the answer.
