@@ -11,11 +11,11 @@ mod problem;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, patch, post};
+use axum::{RequestExt, Router};
 
 use crate::authority::Authority;
 pub use body::{BODY_TIMEOUT, MAX_BODY_BYTES};
@@ -26,8 +26,6 @@ pub type AppState = Arc<Authority>;
 
 /// The CA's HTTP API.
 pub fn router(authority: Arc<Authority>) -> Router {
-    // The admin wall stands before the admin routes' extractors: a caller without an admin
-    // certificate learns nothing, not even whether its body would have parsed.
     let admin = Router::new()
         .route(
             "/v1/admin/tenants",
@@ -43,11 +41,7 @@ pub fn router(authority: Arc<Authority>) -> Router {
         )
         .route("/v1/admin/tokens/{id}", delete(admin::revoke_token))
         .route("/v1/admin/revocations", post(admin::revoke_many))
-        .route("/v1/admin/audit", get(admin::audit))
-        .route_layer(middleware::from_fn_with_state(
-            authority.clone(),
-            admin_wall,
-        ));
+        .route("/v1/admin/audit", get(admin::audit));
     Router::new()
         .route("/v1/keys", post(keys::enroll).get(keys::list))
         .route("/v1/keys/{id}", get(keys::show).delete(keys::revoke))
@@ -60,17 +54,30 @@ pub fn router(authority: Arc<Authority>) -> Router {
         .route("/metrics", get(meta::metrics))
         .fallback(meta::not_found)
         .method_not_allowed_fallback(meta::method_not_allowed)
+        // The admin wall stands before routing and before the admin routes' extractors: a
+        // caller without an admin certificate learns nothing under /v1/admin, not which
+        // paths or methods exist, nor whether its body would have parsed.
+        .layer(middleware::from_fn_with_state(
+            authority.clone(),
+            admin_wall,
+        ))
         .layer(middleware::from_fn(body::read_whole_body))
         .with_state(authority)
 }
 
-/// Lets only callers with an administrator certificate through.
+/// Lets only callers with an administrator certificate anywhere under `/v1/admin`.
 async fn admin_wall(
     State(authority): State<AppState>,
-    caller: crate::authority::Caller,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    authority.require_admin(&caller).await?;
+    let path = request.uri().path();
+    if path == ADMIN_PREFIX || path.starts_with(&format!("{ADMIN_PREFIX}/")) {
+        let caller: crate::authority::Caller = request.extract_parts().await?;
+        authority.require_admin(&caller).await?;
+    }
     Ok(next.run(request).await)
 }
+
+/// Where the admin API lives.
+const ADMIN_PREFIX: &str = "/v1/admin";

@@ -5,7 +5,11 @@ use latchkey::api::{NewTenant, Problem};
 
 use crate::support::{Ca, PASSWORD, password, problem_code};
 
-const ADMIN_ROUTES: [(Method, &str, &str); 12] = [
+const ADMIN_ROUTES: [(Method, &str, &str); 15] = [
+    // What does not exist under /v1/admin is no different from outside: the wall comes first.
+    (Method::GET, "/v1/admin/no-such-thing", ""),
+    (Method::DELETE, "/v1/admin/tenants", ""),
+    (Method::GET, "/v1/admin", ""),
     (Method::GET, "/v1/admin/tenants", ""),
     (Method::POST, "/v1/admin/tenants", r#"{"name":"evil"}"#),
     (
@@ -43,10 +47,10 @@ const ADMIN_ROUTES: [(Method, &str, &str); 12] = [
 #[tokio::test]
 async fn a_key_certificate_a_password_or_nothing_never_reaches_an_admin_route() {
     let ca = Ca::start();
-    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
-        .await;
-    ca.enroll_into("alice@acme", &["read:metrics"], "alice")
-        .await;
+    // A key with every scope it could hold, admin-sounding ones included.
+    let scopes = ["read:metrics", "admin:all", "write:everything"];
+    ca.tenant_with_user("acme", "alice@acme", &scopes).await;
+    ca.enroll_into("alice@acme", &scopes, "alice").await;
     let before = ca.counts().await;
     let key = ca.raw(Some(&ca.path("alice")));
     let anonymous = ca.raw(None);
@@ -92,6 +96,16 @@ async fn a_key_certificate_a_password_or_nothing_never_reaches_an_admin_route() 
         (401, "unauthenticated")
     );
     assert_eq!(ca.counts().await, before);
+    // The admin, past the wall, finds those paths and methods really do not exist.
+    let admin = ca.raw(Some(&ca.home().join("admin")));
+    for (method, path, status) in [
+        (Method::GET, "/v1/admin/no-such-thing", 404),
+        (Method::DELETE, "/v1/admin/tenants", 405),
+        (Method::GET, "/v1/admin", 404),
+    ] {
+        let (got, _) = admin.send(method.clone(), path, None, None).await.unwrap();
+        assert_eq!(got.as_u16(), status, "admin on {method} {path}");
+    }
 }
 
 #[tokio::test]
