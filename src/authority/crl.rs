@@ -123,6 +123,19 @@ impl Authority {
         self.crl.current.borrow().clone()
     }
 
+    /// Whether `crl` may be served, and how: `Ok(false)` when it is the truth as far as this CA
+    /// knows, `Ok(true)` when the builder's last attempt failed (revocations since may be
+    /// missing, and the answer must say so), and an error once it is past its nextUpdate.
+    pub fn crl_stale(&self, crl: &PublishedCrl) -> Result<bool, AuthorityError> {
+        if crl.next_update <= self.now() {
+            return Err(AuthorityError::CrlExpired {
+                number: crl.number,
+                next_update: crl.next_update,
+            });
+        }
+        Ok(self.crl.failing.load(Ordering::Relaxed))
+    }
+
     /// Waits up to `wait` for a CRL numbered above `number`; `None` when none came.
     pub async fn crl_newer_than(
         &self,
@@ -189,9 +202,10 @@ impl Authority {
                     }
                 }
             }
+            // Rebuilt when half of its validity is left. Not from thisUpdate, which is
+            // backdated: with a short validity that would make every CRL due at once.
             let refresh_in = self.current_crl().map_or(StdDuration::ZERO, |c| {
-                let half = (c.next_update - c.this_update) / 2;
-                let due = c.this_update + half - self.now();
+                let due = c.next_update - self.policy.crl_validity / 2 - self.now();
                 StdDuration::try_from(due).unwrap_or(StdDuration::ZERO)
             });
             tokio::select! {

@@ -47,7 +47,10 @@ pub async fn crl(
         (Some(current), Some(n)) if current.number == n => {
             match authority.crl_newer_than(n, wait).await {
                 Some(newer) => newer,
-                None => return Ok(not_modified(&current, pem)),
+                None => {
+                    let stale = authority.crl_stale(&current)?;
+                    return Ok(not_modified(&current, pem, stale));
+                }
             }
         }
         // Older than the caller's, or newer: the current one at once. A caller ahead of this
@@ -58,13 +61,14 @@ pub async fn crl(
             .await
             .ok_or_else(unavailable)?,
     };
+    let stale = authority.crl_stale(&crl)?;
     let etag = etag(&crl, pem);
     if headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| if_none_match(v, &etag))
     {
-        return Ok(not_modified(&crl, pem));
+        return Ok(not_modified(&crl, pem, stale));
     }
     let (content_type, body) = if pem {
         ("application/x-pem-file", crl.pem())
@@ -74,7 +78,7 @@ pub async fn crl(
     let mut response = (StatusCode::OK, body).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    set_common(h, &crl, &etag);
+    set_common(h, &crl, &etag, stale);
     Ok(response)
 }
 
@@ -90,13 +94,23 @@ fn etag(crl: &PublishedCrl, pem: bool) -> String {
     format!("\"crl-{}{}\"", crl.number, if pem { "-pem" } else { "" })
 }
 
-fn not_modified(crl: &PublishedCrl, pem: bool) -> Response {
+fn not_modified(crl: &PublishedCrl, pem: bool, stale: bool) -> Response {
     let mut response = StatusCode::NOT_MODIFIED.into_response();
-    set_common(response.headers_mut(), crl, &etag(crl, pem));
+    set_common(response.headers_mut(), crl, &etag(crl, pem), stale);
     response
 }
 
-fn set_common(h: &mut HeaderMap, crl: &PublishedCrl, etag: &str) {
+/// The header a CRL answer carries while the CA cannot publish a newer one.
+pub const STALE_HEADER: &str = "latchkey-crl-stale";
+
+fn set_common(h: &mut HeaderMap, crl: &PublishedCrl, etag: &str, stale: bool) {
+    if stale {
+        // Still signed and before its nextUpdate, so still served; but not silently.
+        h.insert(
+            STALE_HEADER,
+            HeaderValue::from_static("the CA cannot publish a newer CRL; see its log"),
+        );
+    }
     if let Ok(v) = HeaderValue::from_str(etag) {
         h.insert(header::ETAG, v);
     }

@@ -69,6 +69,7 @@ fn authority_status(e: &AuthorityError) -> (StatusCode, &'static str) {
         E::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
         E::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
         E::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+        E::CrlExpired { .. } => (StatusCode::SERVICE_UNAVAILABLE, "crl_expired"),
         E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
     }
 }

@@ -65,7 +65,9 @@ async fn openssl_crl_check_accepts_a_good_certificate_and_rejects_a_revoked_one(
     ca.enroll_into("alice@acme", &["read:metrics"], "good")
         .await;
     let bad = ca.enroll_into("alice@acme", &["read:metrics"], "bad").await;
-    let before = ca.anonymous().crl(None, 0).await.unwrap().unwrap().0;
+    let (before, der) = ca.anonymous().crl(None, 0).await.unwrap().unwrap();
+    // By default a CRL is good for an hour (thisUpdate is backdated a minute).
+    assert_eq!(crl_window(&der).0, 3600 + 60);
 
     // The owner revokes with the key's own certificate.
     let owner = ca.with_identity(&ca.path("bad"));
@@ -171,6 +173,9 @@ async fn crl_numbers_strictly_increase_across_100_concurrent_revocations() {
         seen.windows(2).all(|w| w[0] < w[1]),
         "CRL numbers must strictly increase: {seen:?}"
     );
+    // Bursts are coalesced: far fewer CRLs than revocations.
+    let built = seen.last().unwrap() - start;
+    assert!(built < 60, "{built} CRLs for 100 revocations");
     let (_, der) = client.crl(None, 0).await.unwrap().unwrap();
     let listed = crl_serials(&der);
     for key in &keys {
@@ -528,25 +533,64 @@ async fn readiness_and_metrics_report_the_crl() {
     }
 }
 
+/// nextUpdate − thisUpdate of a DER CRL, in seconds, and its nextUpdate as a Unix time.
+fn crl_window(der: &[u8]) -> (i64, i64) {
+    let (_, crl) = x509_parser::parse_x509_crl(der).expect("a CRL");
+    let this = crl.last_update().timestamp();
+    let next = crl.next_update().expect("a nextUpdate").timestamp();
+    (next - this, next)
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 #[tokio::test]
-async fn a_ca_that_cannot_publish_a_crl_says_so_in_the_log_readyz_and_metrics() {
-    let ca = Ca::start();
+async fn a_ca_that_cannot_publish_a_crl_is_never_silent_and_still_refuses_revoked_keys() {
+    // CRLs valid for a minute: rebuilt on schedule every 30 s, expired a minute after the
+    // builder last succeeded.
+    let ca = Ca::start_with(&["--crl-validity", "60s"]);
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
     let key = ca.enroll_into("alice@acme", &["read:metrics"], "k").await;
+    let serial = key.key.certificates[0].serial.clone();
+    let anonymous = ca.anonymous();
+    let (first, der) = anonymous.crl(None, 0).await.unwrap().unwrap();
+    let (window, _) = crl_window(&der);
+    // thisUpdate is backdated a minute against clock skew (as certificates are).
+    assert_eq!(window, 60 + 60, "nextUpdate follows --crl-validity");
+
+    // On schedule, with no revocation at all: a new CRL by half its validity.
+    let (scheduled, _) = anonymous
+        .crl(Some(first), 45)
+        .await
+        .unwrap()
+        .expect("a scheduled CRL within 45 s");
+    assert!(scheduled > first);
+
     // Break CRL storage under the running CA, then give it a revocation to publish.
-    let pool = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        ca.home().join("latchkey.db").display()
-    ))
+    let db = format!("sqlite://{}", ca.home().join("latchkey.db").display());
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let schema: Vec<(String,)> = sqlx::query_as(
+        "SELECT sql FROM sqlite_master WHERE tbl_name = 'crls' AND sql IS NOT NULL \
+         ORDER BY type DESC",
+    )
+    .fetch_all(&pool)
     .await
     .unwrap();
     sqlx::query("DROP TABLE crls").execute(&pool).await.unwrap();
-    pool.close().await;
     ca.admin()
-        .revoke_key(None, &key.key.id, None)
+        .revoke_key(None, &key.key.id, Some("key_compromise"))
         .await
         .unwrap();
+
+    // Renewal reads the store, not the CRL: refused though no CRL lists the key.
+    let err = ca
+        .with_identity(&ca.path("k"))
+        .renew(&key.key.id, None)
+        .await
+        .unwrap_err();
+    assert_eq!(problem_code(err), "key_revoked");
 
     let conn = ca.raw(None);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -575,4 +619,190 @@ async fn a_ca_that_cannot_publish_a_crl_says_so_in_the_log_readyz_and_metrics() 
     assert!(metrics.contains("latchkey_crl_failing 1"), "{metrics}");
     let log = std::fs::read_to_string(ca.path("serve.log")).unwrap();
     assert!(log.contains("CANNOT PUBLISH A CRL"), "{log}");
+
+    // The last CRL is still served while it is valid, but marked: it misses the revocation.
+    let (status, headers, der) = conn
+        .send_with_headers(http::Method::GET, "/v1/crl")
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(headers.contains_key("latchkey-crl-stale"), "{headers:?}");
+    assert_eq!(crl_number(&der), scheduled);
+    assert!(!crl_serials(&der).contains(&serial));
+    let (_, next_update) = crl_window(&der);
+
+    // Past its nextUpdate it is not served at all.
+    let wait = u64::try_from(next_update - unix_now() + 1).unwrap_or(0);
+    tokio::time::sleep(Duration::from_secs(wait)).await;
+    let (status, body) = conn
+        .send(http::Method::GET, "/v1/crl", None, None)
+        .await
+        .unwrap();
+    assert_eq!(status, 503, "{}", String::from_utf8_lossy(&body));
+    let problem: latchkey::api::Problem = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem.code, "crl_expired");
+
+    // Storage back: the builder recovers by itself (its retries back off to 30 s at most).
+    for (sql,) in &schema {
+        // The schema's own statements, read back from sqlite_master above.
+        sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+    let (number, der) = anonymous
+        .crl(Some(scheduled), 50)
+        .await
+        .unwrap()
+        .expect("a CRL once storage is back");
+    assert!(number > scheduled);
+    assert!(crl_serials(&der).contains(&serial));
+    let (status, headers, _) = conn
+        .send_with_headers(http::Method::GET, "/v1/crl")
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(!headers.contains_key("latchkey-crl-stale"), "{headers:?}");
+    let (status, _) = conn
+        .send(http::Method::GET, "/readyz", None, None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn every_reason_is_recorded_and_listed_with_its_code() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    // RFC 5280 §5.3.1 codes; "unspecified" is left out of the entry, as the RFC advises.
+    let reasons = [
+        ("unspecified", None),
+        ("key_compromise", Some(1)),
+        ("affiliation_changed", Some(3)),
+        ("superseded", Some(4)),
+        ("cessation_of_operation", Some(5)),
+    ];
+    let mut serials = Vec::new();
+    for (reason, _) in reasons {
+        let key = ca
+            .enroll_into("alice@acme", &["read:metrics"], reason)
+            .await;
+        // Each key revoked by DELETE with its own certificate and the reason in the body.
+        let revoked = ca
+            .with_identity(&ca.path(reason))
+            .revoke_key(None, &key.key.id, Some(reason))
+            .await
+            .unwrap();
+        assert_eq!(revoked.status, "revoked");
+        serials.push(key.key.certificates[0].serial.clone());
+    }
+    let listed_with = |der: &[u8]| -> std::collections::HashMap<String, Option<u8>> {
+        let (_, crl) = x509_parser::parse_x509_crl(der).expect("a CRL");
+        crl.iter_revoked_certificates()
+            .map(|r| {
+                (
+                    hex::encode(r.raw_serial()),
+                    r.reason_code().map(|(_, c)| c.0),
+                )
+            })
+            .collect()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let listed = loop {
+        let (_, der) = ca.anonymous().crl(None, 0).await.unwrap().unwrap();
+        let listed = listed_with(&der);
+        if serials.iter().all(|s| listed.contains_key(s)) {
+            break listed;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not all listed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for ((reason, code), serial) in reasons.iter().zip(&serials) {
+        assert_eq!(listed[serial], *code, "{reason}");
+    }
+}
+
+#[tokio::test]
+async fn the_cli_revokes_with_the_keys_certificate_a_password_or_as_admin() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    ca.tenant_with_user("globex", "carol@globex", &["read:metrics"])
+        .await;
+    let own = ca.enroll_into("alice@acme", &["read:metrics"], "own").await;
+    let by_password = ca.enroll_into("alice@acme", &["read:metrics"], "pw").await;
+    let kept = ca
+        .enroll_into("alice@acme", &["read:metrics"], "kept")
+        .await;
+    ca.enroll_into("carol@globex", &["read:metrics"], "c1")
+        .await;
+    ca.enroll_into("carol@globex", &["read:metrics"], "c2")
+        .await;
+
+    let out = ca.cli(&[
+        "keys",
+        "revoke",
+        &own.key.id,
+        "--reason",
+        "key_compromise",
+        "--dir",
+        "own",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&own.key.id) && said.contains("key_compromise"),
+        "{said}"
+    );
+
+    let out = ca.cli_with_env(
+        &[
+            "keys",
+            "revoke",
+            &by_password.key.id,
+            "--reason",
+            "superseded",
+            "--user",
+            "alice@acme",
+        ],
+        &[("LATCHKEY_PASSWORD", crate::support::PASSWORD)],
+    );
+    assert!(out.status.success(), "{out:?}");
+
+    // A whole tenant, without --owner, from the admin's CLI.
+    let out = ca.cli(&[
+        "revoke",
+        "--tenant",
+        "globex",
+        "--reason",
+        "cessation_of_operation",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("revoked 2 key(s)"),
+        "{out:?}"
+    );
+
+    let admin = ca.admin();
+    for (id, want) in [
+        (&own.key.id, "revoked"),
+        (&by_password.key.id, "revoked"),
+        (&kept.key.id, "active"),
+    ] {
+        assert_eq!(admin.key(None, id).await.unwrap().status, want, "{id}");
+    }
+    let globex = admin
+        .list_keys(
+            None,
+            &KeyListQuery {
+                tenant: Some("globex".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(globex.keys.len(), 2);
+    assert!(globex.keys.iter().all(|k| k.status == "revoked"));
 }
