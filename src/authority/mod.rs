@@ -241,18 +241,47 @@ impl Authority {
             Some(issued.serial.to_string()),
             serde_json::json!({ "subject": subject }),
         );
-        let superseded = self
+        Ok(self
             .store
             .record_service_certificate(&certificate, &event)
+            .await?)
+    }
+
+    /// `latchkey rotate-admin`: records the new admin certificate `der` if needed, then
+    /// revokes every earlier admin certificate of the same administrator (superseded), so a
+    /// leaked one stops working at once. Returns how many were revoked.
+    ///
+    /// Only an explicit rotation does this. A start-up renewal of an admin certificate near
+    /// its end leaves the earlier ones to expire: replicas that hold copies of the home renew
+    /// their own, and one replica's restart must not lock out the administrator on another.
+    pub async fn rotate_admin_certificate(
+        &self,
+        der: rustls_pki_types::CertificateDer<'static>,
+    ) -> Result<u64, AuthorityError> {
+        let trust_domain = self.signer.trust_domain();
+        let identity = crate::tls::PeerIdentity::from_der(&der, trust_domain)
+            .map_err(|e| AuthorityError::Internal(format!("the new admin certificate: {e}")))?;
+        let subject = identity.id.to_uri(trust_domain);
+        let serial = identity.serial.to_string();
+        self.ensure_service_certificate_recorded(der).await?;
+        let event = self.event(
+            "system",
+            "admin_certificate.rotate",
+            None,
+            Some(serial.clone()),
+            serde_json::json!({ "subject": subject }),
+        );
+        let superseded = self
+            .store
+            .supersede_admin_certificates(&subject, &serial, self.now().unix_timestamp(), &event)
             .await?;
-        if superseded > 0 {
-            tracing::info!(
-                superseded,
-                subject,
-                "earlier admin certificates revoked (superseded)"
-            );
-        }
-        Ok(())
+        tracing::info!(
+            superseded,
+            subject,
+            "earlier admin certificates revoked (superseded)"
+        );
+        self.crl.poke();
+        Ok(superseded)
     }
 
     /// The Prometheus text exposition of the CA's metrics.

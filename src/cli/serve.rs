@@ -97,7 +97,7 @@ pub async fn rotate_admin(args: &Args, rotate: &RotateAdminArgs) -> Result<()> {
         anyhow::bail!("no CA in {}", args.home.display());
     }
     let admin = home.replace_admin_certificate(&home.signer()?, time::OffsetDateTime::now_utc())?;
-    latchkey::server::prepare(
+    let (authority, _) = latchkey::server::prepare(
         &home,
         rotate.database_url.as_deref(),
         // The home exists: nothing of these options is used but the (absent) extra names.
@@ -110,8 +110,12 @@ pub async fn rotate_admin(args: &Args, rotate: &RotateAdminArgs) -> Result<()> {
         Arc::new(SystemClock),
     )
     .await?;
+    let revoked = authority
+        .rotate_admin_certificate(admin.der.clone())
+        .await?;
+    authority.close().await;
     println!(
-        "latchkey: new admin certificate in {}/ (serial {}); every earlier one is revoked",
+        "latchkey: new admin certificate in {}/ (serial {}); every earlier one is revoked ({revoked})",
         home.admin_dir().display(),
         admin.serial
     );

@@ -16,9 +16,9 @@
 use sqlx::{Any, AnyPool, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
-use super::audit::{self, AuditEvent};
-use super::keys::{NewCertificate, NewKey, TokenUse, insert_certificate};
-use super::{Backend, Store, StoreError, WriteTurn, changed_one, unique_as};
+use super::audit::AuditEvent;
+use super::keys::{NewCertificate, NewKey, TokenUse};
+use super::{Backend, Store, StoreError, WriteTurn, unique_as};
 
 /// The most issuances one transaction records.
 const MAX_BATCH: usize = 64;
@@ -131,14 +131,15 @@ async fn try_record_batch(
     let mut results = Vec::with_capacity(batch.len());
     if backend == Backend::Sqlite {
         for (issuance, _) in batch {
-            results.push(record_one_as_statement(&mut tx, issuance).await?);
+            results.push(record_one_as_statement(&mut tx, backend, issuance).await?);
         }
         tx.commit().await?;
         return Ok(results);
     }
+    // PostgreSQL: a refusal aborts the transaction, so each issuance has its own savepoint.
     for (issuance, _) in batch {
         sqlx::query("SAVEPOINT issuance").execute(&mut **tx).await?;
-        let result = record_one(&mut tx, issuance).await;
+        let result = record_one_as_statement(&mut tx, backend, issuance).await?;
         if result.is_err() {
             sqlx::query("ROLLBACK TO SAVEPOINT issuance")
                 .execute(&mut **tx)
@@ -153,11 +154,13 @@ async fn try_record_batch(
     Ok(results)
 }
 
-/// One issuance as one statement (SQLite): an INSERT into the `issuances` view, whose
-/// trigger does the checks and the writes (migrations/sqlite/0005). A refusal raises, and
-/// SQLite undoes the whole statement. The outer `Err` is a failure of the transaction.
+/// One issuance as one statement: on SQLite an INSERT into the `issuances` view, whose
+/// trigger does the checks and the writes, on PostgreSQL a call of `latchkey_issue`, which
+/// does the same (both engines' migration 0005). A refusal raises a `latchkey:` message and
+/// undoes the whole statement. The outer `Err` is a failure of the transaction.
 async fn record_one_as_statement(
     tx: &mut Transaction<'static, Any>,
+    backend: Backend,
     Issuance {
         key,
         certificate: c,
@@ -166,39 +169,46 @@ async fn record_one_as_statement(
         event,
     }: &Issuance,
 ) -> Result<Result<(), StoreError>, StoreError> {
-    let inserted = sqlx::query(
-        "INSERT INTO issuances (key_id, tenant_id, owner, name, description, scopes, created_at, \
-         expires_at, token_id, used_at, serial, issuer_id, subject, public_key_sha256, \
-         not_before, not_after, der, recorded_at, event_at, actor, action, event_tenant, \
-         target, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
-    )
-    .bind(&key.id)
-    .bind(key.tenant_id)
-    .bind(&key.owner)
-    .bind(&key.name)
-    .bind(&key.description)
-    .bind(&key.scopes)
-    .bind(key.created_at)
-    .bind(key.expires_at)
-    .bind(token.map(|t| t.token_id))
-    .bind(now)
-    .bind(&c.serial)
-    .bind(c.issuer_id)
-    .bind(&c.subject)
-    .bind(&c.public_key_sha256)
-    .bind(c.not_before)
-    .bind(c.not_after)
-    .bind(&c.der)
-    .bind(c.created_at)
-    .bind(event.at)
-    .bind(&event.actor)
-    .bind(event.action)
-    .bind(&event.tenant)
-    .bind(&event.target)
-    .bind(event.detail.to_string())
-    .execute(&mut **tx)
-    .await;
+    let sql = match backend {
+        Backend::Sqlite => {
+            "INSERT INTO issuances (key_id, tenant_id, owner, name, description, scopes, \
+             created_at, expires_at, token_id, used_at, serial, issuer_id, subject, \
+             public_key_sha256, not_before, not_after, der, recorded_at, event_at, actor, action, \
+             event_tenant, target, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+             $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+        }
+        Backend::Postgres => {
+            "SELECT latchkey_issue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
+             $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+        }
+    };
+    let inserted = sqlx::query(sql)
+        .bind(&key.id)
+        .bind(key.tenant_id)
+        .bind(&key.owner)
+        .bind(&key.name)
+        .bind(&key.description)
+        .bind(&key.scopes)
+        .bind(key.created_at)
+        .bind(key.expires_at)
+        .bind(token.map(|t| t.token_id))
+        .bind(now)
+        .bind(&c.serial)
+        .bind(c.issuer_id)
+        .bind(&c.subject)
+        .bind(&c.public_key_sha256)
+        .bind(c.not_before)
+        .bind(c.not_after)
+        .bind(&c.der)
+        .bind(c.created_at)
+        .bind(event.at)
+        .bind(&event.actor)
+        .bind(event.action)
+        .bind(&event.tenant)
+        .bind(&event.target)
+        .bind(event.detail.to_string())
+        .execute(&mut **tx)
+        .await;
     Ok(match inserted {
         Ok(_) => Ok(()),
         Err(sqlx::Error::Database(db)) if db.message().starts_with("latchkey:") => {
@@ -211,61 +221,4 @@ async fn record_one_as_statement(
         }
         Err(e) => Err(unique_as(e, StoreError::Collision)),
     })
-}
-
-/// One issuance's statements, one by one (PostgreSQL). Each check rides on the write it
-/// guards, so a refusal costs no extra round trip; the savepoint undoes what came before it.
-async fn record_one(
-    tx: &mut Transaction<'static, Any>,
-    Issuance {
-        key,
-        certificate,
-        token,
-        now,
-        event,
-    }: &Issuance,
-) -> Result<(), StoreError> {
-    if let Some(token) = token {
-        // Consumed first, so a token raced from two requests gives exactly one key.
-        let used = sqlx::query(
-            "UPDATE enrollment_tokens SET used_at = $1, key_id = $2 \
-             WHERE id = $3 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1",
-        )
-        .bind(now)
-        .bind(&key.id)
-        .bind(token.token_id)
-        .execute(&mut **tx)
-        .await?;
-        if !changed_one(&used) {
-            return Err(StoreError::TokenSpent);
-        }
-    }
-    // Checked under the write lock: a disable that committed after authentication still
-    // stops this key.
-    let inserted = sqlx::query(
-        "INSERT INTO keys (id, tenant_id, owner, name, description, scopes, created_at, expires_at) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE NOT EXISTS (\
-           SELECT 1 FROM tenants t LEFT JOIN users u ON u.tenant_id = t.id AND u.name = $3 \
-           WHERE t.id = $2 AND (t.disabled_at IS NOT NULL OR u.disabled_at IS NOT NULL))",
-    )
-    .bind(&key.id)
-    .bind(key.tenant_id)
-    .bind(&key.owner)
-    .bind(&key.name)
-    .bind(&key.description)
-    .bind(&key.scopes)
-    .bind(key.created_at)
-    .bind(key.expires_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| unique_as(e, StoreError::Collision))?;
-    if !changed_one(&inserted) {
-        return Err(StoreError::Disabled);
-    }
-    // Checked under the write lock too, so two enrollments racing with one key pair cannot
-    // both pass.
-    if !insert_certificate(tx, certificate, true).await? {
-        return Err(StoreError::PublicKeyInUse);
-    }
-    audit::insert(tx, event).await
 }

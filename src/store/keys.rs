@@ -2,7 +2,7 @@ use sqlx::AssertSqlSafe;
 
 use super::audit::{self, AuditEvent};
 use super::filter::Statement;
-use super::{Store, StoreError, changed_one, unique_as};
+use super::{Backend, Store, StoreError, changed_one, unique_as};
 use crate::model::RevocationReason;
 
 /// A key to record with its first certificate.
@@ -164,6 +164,14 @@ impl Store {
         if !changed_one(&active) {
             return Err(StoreError::KeyNotActive);
         }
+        if self.backend() == Backend::Postgres {
+            // As in `latchkey_issue` (migrations/postgres/0005): replicas write at once, and
+            // this serializes the check below with every other use of the same public key.
+            sqlx::query("SELECT 1 FROM pg_advisory_xact_lock(hashtextextended($1, 0))")
+                .bind(&certificate.public_key_sha256)
+                .execute(&mut **tx)
+                .await?;
+        }
         let (other_keys,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM certificates \
              WHERE public_key_sha256 = $1 AND (key_id IS NULL OR key_id <> $2)",
@@ -175,37 +183,46 @@ impl Store {
         if other_keys > 0 {
             return Err(StoreError::PublicKeyInUse);
         }
-        insert_certificate(&mut tx, certificate, false).await?;
+        insert_certificate(&mut tx, certificate).await?;
         audit::insert(&mut tx, event).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Records a certificate the CA issued for itself (its server or an admin certificate).
-    /// A new admin certificate supersedes every earlier one of the same administrator: they
-    /// are revoked in the same transaction, so replacing a leaked admin certificate ends it.
-    /// Returns how many were superseded.
     pub async fn record_service_certificate(
         &self,
         certificate: &NewCertificate,
         event: &AuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        insert_certificate(&mut tx, certificate).await?;
+        audit::insert(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Revokes (superseded, at `at`) every unrevoked admin certificate for `subject` but the
+    /// one with serial `keep`, and records `event`; returns how many were revoked.
+    pub async fn supersede_admin_certificates(
+        &self,
+        subject: &str,
+        keep: &str,
+        at: i64,
+        event: &AuditEvent,
     ) -> Result<u64, StoreError> {
         let mut tx = self.begin().await?;
-        insert_certificate(&mut tx, certificate, false).await?;
-        let mut superseded = 0;
-        if certificate.kind == "admin" {
-            superseded = sqlx::query(
-                "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
-                 WHERE kind = 'admin' AND subject = $3 AND serial <> $4 AND revoked_at IS NULL",
-            )
-            .bind(certificate.created_at)
-            .bind(RevocationReason::Superseded.as_str())
-            .bind(&certificate.subject)
-            .bind(&certificate.serial)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-        }
+        let superseded = sqlx::query(
+            "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
+             WHERE kind = 'admin' AND subject = $3 AND serial <> $4 AND revoked_at IS NULL",
+        )
+        .bind(at)
+        .bind(RevocationReason::Superseded.as_str())
+        .bind(subject)
+        .bind(keep)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
         audit::insert(&mut tx, event).await?;
         tx.commit().await?;
         Ok(superseded)
@@ -318,34 +335,27 @@ impl Store {
     }
 }
 
-/// Inserts a certificate row. With `unless_key_in_use`, only if no other certificate has
-/// its public key; returns whether it was inserted.
-pub(super) async fn insert_certificate(
+/// Inserts a certificate row; a serial that exists already is a `Collision`.
+async fn insert_certificate(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     c: &NewCertificate,
-    unless_key_in_use: bool,
-) -> Result<bool, StoreError> {
-    let sql = if unless_key_in_use {
+) -> Result<(), StoreError> {
+    sqlx::query(
         "INSERT INTO certificates (serial, issuer_id, kind, key_id, subject, public_key_sha256, \
-         not_before, not_after, der, created_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
-         WHERE NOT EXISTS (SELECT 1 FROM certificates WHERE public_key_sha256 = $6)"
-    } else {
-        "INSERT INTO certificates (serial, issuer_id, kind, key_id, subject, public_key_sha256, \
-         not_before, not_after, der, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-    };
-    let inserted = sqlx::query(sql)
-        .bind(&c.serial)
-        .bind(c.issuer_id)
-        .bind(c.kind)
-        .bind(&c.key_id)
-        .bind(&c.subject)
-        .bind(&c.public_key_sha256)
-        .bind(c.not_before)
-        .bind(c.not_after)
-        .bind(&c.der)
-        .bind(c.created_at)
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| unique_as(e, StoreError::Collision))?;
-    Ok(changed_one(&inserted))
+         not_before, not_after, der, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&c.serial)
+    .bind(c.issuer_id)
+    .bind(c.kind)
+    .bind(&c.key_id)
+    .bind(&c.subject)
+    .bind(&c.public_key_sha256)
+    .bind(c.not_before)
+    .bind(c.not_after)
+    .bind(&c.der)
+    .bind(c.created_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| unique_as(e, StoreError::Collision))?;
+    Ok(())
 }

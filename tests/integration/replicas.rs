@@ -57,6 +57,29 @@ async fn two_replicas_on_one_postgres_behave_as_one_ca() {
         "a one-time token gave {issued} keys across replicas"
     );
 
+    // One key pair, 2×8 concurrent enrollments at both replicas: one key holds it.
+    let shared_csr = csr();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let client = if i % 2 == 0 {
+            at_a.clone()
+        } else {
+            at_b.clone()
+        };
+        let brief = request(&shared_csr, &["read:metrics"], &format!("same{i}"));
+        tasks.push(tokio::spawn(async move {
+            client.enroll(&password("alice@acme"), &brief).await
+        }));
+    }
+    let mut holders = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => holders += 1,
+            Err(e) => assert_eq!(problem_code(e), "public_key_in_use"),
+        }
+    }
+    assert_eq!(holders, 1, "one public key went to {holders} keys");
+
     // Keys issued at either replica; the inventory and the audit log are the same at both.
     let mut keys = Vec::new();
     for i in 0..10 {
@@ -88,7 +111,8 @@ async fn two_replicas_on_one_postgres_behave_as_one_ca() {
         .collect::<Vec<_>>()
     };
     assert_eq!(list(admin_a.clone()).await, list(admin_b.clone()).await);
-    assert_eq!(list(admin_a.clone()).await.len(), 11);
+    // The token's key, the shared key pair's, and ten.
+    assert_eq!(list(admin_a.clone()).await.len(), 12);
     let audit_a: Vec<i64> = admin_a
         .audit(&[])
         .await

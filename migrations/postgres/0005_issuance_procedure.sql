@@ -1,0 +1,50 @@
+-- An issuance's writes as one statement, as on SQLite (its 0005 is a view and a trigger; here
+-- it is a function): one round trip instead of one per write, and the same refusals, raised
+-- with the same 'latchkey:' messages. A refusal aborts the statement; the caller's savepoint
+-- undoes it and the batch's transaction goes on.
+--
+-- Unlike SQLite, PostgreSQL lets replicas write at once, and under READ COMMITTED two
+-- enrollments with one key pair could both find it unused. A transaction-scoped advisory lock
+-- on the public key's hash serializes them: the second waits until the first commits, and
+-- its check then sees the first one's certificate. (Renewals take the same lock.)
+CREATE FUNCTION latchkey_issue(
+    p_key_id TEXT, p_tenant_id BIGINT, p_owner TEXT, p_name TEXT, p_description TEXT,
+    p_scopes TEXT, p_created_at BIGINT, p_expires_at BIGINT, p_token_id BIGINT,
+    p_used_at BIGINT, p_serial TEXT, p_issuer_id BIGINT, p_subject TEXT,
+    p_public_key_sha256 TEXT, p_not_before BIGINT, p_not_after BIGINT, p_der BYTEA,
+    p_recorded_at BIGINT, p_event_at BIGINT, p_actor TEXT, p_action TEXT,
+    p_event_tenant TEXT, p_target TEXT, p_detail TEXT
+) RETURNS INTEGER LANGUAGE plpgsql AS $$
+BEGIN
+    -- The token is consumed first, so a token raced from two requests gives one key.
+    IF p_token_id IS NOT NULL THEN
+        UPDATE enrollment_tokens SET used_at = p_used_at, key_id = p_key_id
+        WHERE id = p_token_id AND used_at IS NULL AND revoked_at IS NULL
+          AND expires_at > p_used_at;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'latchkey:token_spent';
+        END IF;
+    END IF;
+    -- A disable that committed after authentication still stops this key.
+    IF EXISTS (
+        SELECT 1 FROM tenants t LEFT JOIN users u ON u.tenant_id = t.id AND u.name = p_owner
+        WHERE t.id = p_tenant_id AND (t.disabled_at IS NOT NULL OR u.disabled_at IS NOT NULL)
+    ) THEN
+        RAISE EXCEPTION 'latchkey:disabled';
+    END IF;
+    INSERT INTO keys (id, tenant_id, owner, name, description, scopes, created_at, expires_at)
+    VALUES (p_key_id, p_tenant_id, p_owner, p_name, p_description, p_scopes, p_created_at,
+            p_expires_at);
+    PERFORM pg_advisory_xact_lock(hashtextextended(p_public_key_sha256, 0));
+    IF EXISTS (SELECT 1 FROM certificates WHERE public_key_sha256 = p_public_key_sha256) THEN
+        RAISE EXCEPTION 'latchkey:public_key_in_use';
+    END IF;
+    INSERT INTO certificates (serial, issuer_id, kind, key_id, subject, public_key_sha256,
+                              not_before, not_after, der, created_at)
+    VALUES (p_serial, p_issuer_id, 'key', p_key_id, p_subject, p_public_key_sha256,
+            p_not_before, p_not_after, p_der, p_recorded_at);
+    INSERT INTO audit_events (at, actor, action, tenant, target, detail)
+    VALUES (p_event_at, p_actor, p_action, p_event_tenant, p_target, p_detail);
+    RETURN 1;
+END
+$$;
