@@ -398,7 +398,11 @@ impl Authority {
                 .await
             {
                 Ok(()) => {}
-                Err(StoreError::Collision) => continue,
+                Err(StoreError::Collision) => {
+                    self.metrics.crl_number_conflicts.inc();
+                    tracing::warn!(number, "another replica stored this CRL number first");
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             }
             // 5. Publish.

@@ -135,8 +135,14 @@ impl From<StoreError> for AuthorityError {
             StoreError::KeyNotActive => Self::KeyNotActive,
             StoreError::Disabled => Self::Disabled("the tenant or the user".into()),
             StoreError::Unavailable(_) | StoreError::BatchFailed(_) => Self::Unavailable(err),
-            StoreError::Collision
-            | StoreError::Migration(_)
+            // A serial or key id drawn again after its retries ran out: with 128 random bits
+            // that is a store misbehaving, not a request to refuse; nothing was issued, and
+            // the client may try again.
+            StoreError::Collision => {
+                tracing::error!("unique values collided after every retry");
+                Self::Busy
+            }
+            StoreError::Migration(_)
             | StoreError::NotEmpty
             | StoreError::CopyMismatch(_)
             | StoreError::Corrupt(_)

@@ -16,6 +16,7 @@ pub(super) struct Metrics {
     pub(super) crl_next_update: Gauge,
     pub(super) crl_failing: Gauge,
     pub(super) crl_failures: Counter,
+    pub(super) crl_number_conflicts: Counter,
 }
 
 impl Metrics {
@@ -30,6 +31,7 @@ impl Metrics {
             crl_next_update: Gauge::default(),
             crl_failing: Gauge::default(),
             crl_failures: Counter::default(),
+            crl_number_conflicts: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -67,6 +69,12 @@ impl Metrics {
             "crl_build_failures",
             "CRL builds that failed",
             m.crl_failures.clone(),
+        );
+        registry.register(
+            "crl_number_conflicts",
+            "CRLs built here whose number another replica had stored first (the builder lease \
+             should keep this at 0)",
+            m.crl_number_conflicts.clone(),
         );
         Self { registry, ..m }
     }

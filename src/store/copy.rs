@@ -199,7 +199,8 @@ async fn fingerprint(
 
 impl Store {
     /// Copies every row of `self` into `target`, which must be empty, in one transaction, and
-    /// then checks that both hold the same rows. Returns the row count of each table.
+    /// then checks that both hold the same rows. Returns the row count of each table and the
+    /// number of revoked keys and certificates.
     pub async fn copy_into(
         &self,
         target: &Store,
@@ -263,6 +264,15 @@ impl Store {
                 return Err(StoreError::CopyMismatch(table));
             }
             counts.insert(*table, source.0);
+        }
+        // Revocations are columns of the rows compared above; counted on their own too, so
+        // the operator sees how many moved.
+        let (ours, theirs) = (self.row_counts().await?, target.row_counts().await?);
+        for name in ["revoked_keys", "revoked_certificates"] {
+            if ours.get(name) != theirs.get(name) {
+                return Err(StoreError::CopyMismatch(name));
+            }
+            counts.insert(name, ours.get(name).copied().unwrap_or(0));
         }
         Ok(counts)
     }

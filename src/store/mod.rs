@@ -166,9 +166,10 @@ impl Store {
         Ok(())
     }
 
-    /// The number of rows in each table, for operators and tests.
+    /// The number of rows in each table, and of revoked keys and certificates, for operators
+    /// and tests.
     pub async fn row_counts(&self) -> Result<BTreeMap<&'static str, i64>, StoreError> {
-        const TABLES: [(&str, &str); 7] = [
+        const TABLES: [(&str, &str); 9] = [
             ("issuers", "SELECT COUNT(*) FROM issuers"),
             ("tenants", "SELECT COUNT(*) FROM tenants"),
             ("users", "SELECT COUNT(*) FROM users"),
@@ -179,6 +180,15 @@ impl Store {
             ("keys", "SELECT COUNT(*) FROM keys"),
             ("certificates", "SELECT COUNT(*) FROM certificates"),
             ("audit_events", "SELECT COUNT(*) FROM audit_events"),
+            // Revocations are columns of keys and certificates, counted on their own.
+            (
+                "revoked_keys",
+                "SELECT COUNT(*) FROM keys WHERE revoked_at IS NOT NULL",
+            ),
+            (
+                "revoked_certificates",
+                "SELECT COUNT(*) FROM certificates WHERE revoked_at IS NOT NULL",
+            ),
         ];
         let mut counts = BTreeMap::new();
         for (table, sql) in TABLES {
@@ -287,4 +297,21 @@ fn unique_as(err: sqlx::Error, on_unique: StoreError) -> StoreError {
 /// True when a statement changed exactly one row.
 fn changed_one(result: &AnyQueryResult) -> bool {
     result.rows_affected() == 1
+}
+
+#[cfg(test)]
+mod tests {
+    /// Both engines' migrations have the same versions, named alike: a version means one
+    /// change of the schema, whichever engine holds it, and `latchkey migrate` relies on it.
+    #[test]
+    fn both_engines_have_the_same_migration_versions() {
+        let versions = |m: &sqlx::migrate::Migrator| {
+            m.iter()
+                .map(|m| (m.version, m.description.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let sqlite = versions(&super::SQLITE_MIGRATIONS);
+        assert_eq!(sqlite, versions(&super::POSTGRES_MIGRATIONS));
+        assert!(sqlite.len() >= 5, "{sqlite:?}");
+    }
 }

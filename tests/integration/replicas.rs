@@ -202,6 +202,22 @@ async fn two_replicas_on_one_postgres_behave_as_one_ca() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Exactly one replica built each CRL: neither ever built one whose number the other had
+    // stored first (the database's unique number would have hidden that from the checks above).
+    for url in [&ca.url, &b.url] {
+        let conn = latchkey::client::Connection::new(url, &ca.ca_pem(), None).unwrap();
+        let (_, metrics) = conn
+            .send(http::Method::GET, "/metrics", None, None)
+            .await
+            .unwrap();
+        let metrics = String::from_utf8_lossy(&metrics);
+        for line in [
+            "latchkey_crl_number_conflicts_total 0",
+            "latchkey_crl_build_failures_total 0",
+        ] {
+            assert!(metrics.contains(line), "{url}: {line} missing:\n{metrics}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -239,11 +255,8 @@ async fn losing_the_database_mid_burst_loses_no_issued_certificate() {
                 match result {
                     Ok(answer) => outcomes.0.push(answer),
                     Err(latchkey::client::ClientError::Problem(p)) => {
-                        assert!(
-                            matches!(p.code.as_str(), "store_unavailable" | "internal"),
-                            "{p:?}"
-                        );
-                        assert!(p.status >= 500);
+                        // A clear code, and one that says "try again": never a 500.
+                        assert_eq!((p.status, p.code.as_str()), (503, "store_unavailable"));
                         outcomes.1 += 1;
                     }
                     Err(other) => panic!("unexpected failure: {other}"),
@@ -348,6 +361,11 @@ async fn migrate_moves_a_sqlite_ca_onto_postgres_and_it_serves_the_same() {
         .await
         .unwrap();
     let token = ca.token("bot@acme", &["read:metrics"]).await;
+    let spent = ca.token("bot@acme", &["read:metrics"]).await;
+    ca.anonymous()
+        .enroll(&Auth::Token(spent.clone()), &request(&csr(), &[], "spent"))
+        .await
+        .unwrap();
     // Wait for the CRL that lists the revocation.
     let client = ca.anonymous();
     let mut crl = client.crl(None, 0).await.unwrap().unwrap();
@@ -360,6 +378,7 @@ async fn migrate_moves_a_sqlite_ca_onto_postgres_and_it_serves_the_same() {
         .await
         .unwrap();
     let audit_before = admin.audit(&[]).await.unwrap();
+    let counts_before = ca.counts().await;
 
     ca.stop();
     let out = ca.cli(&["migrate", "--to", &pg.url]);
@@ -368,14 +387,48 @@ async fn migrate_moves_a_sqlite_ca_onto_postgres_and_it_serves_the_same() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A count of each: every table, and the revocations.
     let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        printed.contains("certificates") && printed.contains("audit_events"),
-        "{printed}"
-    );
+    let printed: std::collections::BTreeMap<&str, i64> = printed
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            Some((words.next()?, words.next()?.parse().ok()?))
+        })
+        .collect();
+    for (what, n) in &counts_before {
+        assert_eq!(printed.get(what), Some(n), "{what}: {printed:?}");
+    }
+    assert_eq!(counts_before["revoked_keys"], 1);
     let again = ca.cli(&["migrate", "--to", &pg.url]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+
+    // The verification is real: a target that changes what it is given is caught.
+    let Some(bent) = PgSchema::create("migrate_verification").await else {
+        return;
+    };
+    latchkey::store::Store::connect(&bent.url)
+        .await
+        .expect("the schema")
+        .close()
+        .await;
+    let pool = sqlx::PgPool::connect(&bent.url).await.unwrap();
+    for statement in [
+        "CREATE FUNCTION bend() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           NEW.max_key_days := NEW.max_key_days + 1; RETURN NEW; END $$",
+        "CREATE TRIGGER bend BEFORE INSERT ON tenants FOR EACH ROW EXECUTE FUNCTION bend()",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    pool.close().await;
+    let bent_copy = ca.cli(&["migrate", "--to", &bent.url]);
+    assert!(!bent_copy.status.success());
+    let said = String::from_utf8_lossy(&bent_copy.stderr);
+    assert!(
+        said.contains("tenants") && said.contains("differs"),
+        "{said}"
+    );
 
     ca.restart_on(&pg.url);
     let admin = ca.admin();
@@ -402,9 +455,23 @@ async fn migrate_moves_a_sqlite_ca_onto_postgres_and_it_serves_the_same() {
     );
     let (number, der) = ca.anonymous().crl(None, 0).await.unwrap().unwrap();
     assert_eq!((number, der), crl, "the same CRL, served from PostgreSQL");
-    // Everything keeps working: the token, the key's certificate, new ids after the copied ones.
+    // Everything keeps working: the token, the password, the key's certificate, new ids
+    // after the copied ones; and a spent token stays spent.
     ca.anonymous()
         .enroll(&Auth::Token(token), &request(&csr(), &[], "bot"))
+        .await
+        .unwrap();
+    let err = ca
+        .anonymous()
+        .enroll(&Auth::Token(spent), &request(&csr(), &[], "again"))
+        .await
+        .unwrap_err();
+    assert_eq!(problem_code(err), "invalid_token");
+    ca.anonymous()
+        .enroll(
+            &password("alice@acme"),
+            &request(&csr(), &["read:metrics"], "after the move"),
+        )
         .await
         .unwrap();
     ca.with_identity(&ca.path("kept"))
@@ -494,4 +561,89 @@ async fn without_its_database_the_ca_is_not_ready_and_answers_503() {
         )
         .await
         .unwrap();
+}
+
+/// Serials and key ids are random; a collision is retried with fresh ones, and one that keeps
+/// colliding is a 503 to try again, never a 500.
+#[tokio::test]
+async fn a_serial_collision_is_retried_and_never_a_500() {
+    let Some(pg) = PgSchema::create("a_serial_collision_is_retried_and_never_a_500").await else {
+        return;
+    };
+    let ca = Ca::start_on(&pg.url);
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let key = ca.enroll_into("alice@acme", &["read:metrics"], "k").await;
+    // A trigger that makes the next `collide` key-certificate inserts fail as duplicates. A
+    // sequence counts them: unlike a table, it is not rolled back with the failed insert.
+    let pool = sqlx::PgPool::connect(&pg.url).await.unwrap();
+    for statement in [
+        "CREATE SEQUENCE collisions",
+        "CREATE TABLE collide (n BIGINT NOT NULL)",
+        "INSERT INTO collide VALUES (1)",
+        "CREATE FUNCTION collide() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           IF nextval('collisions') <= (SELECT n FROM collide) THEN \
+             RAISE unique_violation USING MESSAGE = 'duplicate key (forced by the test)'; \
+           END IF; RETURN NEW; END $$",
+        "CREATE TRIGGER collide BEFORE INSERT ON certificates \
+           FOR EACH ROW WHEN (NEW.kind = 'key') EXECUTE FUNCTION collide()",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    let collisions = || async {
+        let (n,): (i64,) = sqlx::query_as("SELECT last_value FROM collisions")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        n
+    };
+
+    // One collision each: enrollment and renewal retry and succeed.
+    ca.anonymous()
+        .enroll(
+            &password("alice@acme"),
+            &request(&csr(), &["read:metrics"], "after a collision"),
+        )
+        .await
+        .expect("an enrollment retried past one collision");
+    assert_eq!(
+        collisions().await,
+        2,
+        "the first insert collided, the retry went in"
+    );
+    sqlx::query("UPDATE collide SET n = 3")
+        .execute(&pool)
+        .await
+        .unwrap();
+    ca.with_identity(&ca.path("k"))
+        .renew(&key.key.id, None)
+        .await
+        .expect("a renewal retried past one collision");
+
+    // Colliding every time: 503 busy, and nothing recorded.
+    sqlx::query("UPDATE collide SET n = 1000000")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let before = ca.counts().await;
+    let err = ca
+        .anonymous()
+        .enroll(
+            &password("alice@acme"),
+            &request(&csr(), &["read:metrics"], "never"),
+        )
+        .await
+        .unwrap_err();
+    let latchkey::client::ClientError::Problem(problem) = err else {
+        panic!("{err:?}")
+    };
+    assert_eq!((problem.status, problem.code.as_str()), (503, "busy"));
+    let err = ca
+        .with_identity(&ca.path("k"))
+        .renew(&key.key.id, None)
+        .await
+        .unwrap_err();
+    assert_eq!(problem_code(err), "busy");
+    assert_eq!(ca.counts().await, before);
+    pool.close().await;
 }
