@@ -276,3 +276,181 @@ async fn only_the_new_admin_certificate_works(ca: &Ca, old: &std::path::Path) {
         .await
         .expect("the new admin certificate");
 }
+
+/// Runs the CLI with `--json` and parses what it printed.
+fn cli_json<T: serde::de::DeserializeOwned>(ca: &Ca, args: &[&str]) -> T {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = ca.cli_with_env(&all, &[("LATCHKEY_PASSWORD", PASSWORD)]);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Every admin action of the CLI, each checked by what it changed.
+#[tokio::test]
+async fn every_admin_action_works_from_the_cli() {
+    use latchkey::api::{AuditPage, TenantInfo, TokenInfo, UserInfo};
+    let ca = Ca::start();
+    let run = |args: &[&str]| {
+        let out = ca.cli_with_env(args, &[("LATCHKEY_PASSWORD", PASSWORD)]);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let started = time::OffsetDateTime::now_utc();
+    run(&["tenant", "add", "acme", "--max-key-days", "30"]);
+    run(&["tenant", "add", "globex"]);
+    run(&["tenant", "set", "globex", "--max-key-days", "7"]);
+    run(&["tenant", "disable", "globex"]);
+    let tenants: Vec<TenantInfo> = cli_json(&ca, &["tenant", "list"]);
+    let summary: Vec<_> = tenants
+        .iter()
+        .map(|t| (t.name.as_str(), t.max_key_days, t.disabled))
+        .collect();
+    assert_eq!(summary, [("acme", 30, false), ("globex", 7, true)]);
+    run(&["tenant", "enable", "globex"]);
+    let tenants: Vec<TenantInfo> = cli_json(&ca, &["tenant", "list"]);
+    assert!(tenants.iter().all(|t| !t.disabled));
+
+    run(&["user", "add", "alice@acme", "--scopes", "read:metrics"]);
+    run(&["user", "add", "bob@acme", "--scopes", "read:metrics"]);
+    run(&[
+        "user",
+        "grants",
+        "bob@acme",
+        "--scopes",
+        "read:metrics,write:events",
+    ]);
+    run(&["user", "disable", "alice@acme"]);
+    let users: Vec<UserInfo> = cli_json(&ca, &["user", "list", "--tenant", "acme"]);
+    let summary: Vec<_> = users
+        .iter()
+        .map(|u| (u.user.as_str(), u.scopes.join(","), u.disabled))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("alice@acme", "read:metrics".to_owned(), true),
+            ("bob@acme", "read:metrics,write:events".to_owned(), false),
+        ]
+    );
+    // Disabled means no new keys; enabled again, alice enrolls.
+    let enroll = |out: &str| {
+        ca.cli_with_env(
+            &[
+                "enroll",
+                "--user",
+                "alice@acme",
+                "--scopes",
+                "read:metrics",
+                "--name",
+                out,
+                "--out",
+                out,
+            ],
+            &[("LATCHKEY_PASSWORD", PASSWORD)],
+        )
+    };
+    let refused = enroll("while-disabled");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("disabled"),
+        "{refused:?}"
+    );
+    run(&["user", "enable", "alice@acme"]);
+    let enrolled = enroll("enabled");
+    assert!(enrolled.status.success(), "{enrolled:?}");
+
+    let created: TokenInfo = cli_json(
+        &ca,
+        &[
+            "token",
+            "create",
+            "--owner",
+            "bot@acme",
+            "--scopes",
+            "read:metrics",
+        ],
+    );
+    let secret = created.token.expect("the secret, once");
+    let tokens: Vec<TokenInfo> = cli_json(&ca, &["token", "list", "--tenant", "acme"]);
+    assert_eq!(tokens.len(), 1);
+    assert!(tokens[0].token.is_none(), "a listed token has no secret");
+    assert_eq!(tokens[0].status, "unused");
+    run(&["token", "revoke", &tokens[0].id.to_string()]);
+    let tokens: Vec<TokenInfo> = cli_json(&ca, &["token", "list"]);
+    assert_eq!(tokens[0].status, "revoked");
+    let err = ca
+        .anonymous()
+        .enroll(
+            &latchkey::client::Auth::Token(secret),
+            &crate::support::request(&crate::support::csr(), &[], "bot"),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(problem_code(err), "invalid_token");
+
+    // The audit log, filtered every way.
+    let all: AuditPage = cli_json(&ca, &["audit", "--limit", "200"]);
+    assert!(all.events.len() >= 12, "{}", all.events.len());
+    // Grants for bob, disable and enable for alice.
+    let page: AuditPage = cli_json(&ca, &["audit", "--action", "user.change"]);
+    assert_eq!(page.events.len(), 3);
+    assert!(page.events.iter().all(|e| e.action == "user.change"));
+    let page: AuditPage = cli_json(&ca, &["audit", "--actor", "user:alice@acme"]);
+    assert!(!page.events.is_empty());
+    assert!(page.events.iter().all(|e| e.actor == "user:alice@acme"));
+    let page: AuditPage = cli_json(&ca, &["audit", "--tenant", "globex"]);
+    assert!(
+        page.events
+            .iter()
+            .all(|e| e.tenant.as_deref() == Some("globex"))
+    );
+    assert!(page.events.len() >= 4, "add, set, disable, enable");
+    let before_start = (started - time::Duration::minutes(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let after_now = (time::OffsetDateTime::now_utc() + time::Duration::minutes(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let page: AuditPage = cli_json(&ca, &["audit", "--until", &before_start]);
+    assert!(page.events.iter().all(|e| e.at < started));
+    let page: AuditPage = cli_json(&ca, &["audit", "--since", &after_now]);
+    assert!(page.events.is_empty());
+    let page: AuditPage = cli_json(
+        &ca,
+        &[
+            "audit",
+            "--since",
+            &before_start,
+            "--until",
+            &after_now,
+            "--limit",
+            "200",
+        ],
+    );
+    assert_eq!(page.events.len(), all.events.len());
+    // Paging: two at a time, following the cursor, gives the same events.
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut args = vec!["audit", "--limit", "2"];
+        if let Some(c) = &cursor {
+            args.extend(["--cursor", c.as_str()]);
+        }
+        let page: AuditPage = cli_json(&ca, &args);
+        paged.extend(page.events.iter().map(|e| e.id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all.events.iter().map(|e| e.id).collect::<Vec<_>>());
+}

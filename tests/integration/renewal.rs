@@ -26,6 +26,14 @@ async fn renewal_gives_the_same_key_a_new_certificate_and_refuses_others() {
     let (old, new) = (&renewed.key.certificates[0], &renewed.key.certificates[1]);
     assert_ne!(old.serial, new.serial);
     assert!(new.not_after <= renewed.key.expires_at);
+    assert_eq!(renewed.key.tenant, "acme");
+    // The renewed certificate names the same tenant and key, and carries the same scopes.
+    let identity = |pem: &str| {
+        let der = latchkey::tls::load_certificates(pem.as_bytes(), "leaf").unwrap();
+        let id = latchkey::tls::Identity::from_der(&der[0], "latchkey.internal").unwrap();
+        (id.tenant.to_string(), id.key_id.to_string(), id.scopes)
+    };
+    assert_eq!(identity(&renewed.certificate), identity(&a.certificate));
     // Same public key, new serial: both certificates carry the same SPKI.
     let spki = |pem: &str| {
         let (_, p) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
@@ -71,6 +79,40 @@ async fn renewal_gives_the_same_key_a_new_certificate_and_refuses_others() {
     let current = ca.with_identity(&ca.path("a"));
     let err = current.renew(&a.key.id, None).await.unwrap_err();
     assert_eq!(problem_code(err), "key_revoked");
+}
+
+/// A key that ends within a day: its certificates, renewed or not, end with it.
+#[tokio::test]
+async fn a_renewed_certificate_never_outlives_its_key() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let client = ca.anonymous();
+    let pair = latchkey::client::new_key_pair(latchkey::client::KeyType::P256).unwrap();
+    let mut brief = request(&pair.csr_pem, &["read:metrics"], "short");
+    brief.ttl_seconds = Some(3600);
+    let first = client
+        .enroll(&password("alice@acme"), &brief)
+        .await
+        .unwrap();
+    let dir = latchkey::client::KeyDir::new(ca.path("short"));
+    dir.write_key(&pair.key_pem).unwrap();
+    dir.write_certificates(&first.certificate, &first.chain)
+        .unwrap();
+    assert_eq!(
+        first.key.certificates[0].not_after, first.key.expires_at,
+        "24 h capped at the key's hour"
+    );
+    let renewed = ca
+        .with_identity(&ca.path("short"))
+        .renew(&first.key.id, None)
+        .await
+        .unwrap();
+    assert_eq!(renewed.key.certificates[1].not_after, first.key.expires_at);
+    assert_eq!(
+        renewed.key.expires_at, first.key.expires_at,
+        "keys are not extended"
+    );
 }
 
 #[tokio::test]
@@ -508,4 +550,136 @@ async fn tokens_can_be_revoked_and_the_audit_log_reads_back_with_filters() {
     let out = ca.cli(&["audit", "--tenant", "acme"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("key.revoke"));
+}
+
+/// `renew --watch` and the library's auto-renewing key ride out a CA that is down across
+/// their renewal time: they keep the current certificate, retry with backoff, and renew once
+/// the CA is back, before the certificate ends. A reader never sees a half-written file.
+#[tokio::test]
+async fn renewal_survives_the_ca_being_down_and_files_are_replaced_whole() {
+    let mut ca = Ca::start_with(&["--certificate-lifetime", "60s"]);
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let cli = ca.enroll_into("alice@acme", &["read:metrics"], "cli").await;
+    let lib = ca.enroll_into("alice@acme", &["read:metrics"], "lib").await;
+    let issued = tokio::time::Instant::now();
+    let serial_of = |pem: &str| {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+        Some(hex::encode(pem.parse_x509().ok()?.raw_serial()))
+    };
+
+    let mut watch = Command::new(BIN)
+        .args(["renew", "--dir", "cli", "--watch"])
+        .current_dir(ca.dir.path())
+        .env("LATCHKEY_SERVER", &ca.url)
+        .env("LATCHKEY_HOME", ca.home())
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            std::fs::File::create(ca.path("watch.log")).unwrap(),
+        ))
+        .spawn()
+        .unwrap();
+    let key = latchkey::client::AutoRenewingKey::start(
+        &ca.url,
+        &ca.ca_pem(),
+        latchkey::client::KeyDir::new(ca.path("lib")),
+    )
+    .unwrap();
+    let first_lib_serial = lib.key.certificates[0].serial.clone();
+    assert_eq!(
+        key.current_serial().as_deref(),
+        Some(first_lib_serial.as_str())
+    );
+
+    // A reader that parses cert.pem as fast as it can, all along.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (stop, path) = (stop.clone(), ca.path("cli/cert.pem"));
+        std::thread::spawn(move || {
+            let (mut reads, mut torn) = (0u64, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                if serial_of(&text).is_none() {
+                    torn.push(text);
+                }
+                reads += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            (reads, torn)
+        })
+    };
+
+    // Down from now until past the renewal time (two thirds of the 60 s: 40 s after issue),
+    // and back 17 s before the certificates end.
+    ca.stop();
+    tokio::time::sleep_until(issued + Duration::from_secs(43)).await;
+    assert_eq!(
+        key.current_serial().as_deref(),
+        Some(first_lib_serial.as_str()),
+        "the current certificate is kept while the CA is down"
+    );
+    let on_disk = std::fs::read_to_string(ca.path("cli/cert.pem")).unwrap();
+    assert_eq!(
+        on_disk, cli.certificate,
+        "nothing written while the CA is down"
+    );
+    ca.start_again();
+
+    let admin = ca.admin();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let cli_now = admin.key(None, &cli.key.id).await.unwrap();
+        let lib_now = admin.key(None, &lib.key.id).await.unwrap();
+        if cli_now.certificates.len() >= 2
+            && lib_now.certificates.len() >= 2
+            && key.current_serial().as_deref() != Some(first_lib_serial.as_str())
+        {
+            // Renewed before the first certificates ended: no gap.
+            for k in [&cli_now, &lib_now] {
+                let (first, second) = (&k.certificates[0], &k.certificates[1]);
+                assert!(
+                    second.not_before + latchkey::model::profile::BACKDATE <= first.not_after,
+                    "a gap in {}",
+                    k.id
+                );
+            }
+            assert_eq!(
+                key.current_serial(),
+                Some(lib_now.certificates[1].serial.clone()),
+                "new connections get the renewed certificate"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no renewal after the CA came back: {}",
+            std::fs::read_to_string(ca.path("watch.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (reads, torn) = reader.join().unwrap();
+    assert!(reads > 1000, "the reader read {reads} times");
+    assert!(
+        torn.is_empty(),
+        "{} torn reads: {:?}",
+        torn.len(),
+        torn.first()
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let log = std::fs::read_to_string(ca.path("watch.log")).unwrap();
+    assert!(
+        log.contains("renewal failed; keeping the current certificate"),
+        "{log}"
+    );
+    assert!(log.contains("certificate renewed"), "{log}");
+    let leftovers: Vec<_> = std::fs::read_dir(ca.path("cli"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !matches!(n.as_str(), "key.pem" | "cert.pem" | "chain.pem"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

@@ -36,7 +36,7 @@ impl Ca {
     pub fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (child, url) = spawn_serve(dir.path(), &extra);
+        let (child, url) = spawn_serve(dir.path(), ANY_PORT, &extra);
         Self {
             dir,
             url,
@@ -50,7 +50,7 @@ impl Ca {
     pub fn start_on(database_url: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let extra = vec!["--database-url".to_owned(), database_url.to_owned()];
-        let (child, url) = spawn_serve(dir.path(), &extra);
+        let (child, url) = spawn_serve(dir.path(), ANY_PORT, &extra);
         Self {
             dir,
             url,
@@ -63,7 +63,7 @@ impl Ca {
     /// Another `latchkey serve` on the same CA home and database (a replica), on its own
     /// port. Killed when dropped.
     pub fn replica(&self) -> Replica {
-        let (child, url) = spawn_serve(self.dir.path(), &self.extra);
+        let (child, url) = spawn_serve(self.dir.path(), ANY_PORT, &self.extra);
         Replica { child, url }
     }
 
@@ -89,10 +89,23 @@ impl Ca {
     /// Stops the server process (SIGKILL) and starts it again on the same home.
     pub fn restart(&mut self) -> String {
         self.stop();
-        let (child, url) = spawn_serve(self.dir.path(), &self.extra);
+        let (child, url) = spawn_serve(self.dir.path(), ANY_PORT, &self.extra);
         self.child = child;
         self.url = url.clone();
         url
+    }
+
+    /// Starts a stopped server again on the same home and the same address: a CA that was
+    /// down for a while and came back, as its clients see it.
+    pub fn start_again(&mut self) {
+        let listen = self
+            .url
+            .strip_prefix("https://")
+            .expect("an https URL")
+            .to_owned();
+        let (child, url) = spawn_serve(self.dir.path(), &listen, &self.extra);
+        assert_eq!(url, self.url, "back at the same address");
+        self.child = child;
     }
 
     /// Restarts the server on another database (after `latchkey migrate`).
@@ -353,14 +366,17 @@ fn rand_bytes<const N: usize>() -> [u8; N] {
     digest.as_ref()[..N].try_into().unwrap()
 }
 
-fn spawn_serve(dir: &Path, extra: &[String]) -> (Child, String) {
+/// `--listen` for a fresh server: any free loopback port.
+const ANY_PORT: &str = "127.0.0.1:0";
+
+fn spawn_serve(dir: &Path, listen: &str, extra: &[String]) -> (Child, String) {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("serve.log"))
         .expect("log file");
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--listen", listen])
         .args(extra)
         .current_dir(dir)
         .env("LATCHKEY_HOME", dir.join("certs"))
