@@ -90,13 +90,15 @@ impl Connection {
         Ok((status, bytes))
     }
 
-    /// Sends a request without a body and returns the answer's headers too.
+    /// [`Connection::send`], returning the answer's headers too.
     pub async fn send_with_headers(
         &self,
         method: Method,
         path: &str,
+        auth: Option<&Auth>,
+        body: Option<Vec<u8>>,
     ) -> Result<(StatusCode, http::HeaderMap, Bytes), ClientError> {
-        self.exchange(method, path, None, None).await
+        self.exchange(method, path, auth, body).await
     }
 
     /// Fetches a CRL: a large answer, after a long poll of up to `wait`.

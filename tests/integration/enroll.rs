@@ -448,3 +448,210 @@ async fn serials_are_random_unique_and_recorded_byte_for_byte() {
         assert!(serials.insert(serial));
     }
 }
+
+#[test]
+fn client_commands_take_server_and_home_as_flags_with_no_environment() {
+    let ca = Ca::start();
+    // Run from a directory with no `certs/`, with none of the variables set, so only the
+    // flags can say where the CA and its files are.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(support::BIN)
+            .args(args)
+            .current_dir(elsewhere.path())
+            .env_remove("LATCHKEY_SERVER")
+            .env_remove("LATCHKEY_HOME")
+            .env_remove("LATCHKEY_CA_CERT")
+            .env_remove("LATCHKEY_TOKEN")
+            .env("LATCHKEY_PASSWORD", PASSWORD)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let home = ca.home();
+    let home = home.to_str().unwrap();
+    let ca_cert = ca.home().join("ca.pem");
+    let ca_cert = ca_cert.to_str().unwrap();
+
+    // Without the flags the same command finds neither the CA nor the admin certificate.
+    assert!(!run(&["tenant", "add", "acme"]).status.success());
+    assert!(
+        !run(&["--home", home, "tenant", "add", "acme"])
+            .status
+            .success()
+    );
+    assert!(
+        !run(&["--server", &ca.url, "tenant", "add", "acme"])
+            .status
+            .success()
+    );
+    assert_eq!(
+        stdout(&ca.cli(&["tenant", "list"])),
+        "",
+        "no tenant was added"
+    );
+
+    let out = stdout(&run(&[
+        "--server", &ca.url, "--home", home, "tenant", "add", "acme",
+    ]));
+    assert!(out.contains("acme"), "{out}");
+    stdout(&run(&[
+        "user",
+        "add",
+        "alice@acme",
+        "--scopes",
+        "read:metrics",
+        "--server",
+        &ca.url,
+        "--home",
+        home,
+    ]));
+    let out = stdout(&run(&[
+        "enroll",
+        "--server",
+        &ca.url,
+        "--home",
+        home,
+        "--ca-cert",
+        ca_cert,
+        "--user",
+        "alice@acme",
+        "--scopes",
+        "read:metrics",
+        "--name",
+        "laptop",
+        "--out",
+        "alice/",
+    ]));
+    assert!(out.contains("alice@acme"), "{out}");
+    let cert = std::fs::read(elsewhere.path().join("alice/cert.pem")).expect("cert.pem");
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&cert).unwrap();
+    let serial = hex::encode(pem.parse_x509().unwrap().raw_serial());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    assert!(
+        rt.block_on(ca.recorded_der(&serial)).is_some(),
+        "issued by this CA"
+    );
+}
+
+#[tokio::test]
+async fn expires_at_gives_exactly_that_expiry_and_beyond_the_tenant_maximum_is_refused() {
+    use time::{Duration, OffsetDateTime};
+    let ca = Ca::start();
+    ca.admin()
+        .add_tenant(&latchkey::api::NewTenant {
+            name: "acme".into(),
+            max_key_days: Some(30),
+        })
+        .await
+        .unwrap();
+    ca.user("alice@acme", &["read:metrics"]).await;
+    let client = ca.anonymous();
+    let enroll = |at: OffsetDateTime, name: &str| {
+        let mut brief = request(&support::csr(), &["read:metrics"], name);
+        brief.expires_at = Some(at);
+        let client = client.clone();
+        async move { client.enroll(&password("alice@acme"), &brief).await }
+    };
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+
+    // A whole second is kept exactly, in the answer and in the store.
+    let at = now + Duration::days(10);
+    let answer = enroll(at, "ten-days").await.unwrap();
+    assert_eq!(answer.key.expires_at, at);
+    assert_eq!(
+        ca.admin()
+            .key(None, &answer.key.id)
+            .await
+            .unwrap()
+            .expires_at,
+        at
+    );
+    // Within a day, the certificate ends with the key.
+    let at = now + Duration::hours(2);
+    let answer = enroll(at, "two-hours").await.unwrap();
+    assert_eq!(answer.key.expires_at, at);
+    assert_eq!(answer.key.certificates[0].not_after, at);
+    let (_, pem) = x509_parser::pem::parse_x509_pem(answer.certificate.as_bytes()).unwrap();
+    assert_eq!(
+        pem.parse_x509().unwrap().validity().not_after.timestamp(),
+        at.unix_timestamp()
+    );
+    // Fractions of a second are cut off (the store and certificates hold whole seconds):
+    // never later than asked.
+    let at = now + Duration::days(5) + Duration::milliseconds(750);
+    let answer = enroll(at, "fraction").await.unwrap();
+    assert_eq!(answer.key.expires_at, at.replace_nanosecond(0).unwrap());
+    // The tenant's maximum itself is allowed.
+    let answer = enroll(now + Duration::days(30), "maximum").await.unwrap();
+    assert_eq!(answer.key.expires_at, now + Duration::days(30));
+
+    // Beyond it: refused, not shortened, and nothing is stored.
+    let before = ca.counts().await;
+    for (at, what) in [
+        (
+            now + Duration::days(30) + Duration::minutes(5),
+            "past 30 days",
+        ),
+        (now + Duration::days(181), "past the 180-day cap"),
+    ] {
+        match enroll(at, "too-long").await.unwrap_err() {
+            latchkey::client::ClientError::Problem(p) => {
+                assert_eq!(
+                    (p.status, p.code.as_str()),
+                    (422, "ttl_out_of_range"),
+                    "{what}"
+                )
+            }
+            other => panic!("{what}: {other}"),
+        }
+    }
+    assert_eq!(
+        ca.counts().await,
+        before,
+        "a refused expiry changed the store"
+    );
+}
+
+#[tokio::test]
+async fn an_issued_certificate_references_the_intermediates_row_in_the_issuers_table() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let answer = ca.enroll_into("alice@acme", &["read:metrics"], "k").await;
+    let serial = &answer.key.certificates[0].serial;
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}?mode=ro",
+        ca.home().join("latchkey.db").display()
+    ))
+    .await
+    .unwrap();
+    let (issuer_id, certificate, fingerprint): (i64, Vec<u8>, String) = sqlx::query_as(
+        "SELECT i.id, i.certificate, i.fingerprint FROM certificates c \
+         JOIN issuers i ON i.id = c.issuer_id WHERE c.serial = ?",
+    )
+    .bind(serial)
+    .fetch_one(&pool)
+    .await
+    .expect("the certificate's issuer row");
+    let issuers: i64 = sqlx::query_scalar("SELECT count(*) FROM issuers")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let intermediate = std::fs::read(ca.home().join("intermediate.pem")).unwrap();
+    let (_, intermediate) = x509_parser::pem::parse_x509_pem(&intermediate).unwrap();
+    assert_eq!(
+        certificate, intermediate.contents,
+        "issuer row {issuer_id} of {issuers} is not certs/intermediate.pem"
+    );
+    let digest = ring::digest::digest(&ring::digest::SHA256, &intermediate.contents);
+    assert_eq!(fingerprint, hex::encode(digest.as_ref()));
+    // And the leaf really is that issuer's: its issuer name is the intermediate's subject.
+    let (_, leaf) = x509_parser::pem::parse_x509_pem(answer.certificate.as_bytes()).unwrap();
+    assert_eq!(
+        leaf.parse_x509().unwrap().issuer(),
+        intermediate.parse_x509().unwrap().subject()
+    );
+}

@@ -3,9 +3,12 @@
 
 use http::Method;
 use latchkey::api::Problem;
-use latchkey::client::{Auth, Connection};
+use latchkey::client::Auth;
 
 use crate::support::{self, Ca, PASSWORD, openssl_csr, password};
+
+/// The media type of every refused request's body (RFC 9457).
+const PROBLEM_JSON: &str = "application/problem+json";
 
 struct Case {
     name: &'static str,
@@ -81,13 +84,19 @@ fn rsa_csr_of_bits(bits: usize) -> Vec<u8> {
     })
 }
 
-/// Sends a POST /v1/keys with a raw JSON body, so any body can be tried.
-async fn post_keys(conn: &Connection, auth: Option<&Auth>, body: Vec<u8>) -> (u16, Vec<u8>) {
-    let (status, bytes) = conn
-        .send(Method::POST, "/v1/keys", auth, Some(body))
+/// Sends a POST /v1/keys with a raw JSON body, so any body can be tried; returns the status,
+/// the answer's `content-type` and its body.
+async fn post_keys(ca: &Ca, auth: Option<&Auth>, body: Vec<u8>) -> (u16, String, Vec<u8>) {
+    let (status, headers, bytes) = ca
+        .raw(None)
+        .send_with_headers(Method::POST, "/v1/keys", auth, Some(body))
         .await
         .unwrap();
-    (status.as_u16(), bytes.to_vec())
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    (status.as_u16(), content_type, bytes.to_vec())
 }
 
 #[tokio::test]
@@ -172,6 +181,21 @@ async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing() {
         ],
         &[],
     );
+    let ed448 = openssl_csr(dir, "ed448", &["ed448"], &[]);
+    support::openssl(
+        dir,
+        &[
+            "genpkey",
+            "-genparam",
+            "-algorithm",
+            "DSA",
+            "-pkeyopt",
+            "dsa_paramgen_bits:2048",
+            "-out",
+            "dsa.param",
+        ],
+    );
+    let dsa = openssl_csr(dir, "dsa", &["dsa:dsa.param"], &[]);
     let rsa_odd = openssl_csr(dir, "rsa-odd", &["rsa:2056"], &[]);
     let sha1 = openssl_csr(dir, "sha1", &["rsa:2048"], &["-sha1"]);
     // Flip a bit in the signature: the structure still parses, the signature fails.
@@ -590,6 +614,20 @@ async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing() {
             "unsupported_key",
         ),
         case(
+            "Ed448",
+            alice(),
+            json_body(&ed448, &["read:metrics"], serde_json::json!({})),
+            422,
+            "unsupported_key",
+        ),
+        case(
+            "DSA-2048",
+            alice(),
+            json_body(&dsa, &["read:metrics"], serde_json::json!({})),
+            422,
+            "unsupported_key",
+        ),
+        case(
             "P-192",
             alice(),
             json_body(&p192, &["read:metrics"], serde_json::json!({})),
@@ -722,11 +760,11 @@ async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing() {
         ),
     ];
 
-    let conn = ca.raw(None);
     let mut bodies_401 = Vec::new();
     for case in cases {
         let before = ca.counts().await;
-        let (status, body) = post_keys(&conn, case.auth.as_ref(), case.body).await;
+        let (status, content_type, body) = post_keys(&ca, case.auth.as_ref(), case.body).await;
+        assert_eq!(content_type, PROBLEM_JSON, "{}", case.name);
         let problem: Problem = serde_json::from_slice(&body).unwrap_or_else(|_| {
             panic!(
                 "{}: not a problem document: {}",
@@ -768,7 +806,8 @@ async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing() {
     for len in 0..good_der.len() {
         let truncated = latchkey::pem::encode("CERTIFICATE REQUEST", &good_der[..len]);
         let body = json_body(&truncated, &["read:metrics"], serde_json::json!({}));
-        let (status, body) = post_keys(&conn, alice().as_ref(), body).await;
+        let (status, content_type, body) = post_keys(&ca, alice().as_ref(), body).await;
+        assert_eq!(content_type, PROBLEM_JSON, "truncated at {len}");
         let problem: Problem = serde_json::from_slice(&body).unwrap();
         assert_eq!(
             (status, problem.code.as_str()),
@@ -806,11 +845,15 @@ async fn a_body_without_a_json_content_type_is_refused() {
         .args(["-sS", "--cacert"])
         .arg(ca.home().join("ca.pem"))
         .args(["-u", "a@b:c", "-H", "content-type: text/plain", "-d", "{}"])
-        .args(["-w", "\n%{http_code}", &format!("{}/v1/keys", ca.url)])
+        .args([
+            "-w",
+            "\n%{content_type}\n%{http_code}",
+            &format!("{}/v1/keys", ca.url),
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.ends_with("\n415"), "{text}");
+    assert!(text.ends_with(&format!("\n{PROBLEM_JSON}\n415")), "{text}");
     assert!(text.contains("unsupported_media_type"), "{text}");
 }
 
@@ -937,17 +980,9 @@ async fn twenty_wrong_passwords_throttle_that_user_from_that_source_only() {
     // Now even the right password waits...
     let body =
         serde_json::to_vec(&support::request(&support::csr(), &["read:metrics"], "k")).unwrap();
-    let (status, body) = ca
-        .raw(None)
-        .send(
-            Method::POST,
-            "/v1/keys",
-            Some(&password("alice@acme")),
-            Some(body),
-        )
-        .await
-        .unwrap();
+    let (status, content_type, body) = post_keys(&ca, Some(&password("alice@acme")), body).await;
     assert_eq!(status, 429, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(content_type, PROBLEM_JSON);
     assert!(String::from_utf8_lossy(&body).contains("too_many_attempts"));
     // ...while nobody else is locked out.
     enroll(password("bob@acme"))

@@ -1,9 +1,10 @@
 //! First start, second start, `latchkey init`.
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::Command;
 
-use crate::support::{BIN, Ca};
+use crate::support::{BIN, Ca, PASSWORD, serve};
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).expect("file").permissions().mode() & 0o777
@@ -69,7 +70,7 @@ fn first_start_initializes_the_home_and_a_second_start_reuses_it() {
 }
 
 #[test]
-fn the_root_is_a_ten_year_p256_ca_and_the_intermediate_chains_to_it() {
+fn the_root_is_a_ten_year_p256_ca_and_the_intermediate_a_five_year_leaf_only_ca_under_it() {
     let ca = Ca::start();
     let home = ca.home();
     let text = crate::support::openssl(
@@ -88,6 +89,35 @@ fn the_root_is_a_ten_year_p256_ca_and_the_intermediate_chains_to_it() {
     let years = (root.validity().not_after.timestamp() - root.validity().not_before.timestamp())
         / (365 * 86400);
     assert_eq!(years, 10);
+
+    // The issuing intermediate: P-256, 5 years, a CA that may sign only leaves.
+    let text = crate::support::openssl(
+        &home,
+        &["x509", "-in", "intermediate.pem", "-noout", "-text"],
+    );
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("NIST CURVE: P-256"), "{text}");
+    assert!(text.contains("CA:TRUE, pathlen:0"), "{text}");
+    let (_, pem) =
+        x509_parser::pem::parse_x509_pem(&std::fs::read(home.join("intermediate.pem")).unwrap())
+            .unwrap();
+    let intermediate = pem.parse_x509().unwrap();
+    let bc = intermediate
+        .basic_constraints()
+        .unwrap()
+        .expect("basicConstraints");
+    assert!(bc.critical && bc.value.ca);
+    assert_eq!(bc.value.path_len_constraint, Some(0));
+    let validity = intermediate.validity();
+    let days = (validity.not_after.timestamp() - validity.not_before.timestamp()) / 86400;
+    assert!(
+        (5 * 365..=5 * 366).contains(&days),
+        "the intermediate lives 5 years, not {days} days"
+    );
+    assert!(
+        validity.not_after <= root.validity().not_after,
+        "the intermediate never outlives the root"
+    );
 }
 
 #[test]
@@ -246,4 +276,177 @@ async fn the_cas_own_certificates_are_renewed_before_they_expire_and_recorded() 
         );
     }
     store.close().await;
+}
+
+/// The admin client of the CA whose home is `home`, at `url`.
+fn admin_client(url: &str, home: &Path) -> latchkey::client::Client {
+    let ca = std::fs::read(home.join("ca.pem")).unwrap();
+    let chain = std::fs::read(home.join("admin/chain.pem")).unwrap();
+    let key = std::fs::read(home.join("admin/key.pem")).unwrap();
+    latchkey::client::Client::new(url, &ca, Some((&chain, &key))).unwrap()
+}
+
+#[test]
+fn the_first_start_prints_where_the_chain_is_and_a_next_command_that_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("certs");
+    let first = serve(dir.path(), &["--listen", "127.0.0.1:0"], &[]);
+    let text = first.lines.join("\n");
+    assert!(
+        first.lines[0].starts_with("latchkey: initialized a new CA in"),
+        "{text}"
+    );
+    let ca_pem = home.join("ca.pem");
+    assert!(
+        first
+            .lines
+            .iter()
+            .any(|l| l.contains("clients trust:")
+                && l.trim_end().ends_with(&*ca_pem.to_string_lossy())),
+        "the block names ca.pem: {text}"
+    );
+    let next = first
+        .lines
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("next:"))
+        .unwrap_or_else(|| panic!("no next command: {text}"));
+    let words: Vec<&str> = next.split_whitespace().collect();
+    assert_eq!(words[0], "latchkey", "{next}");
+    assert!(next.ends_with(" tenant add acme"), "{next}");
+    assert!(next.contains(&format!("--server {}", first.url)), "{next}");
+
+    // The printed command, pasted into a shell with nothing else set up, works.
+    let out = Command::new(BIN)
+        .args(&words[1..])
+        .current_dir(dir.path())
+        .env_remove("LATCHKEY_HOME")
+        .env_remove("LATCHKEY_SERVER")
+        .env_remove("LATCHKEY_CA_CERT")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{next}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("acme"));
+    drop(first);
+
+    // A second start reuses the CA: it says where the chain is, but initializes nothing.
+    let second = serve(dir.path(), &["--listen", "127.0.0.1:0"], &[]);
+    let text = second.lines.join("\n");
+    assert!(!text.contains("initialized"), "{text}");
+    assert!(text.contains(&*ca_pem.to_string_lossy()), "{text}");
+}
+
+#[test]
+fn latchkey_listen_sets_the_address_and_serve_help_shows_it_and_the_default() {
+    let help = Command::new(BIN)
+        .args(["serve", "--help"])
+        .env_remove("LATCHKEY_LISTEN")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8_lossy(&help.stdout);
+    // The --listen entry: its line and the description lines under it.
+    let listen: String = help
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("--listen"))
+        .enumerate()
+        .take_while(|(i, l)| *i == 0 || !l.trim_start().starts_with('-'))
+        .map(|(_, l)| l)
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(!listen.is_empty(), "no --listen in {help}");
+    assert!(listen.contains("[env: LATCHKEY_LISTEN=]"), "{listen}");
+    assert!(listen.contains("[default: 127.0.0.1:8443]"), "{listen}");
+
+    // A free port, named only through the environment.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let address = format!("127.0.0.1:{port}");
+    let server = serve(dir.path(), &[], &[("LATCHKEY_LISTEN", &address)]);
+    assert_eq!(server.url, format!("https://{address}"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let conn = latchkey::client::Connection::new(
+        &server.url,
+        &std::fs::read(dir.path().join("certs/ca.pem")).unwrap(),
+        None,
+    )
+    .unwrap();
+    let (status, _) = rt
+        .block_on(conn.send(http::Method::GET, "/healthz", None, None))
+        .expect("the server answers on the address from LATCHKEY_LISTEN");
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_trust_domain_set_by_init_names_every_key_the_server_issues() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("certs");
+    let out = Command::new(BIN)
+        .args(["init", "--trust-domain", "example.test", "--home"])
+        .arg(&home)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // serve is not told the domain again: the one fixed at initialization holds.
+    let server = serve(dir.path(), &["--listen", "127.0.0.1:0"], &[]);
+    let admin = admin_client(&server.url, &home);
+    admin
+        .add_tenant(&latchkey::api::NewTenant {
+            name: "acme".into(),
+            max_key_days: None,
+        })
+        .await
+        .unwrap();
+    admin
+        .add_user(&latchkey::api::NewUser {
+            user: "alice@acme".into(),
+            password: PASSWORD.into(),
+            scopes: vec!["read:metrics".into()],
+        })
+        .await
+        .unwrap();
+    let answer = latchkey::client::Client::new(
+        &server.url,
+        &std::fs::read(home.join("ca.pem")).unwrap(),
+        None,
+    )
+    .unwrap()
+    .enroll(
+        &crate::support::password("alice@acme"),
+        &crate::support::request(&crate::support::csr(), &["read:metrics"], "laptop"),
+    )
+    .await
+    .unwrap();
+    let (_, pem) = x509_parser::pem::parse_x509_pem(answer.certificate.as_bytes()).unwrap();
+    let cert = pem.parse_x509().unwrap();
+    let san = cert
+        .subject_alternative_name()
+        .unwrap()
+        .expect("subjectAltName");
+    let uris: Vec<String> = san
+        .value
+        .general_names
+        .iter()
+        .map(|n| format!("{n:?}"))
+        .collect();
+    assert_eq!(
+        uris,
+        [format!(
+            "URI(\"spiffe://example.test/tenant/acme/key/{}\")",
+            answer.key.id
+        )]
+    );
+    latchkey::tls::PeerIdentity::from_certificate(&cert, "example.test")
+        .expect("the key's identity parses in its trust domain");
 }

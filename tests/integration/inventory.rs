@@ -6,6 +6,25 @@ use latchkey::client::KeyListQuery;
 
 use crate::support::{self, Ca, password, problem_code, request};
 
+/// The key ids a `keys list` printed, in order, and the cursor it offered for more.
+fn listed(out: &std::process::Output) -> (Vec<String>, Option<String>) {
+    assert!(
+        out.status.success(),
+        "keys list failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut ids = Vec::new();
+    let mut cursor = None;
+    for line in text.lines() {
+        match line.strip_prefix("(more: --cursor ") {
+            Some(rest) => cursor = Some(rest.trim_end_matches(')').to_owned()),
+            None => ids.push(line.split_whitespace().next().unwrap().to_owned()),
+        }
+    }
+    (ids, cursor)
+}
+
 #[tokio::test]
 async fn key_holders_see_their_own_keys_and_the_admin_sees_all() {
     let ca = Ca::start();
@@ -171,11 +190,16 @@ async fn lists_page_with_a_cursor_and_include_expired_keys() {
         "?cursor=x",
         "?colour=red",
     ] {
-        let (status, body) = ca
+        let (status, headers, body) = ca
             .raw(Some(&ca.home().join("admin")))
-            .send(http::Method::GET, &format!("/v1/keys{query}"), None, None)
+            .send_with_headers(http::Method::GET, &format!("/v1/keys{query}"), None, None)
             .await
             .unwrap();
+        assert_eq!(
+            headers[http::header::CONTENT_TYPE],
+            "application/problem+json",
+            "{query}"
+        );
         let problem: latchkey::api::Problem = serde_json::from_slice(&body)
             .unwrap_or_else(|_| panic!("{query}: {}", String::from_utf8_lossy(&body)));
         assert_eq!(
@@ -224,5 +248,236 @@ async fn metadata_never_carries_secrets() {
     let text = String::from_utf8_lossy(&body);
     for secret in ["BEGIN", "password", "hash", "token"] {
         assert!(!text.contains(secret), "{secret} in {text}");
+    }
+}
+
+#[tokio::test]
+async fn the_keys_list_command_filters_by_status_tenant_and_owner_and_pages() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    ca.user("bob@acme", &["read:metrics"]).await;
+    ca.tenant_with_user("globex", "carol@globex", &["read:metrics"])
+        .await;
+    let expired = ca
+        .expired_key("alice@acme", &["read:metrics"], "a-expired")
+        .await
+        .key
+        .id;
+    let active = ca
+        .enroll_into("alice@acme", &["read:metrics"], "a-active")
+        .await
+        .key
+        .id;
+    let revoked = ca
+        .enroll_into("alice@acme", &["read:metrics"], "a-revoked")
+        .await
+        .key
+        .id;
+    ca.admin()
+        .revoke_key(None, &revoked, Some("superseded"))
+        .await
+        .unwrap();
+    let bob = ca
+        .enroll_into("bob@acme", &["read:metrics"], "bob")
+        .await
+        .key
+        .id;
+    let carol = ca
+        .enroll_into("carol@globex", &["read:metrics"], "carol")
+        .await
+        .key
+        .id;
+
+    let set = |ids: &[&String]| ids.iter().map(|s| s.to_string()).collect::<HashSet<_>>();
+    let list = |args: &[&str]| {
+        let mut all = vec!["keys", "list"];
+        all.extend_from_slice(args);
+        listed(&ca.cli(&all))
+    };
+    let ids = |args: &[&str]| {
+        let (ids, cursor) = list(args);
+        assert_eq!(cursor, None, "{args:?}");
+        let unique: HashSet<String> = ids.iter().cloned().collect();
+        assert_eq!(unique.len(), ids.len(), "{args:?}: a key twice");
+        unique
+    };
+
+    let everything = set(&[&expired, &active, &revoked, &bob, &carol]);
+    assert_eq!(ids(&[]), everything);
+    assert_eq!(ids(&["--status", "revoked"]), set(&[&revoked]));
+    assert_eq!(ids(&["--status", "expired"]), set(&[&expired]));
+    assert_eq!(ids(&["--status", "active"]), set(&[&active, &bob, &carol]));
+    let out = ca.cli(&["keys", "list", "--status", "revoked"]);
+    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        line.contains(" revoked ") && line.contains("alice@acme"),
+        "{line}"
+    );
+    assert_eq!(ids(&["--tenant", "globex"]), set(&[&carol]));
+    assert_eq!(
+        ids(&["--tenant", "acme"]),
+        set(&[&expired, &active, &revoked, &bob])
+    );
+    assert_eq!(ids(&["--owner", "bob"]), set(&[&bob]));
+    assert_eq!(
+        ids(&["--tenant", "acme", "--owner", "alice"]),
+        set(&[&expired, &active, &revoked])
+    );
+    assert_eq!(
+        ids(&["--tenant", "acme", "--owner", "alice", "--status", "active"]),
+        set(&[&active])
+    );
+    assert_eq!(ids(&["--tenant", "globex", "--owner", "alice"]), set(&[]));
+    // A bad filter is one clear line, not an empty list.
+    let bad = ca.cli(&["keys", "list", "--status", "sleeping"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid_request"));
+
+    // --limit pages, --cursor continues: 2 + 2 + 1, nothing twice, nothing left out, in the
+    // same order as the whole list.
+    let (whole, _) = list(&[]);
+    let mut walked = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = Vec::new();
+    loop {
+        let mut args = vec!["--limit", "2"];
+        if let Some(c) = &cursor {
+            args.extend(["--cursor", c.as_str()]);
+        }
+        let (page, next) = list(&args);
+        pages.push(page.len());
+        walked.extend(page);
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+        assert!(pages.len() < 5, "the cursor never ends");
+    }
+    assert_eq!(pages, [2, 2, 1]);
+    assert_eq!(walked, whole);
+    // Paging and a filter together.
+    let (page, next) = list(&["--status", "active", "--limit", "1"]);
+    assert_eq!(page.len(), 1);
+    let (rest, none) = list(&[
+        "--status",
+        "active",
+        "--limit",
+        "5",
+        "--cursor",
+        &next.expect("more active keys"),
+    ]);
+    assert_eq!(none, None);
+    assert_eq!(
+        page.iter().chain(&rest).cloned().collect::<HashSet<_>>(),
+        set(&[&active, &bob, &carol])
+    );
+    assert_eq!(rest.len(), 2);
+}
+
+#[tokio::test]
+async fn token_secrets_and_passwords_are_stored_only_as_hashes() {
+    let ca = Ca::start();
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    ok(ca.cli(&["tenant", "add", "acme"]));
+    let secret_password = "Plaintext-Password-Never-Stored-7f3a";
+    ok(ca.cli_with_env(
+        &["user", "add", "alice@acme", "--scopes", "read:metrics"],
+        &[("LATCHKEY_PASSWORD", secret_password)],
+    ));
+    let token = ok(ca.cli(&[
+        "token",
+        "create",
+        "--owner",
+        "bot@acme",
+        "--scopes",
+        "read:metrics",
+    ]))
+    .trim()
+    .to_owned();
+    assert!(token.starts_with("lkt_") && token.len() > 40, "{token}");
+    let token_body = token.trim_start_matches("lkt_").to_owned();
+
+    let assert_absent = |when: &str| {
+        for suffix in ["", "-wal", "-shm"] {
+            let path = ca.home().join(format!("latchkey.db{suffix}"));
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            for (what, secret) in [
+                ("the password", secret_password),
+                ("the token", token.as_str()),
+                ("the token's random part", token_body.as_str()),
+            ] {
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "{what} is in {} {when}",
+                    path.display()
+                );
+            }
+        }
+        let log = std::fs::read_to_string(ca.path("serve.log")).unwrap();
+        assert!(
+            !log.contains(secret_password) && !log.contains(&token_body),
+            "a secret reached the log {when}"
+        );
+    };
+    assert_absent("after they were created");
+
+    let db = format!(
+        "sqlite://{}?mode=ro",
+        ca.home().join("latchkey.db").display()
+    );
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let (token_hash,): (String,) = sqlx::query_as("SELECT token_hash FROM enrollment_tokens")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    assert_eq!(token_hash, hex::encode(digest.as_ref()));
+    let (password_hash,): (String,) =
+        sqlx::query_as("SELECT password_hash FROM users WHERE name = 'alice'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(password_hash.starts_with("$argon2id$"), "{password_hash}");
+    pool.close().await;
+
+    // They are the real secrets: both still enroll, and still are not stored.
+    let client = ca.anonymous();
+    let alice = latchkey::client::Auth::Password {
+        user: "alice@acme".into(),
+        password: secret_password.into(),
+    };
+    client
+        .enroll(&alice, &request(&support::csr(), &["read:metrics"], "k"))
+        .await
+        .expect("the password works");
+    client
+        .enroll(
+            &latchkey::client::Auth::Token(token.clone()),
+            &request(&support::csr(), &[], "bot"),
+        )
+        .await
+        .expect("the token works");
+    assert_absent("after they were used");
+    // The scan reads where the data lives: the stored hashes are found by it.
+    let stored: Vec<u8> = ["", "-wal"]
+        .iter()
+        .filter_map(|suffix| std::fs::read(ca.home().join(format!("latchkey.db{suffix}"))).ok())
+        .flatten()
+        .collect();
+    for hash in [&token_hash, &password_hash] {
+        assert!(
+            stored.windows(hash.len()).any(|w| w == hash.as_bytes()),
+            "{hash} not found in the database files"
+        );
     }
 }

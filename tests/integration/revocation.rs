@@ -231,7 +231,7 @@ async fn the_crl_endpoint_serves_der_pem_etags_and_304s() {
     let ca = Ca::start();
     let conn = ca.raw(None);
     let (status, headers, der) = conn
-        .send_with_headers(http::Method::GET, "/v1/crl")
+        .send_with_headers(http::Method::GET, "/v1/crl", None, None)
         .await
         .unwrap();
     assert_eq!(status, 200);
@@ -622,7 +622,7 @@ async fn a_ca_that_cannot_publish_a_crl_is_never_silent_and_still_refuses_revoke
 
     // The last CRL is still served while it is valid, but marked: it misses the revocation.
     let (status, headers, der) = conn
-        .send_with_headers(http::Method::GET, "/v1/crl")
+        .send_with_headers(http::Method::GET, "/v1/crl", None, None)
         .await
         .unwrap();
     assert_eq!(status, 200);
@@ -659,7 +659,7 @@ async fn a_ca_that_cannot_publish_a_crl_is_never_silent_and_still_refuses_revoke
     assert!(number > scheduled);
     assert!(crl_serials(&der).contains(&serial));
     let (status, headers, _) = conn
-        .send_with_headers(http::Method::GET, "/v1/crl")
+        .send_with_headers(http::Method::GET, "/v1/crl", None, None)
         .await
         .unwrap();
     assert_eq!(status, 200);

@@ -20,7 +20,7 @@ pub const PASSWORD: &str = "correct-horse-battery";
 pub struct Ca {
     pub dir: TempDir,
     pub url: String,
-    child: Child,
+    server: Serve,
     /// The database, when not the embedded SQLite.
     pub database_url: Option<String>,
     extra: Vec<String>,
@@ -36,11 +36,11 @@ impl Ca {
     pub fn start_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (child, url) = spawn_serve(dir.path(), ANY_PORT, &extra);
+        let server = spawn_serve(dir.path(), ANY_PORT, &extra);
         Self {
             dir,
-            url,
-            child,
+            url: server.url.clone(),
+            server,
             database_url: None,
             extra,
         }
@@ -50,11 +50,11 @@ impl Ca {
     pub fn start_on(database_url: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let extra = vec!["--database-url".to_owned(), database_url.to_owned()];
-        let (child, url) = spawn_serve(dir.path(), ANY_PORT, &extra);
+        let server = spawn_serve(dir.path(), ANY_PORT, &extra);
         Self {
             dir,
-            url,
-            child,
+            url: server.url.clone(),
+            server,
             database_url: Some(database_url.to_owned()),
             extra,
         }
@@ -63,8 +63,11 @@ impl Ca {
     /// Another `latchkey serve` on the same CA home and database (a replica), on its own
     /// port. Killed when dropped.
     pub fn replica(&self) -> Replica {
-        let (child, url) = spawn_serve(self.dir.path(), ANY_PORT, &self.extra);
-        Replica { child, url }
+        let server = spawn_serve(self.dir.path(), ANY_PORT, &self.extra);
+        Replica {
+            url: server.url.clone(),
+            _server: server,
+        }
     }
 
     /// A client of a replica, presenting the admin certificate.
@@ -89,10 +92,9 @@ impl Ca {
     /// Stops the server process (SIGKILL) and starts it again on the same home.
     pub fn restart(&mut self) -> String {
         self.stop();
-        let (child, url) = spawn_serve(self.dir.path(), ANY_PORT, &self.extra);
-        self.child = child;
-        self.url = url.clone();
-        url
+        self.server = spawn_serve(self.dir.path(), ANY_PORT, &self.extra);
+        self.url = self.server.url.clone();
+        self.url.clone()
     }
 
     /// Starts a stopped server again on the same home and the same address: a CA that was
@@ -103,9 +105,8 @@ impl Ca {
             .strip_prefix("https://")
             .expect("an https URL")
             .to_owned();
-        let (child, url) = spawn_serve(self.dir.path(), &listen, &self.extra);
-        assert_eq!(url, self.url, "back at the same address");
-        self.child = child;
+        self.server = spawn_serve(self.dir.path(), &listen, &self.extra);
+        assert_eq!(self.server.url, self.url, "back at the same address");
     }
 
     /// Restarts the server on another database (after `latchkey migrate`).
@@ -117,8 +118,7 @@ impl Ca {
 
     /// Stops the server process.
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.server.kill();
     }
 
     pub fn home(&self) -> PathBuf {
@@ -282,23 +282,10 @@ impl Ca {
     }
 }
 
-impl Drop for Ca {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A second server process on a CA's home and database.
+/// A second server process on a CA's home and database. Killed when dropped.
 pub struct Replica {
-    child: Child,
+    _server: Serve,
     pub url: String,
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A schema of its own in the test PostgreSQL (`LATCHKEY_TEST_POSTGRES_URL`), dropped
@@ -369,46 +356,90 @@ fn rand_bytes<const N: usize>() -> [u8; N] {
 /// `--listen` for a fresh server: any free loopback port.
 const ANY_PORT: &str = "127.0.0.1:0";
 
-fn spawn_serve(dir: &Path, listen: &str, extra: &[String]) -> (Child, String) {
+/// A `latchkey serve` process and what it printed on start-up. Killed when dropped.
+pub struct Serve {
+    child: Child,
+    /// Where it listens (`https://…`).
+    pub url: String,
+    /// Its start-up block, line by line.
+    pub lines: Vec<String>,
+}
+
+impl Serve {
+    /// Kills the process and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `latchkey serve ARGS` in `dir` (home `dir/certs`, log appended to `dir/serve.log`)
+/// with `env` on top of an environment without latchkey's variables, and waits for its
+/// start-up block, which ends with the `enroll` command to try.
+pub fn serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Serve {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("serve.log"))
         .expect("log file");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--listen", listen])
-        .args(extra)
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .args(args)
         .current_dir(dir)
         .env("LATCHKEY_HOME", dir.join("certs"))
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("spawn latchkey serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut out =
-            std::fs::File::create(std::env::temp_dir().join("latchkey-serve-last.out")).ok();
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("latchkey: listening on ") {
-                let _ = tx.send(url.trim().to_owned());
-            }
-            if let Some(f) = out.as_mut() {
-                use std::io::Write;
-                let _ = writeln!(f, "{line}");
-            }
-        }
-    });
-    match rx.recv_timeout(Duration::from_secs(60)) {
-        Ok(url) => (child, url),
-        Err(_) => {
-            let _ = child.kill();
-            let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
-            panic!("latchkey serve did not start:\n{log}");
+        .stderr(Stdio::from(log));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LATCHKEY_") && k != "LATCHKEY_TEST_POSTGRES_URL" {
+            cmd.env_remove(k);
         }
     }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn latchkey serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    // Keeps reading after start-up, so the server never writes into a closed pipe.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines: Vec<String> = Vec::new();
+    while !lines.last().is_some_and(|l| l.contains(" enroll ")) {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => lines.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default();
+                panic!("latchkey serve did not start; printed {lines:?}\n{log}");
+            }
+        }
+    }
+    let url = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("latchkey: listening on "))
+        .unwrap_or_else(|| panic!("no 'listening on' line in {lines:?}"))
+        .trim()
+        .to_owned();
+    Serve { child, url, lines }
+}
+
+/// `latchkey serve --listen LISTEN EXTRA…` for a [`Ca`].
+fn spawn_serve(dir: &Path, listen: &str, extra: &[String]) -> Serve {
+    let mut args = vec!["--listen", listen];
+    args.extend(extra.iter().map(String::as_str));
+    serve(dir, &args, &[])
 }
 
 pub fn password(user: &str) -> Auth {
