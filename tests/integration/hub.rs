@@ -24,11 +24,37 @@ fn hub_binary() -> PathBuf {
     hub
 }
 
+/// How the hub gets its own TLS certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HubCert {
+    /// The test makes one and passes it with `--tls-cert/--tls-key`, so clients can trust it.
+    Given,
+    /// Neither flag: the hub makes its own self-signed `localhost` certificate, as in the
+    /// README, and clients need `curl -k`.
+    SelfSigned,
+}
+
 /// A running analytics hub, killed when dropped.
 struct Hub {
     child: Child,
     addr: String,
-    cert_pem: Vec<u8>,
+    /// The hub's certificate, when the test gave it one ([`HubCert::Given`]).
+    cert_pem: Option<Vec<u8>>,
+}
+
+/// One HTTP response from the hub.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    /// Header names in lowercase.
+    headers: std::collections::HashMap<String, String>,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
 }
 
 impl Drop for Hub {
@@ -39,17 +65,34 @@ impl Drop for Hub {
 }
 
 impl Hub {
+    /// Starts a hub with a certificate the test made ([`HubCert::Given`]).
     fn start(ca: &Ca, extra: &[&str]) -> Self {
+        Self::start_with(ca, HubCert::Given, extra)
+    }
+
+    /// Starts a hub in the CA's directory, following that CA, with `extra` arguments.
+    fn start_with(ca: &Ca, cert: HubCert, extra: &[&str]) -> Self {
         let dir = ca.dir.path();
-        let tls = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-            .unwrap();
-        let cert_pem = tls.cert.pem();
-        std::fs::write(dir.join("hub-cert.pem"), &cert_pem).unwrap();
-        std::fs::write(dir.join("hub-key.pem"), tls.signing_key.serialize_pem()).unwrap();
-        let mut child = Command::new(hub_binary())
+        let mut command = Command::new(hub_binary());
+        command
             .args(["--listen", "127.0.0.1:0", "--ca-url", &ca.url, "--ca-cert"])
-            .arg(ca.home().join("ca.pem"))
-            .args(["--tls-cert", "hub-cert.pem", "--tls-key", "hub-key.pem"])
+            .arg(ca.home().join("ca.pem"));
+        let cert_pem = match cert {
+            HubCert::Given => {
+                let tls = rcgen::generate_simple_self_signed(vec![
+                    "localhost".into(),
+                    "127.0.0.1".into(),
+                ])
+                .unwrap();
+                let cert_pem = tls.cert.pem();
+                std::fs::write(dir.join("hub-cert.pem"), &cert_pem).unwrap();
+                std::fs::write(dir.join("hub-key.pem"), tls.signing_key.serialize_pem()).unwrap();
+                command.args(["--tls-cert", "hub-cert.pem", "--tls-key", "hub-key.pem"]);
+                Some(cert_pem.into_bytes())
+            }
+            HubCert::SelfSigned => None,
+        };
+        let mut child = command
             .args(extra)
             .current_dir(dir)
             .stdin(Stdio::null())
@@ -79,13 +122,20 @@ impl Hub {
         Self {
             child,
             addr,
-            cert_pem: cert_pem.into_bytes(),
+            cert_pem,
         }
+    }
+
+    /// The hub's certificate, for clients to trust.
+    fn cert_pem(&self) -> &[u8] {
+        self.cert_pem
+            .as_deref()
+            .expect("a self-signed hub's certificate is unknown: call it with curl -k")
     }
 
     /// A client configuration trusting the hub and presenting the key in `dir`.
     fn client(&self, dir: &Path) -> rustls::ClientConfig {
-        let roots = latchkey::tls::load_certificates(&self.cert_pem, "hub").unwrap();
+        let roots = latchkey::tls::load_certificates(self.cert_pem(), "hub").unwrap();
         let chain = latchkey::tls::load_certificates(
             &std::fs::read(dir.join("chain.pem")).unwrap(),
             "chain",
@@ -105,6 +155,19 @@ impl Hub {
         path: &str,
         body: &str,
     ) -> Result<(u16, String), String> {
+        self.exchange(config, method, path, body)
+            .await
+            .map(|reply| (reply.status, reply.body))
+    }
+
+    /// One request on a new connection: the whole response, or the connection's error.
+    async fn exchange(
+        &self,
+        config: Arc<rustls::ClientConfig>,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> Result<Reply, String> {
         let tcp = tokio::net::TcpStream::connect(&self.addr)
             .await
             .map_err(|e| e.to_string())?;
@@ -131,11 +194,18 @@ impl Hub {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .ok_or(format!("no status in {text:?}"))?;
-        let body = text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        Ok((status, body))
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let headers = head
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        Ok(Reply {
+            status,
+            headers,
+            body: body.to_owned(),
+        })
     }
 }
 
@@ -219,8 +289,9 @@ async fn scopes_decide_and_pinned_tenants_foreign_cas_and_expired_keys_are_refus
         .await
         .unwrap();
     assert_eq!(status, 200, "{body}");
-    let (status, body) = hub
-        .call(
+    // The handler's own `require_scope` refuses: 403 problem+json naming the scope.
+    let refused = hub
+        .exchange(
             reader.clone(),
             "POST",
             "/api/v1/events",
@@ -228,11 +299,7 @@ async fn scopes_decide_and_pinned_tenants_foreign_cas_and_expired_keys_are_refus
         )
         .await
         .unwrap();
-    assert_eq!(status, 403);
-    assert!(
-        body.contains("\"code\":\"scope_not_granted\"") && body.contains("write:events"),
-        "{body}"
-    );
+    assert_scope_refused(&refused, "write:events");
     let (status, _) = hub
         .call(
             writer.clone(),
@@ -244,15 +311,11 @@ async fn scopes_decide_and_pinned_tenants_foreign_cas_and_expired_keys_are_refus
         .unwrap();
     assert_eq!(status, 202);
     // The Scoped<ReadMetrics> extractor refuses before the handler runs.
-    let (status, body) = hub
-        .call(writer.clone(), "GET", "/api/v1/metrics", "")
+    let refused = hub
+        .exchange(writer.clone(), "GET", "/api/v1/metrics", "")
         .await
         .unwrap();
-    assert_eq!(status, 403, "{body}");
-    assert!(
-        body.contains("read:metrics") && body.contains("scope_not_granted"),
-        "{body}"
-    );
+    assert_scope_refused(&refused, "read:metrics");
     let (_, metrics) = hub
         .call(reader.clone(), "GET", "/api/v1/metrics", "")
         .await
@@ -311,6 +374,27 @@ async fn scopes_decide_and_pinned_tenants_foreign_cas_and_expired_keys_are_refus
         .unwrap_err();
     assert!(refused.contains("CertificateExpired"), "{refused}");
     still_serves(&hub, &reader).await;
+}
+
+/// A 403 for a missing scope: `application/problem+json`, code `scope_not_granted`, and the
+/// missing scope named.
+fn assert_scope_refused(reply: &Reply, scope: &str) {
+    assert_eq!(reply.status, 403, "{reply:?}");
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json"),
+        "{reply:?}"
+    );
+    let problem: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(problem["status"], 403, "{problem}");
+    assert_eq!(problem["code"], "scope_not_granted", "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(scope),
+        "{scope} not named: {problem}"
+    );
 }
 
 /// A refusal must be the hub refusing that certificate, not the hub being down.
@@ -391,6 +475,139 @@ async fn a_revoked_key_is_refused_within_a_second_and_never_through_a_resumed_se
     assert!(body.contains("certificate_no_longer_valid"), "{body}");
 }
 
+/// What `curl` made of one call.
+#[derive(Debug)]
+struct CurlCall {
+    exit: std::process::ExitStatus,
+    /// `%{http_code}`: `000` when no response came.
+    status: String,
+    content_type: String,
+    body: String,
+    stderr: String,
+}
+
+/// The README's call: `curl -k --cert <key>/cert.pem --key <key>/key.pem https://ADDR<path>`,
+/// run in the CA's directory where the key directories are.
+fn curl(ca: &Ca, hub: &Hub, key: &str, extra: &[&str], path: &str) -> CurlCall {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-w",
+            "\n%{http_code} %{content_type}",
+        ])
+        .args(["-k", "--cert", &format!("{key}/cert.pem")])
+        .args(["--key", &format!("{key}/key.pem")])
+        .args(extra)
+        .arg(format!("https://{}{path}", hub.addr))
+        .current_dir(ca.dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl is installed");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, written) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
+    let (status, content_type) = written.split_once(' ').unwrap_or((written, ""));
+    CurlCall {
+        exit: out.status,
+        status: status.to_owned(),
+        content_type: content_type.to_owned(),
+        body: body.to_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The README's end-to-end steps: the hub with its own self-signed `localhost` certificate
+/// (no `--tls-cert/--tls-key`), curl with `-k` and the key directory's `cert.pem` (the leaf
+/// alone) and `key.pem`, then the key revoked and curl refused within a second.
+#[tokio::test]
+async fn curl_reaches_a_self_signed_hub_as_the_readme_shows_until_the_key_is_revoked() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics", "write:events"])
+        .await;
+    let key = ca
+        .enroll_into("alice@acme", &["read:metrics"], "alice")
+        .await;
+    // Another key, to show the hub still serves when alice's is refused.
+    ca.enroll_into("alice@acme", &["read:metrics"], "spare")
+        .await;
+    let hub = Hub::start_with(&ca, HubCert::SelfSigned, &["--tenant", "acme"]);
+
+    // Without -k curl does not trust the hub's self-signed certificate.
+    let out = Command::new("curl")
+        .args(["-sS", "--cert", "alice/cert.pem", "--key", "alice/key.pem"])
+        .arg(format!("https://{}/api/v1/whoami", hub.addr))
+        .current_dir(ca.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(60), "{out:?}");
+
+    let whoami = curl(&ca, &hub, "alice", &[], "/api/v1/whoami");
+    assert!(whoami.exit.success(), "{whoami:?}");
+    assert_eq!(whoami.status, "200", "{whoami:?}");
+    let identity: serde_json::Value = serde_json::from_str(&whoami.body).unwrap();
+    assert_eq!(identity["tenant"], "acme", "{identity}");
+    assert_eq!(identity["owner"], "alice", "{identity}");
+    assert_eq!(identity["key_id"], key.key.id.as_str(), "{identity}");
+    assert_eq!(identity["scopes"], serde_json::json!(["read:metrics"]));
+
+    let metrics = curl(&ca, &hub, "alice", &[], "/api/v1/metrics");
+    assert_eq!(metrics.status, "200", "{metrics:?}");
+    let events = curl(
+        &ca,
+        &hub,
+        "alice",
+        &[
+            "-H",
+            "content-type: application/json",
+            "-d",
+            r#"{"name": "click"}"#,
+        ],
+        "/api/v1/events",
+    );
+    assert_eq!(events.status, "403", "{events:?}");
+    assert_eq!(
+        events.content_type, "application/problem+json",
+        "{events:?}"
+    );
+    assert!(events.body.contains("write:events"), "{events:?}");
+
+    ca.admin()
+        .revoke_key(None, &key.key.id, None)
+        .await
+        .unwrap();
+    let revoked = std::time::Instant::now();
+    // No restart of the hub: it follows the CRL by long poll.
+    let refused = loop {
+        let attempt = curl(&ca, &hub, "alice", &[], "/api/v1/whoami");
+        if !attempt.exit.success() {
+            break attempt;
+        }
+        assert_eq!(attempt.status, "200", "{attempt:?}");
+        assert!(
+            revoked.elapsed() < Duration::from_secs(1),
+            "curl still got in a second after the DELETE"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let took = revoked.elapsed();
+    assert!(
+        took <= Duration::from_secs(1),
+        "refused only after {took:?}"
+    );
+    // Refused in the handshake, by a TLS alert: no HTTP response at all.
+    assert_eq!(refused.status, "000", "{refused:?}");
+    assert!(
+        refused.stderr.contains("certificate revoked"),
+        "{refused:?}"
+    );
+    // And stays refused, while another key of the same owner still gets in.
+    let again = curl(&ca, &hub, "alice", &[], "/api/v1/whoami");
+    assert!(!again.exit.success(), "{again:?}");
+    let spare = curl(&ca, &hub, "spare", &[], "/api/v1/whoami");
+    assert_eq!(spare.status, "200", "{spare:?}");
+}
+
 #[tokio::test]
 async fn the_auto_renewing_client_keeps_a_60s_key_working_for_3_minutes() {
     let ca = Ca::start_with(&["--certificate-lifetime", "60s"]);
@@ -405,7 +622,7 @@ async fn the_auto_renewing_client_keeps_a_60s_key_working_for_3_minutes() {
         latchkey::client::KeyDir::new(ca.path("alice")),
     )
     .unwrap();
-    let roots = latchkey::tls::load_certificates(&hub.cert_pem, "hub").unwrap();
+    let roots = latchkey::tls::load_certificates(hub.cert_pem(), "hub").unwrap();
     let config = Arc::new(key.client_config(&roots).unwrap());
 
     let mut serials = std::collections::HashSet::new();
