@@ -51,7 +51,7 @@ async fn a_key_certificate_a_password_or_nothing_never_reaches_an_admin_route() 
     let scopes = ["read:metrics", "admin:all", "write:everything"];
     ca.tenant_with_user("acme", "alice@acme", &scopes).await;
     ca.enroll_into("alice@acme", &scopes, "alice").await;
-    let before = ca.counts().await;
+    let before = ca.snapshot().await;
     let key = ca.raw(Some(&ca.path("alice")));
     let anonymous = ca.raw(None);
     for (method, path, body) in ADMIN_ROUTES {
@@ -95,7 +95,7 @@ async fn a_key_certificate_a_password_or_nothing_never_reaches_an_admin_route() 
         (status.as_u16(), problem.code.as_str()),
         (401, "unauthenticated")
     );
-    assert_eq!(ca.counts().await, before);
+    assert_eq!(ca.snapshot().await, before);
     // The admin, past the wall, finds those paths and methods really do not exist.
     let admin = ca.raw(Some(&ca.home().join("admin")));
     for (method, path, status) in [
@@ -119,7 +119,7 @@ async fn admin_input_is_checked() {
         })
         .await
         .unwrap();
-    let before = ca.counts().await;
+    let before = ca.snapshot().await;
     let add = |name: &str, days: Option<i64>| {
         let admin = admin.clone();
         let name = name.to_owned();
@@ -191,7 +191,7 @@ async fn admin_input_is_checked() {
         "ttl_out_of_range"
     );
     assert_eq!(
-        ca.counts().await,
+        ca.snapshot().await,
         before,
         "refused admin requests change nothing"
     );
@@ -291,11 +291,24 @@ fn cli_json<T: serde::de::DeserializeOwned>(ca: &Ca, args: &[&str]) -> T {
         .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-/// Every admin action of the CLI, each checked by what it changed.
+/// Every admin action of the CLI, each checked by what it changed, on both stores.
 #[tokio::test]
-async fn every_admin_action_works_from_the_cli() {
+async fn every_admin_action_works_from_the_cli_on_sqlite() {
+    every_admin_action_works_from_the_cli(Ca::start()).await;
+}
+
+#[tokio::test]
+async fn every_admin_action_works_from_the_cli_on_postgres() {
+    let Some(pg) =
+        crate::support::PgSchema::create("every_admin_action_works_from_the_cli_on_postgres").await
+    else {
+        return;
+    };
+    every_admin_action_works_from_the_cli(Ca::start_on(&pg.url)).await;
+}
+
+async fn every_admin_action_works_from_the_cli(ca: Ca) {
     use latchkey::api::{AuditPage, TenantInfo, TokenInfo, UserInfo};
-    let ca = Ca::start();
     let run = |args: &[&str]| {
         let out = ca.cli_with_env(args, &[("LATCHKEY_PASSWORD", PASSWORD)]);
         assert!(

@@ -102,7 +102,7 @@ async fn a_store_failing_the_final_insert_gives_503_and_no_certificate() {
     .execute(&pool)
     .await
     .unwrap();
-    let before = ca.counts().await;
+    let before = ca.snapshot().await;
     for auth in [password("alice@acme"), Auth::Token(token.clone())] {
         let refused = ca
             .anonymous()
@@ -117,7 +117,7 @@ async fn a_store_failing_the_final_insert_gives_503_and_no_certificate() {
         }
     }
     // Nothing of either transaction stayed: no key, no certificate, the token unspent.
-    assert_eq!(ca.counts().await, before);
+    assert_eq!(ca.snapshot().await, before);
     sqlx::query("DROP TRIGGER fail_final_insert")
         .execute(&pool)
         .await

@@ -587,7 +587,7 @@ async fn expires_at_gives_exactly_that_expiry_and_beyond_the_tenant_maximum_is_r
     assert_eq!(answer.key.expires_at, now + Duration::days(30));
 
     // Beyond it: refused, not shortened, and nothing is stored.
-    let before = ca.counts().await;
+    let before = ca.snapshot().await;
     for (at, what) in [
         (
             now + Duration::days(30) + Duration::minutes(5),
@@ -607,7 +607,7 @@ async fn expires_at_gives_exactly_that_expiry_and_beyond_the_tenant_maximum_is_r
         }
     }
     assert_eq!(
-        ca.counts().await,
+        ca.snapshot().await,
         before,
         "a refused expiry changed the store"
     );

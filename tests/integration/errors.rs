@@ -100,8 +100,23 @@ async fn post_keys(ca: &Ca, auth: Option<&Auth>, body: Vec<u8>) -> (u16, String,
 }
 
 #[tokio::test]
-async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing() {
-    let ca = Ca::start();
+async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing_on_sqlite() {
+    every_refused_enrollment_has_a_stable_code_and_changes_nothing(Ca::start()).await;
+}
+
+#[tokio::test]
+async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing_on_postgres() {
+    let Some(pg) = support::PgSchema::create(
+        "every_refused_enrollment_has_a_stable_code_and_changes_nothing_on_postgres",
+    )
+    .await
+    else {
+        return;
+    };
+    every_refused_enrollment_has_a_stable_code_and_changes_nothing(Ca::start_on(&pg.url)).await;
+}
+
+async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing(ca: Ca) {
     ca.admin()
         .add_tenant(&latchkey::api::NewTenant {
             name: "acme".into(),
@@ -762,7 +777,7 @@ async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing() {
 
     let mut bodies_401 = Vec::new();
     for case in cases {
-        let before = ca.counts().await;
+        let before = ca.snapshot().await;
         let (status, content_type, body) = post_keys(&ca, case.auth.as_ref(), case.body).await;
         assert_eq!(content_type, PROBLEM_JSON, "{}", case.name);
         let problem: Problem = serde_json::from_slice(&body).unwrap_or_else(|_| {
@@ -788,7 +803,7 @@ async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing() {
         );
         assert!(!problem.detail.contains("PRIVATE KEY"), "{}", case.name);
         assert_eq!(
-            ca.counts().await,
+            ca.snapshot().await,
             before,
             "{}: the store changed",
             case.name
@@ -802,7 +817,7 @@ async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing() {
             .unwrap_or_else(|e| panic!("{}: the server is not healthy: {e}", case.name));
     }
     // DER truncated at every offset: each answer is csr_malformed, and nothing changes.
-    let before = ca.counts().await;
+    let before = ca.snapshot().await;
     for len in 0..good_der.len() {
         let truncated = latchkey::pem::encode("CERTIFICATE REQUEST", &good_der[..len]);
         let body = json_body(&truncated, &["read:metrics"], serde_json::json!({}));
@@ -816,7 +831,7 @@ async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing() {
         );
     }
     assert_eq!(
-        ca.counts().await,
+        ca.snapshot().await,
         before,
         "a truncated CSR changed the store"
     );

@@ -33,7 +33,7 @@ fn post_head(framing: &str) -> Vec<u8> {
 #[tokio::test]
 async fn a_100_mib_body_is_refused_without_being_read() {
     let ca = Ca::start();
-    let before = ca.counts().await;
+    let before = ca.snapshot().await;
 
     // Declared in Content-Length: the answer comes before the body does.
     let mut stream = ca.tls_stream().await;
@@ -75,7 +75,7 @@ async fn a_100_mib_body_is_refused_without_being_read() {
         sent >> 10
     );
 
-    assert_eq!(ca.counts().await, before);
+    assert_eq!(ca.snapshot().await, before);
     ca.anonymous().ca_chain().await.expect("still healthy");
 }
 
@@ -108,7 +108,7 @@ async fn trickle(ca: &Ca, head: Vec<u8>) -> (Duration, String) {
 #[tokio::test]
 async fn a_client_sending_one_byte_a_second_is_cut_off() {
     let ca = Ca::start();
-    let before = ca.counts().await;
+    let before = ca.snapshot().await;
     let headers = trickle(
         &ca,
         b"POST /v1/keys HTTP/1.1\r\nHost: localhost\r\nX-Slow: ".to_vec(),
@@ -121,6 +121,6 @@ async fn a_client_sending_one_byte_a_second_is_cut_off() {
     assert!(body_answer.contains("\"request_timeout\""), "{body_answer}");
     println!("slow headers cut after {header_time:?}, slow body after {body_time:?}");
 
-    assert_eq!(ca.counts().await, before);
+    assert_eq!(ca.snapshot().await, before);
     ca.anonymous().ca_chain().await.expect("still healthy");
 }

@@ -29,8 +29,22 @@ async fn cell(
 }
 
 #[tokio::test]
-async fn every_principal_against_every_operation() {
-    let ca = Ca::start();
+async fn every_principal_against_every_operation_on_sqlite() {
+    every_principal_against_every_operation(Ca::start()).await;
+}
+
+#[tokio::test]
+async fn every_principal_against_every_operation_on_postgres() {
+    let Some(pg) =
+        crate::support::PgSchema::create("every_principal_against_every_operation_on_postgres")
+            .await
+    else {
+        return;
+    };
+    every_principal_against_every_operation(Ca::start_on(&pg.url)).await;
+}
+
+async fn every_principal_against_every_operation(ca: Ca) {
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
     ca.user("bob@acme", &["read:metrics"]).await;

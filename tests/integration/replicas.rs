@@ -625,7 +625,7 @@ async fn a_serial_collision_is_retried_and_never_a_500() {
         .execute(&pool)
         .await
         .unwrap();
-    let before = ca.counts().await;
+    let before = ca.snapshot().await;
     let err = ca
         .anonymous()
         .enroll(
@@ -644,6 +644,6 @@ async fn a_serial_collision_is_retried_and_never_a_500() {
         .await
         .unwrap_err();
     assert_eq!(problem_code(err), "busy");
-    assert_eq!(ca.counts().await, before);
+    assert_eq!(ca.snapshot().await, before);
     pool.close().await;
 }

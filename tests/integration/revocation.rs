@@ -353,6 +353,7 @@ async fn only_the_owner_or_an_admin_revokes_and_others_learn_nothing() {
     ca.enroll_into("carol@globex", &["read:metrics"], "carol")
         .await;
     let before = ca.counts().await;
+    let unchanged = ca.snapshot().await;
 
     let bob = ca.with_identity(&ca.path("bob"));
     assert_eq!(
@@ -387,6 +388,13 @@ async fn only_the_owner_or_an_admin_revokes_and_others_learn_nothing() {
         "invalid_reason"
     );
     let after = ca.counts().await;
+    let now = ca.snapshot().await;
+    for table in ["keys", "certificates"] {
+        assert_eq!(
+            now[table], unchanged[table],
+            "{table}: refused revocations changed it"
+        );
+    }
     assert_eq!(after["keys"], before["keys"]);
     assert_eq!(
         after["audit_events"],

@@ -195,6 +195,15 @@ impl Ca {
         connector.connect(name, tcp).await.unwrap()
     }
 
+    /// A digest of every row the server's requests can write: compare two to prove that
+    /// nothing was added, removed or changed in between.
+    pub async fn snapshot(&self) -> BTreeMap<&'static str, String> {
+        let store = self.store().await;
+        let digests = store.content_digests().await.expect("digests");
+        store.close().await;
+        digests
+    }
+
     /// Row counts of every table, read from the store the server writes.
     pub async fn counts(&self) -> BTreeMap<&'static str, i64> {
         let store = self.store().await;
