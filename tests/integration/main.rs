@@ -11,6 +11,7 @@ mod inventory;
 mod limits;
 mod lint;
 mod matrix;
+mod readme;
 mod renewal;
 mod replicas;
 mod revocation;
