@@ -2,13 +2,16 @@
 //! revocations (coalescing bursts), and again when half of the current one's validity has
 //! passed, so a fresh CRL always exists well before `nextUpdate`. Building happens off the
 //! request path; the result is stored (so a restart or a replica serves the same bytes) and
-//! published through one watch channel that `GET /v1/crl` and its long-polls read.
+//! published through one watch channel that `GET /v1/crl` and its long-polls read. The task
+//! also watches the store: for a CRL another replica built, which it serves, and for a
+//! revocation made by another process that no CRL lists yet, for which it builds one.
 //!
 //! The procedure, numbered as in README's architecture section:
 //! 0. Take the builder lease (across replicas, one builds at a time).
 //! 1. Choose the number: one above the highest stored (numbers never repeat).
 //! 2. Collect the entries: revoked certificates whose `not_after` is within one validity
-//!    interval of now, so each stays until the first scheduled CRL after it expires.
+//!    interval of now, so each stays until the first scheduled CRL after it expires. The
+//!    store's revocation revision, read first, is recorded as what the CRL covers.
 //! 3. Sign (on the blocking pool).
 //! 4. Store; a number taken meanwhile (by a replica) goes back to step 1.
 //! 5. Publish to waiting readers.
@@ -32,8 +35,12 @@ const COALESCE: StdDuration = StdDuration::from_millis(50);
 const NUMBER_RETRIES: usize = 5;
 /// How long a CRL builder lease lasts if its holder dies before giving it back.
 const LEASE: StdDuration = StdDuration::from_secs(30);
-/// How often a replica on a shared store looks for a CRL another replica built.
+/// How often the builder looks in the store for a CRL another replica built, or for a
+/// revocation no CRL lists yet.
 const FOLLOW_INTERVAL: StdDuration = StdDuration::from_millis(200);
+/// How long a revocation may go unlisted before this process builds a CRL for it itself: the
+/// process that revoked builds within a fraction of a second, unless it died first.
+const UNLISTED_GRACE: StdDuration = StdDuration::from_secs(1);
 /// The longest wait between attempts after a failed build.
 const MAX_BACKOFF: StdDuration = StdDuration::from_secs(30);
 
@@ -52,12 +59,15 @@ pub struct PublishedCrl {
     pub next_update: OffsetDateTime,
     /// How many certificates it lists.
     pub entries: i64,
+    /// The store's revocation revision it was built from: it lists every revocation up to it.
+    pub covers: i64,
 }
 
 impl PublishedCrl {
     fn from_row(row: CrlRow) -> Self {
         Self {
             number: row.number,
+            covers: row.covers,
             this_update: from_unix(row.this_update),
             next_update: from_unix(row.next_update),
             entries: row.entries,
@@ -215,41 +225,52 @@ impl Authority {
                     must_build = true;
                 }
                 () = tokio::time::sleep(refresh_in) => must_build = true,
-                () = self.follow_replicas() => must_build = false,
+                followed = self.follow_store() => must_build = followed == Followed::Unlisted,
             }
         }
     }
 
-    /// Returns once another replica has stored a CRL newer than the one published here, after
-    /// publishing it: so every replica serves the same CRL, and its long polls wake within a
-    /// fraction of a second of a revocation made at another replica. Only a shared store
-    /// (PostgreSQL) can have replicas; with SQLite this never returns.
-    async fn follow_replicas(&self) {
-        if self.store.backend() != crate::store::Backend::Postgres {
-            return std::future::pending().await;
-        }
+    /// Returns once another process (a replica, or `latchkey rotate-admin`) has changed what
+    /// the CRL must be: after publishing a CRL another replica stored, so every replica
+    /// serves the same one and its long polls wake within a fraction of a second of a
+    /// revocation made elsewhere; or when a revocation has gone unlisted for longer than the
+    /// process that made it needs to build a CRL, which it may have died before doing.
+    async fn follow_store(&self) -> Followed {
+        let mut unlisted_since: Option<tokio::time::Instant> = None;
         loop {
             tokio::time::sleep(FOLLOW_INTERVAL).await;
-            let published = self.current_crl().map_or(0, |c| c.number);
-            // The number alone first: a CRL can be tens of megabytes.
-            let newer = match self.store.highest_crl_number().await {
-                Ok(n) => n > published,
+            let (published, covers) = self.current_crl().map_or((0, 0), |c| (c.number, c.covers));
+            // Two numbers first: a CRL can be tens of megabytes.
+            let marks = match self.store.crl_marks().await {
+                Ok(marks) => marks,
                 Err(e) => {
-                    tracing::warn!(error = %e, "cannot check for a newer CRL");
-                    false
+                    tracing::warn!(error = %e, "cannot check the store for CRL changes");
+                    continue;
                 }
             };
-            if !newer {
+            if marks.highest_number > published {
+                match self.store.latest_crl(self.issuer_id).await {
+                    Ok(Some(row)) if row.number > published => {
+                        tracing::info!(number = row.number, "CRL from another replica published");
+                        self.publish(Arc::new(PublishedCrl::from_row(row)));
+                        return Followed::Published;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot read a newer CRL"),
+                }
+            }
+            if marks.revision <= covers {
+                unlisted_since = None;
                 continue;
             }
-            match self.store.latest_crl(self.issuer_id).await {
-                Ok(Some(row)) if row.number > published => {
-                    tracing::info!(number = row.number, "CRL from another replica published");
-                    self.publish(Arc::new(PublishedCrl::from_row(row)));
-                    return;
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot read a newer CRL"),
+            let since = *unlisted_since.get_or_insert_with(tokio::time::Instant::now);
+            if since.elapsed() >= UNLISTED_GRACE {
+                tracing::warn!(
+                    revision = marks.revision,
+                    covered = covers,
+                    "a revocation made elsewhere is in no CRL yet; building one"
+                );
+                return Followed::Unlisted;
             }
         }
     }
@@ -269,9 +290,12 @@ impl Authority {
         let Some(row) = self.store.latest_crl(self.issuer_id).await? else {
             return Ok(false);
         };
-        let now = self.now().unix_timestamp();
-        let half = (row.next_update - row.this_update) / 2;
-        if now >= row.this_update + half {
+        // Due for its refresh (as the builder's schedule counts), or older than a revocation
+        // the store holds: build a new one.
+        let refresh_at = row.next_update - self.policy.crl_validity.whole_seconds() / 2;
+        if refresh_at <= self.now().unix_timestamp()
+            || row.covers < self.store.crl_revision().await?
+        {
             return Ok(false);
         }
         // Entries as (serial, reason code); "unspecified" is written as no reason code.
@@ -337,7 +361,11 @@ impl Authority {
             }
             tokio::time::sleep(COALESCE).await;
         }
-        let built = self.build_crl().await;
+        let built = match self.stored_crl_suffices().await {
+            Ok(Some(stored)) => Ok(stored),
+            Ok(None) => self.build_crl().await,
+            Err(e) => Err(e),
+        };
         if let Err(e) = self
             .store
             .release_crl_lease(self.issuer_id, &self.crl.holder)
@@ -346,6 +374,34 @@ impl Authority {
             tracing::warn!(error = %e, "cannot release the CRL lease; it expires by itself");
         }
         built
+    }
+
+    /// Publishes the newest stored CRL instead of building one when another replica stored it
+    /// while this one waited for the lease, and it leaves nothing to do: it is newer than the
+    /// one published here, lists every revocation so far, and is not due for its refresh.
+    /// (Replicas whose refresh timers fire together, or that all saw one revocation, build
+    /// once between them.)
+    async fn stored_crl_suffices(&self) -> Result<Option<Arc<PublishedCrl>>, AuthorityError> {
+        // Nothing published yet: this is the start-up build, decided because the stored CRL
+        // is stale or disagrees with the store, which its revision alone cannot tell.
+        let Some(published) = self.current_crl().map(|c| c.number) else {
+            return Ok(None);
+        };
+        let marks = self.store.crl_marks().await?;
+        if marks.highest_number <= published {
+            return Ok(None);
+        }
+        let Some(row) = self.store.latest_crl(self.issuer_id).await? else {
+            return Ok(None);
+        };
+        let refresh_at = from_unix(row.next_update) - self.policy.crl_validity / 2;
+        if row.number <= published || row.covers < marks.revision || refresh_at <= self.now() {
+            return Ok(None);
+        }
+        tracing::info!(number = row.number, "CRL from another replica published");
+        let crl = Arc::new(PublishedCrl::from_row(row));
+        self.publish(crl.clone());
+        Ok(Some(crl))
     }
 
     /// Builds, signs, stores and publishes a new CRL.
@@ -361,6 +417,9 @@ impl Authority {
             let this_update = now - crate::ca::BACKDATE;
             let next_update = now + self.policy.crl_validity;
             let cutoff = (now - self.policy.crl_validity).unix_timestamp();
+            // The revision before the entries: every revocation up to it has committed, so
+            // the entries read next include it.
+            let covers = self.store.crl_revision().await?;
             let revoked = self
                 .store
                 .revoked_certificates(self.issuer_id, cutoff)
@@ -390,6 +449,7 @@ impl Authority {
                 next_update: next_update.unix_timestamp(),
                 entries,
                 der,
+                covers,
             };
             // 4. Store.
             match self
@@ -414,6 +474,15 @@ impl Authority {
             "CRL numbers kept colliding".into(),
         ))
     }
+}
+
+/// Why [`Authority::follow_store`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Followed {
+    /// A newer CRL another replica stored is published here now.
+    Published,
+    /// A revocation has been in no CRL for too long: build one.
+    Unlisted,
 }
 
 /// The entries of a CRL from the store's list of revoked certificates.

@@ -125,9 +125,11 @@ const TABLES: &[Table] = &[
             ("entries", Int),
             ("der", Bytes),
             ("created_at", Int),
+            ("covers", Int),
         ],
         None,
     ),
+    ("crl_demand", &[("id", Int), ("revision", Int)], None),
     (
         "audit_events",
         &[

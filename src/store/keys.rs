@@ -224,6 +224,9 @@ impl Store {
         .await?
         .rows_affected();
         audit::insert(&mut tx, event).await?;
+        if superseded > 0 {
+            super::revocations::bump_crl_revision(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(superseded)
     }

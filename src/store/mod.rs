@@ -26,7 +26,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 pub use audit::AuditFilter;
 pub use audit::{AuditEvent, AuditRow};
 pub use keys::{CertificateRow, KeyFilter, KeyRow, KeyStatus, NewCertificate, NewKey, TokenUse};
-pub use revocations::{CrlRow, RevocationScope, RevokedCertificate, RevokedList};
+pub use revocations::{CrlMarks, CrlRow, RevocationScope, RevokedCertificate, RevokedList};
 pub use tenants::UserChange;
 pub use tenants::{TenantRow, UserRow};
 pub use tokens::{NewToken, TokenCredential, TokenRow};

@@ -61,6 +61,32 @@ pub struct CrlRow {
     pub entries: i64,
     /// The signed DER.
     pub der: Vec<u8>,
+    /// The revocation revision it was built from: it lists every revocation up to it.
+    pub covers: i64,
+}
+
+/// What a CRL builder watches: see [`Store::crl_marks`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrlMarks {
+    /// The highest CRL number stored, 0 when none is.
+    pub highest_number: i64,
+    /// The revocation revision.
+    pub revision: i64,
+}
+
+/// Records, in a transaction that revokes, that the CRLs built so far miss something. Called
+/// last in the transaction: the row stays locked until commit, so revisions commit in order
+/// and a CRL built from revision R lists every revocation up to R.
+pub(super) async fn bump_crl_revision(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO crl_demand (id, revision) VALUES (1, 1) \
+         ON CONFLICT (id) DO UPDATE SET revision = crl_demand.revision + 1",
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Which keys a bulk revocation takes.
@@ -109,6 +135,7 @@ impl Store {
         let mut event = event.clone();
         event.detail["certificates"] = certificates.rows_affected().into();
         audit::insert(&mut tx, &event).await?;
+        bump_crl_revision(&mut tx).await?;
         tx.commit().await?;
         Ok(Some(certificates.rows_affected() as i64))
     }
@@ -157,6 +184,9 @@ impl Store {
         event.detail["keys"] = counts.0.into();
         event.detail["certificates"] = counts.1.into();
         audit::insert(&mut tx, &event).await?;
+        if counts != (0, 0) {
+            bump_crl_revision(&mut tx).await?;
+        }
         tx.commit().await?;
         Ok(counts)
     }
@@ -191,7 +221,7 @@ impl Store {
     /// The newest CRL of an issuer.
     pub async fn latest_crl(&self, issuer_id: i64) -> Result<Option<CrlRow>, StoreError> {
         Ok(sqlx::query_as(
-            "SELECT number, this_update, next_update, entries, der FROM crls \
+            "SELECT number, this_update, next_update, entries, der, covers FROM crls \
              WHERE issuer_id = $1 ORDER BY number DESC LIMIT 1",
         )
         .bind(issuer_id)
@@ -201,10 +231,28 @@ impl Store {
 
     /// The highest CRL number used by any issuer (CRL numbers never repeat).
     pub async fn highest_crl_number(&self) -> Result<i64, StoreError> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(number), 0) FROM crls")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(n)
+        Ok(self.crl_marks().await?.highest_number)
+    }
+
+    /// The revocation revision: it grows with every transaction that revokes.
+    pub async fn crl_revision(&self) -> Result<i64, StoreError> {
+        Ok(self.crl_marks().await?.revision)
+    }
+
+    /// The highest CRL number and the revocation revision, in one cheap query: what a CRL
+    /// builder watches to learn that another one published, or that a revocation is in no
+    /// CRL yet.
+    pub async fn crl_marks(&self) -> Result<CrlMarks, StoreError> {
+        let (highest_number, revision): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COALESCE(MAX(number), 0) FROM crls), \
+                    (SELECT COALESCE(MAX(revision), 0) FROM crl_demand)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(CrlMarks {
+            highest_number,
+            revision,
+        })
     }
 
     /// Stores a signed CRL. `Collision` means its number was taken meanwhile (by another
@@ -217,8 +265,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         sqlx::query(
-            "INSERT INTO crls (number, issuer_id, this_update, next_update, entries, der, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO crls (number, issuer_id, this_update, next_update, entries, der, \
+             created_at, covers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(crl.number)
         .bind(issuer_id)
@@ -227,6 +275,7 @@ impl Store {
         .bind(crl.entries)
         .bind(&crl.der)
         .bind(now)
+        .bind(crl.covers)
         .execute(&mut **tx)
         .await
         .map_err(|e| unique_as(e, StoreError::Collision))?;

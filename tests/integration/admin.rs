@@ -256,7 +256,27 @@ async fn rotating_the_admin_certificate_shuts_out_the_old_one() {
 
     only_the_new_admin_certificate_works(&ca, &leaked).await;
 
-    // A restart rebuilds the CRL from the store, which lists the superseded certificate.
+    // The running CA learns from the store that `rotate-admin` (another process) revoked,
+    // and lists the old certificate in its next CRL without a restart.
+    let listed = |der: &[u8]| {
+        let (_, crl) = x509_parser::parse_x509_crl(der).unwrap();
+        crl.iter_revoked_certificates()
+            .any(|r| hex::encode(r.raw_serial()) == old_serial)
+    };
+    let client = ca.anonymous();
+    let (mut number, mut der) = client.crl(None, 0).await.unwrap().unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !listed(&der) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the running CA did not list the superseded admin certificate"
+        );
+        if let Some(newer) = client.crl(Some(number), 2).await.unwrap() {
+            (number, der) = newer;
+        }
+    }
+
+    // A restart serves the CRL from the store, which lists the superseded certificate.
     ca.restart();
     let (_, der) = ca.anonymous().crl(None, 0).await.unwrap().unwrap();
     let (_, crl) = x509_parser::parse_x509_crl(&der).unwrap();

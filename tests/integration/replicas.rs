@@ -563,6 +563,70 @@ async fn without_its_database_the_ca_is_not_ready_and_answers_503() {
         .unwrap();
 }
 
+/// A replica that revoked and died before building its CRL: the revocation is committed, and
+/// nobody was told. The other replicas see from the store that no CRL lists it, and build
+/// one within about a second.
+#[tokio::test]
+async fn a_revocation_whose_replica_died_before_its_crl_still_reaches_every_crl() {
+    let Some(pg) =
+        PgSchema::create("a_revocation_whose_replica_died_before_its_crl_still_reaches_every_crl")
+            .await
+    else {
+        return;
+    };
+    let ca = Ca::start_on(&pg.url);
+    let b = ca.replica();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let key = ca.enroll_into("alice@acme", &["read:metrics"], "k").await;
+    let serial = key.key.certificates[0].serial.clone();
+
+    // What `Store::revoke_key` commits, written by a process that then vanished.
+    let pool = sqlx::PgPool::connect(&pg.url).await.unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut tx = pool.begin().await.unwrap();
+    for statement in [
+        "UPDATE keys SET revoked_at = $1, revocation_reason = 'key_compromise' WHERE id = $2",
+        "UPDATE certificates SET revoked_at = $1, revocation_reason = 'key_compromise' \
+         WHERE key_id = $2",
+    ] {
+        sqlx::query(statement)
+            .bind(now)
+            .bind(&key.key.id)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO crl_demand (id, revision) VALUES (1, 1) \
+         ON CONFLICT (id) DO UPDATE SET revision = crl_demand.revision + 1",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    pool.close().await;
+    let revoked_at = tokio::time::Instant::now();
+
+    for url in [&ca.url, &b.url] {
+        let client = Client::new(url, &ca.ca_pem(), None).unwrap();
+        let (mut number, mut der) = client.crl(None, 0).await.unwrap().unwrap();
+        while !crl_serials(&der).contains(&serial) {
+            assert!(
+                revoked_at.elapsed() < Duration::from_secs(5),
+                "{url} never listed the revocation"
+            );
+            if let Some(newer) = client.crl(Some(number), 2).await.unwrap() {
+                (number, der) = newer;
+            }
+        }
+    }
+    println!(
+        "listed by both replicas {:?} after the commit",
+        revoked_at.elapsed()
+    );
+}
+
 /// Serials and key ids are random; a collision is retried with fresh ones, and one that keeps
 /// colliding is a 503 to try again, never a 500.
 #[tokio::test]

@@ -269,6 +269,8 @@ async fn contract(store: Store) {
             .await,
         Err(StoreError::PublicKeyInUse)
     ));
+    // Every transaction that revokes moves the revocation revision; nothing else does.
+    let revision = store.crl_revision().await.unwrap();
     assert_eq!(
         store
             .revoke_key("k1", "superseded", 3_000, &event("key.revoke", "acme"))
@@ -276,6 +278,7 @@ async fn contract(store: Store) {
             .unwrap(),
         Some(2)
     );
+    assert_eq!(store.crl_revision().await.unwrap(), revision + 1);
     assert_eq!(
         store
             .revoke_key("k1", "superseded", 3_000, &event("key.revoke", "acme"))
@@ -308,6 +311,24 @@ async fn contract(store: Store) {
             .await
             .unwrap(),
         (2, 2)
+    );
+    assert_eq!(store.crl_revision().await.unwrap(), revision + 2);
+    assert_eq!(
+        store
+            .revoke_keys_of(
+                &scope,
+                "superseded",
+                3_000,
+                &event("key.revoke_bulk", "acme")
+            )
+            .await
+            .unwrap(),
+        (0, 0)
+    );
+    assert_eq!(
+        store.crl_revision().await.unwrap(),
+        revision + 2,
+        "revoking nothing moves nothing"
     );
     assert_eq!(
         store
@@ -348,6 +369,7 @@ async fn contract(store: Store) {
             next_update: number + 10,
             entries: 4,
             der: vec![number as u8],
+            covers: number * 10,
         };
         store.insert_crl(issuer, &crl, number).await.unwrap();
     }
@@ -357,15 +379,14 @@ async fn contract(store: Store) {
         next_update: 1,
         entries: 0,
         der: vec![],
+        covers: 0,
     };
     assert!(matches!(
         store.insert_crl(issuer, &dup, 9).await,
         Err(StoreError::Collision)
     ));
-    assert_eq!(
-        store.latest_crl(issuer).await.unwrap().unwrap().der,
-        vec![5u8]
-    );
+    let latest = store.latest_crl(issuer).await.unwrap().unwrap();
+    assert_eq!((latest.der, latest.covers), (vec![5u8], 50));
     assert_eq!(store.highest_crl_number().await.unwrap(), 5);
 
     // The CRL builder lease: one holder at a time, given back, or expired.
