@@ -487,3 +487,72 @@ async fn every_admin_action_works_from_the_cli(ca: Ca) {
     }
     assert_eq!(paged, all.events.iter().map(|e| e.id).collect::<Vec<_>>());
 }
+
+/// Without `LATCHKEY_PASSWORD`, `user add` asks on the terminal, twice, without echo; the
+/// password typed there is the one that works.
+#[tokio::test]
+async fn a_password_is_asked_for_without_echo_on_a_terminal() {
+    let ca = Ca::start();
+    ca.admin()
+        .add_tenant(&NewTenant {
+            name: "acme".into(),
+            max_key_days: None,
+        })
+        .await
+        .unwrap();
+    let typed = "typed-at-the-prompt-4711";
+    // A pseudo-terminal from Python's standard library: the CLI sees a real tty.
+    let driver = r#"
+import os, pty, sys
+typed, argv = sys.argv[1], sys.argv[2:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(argv[0], argv)
+seen, prompts = b"", 0
+while True:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    seen += chunk
+    if seen.count(b":") > prompts and seen.rstrip().endswith(b":"):
+        prompts = seen.count(b":")
+        os.write(fd, typed.encode() + b"\n")
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(seen.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", driver, typed, crate::support::BIN])
+        .args(["user", "add", "carol@acme", "--scopes", "read:metrics"])
+        .current_dir(ca.dir.path())
+        .env("LATCHKEY_SERVER", &ca.url)
+        .env("LATCHKEY_HOME", ca.home())
+        .env_remove("LATCHKEY_PASSWORD")
+        .output()
+        .expect("python3");
+    let terminal = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{terminal}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(terminal.contains("again"), "asked twice: {terminal}");
+    assert!(
+        !terminal.contains(typed),
+        "the password was echoed: {terminal}"
+    );
+    let auth = latchkey::client::Auth::Password {
+        user: "carol@acme".into(),
+        password: typed.into(),
+    };
+    ca.anonymous()
+        .enroll(
+            &auth,
+            &crate::support::request(&crate::support::csr(), &["read:metrics"], "k"),
+        )
+        .await
+        .expect("the typed password works");
+}

@@ -814,3 +814,60 @@ async fn the_cli_revokes_with_the_keys_certificate_a_password_or_as_admin() {
     assert_eq!(globex.keys.len(), 2);
     assert!(globex.keys.iter().all(|k| k.status == "revoked"));
 }
+
+/// A revoked certificate stays on the CRL past its `notAfter`, until the first scheduled CRL
+/// built more than one CRL validity after it expired, and then drops off.
+#[tokio::test]
+async fn an_expired_revoked_certificate_stays_listed_for_one_crl_validity_then_drops_off() {
+    let ca = Ca::start_with(&["--certificate-lifetime", "60s", "--crl-validity", "60s"]);
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let key = ca.enroll_into("alice@acme", &["read:metrics"], "k").await;
+    let serial = key.key.certificates[0].serial.clone();
+    let not_after = key.key.certificates[0].not_after.unix_timestamp();
+    ca.admin()
+        .revoke_key(None, &key.key.id, Some("key_compromise"))
+        .await
+        .unwrap();
+    let revoked_at = unix_now();
+    // Follow every CRL, scheduled ones included (one every 30 s), until one drops it.
+    let client = ca.anonymous();
+    let (mut number, mut der) = client.crl(None, 0).await.unwrap().unwrap();
+    let mut listed_after_expiry = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(200);
+    loop {
+        // Built at thisUpdate plus the minute of backdating.
+        let built_at = {
+            let (_, crl) = x509_parser::parse_x509_crl(&der).unwrap();
+            crl.last_update().timestamp() + 60
+        };
+        let listed = crl_serials(&der).contains(&serial);
+        // (A second of slack either side: thisUpdate is in whole seconds.)
+        let since_expiry = built_at - not_after;
+        if built_at > revoked_at + 1 && since_expiry < 60 - 1 {
+            // From the revocation until one validity after it expired: listed.
+            assert!(
+                listed,
+                "CRL {number}, built {since_expiry} s after notAfter, dropped it early"
+            );
+            listed_after_expiry |= since_expiry > 0;
+        } else if since_expiry > 60 + 1 {
+            assert!(
+                !listed,
+                "CRL {number}, built {since_expiry} s after notAfter, still lists it"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no CRL built after {not_after} + 60"
+        );
+        if let Some(newer) = client.crl(Some(number), 45).await.unwrap() {
+            (number, der) = newer;
+        }
+    }
+    assert!(
+        listed_after_expiry,
+        "no CRL built after notAfter listed it (the first scheduled one after it must)"
+    );
+}
