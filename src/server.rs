@@ -110,7 +110,7 @@ impl Server {
         let chain = crate::tls::load_certificates(&home.read(&home.server_cert())?, "server.pem")?;
         let key = crate::tls::load_private_key(&home.read(&home.server_key())?, "server-key.pem")?;
         let roots = crate::tls::load_certificates(&home.read(&home.ca_cert())?, "ca.pem")?;
-        let acceptor = Acceptor::new(chain, key, &roots)?;
+        let acceptor = Acceptor::from_config(crate::tls::ca_listener_config(chain, key, &roots)?);
         // Serve only once a CRL is published (or the builder has had its chance and says
         // why not, loudly, in the log and in /readyz).
         let publisher = authority.start_crl_publisher();

@@ -15,6 +15,9 @@ CREATE FUNCTION latchkey_issue(
     p_recorded_at BIGINT, p_event_at BIGINT, p_actor TEXT, p_action TEXT,
     p_event_tenant TEXT, p_target TEXT, p_detail TEXT
 ) RETURNS INTEGER LANGUAGE plpgsql AS $$
+DECLARE
+    v_tenant_disabled BIGINT;
+    v_user_disabled BIGINT;
 BEGIN
     -- The token is consumed first, so a token raced from two requests gives one key.
     IF p_token_id IS NOT NULL THEN
@@ -25,11 +28,13 @@ BEGIN
             RAISE EXCEPTION 'latchkey:token_spent';
         END IF;
     END IF;
-    -- A disable that committed after authentication still stops this key.
-    IF EXISTS (
-        SELECT 1 FROM tenants t LEFT JOIN users u ON u.tenant_id = t.id AND u.name = p_owner
-        WHERE t.id = p_tenant_id AND (t.disabled_at IS NOT NULL OR u.disabled_at IS NOT NULL)
-    ) THEN
+    -- A disable that committed after authentication still stops this key, and one that comes
+    -- while this transaction is open waits for it: the rows are read FOR SHARE, so a disable
+    -- (and the bulk revocation that usually follows it) sees this key once it commits.
+    SELECT disabled_at INTO v_tenant_disabled FROM tenants WHERE id = p_tenant_id FOR SHARE;
+    SELECT disabled_at INTO v_user_disabled FROM users
+    WHERE tenant_id = p_tenant_id AND name = p_owner FOR SHARE;
+    IF v_tenant_disabled IS NOT NULL OR v_user_disabled IS NOT NULL THEN
         RAISE EXCEPTION 'latchkey:disabled';
     END IF;
     INSERT INTO keys (id, tenant_id, owner, name, description, scopes, created_at, expires_at)

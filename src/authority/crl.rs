@@ -241,7 +241,7 @@ impl Authority {
             tokio::time::sleep(FOLLOW_INTERVAL).await;
             let (published, covers) = self.current_crl().map_or((0, 0), |c| (c.number, c.covers));
             // Two numbers first: a CRL can be tens of megabytes.
-            let marks = match self.store.crl_marks().await {
+            let marks = match self.store.crl_marks(self.issuer_id).await {
                 Ok(marks) => marks,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot check the store for CRL changes");
@@ -387,7 +387,7 @@ impl Authority {
         let Some(published) = self.current_crl().map(|c| c.number) else {
             return Ok(None);
         };
-        let marks = self.store.crl_marks().await?;
+        let marks = self.store.crl_marks(self.issuer_id).await?;
         if marks.highest_number <= published {
             return Ok(None);
         }

@@ -241,10 +241,19 @@ impl Authority {
             Some(issued.serial.to_string()),
             serde_json::json!({ "subject": subject }),
         );
-        Ok(self
+        match self
             .store
             .record_service_certificate(&certificate, &event)
-            .await?)
+            .await
+        {
+            // Replicas starting together from one home record the same certificate at once.
+            Err(crate::store::StoreError::Collision)
+                if self.store.certificate(&certificate.serial).await?.is_some() =>
+            {
+                Ok(())
+            }
+            other => Ok(other?),
+        }
     }
 
     /// `latchkey rotate-admin`: records the new admin certificate `der` if needed, then

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 use latchkey::authority::Policy;
 use latchkey::clock::SystemClock;
@@ -97,6 +97,10 @@ pub async fn rotate_admin(args: &Args, rotate: &RotateAdminArgs) -> Result<()> {
         anyhow::bail!("no CA in {}", args.home.display());
     }
     let admin = home.replace_admin_certificate(&home.signer()?, time::OffsetDateTime::now_utc())?;
+    // From here the new certificate is on disk but the old ones still work: a failure must
+    // say so, or a leaked certificate would quietly stay valid.
+    let unfinished = "the new admin certificate is in place, but earlier ones are NOT revoked \
+                      yet; run `latchkey rotate-admin` again";
     let (authority, _) = latchkey::server::prepare(
         &home,
         rotate.database_url.as_deref(),
@@ -109,10 +113,12 @@ pub async fn rotate_admin(args: &Args, rotate: &RotateAdminArgs) -> Result<()> {
         Policy::default(),
         Arc::new(SystemClock),
     )
-    .await?;
+    .await
+    .context(unfinished)?;
     let revoked = authority
         .rotate_admin_certificate(admin.der.clone())
-        .await?;
+        .await
+        .context(unfinished)?;
     authority.close().await;
     println!(
         "latchkey: new admin certificate in {}/ (serial {}); every earlier one is revoked ({revoked})",

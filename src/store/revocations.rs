@@ -68,7 +68,7 @@ pub struct CrlRow {
 /// What a CRL builder watches: see [`Store::crl_marks`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CrlMarks {
-    /// The highest CRL number stored, 0 when none is.
+    /// The highest number of the issuer's stored CRLs, 0 when none is.
     pub highest_number: i64,
     /// The revocation revision.
     pub revision: i64,
@@ -231,22 +231,29 @@ impl Store {
 
     /// The highest CRL number used by any issuer (CRL numbers never repeat).
     pub async fn highest_crl_number(&self) -> Result<i64, StoreError> {
-        Ok(self.crl_marks().await?.highest_number)
+        let (n,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(number), 0) FROM crls")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
     }
 
     /// The revocation revision: it grows with every transaction that revokes.
     pub async fn crl_revision(&self) -> Result<i64, StoreError> {
-        Ok(self.crl_marks().await?.revision)
+        let (n,): (i64,) = sqlx::query_as("SELECT COALESCE(MAX(revision), 0) FROM crl_demand")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n)
     }
 
-    /// The highest CRL number and the revocation revision, in one cheap query: what a CRL
-    /// builder watches to learn that another one published, or that a revocation is in no
-    /// CRL yet.
-    pub async fn crl_marks(&self) -> Result<CrlMarks, StoreError> {
+    /// The highest number of an issuer's CRLs and the revocation revision, in one cheap
+    /// query: what a CRL builder watches to learn that another replica published, or that a
+    /// revocation is in no CRL yet.
+    pub async fn crl_marks(&self, issuer_id: i64) -> Result<CrlMarks, StoreError> {
         let (highest_number, revision): (i64, i64) = sqlx::query_as(
-            "SELECT (SELECT COALESCE(MAX(number), 0) FROM crls), \
+            "SELECT (SELECT COALESCE(MAX(number), 0) FROM crls WHERE issuer_id = $1), \
                     (SELECT COALESCE(MAX(revision), 0) FROM crl_demand)",
         )
+        .bind(issuer_id)
         .fetch_one(&self.pool)
         .await?;
         Ok(CrlMarks {

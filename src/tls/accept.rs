@@ -1,10 +1,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::CertificateDer;
 use tokio::net::TcpStream;
-
-use super::ConfigError;
 
 /// A TLS stream accepted by [`Acceptor`].
 pub type ServerStream = tokio_rustls::server::TlsStream<TcpStream>;
@@ -20,28 +18,20 @@ pub enum AcceptError {
     TimedOut,
 }
 
-/// The server side of TLS for the CA's listener (see [`super::server_config`]).
+/// The server side of a TLS listener: a relying service's (see
+/// [`super::relying_server_config`]) or the CA's own.
 #[derive(Clone)]
 pub struct Acceptor(tokio_rustls::TlsAcceptor);
 
 impl Acceptor {
-    /// An acceptor for any server configuration (such as [`super::relying_server_config`]).
+    /// An acceptor for a server configuration (such as [`super::relying_server_config`]).
     pub fn from_config(config: rustls::ServerConfig) -> Self {
         Self(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     }
 
-    /// An acceptor presenting `chain` and asking for client certificates under `client_roots`.
-    pub fn new(
-        chain: Vec<CertificateDer<'static>>,
-        key: PrivateKeyDer<'static>,
-        client_roots: &[CertificateDer<'static>],
-    ) -> Result<Self, ConfigError> {
-        let config = super::server_config(chain, key, client_roots)?;
-        Ok(Self(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
-    }
-
     /// Runs the handshake on `stream` within `deadline`. Returns the session and the client's
-    /// leaf certificate, if it presented one (its chain has been verified).
+    /// leaf certificate, if it presented one, as the configuration's client verifier passed
+    /// it (the CA's own listener leaves its dates to the authority).
     pub async fn accept(
         &self,
         stream: TcpStream,

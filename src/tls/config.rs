@@ -1,11 +1,12 @@
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
-use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
+use rustls::server::NoServerSessionStorage;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+#[cfg(feature = "server")]
 use super::expiry_deferred::ExpiryDeferred;
 
 /// Why a TLS configuration could not be built.
@@ -52,13 +53,17 @@ pub fn load_private_key(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>
 
 /// The CA's HTTPS listener: presents `chain`, asks for a client certificate issued under
 /// `client_roots` but lets clients without one in (password and token enrollment need none).
+/// Only for the CA, which decides on every certificate against its store: the handshake alone
+/// proves neither that a certificate is unexpired nor that it is unrevoked. Relying services
+/// use [`relying_server_config`].
 ///
 /// A presented certificate's dates are left to the authority (see `ExpiryDeferred`), which
 /// answers an expired one with a 403 that says so instead of a bare handshake failure.
 ///
 /// Session resumption is off: a resumed TLS session skips the client-certificate verifier,
 /// so a key revoked after its first connection could come back in on a resumed one.
-pub fn server_config(
+#[cfg(feature = "server")]
+pub(crate) fn ca_listener_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     client_roots: &[CertificateDer<'static>],
@@ -67,9 +72,10 @@ pub fn server_config(
     for root in client_roots {
         roots.add(root.clone())?;
     }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-        .allow_unauthenticated()
-        .build()?;
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+            .allow_unauthenticated()
+            .build()?;
     without_resumption(chain, key, Arc::new(ExpiryDeferred::new(verifier)))
 }
 

@@ -7,7 +7,8 @@
 //! the chain and the proof of possession as webpki always does, but an expired leaf is
 //! checked again as of its last valid second. That is safe because the CA never trusts a
 //! handshake alone: every request that presents a certificate is decided against the store,
-//! which refuses expired and revoked certificates and keys (`Authority::authenticate`).
+//! which holds only certificates this CA issued and refuses expired and revoked ones and
+//! their keys (`Authority::authenticate`). Nothing outside the CA server uses this.
 
 use std::sync::Arc;
 
@@ -65,8 +66,10 @@ impl ClientCertVerifier for ExpiryDeferred {
             Err(Error::InvalidCertificate(
                 CertificateError::Expired | CertificateError::ExpiredContext { .. },
             )) => {
-                // Only the leaf's own end is moved: an issuer that had already expired by
-                // then still fails, and so does anything else wrong with the chain.
+                // Checked again as of the leaf's last valid second: the chain and signatures
+                // as they were then. (The CA's leaves never outlive their issuer, so an issuer
+                // expired since passes too; readiness reports an expired issuer, and nothing
+                // is trusted beyond what the store says.)
                 let then = last_valid_second(end_entity)
                     .ok_or(Error::InvalidCertificate(CertificateError::BadEncoding))?;
                 self.inner

@@ -7,6 +7,7 @@ mod accept;
 #[cfg(feature = "axum")]
 pub mod axum;
 mod config;
+#[cfg(feature = "server")]
 mod expiry_deferred;
 mod identity;
 #[cfg(feature = "axum")]
@@ -17,9 +18,11 @@ mod serve;
 mod verifier;
 
 pub use accept::{AcceptError, Acceptor, ServerStream};
+#[cfg(feature = "server")]
+pub(crate) use config::ca_listener_config;
 pub use config::{
     ConfigError, client_config, load_certificates, load_private_key, provider,
-    relying_server_config, server_config,
+    relying_server_config,
 };
 pub use identity::{Identity, IdentityError, PeerIdentity};
 pub use revocation::{CrlError, RevocationSet, Revocations};
