@@ -71,8 +71,12 @@ async fn admin_wall(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let path = request.uri().path();
-    if path == ADMIN_PREFIX || path.starts_with(&format!("{ADMIN_PREFIX}/")) {
+    let under_admin = request
+        .uri()
+        .path()
+        .strip_prefix(ADMIN_PREFIX)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    if under_admin {
         let caller: crate::authority::Caller = request.extract_parts().await?;
         authority.require_admin(&caller).await?;
     }

@@ -645,3 +645,45 @@ async fn the_auto_renewing_client_keeps_a_60s_key_working_for_3_minutes() {
         serials.len() - 1
     );
 }
+
+/// The library's CA revocation source rides out a CA that is down (it retries, and holds no
+/// CRL meanwhile, so a verifier refuses), and takes only CRLs its issuer signed.
+#[tokio::test]
+async fn the_ca_revocation_source_waits_out_an_outage_and_takes_only_its_issuers_crls() {
+    use latchkey::tls::Revocations;
+    let mut ca = Ca::start();
+    let root_pem = ca.ca_pem();
+    let intermediate = ca.anonymous().ca_chain().await.unwrap()[0].clone();
+    let (number, _) = ca.anonymous().crl(None, 0).await.unwrap().unwrap();
+    ca.stop();
+
+    let revocations = Revocations::new();
+    let client = latchkey::client::Client::new(&ca.url, &root_pem, None).unwrap();
+    let follower = revocations.follow_ca(client, intermediate);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(revocations.current().is_none(), "a CRL out of nowhere");
+    ca.start_again();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while revocations.current().is_none() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no CRL after the CA came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(revocations.current().unwrap().number >= number);
+
+    // Told the wrong issuer (another CA's), it takes none of this CA's CRLs.
+    let other = Ca::start();
+    let foreign = other.anonymous().ca_chain().await.unwrap()[0].clone();
+    let misled = Revocations::new();
+    let client = latchkey::client::Client::new(&ca.url, &root_pem, None).unwrap();
+    let misled_follower = misled.follow_ca(client, foreign);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        misled.current().is_none(),
+        "a CRL signed by another issuer was taken"
+    );
+    follower.abort();
+    misled_follower.abort();
+}
