@@ -503,8 +503,18 @@ async fn a_password_is_asked_for_without_echo_on_a_terminal() {
     let typed = "typed-at-the-prompt-4711";
     // A pseudo-terminal from Python's standard library: the CLI sees a real tty.
     let driver = r#"
-import os, pty, sys
+import os, pty, sys, termios, time
 typed, argv = sys.argv[1], sys.argv[2:]
+
+def echo_off(fd, seconds=5.0):
+    # The prompt is printed before echo is switched off: answer only once it is off (or
+    # give up waiting, and let the echo show).
+    end = time.time() + seconds
+    while time.time() < end:
+        if not termios.tcgetattr(fd)[3] & termios.ECHO:
+            return
+        time.sleep(0.01)
+
 pid, fd = pty.fork()
 if pid == 0:
     os.execv(argv[0], argv)
@@ -519,6 +529,7 @@ while True:
     seen += chunk
     if seen.count(b":") > prompts and seen.rstrip().endswith(b":"):
         prompts = seen.count(b":")
+        echo_off(fd)
         os.write(fd, typed.encode() + b"\n")
 _, status = os.waitpid(pid, 0)
 sys.stdout.write(seen.decode(errors="replace"))
