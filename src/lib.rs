@@ -13,6 +13,7 @@ pub mod clock;
 pub mod files;
 pub mod model;
 pub mod pem;
+pub mod per_source;
 pub mod tls;
 
 #[cfg(feature = "server")]

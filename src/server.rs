@@ -13,7 +13,8 @@ use tokio::net::TcpListener;
 use crate::authority::{Authority, AuthorityError, Policy};
 use crate::clock::{Clock, SystemClock};
 use crate::home::{Home, HomeError, InitOptions};
-use crate::tls::Acceptor;
+use crate::http::EdgeLimits;
+use crate::tls::{Acceptor, ListenerLimits, OnRefusal};
 
 /// How long start-up waits for the first CRL.
 const FIRST_CRL_WAIT: Duration = Duration::from_secs(10);
@@ -48,12 +49,40 @@ pub struct ServeOptions {
     pub init: InitOptions,
     /// Lifetimes.
     pub policy: Policy,
+    /// Connections at once, all sources together; `None`: as many as the file-descriptor
+    /// limit leaves room for, at most [`crate::tls::DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: Option<usize>,
+    /// Connections at once per source network, and whether a PROXY header names the client.
+    pub listener: ListenerLimits,
+    /// What the HTTP edge lets one client hold.
+    pub edge: EdgeLimits,
+}
+
+/// File descriptors kept back from connections: the store, the CA's files, the log.
+fn fd_reserve(limit: u64) -> u64 {
+    (limit / 8).max(32)
+}
+
+/// Raises the soft file-descriptor limit to the hard one (each connection holds one), and
+/// returns the limit now in force.
+fn raise_fd_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read or raise the file-descriptor limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    }
 }
 
 /// The CA, prepared and bound, not yet serving.
 pub struct Server {
     listener: TcpListener,
     acceptor: Acceptor,
+    limits: ListenerLimits,
+    edge: EdgeLimits,
+    /// The file-descriptor limit in force (raised to the hard limit at start).
+    pub fd_limit: u64,
     authority: Arc<Authority>,
     publisher: tokio::task::JoinHandle<()>,
     /// True when this start initialized a new CA.
@@ -96,13 +125,48 @@ pub async fn prepare(
 }
 
 impl Server {
-    /// Prepares the CA and binds the listener.
+    /// Binds the listener, then prepares the CA. Binding comes first so that a start that
+    /// cannot listen leaves nothing behind: a CA initialized by a failed start would carry,
+    /// in every certificate, a CRL address on a port another service owns.
     pub async fn start(options: ServeOptions) -> Result<Self, ServeError> {
+        let listener = TcpListener::bind(options.listen)
+            .await
+            .map_err(|e| ServeError::Bind(options.listen, e))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| ServeError::Bind(options.listen, e))?;
+        let fd_limit = raise_fd_limit();
+        let room = usize::try_from(fd_limit.saturating_sub(fd_reserve(fd_limit)))
+            .unwrap_or(usize::MAX)
+            .max(1);
+        let max_connections = match options.max_connections {
+            None => room.min(crate::tls::DEFAULT_MAX_CONNECTIONS),
+            Some(asked) if asked == 0 || asked > room => {
+                tracing::warn!(
+                    asked,
+                    fd_limit,
+                    "--max-connections is more than the file-descriptor limit leaves room for; \
+                     holding {room}"
+                );
+                room
+            }
+            Some(asked) => asked,
+        };
+        let limits = ListenerLimits {
+            max_connections,
+            ..options.listener
+        };
+        // The CRL distribution point of a new CA names the port actually bound.
+        let mut init = options.init.clone();
+        if init.public_url.is_none() {
+            let host = init.hostnames.first().map_or("localhost", String::as_str);
+            init.public_url = Some(format!("https://{host}:{}", bound.port()));
+        }
         let home = Home::new(&options.home);
         let (authority, initialized_now) = prepare(
             &home,
             options.database_url.as_deref(),
-            &options.init,
+            &init,
             options.policy,
             Arc::new(SystemClock),
         )
@@ -110,24 +174,38 @@ impl Server {
         let chain = crate::tls::load_certificates(&home.read(&home.server_cert())?, "server.pem")?;
         let key = crate::tls::load_private_key(&home.read(&home.server_key())?, "server-key.pem")?;
         let roots = crate::tls::load_certificates(&home.read(&home.ca_cert())?, "ca.pem")?;
-        let acceptor = Acceptor::from_config(crate::tls::ca_listener_config(chain, key, &roots)?);
+        let intermediates = crate::tls::load_certificates(
+            &home.read(&home.intermediate_cert())?,
+            "intermediate.pem",
+        )?;
+        let acceptor = Acceptor::from_config(crate::tls::ca_listener_config(
+            chain,
+            key,
+            &roots,
+            intermediates,
+        )?);
         // Serve only once a CRL is published (or the builder has had its chance and says
         // why not, loudly, in the log and in /readyz).
         let publisher = authority.start_crl_publisher();
         if authority.crl_newer_than(0, FIRST_CRL_WAIT).await.is_none() {
             tracing::error!("no CRL could be published at start-up; /readyz reports not ready");
         }
-        let listener = TcpListener::bind(options.listen)
-            .await
-            .map_err(|e| ServeError::Bind(options.listen, e))?;
         Ok(Self {
             listener,
             acceptor,
+            limits,
+            edge: options.edge,
+            fd_limit,
             authority,
             publisher,
             initialized_now,
             home,
         })
+    }
+
+    /// The connection limits in force.
+    pub fn limits(&self) -> &ListenerLimits {
+        &self.limits
     }
 
     /// The address the listener is bound to (useful with port 0).
@@ -137,8 +215,20 @@ impl Server {
 
     /// Serves until `shutdown` completes, then lets open connections finish.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let router = crate::http::router(self.authority.clone());
-        crate::tls::serve(self.listener, self.acceptor, router, |_| (), shutdown).await;
+        let router = crate::http::router(self.authority.clone(), self.edge);
+        let authority = self.authority.clone();
+        let on_refusal: OnRefusal =
+            Arc::new(move |refusal| authority.count_refused_connection(refusal.as_str()));
+        crate::tls::serve_with_limits(
+            self.listener,
+            self.acceptor,
+            router,
+            |_| (),
+            shutdown,
+            self.limits,
+            on_refusal,
+        )
+        .await;
         self.publisher.abort();
         self.authority.close().await;
     }

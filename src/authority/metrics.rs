@@ -1,6 +1,7 @@
 //! The CA's Prometheus metrics: what it issued and revoked, and the health of its CRL.
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -17,6 +18,7 @@ pub(super) struct Metrics {
     pub(super) crl_failing: Gauge,
     pub(super) crl_failures: Counter,
     pub(super) crl_number_conflicts: Counter,
+    pub(super) connections_refused: Family<Vec<(&'static str, &'static str)>, Counter>,
 }
 
 impl Metrics {
@@ -32,6 +34,7 @@ impl Metrics {
             crl_failing: Gauge::default(),
             crl_failures: Counter::default(),
             crl_number_conflicts: Counter::default(),
+            connections_refused: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -75,6 +78,13 @@ impl Metrics {
             "CRLs built here whose number another replica had stored first (the builder lease \
              should keep this at 0)",
             m.crl_number_conflicts.clone(),
+        );
+        registry.register(
+            "connections_refused",
+            "Connections turned away before a request, by reason (handshake_failed, \
+             handshake_timeout, closed_during_handshake, connection_limit, source_limit, \
+             proxy_header)",
+            m.connections_refused.clone(),
         );
         Self { registry, ..m }
     }

@@ -298,6 +298,14 @@ impl Authority {
         self.metrics.encode()
     }
 
+    /// Counts a connection the listener turned away, by reason (see `tls::Refusal`).
+    pub fn count_refused_connection(&self, reason: &'static str) {
+        self.metrics
+            .connections_refused
+            .get_or_create(&vec![("reason", reason)])
+            .inc();
+    }
+
     /// Fails unless the caller presents a current administrator certificate.
     pub async fn require_admin(&self, caller: &Caller) -> Result<(), AuthorityError> {
         self.authenticate_admin(caller).await.map(|_| ())

@@ -8,8 +8,10 @@ use clap::Parser;
 use latchkey::authority::Policy;
 use latchkey::clock::SystemClock;
 use latchkey::home::{Home, InitOptions};
+use latchkey::http::EdgeLimits;
 use latchkey::model::profile::DEFAULT_TRUST_DOMAIN;
 use latchkey::server::{ServeOptions, Server};
+use latchkey::tls::ListenerLimits;
 
 use super::{Args, parse_duration};
 
@@ -44,6 +46,22 @@ pub struct ServeArgs {
     /// revocation and when half of this has passed.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     crl_validity: i64,
+    /// Connections held at once, all clients together (default: what the file-descriptor
+    /// limit leaves room for, at most 10000); past it new connections are closed at once.
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Connections held at once per client network (an IPv4 address or an IPv6 /64; 0: no
+    /// limit).
+    #[arg(long, default_value_t = latchkey::tls::DEFAULT_MAX_CONNECTIONS_PER_SOURCE)]
+    max_connections_per_source: usize,
+    /// CRL long polls held at once per client network (0: no limit); past it, 503 busy.
+    #[arg(long, default_value_t = latchkey::http::DEFAULT_LONG_POLLS_PER_SOURCE)]
+    max_long_polls_per_source: usize,
+    /// A TCP load balancer in front sends a PROXY protocol v2 header on every connection;
+    /// take the client's address from it (for throttling and per-client limits). Only with
+    /// a balancer that always sends one: clients reaching the CA directly are refused.
+    #[arg(long)]
+    proxy_protocol: bool,
     #[command(flatten)]
     init: InitArgs,
 }
@@ -153,13 +171,27 @@ pub async fn serve(args: &Args, serve: &ServeArgs) -> Result<()> {
         home: args.home.clone(),
         listen: serve.listen,
         database_url: serve.init.database_url.clone(),
-        init: serve.init.options(serve.listen.port()),
+        // The default public URL names the port actually bound (known once bound).
+        init: InitOptions {
+            public_url: serve.init.public_url.clone(),
+            ..serve.init.options(serve.listen.port())
+        },
         policy,
+        max_connections: serve.max_connections,
+        listener: ListenerLimits {
+            max_connections_per_source: serve.max_connections_per_source,
+            proxy_protocol: serve.proxy_protocol,
+            ..ListenerLimits::default()
+        },
+        edge: EdgeLimits {
+            long_polls_per_source: serve.max_long_polls_per_source,
+        },
     })
     .await?;
     let addr = server.local_addr()?;
     let home = &server.home;
     let url = format!("https://{addr}");
+    warn_if_public_url_points_elsewhere(&home.settings()?.public_url, addr);
     let server_flag = if url == latchkey::client::DEFAULT_SERVER {
         String::new()
     } else {
@@ -174,6 +206,17 @@ pub async fn serve(args: &Args, serve: &ServeArgs) -> Result<()> {
         println!("latchkey: initialized a new CA in {}", home.dir().display());
     }
     println!("latchkey: listening on {url}");
+    println!(
+        "  connections:        up to {} at once, {} per client network (file-descriptor limit {}){}",
+        server.limits().max_connections,
+        server.limits().max_connections_per_source,
+        server.fd_limit,
+        if server.limits().proxy_protocol {
+            "; client addresses from PROXY headers"
+        } else {
+            ""
+        }
+    );
     println!("  clients trust:      {}", home.ca_cert().display());
     println!("  admin certificate:  {}/", home.admin_dir().display());
     println!("  next:               latchkey{server_flag}{home_flag} tenant add acme");
@@ -186,6 +229,26 @@ pub async fn serve(args: &Args, serve: &ServeArgs) -> Result<()> {
     );
     server.run(shutdown_signal()).await;
     Ok(())
+}
+
+/// Every certificate names `<public URL>/v1/crl`. A public URL on this machine but another
+/// port (a CA made by `latchkey init`, then served elsewhere) sends relying parties to a
+/// port this CA does not own: say so at every start rather than let CRL fetches fail far
+/// away.
+fn warn_if_public_url_points_elsewhere(public_url: &str, listening: SocketAddr) {
+    let Ok(uri) = public_url.parse::<http::Uri>() else {
+        return;
+    };
+    let local = matches!(uri.host(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    let port = uri.port_u16().unwrap_or(443);
+    if local && port != listening.port() {
+        println!(
+            "latchkey: warning: certificates name the CRL at {}/v1/crl, but this CA listens \
+             on port {}; relying parties that fetch it will reach another port",
+            public_url.trim_end_matches('/'),
+            listening.port()
+        );
+    }
 }
 
 async fn shutdown_signal() {

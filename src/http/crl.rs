@@ -1,15 +1,20 @@
 //! `GET /v1/crl`: the current CRL from memory, in DER or PEM, with an ETag; or, with
 //! `newer_than` and `wait`, a long poll that answers as soon as a newer CRL is published.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::extract::ApiQuery;
 use super::{ApiError, AppState};
-use crate::authority::PublishedCrl;
+use crate::authority::{AuthorityError, PublishedCrl};
+use crate::model::SourceNet;
+use crate::per_source::PerSourceSlots;
+use crate::tls::ConnectionInfo;
 
 /// The longest long poll.
 pub const MAX_WAIT_SECONDS: u64 = 60;
@@ -24,9 +29,16 @@ pub struct CrlQuery {
     wait: Option<u64>,
 }
 
+/// The long polls each source network holds: a poll is a connection held for up to a
+/// minute, so without a share one client could hold every socket the CA has.
+#[derive(Debug, Clone)]
+pub struct LongPolls(pub Arc<PerSourceSlots>);
+
 /// `GET /v1/crl`. Needs nothing.
 pub async fn crl(
     State(authority): State<AppState>,
+    Extension(LongPolls(long_polls)): Extension<LongPolls>,
+    connection: Option<Extension<ConnectionInfo>>,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<CrlQuery>,
 ) -> Result<Response, ApiError> {
@@ -45,6 +57,15 @@ pub async fn crl(
     let crl = match (authority.current_crl(), query.newer_than) {
         // Nothing newer than asked for yet: wait for it, or say "not modified".
         (Some(current), Some(n)) if current.number == n => {
+            // Only a poll that will wait takes a share; past it, "busy" at once.
+            let _share = match connection {
+                Some(Extension(info)) if !wait.is_zero() => Some(
+                    long_polls
+                        .try_take(SourceNet::from(info.peer.ip()))
+                        .ok_or(AuthorityError::Busy)?,
+                ),
+                _ => None,
+            };
             match authority.crl_newer_than(n, wait).await {
                 Some(newer) => newer,
                 None => {

@@ -18,14 +18,33 @@ use axum::routing::{delete, get, patch, post};
 use axum::{RequestExt, Router};
 
 use crate::authority::Authority;
+use crate::per_source::PerSourceSlots;
 pub use body::{BODY_TIMEOUT, MAX_BODY_BYTES};
 pub use problem::ApiError;
 
 /// The state every handler shares.
 pub type AppState = Arc<Authority>;
 
+/// What the edge lets one client hold.
+#[derive(Debug, Clone, Copy)]
+pub struct EdgeLimits {
+    /// CRL long polls one source network may hold open at once (0: no limit).
+    pub long_polls_per_source: usize,
+}
+
+impl Default for EdgeLimits {
+    fn default() -> Self {
+        Self {
+            long_polls_per_source: DEFAULT_LONG_POLLS_PER_SOURCE,
+        }
+    }
+}
+
+/// The default of [`EdgeLimits::long_polls_per_source`].
+pub const DEFAULT_LONG_POLLS_PER_SOURCE: usize = 64;
+
 /// The CA's HTTP API.
-pub fn router(authority: Arc<Authority>) -> Router {
+pub fn router(authority: Arc<Authority>, limits: EdgeLimits) -> Router {
     let admin = Router::new()
         .route(
             "/v1/admin/tenants",
@@ -62,6 +81,9 @@ pub fn router(authority: Arc<Authority>) -> Router {
             admin_wall,
         ))
         .layer(middleware::from_fn(body::read_whole_body))
+        .layer(axum::Extension(crl::LongPolls(PerSourceSlots::new(
+            limits.long_polls_per_source,
+        ))))
         .with_state(authority)
 }
 

@@ -8,9 +8,11 @@ pub mod profile;
 mod reason;
 mod scope;
 mod serial;
+mod source;
 
 pub use key_id::KeyId;
 pub use name::{NameError, OwnerName, TenantName, UserRef};
 pub use reason::{ReasonError, RevocationReason};
 pub use scope::{Scope, ScopeError, ScopeSet};
 pub use serial::Serial;
+pub use source::SourceNet;

@@ -7,7 +7,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 #[cfg(feature = "server")]
-use super::expiry_deferred::ExpiryDeferred;
+use super::ca_listener_verifier::CaListenerVerifier;
 
 /// Why a TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -57,8 +57,9 @@ pub fn load_private_key(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>
 /// proves neither that a certificate is unexpired nor that it is unrevoked. Relying services
 /// use [`relying_server_config`].
 ///
-/// A presented certificate's dates are left to the authority (see `ExpiryDeferred`), which
-/// answers an expired one with a 403 that says so instead of a bare handshake failure.
+/// Paths are built only through `intermediates`, the CA's own, whatever a client sends, and
+/// a presented certificate's dates are left to the authority, which answers an expired one
+/// with a 403 that says so instead of a bare handshake failure (see `CaListenerVerifier`).
 ///
 /// Session resumption is off: a resumed TLS session skips the client-certificate verifier,
 /// so a key revoked after its first connection could come back in on a resumed one.
@@ -67,6 +68,7 @@ pub(crate) fn ca_listener_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     client_roots: &[CertificateDer<'static>],
+    intermediates: Vec<CertificateDer<'static>>,
 ) -> Result<ServerConfig, ConfigError> {
     let mut roots = RootCertStore::empty();
     for root in client_roots {
@@ -76,7 +78,11 @@ pub(crate) fn ca_listener_config(
         rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
             .allow_unauthenticated()
             .build()?;
-    without_resumption(chain, key, Arc::new(ExpiryDeferred::new(verifier)))
+    without_resumption(
+        chain,
+        key,
+        Arc::new(CaListenerVerifier::new(verifier, intermediates)),
+    )
 }
 
 /// A TLS server configuration for a relying service: presents `chain`, requires a client

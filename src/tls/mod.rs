@@ -6,12 +6,16 @@
 mod accept;
 #[cfg(feature = "axum")]
 pub mod axum;
-mod config;
 #[cfg(feature = "server")]
-mod expiry_deferred;
+mod ca_listener_verifier;
+mod config;
 mod identity;
 #[cfg(feature = "axum")]
 mod linger;
+#[cfg(feature = "axum")]
+mod log_limit;
+#[cfg(feature = "axum")]
+pub mod proxy_protocol;
 mod revocation;
 #[cfg(feature = "axum")]
 mod serve;
@@ -27,7 +31,10 @@ pub use config::{
 pub use identity::{Identity, IdentityError, PeerIdentity};
 pub use revocation::{CrlError, RevocationSet, Revocations};
 #[cfg(feature = "axum")]
-pub use serve::{ConnectionInfo, serve};
+pub use serve::{
+    ConnectionInfo, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_SOURCE, ListenerLimits,
+    OnRefusal, Refusal, serve, serve_with_limits,
+};
 pub use verifier::{DEFAULT_GRACE, LatchkeyVerifier, VerifierError};
 
 /// A CRL file's bytes as DER: PEM (`X509 CRL`) is decoded, anything else is taken as DER.

@@ -48,7 +48,8 @@ impl fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-fn refused(why: &'static str) -> Error {
+/// A refusal with a reason of our own, as rustls carries it to the log.
+pub(super) fn refused(why: &'static str) -> Error {
     Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(
         Refused(why),
     ))))

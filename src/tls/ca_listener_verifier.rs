@@ -1,0 +1,133 @@
+//! The CA listener's client-certificate check: paths only through the CA's own
+//! intermediates, a bounded certificate message, and dates left to the authority.
+//!
+//! **Own intermediates only.** webpki builds a path through whatever intermediates it is
+//! given, parsing each at every step of a search that may take 200,000 steps before any
+//! signature is checked. Given the client's, a 64 KiB Certificate message of fake CA
+//! certificates cost ten seconds of CPU on a runtime worker (SECURITY-FINDINGS 1). The CA
+//! knows every intermediate that can sign for it, so it ignores the client's and offers
+//! webpki only its own: the search is one short path, whatever arrives. A client that
+//! sends only its leaf (`curl --cert cert.pem`) is accepted for the same reason.
+//!
+//! **A bounded message.** A chain larger than any certificate this CA issues, with room
+//! for the intermediate and root a client may add, is refused before webpki parses it.
+//!
+//! **Dates to the authority.** The CA answers a key holder whose certificate or key has
+//! expired with 403 and a code (`certificate_expired`, `key_expired`), so that `renew` can
+//! say why, rather than with a TLS alert that reaches the holder as "handshake failure". An
+//! expired leaf is therefore checked again as of its last valid second. That is safe
+//! because the CA never trusts a handshake alone: every request that presents a certificate
+//! is decided against the store, which holds only certificates this CA issued and refuses
+//! expired and revoked ones and their keys (`Authority::authenticate`). Nothing outside the
+//! CA server uses this.
+
+use std::sync::Arc;
+
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, SignatureScheme};
+use rustls_pki_types::{CertificateDer, UnixTime};
+
+use super::verifier::refused;
+
+/// The most certificate bytes a client may present (leaf plus anything it sends along).
+/// A latchkey leaf is 1-2 KiB (RSA-4096 included); an intermediate and a root of this CA
+/// fit several times over.
+pub(crate) const MAX_CLIENT_CHAIN_BYTES: usize = 16 * 1024;
+/// The most certificates a client may present: its leaf, and at most the CA's
+/// intermediate and root after it.
+pub(crate) const MAX_CLIENT_CHAIN_CERTIFICATES: usize = 3;
+
+/// Wraps a webpki client verifier built over the CA's root: checks a presented leaf through
+/// the CA's own intermediates only, refuses oversized chains unparsed, and verifies an
+/// expired leaf again as of the second before its `notAfter`.
+#[derive(Debug)]
+pub(super) struct CaListenerVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+    intermediates: Vec<CertificateDer<'static>>,
+}
+
+impl CaListenerVerifier {
+    pub(super) fn new(
+        inner: Arc<dyn ClientCertVerifier>,
+        intermediates: Vec<CertificateDer<'static>>,
+    ) -> Self {
+        Self {
+            inner,
+            intermediates,
+        }
+    }
+}
+
+/// The last second at which `der` was valid, if it parses.
+fn last_valid_second(der: &CertificateDer<'_>) -> Option<UnixTime> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let not_after = cert.validity().not_after.timestamp();
+    let seconds = u64::try_from(not_after.checked_sub(1)?).ok()?;
+    Some(UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+        seconds,
+    )))
+}
+
+impl ClientCertVerifier for CaListenerVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        presented: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, Error> {
+        let bytes = end_entity.len() + presented.iter().map(|c| c.len()).sum::<usize>();
+        if bytes > MAX_CLIENT_CHAIN_BYTES || 1 + presented.len() > MAX_CLIENT_CHAIN_CERTIFICATES {
+            return Err(refused("client certificate message too large"));
+        }
+        let own = &self.intermediates;
+        match self.inner.verify_client_cert(end_entity, own, now) {
+            Err(Error::InvalidCertificate(
+                CertificateError::Expired | CertificateError::ExpiredContext { .. },
+            )) => {
+                // Checked again as of the leaf's last valid second: the chain and signatures
+                // as they were then. (The CA's leaves never outlive their issuer, so an issuer
+                // expired since passes too; readiness reports an expired issuer, and nothing
+                // is trusted beyond what the store says.)
+                let then = last_valid_second(end_entity)
+                    .ok_or(Error::InvalidCertificate(CertificateError::BadEncoding))?;
+                self.inner.verify_client_cert(end_entity, own, then)
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
