@@ -5,7 +5,7 @@ use rustls_pki_types::CertificateDer;
 
 use super::{Authority, AuthorityError};
 use crate::model::profile::SpiffeId;
-use crate::model::{KeyId, OwnerName, ScopeSet, TenantName, UserRef};
+use crate::model::{KeyId, OwnerName, ScopeSet, SourceNet, TenantName, UserRef};
 use crate::tls::PeerIdentity;
 
 /// A credential from the `Authorization` header.
@@ -159,10 +159,13 @@ impl Authority {
         password: &str,
         source: Option<std::net::IpAddr>,
     ) -> Result<Principal, AuthorityError> {
-        self.throttle.check(user, source)?;
+        // Only the parsed name (at most 127 characters) and the source network reach the
+        // throttle: nothing of an unparseable name is kept past this request.
+        let user_ref: Option<UserRef> = user.parse().ok();
+        let source = source.map(SourceNet::from);
+        self.throttle.check(user_ref.as_ref(), source)?;
         // Every path runs one argon2id verification, so the answer's timing does not tell
         // an unknown tenant from an unknown user from a wrong password.
-        let user_ref: Option<UserRef> = user.parse().ok();
         let mut found = None;
         if let Some(user_ref) = &user_ref
             && let Some(tenant) = self.store.tenant(user_ref.tenant.as_str()).await?
@@ -171,14 +174,18 @@ impl Authority {
             found = Some((tenant, row));
         }
         let hash = found.as_ref().map(|(_, row)| row.password_hash.clone());
-        if !self.passwords.verify(password.to_owned(), hash).await? {
-            self.throttle.failed(user, source);
+        if !self
+            .passwords
+            .verify(password.to_owned(), hash, source)
+            .await?
+        {
+            self.throttle.failed(user_ref.as_ref(), source);
             return Err(AuthorityError::InvalidCredentials);
         }
-        self.throttle.succeeded(user, source);
         let (Some(user_ref), Some((tenant, row))) = (user_ref, found) else {
             return Err(AuthorityError::InvalidCredentials);
         };
+        self.throttle.succeeded(&user_ref, source);
         if tenant.disabled_at.is_some() {
             return Err(AuthorityError::Disabled(format!("tenant {}", tenant.name)));
         }

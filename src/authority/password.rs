@@ -1,6 +1,11 @@
 //! Password hashing: argon2id, off the async threads (a hash takes ~40 ms of CPU), and at
 //! most one per core at a time, so a flood of password requests cannot starve the rest of
 //! the CA; a request that cannot get a turn within [`QUEUE_WAIT`] is answered "busy".
+//!
+//! One source network holds at most [`CHECKS_PER_SOURCE`] places in that queue: its further
+//! requests wait behind its own, so one client sending a flood of logins (distinct user
+//! names escape the throttle) delays itself, and everyone else's logins still get their
+//! turn within a few checks.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +16,8 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use tokio::sync::Semaphore;
 
 use super::AuthorityError;
+use crate::model::SourceNet;
+use crate::per_source::PerSourceSlots;
 
 /// Hashes and verifies passwords. Holds a hash of a random password so that an unknown
 /// user costs the same verification time as a known one.
@@ -18,7 +25,11 @@ use super::AuthorityError;
 pub struct Passwords {
     decoy_hash: String,
     turns: Arc<Semaphore>,
+    per_source: Arc<PerSourceSlots>,
 }
+
+/// Password checks one source network may have queued or running at once.
+pub const CHECKS_PER_SOURCE: usize = 4;
 
 /// How long a password check may wait for a free core.
 pub const QUEUE_WAIT: Duration = Duration::from_secs(10);
@@ -34,6 +45,7 @@ impl Passwords {
         Ok(Self {
             decoy_hash: hash_blocking(&hex::encode(decoy))?,
             turns: Arc::new(Semaphore::new(cores)),
+            per_source: PerSourceSlots::new(CHECKS_PER_SOURCE),
         })
     }
 
@@ -70,7 +82,17 @@ impl Passwords {
         &self,
         password: String,
         hash: Option<String>,
+        source: Option<SourceNet>,
     ) -> Result<bool, AuthorityError> {
+        let _share = match source {
+            Some(source) => Some(
+                self.per_source
+                    .take(source, QUEUE_WAIT)
+                    .await
+                    .ok_or(AuthorityError::Busy)?,
+            ),
+            None => None,
+        };
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.decoy_hash.clone());
         let matched = self
