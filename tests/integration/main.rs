@@ -5,6 +5,7 @@ mod admin;
 mod crash;
 mod enroll;
 mod errors;
+mod hardening;
 mod hub;
 mod init;
 mod inventory;

@@ -4,14 +4,21 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use base64::Engine;
 use latchkey::api::{EnrollRequest, EnrollResponse, NewTenant, NewToken, NewUser};
 use latchkey::client::{Auth, Client, Connection, KeyType, new_key_pair};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tempfile::TempDir;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_rustls::client::TlsStream;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
 pub const PASSWORD: &str = "correct-horse-battery";
@@ -97,6 +104,12 @@ impl Ca {
         self.url.clone()
     }
 
+    /// Restarts the server on the same home with other `serve` arguments.
+    pub fn restart_with(&mut self, extra: &[&str]) -> String {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+        self.restart()
+    }
+
     /// Starts a stopped server again on the same home and the same address: a CA that was
     /// down for a while and came back, as its clients see it.
     pub fn start_again(&mut self) {
@@ -114,6 +127,16 @@ impl Ca {
         self.extra = vec!["--database-url".to_owned(), database_url.to_owned()];
         self.database_url = Some(database_url.to_owned());
         self.restart()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.server.child.id()
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
     }
 
     /// Stops the server process.
@@ -518,4 +541,96 @@ pub fn problem_code(err: latchkey::client::ClientError) -> String {
         latchkey::client::ClientError::Problem(p) => p.code,
         other => panic!("expected a problem document, got {other}"),
     }
+}
+
+// Raw connections, for what the library client cannot do: present any chain, connect from
+// another loopback address, or come in through a (simulated) TCP load balancer.
+
+/// A TLS client of `ca` presenting `identity` (any chain and its leaf's key) or nothing.
+pub fn connector(
+    ca: &Ca,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> tokio_rustls::TlsConnector {
+    let roots = latchkey::tls::load_certificates(&ca.ca_pem(), "ca.pem").unwrap();
+    let config = latchkey::tls::client_config(&roots, identity).unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+pub fn ca_address(ca: &Ca) -> SocketAddr {
+    ca.url.trim_start_matches("https://").parse().unwrap()
+}
+
+/// A TCP connection to `ca` from the loopback address `from` (127.0.0.0/8 is all ours).
+pub async fn tcp_from(ca: &Ca, from: IpAddr) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(from, 0))?;
+    socket.connect(ca_address(ca)).await
+}
+
+/// The TLS handshake on `tcp`, anonymous.
+pub async fn tls(ca: &Ca, tcp: TcpStream) -> std::io::Result<TlsStream<TcpStream>> {
+    let name = ServerName::try_from("localhost").unwrap();
+    connector(ca, None).connect(name, tcp).await
+}
+
+/// A PROXY protocol v2 header naming `client` as the source, as HAProxy sends it.
+pub fn proxy_header(client: SocketAddr, server: SocketAddr) -> Vec<u8> {
+    let (client, server) = match (client, server) {
+        (SocketAddr::V6(_), SocketAddr::V4(s)) => (
+            client,
+            SocketAddr::new(IpAddr::V6(s.ip().to_ipv6_mapped()), s.port()),
+        ),
+        pair => pair,
+    };
+    ppp::v2::Builder::with_addresses(
+        ppp::v2::Version::Two | ppp::v2::Command::Proxy,
+        ppp::v2::Protocol::Stream,
+        (client, server),
+    )
+    .build()
+    .unwrap()
+}
+
+/// A connection through a (simulated) TCP load balancer for `client`: the PROXY header,
+/// then TLS.
+pub async fn tls_as(ca: &Ca, client: SocketAddr) -> std::io::Result<TlsStream<TcpStream>> {
+    let mut tcp = TcpStream::connect(ca_address(ca)).await?;
+    tcp.write_all(&proxy_header(client, ca_address(ca))).await?;
+    tls(ca, tcp).await
+}
+
+/// Sends one request (`Connection: close`) and returns the status and the whole answer.
+pub async fn exchange(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    request: &str,
+) -> (u16, String) {
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    (status, text)
+}
+
+pub fn basic(user: &str, password: &str) -> String {
+    format!(
+        "GET /v1/keys HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic {}\r\nConnection: close\r\n\r\n",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+/// The `Retry-After` of an answer, in seconds.
+pub fn retry_after(answer: &str) -> u64 {
+    answer
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("retry-after: ")
+                .map(str::to_owned)
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Retry-After in {answer}"))
 }
