@@ -49,7 +49,8 @@ pub enum AuthorityError {
     /// A field of the request is invalid.
     #[error("{detail}")]
     Invalid {
-        /// The stable code: `invalid_request`, `invalid_scope`, `invalid_name`, `weak_password`.
+        /// The stable code: `invalid_request`, `invalid_scope`, `invalid_name`,
+        /// `invalid_characters`, `weak_password`.
         code: &'static str,
         /// What is wrong.
         detail: String,

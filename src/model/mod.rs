@@ -8,6 +8,8 @@ pub mod profile;
 mod reason;
 mod scope;
 mod serial;
+#[cfg(feature = "server")]
+pub mod text;
 
 pub use key_id::KeyId;
 pub use name::{NameError, OwnerName, TenantName, UserRef};

@@ -481,3 +481,85 @@ async fn token_secrets_and_passwords_are_stored_only_as_hashes() {
         );
     }
 }
+
+/// A character a terminal would act on rather than show: C0 (but the newline that ends each
+/// line), DEL and C1, zero-width and bidi marks, overrides and isolates, separators, BOM.
+fn acts_on_terminal(c: char) -> bool {
+    matches!(u32::from(c),
+        0x00..=0x09 | 0x0b..=0x1f | 0x7f..=0x9f | 0x200b..=0x200f | 0x2028..=0x202e
+        | 0x2066..=0x2069 | 0xfeff)
+}
+
+/// Finding 9: a record that holds control or bidi characters (written before the CA refused
+/// them, or straight into the store) is printed escaped by every `latchkey` listing.
+#[tokio::test]
+async fn stored_control_and_bidi_characters_are_printed_escaped() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let key = ca
+        .enroll_into("alice@acme", &["read:metrics"], "laptop")
+        .await;
+    let name = "lap\u{202e}pot\u{1b}]0;pwned\u{7}";
+    let description =
+        "ok\u{1b}[2J\u{1b}[H\u{7}\u{1b}[31mFAKE: key revoked\u{1b}[0m\u{2028}\u{2066}x";
+    // Straight into the store, past the API that would refuse it.
+    let db = format!("sqlite://{}", ca.home().join("latchkey.db").display());
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    sqlx::query("UPDATE keys SET name = ?1, description = ?2 WHERE id = ?3")
+        .bind(name)
+        .bind(description)
+        .bind(&key.key.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO audit_events (at, actor, action, tenant, target, detail) \
+         VALUES (?1, 'system', 'key.note', 'acme', ?2, ?3)",
+    )
+    .bind(time::OffsetDateTime::now_utc().unix_timestamp())
+    .bind("t\u{202e}\u{1b}[2Jx")
+    .bind(serde_json::json!({ "note": description }).to_string())
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let id = key.key.id.as_str();
+    let pw = [("LATCHKEY_PASSWORD", support::PASSWORD)];
+    for (args, env) in [
+        (&["keys", "show", id][..], &[][..]),
+        (&["keys", "list"], &[]),
+        (&["keys", "list", "--user", "alice@acme"], &pw[..]),
+        (&["keys", "show", id, "--user", "alice@acme"], &pw),
+        (&["audit"], &[]),
+    ] {
+        let out = ca.cli_with_env(args, env);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !stdout.chars().any(acts_on_terminal),
+            "{args:?} printed a raw control or bidi character: {stdout:?}"
+        );
+        // Shown, not dropped: the admin sees that something odd is there.
+        assert!(
+            stdout.contains("\\u{1b}") && stdout.contains("\\u{202e}"),
+            "{args:?}: {stdout:?}"
+        );
+    }
+    // --json is escaped too, and still reads back as the stored text.
+    let out = ca.cli(&["--json", "keys", "show", id]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.chars().any(acts_on_terminal), "{stdout:?}");
+    let shown: latchkey::api::KeyInfo =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(
+        (shown.name.as_str(), shown.description.as_str()),
+        (name, description)
+    );
+}
