@@ -22,6 +22,11 @@ pub enum AuthorityError {
     /// The operation needs an administrator certificate.
     #[error("this operation needs an administrator certificate")]
     AdminRequired,
+    /// `/metrics` needs the administrator certificate or an address allowed to scrape.
+    #[error(
+        "/metrics is open only to the administrator certificate and to the addresses given to serve --metrics-allow"
+    )]
+    MetricsForbidden,
     /// The user or tenant is disabled.
     #[error("{0} is disabled")]
     Disabled(String),

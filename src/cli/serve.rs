@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// revocation and when half of this has passed.
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     crl_validity: i64,
+    /// Addresses or networks (CIDR, comma-separated) that may read /metrics without the
+    /// admin certificate, such as a Prometheus server; default none.
+    #[arg(long, env = "LATCHKEY_METRICS_ALLOW", value_delimiter = ',')]
+    metrics_allow: Vec<latchkey::model::IpNet>,
     #[command(flatten)]
     init: InitArgs,
 }
@@ -147,6 +151,7 @@ pub async fn serve(args: &Args, serve: &ServeArgs) -> Result<()> {
     let policy = Policy {
         certificate_lifetime: time::Duration::seconds(serve.certificate_lifetime),
         crl_validity: time::Duration::seconds(serve.crl_validity),
+        metrics_allow: serve.metrics_allow.clone().leak(),
         ..Policy::default()
     };
     let server = Server::start(ServeOptions {

@@ -567,3 +567,80 @@ sys.exit(os.waitstatus_to_exitcode(status))
         .await
         .expect("the typed password works");
 }
+
+/// Finding 10: `/metrics` counts the whole CA's issuance across tenants, so it is open only
+/// to the administrator certificate and to the addresses `serve --metrics-allow` names.
+#[tokio::test]
+async fn metrics_are_open_to_the_admin_and_allowed_addresses_only() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    ca.enroll_into("alice@acme", &["read:metrics"], "alice")
+        .await;
+    let get = |identity: Option<std::path::PathBuf>, auth: Option<latchkey::client::Auth>| {
+        let conn = ca.raw(identity.as_deref());
+        async move {
+            conn.send(Method::GET, "/metrics", auth.as_ref(), None)
+                .await
+                .unwrap()
+        }
+    };
+    for (who, identity, auth) in [
+        ("nobody", None, None),
+        ("a key holder", Some(ca.path("alice")), None),
+        ("a password", None, Some(password("alice@acme"))),
+    ] {
+        let (status, body) = get(identity, auth).await;
+        let problem: Problem = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| panic!("{who}: {}", String::from_utf8_lossy(&body)));
+        assert_eq!(
+            (status.as_u16(), problem.code.as_str()),
+            (403, "metrics_forbidden"),
+            "{who}"
+        );
+        assert!(!String::from_utf8_lossy(&body).contains("latchkey_keys_issued"));
+    }
+    let (status, body) = get(Some(ca.home().join("admin")), None).await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("latchkey_keys_issued_total 1"));
+
+    // An allowed network opens it without a certificate; another network does not.
+    let allowed = Ca::start_with(&["--metrics-allow", "192.0.2.0/24,127.0.0.0/8"]);
+    let (status, body) = allowed
+        .raw(None)
+        .send(Method::GET, "/metrics", None, None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("latchkey_keys_issued_total"));
+    let elsewhere = Ca::start_with(&["--metrics-allow", "10.0.0.0/8,::1"]);
+    let (status, _) = elsewhere
+        .raw(None)
+        .send(Method::GET, "/metrics", None, None)
+        .await
+        .unwrap();
+    assert_eq!(status, 403);
+
+    // A malformed network is refused at start-up, with the value named.
+    let out = std::process::Command::new(crate::support::BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-allow",
+            "10.0.0.0/33",
+        ])
+        .env("LATCHKEY_HOME", ca.path("never-made"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("10.0.0.0/33"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !ca.path("never-made").exists(),
+        "no CA made for a refused flag"
+    );
+}
