@@ -1,7 +1,7 @@
 //! Changing what exists: tenant policy and state, users' grants, passwords and state,
 //! enrollment tokens; and reading the audit log. Administrator certificate only.
 
-use super::paging::Page;
+use super::paging::{self, Page};
 use super::{Authority, AuthorityError, Caller, MAX_KEY_DAYS, from_unix};
 use crate::api::{AuditEventInfo, AuditPage, TenantChange, TenantInfo, UserChange, UserInfo};
 use crate::model::{TenantName, UserRef};
@@ -163,18 +163,24 @@ impl Authority {
         query: AuditQuery,
     ) -> Result<AuditPage, AuthorityError> {
         self.authenticate_admin(caller).await?;
-        let page = Page::parse(query.limit, query.cursor.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
+        let page = Page::parse(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
+        // The cursor is the id of the last event given out; every event's id is shown to
+        // the administrator, the only one who reads this log.
+        let before_id = match paging::given(query.cursor.as_deref()) {
+            None => None,
+            Some(c) => Some(c.parse::<i64>().map_err(|_| paging::invalid_cursor())?),
+        };
         let filter = AuditFilter {
             tenant: query.tenant,
             actor: query.actor,
             action: query.action,
             since: timestamp("since", query.since.as_deref())?,
             until: timestamp("until", query.until.as_deref())?,
-            before_id: page.before,
+            before_id,
             limit: page.fetch(),
         };
         let mut rows = self.store.audit_events(&filter).await?;
-        let next_cursor = page.finish(&mut rows, |r| r.id);
+        let next_cursor = page.finish(&mut rows, |r| r.id.to_string());
         let events = rows
             .into_iter()
             .map(|r| AuditEventInfo {

@@ -85,9 +85,11 @@ impl Authority {
 
         // 2. Check the request.
         let now = self.now();
+        // Checked before trimming, so that a separator at either end is refused, not dropped.
+        printable("name", &request.name)?;
+        printable("description", &request.description)?;
         let name = request.name.trim().to_owned();
-        if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control)
-        {
+        if name.is_empty() || name.chars().count() > MAX_NAME {
             return Err(AuthorityError::invalid(
                 "invalid_request",
                 format!("name must be 1 to {MAX_NAME} printable characters"),
@@ -284,5 +286,21 @@ fn certificate_row(c: &NewCertificate) -> crate::store::CertificateRow {
         not_before: c.not_before,
         not_after: c.not_after,
         revoked_at: None,
+    }
+}
+
+/// Refuses free text that an administrator's terminal would act on instead of showing: a
+/// key's name and description are printed by `latchkey keys`, and only its owner chose them.
+fn printable(field: &str, text: &str) -> Result<(), AuthorityError> {
+    match crate::model::text::first_unsafe(text) {
+        None => Ok(()),
+        Some(c) => Err(AuthorityError::invalid(
+            "invalid_characters",
+            format!(
+                "{field} contains U+{:04X}, a control, format (such as a bidi override) or \
+                 separator character; use printable text",
+                u32::from(c)
+            ),
+        )),
     }
 }

@@ -22,6 +22,11 @@ pub enum AuthorityError {
     /// The operation needs an administrator certificate.
     #[error("this operation needs an administrator certificate")]
     AdminRequired,
+    /// `/metrics` needs the administrator certificate or an address allowed to scrape.
+    #[error(
+        "/metrics is open only to the administrator certificate and to the addresses given to serve --metrics-allow"
+    )]
+    MetricsForbidden,
     /// The user or tenant is disabled.
     #[error("{0} is disabled")]
     Disabled(String),
@@ -49,7 +54,8 @@ pub enum AuthorityError {
     /// A field of the request is invalid.
     #[error("{detail}")]
     Invalid {
-        /// The stable code: `invalid_request`, `invalid_scope`, `invalid_name`, `weak_password`.
+        /// The stable code: `invalid_request`, `invalid_scope`, `invalid_name`,
+        /// `invalid_characters`, `weak_password`.
         code: &'static str,
         /// What is wrong.
         detail: String,

@@ -3,7 +3,7 @@
 //! "not found", never "forbidden", so existence does not leak across tenants.
 
 use super::authenticate::{Principal, stored_scopes};
-use super::paging::Page;
+use super::paging::{self, Page};
 use super::{Authority, AuthorityError, Caller, from_unix};
 use crate::api::{CertificateInfo, KeyInfo, KeyPage};
 use crate::model::{KeyId, OwnerName};
@@ -49,7 +49,7 @@ impl Authority {
                 ));
             }
         };
-        let page = Page::parse(query.limit, query.cursor.as_deref(), DEFAULT_PAGE, MAX_PAGE)?;
+        let page = Page::parse(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
         let (tenant_id, owner) = match &principal {
             Principal::Admin { .. } => {
                 let tenant_id = match &query.tenant {
@@ -75,16 +75,20 @@ impl Authority {
             }
             Principal::Token { .. } => return Err(AuthorityError::Unauthenticated),
         };
+        let before_seq = match paging::given(query.cursor.as_deref()) {
+            None => None,
+            Some(cursor) => Some(self.key_cursor(&principal, cursor).await?),
+        };
         let filter = KeyFilter {
             tenant_id,
             owner,
             status,
             now: self.now().unix_timestamp(),
-            before_seq: page.before,
+            before_seq,
             limit: page.fetch(),
         };
         let mut rows = self.store.keys(&filter).await?;
-        let next_cursor = page.finish(&mut rows, |r| r.seq);
+        let next_cursor = page.finish(&mut rows, |r| r.id.clone());
         let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
         let certificates = self.store.certificates_of(&ids).await?;
         let keys = rows
@@ -101,6 +105,35 @@ impl Authority {
         Ok(KeyPage { keys, next_cursor })
     }
 
+    /// The paging position of the key a cursor names. The cursor is the id of the last key of
+    /// the previous page, which the caller has seen; the position behind it (the store's
+    /// global sequence) never leaves the CA, so a cursor tells nothing about other tenants'
+    /// keys. A key the caller may not see is refused like one that does not exist.
+    async fn key_cursor(&self, principal: &Principal, cursor: &str) -> Result<i64, AuthorityError> {
+        let id: KeyId = cursor.parse().map_err(|_| paging::invalid_cursor())?;
+        let row = self
+            .store
+            .key(id.as_str())
+            .await?
+            .ok_or_else(paging::invalid_cursor)?;
+        if !self.may_see(principal, &row) {
+            return Err(paging::invalid_cursor());
+        }
+        Ok(row.seq)
+    }
+
+    /// Whether `principal` may see the key `row`: an administrator every key, a user or key
+    /// holder its own keys only.
+    fn may_see(&self, principal: &Principal, row: &KeyRow) -> bool {
+        match principal {
+            Principal::Admin { .. } => true,
+            Principal::User { tenant, owner, .. } | Principal::Key { tenant, owner, .. } => {
+                row.tenant == tenant.as_str() && row.owner == owner.as_str()
+            }
+            Principal::Token { .. } => false,
+        }
+    }
+
     /// `GET /v1/keys/{id}`: one key the caller may see.
     pub async fn show_key(&self, caller: &Caller, id: &str) -> Result<KeyInfo, AuthorityError> {
         let principal = self.authenticate_reader(caller).await?;
@@ -110,14 +143,7 @@ impl Authority {
             .key(id.as_str())
             .await?
             .ok_or(AuthorityError::NotFound("key"))?;
-        let visible = match &principal {
-            Principal::Admin { .. } => true,
-            Principal::User { tenant, owner, .. } | Principal::Key { tenant, owner, .. } => {
-                row.tenant == tenant.as_str() && row.owner == owner.as_str()
-            }
-            Principal::Token { .. } => false,
-        };
-        if !visible {
+        if !self.may_see(&principal, &row) {
             return Err(AuthorityError::NotFound("key"));
         }
         let certificates = self.store.certificates_of(&[id.as_str()]).await?;

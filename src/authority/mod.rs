@@ -44,6 +44,9 @@ pub struct Policy {
     /// How far ahead each CRL's `nextUpdate` lies (default 1 h); a new one is built when
     /// half of it has passed.
     pub crl_validity: Duration,
+    /// The addresses that may read `/metrics` without the admin certificate (default none).
+    /// A `'static` slice keeps the policy `Copy`; the list is fixed for the process's life.
+    pub metrics_allow: &'static [crate::model::IpNet],
 }
 
 /// No tenant may allow keys to live longer than this.
@@ -55,6 +58,7 @@ impl Default for Policy {
             certificate_lifetime: Duration::hours(24),
             default_key_lifetime: Duration::days(90),
             crl_validity: crl::DEFAULT_CRL_VALIDITY,
+            metrics_allow: &[],
         }
     }
 }
@@ -293,17 +297,33 @@ impl Authority {
         Ok(superseded)
     }
 
-    /// The Prometheus text exposition of the CA's metrics.
-    pub fn metrics_text(&self) -> String {
-        self.metrics.encode()
-    }
-
     /// Counts a connection the listener turned away, by reason (see `tls::Refusal`).
     pub fn count_refused_connection(&self, reason: &'static str) {
         self.metrics
             .connections_refused
             .get_or_create(&vec![("reason", reason)])
             .inc();
+    }
+
+    /// `GET /metrics`: the metrics, for the administrator certificate or an address the
+    /// policy allows. Issuance and revocation counts are the whole CA's, across tenants:
+    /// not something a tenant's user, or anyone who can reach the port, should read.
+    pub async fn scrape_metrics(&self, caller: &Caller) -> Result<String, AuthorityError> {
+        let allowed = caller
+            .source
+            .is_some_and(|ip| self.policy.metrics_allow.iter().any(|net| net.contains(ip)));
+        if !allowed {
+            match self.authenticate_admin(caller).await {
+                Ok(_) => {}
+                Err(AuthorityError::Unauthenticated | AuthorityError::AdminRequired) => {
+                    return Err(AuthorityError::MetricsForbidden);
+                }
+                // A certificate that is not (or no longer) good, or a store that does not
+                // answer, says so as everywhere else.
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.metrics.encode())
     }
 
     /// Fails unless the caller presents a current administrator certificate.

@@ -34,8 +34,8 @@ pub const CHECKS_PER_SOURCE: usize = 4;
 /// How long a password check may wait for a free core.
 pub const QUEUE_WAIT: Duration = Duration::from_secs(10);
 
-/// The shortest password accepted.
-pub const MIN_PASSWORD_LENGTH: usize = 8;
+/// The shortest password accepted, in characters.
+pub const MIN_PASSWORD_LENGTH: usize = 12;
 
 impl Passwords {
     /// Prepares the decoy hash (one argon2id hash; call once at start-up).
@@ -67,12 +67,7 @@ impl Passwords {
 
     /// The argon2id PHC string for `password`.
     pub async fn hash(&self, password: String) -> Result<String, AuthorityError> {
-        if password.chars().count() < MIN_PASSWORD_LENGTH {
-            return Err(AuthorityError::invalid(
-                "weak_password",
-                format!("passwords need at least {MIN_PASSWORD_LENGTH} characters"),
-            ));
-        }
+        check_strength(&password)?;
         self.with_turn(move || hash_blocking(&password)).await?
     }
 
@@ -110,9 +105,55 @@ impl Passwords {
     }
 }
 
+/// The rules for a new password, each with its own message so that whoever sets one knows
+/// what to change. Control characters are refused because a NUL, tab or escape cannot be
+/// typed back reliably at a prompt or in a Basic header, and padding a short password with
+/// them (or with spaces only) adds length without adding anything to guess.
+fn check_strength(password: &str) -> Result<(), AuthorityError> {
+    let weak = |detail: String| Err(AuthorityError::invalid("weak_password", detail));
+    if password.chars().count() < MIN_PASSWORD_LENGTH {
+        return weak(format!(
+            "passwords need at least {MIN_PASSWORD_LENGTH} characters"
+        ));
+    }
+    if password.chars().any(char::is_control) {
+        return weak(
+            "passwords may not contain control characters (such as NUL, tab or newline)".into(),
+        );
+    }
+    if password.chars().all(char::is_whitespace) {
+        return weak("a password may not be whitespace only".into());
+    }
+    Ok(())
+}
+
 fn hash_blocking(password: &str) -> Result<String, AuthorityError> {
     Argon2::default()
         .hash_password(password.as_bytes())
         .map(|h| h.to_string())
         .map_err(|e| AuthorityError::Internal(format!("argon2: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_weak_password_is_refused_by_its_rule() {
+        let detail = |p: &str| match check_strength(p) {
+            Err(AuthorityError::Invalid { code, detail }) => {
+                assert_eq!(code, "weak_password");
+                detail
+            }
+            other => panic!("{p:?}: {other:?}"),
+        };
+        assert!(detail("eleven-char").contains("12 characters"));
+        assert!(detail(&" ".repeat(12)).contains("whitespace"));
+        assert!(detail(&"\u{3000}".repeat(12)).contains("whitespace"));
+        assert!(detail(&"\0".repeat(12)).contains("control"));
+        assert!(detail(&"\t".repeat(12)).contains("control"));
+        assert!(detail("correct\nhorse-battery").contains("control"));
+        assert!(check_strength("twelve-chars").is_ok());
+        assert!(check_strength("  spaced out  ").is_ok());
+    }
 }

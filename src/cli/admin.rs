@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use latchkey::api::{BulkRevocation, NewTenant, NewToken, NewUser, TenantChange, UserChange};
 
-use super::{Args, parse_duration, password, scope_list, when};
+use super::{Args, parse_duration, password, scope_list, shown, when};
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
@@ -159,7 +159,8 @@ pub async fn tenant(args: &Args, cmd: &TenantCommand) -> Result<()> {
             }
             println!(
                 "tenant {} added (keys up to {} days)",
-                tenant.name, tenant.max_key_days
+                shown(&tenant.name),
+                tenant.max_key_days
             );
         }
         TenantCommand::Disable { name } | TenantCommand::Enable { name } => {
@@ -174,7 +175,7 @@ pub async fn tenant(args: &Args, cmd: &TenantCommand) -> Result<()> {
             }
             println!(
                 "tenant {} {}",
-                t.name,
+                shown(&t.name),
                 if t.disabled { "disabled" } else { "enabled" }
             );
         }
@@ -187,7 +188,11 @@ pub async fn tenant(args: &Args, cmd: &TenantCommand) -> Result<()> {
             if args.json {
                 return args.print_json(&t);
             }
-            println!("tenant {}: keys up to {} days", t.name, t.max_key_days);
+            println!(
+                "tenant {}: keys up to {} days",
+                shown(&t.name),
+                t.max_key_days
+            );
         }
         TenantCommand::List => {
             let tenants = client.tenants().await?;
@@ -196,7 +201,11 @@ pub async fn tenant(args: &Args, cmd: &TenantCommand) -> Result<()> {
             }
             for t in tenants {
                 let state = if t.disabled { "  disabled" } else { "" };
-                println!("{:<32} max {:>3} days{state}", t.name, t.max_key_days);
+                println!(
+                    "{:<32} max {:>3} days{state}",
+                    shown(&t.name),
+                    t.max_key_days
+                );
             }
         }
     }
@@ -220,8 +229,8 @@ pub async fn user(args: &Args, cmd: &UserCommand) -> Result<()> {
             }
             println!(
                 "user {} added with scopes {}",
-                added.user,
-                added.scopes.join(",")
+                shown(&added.user),
+                shown(&added.scopes.join(","))
             );
         }
         UserCommand::Disable { user } | UserCommand::Enable { user } => {
@@ -236,7 +245,7 @@ pub async fn user(args: &Args, cmd: &UserCommand) -> Result<()> {
             }
             println!(
                 "user {} {}",
-                u.user,
+                shown(&u.user),
                 if u.disabled { "disabled" } else { "enabled" }
             );
         }
@@ -249,7 +258,11 @@ pub async fn user(args: &Args, cmd: &UserCommand) -> Result<()> {
             if args.json {
                 return args.print_json(&u);
             }
-            println!("user {} may grant {}", u.user, u.scopes.join(","));
+            println!(
+                "user {} may grant {}",
+                shown(&u.user),
+                shown(&u.scopes.join(","))
+            );
         }
         UserCommand::ResetPassword { user } => {
             let password = password(&format!("new password for {user}: "), true)?;
@@ -261,7 +274,7 @@ pub async fn user(args: &Args, cmd: &UserCommand) -> Result<()> {
             if args.json {
                 return args.print_json(&u);
             }
-            println!("user {}: password reset", u.user);
+            println!("user {}: password reset", shown(&u.user));
         }
         UserCommand::List { tenant } => {
             let users = client.users(tenant).await?;
@@ -270,7 +283,11 @@ pub async fn user(args: &Args, cmd: &UserCommand) -> Result<()> {
             }
             for u in users {
                 let state = if u.disabled { "  disabled" } else { "" };
-                println!("{:<40} {}{state}", u.user, u.scopes.join(","));
+                println!(
+                    "{:<40} {}{state}",
+                    shown(&u.user),
+                    shown(&u.scopes.join(","))
+                );
             }
         }
     }
@@ -291,12 +308,12 @@ pub async fn token(args: &Args, cmd: &TokenCommand) -> Result<()> {
             if args.json {
                 return args.print_json(&token);
             }
-            println!("{}", token.token.as_deref().unwrap_or_default());
+            println!("{}", shown(token.token.as_deref().unwrap_or_default()));
             eprintln!(
                 "one-time enrollment token {} for {} ({}), valid until {}; it is shown only now",
                 token.id,
-                token.owner,
-                token.scopes.join(","),
+                shown(&token.owner),
+                shown(&token.scopes.join(",")),
                 when(token.expires_at)
             );
         }
@@ -313,10 +330,10 @@ pub async fn token(args: &Args, cmd: &TokenCommand) -> Result<()> {
                 println!(
                     "{:>6}  {:<32} {:<8} {}  {}",
                     t.id,
-                    t.owner,
-                    t.status,
+                    shown(&t.owner),
+                    shown(&t.status),
                     when(t.expires_at),
-                    t.scopes.join(",")
+                    shown(&t.scopes.join(","))
                 );
             }
         }
@@ -373,15 +390,16 @@ pub async fn audit(args: &Args, audit: &AuditArgs) -> Result<()> {
             "{:>6}  {}  {:<24} {:<20} {} {} {}",
             e.id,
             when(e.at),
-            e.actor,
-            e.action,
-            e.tenant.as_deref().unwrap_or_default(),
-            e.target.as_deref().unwrap_or_default(),
-            e.detail
+            shown(&e.actor),
+            shown(&e.action),
+            shown(e.tenant.as_deref().unwrap_or_default()),
+            shown(e.target.as_deref().unwrap_or_default()),
+            // JSON escapes C0 controls but not bidi or other format characters.
+            shown(&e.detail.to_string())
         );
     }
     if let Some(next) = page.next_cursor {
-        println!("(more: --cursor {next})");
+        println!("(more: --cursor {})", shown(&next));
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use clap::{Args as ClapArgs, Subcommand};
 use latchkey::api::{EnrollRequest, KeyInfo};
 use latchkey::client::{Auth, Client, KeyDir, KeyListQuery, KeyType, Renewer};
 
-use super::{Args, parse_duration, password_auth, scope_list, when};
+use super::{Args, parse_duration, password_auth, scope_list, shown, when};
 
 #[derive(Debug, ClapArgs)]
 pub struct EnrollArgs {
@@ -116,8 +116,13 @@ pub async fn enroll(args: &Args, enroll: &EnrollArgs) -> Result<()> {
         return args.print_json(&response.key);
     }
     let key = &response.key;
-    println!("key {} for {}@{}", key.id, key.owner, key.tenant);
-    println!("  scopes:       {}", key.scopes.join(","));
+    println!(
+        "key {} for {}@{}",
+        shown(&key.id),
+        shown(&key.owner),
+        shown(&key.tenant)
+    );
+    println!("  scopes:       {}", shown(&key.scopes.join(",")));
     println!("  key expires:  {}", when(key.expires_at));
     println!(
         "  certificate:  {} (expires in {} s; renew before then)",
@@ -177,7 +182,7 @@ pub async fn keys(args: &Args, cmd: &KeysCommand) -> Result<()> {
                 print_key_line(key);
             }
             if let Some(next) = next {
-                println!("(more: --cursor {next})");
+                println!("(more: --cursor {})", shown(&next));
             }
         }
         KeysCommand::Revoke { id, reason, reader } => {
@@ -188,8 +193,9 @@ pub async fn keys(args: &Args, cmd: &KeysCommand) -> Result<()> {
             }
             let revoked = key.certificates.iter().filter(|c| c.revoked).count();
             println!(
-                "key {} revoked ({reason}); {revoked} certificate(s) revoked",
-                key.id
+                "key {} revoked ({}); {revoked} certificate(s) revoked",
+                shown(&key.id),
+                shown(reason)
             );
         }
         KeysCommand::Show { id, reader } => {
@@ -200,7 +206,7 @@ pub async fn keys(args: &Args, cmd: &KeysCommand) -> Result<()> {
             }
             print_key_line(&key);
             if !key.description.is_empty() {
-                println!("  description: {}", key.description);
+                println!("  description: {}", shown(&key.description));
             }
             println!(
                 "  created {}  expires {}",
@@ -211,7 +217,7 @@ pub async fn keys(args: &Args, cmd: &KeysCommand) -> Result<()> {
                 let revoked = if c.revoked { "  revoked" } else { "" };
                 println!(
                     "  certificate {}  {} .. {}{revoked}",
-                    c.serial,
+                    shown(&c.serial),
                     when(c.not_before),
                     when(c.not_after)
                 );
@@ -224,12 +230,12 @@ pub async fn keys(args: &Args, cmd: &KeysCommand) -> Result<()> {
 fn print_key_line(key: &KeyInfo) {
     println!(
         "{}  {:<8} {}@{}  {:<20} {}  expires {}",
-        key.id,
-        key.status,
-        key.owner,
-        key.tenant,
-        key.name,
-        key.scopes.join(","),
+        shown(&key.id),
+        shown(&key.status),
+        shown(&key.owner),
+        shown(&key.tenant),
+        shown(&key.name),
+        shown(&key.scopes.join(",")),
         when(key.expires_at)
     );
 }
@@ -256,7 +262,7 @@ pub async fn renew(args: &Args, renew: &RenewArgs) -> Result<()> {
     }
     println!(
         "key {}: new certificate in {} (expires in {} s)",
-        response.key.id,
+        shown(&response.key.id),
         renew.dir.join("cert.pem").display(),
         response.expires_in_seconds
     );

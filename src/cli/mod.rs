@@ -113,7 +113,7 @@ impl Args {
     }
 
     fn print_json(&self, value: &impl serde::Serialize) -> Result<()> {
-        println!("{}", serde_json::to_string_pretty(value)?);
+        println!("{}", json_shown(&serde_json::to_string_pretty(value)?));
         Ok(())
     }
 }
@@ -167,6 +167,40 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
 fn when(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
+}
+
+/// Text the CA stored, as the terminal should get it: control, bidi and other unprintable
+/// characters written as `\u{…}`. The CA refuses them in new names and descriptions, but a
+/// record written before that rule (or straight into the store) may still hold them, and a
+/// text listing must never let a key holder clear, retitle or repaint an admin's terminal.
+/// Every print of stored text goes through here; `--json` output is escaped by JSON itself.
+fn shown(s: &str) -> std::borrow::Cow<'_, str> {
+    latchkey::model::text::escape(s)
+}
+
+/// JSON as the terminal should get it. serde_json escapes C0 controls inside strings but
+/// writes every other character as it is; those that [`shown`] would escape (DEL, C1, bidi,
+/// separators…) become `\uXXXX` escapes, which every JSON reader decodes to the same string.
+/// Outside strings, pretty JSON is ASCII, its only control character the newline between
+/// lines, which stays.
+fn json_shown(json: &str) -> std::borrow::Cow<'_, str> {
+    let escaped = |c: char| c != '\n' && latchkey::model::text::is_unsafe(c);
+    use std::fmt::Write as _;
+    if !json.chars().any(escaped) {
+        return std::borrow::Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if escaped(c) {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                // Writing to a String cannot fail.
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Splits `a,b c` into scope strings.

@@ -62,6 +62,10 @@ pub struct ServeArgs {
     /// a balancer that always sends one: clients reaching the CA directly are refused.
     #[arg(long)]
     proxy_protocol: bool,
+    /// Addresses or networks (CIDR, comma-separated) that may read /metrics without the
+    /// admin certificate, such as a Prometheus server; default none.
+    #[arg(long, env = "LATCHKEY_METRICS_ALLOW", value_delimiter = ',')]
+    metrics_allow: Vec<latchkey::model::IpNet>,
     #[command(flatten)]
     init: InitArgs,
 }
@@ -165,6 +169,7 @@ pub async fn serve(args: &Args, serve: &ServeArgs) -> Result<()> {
     let policy = Policy {
         certificate_lifetime: time::Duration::seconds(serve.certificate_lifetime),
         crl_validity: time::Duration::seconds(serve.crl_validity),
+        metrics_allow: serve.metrics_allow.clone().leak(),
         ..Policy::default()
     };
     let server = Server::start(ServeOptions {

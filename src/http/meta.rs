@@ -1,11 +1,12 @@
-//! What anyone may read: the CA chain, liveness, readiness; and the answers for unknown
-//! routes.
+//! What anyone may read: the CA chain, liveness, readiness; the metrics (admin or allowed
+//! addresses); and the answers for unknown routes.
 
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
 use super::{ApiError, AppState};
+use crate::authority::Caller;
 
 /// `GET /v1/ca`: the issuing intermediate and the root, PEM.
 pub async fn ca_chain(State(authority): State<AppState>) -> impl IntoResponse {
@@ -26,15 +27,18 @@ pub async fn readyz(State(authority): State<AppState>) -> Result<&'static str, A
     Ok("ready\n")
 }
 
-/// `GET /metrics`: Prometheus text.
-pub async fn metrics(State(authority): State<AppState>) -> impl IntoResponse {
-    (
+/// `GET /metrics`: Prometheus text, for the admin certificate or an allowed address.
+pub async fn metrics(
+    State(authority): State<AppState>,
+    caller: Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok((
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        authority.metrics_text(),
-    )
+        authority.scrape_metrics(&caller).await?,
+    ))
 }
 
 /// Any other path.

@@ -31,6 +31,7 @@ fn authority_status(e: &AuthorityError) -> (StatusCode, &'static str) {
         E::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),
         E::InvalidCertificate(_) => (StatusCode::UNAUTHORIZED, "invalid_certificate"),
         E::AdminRequired => (StatusCode::FORBIDDEN, "admin_required"),
+        E::MetricsForbidden => (StatusCode::FORBIDDEN, "metrics_forbidden"),
         E::Disabled(_) => (StatusCode::FORBIDDEN, "disabled"),
         E::ScopeNotGranted(_) => (StatusCode::FORBIDDEN, "scope_not_granted"),
         E::TtlOutOfRange(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ttl_out_of_range"),

@@ -2,6 +2,7 @@
 //! certificate profile. Everything here is plain data, shared by the server, the relying-service
 //! verifier and the client; none of it touches the network, the store or a signing key.
 
+mod ip_net;
 mod key_id;
 mod name;
 pub mod profile;
@@ -9,7 +10,10 @@ mod reason;
 mod scope;
 mod serial;
 mod source;
+#[cfg(feature = "server")]
+pub mod text;
 
+pub use ip_net::{IpNet, IpNetError};
 pub use key_id::KeyId;
 pub use name::{NameError, OwnerName, TenantName, UserRef};
 pub use reason::{ReasonError, RevocationReason};

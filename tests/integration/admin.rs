@@ -567,3 +567,181 @@ sys.exit(os.waitstatus_to_exitcode(status))
         .await
         .expect("the typed password works");
 }
+
+/// Finding 12: a password is at least 12 characters, not whitespace only and free of control
+/// characters, wherever one is set; each refusal is `weak_password` saying which rule.
+#[tokio::test]
+async fn weak_passwords_are_refused_with_the_rule_they_break() {
+    let ca = Ca::start();
+    let admin = ca.admin();
+    admin
+        .add_tenant(&NewTenant {
+            name: "acme".into(),
+            max_key_days: None,
+        })
+        .await
+        .unwrap();
+    let before = ca.snapshot().await;
+    let add = |pw: &str| {
+        let admin = admin.clone();
+        let req = latchkey::api::NewUser {
+            user: "alice@acme".into(),
+            password: pw.into(),
+            scopes: vec!["read:metrics".into()],
+        };
+        async move { admin.add_user(&req).await }
+    };
+    let refusal = |err: latchkey::client::ClientError| match err {
+        latchkey::client::ClientError::Problem(p) => {
+            assert_eq!(
+                (p.status, p.code.as_str()),
+                (422, "weak_password"),
+                "{}",
+                p.detail
+            );
+            p.detail
+        }
+        other => panic!("expected a problem document, got {other}"),
+    };
+    for (pw, rule) in [
+        ("eleven-char", "12 characters"),
+        ("            ", "whitespace"),
+        (
+            "\u{3000}\u{3000}\u{3000}\u{3000}\u{3000}\u{3000}\u{3000}\u{3000}\u{3000}\u{3000}\u{3000}\u{3000}",
+            "whitespace",
+        ),
+        ("\0\0\0\0\0\0\0\0\0\0\0\0", "control"),
+        ("\t\t\t\t\t\t\t\t\t\t\t\t", "control"),
+        ("correct\thorse\tbattery", "control"),
+    ] {
+        let detail = refusal(add(pw).await.unwrap_err());
+        assert!(detail.contains(rule), "{pw:?}: {detail}");
+    }
+    assert_eq!(
+        ca.snapshot().await,
+        before,
+        "refused passwords change nothing"
+    );
+
+    // Twelve characters are enough, and the password works.
+    add("twelve-chars").await.expect("a 12-character password");
+    let alice = latchkey::client::Auth::Password {
+        user: "alice@acme".into(),
+        password: "twelve-chars".into(),
+    };
+    ca.anonymous()
+        .list_keys(Some(&alice), &Default::default())
+        .await
+        .expect("the 12-character password logs in");
+
+    // Changing a password follows the same rules.
+    let before = ca.snapshot().await;
+    let change = |pw: &str| latchkey::api::UserChange {
+        password: Some(pw.into()),
+        ..Default::default()
+    };
+    for pw in ["short", "            ", "\0\0\0\0\0\0\0\0\0\0\0\0"] {
+        refusal(
+            admin
+                .change_user("alice@acme", &change(pw))
+                .await
+                .unwrap_err(),
+        );
+    }
+    assert_eq!(ca.snapshot().await, before);
+
+    // And so does the CLI: one line naming the code and the rule.
+    let out = ca.cli_with_env(
+        &["user", "add", "bob@acme", "--scopes", "read:metrics"],
+        &[("LATCHKEY_PASSWORD", "only-eleven")],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("weak_password") && stderr.contains("12 characters"),
+        "{stderr}"
+    );
+    let out = ca.cli_with_env(
+        &["user", "reset-password", "alice@acme"],
+        &[("LATCHKEY_PASSWORD", "            ")],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("weak_password"));
+}
+
+/// Finding 10: `/metrics` counts the whole CA's issuance across tenants, so it is open only
+/// to the administrator certificate and to the addresses `serve --metrics-allow` names.
+#[tokio::test]
+async fn metrics_are_open_to_the_admin_and_allowed_addresses_only() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    ca.enroll_into("alice@acme", &["read:metrics"], "alice")
+        .await;
+    let get = |identity: Option<std::path::PathBuf>, auth: Option<latchkey::client::Auth>| {
+        let conn = ca.raw(identity.as_deref());
+        async move {
+            conn.send(Method::GET, "/metrics", auth.as_ref(), None)
+                .await
+                .unwrap()
+        }
+    };
+    for (who, identity, auth) in [
+        ("nobody", None, None),
+        ("a key holder", Some(ca.path("alice")), None),
+        ("a password", None, Some(password("alice@acme"))),
+    ] {
+        let (status, body) = get(identity, auth).await;
+        let problem: Problem = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| panic!("{who}: {}", String::from_utf8_lossy(&body)));
+        assert_eq!(
+            (status.as_u16(), problem.code.as_str()),
+            (403, "metrics_forbidden"),
+            "{who}"
+        );
+        assert!(!String::from_utf8_lossy(&body).contains("latchkey_keys_issued"));
+    }
+    let (status, body) = get(Some(ca.home().join("admin")), None).await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("latchkey_keys_issued_total 1"));
+
+    // An allowed network opens it without a certificate; another network does not.
+    let allowed = Ca::start_with(&["--metrics-allow", "192.0.2.0/24,127.0.0.0/8"]);
+    let (status, body) = allowed
+        .raw(None)
+        .send(Method::GET, "/metrics", None, None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("latchkey_keys_issued_total"));
+    let elsewhere = Ca::start_with(&["--metrics-allow", "10.0.0.0/8,::1"]);
+    let (status, _) = elsewhere
+        .raw(None)
+        .send(Method::GET, "/metrics", None, None)
+        .await
+        .unwrap();
+    assert_eq!(status, 403);
+
+    // A malformed network is refused at start-up, with the value named.
+    let out = std::process::Command::new(crate::support::BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-allow",
+            "10.0.0.0/33",
+        ])
+        .env("LATCHKEY_HOME", ca.path("never-made"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("10.0.0.0/33"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !ca.path("never-made").exists(),
+        "no CA made for a refused flag"
+    );
+}

@@ -594,6 +594,113 @@ async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing(ca: Ca) 
             400,
             "invalid_request",
         ),
+        // Finding 9: a key holder's free text reaches the admin's terminal through
+        // `latchkey keys`; nothing there may clear, retitle or reorder what the admin sees.
+        Case {
+            detail_contains: "U+001B",
+            ..case(
+                "description with terminal escape sequences",
+                alice(),
+                json_body(
+                    &good,
+                    &["read:metrics"],
+                    serde_json::json!({"description": "ok\u{1b}[2J\u{1b}[H\u{1b}]0;pwned\u{7}\u{1b}[31mFAKE: key revoked\u{1b}[0m"}),
+                ),
+                422,
+                "invalid_characters",
+            )
+        },
+        Case {
+            detail_contains: "U+202E",
+            ..case(
+                "name with a right-to-left override",
+                alice(),
+                json_body(
+                    &good,
+                    &["read:metrics"],
+                    serde_json::json!({"name": "laptop\u{202e}fdp.exe"}),
+                ),
+                422,
+                "invalid_characters",
+            )
+        },
+        case(
+            "name with a tab",
+            alice(),
+            json_body(
+                &good,
+                &["read:metrics"],
+                serde_json::json!({"name": "a\tb"}),
+            ),
+            422,
+            "invalid_characters",
+        ),
+        case(
+            "name ending in a line separator (not trimmed away)",
+            alice(),
+            json_body(
+                &good,
+                &["read:metrics"],
+                serde_json::json!({"name": "laptop\u{2028}"}),
+            ),
+            422,
+            "invalid_characters",
+        ),
+        case(
+            "description with a bidi isolate",
+            alice(),
+            json_body(
+                &good,
+                &["read:metrics"],
+                serde_json::json!({"description": "a\u{2066}b\u{2069}"}),
+            ),
+            422,
+            "invalid_characters",
+        ),
+        case(
+            "description with a zero-width space",
+            alice(),
+            json_body(
+                &good,
+                &["read:metrics"],
+                serde_json::json!({"description": "a\u{200b}b"}),
+            ),
+            422,
+            "invalid_characters",
+        ),
+        case(
+            "description with a byte order mark",
+            alice(),
+            json_body(
+                &good,
+                &["read:metrics"],
+                serde_json::json!({"description": "\u{feff}text"}),
+            ),
+            422,
+            "invalid_characters",
+        ),
+        case(
+            "description with a C1 control (CSI)",
+            alice(),
+            json_body(
+                &good,
+                &["read:metrics"],
+                serde_json::json!({"description": "a\u{9b}2Jb"}),
+            ),
+            422,
+            "invalid_characters",
+        ),
+        case(
+            "description with a newline",
+            alice(),
+            json_body(
+                &good,
+                &["read:metrics"],
+                serde_json::json!({"description": "line one\nkey revoked"}),
+            ),
+            422,
+            "invalid_characters",
+        ),
         Case {
             detail_contains: "1.2.3.4",
             ..case(

@@ -481,3 +481,200 @@ async fn token_secrets_and_passwords_are_stored_only_as_hashes() {
         );
     }
 }
+
+/// A character a terminal would act on rather than show: C0 (but the newline that ends each
+/// line), DEL and C1, zero-width and bidi marks, overrides and isolates, separators, BOM.
+fn acts_on_terminal(c: char) -> bool {
+    matches!(u32::from(c),
+        0x00..=0x09 | 0x0b..=0x1f | 0x7f..=0x9f | 0x200b..=0x200f | 0x2028..=0x202e
+        | 0x2066..=0x2069 | 0xfeff)
+}
+
+/// Finding 9: a record that holds control or bidi characters (written before the CA refused
+/// them, or straight into the store) is printed escaped by every `latchkey` listing.
+#[tokio::test]
+async fn stored_control_and_bidi_characters_are_printed_escaped() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let key = ca
+        .enroll_into("alice@acme", &["read:metrics"], "laptop")
+        .await;
+    let name = "lap\u{202e}pot\u{1b}]0;pwned\u{7}";
+    let description =
+        "ok\u{1b}[2J\u{1b}[H\u{7}\u{1b}[31mFAKE: key revoked\u{1b}[0m\u{2028}\u{2066}x";
+    // Straight into the store, past the API that would refuse it.
+    let db = format!("sqlite://{}", ca.home().join("latchkey.db").display());
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    sqlx::query("UPDATE keys SET name = ?1, description = ?2 WHERE id = ?3")
+        .bind(name)
+        .bind(description)
+        .bind(&key.key.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO audit_events (at, actor, action, tenant, target, detail) \
+         VALUES (?1, 'system', 'key.note', 'acme', ?2, ?3)",
+    )
+    .bind(time::OffsetDateTime::now_utc().unix_timestamp())
+    .bind("t\u{202e}\u{1b}[2Jx")
+    .bind(serde_json::json!({ "note": description }).to_string())
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let id = key.key.id.as_str();
+    let pw = [("LATCHKEY_PASSWORD", support::PASSWORD)];
+    for (args, env) in [
+        (&["keys", "show", id][..], &[][..]),
+        (&["keys", "list"], &[]),
+        (&["keys", "list", "--user", "alice@acme"], &pw[..]),
+        (&["keys", "show", id, "--user", "alice@acme"], &pw),
+        (&["audit"], &[]),
+    ] {
+        let out = ca.cli_with_env(args, env);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !stdout.chars().any(acts_on_terminal),
+            "{args:?} printed a raw control or bidi character: {stdout:?}"
+        );
+        // Shown, not dropped: the admin sees that something odd is there.
+        assert!(
+            stdout.contains("\\u{1b}") && stdout.contains("\\u{202e}"),
+            "{args:?}: {stdout:?}"
+        );
+    }
+    // --json is escaped too, and still reads back as the stored text.
+    let out = ca.cli(&["--json", "keys", "show", id]);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.chars().any(acts_on_terminal), "{stdout:?}");
+    let shown: latchkey::api::KeyInfo =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(
+        (shown.name.as_str(), shown.description.as_str()),
+        (name, description)
+    );
+}
+
+/// Finding 10: the paging cursor is the id of the last key the caller was shown, never a
+/// position in the CA's global sequence, so it says nothing about other tenants' keys; a
+/// cursor the caller was not given is refused alike whether or not it exists elsewhere.
+#[tokio::test]
+async fn cursors_name_the_last_key_shown_and_leak_nothing_across_tenants() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    ca.tenant_with_user("globex", "carol@globex", &["read:metrics"])
+        .await;
+    let carol = ca
+        .enroll_into("carol@globex", &["read:metrics"], "c0")
+        .await;
+    let a1 = ca.enroll_into("alice@acme", &["read:metrics"], "a1").await;
+    let a2 = ca.enroll_into("alice@acme", &["read:metrics"], "a2").await;
+    let alice = ca.with_identity(&ca.path("a1"));
+    let first_page = || {
+        let alice = alice.clone();
+        async move {
+            let query = KeyListQuery {
+                limit: Some(1),
+                ..Default::default()
+            };
+            alice.list_keys(None, &query).await.unwrap()
+        }
+    };
+    let page = first_page().await;
+    assert_eq!(page.keys.len(), 1);
+    assert_eq!(page.next_cursor.as_deref(), Some(a2.key.id.as_str()));
+
+    // Globex gets busy; alice's first page and its cursor stay exactly the same.
+    for i in 1..=3 {
+        ca.enroll_into("carol@globex", &["read:metrics"], &format!("c{i}"))
+            .await;
+    }
+    assert_eq!(first_page().await.next_cursor, page.next_cursor);
+    let a3 = ca.enroll_into("alice@acme", &["read:metrics"], "a3").await;
+    assert_eq!(
+        first_page().await.next_cursor.as_deref(),
+        Some(a3.key.id.as_str()),
+        "the cursor after globex's keys names alice's key, not how many keys came between"
+    );
+
+    // Paging one at a time gives each of her keys exactly once, newest first.
+    let mut walked = Vec::new();
+    let mut query = KeyListQuery {
+        limit: Some(1),
+        ..Default::default()
+    };
+    loop {
+        let page = alice.list_keys(None, &query).await.unwrap();
+        walked.extend(page.keys.into_iter().map(|k| k.id));
+        match page.next_cursor {
+            Some(c) => query.cursor = Some(c),
+            None => break,
+        }
+        assert!(walked.len() <= 3, "the cursor never ends: {walked:?}");
+    }
+    assert_eq!(walked, [a3.key.id, a2.key.id, a1.key.id]);
+
+    // Carol's key id, a well-formed id that exists nowhere, a number and garbage: one answer.
+    let answers: Vec<(u16, String, String)> = {
+        let mut answers = Vec::new();
+        for cursor in [
+            carol.key.id.clone(),
+            latchkey::model::KeyId::random().to_string(),
+            "3".into(),
+            "x".into(),
+        ] {
+            let (status, body) = ca
+                .raw(Some(&ca.path("a1")))
+                .send(
+                    http::Method::GET,
+                    &format!("/v1/keys?limit=1&cursor={cursor}"),
+                    None,
+                    None,
+                )
+                .await
+                .unwrap();
+            let problem: latchkey::api::Problem = serde_json::from_slice(&body)
+                .unwrap_or_else(|_| panic!("{cursor}: {}", String::from_utf8_lossy(&body)));
+            answers.push((status.as_u16(), problem.code, problem.detail));
+        }
+        answers
+    };
+    assert_eq!(answers[0].0, 400, "{answers:?}");
+    assert_eq!(answers[0].1, "invalid_request", "{answers:?}");
+    assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+
+    // The admin pages across tenants, each key once; a key revoked between two pages of
+    // active keys still works as the cursor.
+    let admin = ca.admin();
+    let mut query = KeyListQuery {
+        status: Some("active".into()),
+        limit: Some(2),
+        ..Default::default()
+    };
+    let page = admin.list_keys(None, &query).await.unwrap();
+    let mut seen: Vec<String> = page.keys.iter().map(|k| k.id.clone()).collect();
+    let cursor = page.next_cursor.unwrap();
+    admin.revoke_key(None, &cursor, None).await.unwrap();
+    query.cursor = Some(cursor);
+    loop {
+        let page = admin.list_keys(None, &query).await.unwrap();
+        seen.extend(page.keys.into_iter().map(|k| k.id));
+        match page.next_cursor {
+            Some(c) => query.cursor = Some(c),
+            None => break,
+        }
+        assert!(seen.len() <= 7, "the cursor never ends: {seen:?}");
+    }
+    assert_eq!(seen.len(), 7, "{seen:?}");
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 7, "no key twice");
+}

@@ -115,17 +115,18 @@ async fn every_principal_against_every_operation(ca: Ca) {
             Some(r#"{"tenant":"globex"}"#),
         ),
         ("CRL", Method::GET, "/v1/crl".into(), None),
+        ("metrics", Method::GET, "/metrics".into(), None),
     ];
     // Expected statuses, one row per principal, one column per operation (0: TLS refused).
     // The admin row's bulk revocation is a dry run here: it is checked last, separately.
-    let expected: [[u16; 11]; 7] = [
-        [401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 200], // nobody
-        [200, 200, 404, 404, 201, 403, 404, 403, 403, 403, 200], // alice
-        [200, 404, 200, 404, 403, 201, 404, 403, 403, 403, 200], // bob
-        [200, 404, 404, 200, 403, 403, 403, 403, 403, 403, 200], // carol: her own key, but another revoke is tested below
-        [200, 200, 200, 200, 403, 403, 0, 200, 200, 0, 200],     // admin (revoke/bulk checked last)
-        [401, 401, 401, 401, 403, 403, 401, 401, 401, 401, 200], // revoked key
-        [401, 401, 401, 401, 403, 403, 401, 401, 401, 401, 200], // expired key: dates are the CA's to judge
+    let expected: [[u16; 12]; 7] = [
+        [401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 200, 403], // nobody
+        [200, 200, 404, 404, 201, 403, 404, 403, 403, 403, 200, 403], // alice
+        [200, 404, 200, 404, 403, 201, 404, 403, 403, 403, 200, 403], // bob
+        [200, 404, 404, 200, 403, 403, 403, 403, 403, 403, 200, 403], // carol: her own key, but another revoke is tested below
+        [200, 200, 200, 200, 403, 403, 0, 200, 200, 0, 200, 200], // admin (revoke/bulk checked last)
+        [401, 401, 401, 401, 403, 403, 401, 401, 401, 401, 200, 401], // revoked key
+        [401, 401, 401, 401, 403, 403, 401, 401, 401, 401, 200, 401], // expired key: dates are the CA's to judge
     ];
     let mut failures = Vec::new();
     for (row, (who, identity)) in principals.iter().enumerate() {

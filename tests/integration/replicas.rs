@@ -205,7 +205,11 @@ async fn two_replicas_on_one_postgres_behave_as_one_ca() {
     // Exactly one replica built each CRL: neither ever built one whose number the other had
     // stored first (the database's unique number would have hidden that from the checks above).
     for url in [&ca.url, &b.url] {
-        let conn = latchkey::client::Connection::new(url, &ca.ca_pem(), None).unwrap();
+        // The metrics are the admin's (or an allowed scraper's) to read.
+        let chain = std::fs::read(ca.home().join("admin/chain.pem")).unwrap();
+        let key = std::fs::read(ca.home().join("admin/key.pem")).unwrap();
+        let conn =
+            latchkey::client::Connection::new(url, &ca.ca_pem(), Some((&chain, &key))).unwrap();
         let (_, metrics) = conn
             .send(http::Method::GET, "/metrics", None, None)
             .await

@@ -525,7 +525,9 @@ async fn readiness_and_metrics_report_the_crl() {
         .await
         .unwrap();
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    let (status, body) = conn
+    // The metrics are the admin's (or an allowed scraper's) to read.
+    let (status, body) = ca
+        .raw(Some(&ca.home().join("admin")))
         .send(http::Method::GET, "/metrics", None, None)
         .await
         .unwrap();
@@ -619,7 +621,8 @@ async fn a_ca_that_cannot_publish_a_crl_is_never_silent_and_still_refuses_revoke
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (_, metrics) = conn
+    let (_, metrics) = ca
+        .raw(Some(&ca.home().join("admin")))
         .send(http::Method::GET, "/metrics", None, None)
         .await
         .unwrap();
