@@ -275,8 +275,8 @@ impl Authority {
     }
 }
 
-fn certificate_row(c: &NewCertificate) -> crate::store::CertificateRow {
-    crate::store::CertificateRow {
+fn certificate_row(c: &NewCertificate) -> crate::store::ListedCertificate {
+    let certificate = crate::store::CertificateRow {
         serial: c.serial.clone(),
         kind: c.kind.to_owned(),
         key_id: c.key_id.clone(),
@@ -284,5 +284,9 @@ fn certificate_row(c: &NewCertificate) -> crate::store::CertificateRow {
         not_before: c.not_before,
         not_after: c.not_after,
         revoked_at: None,
+    };
+    crate::store::ListedCertificate {
+        certificate,
+        of_key: 1,
     }
 }

@@ -44,6 +44,12 @@ pub struct Policy {
     /// How far ahead each CRL's `nextUpdate` lies (default 1 h); a new one is built when
     /// half of it has passed.
     pub crl_validity: Duration,
+    /// The shortest time between two certificates of one key (default 1 h, a 24th of the
+    /// default certificate lifetime): renewing early is allowed, renewing in a loop is 429.
+    pub renew_interval: Duration,
+    /// How many unexpired, unrevoked certificates a key keeps (default 3, at least 2): a
+    /// renewal beyond that revokes the oldest ones as superseded.
+    pub certificates_per_key: i64,
 }
 
 /// No tenant may allow keys to live longer than this.
@@ -55,6 +61,8 @@ impl Default for Policy {
             certificate_lifetime: Duration::hours(24),
             default_key_lifetime: Duration::days(90),
             crl_validity: crl::DEFAULT_CRL_VALIDITY,
+            renew_interval: Duration::hours(1),
+            certificates_per_key: 3,
         }
     }
 }
