@@ -72,8 +72,16 @@ pub struct KeyInfo {
         skip_serializing_if = "Option::is_none"
     )]
     pub revoked_at: Option<OffsetDateTime>,
-    /// Its certificates, oldest first.
+    /// Its newest certificates (at most ten, which always include every one still valid),
+    /// oldest first.
     pub certificates: Vec<CertificateInfo>,
+    /// How many older certificates of the key are not listed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub older_certificates: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// One certificate of a key.

@@ -277,8 +277,8 @@ impl Authority {
     }
 }
 
-fn certificate_row(c: &NewCertificate) -> crate::store::CertificateRow {
-    crate::store::CertificateRow {
+fn certificate_row(c: &NewCertificate) -> crate::store::ListedCertificate {
+    let certificate = crate::store::CertificateRow {
         serial: c.serial.clone(),
         kind: c.kind.to_owned(),
         key_id: c.key_id.clone(),
@@ -286,6 +286,10 @@ fn certificate_row(c: &NewCertificate) -> crate::store::CertificateRow {
         not_before: c.not_before,
         not_after: c.not_after,
         revoked_at: None,
+    };
+    crate::store::ListedCertificate {
+        certificate,
+        of_key: 1,
     }
 }
 

@@ -86,6 +86,14 @@ pub enum AuthorityError {
         /// How long until the next attempt is allowed.
         retry_after: std::time::Duration,
     },
+    /// The key got a certificate less than the renewal interval ago; nothing was done.
+    #[error("this key was renewed less than {} s ago; try again in {} s", interval.as_secs(), retry_after.as_secs().max(1))]
+    RenewalTooSoon {
+        /// How long until a renewal of this key is allowed.
+        retry_after: std::time::Duration,
+        /// The minimum interval between two certificates of a key.
+        interval: std::time::Duration,
+    },
     /// Too many password checks are waiting; nothing was done.
     #[error("the CA is busy; try again shortly")]
     Busy,
@@ -139,6 +147,9 @@ impl From<StoreError> for AuthorityError {
             StoreError::TokenSpent => Self::InvalidToken,
             StoreError::PublicKeyInUse => Self::PublicKeyInUse,
             StoreError::KeyNotActive => Self::KeyNotActive,
+            // The authority turns this into `RenewalTooSoon`, knowing the interval; reaching
+            // here means a caller forgot to.
+            StoreError::TooSoon { .. } => Self::Internal(err.to_string()),
             StoreError::Disabled => Self::Disabled("the tenant or the user".into()),
             StoreError::Unavailable(_) | StoreError::BatchFailed(_) => Self::Unavailable(err),
             // A serial or key id drawn again after its retries ran out: with 128 random bits

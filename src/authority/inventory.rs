@@ -7,11 +7,15 @@ use super::paging::{self, Page};
 use super::{Authority, AuthorityError, Caller, from_unix};
 use crate::api::{CertificateInfo, KeyInfo, KeyPage};
 use crate::model::{KeyId, OwnerName};
-use crate::store::{CertificateRow, KeyFilter, KeyRow, KeyStatus};
+use crate::store::{KeyFilter, KeyRow, KeyStatus, ListedCertificate};
 
 /// The page size when none is asked for, and the largest allowed.
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 100;
+/// How many certificates of a key an answer lists: the newest ones. A key has at most
+/// `Policy::certificates_per_key` valid certificates, so these include every valid one,
+/// and an answer's size does not grow with the number of renewals.
+pub(super) const CERTIFICATES_LISTED: i64 = 10;
 
 /// `GET /v1/keys` query parameters, unparsed.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -90,13 +94,16 @@ impl Authority {
         let mut rows = self.store.keys(&filter).await?;
         let next_cursor = page.finish(&mut rows, |r| r.id.clone());
         let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-        let certificates = self.store.certificates_of(&ids).await?;
+        let certificates = self
+            .store
+            .certificates_of(&ids, self.now().unix_timestamp(), CERTIFICATES_LISTED)
+            .await?;
         let keys = rows
             .into_iter()
             .map(|row| {
-                let own: Vec<CertificateRow> = certificates
+                let own: Vec<ListedCertificate> = certificates
                     .iter()
-                    .filter(|c| c.key_id.as_deref() == Some(row.id.as_str()))
+                    .filter(|c| c.certificate.key_id.as_deref() == Some(row.id.as_str()))
                     .cloned()
                     .collect();
                 self.key_info(row, &own)
@@ -146,12 +153,19 @@ impl Authority {
         if !self.may_see(&principal, &row) {
             return Err(AuthorityError::NotFound("key"));
         }
-        let certificates = self.store.certificates_of(&[id.as_str()]).await?;
+        let certificates = self
+            .store
+            .certificates_of(
+                &[id.as_str()],
+                self.now().unix_timestamp(),
+                CERTIFICATES_LISTED,
+            )
+            .await?;
         Ok(self.key_info(row, &certificates))
     }
 
-    /// The API view of a stored key and its certificates.
-    pub(super) fn key_info(&self, row: KeyRow, certificates: &[CertificateRow]) -> KeyInfo {
+    /// The API view of a stored key and its listed certificates.
+    pub(super) fn key_info(&self, row: KeyRow, certificates: &[ListedCertificate]) -> KeyInfo {
         let now = self.now().unix_timestamp();
         let status = if row.revoked_at.is_some() {
             "revoked"
@@ -173,8 +187,12 @@ impl Authority {
             expires_at: from_unix(row.expires_at),
             status: status.to_owned(),
             revoked_at: row.revoked_at.map(from_unix),
+            older_certificates: certificates
+                .first()
+                .map_or(0, |c| c.of_key - certificates.len() as i64),
             certificates: certificates
                 .iter()
+                .map(|c| &c.certificate)
                 .map(|c| CertificateInfo {
                     serial: c.serial.clone(),
                     not_before: from_unix(c.not_before),

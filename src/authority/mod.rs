@@ -47,6 +47,12 @@ pub struct Policy {
     /// The addresses that may read `/metrics` without the admin certificate (default none).
     /// A `'static` slice keeps the policy `Copy`; the list is fixed for the process's life.
     pub metrics_allow: &'static [crate::model::IpNet],
+    /// The shortest time between two certificates of one key (default 1 h, a 24th of the
+    /// default certificate lifetime): renewing early is allowed, renewing in a loop is 429.
+    pub renew_interval: Duration,
+    /// How many unexpired, unrevoked certificates a key keeps (default 3, at least 2): a
+    /// renewal beyond that revokes the oldest ones as superseded.
+    pub certificates_per_key: i64,
 }
 
 /// No tenant may allow keys to live longer than this.
@@ -59,6 +65,8 @@ impl Default for Policy {
             default_key_lifetime: Duration::days(90),
             crl_validity: crl::DEFAULT_CRL_VALIDITY,
             metrics_allow: &[],
+            renew_interval: Duration::hours(1),
+            certificates_per_key: 3,
         }
     }
 }

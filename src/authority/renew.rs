@@ -2,15 +2,25 @@
 //! current certificates. The decision reads the store, not a CRL, so a revocation blocks
 //! renewal the moment it commits. Keys are never extended: every certificate ends by the
 //! key's `expires_at`.
+//!
+//! Renewal cannot be abused to pile up certificates or to outlive a policy change:
+//! - a key gets at most one certificate per `Policy::renew_interval` (429 otherwise);
+//! - it keeps at most `Policy::certificates_per_key` valid certificates: older ones are
+//!   revoked as superseded in the renewal's transaction, and a rekey supersedes all of them,
+//!   so the previous key pair stops working at once;
+//! - the current policy applies: a disabled tenant or owner gets 403, scopes the owner (a
+//!   user) no longer holds are dropped from the key, and the tenant's maximum key lifetime,
+//!   counted from the key's creation, shortens the key.
 
 use rustls_pki_types::CertificateDer;
 
+use super::authenticate::stored_scopes;
 use super::error::RenewalRefusal;
-use super::{Authority, AuthorityError, Caller, csr};
+use super::{Authority, AuthorityError, Caller, MAX_KEY_DAYS, csr, from_unix};
 use crate::api::{EnrollResponse, RenewRequest};
 use crate::ca::{BACKDATE, KeyOrder, PublicKey};
-use crate::model::{KeyId, Serial};
-use crate::store::StoreError;
+use crate::model::{KeyId, Scope, ScopeSet, Serial};
+use crate::store::{KeyRow, Renewal, StoreError};
 use crate::tls::PeerIdentity;
 
 /// How often a random serial collision is retried.
@@ -52,6 +62,8 @@ impl Authority {
             return Err(refused(RenewalRefusal::CertificateExpired));
         }
 
+        let standing = self.standing_policy(&key, now).await?;
+
         let public_key = match &request.csr {
             Some(pem) => {
                 let verified = csr::verify_pem(pem)?;
@@ -64,13 +76,13 @@ impl Authority {
         };
         let tenant: crate::model::TenantName = super::authenticate::parse_stored(&key.tenant)?;
         let owner: crate::model::OwnerName = super::authenticate::parse_stored(&key.owner)?;
-        let scopes = super::authenticate::stored_scopes(&key.scopes)?;
-        let expires_at = super::from_unix(key.expires_at);
+        let scopes = standing.scopes;
         let not_after = (now + self.policy.certificate_lifetime)
-            .min(expires_at)
+            .min(standing.expires_at)
             .min(self.signer.not_after());
         let mut attempt = 0;
-        let issued = loop {
+        let renewal_scopes = scopes.to_stored();
+        let (issued, superseded) = loop {
             attempt += 1;
             let order = KeyOrder {
                 serial: Serial::random(),
@@ -96,27 +108,118 @@ impl Authority {
                     "serial": issued.serial.to_string(),
                     "previous": certificate.serial,
                     "rekeyed": request.csr.is_some(),
+                    "scopes_dropped": standing.dropped.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
                 }),
             );
-            match self
-                .store
-                .record_renewal(&record, now.unix_timestamp(), &event)
-                .await
-            {
-                Ok(()) => break issued,
+            let renewal = Renewal {
+                certificate: record,
+                now: now.unix_timestamp(),
+                newest_before: (now - self.policy.renew_interval).unix_timestamp(),
+                // The new certificate counts as one of the key's valid certificates.
+                keep_earlier: if request.csr.is_some() {
+                    0
+                } else {
+                    self.policy.certificates_per_key - 1
+                },
+                scopes: renewal_scopes.clone(),
+                expires_at: standing.expires_at.unix_timestamp(),
+            };
+            match self.store.record_renewal(&renewal, &event).await {
+                Ok(superseded) => break (issued, superseded),
                 Err(StoreError::Collision) if attempt < COLLISION_RETRIES => continue,
+                Err(StoreError::TooSoon { newest_at }) => {
+                    let allowed_at = from_unix(newest_at) + self.policy.renew_interval;
+                    return Err(AuthorityError::RenewalTooSoon {
+                        retry_after: std::time::Duration::try_from(allowed_at - now)
+                            .unwrap_or_default(),
+                        interval: std::time::Duration::try_from(self.policy.renew_interval)
+                            .unwrap_or_default(),
+                    });
+                }
                 Err(e) => return Err(e.into()),
             }
         };
+        if superseded > 0 {
+            self.crl.poke();
+        }
         self.metrics.renewed.inc();
-        tracing::info!(key_id = %key_id, serial = %issued.serial, "certificate renewed");
-        let certificates = self.store.certificates_of(&[key_id.as_str()]).await?;
+        tracing::info!(key_id = %key_id, serial = %issued.serial, superseded,
+            dropped_scopes = standing.dropped.len(), "certificate renewed");
+        let certificates = self
+            .store
+            .certificates_of(
+                &[key_id.as_str()],
+                now.unix_timestamp(),
+                super::inventory::CERTIFICATES_LISTED,
+            )
+            .await?;
+        let key = KeyRow {
+            scopes: renewal_scopes,
+            expires_at: key.expires_at.min(standing.expires_at.unix_timestamp()),
+            ..key
+        };
         let certificate_pem = issued.pem();
         Ok(EnrollResponse {
             key: self.key_info(key, &certificates),
             chain: format!("{certificate_pem}{}", self.intermediate_pem),
             certificate: certificate_pem,
             expires_in_seconds: (issued.not_after - now).whole_seconds(),
+        })
+    }
+
+    /// What the current policy allows a renewal of `key`: refused when its tenant or owner is
+    /// disabled, its scopes narrowed to the owner's current grants, its end brought forward
+    /// to the tenant's current maximum lifetime. An owner without a user row (a machine
+    /// enrolled with a token) has no grants to consult: its key keeps the token's scopes,
+    /// and only the tenant applies. The store checks the disables again under its lock.
+    async fn standing_policy(
+        &self,
+        key: &KeyRow,
+        now: time::OffsetDateTime,
+    ) -> Result<StandingPolicy, AuthorityError> {
+        let tenant = self
+            .store
+            .tenant(&key.tenant)
+            .await?
+            .ok_or_else(|| AuthorityError::Internal(format!("key {} has no tenant", key.id)))?;
+        if tenant.disabled_at.is_some() {
+            return Err(AuthorityError::Disabled(format!("tenant {}", tenant.name)));
+        }
+        let scopes = stored_scopes(&key.scopes)?;
+        let (scopes, dropped) = match self.store.user(tenant.id, &key.owner).await? {
+            Some(user) if user.disabled_at.is_some() => {
+                return Err(AuthorityError::Disabled(format!(
+                    "user {}@{}",
+                    key.owner, tenant.name
+                )));
+            }
+            Some(user) => {
+                let grants = stored_scopes(&user.scopes)?;
+                let dropped = scopes.not_in(&grants);
+                let kept = ScopeSet::parse(
+                    scopes
+                        .iter()
+                        .filter(|s| grants.contains(s))
+                        .map(Scope::as_str),
+                )
+                .map_err(|e| AuthorityError::Internal(e.to_string()))?;
+                if kept.is_empty() {
+                    // Nothing the owner may still hold: a certificate with no scope is no key.
+                    return Err(AuthorityError::ScopeNotGranted(dropped));
+                }
+                (kept, dropped)
+            }
+            None => (scopes, Vec::new()),
+        };
+        let longest = time::Duration::days(tenant.max_key_days.min(MAX_KEY_DAYS));
+        let expires_at = from_unix(key.expires_at).min(from_unix(key.created_at) + longest);
+        if expires_at <= now {
+            return Err(AuthorityError::RenewalRefused(RenewalRefusal::KeyExpired));
+        }
+        Ok(StandingPolicy {
+            scopes,
+            dropped,
+            expires_at,
         })
     }
 
@@ -144,4 +247,14 @@ impl Authority {
             .map_err(|e| AuthorityError::Internal(e.to_string()))?;
         Ok((row, public_key))
     }
+}
+
+/// What the current policy allows a renewal: see [`Authority::standing_policy`].
+struct StandingPolicy {
+    /// The key's scopes that its owner still holds.
+    scopes: ScopeSet,
+    /// The key's scopes that its owner no longer holds.
+    dropped: Vec<Scope>,
+    /// The key's end under the tenant's current maximum lifetime.
+    expires_at: time::OffsetDateTime,
 }

@@ -77,7 +77,14 @@ impl Authority {
             .key(id.as_str())
             .await?
             .ok_or(AuthorityError::NotFound("key"))?;
-        let certificates = self.store.certificates_of(&[id.as_str()]).await?;
+        let certificates = self
+            .store
+            .certificates_of(
+                &[id.as_str()],
+                self.now().unix_timestamp(),
+                super::inventory::CERTIFICATES_LISTED,
+            )
+            .await?;
         Ok(self.key_info(row, &certificates))
     }
 

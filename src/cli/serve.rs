@@ -66,6 +66,14 @@ pub struct ServeArgs {
     /// admin certificate, such as a Prometheus server; default none.
     #[arg(long, env = "LATCHKEY_METRICS_ALLOW", value_delimiter = ',')]
     metrics_allow: Vec<latchkey::model::IpNet>,
+    /// The shortest time between two certificates of one key (e.g. 1h; default a 24th of
+    /// --certificate-lifetime); an earlier renewal is answered 429 with Retry-After.
+    #[arg(long, value_parser = parse_duration)]
+    renew_interval: Option<i64>,
+    /// How many unexpired certificates a key keeps (at least 2); a renewal beyond that
+    /// revokes the oldest as superseded.
+    #[arg(long, default_value_t = 3)]
+    certificates_per_key: i64,
     #[command(flatten)]
     init: InitArgs,
 }
@@ -166,10 +174,21 @@ pub async fn serve(args: &Args, serve: &ServeArgs) -> Result<()> {
     if serve.crl_validity < 60 {
         anyhow::bail!("--crl-validity must be at least 60s");
     }
+    if serve.certificates_per_key < 2 {
+        // With 1, a renewal would revoke the certificate that asked for it, and an answer
+        // lost on the way would leave the holder with no working certificate.
+        anyhow::bail!("--certificates-per-key must be at least 2");
+    }
     let policy = Policy {
         certificate_lifetime: time::Duration::seconds(serve.certificate_lifetime),
         crl_validity: time::Duration::seconds(serve.crl_validity),
         metrics_allow: serve.metrics_allow.clone().leak(),
+        renew_interval: time::Duration::seconds(
+            serve
+                .renew_interval
+                .unwrap_or(serve.certificate_lifetime / 24),
+        ),
+        certificates_per_key: serve.certificates_per_key,
         ..Policy::default()
     };
     let server = Server::start(ServeOptions {

@@ -69,6 +69,7 @@ fn authority_status(e: &AuthorityError) -> (StatusCode, &'static str) {
         E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
         E::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
         E::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+        E::RenewalTooSoon { .. } => (StatusCode::TOO_MANY_REQUESTS, "renewal_too_soon"),
         E::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
         E::CrlExpired { .. } => (StatusCode::SERVICE_UNAVAILABLE, "crl_expired"),
         E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -105,7 +106,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let ApiError::Authority(AuthorityError::TooManyAttempts { retry_after }) = &self
+        if let ApiError::Authority(
+            AuthorityError::TooManyAttempts { retry_after }
+            | AuthorityError::RenewalTooSoon { retry_after, .. },
+        ) = &self
             && let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
         {
             headers.insert(header::RETRY_AFTER, value);

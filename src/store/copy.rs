@@ -112,6 +112,7 @@ const TABLES: &[Table] = &[
             ("created_at", Int),
             ("revoked_at", Int),
             ("revocation_reason", Text),
+            ("generation", Int),
         ],
         None,
     ),

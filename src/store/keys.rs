@@ -2,7 +2,7 @@ use sqlx::AssertSqlSafe;
 
 use super::audit::{self, AuditEvent};
 use super::filter::Statement;
-use super::{Backend, Store, StoreError, changed_one, unique_as};
+use super::{Backend, Store, StoreError, unique_as};
 use crate::model::RevocationReason;
 
 /// A key to record with its first certificate.
@@ -49,6 +49,26 @@ pub struct NewCertificate {
     pub der: Vec<u8>,
     /// When it was recorded.
     pub created_at: i64,
+}
+
+/// A renewal to record: the new certificate and what the authority decided around it.
+#[derive(Debug, Clone)]
+pub struct Renewal {
+    /// The new certificate (of kind `key`).
+    pub certificate: NewCertificate,
+    /// The time of the renewal.
+    pub now: i64,
+    /// Refuse (`TooSoon`) if the key's newest certificate was recorded after this: the
+    /// renewal interval, checked under the key's lock so that replicas and concurrent
+    /// requests cannot both pass.
+    pub newest_before: i64,
+    /// How many of the key's earlier unexpired, unrevoked certificates stay valid; older ones
+    /// are revoked as superseded. 0 for a rekey: the earlier key pair stops working.
+    pub keep_earlier: i64,
+    /// The key's scopes from now on (sorted, space-separated): the same or fewer.
+    pub scopes: String,
+    /// The key's end from now on; an earlier end stays.
+    pub expires_at: i64,
 }
 
 /// The use of an enrollment token, consumed in the issuing transaction.
@@ -106,6 +126,16 @@ pub struct CertificateRow {
     pub revoked_at: Option<i64>,
 }
 
+/// A certificate as listed with its key: see [`Store::certificates_of`].
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ListedCertificate {
+    /// The certificate.
+    #[sqlx(flatten)]
+    pub certificate: CertificateRow,
+    /// How many certificates its key has, listed or not.
+    pub of_key: i64,
+}
+
 /// A key's status, as filtered on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyStatus {
@@ -140,29 +170,51 @@ const CERTIFICATE_COLUMNS: &str =
     "serial, kind, key_id, subject, not_before, not_after, revoked_at";
 
 impl Store {
-    /// Records a renewal: a new certificate of an existing key, with its audit event, only
-    /// while the key is neither revoked nor expired (`KeyNotActive` otherwise). The check runs
-    /// under the write lock, so a revocation that commits first always wins.
+    /// Records a renewal: a new certificate of an existing key, the key's narrowed scopes and
+    /// end, the certificates it supersedes (revoked, reason `superseded`) and the audit event,
+    /// in one transaction; returns how many certificates were superseded. Refused with
+    /// `KeyNotActive` when the key is revoked or expired, `Disabled` when its tenant or owner
+    /// is, `TooSoon` when the key's newest certificate was recorded after
+    /// `renewal.newest_before`, and `PublicKeyInUse` when another key has the public key.
+    /// Every check runs under the key's row lock (SQLite: the write lock), so a revocation or
+    /// another renewal of the key that commits first always counts.
     pub async fn record_renewal(
         &self,
-        certificate: &NewCertificate,
-        now: i64,
+        renewal: &Renewal,
         event: &AuditEvent,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
+        let certificate = &renewal.certificate;
+        let now = renewal.now;
         let mut tx = self.begin().await?;
         // A no-op update takes the key's row lock on PostgreSQL too (SQLite holds the write
         // lock already), so a revocation either commits before this check or waits for us
         // and then revokes the new certificate with the others.
-        let active = sqlx::query(
+        let key: Option<(i64, String)> = sqlx::query_as(
             "UPDATE keys SET revoked_at = revoked_at \
-             WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2",
+             WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+             RETURNING tenant_id, owner",
         )
         .bind(&certificate.key_id)
         .bind(now)
-        .execute(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await?;
-        if !changed_one(&active) {
+        let Some((tenant_id, owner)) = key else {
             return Err(StoreError::KeyNotActive);
+        };
+        if owner_disabled(&mut tx, self.backend(), tenant_id, &owner).await? {
+            return Err(StoreError::Disabled);
+        }
+        let (newest_at, generation): (Option<i64>, i64) = sqlx::query_as(
+            "SELECT MAX(created_at), COALESCE(MAX(generation), 0) FROM certificates \
+             WHERE key_id = $1",
+        )
+        .bind(&certificate.key_id)
+        .fetch_one(&mut **tx)
+        .await?;
+        if let Some(newest_at) = newest_at
+            && newest_at > renewal.newest_before
+        {
+            return Err(StoreError::TooSoon { newest_at });
         }
         if self.backend() == Backend::Postgres {
             // As in `latchkey_issue` (migrations/postgres/0005): replicas write at once, and
@@ -183,10 +235,45 @@ impl Store {
         if other_keys > 0 {
             return Err(StoreError::PublicKeyInUse);
         }
-        insert_certificate(&mut tx, certificate).await?;
-        audit::insert(&mut tx, event).await?;
+        insert_certificate(&mut tx, certificate, Some(generation + 1)).await?;
+        // Narrowing only: scopes the owner lost and a tenant's lowered maximum lifetime.
+        sqlx::query(
+            "UPDATE keys SET scopes = $1, \
+             expires_at = CASE WHEN expires_at < $2 THEN expires_at ELSE $2 END WHERE id = $3",
+        )
+        .bind(&renewal.scopes)
+        .bind(renewal.expires_at)
+        .bind(&certificate.key_id)
+        .execute(&mut **tx)
+        .await?;
+        // Every unexpired, unrevoked certificate of the key beyond the newest `keep` (the new
+        // one first among them) is superseded; a rekey keeps only the new one.
+        let superseded = sqlx::query(
+            "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
+             WHERE key_id = $3 AND serial <> $4 AND revoked_at IS NULL AND not_after > $1 \
+             AND serial NOT IN (SELECT serial FROM certificates \
+                 WHERE key_id = $3 AND serial <> $4 AND revoked_at IS NULL AND not_after > $1 \
+                 ORDER BY COALESCE(generation, 0) DESC, created_at DESC, serial DESC \
+                 LIMIT $5)",
+        )
+        .bind(now)
+        .bind(RevocationReason::Superseded.as_str())
+        .bind(&certificate.key_id)
+        .bind(&certificate.serial)
+        .bind(renewal.keep_earlier)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        let mut event = event.clone();
+        if superseded > 0 {
+            event.detail["superseded"] = superseded.into();
+        }
+        audit::insert(&mut tx, &event).await?;
+        if superseded > 0 {
+            super::revocations::bump_crl_revision(&mut tx).await?;
+        }
         tx.commit().await?;
-        Ok(())
+        Ok(superseded)
     }
 
     /// Records a certificate the CA issued for itself (its server or an admin certificate).
@@ -196,7 +283,7 @@ impl Store {
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        insert_certificate(&mut tx, certificate).await?;
+        insert_certificate(&mut tx, certificate, None).await?;
         audit::insert(&mut tx, event).await?;
         tx.commit().await?;
         Ok(())
@@ -277,25 +364,36 @@ impl Store {
         Ok(query.bind(filter.limit).fetch_all(&self.pool).await?)
     }
 
-    /// The certificates of the given keys, oldest first.
+    /// Up to `per_key` certificates of each of the given keys, oldest first, each with the
+    /// number of certificates its key has in all: every certificate valid at `now` (a key
+    /// has only a few), then the newest of the others. A key renewed thousands of times
+    /// lists as few as one renewed once.
     pub async fn certificates_of(
         &self,
         key_ids: &[&str],
-    ) -> Result<Vec<CertificateRow>, StoreError> {
+        now: i64,
+        per_key: i64,
+    ) -> Result<Vec<ListedCertificate>, StoreError> {
         if key_ids.is_empty() {
             return Ok(Vec::new());
         }
         let placeholders: Vec<String> = (1..=key_ids.len()).map(|i| format!("${i}")).collect();
+        let (now_at, limit_at) = (key_ids.len() + 1, key_ids.len() + 2);
         let sql = AssertSqlSafe(format!(
-            "SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE key_id IN ({}) \
-             ORDER BY not_before, serial",
-            placeholders.join(", ")
+            "SELECT {CERTIFICATE_COLUMNS}, of_key FROM (SELECT {CERTIFICATE_COLUMNS}, generation, \
+             ROW_NUMBER() OVER (PARTITION BY key_id ORDER BY \
+                 CASE WHEN revoked_at IS NULL AND not_after > ${now_at} THEN 0 ELSE 1 END, \
+                 COALESCE(generation, 0) DESC, not_before DESC, serial DESC) AS place, \
+             COUNT(*) OVER (PARTITION BY key_id) AS of_key \
+             FROM certificates WHERE key_id IN ({})) AS c WHERE place <= ${limit_at} \
+             ORDER BY COALESCE(generation, 0), not_before, serial",
+            placeholders.join(", "),
         ));
         let mut query = sqlx::query_as(sql);
         for id in key_ids {
             query = query.bind(*id);
         }
-        Ok(query.fetch_all(&self.pool).await?)
+        Ok(query.bind(now).bind(per_key).fetch_all(&self.pool).await?)
     }
 
     /// The certificate with this serial.
@@ -338,14 +436,17 @@ impl Store {
     }
 }
 
-/// Inserts a certificate row; a serial that exists already is a `Collision`.
+/// Inserts a certificate row, the `generation`-th renewal of its key if it is one; a serial
+/// that exists already is a `Collision`.
 async fn insert_certificate(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     c: &NewCertificate,
+    generation: Option<i64>,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO certificates (serial, issuer_id, kind, key_id, subject, public_key_sha256, \
-         not_before, not_after, der, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         not_before, not_after, der, created_at, generation) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(&c.serial)
     .bind(c.issuer_id)
@@ -357,8 +458,40 @@ async fn insert_certificate(
     .bind(c.not_after)
     .bind(&c.der)
     .bind(c.created_at)
+    .bind(generation)
     .execute(&mut **tx)
     .await
     .map_err(|e| unique_as(e, StoreError::Collision))?;
     Ok(())
+}
+
+/// True when the tenant or the owner's user (if the owner is a user) is disabled. On
+/// PostgreSQL the rows are read `FOR SHARE`, as in `latchkey_issue`: a disable that comes
+/// while this transaction is open waits for it.
+async fn owner_disabled(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    tenant_id: i64,
+    owner: &str,
+) -> Result<bool, StoreError> {
+    let (tenant_sql, user_sql) = match backend {
+        Backend::Sqlite => (
+            "SELECT disabled_at FROM tenants WHERE id = $1",
+            "SELECT disabled_at FROM users WHERE tenant_id = $1 AND name = $2",
+        ),
+        Backend::Postgres => (
+            "SELECT disabled_at FROM tenants WHERE id = $1 FOR SHARE",
+            "SELECT disabled_at FROM users WHERE tenant_id = $1 AND name = $2 FOR SHARE",
+        ),
+    };
+    let tenant: Option<(Option<i64>,)> = sqlx::query_as(tenant_sql)
+        .bind(tenant_id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    let user: Option<(Option<i64>,)> = sqlx::query_as(user_sql)
+        .bind(tenant_id)
+        .bind(owner)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(matches!(tenant, None | Some((Some(_),))) || matches!(user, Some((Some(_),))))
 }

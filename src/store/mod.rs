@@ -20,12 +20,15 @@ mod tokens;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, AnyQueryResult};
+use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use audit::AuditFilter;
 pub use audit::{AuditEvent, AuditRow};
-pub use keys::{CertificateRow, KeyFilter, KeyRow, KeyStatus, NewCertificate, NewKey, TokenUse};
+pub use keys::{
+    CertificateRow, KeyFilter, KeyRow, KeyStatus, ListedCertificate, NewCertificate, NewKey,
+    Renewal, TokenUse,
+};
 pub use revocations::{CrlMarks, CrlRow, RevocationScope, RevokedCertificate, RevokedList};
 pub use tenants::UserChange;
 pub use tenants::{TenantRow, UserRow};
@@ -52,6 +55,12 @@ pub enum StoreError {
     /// The key was revoked or expired before this transaction.
     #[error("key revoked or expired")]
     KeyNotActive,
+    /// The key got a certificate at `newest_at`, within the renewal interval.
+    #[error("the key's newest certificate was issued at {newest_at}, too recently to renew")]
+    TooSoon {
+        /// When the key's newest certificate was recorded (unix seconds).
+        newest_at: i64,
+    },
     /// The enrollment token was used, revoked or expired before this transaction.
     #[error("enrollment token already used, revoked or expired")]
     TokenSpent,
@@ -292,11 +301,6 @@ fn unique_as(err: sqlx::Error, on_unique: StoreError) -> StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => on_unique,
         _ => StoreError::Unavailable(err),
     }
-}
-
-/// True when a statement changed exactly one row.
-fn changed_one(result: &AnyQueryResult) -> bool {
-    result.rows_affected() == 1
 }
 
 #[cfg(test)]

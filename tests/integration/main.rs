@@ -14,6 +14,7 @@ mod lint;
 mod matrix;
 mod readme;
 mod renewal;
+mod renewal_limits;
 mod replicas;
 mod revocation;
 mod store;

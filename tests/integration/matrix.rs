@@ -30,7 +30,7 @@ async fn cell(
 
 #[tokio::test]
 async fn every_principal_against_every_operation_on_sqlite() {
-    every_principal_against_every_operation(Ca::start()).await;
+    every_principal_against_every_operation(Ca::start_with(&["--renew-interval", "0s"])).await;
 }
 
 #[tokio::test]
@@ -41,7 +41,11 @@ async fn every_principal_against_every_operation_on_postgres() {
     else {
         return;
     };
-    every_principal_against_every_operation(Ca::start_on(&pg.url)).await;
+    every_principal_against_every_operation(Ca::start_on_with(
+        &pg.url,
+        &["--renew-interval", "0s"],
+    ))
+    .await;
 }
 
 async fn every_principal_against_every_operation(ca: Ca) {

@@ -12,7 +12,7 @@ use crate::support::{self, BIN, Ca, password, problem_code, request};
 
 #[tokio::test]
 async fn renewal_gives_the_same_key_a_new_certificate_and_refuses_others() {
-    let ca = Ca::start();
+    let ca = Ca::start_with(&["--renew-interval", "0s"]);
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics", "write:events"])
         .await;
     let a = ca.enroll_into("alice@acme", &["read:metrics"], "a").await;
@@ -42,8 +42,17 @@ async fn renewal_gives_the_same_key_a_new_certificate_and_refuses_others() {
     assert_eq!(spki(&a.certificate), spki(&renewed.certificate));
 
     // Rekeying with a CSR.
-    let rekeyed = holder.renew(&a.key.id, Some(support::csr())).await.unwrap();
+    let pair = latchkey::client::new_key_pair(latchkey::client::KeyType::P256).unwrap();
+    let rekeyed = holder.renew(&a.key.id, Some(pair.csr_pem)).await.unwrap();
     assert_ne!(spki(&rekeyed.certificate), spki(&a.certificate));
+    // The rekey retired the previous key pair; the holder goes on with the new one.
+    let err = holder.renew(&a.key.id, None).await.unwrap_err();
+    assert_eq!(problem_code(err), "certificate_revoked");
+    let dir = latchkey::client::KeyDir::new(ca.path("a-rekeyed"));
+    dir.write_key(&pair.key_pem).unwrap();
+    dir.write_certificates(&rekeyed.certificate, &rekeyed.chain)
+        .unwrap();
+    let holder = ca.with_identity(&ca.path("a-rekeyed"));
     // A CSR whose key belongs to another key is refused.
     let b_key = std::fs::read_to_string(ca.path("b/key.pem")).unwrap();
     let b_pair = rcgen::KeyPair::from_pem(&b_key).unwrap();
@@ -76,7 +85,7 @@ async fn renewal_gives_the_same_key_a_new_certificate_and_refuses_others() {
 
     // After revocation: refused at once.
     ca.admin().revoke_key(None, &a.key.id, None).await.unwrap();
-    let current = ca.with_identity(&ca.path("a"));
+    let current = ca.with_identity(&ca.path("a-rekeyed"));
     let err = current.renew(&a.key.id, None).await.unwrap_err();
     assert_eq!(problem_code(err), "key_revoked");
 }
@@ -84,7 +93,7 @@ async fn renewal_gives_the_same_key_a_new_certificate_and_refuses_others() {
 /// A key that ends within a day: its certificates, renewed or not, end with it.
 #[tokio::test]
 async fn a_renewed_certificate_never_outlives_its_key() {
-    let ca = Ca::start();
+    let ca = Ca::start_with(&["--renew-interval", "0s"]);
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
     let client = ca.anonymous();
@@ -169,7 +178,10 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
         &home,
         None,
         &options,
-        Policy::default(),
+        Policy {
+            renew_interval: time::Duration::ZERO,
+            ..Policy::default()
+        },
         Arc::new(latchkey::clock::SystemClock),
     )
     .await
@@ -259,7 +271,7 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
 
 #[tokio::test]
 async fn renew_once_replaces_the_files_and_watch_renews_without_a_gap() {
-    let ca = Ca::start_with(&["--certificate-lifetime", "60s"]);
+    let ca = Ca::start_with(&["--certificate-lifetime", "60s", "--renew-interval", "0s"]);
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
     let first = ca

@@ -347,7 +347,7 @@ async fn migrate_moves_a_sqlite_ca_onto_postgres_and_it_serves_the_same() {
     else {
         return;
     };
-    let mut ca = Ca::start();
+    let mut ca = Ca::start_with(&["--renew-interval", "0s"]);
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
     let kept = ca
@@ -638,7 +638,7 @@ async fn a_serial_collision_is_retried_and_never_a_500() {
     let Some(pg) = PgSchema::create("a_serial_collision_is_retried_and_never_a_500").await else {
         return;
     };
-    let ca = Ca::start_on(&pg.url);
+    let ca = Ca::start_on_with(&pg.url, &["--renew-interval", "0s"]);
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
     let key = ca.enroll_into("alice@acme", &["read:metrics"], "k").await;

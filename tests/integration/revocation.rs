@@ -427,7 +427,7 @@ async fn only_the_owner_or_an_admin_revokes_and_others_learn_nothing() {
 
 #[tokio::test]
 async fn a_bulk_revocation_of_a_tenant_leaves_no_unrevoked_certificate() {
-    let ca = Ca::start();
+    let ca = Ca::start_with(&["--renew-interval", "0s"]);
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
     ca.user("bob@acme", &["read:metrics"]).await;

@@ -3,7 +3,7 @@
 
 use latchkey::store::{
     AuditEvent, AuditFilter, CrlRow, KeyFilter, KeyStatus, NewCertificate, NewKey, NewToken,
-    RevocationScope, Store, StoreError, TokenUse, UserChange,
+    Renewal, RevocationScope, Store, StoreError, TokenUse, UserChange,
 };
 
 use crate::support::PgSchema;
@@ -44,6 +44,19 @@ fn certificate(serial: &str, issuer_id: i64, key_id: &str, public_key: &str) -> 
         not_after: 100_000,
         der: serial.as_bytes().to_vec(),
         created_at: 1_000,
+    }
+}
+
+/// A renewal at `now` with no interval, keeping two earlier certificates, changing nothing
+/// of the key.
+fn renewal(certificate: NewCertificate, now: i64) -> Renewal {
+    Renewal {
+        certificate,
+        now,
+        newest_before: now,
+        keep_earlier: 2,
+        scopes: "read:metrics".into(),
+        expires_at: 1_000_000,
     }
 }
 
@@ -249,21 +262,30 @@ async fn contract(store: Store) {
         rest.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
         ["k1"]
     );
-    assert_eq!(store.certificates_of(&["k1", "k2"]).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .certificates_of(&["k1", "k2"], 3_000, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     assert_eq!(store.certificate_der("s1").await.unwrap().unwrap(), b"s1");
 
     // Renewal while active; not after revocation.
-    let mut renewal = certificate("s1b", issuer, "k1", "pk1");
-    renewal.not_before = 2_500;
+    let mut renewal_certificate = certificate("s1b", issuer, "k1", "pk1");
+    renewal_certificate.not_before = 2_500;
     store
-        .record_renewal(&renewal, 3_000, &event("key.renew", "acme"))
+        .record_renewal(
+            &renewal(renewal_certificate, 3_000),
+            &event("key.renew", "acme"),
+        )
         .await
         .unwrap();
     assert!(matches!(
         store
             .record_renewal(
-                &certificate("s1c", issuer, "k1", "pk2"),
-                3_000,
+                &renewal(certificate("s1c", issuer, "k1", "pk2"), 3_000),
                 &event("key.renew", "acme")
             )
             .await,
@@ -289,8 +311,7 @@ async fn contract(store: Store) {
     assert!(matches!(
         store
             .record_renewal(
-                &certificate("s1d", issuer, "k1", "pk1"),
-                3_000,
+                &renewal(certificate("s1d", issuer, "k1", "pk1"), 3_000),
                 &event("key.renew", "acme")
             )
             .await,
@@ -442,4 +463,154 @@ async fn the_store_contract_holds_on_postgres() {
         return;
     };
     contract(Store::connect(&pg.url).await.unwrap()).await;
+}
+
+/// Renewal limits, checked under the key's lock: the interval, the cap on valid
+/// certificates, a rekey's sweep, narrowing, and the owner's and tenant's disables.
+async fn renewal_contract(store: Store) {
+    let issuer = store
+        .ensure_issuer("fp", "CN=issuer", b"der", 9_999_999, 1_000)
+        .await
+        .unwrap();
+    let acme = store
+        .insert_tenant("acme", 180, 1_000, &event("tenant.add", "acme"))
+        .await
+        .unwrap();
+    store
+        .insert_user(acme.id, "alice", "h", "a:b c:d", 1_000, &event("u", "acme"))
+        .await
+        .unwrap();
+    for (id, owner, serial, pk) in [("k1", "alice", "s0", "pk0"), ("k2", "bot", "m0", "pkm")] {
+        let (k, c) = (key(id, acme.id, owner), certificate(serial, issuer, id, pk));
+        store
+            .record_key_issuance(&k, &c, None, 1_000, &event("key.issue", "acme"))
+            .await
+            .unwrap();
+    }
+    let at = |serial: &str, pk: &str, now: i64| {
+        let mut c = certificate(serial, issuer, "k1", pk);
+        (c.not_before, c.created_at) = (now, now);
+        Renewal {
+            newest_before: now - 3_600,
+            ..renewal(c, now)
+        }
+    };
+    let renew = |r: Renewal| {
+        let store = store.clone();
+        async move { store.record_renewal(&r, &event("key.renew", "acme")).await }
+    };
+
+    // Within the interval of the newest certificate: refused, nothing written.
+    let before = store.row_counts().await.unwrap();
+    assert!(matches!(
+        renew(at("s1", "pk0", 4_000)).await,
+        Err(StoreError::TooSoon { newest_at: 1_000 })
+    ));
+    assert_eq!(store.row_counts().await.unwrap(), before);
+
+    // Three valid at most: the fourth supersedes the oldest, and the CRL hears of it.
+    assert_eq!(renew(at("s1", "pk0", 5_000)).await.unwrap(), 0);
+    assert_eq!(renew(at("s2", "pk0", 9_000)).await.unwrap(), 0);
+    let revision = store.crl_revision().await.unwrap();
+    assert_eq!(renew(at("s3", "pk0", 13_000)).await.unwrap(), 1);
+    assert_eq!(store.crl_revision().await.unwrap(), revision + 1);
+    let revoked = store.revoked_certificates(issuer, 0).await.unwrap();
+    let entries: Vec<_> = revoked.iter().map(Result::unwrap).collect();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        (
+            entries[0].serial,
+            entries[0].revoked_at,
+            entries[0].revocation_reason
+        ),
+        ("s0", 13_000, Some("superseded"))
+    );
+
+    // Narrowing sticks: fewer scopes, an earlier end; a later end does not come back.
+    let narrowed = Renewal {
+        scopes: "a:b".into(),
+        expires_at: 500_000,
+        ..at("s4", "pk0", 17_000)
+    };
+    assert_eq!(renew(narrowed).await.unwrap(), 1);
+    let k1 = store.key("k1").await.unwrap().unwrap();
+    assert_eq!((k1.scopes.as_str(), k1.expires_at), ("a:b", 500_000));
+
+    // A rekey supersedes every earlier valid certificate, whatever the cap.
+    let rekey = Renewal {
+        keep_earlier: 0,
+        ..at("s5", "pk5", 21_000)
+    };
+    assert_eq!(renew(rekey).await.unwrap(), 3);
+    let listed = store.certificates_of(&["k1"], 22_000, 3).await.unwrap();
+    let serials: Vec<_> = listed
+        .iter()
+        .map(|c| c.certificate.serial.as_str())
+        .collect();
+    assert_eq!(
+        serials,
+        ["s3", "s4", "s5"],
+        "the newest three, oldest first"
+    );
+    assert!(listed.iter().all(|c| c.of_key == 6));
+    assert!(
+        listed[..2]
+            .iter()
+            .all(|c| c.certificate.revoked_at == Some(21_000))
+    );
+    assert_eq!(store.key("k1").await.unwrap().unwrap().expires_at, 500_000);
+
+    // A disabled owner or tenant: refused under the lock. A machine owner (no user row)
+    // answers to its tenant only.
+    let switch = |disabled: bool| UserChange {
+        disabled: Some(disabled),
+        ..Default::default()
+    };
+    let e = event("user.change", "acme");
+    store
+        .update_user(acme.id, "alice", &switch(true), 22_000, &e)
+        .await
+        .unwrap();
+    assert!(matches!(
+        renew(at("s6", "pk5", 30_000)).await,
+        Err(StoreError::Disabled)
+    ));
+    let mut machine = renewal(certificate("m1", issuer, "k2", "pkm"), 30_000);
+    machine.certificate.created_at = 30_000;
+    renew(machine.clone()).await.unwrap();
+    store
+        .update_user(acme.id, "alice", &switch(false), 22_000, &e)
+        .await
+        .unwrap();
+    let e = event("tenant.change", "acme");
+    store
+        .update_tenant("acme", None, Some(true), 31_000, &e)
+        .await
+        .unwrap();
+    machine.certificate.serial = "m2".into();
+    assert!(matches!(renew(machine).await, Err(StoreError::Disabled)));
+    assert!(matches!(
+        renew(at("s6", "pk5", 30_000)).await,
+        Err(StoreError::Disabled)
+    ));
+    store
+        .update_tenant("acme", None, Some(false), 32_000, &e)
+        .await
+        .unwrap();
+    renew(at("s6", "pk5", 30_000)).await.unwrap();
+    store.close().await;
+}
+
+#[tokio::test]
+async fn renewal_limits_hold_in_the_store_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    renewal_contract(Store::open_sqlite(&dir.path().join("r.db")).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn renewal_limits_hold_in_the_store_on_postgres() {
+    let Some(pg) = PgSchema::create("renewal_limits_hold_in_the_store_on_postgres").await else {
+        return;
+    };
+    renewal_contract(Store::connect(&pg.url).await.unwrap()).await;
 }

@@ -67,6 +67,21 @@ impl Ca {
         }
     }
 
+    /// Starts a CA on the PostgreSQL database at `database_url`, with extra `serve` arguments.
+    pub fn start_on_with(database_url: &str, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut args = vec!["--database-url".to_owned(), database_url.to_owned()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let server = spawn_serve(dir.path(), ANY_PORT, &args);
+        Self {
+            dir,
+            url: server.url.clone(),
+            server,
+            database_url: Some(database_url.to_owned()),
+            extra: args,
+        }
+    }
+
     /// Another `latchkey serve` on the same CA home and database (a replica), on its own
     /// port. Killed when dropped.
     pub fn replica(&self) -> Replica {
@@ -124,7 +139,12 @@ impl Ca {
 
     /// Restarts the server on another database (after `latchkey migrate`).
     pub fn restart_on(&mut self, database_url: &str) -> String {
-        self.extra = vec!["--database-url".to_owned(), database_url.to_owned()];
+        // Other `serve` arguments stay; only the database changes.
+        if let Some(i) = self.extra.iter().position(|a| a == "--database-url") {
+            self.extra.drain(i..(i + 2).min(self.extra.len()));
+        }
+        self.extra
+            .extend(["--database-url".to_owned(), database_url.to_owned()]);
         self.database_url = Some(database_url.to_owned());
         self.restart()
     }
