@@ -32,6 +32,10 @@ pub enum CsrError {
     /// An RSA key shorter than 2048 bits.
     #[error("RSA key of {0} bits is too short (at least 2048)")]
     WeakKey(usize),
+    /// An RSA key whose public exponent is not 65537: Go, Boulder and FIPS 186-5 draw the
+    /// line there, so such a key would be refused far from here, by a relying party.
+    #[error("RSA public exponent {0} is not accepted (only 65537)")]
+    WeakExponent(String),
     /// The CSR asks for an extension; latchkey decides every extension itself.
     #[error("the CSR requests the {0} extension; CSRs must request no extensions")]
     ExtensionForbidden(String),
@@ -161,6 +165,13 @@ fn key_kind(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<KeyKin
         };
         let bits = rsa_modulus_bits(rsa.modulus)
             .ok_or_else(|| CsrError::Malformed("RSA modulus is zero or negative".into()))?;
+        let exponent: &[u8] = match rsa.exponent.iter().position(|&b| b != 0) {
+            Some(i) => &rsa.exponent[i..],
+            None => &[0],
+        };
+        if exponent != RSA_EXPONENT {
+            return Err(CsrError::WeakExponent(exponent_text(exponent)));
+        }
         return match bits {
             MIN_RSA_BITS..=MAX_RSA_BITS => Ok(KeyKind::Rsa(bits)),
             b if b < MIN_RSA_BITS => Err(CsrError::WeakKey(b)),
@@ -173,6 +184,19 @@ fn key_kind(spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>) -> Result<KeyKin
 /// RSA moduli latchkey certifies, in bits.
 const MIN_RSA_BITS: usize = 2048;
 const MAX_RSA_BITS: usize = 4096;
+
+/// The only RSA public exponent latchkey certifies, 65537, big-endian.
+const RSA_EXPONENT: &[u8] = &[0x01, 0x00, 0x01];
+
+/// A refused exponent for the error message: decimal when it fits in a u64, else its size.
+fn exponent_text(exponent: &[u8]) -> String {
+    if exponent.len() <= 8 {
+        let value = exponent.iter().fold(0u64, |v, &b| v << 8 | u64::from(b));
+        value.to_string()
+    } else {
+        format!("of {} bytes", exponent.len())
+    }
+}
 
 /// The true bit length of a DER INTEGER modulus (x509-parser's `key_size` assumes one
 /// leading zero byte). `None` for a zero or negative modulus.
@@ -297,6 +321,13 @@ mod tests {
         );
         let csr = forged_csr(rsa_spki(128), SHA256_WITH_RSA);
         assert_eq!(verify_der(&csr).unwrap_err(), CsrError::WeakKey(1024));
+    }
+
+    #[test]
+    fn refused_exponents_are_named_in_decimal() {
+        assert_eq!(exponent_text(&[3]), "3");
+        assert_eq!(exponent_text(&[0x01, 0x00, 0x03]), "65539");
+        assert_eq!(exponent_text(&[1; 9]), "of 9 bytes");
     }
 
     #[test]

@@ -42,7 +42,7 @@ fn authority_status(e: &AuthorityError) -> (StatusCode, &'static str) {
                 CsrError::SignatureInvalid => "csr_signature_invalid",
                 CsrError::WeakSignature(_) => "weak_signature",
                 CsrError::UnsupportedKey(_) => "unsupported_key",
-                CsrError::WeakKey(_) => "weak_key",
+                CsrError::WeakKey(_) | CsrError::WeakExponent(_) => "weak_key",
                 CsrError::ExtensionForbidden(_) => "csr_extension_forbidden",
             },
         ),

@@ -160,6 +160,16 @@ async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing(ca: Ca) 
     );
     let rsa1024 = openssl_csr(dir, "rsa1024", &["rsa:1024"], &[]);
     let rsa2040 = openssl_csr(dir, "rsa2040", &["rsa:2040"], &[]);
+    // RSA public exponents other than 65537: a relying party in Go refuses them.
+    let rsa_exponent = |e: u32| {
+        openssl_csr(
+            dir,
+            &format!("rsa-e{e}"),
+            &["rsa:2048", "-pkeyopt", &format!("rsa_keygen_pubexp:{e}")],
+            &[],
+        )
+    };
+    let (rsa_e3, rsa_e17, rsa_e65539) = (rsa_exponent(3), rsa_exponent(17), rsa_exponent(65539));
     let p521 = openssl_csr(
         dir,
         "p521",
@@ -721,6 +731,33 @@ async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing(ca: Ca) 
                 "weak_key",
             )
         },
+        Case {
+            detail_contains: "exponent 3 ",
+            ..case(
+                "RSA public exponent 3",
+                alice(),
+                json_body(&rsa_e3, &["read:metrics"], serde_json::json!({})),
+                422,
+                "weak_key",
+            )
+        },
+        case(
+            "RSA public exponent 17",
+            alice(),
+            json_body(&rsa_e17, &["read:metrics"], serde_json::json!({})),
+            422,
+            "weak_key",
+        ),
+        Case {
+            detail_contains: "exponent 65539 ",
+            ..case(
+                "RSA public exponent 65539",
+                alice(),
+                json_body(&rsa_e65539, &["read:metrics"], serde_json::json!({})),
+                422,
+                "weak_key",
+            )
+        },
         case(
             "RSA-1024",
             alice(),
@@ -1169,4 +1206,30 @@ async fn wrong_password_unknown_user_and_unknown_tenant_take_the_same_time() {
         "medians (wrong password, unknown user, unknown tenant): {medians:?}"
     );
     println!("medians (wrong password, unknown user, unknown tenant): {medians:?}");
+}
+
+/// Rekeying goes through the same CSR checks as enrolling: an RSA key with a public
+/// exponent other than 65537 is refused with `weak_key`, and the refusal changes nothing.
+#[tokio::test]
+async fn a_rekey_with_an_rsa_exponent_other_than_65537_is_refused() {
+    let ca = Ca::start_with(&["--renew-interval", "0s"]);
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let a = ca.enroll_into("alice@acme", &["read:metrics"], "a").await;
+    let holder = ca.with_identity(&ca.path("a"));
+    let before = ca.snapshot().await;
+    for e in [3, 65539] {
+        let csr = openssl_csr(
+            ca.dir.path(),
+            &format!("rekey-e{e}"),
+            &["rsa:2048", "-pkeyopt", &format!("rsa_keygen_pubexp:{e}")],
+            &[],
+        );
+        let err = holder.renew(&a.key.id, Some(csr)).await.unwrap_err();
+        assert_eq!(support::problem_code(err), "weak_key", "exponent {e}");
+    }
+    assert_eq!(ca.snapshot().await, before, "a refused rekey changed the store");
+    // The usual exponent is accepted.
+    let good = openssl_csr(ca.dir.path(), "rekey-e65537", &["rsa:2048"], &[]);
+    holder.renew(&a.key.id, Some(good)).await.unwrap();
 }
