@@ -25,7 +25,7 @@ use axum::{Json, Router};
 use clap::Parser;
 use latchkey::client::Client;
 use latchkey::model::TenantName;
-use latchkey::tls::axum::{Rejection, Scoped, identity_per_connection};
+use latchkey::tls::axum::{Scoped, identity_per_connection};
 use latchkey::tls::{Acceptor, Identity, LatchkeyVerifier, Revocations};
 
 /// A relying service for latchkey keys.
@@ -80,12 +80,16 @@ async fn metrics(
     Json(serde_json::json!({ "tenant": identity.tenant, "events": events.unwrap_or_default() }))
 }
 
+latchkey::tls::axum::scope!(WriteEvents = "write:events");
+
+/// Authorization before validation: `Scoped<WriteEvents>` is read from the request's parts,
+/// so axum runs it before the `Json` body extractor, and a key without `write:events` gets
+/// 403 whatever its body (never a 422 telling it how to shape a request it may not make).
 async fn record(
     State(hub): State<Arc<Hub>>,
-    identity: Identity,
+    Scoped(identity, _): Scoped<WriteEvents>,
     Json(event): Json<Event>,
-) -> Result<(axum::http::StatusCode, Json<serde_json::Value>), Rejection> {
-    identity.require_scope("write:events")?;
+) -> (axum::http::StatusCode, Json<serde_json::Value>) {
     if let Ok(mut events) = hub.events.lock() {
         *events
             .entry(identity.tenant.to_string())
@@ -93,10 +97,10 @@ async fn record(
             .entry(event.name.clone())
             .or_default() += 1;
     }
-    Ok((
+    (
         axum::http::StatusCode::ACCEPTED,
         Json(serde_json::json!({ "recorded": event.name })),
-    ))
+    )
 }
 
 async fn whoami(identity: Identity) -> Json<Identity> {

@@ -9,6 +9,13 @@
 //!     Ok(format!("hello {}@{}", identity.owner, identity.tenant))
 //! }
 //! ```
+//!
+//! A handler that reads a body must name its scope in its signature with [`Scoped`], before
+//! the body extractor: axum runs extractors from the request's parts first and in order,
+//! and the body extractor last, so the scope is decided before the body is read or
+//! validated. Checking `require_scope` inside the handler of a `Json<T>` route would answer a
+//! key without the scope 422 for a malformed body instead of 403: validation before
+//! authorization, which tells a caller about a request it may not make.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;

@@ -147,6 +147,22 @@ impl Hub {
         latchkey::tls::client_config(&roots, Some((chain, key))).unwrap()
     }
 
+    /// A client configuration presenting only the leaf of the key in `dir` (its `cert.pem`,
+    /// what `curl --cert` gets), not the intermediate.
+    fn leaf_only_client(&self, dir: &Path) -> rustls::ClientConfig {
+        let roots = latchkey::tls::load_certificates(self.cert_pem(), "hub").unwrap();
+        let leaf = latchkey::tls::load_certificates(
+            &std::fs::read(dir.join("cert.pem")).unwrap(),
+            "leaf",
+        )
+        .unwrap();
+        assert_eq!(leaf.len(), 1, "cert.pem holds the leaf alone");
+        let key =
+            latchkey::tls::load_private_key(&std::fs::read(dir.join("key.pem")).unwrap(), "key")
+                .unwrap();
+        latchkey::tls::client_config(&roots, Some((leaf, key))).unwrap()
+    }
+
     /// One request on a new connection: the status and body, or the connection's error.
     async fn call(
         &self,
@@ -374,6 +390,62 @@ async fn scopes_decide_and_pinned_tenants_foreign_cas_and_expired_keys_are_refus
         .unwrap_err();
     assert!(refused.contains("CertificateExpired"), "{refused}");
     still_serves(&hub, &reader).await;
+}
+
+/// A client that sends only its leaf is accepted: the verifier knows the intermediate and
+/// builds the path itself. And the scope is decided before the body is read: a key without
+/// `write:events` gets 403 for any body, malformed or not; only a key with the scope
+/// learns that its body is malformed.
+#[tokio::test]
+async fn leaf_only_clients_get_in_and_scopes_are_decided_before_the_body() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics", "write:events"])
+        .await;
+    let reader = ca
+        .enroll_into("alice@acme", &["read:metrics"], "reader")
+        .await;
+    ca.enroll_into("alice@acme", &["write:events"], "writer")
+        .await;
+    let hub = Hub::start(&ca, &[]);
+
+    let leaf_only = Arc::new(hub.leaf_only_client(&ca.path("reader")));
+    let reply = hub
+        .exchange(leaf_only.clone(), "GET", "/api/v1/whoami", "")
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let whoami: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(whoami["key_id"], reader.key.id.as_str(), "{whoami}");
+    let (status, _) = hub
+        .call(leaf_only.clone(), "GET", "/api/v1/metrics", "")
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    // curl with cert.pem, the leaf alone.
+    let whoami = curl(&ca, &hub, "reader", &[], "/api/v1/whoami");
+    assert_eq!(whoami.status, "200", "{whoami:?}");
+
+    for body in [r#"{"nom": "#, r#"{"nom": "click"}"#, "[]", "", r#"{"name":"click"}"#] {
+        let refused = hub
+            .exchange(leaf_only.clone(), "POST", "/api/v1/events", body)
+            .await
+            .unwrap();
+        assert_scope_refused(&refused, "write:events");
+    }
+    // With the scope, the same malformed body is the caller's to fix: 4xx, not 403.
+    let writer = Arc::new(hub.leaf_only_client(&ca.path("writer")));
+    for body in [r#"{"nom": "#, r#"{"nom": "click"}"#] {
+        let (status, text) = hub
+            .call(writer.clone(), "POST", "/api/v1/events", body)
+            .await
+            .unwrap();
+        assert!(matches!(status, 400 | 422), "{status} {text}");
+    }
+    let (status, _) = hub
+        .call(writer, "POST", "/api/v1/events", r#"{"name":"click"}"#)
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
 }
 
 /// A 403 for a missing scope: `application/problem+json`, code `scope_not_granted`, and the
