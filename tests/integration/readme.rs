@@ -57,6 +57,31 @@ fn the_readme_walkthrough_runs_as_written() {
             cmd.env_remove(k);
         }
     }
+    // The walkthrough runs in the repository root: whatever it writes (private keys
+    // among them) must be ignored by the repository's .gitignore files. The scratch
+    // directory becomes a git repository with those files, and everything untracked after
+    // the walkthrough must have been there before it.
+    let dir = ca.dir.path();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::fs::copy(repo.join(".gitignore"), dir.join(".gitignore")).unwrap();
+    std::fs::copy(repo.join("certs/.gitignore"), dir.join("certs/.gitignore")).unwrap();
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("git is installed");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    git(&["init", "-q"]);
+    let untracked = || -> std::collections::BTreeSet<String> {
+        git(&["status", "--porcelain", "--untracked-files=all"])
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let before = untracked();
     let out = cmd.output().expect("bash");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -75,6 +100,11 @@ fn the_readme_walkthrough_runs_as_written() {
         "the CRL lists the key: {stdout}"
     );
     assert!(stdout.contains("key.revoke"), "the audit log: {stdout}");
+    let left: Vec<String> = untracked().difference(&before).cloned().collect();
+    assert!(
+        left.is_empty(),
+        "the walkthrough leaves files a `git add .` would commit: {left:?}"
+    );
     for file in [
         "alice/key.pem",
         "alice/cert.pem",
