@@ -63,7 +63,7 @@ impl Signer {
                 .collect(),
             key_identifier_method: KeyIdMethod::PreSpecified(self.key_identifier.clone()),
         };
-        let crl = params.signed_by(&self.crl_issuer)?;
+        let crl = params.signed_by(&self.issuer)?;
         Ok(rustls_pki_types::CertificateRevocationListDer::from(crl).to_vec())
     }
 }

@@ -6,7 +6,6 @@
 
 mod bootstrap;
 mod crl;
-mod scopes_extension;
 mod signer;
 
 pub use bootstrap::{

@@ -1,14 +1,10 @@
 use rcgen::{
-    CertificateParams, CrlDistributionPoint, CustomExtension, DistinguishedName, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PublicKeyData,
-    SanType, SerialNumber,
+    CertificateParams, CrlDistributionPoint, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
 };
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
-use super::scopes_extension::{
-    PLACEHOLDER_ARCS, PatchingKey, Placeholder, contains_placeholder, replace_placeholder,
-};
 use crate::model::profile::{self, SpiffeId};
 use crate::model::{KeyId, OwnerName, ScopeSet, Serial, TenantName};
 
@@ -43,9 +39,6 @@ pub struct PublicKey {
 impl PublicKey {
     /// Wraps a DER SubjectPublicKeyInfo whose key the caller has already checked.
     pub(crate) fn from_checked_spki(spki_der: &[u8]) -> Result<Self, rcgen::Error> {
-        if contains_placeholder(spki_der) {
-            return Err(rcgen::Error::X509("public key holds reserved bytes".into()));
-        }
         Ok(Self {
             spki: rcgen::SubjectPublicKeyInfo::from_der(spki_der)?,
             spki_der: spki_der.to_vec(),
@@ -81,7 +74,7 @@ pub struct KeyOrder {
     pub owner: OwnerName,
     /// The key's id: the SPIFFE path.
     pub key_id: KeyId,
-    /// The scopes extension.
+    /// The scopes: one subject `OU` each.
     pub scopes: ScopeSet,
     /// Start of validity.
     pub not_before: OffsetDateTime,
@@ -134,10 +127,7 @@ impl IssuedCertificate {
 
 /// The issuing intermediate CA and what every certificate it signs says about it.
 pub struct Signer {
-    pub(super) issuer: Issuer<'static, PatchingKey>,
-    /// The same key without the scopes-OID patching, for CRLs: they carry no scopes, and a
-    /// million-entry CRL is 49 MB that the patching would copy and search.
-    pub(super) crl_issuer: Issuer<'static, KeyPair>,
+    pub(super) issuer: Issuer<'static, KeyPair>,
     /// The issuer's subject key identifier: the authority key identifier of its CRLs.
     pub(super) key_identifier: Vec<u8>,
     certificate: CertificateDer<'static>,
@@ -186,14 +176,10 @@ impl Signer {
             .ok_or_else(|| {
                 SignerError::Issuer("the issuing certificate has no subject key identifier".into())
             })?;
-        let issuer = Issuer::from_ca_cert_der(&certificate, PatchingKey(key))
-            .map_err(|e| SignerError::Issuer(e.to_string()))?;
-        let crl_key = KeyPair::from_pem(key_pem).map_err(|e| SignerError::Issuer(e.to_string()))?;
-        let crl_issuer = Issuer::from_ca_cert_der(&certificate, crl_key)
+        let issuer = Issuer::from_ca_cert_der(&certificate, key)
             .map_err(|e| SignerError::Issuer(e.to_string()))?;
         Ok(Self {
             issuer,
-            crl_issuer,
             key_identifier,
             certificate,
             not_before,
@@ -218,13 +204,14 @@ impl Signer {
         &self.trust_domain
     }
 
-    /// Signs a key certificate with the DESIGN.md profile.
+    /// Signs a key certificate with the DESIGN.md profile: `CN=<owner>, O=<tenant>` and one
+    /// `OU=<scope>` per scope, sorted.
     pub fn sign_key_certificate(&self, order: KeyOrder) -> Result<IssuedCertificate, SignerError> {
         let id = SpiffeId::Key {
             tenant: order.tenant.clone(),
             key_id: order.key_id,
         };
-        let mut params = self.client_params(
+        let params = self.client_params(
             order.serial,
             order.owner.as_str(),
             order.tenant.as_str(),
@@ -232,11 +219,28 @@ impl Signer {
             order.not_before,
             order.not_after,
         )?;
-        params.custom_extensions = vec![CustomExtension::from_oid_content(
-            PLACEHOLDER_ARCS,
-            profile::encode_scopes(&order.scopes),
-        )];
-        self.sign(params, order.serial, &order.public_key, true)
+        let mut issued = self.sign(params, order.serial, &order.public_key)?;
+        if !order.scopes.is_empty() {
+            // rcgen keeps one value per attribute type: it wrote `CN, O`, and the subject
+            // with the OUs is put in its place and signed again.
+            let written = profile::subject_der(
+                order.owner.as_str(),
+                order.tenant.as_str(),
+                &ScopeSet::default(),
+            );
+            let subject =
+                profile::subject_der(order.owner.as_str(), order.tenant.as_str(), &order.scopes);
+            let der = profile::replace_subject(&issued.der, &written, &subject, |tbs| {
+                rcgen::SigningKey::sign(self.issuer.key(), tbs)
+            })?
+            .ok_or_else(|| {
+                SignerError::Signing(rcgen::Error::X509(
+                    "the certificate's subject is not where it was written".into(),
+                ))
+            })?;
+            issued.der = CertificateDer::from(der);
+        }
+        Ok(issued)
     }
 
     /// Signs an administrator certificate: `CN=<name>, O=latchkey admin` and the admin
@@ -258,7 +262,7 @@ impl Signer {
             not_before,
             not_after,
         )?;
-        self.sign(params, serial, public_key, false)
+        self.sign(params, serial, public_key)
     }
 
     /// Signs the TLS server certificate of the CA's own listener.
@@ -281,7 +285,7 @@ impl Signer {
             .push(DnType::OrganizationName, "latchkey");
         self.common(&mut params, serial, not_before, not_after)?;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        self.sign(params, serial, public_key, false)
+        self.sign(params, serial, public_key)
     }
 
     fn client_params(
@@ -339,25 +343,13 @@ impl Signer {
         mut params: CertificateParams,
         serial: Serial,
         public_key: &PublicKey,
-        has_scopes: bool,
     ) -> Result<IssuedCertificate, SignerError> {
         params.key_identifier_method =
             KeyIdMethod::PreSpecified(key_identifier(public_key.spki.der_bytes()));
         let cert = params.signed_by(&public_key.spki, &self.issuer)?;
-        let mut der = cert.der().to_vec();
-        let expected = if has_scopes {
-            Placeholder::Replaced
-        } else {
-            Placeholder::Absent
-        };
-        if replace_placeholder(&mut der) != expected {
-            return Err(SignerError::Signing(rcgen::Error::X509(
-                "scopes extension placeholder mismatch".into(),
-            )));
-        }
         Ok(IssuedCertificate {
             serial,
-            der: CertificateDer::from(der),
+            der: cert.der().clone(),
             not_before: params.not_before,
             not_after: params.not_after,
             public_key_fingerprint: public_key.fingerprint(),

@@ -33,7 +33,7 @@ impl FromStr for Scope {
     type Err = ScopeError;
     fn from_str(s: &str) -> Result<Self, ScopeError> {
         let ok = !s.is_empty()
-            && s.len() <= 64
+            && s.len() <= super::profile::MAX_SCOPE_LEN
             && s.as_bytes()[0].is_ascii_alphanumeric()
             && s.bytes().all(|b| {
                 b.is_ascii_lowercase()

@@ -23,8 +23,9 @@ pub enum IdentityError {
     /// The extended key usage lacks clientAuth.
     #[error("certificate is not for client authentication")]
     ExtendedKeyUsage,
-    /// A key certificate whose scopes extension is missing or malformed.
-    #[error("missing or malformed scopes extension")]
+    /// A key certificate whose scopes are malformed: an `OU` that is no valid scope, `OU`s
+    /// out of order or repeated, or a malformed or repeated old scopes extension.
+    #[error("malformed scopes")]
     Scopes,
 }
 
@@ -62,7 +63,7 @@ impl PeerIdentity {
     ) -> Result<Self, IdentityError> {
         let serial = Serial::from_slice(cert.raw_serial()).map_err(|_| IdentityError::Serial)?;
         let mut uris = Vec::new();
-        let mut scopes = None;
+        let mut legacy_scopes = None;
         let mut client_auth = false;
         for ext in cert.extensions() {
             match ext.parsed_extension() {
@@ -74,11 +75,11 @@ impl PeerIdentity {
                         }
                     }
                 }
-                _ if ext.oid.as_bytes() == profile::SCOPES_OID_DER => {
-                    if scopes.is_some() {
+                _ if ext.oid.as_bytes() == profile::LEGACY_SCOPES_OID_DER => {
+                    if legacy_scopes.is_some() {
                         return Err(IdentityError::Scopes);
                     }
-                    scopes = Some(profile::decode_scopes(ext.value).ok_or(IdentityError::Scopes)?);
+                    legacy_scopes = Some(ext.value);
                 }
                 _ => {}
             }
@@ -100,15 +101,29 @@ impl PeerIdentity {
         let subject = cert.subject();
         let cn = single(subject.iter_common_name()).ok_or(IdentityError::SubjectMismatch)?;
         let o = single(subject.iter_organization()).ok_or(IdentityError::SubjectMismatch)?;
+        let ous = subject
+            .iter_organizational_unit()
+            .map(|ou| ou.as_str().map_err(|_| IdentityError::Scopes))
+            .collect::<Result<Vec<&str>, _>>()?;
         let scopes = match &id {
             SpiffeId::Key { tenant, .. } => {
                 if o != tenant.as_str() || cn.parse::<crate::model::OwnerName>().is_err() {
                     return Err(IdentityError::SubjectMismatch);
                 }
-                scopes.ok_or(IdentityError::Scopes)?
+                let validity = cert.validity();
+                scopes_of(
+                    &ous,
+                    legacy_scopes,
+                    validity.not_before.to_datetime(),
+                    validity.not_after.to_datetime(),
+                )?
             }
             SpiffeId::Admin { name } => {
-                if o != profile::ADMIN_ORGANIZATION || cn != name.as_str() || scopes.is_some() {
+                if o != profile::ADMIN_ORGANIZATION
+                    || cn != name.as_str()
+                    || !ous.is_empty()
+                    || legacy_scopes.is_some()
+                {
                     return Err(IdentityError::SubjectMismatch);
                 }
                 ScopeSet::default()
@@ -122,6 +137,34 @@ impl PeerIdentity {
             not_after: cert.validity().not_after.to_datetime(),
         })
     }
+}
+
+/// The scopes of a key certificate, from its subject's `OU` values (`ous`, in certificate
+/// order) and the value of the old scopes extension, if it has one.
+///
+/// The `OU`s are the scopes, and they take precedence: a certificate with any `OU` has
+/// exactly those scopes, whatever an old extension says, so a relying service reads what a
+/// proxy reading the subject sees. Only a certificate with no `OU` that starts before the
+/// cut-over and ends within the window ([`profile::legacy_scopes_accepted`]) has its scopes
+/// read from the old extension; outside it the extension is ignored and the key has no
+/// scopes (it is refused wherever a scope is required, never given one).
+fn scopes_of(
+    ous: &[&str],
+    legacy: Option<&[u8]>,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<ScopeSet, IdentityError> {
+    if ous.is_empty()
+        && let Some(value) = legacy
+        && profile::legacy_scopes_accepted(not_before, not_after)
+    {
+        return profile::decode_legacy_scopes(value).ok_or(IdentityError::Scopes);
+    }
+    // Sorted and distinct, as the CA writes them: any other order is not a latchkey subject.
+    if ous.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(IdentityError::Scopes);
+    }
+    ScopeSet::parse(ous).map_err(|_| IdentityError::Scopes)
 }
 
 /// The caller behind a verified latchkey key certificate: who, in which tenant, with which
@@ -189,23 +232,23 @@ pub(crate) mod tests {
 
     pub(crate) const TRUST_DOMAIN: &str = "latchkey.internal";
 
-    /// A stand-in for the scopes OID, whose UUID arc rcgen cannot take: two `u64::MAX` arcs
-    /// encode to as many bytes as the real OID, so swapping them changes no DER length.
-    /// (`ca::scopes_extension` does the same with its own placeholder; it is private to `ca`.)
+    /// A stand-in for the old scopes OID, whose UUID arc rcgen cannot take: two `u64::MAX`
+    /// arcs encode to as many bytes as the real OID, so swapping them changes no DER length.
+    /// Only tests make certificates with the old extension: the CA no longer does.
     const STAND_IN_ARCS: &[u64] = &[2, 25, u64::MAX, u64::MAX];
 
-    /// Replaces the stand-in OID, if present, by the scopes OID.
+    /// Replaces every stand-in OID by the old scopes OID.
     fn swap_in_scopes_oid(der: &mut [u8]) {
         let tlv = yasna::construct_der(|w| {
             w.write_oid(&yasna::models::ObjectIdentifier::from_slice(STAND_IN_ARCS))
         });
-        assert_eq!(tlv.len() - 2, profile::SCOPES_OID_DER.len());
-        if let Some(at) = der.windows(tlv.len()).position(|w| w == tlv) {
-            der[at + 2..at + tlv.len()].copy_from_slice(profile::SCOPES_OID_DER);
+        assert_eq!(tlv.len() - 2, profile::LEGACY_SCOPES_OID_DER.len());
+        while let Some(at) = der.windows(tlv.len()).position(|w| w == tlv) {
+            der[at + 2..at + tlv.len()].copy_from_slice(profile::LEGACY_SCOPES_OID_DER);
         }
     }
 
-    /// An issuing key that signs the to-be-signed bytes with the scopes OID swapped in.
+    /// An issuing key that signs the to-be-signed bytes with the old scopes OID swapped in.
     pub(crate) struct ScopesOidKey(pub(crate) KeyPair);
 
     impl rcgen::PublicKeyData for ScopesOidKey {
@@ -226,6 +269,65 @@ pub(crate) mod tests {
         }
     }
 
+    /// The old scopes extension carrying `scopes`, as certificates issued before the
+    /// cut-over have it.
+    pub(crate) fn legacy_extension(scopes: &[&str]) -> CustomExtension {
+        CustomExtension::from_oid_content(
+            STAND_IN_ARCS,
+            profile::encode_legacy_scopes(&ScopeSet::parse(scopes).unwrap()),
+        )
+    }
+
+    /// The key profile as issued before the cut-over: `CN, O` only, the scopes in the old
+    /// extension, valid from a day before the cut-over for two days.
+    pub(crate) fn legacy_profile(scopes: &[&str]) -> CertificateParams {
+        let mut params = key_profile();
+        params.distinguished_name = subject("alice", "acme");
+        params.custom_extensions = vec![legacy_extension(scopes)];
+        params.not_before = profile::LEGACY_SCOPES_ISSUED_BEFORE - Duration::days(1);
+        params.not_after = profile::LEGACY_SCOPES_ISSUED_BEFORE + Duration::days(1);
+        params
+    }
+
+    /// A DER Name of these attributes, one single-valued RDN each, UTF8String values.
+    pub(crate) fn name_der(attributes: &[(&[u64], &str)]) -> Vec<u8> {
+        yasna::construct_der(|w| {
+            w.write_sequence(|w| {
+                for (oid, value) in attributes {
+                    w.next().write_set(|w| {
+                        w.next().write_sequence(|w| {
+                            w.next()
+                                .write_oid(&yasna::models::ObjectIdentifier::from_slice(oid));
+                            w.next().write_utf8_string(value);
+                        })
+                    });
+                }
+            })
+        })
+    }
+
+    pub(crate) const CN: &[u64] = &[2, 5, 4, 3];
+    pub(crate) const O: &[u64] = &[2, 5, 4, 10];
+    pub(crate) const OU: &[u64] = &[2, 5, 4, 11];
+
+    /// Signs `params`, then puts `subject` (a DER Name) in place of the subject rcgen wrote
+    /// and signs again: rcgen cannot write two `OU`s.
+    pub(crate) fn sign_with_subject(
+        params: CertificateParams,
+        issuer: &Issuer<'_, ScopesOidKey>,
+        subject: &[u8],
+    ) -> CertificateDer<'static> {
+        let der = sign(params, issuer);
+        let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let written = parsed.subject().as_raw().to_vec();
+        let replaced = profile::replace_subject(&der, &written, subject, |tbs| {
+            rcgen::SigningKey::sign(issuer.key(), tbs)
+        })
+        .unwrap()
+        .expect("the subject is where rcgen wrote it");
+        CertificateDer::from(replaced)
+    }
+
     /// The URI SAN of a key of `tenant` in `trust_domain`.
     pub(crate) fn key_uri(trust_domain: &str, tenant: &str) -> SanType {
         let id = SpiffeId::Key {
@@ -244,11 +346,14 @@ pub(crate) mod tests {
     }
 
     /// The full key certificate profile of DESIGN.md for `alice` of tenant `acme`, scope
-    /// `read:metrics`, valid from a minute ago for an hour.
+    /// `read:metrics` (`OU=read:metrics`), valid from a minute ago for an hour.
     pub(crate) fn key_profile() -> CertificateParams {
         let now = OffsetDateTime::now_utc();
         let mut params = CertificateParams::default();
         params.distinguished_name = subject("alice", "acme");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationalUnitName, "read:metrics");
         params.subject_alt_names = vec![key_uri(TRUST_DOMAIN, "acme")];
         params.serial_number = Some(SerialNumber::from(Serial::random().as_bytes().to_vec()));
         params.not_before = now - Duration::minutes(1);
@@ -257,10 +362,6 @@ pub(crate) mod tests {
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.use_authority_key_identifier_extension = true;
-        params.custom_extensions = vec![CustomExtension::from_oid_content(
-            STAND_IN_ARCS,
-            profile::encode_scopes(&ScopeSet::parse(["read:metrics"]).unwrap()),
-        )];
         params
     }
 
@@ -297,6 +398,102 @@ pub(crate) mod tests {
         assert_eq!(identity.tenant.as_str(), "acme");
         assert_eq!(identity.owner.as_str(), "alice");
         assert!(identity.has_scope("read:metrics"));
+        assert_eq!(identity.scopes.to_stored(), "read:metrics");
+    }
+
+    /// The scopes of the key profile with `subject` (a DER Name) in place of its own.
+    fn scopes_with_subject(
+        params: CertificateParams,
+        subject: &[u8],
+    ) -> Result<ScopeSet, IdentityError> {
+        let der = sign_with_subject(params, &issuer(), subject);
+        Identity::from_der(&der, TRUST_DOMAIN).map(|i| i.scopes)
+    }
+
+    #[test]
+    fn scopes_are_the_subject_ous_sorted_distinct_and_valid() {
+        let base = [(CN, "alice"), (O, "acme")];
+        let with = |ous: &[&str]| {
+            let mut attributes = base.to_vec();
+            attributes.extend(ous.iter().map(|ou| (OU, *ou)));
+            scopes_with_subject(key_profile(), &name_der(&attributes))
+        };
+        let two = with(&["read:metrics", "write:events"]).unwrap();
+        assert_eq!(two.to_stored(), "read:metrics write:events");
+        assert_eq!(with(&[]).unwrap(), ScopeSet::default());
+        let longest = "a".repeat(profile::MAX_SCOPE_LEN);
+        assert_eq!(with(&[&longest]).unwrap().to_stored(), longest);
+        for (case, ous) in [
+            ("out of order", vec!["write:events", "read:metrics"]),
+            ("repeated", vec!["read:metrics", "read:metrics"]),
+            ("a wildcard", vec!["read:*"]),
+            ("upper case", vec!["Read:metrics"]),
+            ("empty", vec![""]),
+        ] {
+            assert_eq!(with(&ous).unwrap_err(), IdentityError::Scopes, "{case}");
+        }
+        let too_long = "a".repeat(profile::MAX_SCOPE_LEN + 1);
+        assert_eq!(with(&[&too_long]).unwrap_err(), IdentityError::Scopes);
+        // The CN and O rules hold with OUs too.
+        let swapped = name_der(&[(CN, "alice"), (O, "globex"), (OU, "read:metrics")]);
+        assert_eq!(
+            scopes_with_subject(key_profile(), &swapped).unwrap_err(),
+            IdentityError::SubjectMismatch
+        );
+    }
+
+    #[test]
+    fn the_old_extension_is_read_only_without_ous_and_within_the_window() {
+        let read = |params: CertificateParams| {
+            Identity::from_der(&sign(params, &issuer()), TRUST_DOMAIN).map(|i| i.scopes.to_stored())
+        };
+        // Issued before the cut-over, with no OU: the old extension's scopes.
+        assert_eq!(
+            read(legacy_profile(&["read:metrics", "write:events"])).unwrap(),
+            "read:metrics write:events"
+        );
+        // A malformed old extension in the window is refused, not ignored.
+        let mut malformed = legacy_profile(&[]);
+        malformed.custom_extensions = vec![CustomExtension::from_oid_content(
+            STAND_IN_ARCS,
+            vec![0x30, 0x03, 0x0c, 0x01, b'*'],
+        )];
+        assert_eq!(read(malformed).unwrap_err(), IdentityError::Scopes);
+        // Issued at the cut-over or later: the extension is not read; no scopes.
+        let mut late = legacy_profile(&["read:metrics"]);
+        late.not_before = profile::LEGACY_SCOPES_ISSUED_BEFORE;
+        assert_eq!(read(late).unwrap(), "");
+        // Issued before it but ending after the window: not read either.
+        let mut long = legacy_profile(&["read:metrics"]);
+        long.not_after = profile::LEGACY_SCOPES_ACCEPTED_UNTIL + Duration::seconds(1);
+        assert_eq!(read(long).unwrap(), "");
+    }
+
+    #[test]
+    fn ous_take_precedence_over_the_old_extension() {
+        // Both carriers, disagreeing, inside the window: the OUs (what a proxy sees) win.
+        let mut both = legacy_profile(&["admin:everything", "write:events"]);
+        both.distinguished_name
+            .push(DnType::OrganizationalUnitName, "read:metrics");
+        let identity = Identity::from_der(&sign(both, &issuer()), TRUST_DOMAIN).unwrap();
+        assert_eq!(identity.scopes.to_stored(), "read:metrics");
+        // A malformed old extension beside OUs is ignored too: the OUs are the scopes.
+        let mut beside = key_profile();
+        beside.not_before = profile::LEGACY_SCOPES_ISSUED_BEFORE - Duration::days(1);
+        beside.not_after = profile::LEGACY_SCOPES_ISSUED_BEFORE;
+        beside.custom_extensions = vec![CustomExtension::from_oid_content(
+            STAND_IN_ARCS,
+            vec![0x05, 0x00],
+        )];
+        let identity = Identity::from_der(&sign(beside, &issuer()), TRUST_DOMAIN).unwrap();
+        assert_eq!(identity.scopes.to_stored(), "read:metrics");
+        // Two old extensions are never a latchkey certificate (x509-parser already refuses
+        // a repeated extension as malformed; the identity would refuse it as Scopes).
+        let mut twice = legacy_profile(&["read:metrics"]);
+        twice
+            .custom_extensions
+            .push(legacy_extension(&["read:metrics"]));
+        assert!(Identity::from_der(&sign(twice, &issuer()), TRUST_DOMAIN).is_err());
     }
 
     #[test]
@@ -391,7 +588,6 @@ pub(crate) mod tests {
     fn identity_of_an_admin_whose_cn_is_not_the_uri_name_is_refused() {
         let admin = |cn: &str| {
             let mut params = key_profile();
-            params.custom_extensions.clear();
             params.distinguished_name = subject(cn, profile::ADMIN_ORGANIZATION);
             let id = SpiffeId::Admin {
                 name: "root".parse().unwrap(),
@@ -411,6 +607,28 @@ pub(crate) mod tests {
         assert_eq!(
             Identity::from_der(&good, TRUST_DOMAIN).unwrap_err(),
             IdentityError::SpiffeId
+        );
+        // And carries no scopes, in either carrier.
+        let admin_with = |change: &dyn Fn(&mut CertificateParams)| {
+            let mut params = key_profile();
+            params.distinguished_name = subject("root", profile::ADMIN_ORGANIZATION);
+            let id = SpiffeId::Admin {
+                name: "root".parse().unwrap(),
+            };
+            params.subject_alt_names =
+                vec![SanType::URI(id.to_uri(TRUST_DOMAIN).try_into().unwrap())];
+            change(&mut params);
+            PeerIdentity::from_der(&sign(params, &issuer()), TRUST_DOMAIN).unwrap_err()
+        };
+        assert_eq!(
+            admin_with(&|p| p
+                .distinguished_name
+                .push(DnType::OrganizationalUnitName, "read:metrics")),
+            IdentityError::SubjectMismatch
+        );
+        assert_eq!(
+            admin_with(&|p| p.custom_extensions = vec![legacy_extension(&[])]),
+            IdentityError::SubjectMismatch
         );
     }
 }

@@ -128,7 +128,11 @@ async fn the_certificate_follows_the_design_profile() {
     let (_, pem) = x509_parser::pem::parse_x509_pem(&leaf).unwrap();
     let cert = pem.parse_x509().unwrap();
 
-    assert_eq!(cert.subject().to_string(), "CN=alice, O=acme");
+    // The scopes are one OU each, sorted, after CN and O.
+    assert_eq!(
+        cert.subject().to_string(),
+        "CN=alice, O=acme, OU=read:metrics, OU=write:events"
+    );
     let identity = PeerIdentity::from_certificate(&cert, "latchkey.internal").unwrap();
     assert_eq!(
         identity.id,
@@ -174,19 +178,12 @@ async fn the_certificate_follows_the_design_profile() {
                 assert!(text.contains("/v1/crl"), "{text}");
                 "crldp"
             }
-            _ if ext.oid.as_bytes() == profile::SCOPES_OID_DER => {
-                assert!(!ext.critical, "the scopes extension must be non-critical");
-                "scopes"
-            }
             other => panic!("unexpected extension {other:?}"),
         };
         seen.push(name);
     }
     seen.sort();
-    assert_eq!(
-        seen,
-        ["aki", "bc", "crldp", "eku", "ku", "san", "scopes", "ski"]
-    );
+    assert_eq!(seen, ["aki", "bc", "crldp", "eku", "ku", "san", "ski"]);
 
     let lifetime = cert.validity().not_after.timestamp() - cert.validity().not_before.timestamp();
     assert!(
@@ -194,12 +191,31 @@ async fn the_certificate_follows_the_design_profile() {
         "24 h by default (plus the minute of backdating)"
     );
     assert!(answer.expires_in_seconds <= 24 * 3600 && answer.expires_in_seconds > 24 * 3600 - 60);
-    // openssl shows the scopes extension under its dotted OID.
+    // openssl shows the scopes in the subject, and no trace of the old extension is left.
     let text = openssl(
         ca.dir.path(),
-        &["x509", "-in", "profile/cert.pem", "-noout", "-text"],
+        &[
+            "x509",
+            "-in",
+            "profile/cert.pem",
+            "-noout",
+            "-subject",
+            "-text",
+            "-nameopt",
+            "RFC2253",
+        ],
     );
-    assert!(String::from_utf8_lossy(&text.stdout).contains(profile::SCOPES_OID_STR));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("subject=OU=write:events,OU=read:metrics,O=acme,CN=alice"),
+        "{text}"
+    );
+    assert!(!text.contains(profile::LEGACY_SCOPES_OID_STR), "{text}");
+    assert!(
+        !pem.contents
+            .windows(profile::LEGACY_SCOPES_OID_DER.len())
+            .any(|w| w == profile::LEGACY_SCOPES_OID_DER)
+    );
 }
 
 #[tokio::test]

@@ -1228,7 +1228,11 @@ async fn a_rekey_with_an_rsa_exponent_other_than_65537_is_refused() {
         let err = holder.renew(&a.key.id, Some(csr)).await.unwrap_err();
         assert_eq!(support::problem_code(err), "weak_key", "exponent {e}");
     }
-    assert_eq!(ca.snapshot().await, before, "a refused rekey changed the store");
+    assert_eq!(
+        ca.snapshot().await,
+        before,
+        "a refused rekey changed the store"
+    );
     // The usual exponent is accepted.
     let good = openssl_csr(ca.dir.path(), "rekey-e65537", &["rsa:2048"], &[]);
     holder.renew(&a.key.id, Some(good)).await.unwrap();

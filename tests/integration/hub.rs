@@ -151,11 +151,9 @@ impl Hub {
     /// what `curl --cert` gets), not the intermediate.
     fn leaf_only_client(&self, dir: &Path) -> rustls::ClientConfig {
         let roots = latchkey::tls::load_certificates(self.cert_pem(), "hub").unwrap();
-        let leaf = latchkey::tls::load_certificates(
-            &std::fs::read(dir.join("cert.pem")).unwrap(),
-            "leaf",
-        )
-        .unwrap();
+        let leaf =
+            latchkey::tls::load_certificates(&std::fs::read(dir.join("cert.pem")).unwrap(), "leaf")
+                .unwrap();
         assert_eq!(leaf.len(), 1, "cert.pem holds the leaf alone");
         let key =
             latchkey::tls::load_private_key(&std::fs::read(dir.join("key.pem")).unwrap(), "key")
@@ -425,7 +423,13 @@ async fn leaf_only_clients_get_in_and_scopes_are_decided_before_the_body() {
     let whoami = curl(&ca, &hub, "reader", &[], "/api/v1/whoami");
     assert_eq!(whoami.status, "200", "{whoami:?}");
 
-    for body in [r#"{"nom": "#, r#"{"nom": "click"}"#, "[]", "", r#"{"name":"click"}"#] {
+    for body in [
+        r#"{"nom": "#,
+        r#"{"nom": "click"}"#,
+        "[]",
+        "",
+        r#"{"name":"click"}"#,
+    ] {
         let refused = hub
             .exchange(leaf_only.clone(), "POST", "/api/v1/events", body)
             .await

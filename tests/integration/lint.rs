@@ -1,7 +1,8 @@
 //! Independent checkers on everything latchkey signs: pkilint (RFC 5280 lints) on the CA,
-//! administrator and server certificates and on the CRL, and Python `cryptography`'s RFC 5280
-//! client verifier on a key certificate (pkilint's decoder cannot read the scopes OID's
-//! 128-bit UUID arc, which X.667 allows).
+//! administrator, server and key certificates and on the CRL, and Python `cryptography`'s
+//! RFC 5280 client verifier on a key certificate. (Key certificates were once kept from
+//! pkilint, whose decoder could not read the old scopes extension's 128-bit OID arc; the
+//! scopes are subject OUs now.)
 
 use std::process::Command;
 use std::time::Duration;
@@ -94,6 +95,7 @@ async fn certificates_and_crls_pass_pkilint_and_python_cryptography() {
         "certs/intermediate.pem",
         "certs/admin/cert.pem",
         "server-leaf.pem",
+        "alice/cert.pem",
     ] {
         let findings = pkilint(&["lint_pkix_cert", "lint"], &dir.join(file));
         assert!(findings.is_empty(), "pkilint on {file}: {findings:#?}");
@@ -117,10 +119,10 @@ verifier = PolicyBuilder().store(Store([root])).time(datetime.datetime.now(datet
 verified = verifier.verify(leaf, [intermediate])
 uris = [n.value for n in verified.subjects]
 assert len(uris) == 1 and uris[0].startswith('spiffe://latchkey.internal/tenant/acme/key/'), uris
-scopes = leaf.extensions.get_extension_for_oid(x509.ObjectIdentifier('2.25.195384371966353938652200206769540452565.1'))
-assert not scopes.critical
-assert scopes.value.value == bytes.fromhex('301c0c0c726561643a6d6574726963730c0c77726974653a6576656e7473'), scopes.value.value.hex()
-assert leaf.subject.rfc4514_string() == 'O=acme,CN=alice', leaf.subject.rfc4514_string()
+scopes = [a.value for a in leaf.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATIONAL_UNIT_NAME)]
+assert scopes == ['read:metrics', 'write:events'], scopes
+assert leaf.subject.rfc4514_string() == 'OU=write:events,OU=read:metrics,O=acme,CN=alice', leaf.subject.rfc4514_string()
+assert all(e.oid.dotted_string != '2.25.195384371966353938652200206769540452565.1' for e in leaf.extensions)
 print('ok')
 "#;
     let out = Command::new("python3")

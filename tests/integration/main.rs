@@ -8,6 +8,7 @@ mod errors;
 mod hardening;
 mod hub;
 mod init;
+mod interop;
 mod inventory;
 mod limits;
 mod lint;
