@@ -220,26 +220,29 @@ impl Signer {
             order.not_after,
         )?;
         let mut issued = self.sign(params, order.serial, &order.public_key)?;
-        if !order.scopes.is_empty() {
-            // rcgen keeps one value per attribute type: it wrote `CN, O`, and the subject
-            // with the OUs is put in its place and signed again.
-            let written = profile::subject_der(
-                order.owner.as_str(),
-                order.tenant.as_str(),
-                &ScopeSet::default(),
-            );
-            let subject =
-                profile::subject_der(order.owner.as_str(), order.tenant.as_str(), &order.scopes);
-            let der = profile::replace_subject(&issued.der, &written, &subject, |tbs| {
-                rcgen::SigningKey::sign(self.issuer.key(), tbs)
-            })?
-            .ok_or_else(|| {
-                SignerError::Signing(rcgen::Error::X509(
-                    "the certificate's subject is not where it was written".into(),
-                ))
-            })?;
-            issued.der = CertificateDer::from(der);
-        }
+        // rcgen keeps one value per attribute type and knows no `UID`: it wrote `CN, O`, and
+        // the subject with the key id and the OUs is put in its place and signed again.
+        let written = profile::subject_der(
+            order.owner.as_str(),
+            order.tenant.as_str(),
+            None,
+            &ScopeSet::default(),
+        );
+        let subject = profile::subject_der(
+            order.owner.as_str(),
+            order.tenant.as_str(),
+            Some(order.key_id.as_str()),
+            &order.scopes,
+        );
+        let der = profile::replace_subject(&issued.der, &written, &subject, |tbs| {
+            rcgen::SigningKey::sign(self.issuer.key(), tbs)
+        })?
+        .ok_or_else(|| {
+            SignerError::Signing(rcgen::Error::X509(
+                "the certificate's subject is not where it was written".into(),
+            ))
+        })?;
+        issued.der = CertificateDer::from(der);
         Ok(issued)
     }
 

@@ -46,18 +46,31 @@ pub fn legacy_scopes_accepted(not_before: OffsetDateTime, not_after: OffsetDateT
     not_before < LEGACY_SCOPES_ISSUED_BEFORE && not_after <= LEGACY_SCOPES_ACCEPTED_UNTIL
 }
 
+/// `userId` (RFC 4519 `uid`, 0.9.2342.19200300.100.1.1): the key id in a key certificate's
+/// subject.
+pub const USER_ID: &[u64] = &[0, 9, 2342, 19200300, 100, 1, 1];
+
 /// The longest scope name, the upper bound of an `OU` attribute (RFC 5280
 /// `ub-organizational-unit-name`); [`super::Scope`] refuses longer ones.
 pub const MAX_SCOPE_LEN: usize = 64;
 
-/// The subject of a client certificate: `CN=<common_name>, O=<organization>`, then one
-/// `OU=<scope>` per scope in sorted order, each a single-valued RDN of a UTF8String.
-pub fn subject_der(common_name: &str, organization: &str, scopes: &ScopeSet) -> Vec<u8> {
+/// The subject of a client certificate: `CN=<common_name>, O=<organization>`, then for a key
+/// `UID=<key id>`, then one `OU=<scope>` per scope in sorted order, each a single-valued RDN
+/// of a UTF8String. The key id is also in the URI SAN, the canonical identity; it is in the
+/// subject too because TLS terminators (nginx's `$ssl_client_s_dn`, HAProxy's
+/// `ssl_c_s_dn(UID)`) can pass subject attributes to an upstream but not URI SANs.
+pub fn subject_der(
+    common_name: &str,
+    organization: &str,
+    key_id: Option<&str>,
+    scopes: &ScopeSet,
+) -> Vec<u8> {
     const CN: &[u64] = &[2, 5, 4, 3];
     const O: &[u64] = &[2, 5, 4, 10];
     const OU: &[u64] = &[2, 5, 4, 11];
     let attributes = [(CN, common_name), (O, organization)]
         .into_iter()
+        .chain(key_id.map(|id| (USER_ID, id)))
         .chain(scopes.iter().map(|s| (OU, s.as_str())));
     yasna::construct_der(|w| {
         w.write_sequence(|w| {
@@ -315,13 +328,13 @@ mod tests {
     #[test]
     fn the_subject_carries_one_ou_per_scope_in_order() {
         let scopes = ScopeSet::parse(["write:events", "read:metrics"]).unwrap();
-        let der = subject_der("alice", "acme", &scopes);
+        let der = subject_der("alice", "acme", Some("0123abcd"), &scopes);
         let (_, name) =
             <x509_parser::x509::X509Name as x509_parser::prelude::FromDer<_>>::from_der(&der)
                 .unwrap();
         assert_eq!(
             name.to_string(),
-            "CN=alice, O=acme, OU=read:metrics, OU=write:events"
+            "CN=alice, O=acme, UID=0123abcd, OU=read:metrics, OU=write:events"
         );
         let ous: Vec<&str> = name
             .iter_organizational_unit()
@@ -339,7 +352,7 @@ mod tests {
         let (_, parsed) = x509_parser::parse_x509_certificate(cert.der()).unwrap();
         assert_eq!(
             parsed.subject().as_raw(),
-            subject_der("alice", "acme", &ScopeSet::default())
+            subject_der("alice", "acme", None, &ScopeSet::default())
         );
     }
 }

@@ -101,13 +101,27 @@ impl PeerIdentity {
         let subject = cert.subject();
         let cn = single(subject.iter_common_name()).ok_or(IdentityError::SubjectMismatch)?;
         let o = single(subject.iter_organization()).ok_or(IdentityError::SubjectMismatch)?;
+        let uids = subject
+            .iter_by_oid(&x509_parser::oid_registry::OID_USERID)
+            .map(|uid| uid.as_str().map_err(|_| IdentityError::SubjectMismatch))
+            .collect::<Result<Vec<&str>, _>>()?;
         let ous = subject
             .iter_organizational_unit()
             .map(|ou| ou.as_str().map_err(|_| IdentityError::Scopes))
             .collect::<Result<Vec<&str>, _>>()?;
         let scopes = match &id {
-            SpiffeId::Key { tenant, .. } => {
-                if o != tenant.as_str() || cn.parse::<crate::model::OwnerName>().is_err() {
+            SpiffeId::Key { tenant, key_id } => {
+                // The key id in the subject, where a proxy reads it, must be the URI's
+                // (certificates issued before it was added have none).
+                let uid_agrees = match uids.as_slice() {
+                    [] => true,
+                    [uid] => *uid == key_id.as_str(),
+                    _ => false,
+                };
+                if o != tenant.as_str()
+                    || cn.parse::<crate::model::OwnerName>().is_err()
+                    || !uid_agrees
+                {
                     return Err(IdentityError::SubjectMismatch);
                 }
                 let validity = cert.validity();
@@ -121,6 +135,7 @@ impl PeerIdentity {
             SpiffeId::Admin { name } => {
                 if o != profile::ADMIN_ORGANIZATION
                     || cn != name.as_str()
+                    || !uids.is_empty()
                     || !ous.is_empty()
                     || legacy_scopes.is_some()
                 {
@@ -408,6 +423,32 @@ pub(crate) mod tests {
     ) -> Result<ScopeSet, IdentityError> {
         let der = sign_with_subject(params, &issuer(), subject);
         Identity::from_der(&der, TRUST_DOMAIN).map(|i| i.scopes)
+    }
+
+    #[test]
+    fn a_key_id_in_the_subject_must_be_the_uris() {
+        let params = key_profile();
+        let SanType::URI(uri) = &params.subject_alt_names[0] else {
+            unreachable!()
+        };
+        let key_id = uri.as_str().rsplit_once("/key/").unwrap().1.to_owned();
+        let with_uid = |uids: &[&str]| {
+            let mut attributes = vec![(CN, "alice"), (O, "acme")];
+            attributes.extend(uids.iter().map(|u| (profile::USER_ID, *u)));
+            attributes.push((OU, "read:metrics"));
+            let der = sign_with_subject(params.clone(), &issuer(), &name_der(&attributes));
+            Identity::from_der(&der, TRUST_DOMAIN).map(|_| ())
+        };
+        with_uid(&[&key_id]).unwrap();
+        with_uid(&[]).unwrap();
+        assert!(matches!(
+            with_uid(&["0123456789abcdef0123456789abcdef"]),
+            Err(IdentityError::SubjectMismatch)
+        ));
+        assert!(matches!(
+            with_uid(&[&key_id, &key_id]),
+            Err(IdentityError::SubjectMismatch)
+        ));
     }
 
     #[test]
