@@ -52,7 +52,7 @@ pub struct PublishedCrl {
     pub number: i64,
     /// DER (`application/pkix-crl`).
     pub der: Bytes,
-    pem: std::sync::OnceLock<Bytes>,
+    pub(super) pem: std::sync::OnceLock<Bytes>,
     /// thisUpdate.
     pub this_update: OffsetDateTime,
     /// nextUpdate.

@@ -13,6 +13,7 @@ mod issuance;
 mod issuers;
 mod keys;
 mod revocations;
+mod root_crls;
 mod synthetic;
 mod tenants;
 mod tokens;
@@ -29,6 +30,7 @@ pub use keys::{
     CertificateRow, KeyFilter, KeyRow, KeyStatus, ListedCertificate, NewCertificate, NewKey,
     Renewal, TokenUse,
 };
+pub use root_crls::RootCrlRow;
 pub use revocations::{CrlMarks, CrlRow, RevocationScope, RevokedCertificate, RevokedList};
 pub use tenants::UserChange;
 pub use tenants::{TenantRow, UserRow};
