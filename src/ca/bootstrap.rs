@@ -63,6 +63,13 @@ impl Bootstrap {
         let mut root_params = ca_params("latchkey root CA", 1, not_before, now + ROOT_LIFETIME);
         root_params.key_identifier_method =
             rcgen::KeyIdMethod::PreSpecified(super::signer::key_identifier(root_key.der_bytes()));
+        // The root names its own CRL too: a relying party checking every certificate of the
+        // path (`openssl verify -crl_check_all -crl_download`) looks for one for the root.
+        if let Some(url) = root_crl_url {
+            root_params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+                uris: vec![url.to_owned()],
+            }];
+        }
         let root_certificate = root_params.self_signed(&root_key)?;
         let root = Issuer::new(root_params, &root_key);
 
