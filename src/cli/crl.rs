@@ -304,7 +304,7 @@ impl Syncer<'_> {
 /// with the new contents, then its commit; handshakes use it from the commit on.
 async fn haproxy_swap(socket: &Path, path: &Path, pem: &str) -> Result<()> {
     let set = format!(
-        "set ssl crl-file {} <<\n{}\n",
+        "set ssl crl-file {} <<\n{}\n\n",
         path.display(),
         pem.trim_end()
     );
@@ -320,14 +320,15 @@ async fn haproxy_swap(socket: &Path, path: &Path, pem: &str) -> Result<()> {
     Ok(())
 }
 
-/// One command on HAProxy's admin socket (which answers and closes).
+/// One command on HAProxy's admin socket (which answers and closes); a command with a
+/// payload ends with an empty line.
 async fn haproxy_command(socket: &Path, command: &str) -> Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::UnixStream::connect(socket)
         .await
         .with_context(|| format!("cannot reach HAProxy at {}", socket.display()))?;
+    // One write: HAProxy runs a command at its end of line and closes the connection.
     stream.write_all(command.as_bytes()).await?;
-    stream.write_all(b"\n").await?;
     let mut answer = String::new();
     tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer))
         .await

@@ -315,3 +315,216 @@ async fn openssl_crl_download_follows_the_distribution_points_over_plain_http() 
     );
     assert_eq!(text(&out), "404");
 }
+
+/// `latchkey crl sync ARGS` against `ca`, run in its directory.
+fn sync(ca: &Ca, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(["crl", "sync", "--server", &ca.url, "--ca-cert", "certs/ca.pem"])
+        .args(args)
+        .current_dir(ca.dir.path())
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap()
+}
+
+/// The serials the first CRL of a PEM file lists.
+fn first_crl_serials(pem: &[u8]) -> Vec<String> {
+    use rustls_pki_types::pem::PemObject;
+    let crl = rustls_pki_types::CertificateRevocationListDer::pem_slice_iter(pem)
+        .next()
+        .expect("a CRL")
+        .expect("PEM");
+    let (_, crl) = x509_parser::parse_x509_crl(&crl).unwrap();
+    crl.iter_revoked_certificates()
+        .map(|r| hex::encode(r.raw_serial()))
+        .collect()
+}
+
+fn lines(path: &Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |s| s.lines().count())
+}
+
+#[tokio::test]
+async fn crl_sync_once_writes_a_verified_bundle_and_keeps_the_last_good_file() {
+    let mut ca = Ca::start();
+    let dir = ca.dir.path().to_owned();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    ca.enroll_into("alice@acme", &["read:metrics"], "good")
+        .await;
+    let hook = ["--on-change", "echo changed >> hook.log"];
+    let args = [&["--once", "--bundle", "--out", "synced.pem"][..], &hook[..]].concat();
+    let out = sync(&ca, &args);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(lines(&dir.join("hook.log")), 1);
+    let (ok, out) = verify_all(&ca, "synced.pem", "good/cert.pem");
+    assert!(ok, "{out}");
+    let written = std::fs::read(dir.join("synced.pem")).unwrap();
+    assert_eq!(written.windows(15).filter(|w| w == b"-----BEGIN X509").count(), 2);
+    // Nothing changed: no hook.
+    let out = sync(&ca, &args);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(lines(&dir.join("hook.log")), 1);
+
+    // Another CA's CRLs, reached over TLS the client trusts, are not written: they are not
+    // signed by the root this file is for.
+    let other = Ca::start();
+    let both = [ca.ca_pem(), other.ca_pem()].concat();
+    std::fs::write(dir.join("both.pem"), both).unwrap();
+    let out = Command::new(BIN)
+        .args(["crl", "sync", "--once", "--bundle", "--out", "synced.pem", "--server"])
+        .arg(&other.url)
+        .args(["--ca-cert", "both.pem"])
+        .args(hook)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    assert_eq!(std::fs::read(dir.join("synced.pem")).unwrap(), written);
+    assert_eq!(lines(&dir.join("hook.log")), 1);
+
+    // The CA is down: the last good file stays, and --once says so with its exit status.
+    ca.stop();
+    let out = sync(&ca, &args);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("last good one is kept"), "{}", text(&out));
+    assert_eq!(std::fs::read(dir.join("synced.pem")).unwrap(), written);
+}
+
+/// A `latchkey crl sync` daemon, killed when dropped.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test]
+async fn the_sync_daemon_writes_a_revocation_within_two_seconds_and_runs_the_hook_once_per_change()
+{
+    let ca = Ca::start();
+    let dir = ca.dir.path().to_owned();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let bad = ca.enroll_into("alice@acme", &["read:metrics"], "bad").await;
+    let _daemon = Daemon(
+        Command::new(BIN)
+            .args(["crl", "sync", "--server", &ca.url, "--ca-cert", "certs/ca.pem"])
+            .args(["--bundle", "--out", "synced.pem", "--on-change", "echo x >> hook.log"])
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the first file", Duration::from_secs(10), || {
+        lines(&dir.join("hook.log")) == 1
+    });
+    let serial = bad.key.certificates[0].serial.clone();
+    assert!(!first_crl_serials(&std::fs::read(dir.join("synced.pem")).unwrap()).contains(&serial));
+    ca.admin()
+        .revoke_key(None, &bad.key.id, Some("key_compromise"))
+        .await
+        .unwrap();
+    wait_for("the revocation in the file", Duration::from_secs(2), || {
+        std::fs::read(dir.join("synced.pem"))
+            .is_ok_and(|pem| first_crl_serials(&pem).contains(&serial))
+    });
+    let (ok, out) = verify_all(&ca, "synced.pem", "bad/cert.pem");
+    assert!(!ok && out.contains("certificate revoked"), "{out}");
+    wait_for("the hook after the change", Duration::from_secs(2), || {
+        lines(&dir.join("hook.log")) == 2
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(lines(&dir.join("hook.log")), 2, "the hook ran without a change");
+}
+
+#[tokio::test]
+async fn crl_sync_swaps_haproxys_crl_live_and_haproxy_refuses_the_revoked_key() {
+    let ca = Ca::start();
+    let dir = ca.dir.path().to_owned();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    ca.enroll_into("alice@acme", &["read:metrics"], "good")
+        .await;
+    let bad = ca.enroll_into("alice@acme", &["read:metrics"], "bad").await;
+    // HAProxy's TLS front: its certificate and key in one file (the CA's own server ones),
+    // client certificates checked against the chain and the CRL file.
+    let server = [
+        std::fs::read(ca.home().join("server.pem")).unwrap(),
+        std::fs::read(ca.home().join("server-key.pem")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(dir.join("haproxy-server.pem"), server).unwrap();
+    let chain = [
+        std::fs::read(ca.home().join("intermediate.pem")).unwrap(),
+        ca.ca_pem(),
+    ]
+    .concat();
+    std::fs::write(dir.join("chain.pem"), chain).unwrap();
+    let out = sync(&ca, &["--once", "--bundle", "--out", "crl.pem"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let d = dir.display();
+    let config = format!(
+        "global\n  stats socket {d}/haproxy.sock level admin\n\
+         defaults\n  mode http\n  timeout connect 5s\n  timeout client 5s\n  timeout server 5s\n\
+         frontend tls\n  bind 127.0.0.1:{port} ssl crt {d}/haproxy-server.pem ca-file {d}/chain.pem \
+         crl-file {d}/crl.pem verify required\n  http-request return status 200 content-type text/plain string ok\n"
+    );
+    std::fs::write(dir.join("haproxy.cfg"), config).unwrap();
+    let _haproxy = Daemon(
+        Command::new("haproxy")
+            .args(["-db", "-f", "haproxy.cfg"])
+            .current_dir(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("haproxy.log")).unwrap())
+            .spawn()
+            .expect("haproxy is installed"),
+    );
+    let get = |key: &str| {
+        let out = run(
+            &dir,
+            "curl",
+            &[
+                "-sS", "--cacert", "certs/ca.pem", "--cert", &format!("{key}/chain.pem"),
+                "--key", &format!("{key}/key.pem"), &format!("https://localhost:{port}/"),
+            ],
+        );
+        text(&out)
+    };
+    wait_for("haproxy listening", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert_eq!(get("good"), "ok");
+    assert_eq!(get("bad"), "ok", "not revoked yet");
+
+    revoke_and_wait(&ca, &bad.key.id).await;
+    // The path exactly as HAProxy's configuration names it.
+    let named = format!("{d}/crl.pem");
+    let out = sync(
+        &ca,
+        &[
+            "--once", "--bundle", "--out", "crl.pem", "--haproxy-socket", "haproxy.sock",
+            "--haproxy-crl-file", &named,
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // No reload: the same HAProxy process refuses the revoked key now.
+    assert_ne!(get("bad"), "ok");
+    assert_eq!(get("good"), "ok");
+}
