@@ -179,9 +179,7 @@ impl Server {
         // A new CA with a plain-HTTP CRL listener names it: the listener's address when it
         // is a specific one, else the first host name.
         if let (None, Some(crl)) = (&init.crl_url, &crl_listener) {
-            let crl = crl
-                .local_addr()
-                .map_err(|e| ServeError::Bind(bound, e))?;
+            let crl = crl.local_addr().map_err(|e| ServeError::Bind(bound, e))?;
             let host = if crl.ip().is_unspecified() {
                 init.hostnames
                     .first()

@@ -30,12 +30,12 @@ use crate::store::{AuditEvent, Store};
 pub use admin_change::AuditQuery;
 pub use authenticate::{Caller, Credential, Principal};
 pub use crl::{CrlHealth, DEFAULT_CRL_VALIDITY, PublishedCrl};
-pub use root_crl::{
-    DEFAULT_ROOT_CRL_VALIDITY, newest_root_crl_number, sign_root_crl, store_root_crl,
-};
 pub use error::{AuthorityError, RenewalRefusal};
 pub use inventory::KeyQuery;
 pub use password::Passwords;
+pub use root_crl::{
+    DEFAULT_ROOT_CRL_VALIDITY, newest_root_crl_number, sign_root_crl, store_root_crl,
+};
 
 /// The lifetimes the authority applies.
 #[derive(Debug, Clone, Copy)]

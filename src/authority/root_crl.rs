@@ -130,7 +130,9 @@ impl Authority {
             _ => stored,
         };
         if let Some(row) = newest
-            && self.current_root_crl().is_none_or(|c| c.number < row.number)
+            && self
+                .current_root_crl()
+                .is_none_or(|c| c.number < row.number)
         {
             self.root_crl
                 .send_replace(Some(Arc::new(PublishedCrl::from_root_row(row))));

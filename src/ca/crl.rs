@@ -2,8 +2,8 @@
 //! (RFC 5280 §5). What goes into one is decided by the authority.
 
 use rcgen::{
-    CertificateRevocationListParams, Issuer, KeyIdMethod, KeyPair, PublicKeyData, RevokedCertParams,
-    SerialNumber,
+    CertificateRevocationListParams, Issuer, KeyIdMethod, KeyPair, PublicKeyData,
+    RevokedCertParams, SerialNumber,
 };
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;

@@ -122,7 +122,11 @@ async fn sign_root(args: &Args, sign: &SignRootArgs) -> Result<()> {
     let validity = time::Duration::seconds(sign.validity);
     if let Some(out) = &sign.out {
         let row = latchkey::authority::sign_root_crl(&signer, now, validity, 0)?;
-        latchkey::files::replace(out, latchkey::pem::encode("X509 CRL", &row.der).as_bytes(), false)?;
+        latchkey::files::replace(
+            out,
+            latchkey::pem::encode("X509 CRL", &row.der).as_bytes(),
+            false,
+        )?;
         println!(
             "latchkey: root CRL {} written to {} (valid until {}); store it with `latchkey crl import-root`",
             row.number,
@@ -268,7 +272,11 @@ impl Syncer<'_> {
             "CRL file updated"
         );
         if let Some(socket) = &self.args.haproxy_socket {
-            let path = self.args.haproxy_crl_file.as_ref().unwrap_or(&self.args.out);
+            let path = self
+                .args
+                .haproxy_crl_file
+                .as_ref()
+                .unwrap_or(&self.args.out);
             let pem = String::from_utf8_lossy(&self.content_pem(fetched)).into_owned();
             haproxy_swap(socket, path, &pem).await?;
             tracing::info!(socket = %socket.display(), "HAProxy CRL swapped in");
@@ -312,8 +320,8 @@ async fn haproxy_swap(socket: &Path, path: &Path, pem: &str) -> Result<()> {
     if !answer.contains("transaction created") && !answer.contains("transaction updated") {
         bail!("HAProxy refused the new CRL: {}", answer.trim());
     }
-    let answer = haproxy_command(socket, &format!("commit ssl crl-file {}\n", path.display()))
-        .await?;
+    let answer =
+        haproxy_command(socket, &format!("commit ssl crl-file {}\n", path.display())).await?;
     if !answer.contains("Success") {
         bail!("HAProxy did not commit the new CRL: {}", answer.trim());
     }

@@ -92,9 +92,11 @@ impl Home {
                 why: "the public URL must start with https://".into(),
             });
         }
-        if options.crl_url.as_deref().is_some_and(|u| {
-            !(u.starts_with("https://") || u.starts_with("http://"))
-        }) {
+        if options
+            .crl_url
+            .as_deref()
+            .is_some_and(|u| !(u.starts_with("https://") || u.starts_with("http://")))
+        {
             return Err(HomeError::Settings {
                 path: self.settings_file(),
                 why: "the CRL URL must start with http:// or https://".into(),

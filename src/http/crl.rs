@@ -151,7 +151,11 @@ pub async fn root_crl(
     let pem = wants_pem(&headers);
     let crl = authority.current_root_crl().ok_or_else(no_root_crl)?;
     authority.crl_stale(&crl)?;
-    let etag = format!("\"root-crl-{}{}\"", crl.number, if pem { "-pem" } else { "" });
+    let etag = format!(
+        "\"root-crl-{}{}\"",
+        crl.number,
+        if pem { "-pem" } else { "" }
+    );
     let (content_type, body) = if pem {
         ("application/x-pem-file", crl.pem())
     } else {

@@ -218,7 +218,10 @@ impl Store {
     /// removed or changed. For tests and audits; it reads every row.
     pub async fn content_digests(&self) -> Result<BTreeMap<&'static str, String>, StoreError> {
         let mut digests = BTreeMap::new();
-        for (table, columns, _) in TABLES.iter().filter(|(t, ..)| *t != "crls" && *t != "root_crls") {
+        for (table, columns, _) in TABLES
+            .iter()
+            .filter(|(t, ..)| *t != "crls" && *t != "root_crls")
+        {
             let (rows, digest) = fingerprint(self, table, columns).await?;
             digests.insert(*table, format!("{rows} rows, {digest}"));
         }

@@ -30,8 +30,8 @@ pub use keys::{
     CertificateRow, KeyFilter, KeyRow, KeyStatus, ListedCertificate, NewCertificate, NewKey,
     Renewal, TokenUse,
 };
-pub use root_crls::RootCrlRow;
 pub use revocations::{CrlMarks, CrlRow, RevocationScope, RevokedCertificate, RevokedList};
+pub use root_crls::RootCrlRow;
 pub use tenants::UserChange;
 pub use tenants::{TenantRow, UserRow};
 pub use tokens::{NewToken, TokenCredential, TokenRow};

@@ -90,13 +90,29 @@ async fn the_root_crl_and_the_bundle_let_openssl_check_the_whole_chain() {
     // The root CRL in DER and PEM; openssl reads both CRLs.
     curl(&ca, "/v1/crl/root", "application/pkix-crl", "root.der");
     curl(&ca, "/v1/crl/root", "application/x-pem-file", "root.pem");
-    curl(&ca, "/v1/crl", "application/x-pem-file", "intermediate-crl.pem");
-    let root = text(&openssl(dir, &["crl", "-inform", "DER", "-in", "root.der", "-noout", "-text"]));
+    curl(
+        &ca,
+        "/v1/crl",
+        "application/x-pem-file",
+        "intermediate-crl.pem",
+    );
+    let root = text(&openssl(
+        dir,
+        &[
+            "crl", "-inform", "DER", "-in", "root.der", "-noout", "-text",
+        ],
+    ));
     assert!(root.contains("Issuer: CN = latchkey root CA"), "{root}");
     assert!(root.contains("X509v3 CRL Number"), "{root}");
     assert!(root.contains("No Revoked Certificates"), "{root}");
-    let inter = text(&openssl(dir, &["crl", "-in", "intermediate-crl.pem", "-noout", "-text"]));
-    assert!(inter.contains("Issuer: CN = latchkey issuing CA"), "{inter}");
+    let inter = text(&openssl(
+        dir,
+        &["crl", "-in", "intermediate-crl.pem", "-noout", "-text"],
+    ));
+    assert!(
+        inter.contains("Issuer: CN = latchkey issuing CA"),
+        "{inter}"
+    );
     // Valid for 30 days by default (thisUpdate backdated a minute).
     let der = std::fs::read(dir.join("root.der")).unwrap();
     let (_, crl) = x509_parser::parse_x509_crl(&der).unwrap();
@@ -107,7 +123,13 @@ async fn the_root_crl_and_the_bundle_let_openssl_check_the_whole_chain() {
     let out = run(
         dir,
         "curl",
-        &["-sS", "-i", "--cacert", "certs/ca.pem", &format!("{}/v1/crl/root", ca.url)],
+        &[
+            "-sS",
+            "-i",
+            "--cacert",
+            "certs/ca.pem",
+            &format!("{}/v1/crl/root", ca.url),
+        ],
     );
     let head = text(&out);
     let etag = head
@@ -120,15 +142,26 @@ async fn the_root_crl_and_the_bundle_let_openssl_check_the_whole_chain() {
         dir,
         "curl",
         &[
-            "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", "certs/ca.pem", "-H",
-            &format!("If-None-Match: {etag}"), &format!("{}/v1/crl/root", ca.url),
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--cacert",
+            "certs/ca.pem",
+            "-H",
+            &format!("If-None-Match: {etag}"),
+            &format!("{}/v1/crl/root", ca.url),
         ],
     );
     assert_eq!(text(&out), "304");
 
     // Without the root's CRL, -crl_check_all cannot check the intermediate.
     let (ok, out) = verify_all(&ca, "intermediate-crl.pem", "good/cert.pem");
-    assert!(!ok && out.contains("unable to get certificate CRL"), "{out}");
+    assert!(
+        !ok && out.contains("unable to get certificate CRL"),
+        "{out}"
+    );
 
     // The bundle: both, in one PEM file.
     curl(&ca, "/v1/crl/bundle.pem", "*/*", "bundle.pem");
@@ -145,7 +178,10 @@ async fn the_root_crl_and_the_bundle_let_openssl_check_the_whole_chain() {
     assert!(!ok && out.contains("certificate revoked"), "{out}");
 
     // The intermediate names where the root's CRL is.
-    let cert = text(&openssl(dir, &["x509", "-in", "certs/intermediate.pem", "-noout", "-text"]));
+    let cert = text(&openssl(
+        dir,
+        &["x509", "-in", "certs/intermediate.pem", "-noout", "-text"],
+    ));
     let port = ca.url.rsplit(':').next().unwrap();
     assert!(
         cert.contains(&format!("URI:https://localhost:{port}/v1/crl/root")),
@@ -173,14 +209,23 @@ async fn the_root_crl_is_signed_again_before_it_expires() {
             );
             break;
         }
-        assert!(Instant::now() < deadline, "the root CRL was not signed again");
+        assert!(
+            Instant::now() < deadline,
+            "the root CRL was not signed again"
+        );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     // And the CA stays ready throughout.
     let out = run(
         ca.dir.path(),
         "curl",
-        &["-sS", "-f", "--cacert", "certs/ca.pem", &format!("{}/readyz", ca.url)],
+        &[
+            "-sS",
+            "-f",
+            "--cacert",
+            "certs/ca.pem",
+            &format!("{}/readyz", ca.url),
+        ],
     );
     assert!(out.status.success(), "{}", text(&out));
 }
@@ -200,14 +245,23 @@ async fn with_the_root_key_offline_sign_root_feeds_the_ca_and_readyz_says_when_i
     let out = cli(&["init"]);
     assert!(out.status.success(), "{}", text(&out));
     // The root key leaves the CA host.
-    std::fs::rename(home.join("root-key.pem"), dir.path().join("offline-root-key.pem")).unwrap();
+    std::fs::rename(
+        home.join("root-key.pem"),
+        dir.path().join("offline-root-key.pem"),
+    )
+    .unwrap();
     let server = serve(dir.path(), &["--listen", "127.0.0.1:0"], &[]);
     let ca_pem = std::fs::read(home.join("ca.pem")).unwrap();
     let readyz = || {
         run(
             dir.path(),
             "curl",
-            &["-sS", "--cacert", "certs/ca.pem", &format!("{}/readyz", server.url)],
+            &[
+                "-sS",
+                "--cacert",
+                "certs/ca.pem",
+                &format!("{}/readyz", server.url),
+            ],
         )
     };
     let answer = text(&readyz());
@@ -219,7 +273,13 @@ async fn with_the_root_key_offline_sign_root_feeds_the_ca_and_readyz_says_when_i
 
     // Signed into a file where the key is, then stored; the CA serves it within seconds.
     let out = cli(&[
-        "crl", "sign-root", "--root-key", "offline-root-key.pem", "--validity", "90d", "--out",
+        "crl",
+        "sign-root",
+        "--root-key",
+        "offline-root-key.pem",
+        "--validity",
+        "90d",
+        "--out",
         "root-crl.pem",
     ]);
     assert!(out.status.success(), "{}", text(&out));
@@ -230,7 +290,10 @@ async fn with_the_root_key_offline_sign_root_feeds_the_ca_and_readyz_says_when_i
         if let Ok(crl) = client.root_crl().await {
             break crl;
         }
-        assert!(Instant::now() < deadline, "the stored root CRL was not served");
+        assert!(
+            Instant::now() < deadline,
+            "the stored root CRL was not served"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     let (_, next) = root_crl_window(&der);
@@ -243,7 +306,10 @@ async fn with_the_root_key_offline_sign_root_feeds_the_ca_and_readyz_says_when_i
     assert!(out.status.success(), "{}", text(&out));
     let deadline = Instant::now() + Duration::from_secs(15);
     while client.root_crl().await.unwrap().0 <= first {
-        assert!(Instant::now() < deadline, "the newer root CRL was not served");
+        assert!(
+            Instant::now() < deadline,
+            "the newer root CRL was not served"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // A CRL signed by another root is refused.
@@ -291,7 +357,10 @@ async fn openssl_crl_download_follows_the_distribution_points_over_plain_http() 
         );
         (out.status.success(), text(&out))
     };
-    let cert = text(&openssl(dir, &["x509", "-in", "good/cert.pem", "-noout", "-text"]));
+    let cert = text(&openssl(
+        dir,
+        &["x509", "-in", "good/cert.pem", "-noout", "-text"],
+    ));
     assert!(cert.contains("URI:http://127.0.0.1:"), "{cert}");
     let (ok, out) = download("good/cert.pem");
     assert!(ok, "{out}");
@@ -304,14 +373,25 @@ async fn openssl_crl_download_follows_the_distribution_points_over_plain_http() 
     // The plain listener serves the CRLs and nothing else.
     let base = cert
         .lines()
-        .find_map(|l| l.trim().strip_prefix("URI:").filter(|u| u.starts_with("http://")))
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("URI:")
+                .filter(|u| u.starts_with("http://"))
+        })
         .unwrap()
         .trim_end_matches("/v1/crl")
         .to_owned();
     let out = run(
         dir,
         "curl",
-        &["-sS", "-o", "/dev/null", "-w", "%{http_code}", &format!("{base}/v1/ca")],
+        &[
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("{base}/v1/ca"),
+        ],
     );
     assert_eq!(text(&out), "404");
 }
@@ -319,7 +399,14 @@ async fn openssl_crl_download_follows_the_distribution_points_over_plain_http() 
 /// `latchkey crl sync ARGS` against `ca`, run in its directory.
 fn sync(ca: &Ca, args: &[&str]) -> Output {
     Command::new(BIN)
-        .args(["crl", "sync", "--server", &ca.url, "--ca-cert", "certs/ca.pem"])
+        .args([
+            "crl",
+            "sync",
+            "--server",
+            &ca.url,
+            "--ca-cert",
+            "certs/ca.pem",
+        ])
         .args(args)
         .current_dir(ca.dir.path())
         .env("RUST_LOG", "info")
@@ -353,14 +440,24 @@ async fn crl_sync_once_writes_a_verified_bundle_and_keeps_the_last_good_file() {
     ca.enroll_into("alice@acme", &["read:metrics"], "good")
         .await;
     let hook = ["--on-change", "echo changed >> hook.log"];
-    let args = [&["--once", "--bundle", "--out", "synced.pem"][..], &hook[..]].concat();
+    let args = [
+        &["--once", "--bundle", "--out", "synced.pem"][..],
+        &hook[..],
+    ]
+    .concat();
     let out = sync(&ca, &args);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(lines(&dir.join("hook.log")), 1);
     let (ok, out) = verify_all(&ca, "synced.pem", "good/cert.pem");
     assert!(ok, "{out}");
     let written = std::fs::read(dir.join("synced.pem")).unwrap();
-    assert_eq!(written.windows(15).filter(|w| w == b"-----BEGIN X509").count(), 2);
+    assert_eq!(
+        written
+            .windows(15)
+            .filter(|w| w == b"-----BEGIN X509")
+            .count(),
+        2
+    );
     // Nothing changed: no hook.
     let out = sync(&ca, &args);
     assert!(out.status.success(), "{}", text(&out));
@@ -372,7 +469,15 @@ async fn crl_sync_once_writes_a_verified_bundle_and_keeps_the_last_good_file() {
     let both = [ca.ca_pem(), other.ca_pem()].concat();
     std::fs::write(dir.join("both.pem"), both).unwrap();
     let out = Command::new(BIN)
-        .args(["crl", "sync", "--once", "--bundle", "--out", "synced.pem", "--server"])
+        .args([
+            "crl",
+            "sync",
+            "--once",
+            "--bundle",
+            "--out",
+            "synced.pem",
+            "--server",
+        ])
         .arg(&other.url)
         .args(["--ca-cert", "both.pem"])
         .args(hook)
@@ -387,7 +492,11 @@ async fn crl_sync_once_writes_a_verified_bundle_and_keeps_the_last_good_file() {
     ca.stop();
     let out = sync(&ca, &args);
     assert!(!out.status.success());
-    assert!(text(&out).contains("last good one is kept"), "{}", text(&out));
+    assert!(
+        text(&out).contains("last good one is kept"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(std::fs::read(dir.join("synced.pem")).unwrap(), written);
 }
 
@@ -419,8 +528,21 @@ async fn the_sync_daemon_writes_a_revocation_within_two_seconds_and_runs_the_hoo
     let bad = ca.enroll_into("alice@acme", &["read:metrics"], "bad").await;
     let _daemon = Daemon(
         Command::new(BIN)
-            .args(["crl", "sync", "--server", &ca.url, "--ca-cert", "certs/ca.pem"])
-            .args(["--bundle", "--out", "synced.pem", "--on-change", "echo x >> hook.log"])
+            .args([
+                "crl",
+                "sync",
+                "--server",
+                &ca.url,
+                "--ca-cert",
+                "certs/ca.pem",
+            ])
+            .args([
+                "--bundle",
+                "--out",
+                "synced.pem",
+                "--on-change",
+                "echo x >> hook.log",
+            ])
             .current_dir(&dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -446,7 +568,11 @@ async fn the_sync_daemon_writes_a_revocation_within_two_seconds_and_runs_the_hoo
         lines(&dir.join("hook.log")) == 2
     });
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(lines(&dir.join("hook.log")), 2, "the hook ran without a change");
+    assert_eq!(
+        lines(&dir.join("hook.log")),
+        2,
+        "the hook ran without a change"
+    );
 }
 
 #[tokio::test]
@@ -501,8 +627,14 @@ async fn crl_sync_swaps_haproxys_crl_live_and_haproxy_refuses_the_revoked_key() 
             &dir,
             "curl",
             &[
-                "-sS", "--cacert", "certs/ca.pem", "--cert", &format!("{key}/chain.pem"),
-                "--key", &format!("{key}/key.pem"), &format!("https://localhost:{port}/"),
+                "-sS",
+                "--cacert",
+                "certs/ca.pem",
+                "--cert",
+                &format!("{key}/chain.pem"),
+                "--key",
+                &format!("{key}/key.pem"),
+                &format!("https://localhost:{port}/"),
             ],
         );
         text(&out)
@@ -519,8 +651,14 @@ async fn crl_sync_swaps_haproxys_crl_live_and_haproxy_refuses_the_revoked_key() 
     let out = sync(
         &ca,
         &[
-            "--once", "--bundle", "--out", "crl.pem", "--haproxy-socket", "haproxy.sock",
-            "--haproxy-crl-file", &named,
+            "--once",
+            "--bundle",
+            "--out",
+            "crl.pem",
+            "--haproxy-socket",
+            "haproxy.sock",
+            "--haproxy-crl-file",
+            &named,
         ],
     );
     assert!(out.status.success(), "{}", text(&out));
