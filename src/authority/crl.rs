@@ -465,7 +465,9 @@ impl Authority {
                 }
                 Err(e) => return Err(e.into()),
             }
-            // 5. Publish.
+            // 5. Publish. Not failing any more from here: a reader woken by the publication
+            // must not find the new CRL marked stale.
+            self.crl.failing.store(false, Ordering::Relaxed);
             let crl = Arc::new(PublishedCrl::from_row(row));
             self.publish(crl.clone());
             return Ok(crl);
