@@ -56,6 +56,10 @@ pub struct ServeOptions {
     pub listener: ListenerLimits,
     /// What the HTTP edge lets one client hold.
     pub edge: EdgeLimits,
+    /// A plain-HTTP listener serving only the CRLs, for relying parties that fetch them from
+    /// the distribution points and speak no HTTPS (`openssl -crl_download`, most CRL
+    /// fetchers). A new CA initialized with it names it in its distribution points.
+    pub crl_http_listen: Option<SocketAddr>,
 }
 
 /// File descriptors kept back from connections: the store, the CA's files, the log.
@@ -78,6 +82,7 @@ fn raise_fd_limit() -> u64 {
 /// The CA, prepared and bound, not yet serving.
 pub struct Server {
     listener: TcpListener,
+    crl_listener: Option<TcpListener>,
     acceptor: Acceptor,
     limits: ListenerLimits,
     edge: EdgeLimits,
@@ -85,6 +90,7 @@ pub struct Server {
     pub fd_limit: u64,
     authority: Arc<Authority>,
     publisher: tokio::task::JoinHandle<()>,
+    root_publisher: tokio::task::JoinHandle<()>,
     /// True when this start initialized a new CA.
     pub initialized_now: bool,
     /// The CA home.
@@ -135,6 +141,14 @@ impl Server {
         let bound = listener
             .local_addr()
             .map_err(|e| ServeError::Bind(options.listen, e))?;
+        let crl_listener = match options.crl_http_listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| ServeError::Bind(addr, e))?,
+            ),
+            None => None,
+        };
         let fd_limit = raise_fd_limit();
         let room = usize::try_from(fd_limit.saturating_sub(fd_reserve(fd_limit)))
             .unwrap_or(usize::MAX)
@@ -162,6 +176,23 @@ impl Server {
             let host = init.hostnames.first().map_or("localhost", String::as_str);
             init.public_url = Some(format!("https://{host}:{}", bound.port()));
         }
+        // A new CA with a plain-HTTP CRL listener names it: the listener's address when it
+        // is a specific one, else the first host name.
+        if let (None, Some(crl)) = (&init.crl_url, &crl_listener) {
+            let crl = crl.local_addr().map_err(|e| ServeError::Bind(bound, e))?;
+            let host = if crl.ip().is_unspecified() {
+                init.hostnames
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| "localhost".into())
+            } else {
+                match crl.ip() {
+                    std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+                    ip => ip.to_string(),
+                }
+            };
+            init.crl_url = Some(format!("http://{host}:{}", crl.port()));
+        }
         let home = Home::new(&options.home);
         let (authority, initialized_now) = prepare(
             &home,
@@ -187,17 +218,25 @@ impl Server {
         // Serve only once a CRL is published (or the builder has had its chance and says
         // why not, loudly, in the log and in /readyz).
         let publisher = authority.start_crl_publisher();
+        // The first root CRL before serving, so a CA holding the root key is ready at once.
+        let root_signer = home.root_crl_signer()?.map(Arc::new);
+        if let Err(e) = authority.refresh_root_crl(root_signer.as_ref()).await {
+            tracing::warn!(error = %e, "cannot refresh the root CRL at start-up");
+        }
+        let root_publisher = authority.start_root_crl_publisher(root_signer);
         if authority.crl_newer_than(0, FIRST_CRL_WAIT).await.is_none() {
             tracing::error!("no CRL could be published at start-up; /readyz reports not ready");
         }
         Ok(Self {
             listener,
+            crl_listener,
             acceptor,
             limits,
             edge: options.edge,
             fd_limit,
             authority,
             publisher,
+            root_publisher,
             initialized_now,
             home,
         })
@@ -213,8 +252,22 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// The address of the plain-HTTP CRL listener, if there is one.
+    pub fn crl_http_addr(&self) -> Option<SocketAddr> {
+        self.crl_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes, then lets open connections finish.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let crl_http = self.crl_listener.map(|listener| {
+            let router = crate::http::crl_router(self.authority.clone(), self.edge);
+            tokio::spawn(async move {
+                let service = router.into_make_service_with_connect_info::<SocketAddr>();
+                if let Err(e) = axum::serve(listener, service).await {
+                    tracing::error!(error = %e, "the plain-HTTP CRL listener stopped");
+                }
+            })
+        });
         let router = crate::http::router(self.authority.clone(), self.edge);
         let authority = self.authority.clone();
         let on_refusal: OnRefusal =
@@ -230,6 +283,10 @@ impl Server {
         )
         .await;
         self.publisher.abort();
+        self.root_publisher.abort();
+        if let Some(crl_http) = crl_http {
+            crl_http.abort();
+        }
         self.authority.close().await;
     }
 }

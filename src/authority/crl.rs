@@ -52,7 +52,7 @@ pub struct PublishedCrl {
     pub number: i64,
     /// DER (`application/pkix-crl`).
     pub der: Bytes,
-    pem: std::sync::OnceLock<Bytes>,
+    pub(super) pem: std::sync::OnceLock<Bytes>,
     /// thisUpdate.
     pub this_update: OffsetDateTime,
     /// nextUpdate.
@@ -465,7 +465,9 @@ impl Authority {
                 }
                 Err(e) => return Err(e.into()),
             }
-            // 5. Publish.
+            // 5. Publish. Not failing any more from here: a reader woken by the publication
+            // must not find the new CRL marked stale.
+            self.crl.failing.store(false, Ordering::Relaxed);
             let crl = Arc::new(PublishedCrl::from_row(row));
             self.publish(crl.clone());
             return Ok(crl);

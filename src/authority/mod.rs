@@ -15,6 +15,7 @@ mod paging;
 mod password;
 mod renew;
 mod revoke;
+mod root_crl;
 mod throttle;
 mod token;
 
@@ -32,6 +33,9 @@ pub use crl::{CrlHealth, DEFAULT_CRL_VALIDITY, PublishedCrl};
 pub use error::{AuthorityError, RenewalRefusal};
 pub use inventory::KeyQuery;
 pub use password::Passwords;
+pub use root_crl::{
+    DEFAULT_ROOT_CRL_VALIDITY, newest_root_crl_number, sign_root_crl, store_root_crl,
+};
 
 /// The lifetimes the authority applies.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +57,9 @@ pub struct Policy {
     /// How many unexpired, unrevoked certificates a key keeps (default 3, at least 2): a
     /// renewal beyond that revokes the oldest ones as superseded.
     pub certificates_per_key: i64,
+    /// How far ahead the root CRL's `nextUpdate` lies (default 30 days); a CA holding the
+    /// root key signs a new one when half of it has passed.
+    pub root_crl_validity: Duration,
 }
 
 /// No tenant may allow keys to live longer than this.
@@ -67,6 +74,7 @@ impl Default for Policy {
             metrics_allow: &[],
             renew_interval: Duration::hours(1),
             certificates_per_key: 3,
+            root_crl_validity: root_crl::DEFAULT_ROOT_CRL_VALIDITY,
         }
     }
 }
@@ -87,6 +95,10 @@ pub struct Authority {
     throttle: throttle::PasswordThrottle,
     policy: Policy,
     crl: crl::CrlState,
+    /// The root, as recorded among the issuers: its CRLs are numbered on their own.
+    root_issuer_id: i64,
+    /// The root CRL being served.
+    root_crl: tokio::sync::watch::Sender<Option<Arc<PublishedCrl>>>,
     metrics: metrics::Metrics,
 }
 
@@ -138,6 +150,15 @@ impl Authority {
             .await?;
         let (_, root) = x509_parser::parse_x509_certificate(root_der)
             .map_err(|e| AuthorityError::Internal(format!("root certificate: {e}")))?;
+        let root_issuer_id = store
+            .ensure_issuer(
+                &hex::encode(ring::digest::digest(&ring::digest::SHA256, root_der)),
+                &root.subject().to_string(),
+                root_der,
+                root.validity().not_after.timestamp(),
+                clock.now().unix_timestamp(),
+            )
+            .await?;
         let ca_spkis = [
             parsed.public_key().raw.to_vec(),
             root.public_key().raw.to_vec(),
@@ -157,6 +178,8 @@ impl Authority {
             throttle: throttle::PasswordThrottle::default(),
             policy,
             crl: crl::CrlState::new(),
+            root_issuer_id,
+            root_crl: tokio::sync::watch::Sender::new(None),
             metrics: metrics::Metrics::new(),
         })
     }
@@ -194,7 +217,10 @@ impl Authority {
             _ if crl.failing => Err(AuthorityError::NotReady(
                 "the CA cannot publish a new CRL; see its log".into(),
             )),
-            _ => Ok(()),
+            _ => match self.root_crl_problem() {
+                Some(problem) => Err(AuthorityError::NotReady(problem)),
+                None => Ok(()),
+            },
         }
     }
 

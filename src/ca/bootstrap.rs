@@ -48,11 +48,28 @@ pub struct Bootstrap {
 impl Bootstrap {
     /// Generates an ECDSA P-256 root (10 years) and intermediate (5 years).
     pub fn generate(now: OffsetDateTime) -> Result<Self, BootstrapError> {
+        Self::generate_with_crl_url(now, None)
+    }
+
+    /// Like [`Bootstrap::generate`], with the intermediate naming `root_crl_url` (where the
+    /// root's CRL is served) as its CRL distribution point, so that relying parties that
+    /// check every level of the chain can find the CRL that covers the intermediate.
+    pub fn generate_with_crl_url(
+        now: OffsetDateTime,
+        root_crl_url: Option<&str>,
+    ) -> Result<Self, BootstrapError> {
         let not_before = now - BACKDATE;
         let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut root_params = ca_params("latchkey root CA", 1, not_before, now + ROOT_LIFETIME);
         root_params.key_identifier_method =
             rcgen::KeyIdMethod::PreSpecified(super::signer::key_identifier(root_key.der_bytes()));
+        // The root names its own CRL too: a relying party checking every certificate of the
+        // path (`openssl verify -crl_check_all -crl_download`) looks for one for the root.
+        if let Some(url) = root_crl_url {
+            root_params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+                uris: vec![url.to_owned()],
+            }];
+        }
         let root_certificate = root_params.self_signed(&root_key)?;
         let root = Issuer::new(root_params, &root_key);
 
@@ -64,6 +81,11 @@ impl Bootstrap {
             now + INTERMEDIATE_LIFETIME,
         );
         params.use_authority_key_identifier_extension = true;
+        if let Some(url) = root_crl_url {
+            params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+                uris: vec![url.to_owned()],
+            }];
+        }
         params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(
             super::signer::key_identifier(intermediate_key.der_bytes()),
         );

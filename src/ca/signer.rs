@@ -204,12 +204,12 @@ impl Signer {
         &self.trust_domain
     }
 
-    /// Signs a key certificate with the DESIGN.md profile: `CN=<owner>, O=<tenant>` and one
-    /// `OU=<scope>` per scope, sorted.
+    /// Signs a key certificate with the DESIGN.md profile: `CN=<owner>, O=<tenant>`,
+    /// `UID=<key id>` and one `OU=<scope>` per scope, sorted.
     pub fn sign_key_certificate(&self, order: KeyOrder) -> Result<IssuedCertificate, SignerError> {
         let id = SpiffeId::Key {
             tenant: order.tenant.clone(),
-            key_id: order.key_id,
+            key_id: order.key_id.clone(),
         };
         let params = self.client_params(
             order.serial,

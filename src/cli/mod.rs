@@ -2,6 +2,7 @@
 //! [`latchkey::client::Client`]; errors print as one line and exit non-zero.
 
 mod admin;
+mod crl;
 mod keys;
 mod migrate;
 mod serve;
@@ -62,6 +63,9 @@ enum Command {
     Migrate(migrate::MigrateArgs),
     /// Replace the admin certificate (on the CA host); every earlier one is revoked.
     RotateAdmin(serve::RotateAdminArgs),
+    /// CRLs: sign the root's (where the root key is), keep a proxy's CRL file current.
+    #[command(subcommand)]
+    Crl(crl::CrlCommand),
 }
 
 /// Runs a parsed command line.
@@ -79,6 +83,7 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Audit(audit) => admin::audit(&args, audit).await,
         Command::Migrate(m) => migrate::migrate(&args, m).await,
         Command::RotateAdmin(rotate) => serve::rotate_admin(&args, rotate).await,
+        Command::Crl(cmd) => crl::crl(&args, cmd).await,
     }
 }
 

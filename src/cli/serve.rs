@@ -28,6 +28,11 @@ pub struct InitArgs {
     /// The URL relying parties reach the CA at (for the CRL distribution point).
     #[arg(long)]
     public_url: Option<String>,
+    /// The base URL CRL distribution points name (default: the public URL, or with
+    /// --crl-http-listen that listener's http:// URL): `<URL>/v1/crl` in key certificates,
+    /// `<URL>/v1/crl/root` in the intermediate. Fixed at initialization.
+    #[arg(long)]
+    crl_url: Option<String>,
     /// The database (default: SQLite in <home>/latchkey.db).
     #[arg(long, env = "LATCHKEY_DATABASE_URL")]
     database_url: Option<String>,
@@ -74,6 +79,14 @@ pub struct ServeArgs {
     /// revokes the oldest as superseded.
     #[arg(long, default_value_t = 3)]
     certificates_per_key: i64,
+    /// How far ahead the root CRL's nextUpdate lies (e.g. 30d); with the root key in the
+    /// home, a new one is signed when half of this has passed.
+    #[arg(long, default_value = "30d", value_parser = parse_duration)]
+    root_crl_validity: i64,
+    /// Also serve the CRLs (and nothing else) over plain HTTP on this address, for relying
+    /// parties that download CRLs themselves; a new CA names it in its distribution points.
+    #[arg(long, env = "LATCHKEY_CRL_HTTP_LISTEN")]
+    crl_http_listen: Option<SocketAddr>,
     #[command(flatten)]
     init: InitArgs,
 }
@@ -91,6 +104,7 @@ impl InitArgs {
                     .clone()
                     .unwrap_or_else(|| format!("https://{host}:{port}")),
             ),
+            crl_url: self.crl_url.clone(),
         }
     }
 }
@@ -139,6 +153,7 @@ pub async fn rotate_admin(args: &Args, rotate: &RotateAdminArgs) -> Result<()> {
             trust_domain: DEFAULT_TRUST_DOMAIN.into(),
             hostnames: Vec::new(),
             public_url: None,
+            crl_url: None,
         },
         Policy::default(),
         Arc::new(SystemClock),
@@ -174,6 +189,9 @@ pub async fn serve(args: &Args, serve: &ServeArgs) -> Result<()> {
     if serve.crl_validity < 60 {
         anyhow::bail!("--crl-validity must be at least 60s");
     }
+    if serve.root_crl_validity < 60 {
+        anyhow::bail!("--root-crl-validity must be at least 60s");
+    }
     if serve.certificates_per_key < 2 {
         // With 1, a renewal would revoke the certificate that asked for it, and an answer
         // lost on the way would leave the holder with no working certificate.
@@ -189,6 +207,7 @@ pub async fn serve(args: &Args, serve: &ServeArgs) -> Result<()> {
                 .unwrap_or(serve.certificate_lifetime / 24),
         ),
         certificates_per_key: serve.certificates_per_key,
+        root_crl_validity: time::Duration::seconds(serve.root_crl_validity),
         ..Policy::default()
     };
     let server = Server::start(ServeOptions {
@@ -210,6 +229,7 @@ pub async fn serve(args: &Args, serve: &ServeArgs) -> Result<()> {
         edge: EdgeLimits {
             long_polls_per_source: serve.max_long_polls_per_source,
         },
+        crl_http_listen: serve.crl_http_listen,
     })
     .await?;
     let addr = server.local_addr()?;
@@ -230,6 +250,9 @@ pub async fn serve(args: &Args, serve: &ServeArgs) -> Result<()> {
         println!("latchkey: initialized a new CA in {}", home.dir().display());
     }
     println!("latchkey: listening on {url}");
+    if let Some(crl) = server.crl_http_addr() {
+        println!("  CRLs over HTTP:     http://{crl}/v1/crl, /v1/crl/root, /v1/crl/bundle.pem");
+    }
     println!(
         "  connections:        up to {} at once, {} per client network (file-descriptor limit {}){}",
         server.limits().max_connections,

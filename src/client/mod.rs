@@ -328,6 +328,23 @@ impl Client {
         Ok(Some((number, bytes.to_vec())))
     }
 
+    /// `GET /v1/crl/root` in DER: the root's CRL and its number.
+    pub async fn root_crl(&self) -> Result<(i64, Vec<u8>), ClientError> {
+        let (status, headers, bytes) = self
+            .connection
+            .fetch_crl("/v1/crl/root", std::time::Duration::ZERO)
+            .await?;
+        if !status.is_success() {
+            return Err(problem_or_unexpected(status.as_u16(), &bytes));
+        }
+        let number = headers
+            .get("latchkey-crl-number")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| unexpected(status.as_u16(), b"no CRL number header"))?;
+        Ok((number, bytes.to_vec()))
+    }
+
     /// Makes a key pair locally, gets a key for it, and writes the key directory. The
     /// private key never leaves this process except into `dir/key.pem` (mode 0600).
     pub async fn enroll_into(

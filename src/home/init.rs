@@ -27,6 +27,8 @@ pub struct InitOptions {
     pub hostnames: Vec<String>,
     /// The base URL relying parties reach the CA at; default `https://<first name>:8443`.
     pub public_url: Option<String>,
+    /// The base URL CRL distribution points name; default the public URL.
+    pub crl_url: Option<String>,
 }
 
 /// The certificates `init` issued, to be recorded in the store.
@@ -90,6 +92,16 @@ impl Home {
                 why: "the public URL must start with https://".into(),
             });
         }
+        if options
+            .crl_url
+            .as_deref()
+            .is_some_and(|u| !(u.starts_with("https://") || u.starts_with("http://")))
+        {
+            return Err(HomeError::Settings {
+                path: self.settings_file(),
+                why: "the CRL URL must start with http:// or https://".into(),
+            });
+        }
         let hostnames = server_names(&options.hostnames);
         let settings = Settings {
             trust_domain: options.trust_domain.clone(),
@@ -101,14 +113,18 @@ impl Home {
                 format!("https://{host}:8443")
             }),
             hostnames: options.hostnames.clone(),
+            crl_url: options.crl_url.clone(),
         };
 
-        let ca = Bootstrap::generate(now)?;
+        let ca = Bootstrap::generate_with_crl_url(
+            now,
+            Some(&format!("{}/v1/crl/root", settings.crl_base())),
+        )?;
         let signer = Signer::new(
             ca.intermediate_certificate.clone(),
             &ca.intermediate_key_pem,
             &settings.trust_domain,
-            &format!("{}/v1/crl", settings.public_url.trim_end_matches('/')),
+            &format!("{}/v1/crl", settings.crl_base()),
         )?;
         let (server, server_key) = issue_server_certificate(&signer, &hostnames, now)?;
         let admin_name: OwnerName = ADMIN_NAME.parse().map_err(|_| HomeError::Settings {

@@ -58,6 +58,22 @@ pub struct Settings {
     pub hostnames: Vec<String>,
     /// The base URL relying parties reach the CA at (for the CRL distribution point).
     pub public_url: String,
+    /// The base URL CRL distribution points name, when not the public URL: an `http://`
+    /// URL served by `serve --crl-http-listen`, for relying parties that fetch CRLs
+    /// themselves and speak only plain HTTP (CRLs are signed; RFC 5280 §4.2.1.13).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl_url: Option<String>,
+}
+
+impl Settings {
+    /// The base of the CRL URLs: `<base>/v1/crl` (keys) and `<base>/v1/crl/root` (the
+    /// intermediate).
+    pub fn crl_base(&self) -> &str {
+        self.crl_url
+            .as_deref()
+            .unwrap_or(&self.public_url)
+            .trim_end_matches('/')
+    }
 }
 
 /// The files of a CA home.
@@ -159,7 +175,27 @@ impl Home {
             cert,
             &key,
             &settings.trust_domain,
-            &format!("{}/v1/crl", settings.public_url.trim_end_matches('/')),
+            &format!("{}/v1/crl", settings.crl_base()),
         )?)
+    }
+
+    /// The root as a CRL signer, or `None` when its key is not in the home (kept offline).
+    pub fn root_crl_signer(&self) -> Result<Option<crate::ca::RootCrlSigner>, HomeError> {
+        let key_path = self.root_key();
+        if !key_path.exists() {
+            return Ok(None);
+        }
+        let cert_path = self.ca_cert();
+        let cert = crate::tls::load_certificates(&files::read(&cert_path)?, "ca.pem")
+            .map_err(|e| HomeError::Material {
+                path: cert_path.clone(),
+                why: e.to_string(),
+            })?
+            .remove(0);
+        let key = String::from_utf8(files::read(&key_path)?).map_err(|_| HomeError::Material {
+            path: key_path.clone(),
+            why: "not PEM text".into(),
+        })?;
+        Ok(Some(crate::ca::RootCrlSigner::new(&cert, &key)?))
     }
 }

@@ -141,3 +141,114 @@ fn set_common(h: &mut HeaderMap, crl: &PublishedCrl, etag: &str, stale: bool) {
     // Caches may keep it until a newer one could exist; clients that need promptness poll.
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
 }
+
+/// `GET /v1/crl/root`: the root's CRL (the intermediates it revoked), DER or PEM by
+/// `Accept`, with an ETag. Needs nothing.
+pub async fn root_crl(
+    State(authority): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let pem = wants_pem(&headers);
+    let crl = authority.current_root_crl().ok_or_else(no_root_crl)?;
+    authority.crl_stale(&crl)?;
+    let etag = format!(
+        "\"root-crl-{}{}\"",
+        crl.number,
+        if pem { "-pem" } else { "" }
+    );
+    let (content_type, body) = if pem {
+        ("application/x-pem-file", crl.pem())
+    } else {
+        ("application/pkix-crl", crl.der.clone())
+    };
+    Ok(answer(&headers, &etag, content_type, body, crl.number))
+}
+
+/// `GET /v1/crl/bundle.pem`: the issuing intermediate's CRL then the root's, in one PEM
+/// file: what nginx `ssl_crl` and HAProxy `crl-file` take when they check the whole chain.
+pub async fn crl_bundle(
+    State(authority): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let crl = authority.current_crl().ok_or_else(|| {
+        ApiError::Request(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "crl_unavailable",
+            "no CRL has been published yet".into(),
+        )
+    })?;
+    let root = authority.current_root_crl().ok_or_else(no_root_crl)?;
+    authority.crl_stale(&crl)?;
+    authority.crl_stale(&root)?;
+    let etag = format!("\"crl-bundle-{}-{}\"", crl.number, root.number);
+    let mut body = crl.pem().to_vec();
+    body.extend_from_slice(&root.pem());
+    Ok(answer(
+        &headers,
+        &etag,
+        "application/x-pem-file",
+        body.into(),
+        crl.number,
+    ))
+}
+
+fn no_root_crl() -> ApiError {
+    ApiError::Request(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "crl_unavailable",
+        "no root CRL is available: the root key is kept offline and no CRL it signed is \
+         stored; see the CA's log"
+            .into(),
+    )
+}
+
+fn wants_pem(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("application/x-pem-file"))
+}
+
+/// A CRL answer: 304 when the caller holds `etag`, else the body.
+fn answer(
+    headers: &HeaderMap,
+    etag: &str,
+    content_type: &'static str,
+    body: bytes::Bytes,
+    number: i64,
+) -> Response {
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| if_none_match(v, etag));
+    let mut response = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut r = (StatusCode::OK, body).into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        r
+    };
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert("latchkey-crl-number", HeaderValue::from(number));
+    h.insert(header::VARY, HeaderValue::from_static("accept"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// Gives requests on the plain-HTTP CRL listener the connection facts the handlers read
+/// (the peer's address, for the long-poll share; never a certificate).
+pub async fn plain_connection(
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    request.extensions_mut().insert(ConnectionInfo {
+        peer,
+        certificate: None,
+    });
+    next.run(request).await
+}

@@ -67,6 +67,8 @@ pub fn router(authority: Arc<Authority>, limits: EdgeLimits) -> Router {
         .route("/v1/keys/{id}/renew", post(keys::renew))
         .route("/v1/ca", get(meta::ca_chain))
         .route("/v1/crl", get(crl::crl))
+        .route("/v1/crl/root", get(crl::root_crl))
+        .route("/v1/crl/bundle.pem", get(crl::crl_bundle))
         .merge(admin)
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
@@ -81,6 +83,22 @@ pub fn router(authority: Arc<Authority>, limits: EdgeLimits) -> Router {
             admin_wall,
         ))
         .layer(middleware::from_fn(body::read_whole_body))
+        .layer(axum::Extension(crl::LongPolls(PerSourceSlots::new(
+            limits.long_polls_per_source,
+        ))))
+        .with_state(authority)
+}
+
+/// The CRL routes alone, for the plain-HTTP listener (`serve --crl-http-listen`): CRLs are
+/// signed, so they need no TLS, and nothing else is served without it.
+pub fn crl_router(authority: Arc<Authority>, limits: EdgeLimits) -> Router {
+    Router::new()
+        .route("/v1/crl", get(crl::crl))
+        .route("/v1/crl/root", get(crl::root_crl))
+        .route("/v1/crl/bundle.pem", get(crl::crl_bundle))
+        .fallback(meta::not_found)
+        .method_not_allowed_fallback(meta::method_not_allowed)
+        .layer(middleware::from_fn(crl::plain_connection))
         .layer(axum::Extension(crl::LongPolls(PerSourceSlots::new(
             limits.long_polls_per_source,
         ))))

@@ -13,6 +13,7 @@ mod issuance;
 mod issuers;
 mod keys;
 mod revocations;
+mod root_crls;
 mod synthetic;
 mod tenants;
 mod tokens;
@@ -30,6 +31,7 @@ pub use keys::{
     Renewal, TokenUse,
 };
 pub use revocations::{CrlMarks, CrlRow, RevocationScope, RevokedCertificate, RevokedList};
+pub use root_crls::RootCrlRow;
 pub use tenants::UserChange;
 pub use tenants::{TenantRow, UserRow};
 pub use tokens::{NewToken, TokenCredential, TokenRow};

@@ -55,7 +55,7 @@ impl Store {
                  INSERT INTO certificates (serial, issuer_id, kind, key_id, subject, \
                  public_key_sha256, not_before, not_after, der, created_at, revoked_at, \
                  revocation_reason) \
-                 SELECT '7f' || printf('%030x', i), (SELECT MAX(id) FROM issuers), 'key', \
+                 SELECT '7f' || printf('%030x', i), (SELECT MAX(issuer_id) FROM certificates), 'key', \
                  printf('%024x', i), 'synthetic', printf('%064x', i), $3 - 60, $3 + 86400, \
                  randomblob(64), $3, \
                  CASE WHEN $4 > 0 AND i % $4 = 0 THEN $3 END, \

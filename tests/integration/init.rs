@@ -210,6 +210,7 @@ async fn the_cas_own_certificates_are_renewed_before_they_expire_and_recorded() 
         trust_domain: "latchkey.internal".into(),
         hostnames: vec!["ca.example.test".into()],
         public_url: None,
+        crl_url: None,
     };
     let now = time::OffsetDateTime::now_utc();
     let start = |at: time::OffsetDateTime, options: InitOptions| {

@@ -105,6 +105,21 @@ async fn certificates_and_crls_pass_pkilint_and_python_cryptography() {
         &dir.join("crl.pem"),
     );
     assert!(findings.is_empty(), "pkilint on the CRL: {findings:#?}");
+    // The root's CRL, which covers the intermediate.
+    let (_, root_crl) = ca.anonymous().root_crl().await.unwrap();
+    std::fs::write(
+        dir.join("root-crl.pem"),
+        latchkey::pem::encode("X509 CRL", &root_crl),
+    )
+    .unwrap();
+    let findings = pkilint(
+        &["lint_crl", "lint", "-t", "CRL", "-p", "PKIX"],
+        &dir.join("root-crl.pem"),
+    );
+    assert!(
+        findings.is_empty(),
+        "pkilint on the root CRL: {findings:#?}"
+    );
 
     // The key certificate: cryptography's RFC 5280 client path validation, and the profile
     // as it reads it.

@@ -3,6 +3,7 @@
 
 mod admin;
 mod crash;
+mod crl_chain;
 mod enroll;
 mod errors;
 mod hardening;

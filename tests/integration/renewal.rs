@@ -173,6 +173,7 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
         trust_domain: "latchkey.internal".into(),
         hostnames: vec![],
         public_url: None,
+        crl_url: None,
     };
     let (authority, _) = latchkey::server::prepare(
         &home,
