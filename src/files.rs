@@ -58,7 +58,11 @@ pub fn create_new(path: &Path, contents: &[u8], secret: bool) -> Result<(), File
 /// renamed over it, and the directory is synced. A reader sees the old or the new file,
 /// never half of one.
 pub fn replace(path: &Path, contents: &[u8], secret: bool) -> Result<(), FileError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // A bare file name's parent is "", which neither opens nor syncs: that is ".".
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),

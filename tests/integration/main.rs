@@ -12,6 +12,7 @@ mod inventory;
 mod limits;
 mod lint;
 mod matrix;
+mod pkcs12;
 mod readme;
 mod renewal;
 mod renewal_limits;
