@@ -5,6 +5,7 @@ mod admin;
 mod crash;
 mod enroll;
 mod errors;
+mod forwarded;
 mod hardening;
 mod hub;
 mod init;
