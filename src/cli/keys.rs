@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use anyhow::{Result, bail};
 use clap::{Args as ClapArgs, Subcommand};
 use latchkey::api::{EnrollRequest, KeyInfo};
+use latchkey::client::pkcs12::{self, Protection};
 use latchkey::client::{Auth, Client, KeyDir, KeyListQuery, KeyType, Renewer};
+use latchkey::files;
 
-use super::{Args, parse_duration, password_auth, scope_list, shown, when};
+use super::{Args, parse_duration, password_auth, scope_list, secret, shown, when};
 
 #[derive(Debug, ClapArgs)]
 pub struct EnrollArgs {
@@ -36,6 +38,47 @@ pub struct EnrollArgs {
     /// The directory to write key.pem, cert.pem and chain.pem into.
     #[arg(long)]
     out: PathBuf,
+    #[command(flatten)]
+    p12: P12Args,
+}
+
+/// Writing a key directory as PKCS#12 too.
+#[derive(Debug, ClapArgs)]
+pub struct P12Args {
+    /// Also write the key, its certificate and the intermediate to this PKCS#12 file (for
+    /// Java, browsers, Windows, macOS), protected by a password from LATCHKEY_P12_PASSWORD or
+    /// a prompt. Export again after each renewal: the file holds one certificate.
+    #[arg(long, value_name = "FILE")]
+    p12: Option<PathBuf>,
+    /// Protect the PKCS#12 file as old consumers need (3DES, SHA-1 MAC; what `openssl pkcs12
+    /// -legacy` writes) instead of AES-256 and PBKDF2-SHA256.
+    #[arg(long, requires = "p12")]
+    p12_legacy: bool,
+}
+
+impl P12Args {
+    fn protection(&self) -> Protection {
+        if self.p12_legacy {
+            Protection::Legacy
+        } else {
+            Protection::Modern
+        }
+    }
+}
+
+#[derive(Debug, ClapArgs)]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["p12", "truststore"])))]
+pub struct ExportArgs {
+    /// The key directory (key.pem, chain.pem) to export with --p12.
+    #[arg(long, requires = "p12")]
+    dir: Option<PathBuf>,
+    #[command(flatten)]
+    p12: P12Args,
+    /// Write the CA's root certificate (--ca-cert, default <home>/ca.pem) to this PKCS#12
+    /// truststore, as Java's `keytool` writes trusted certificates; its password comes from
+    /// LATCHKEY_P12_PASSWORD or a prompt.
+    #[arg(long, value_name = "FILE")]
+    truststore: Option<PathBuf>,
 }
 
 /// How a key holder authenticates for reading keys.
@@ -95,6 +138,13 @@ pub enum KeysCommand {
 
 pub async fn enroll(args: &Args, enroll: &EnrollArgs) -> Result<()> {
     let client = args.anonymous_client()?;
+    // Asked before anything happens, so that a missing password leaves nothing half done.
+    let p12_password = enroll
+        .p12
+        .p12
+        .as_ref()
+        .map(|_| p12_password())
+        .transpose()?;
     let auth = match (&enroll.user, &enroll.token) {
         (Some(user), _) => password_auth(user)?,
         (None, Some(token)) => Auth::Token(token.clone()),
@@ -134,7 +184,79 @@ pub async fn enroll(args: &Args, enroll: &EnrollArgs) -> Result<()> {
         "  private key:  {} (mode 0600; never leaves this machine)",
         dir.key().display()
     );
+    if let (Some(path), Some(password)) = (&enroll.p12.p12, &p12_password) {
+        write_key_store(&dir, path, password, enroll.p12.protection())?;
+        println!("  PKCS#12:      {}", path.display());
+    }
     Ok(())
+}
+
+/// `latchkey export`: a key directory as PKCS#12, the CA root as a truststore.
+pub fn export(args: &Args, export: &ExportArgs) -> Result<()> {
+    if export.p12.p12.is_some() && export.dir.is_none() {
+        bail!("--p12 needs --dir, the key directory to export");
+    }
+    let password = p12_password()?;
+    if let (Some(path), Some(dir)) = (&export.p12.p12, &export.dir) {
+        write_key_store(&KeyDir::new(dir), path, &password, export.p12.protection())?;
+        println!("key store:  {}", path.display());
+    }
+    if let Some(path) = &export.truststore {
+        let ca = Args::read(&args.ca_cert_path(), "the CA certificate")?;
+        let store = pkcs12::trust_store(&ca, "latchkey-ca", &password, export.p12.protection())?;
+        files::replace(path, &store, false)?;
+        println!("truststore: {} (alias latchkey-ca)", path.display());
+    }
+    Ok(())
+}
+
+/// The PKCS#12 password: LATCHKEY_P12_PASSWORD, or asked twice without echo.
+fn p12_password() -> Result<String> {
+    let password = secret(
+        "LATCHKEY_P12_PASSWORD",
+        "password for the PKCS#12 file: ",
+        true,
+    )?;
+    if password.is_empty() {
+        bail!("the PKCS#12 password must not be empty");
+    }
+    Ok(password)
+}
+
+/// Writes `dir`'s key and chain to `path` (mode 0600, replaced atomically), named after the
+/// certificate's subject (`owner@tenant`).
+fn write_key_store(
+    dir: &KeyDir,
+    path: &std::path::Path,
+    password: &str,
+    protection: Protection,
+) -> Result<()> {
+    let key = Args::read(&dir.key(), "the private key")?;
+    let chain = Args::read(&dir.chain(), "the certificate chain")?;
+    let store = pkcs12::key_store(&key, &chain, &alias_of(&chain), password, protection)?;
+    files::replace(path, &store, true)?;
+    Ok(())
+}
+
+/// `CN@O` of the first certificate in `chain_pem`, or `latchkey` if it has neither.
+fn alias_of(chain_pem: &[u8]) -> String {
+    use rustls_pki_types::pem::PemObject;
+    let Some(Ok(der)) = rustls_pki_types::CertificateDer::pem_slice_iter(chain_pem).next() else {
+        return "latchkey".into();
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(&der) else {
+        return "latchkey".into();
+    };
+    let cn = cert.subject().iter_common_name().next();
+    let o = cert.subject().iter_organization().next();
+    match (
+        cn.and_then(|a| a.as_str().ok()),
+        o.and_then(|a| a.as_str().ok()),
+    ) {
+        (Some(cn), Some(o)) => format!("{cn}@{o}"),
+        (Some(cn), None) => cn.to_owned(),
+        _ => "latchkey".into(),
+    }
 }
 
 impl ReaderArgs {

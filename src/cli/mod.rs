@@ -55,6 +55,8 @@ enum Command {
     Keys(keys::KeysCommand),
     /// Renew a key directory's certificate (once, or keep renewing with --watch).
     Renew(keys::RenewArgs),
+    /// Write a key directory as PKCS#12 (Java, browsers), or the CA as a truststore.
+    Export(keys::ExportArgs),
     /// Revoke every key of a tenant, or of one owner in it (admin).
     Revoke(admin::BulkRevokeArgs),
     /// Read the audit log (admin).
@@ -79,6 +81,7 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Enroll(enroll) => keys::enroll(&args, enroll).await,
         Command::Keys(cmd) => keys::keys(&args, cmd).await,
         Command::Renew(renew) => keys::renew(&args, renew).await,
+        Command::Export(export) => keys::export(&args, export),
         Command::Revoke(revoke) => admin::revoke(&args, revoke).await,
         Command::Audit(audit) => admin::audit(&args, audit).await,
         Command::Migrate(m) => migrate::migrate(&args, m).await,
@@ -125,11 +128,16 @@ impl Args {
 
 /// A password from `LATCHKEY_PASSWORD`, or asked for without echo.
 fn password(prompt: &str, confirm: bool) -> Result<String> {
-    if let Ok(p) = std::env::var("LATCHKEY_PASSWORD") {
+    secret("LATCHKEY_PASSWORD", prompt, confirm)
+}
+
+/// A secret from the environment variable `var`, or asked for without echo.
+fn secret(var: &str, prompt: &str, confirm: bool) -> Result<String> {
+    if let Ok(p) = std::env::var(var) {
         return Ok(p);
     }
     let first = rpassword::prompt_password(prompt)
-        .context("cannot read a password (set LATCHKEY_PASSWORD when there is no terminal)")?;
+        .with_context(|| format!("cannot read a password (set {var} when there is no terminal)"))?;
     if confirm {
         let second = rpassword::prompt_password("again: ")?;
         if first != second {

@@ -5,6 +5,8 @@
 mod connection;
 mod keydir;
 mod keygen;
+#[cfg(feature = "pkcs12")]
+pub mod pkcs12;
 mod renewal;
 mod resolver;
 

@@ -24,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 
 use std::sync::Arc;
 
-use super::{ConnectionInfo, Identity, LatchkeyVerifier};
+use super::{ConnectionInfo, ForwardedClientCert, Identity, LatchkeyVerifier};
 use crate::api::Problem;
 
 /// Why a request was refused: answered as `application/problem+json`.
@@ -37,6 +37,12 @@ pub enum Rejection {
     /// The key was good at the handshake but no longer is (revoked or expired since, or the
     /// CRL went stale): a keep-alive connection does not outlive its key.
     NoLongerValid(String),
+    /// A forwarded client certificate (see [`super::ForwardedClientCert`]) came from an
+    /// address that is not a configured proxy.
+    UntrustedForwarder,
+    /// The forwarded client certificate is unreadable, or the verifier refuses it (revoked,
+    /// expired, another CA's, not a latchkey key).
+    BadForwardedCertificate(String),
 }
 
 impl IntoResponse for Rejection {
@@ -51,6 +57,17 @@ impl IntoResponse for Rejection {
                 StatusCode::UNAUTHORIZED,
                 "certificate_no_longer_valid",
                 format!("the key certificate of this connection is no longer accepted: {why}"),
+            ),
+            Rejection::UntrustedForwarder => (
+                StatusCode::FORBIDDEN,
+                "forwarded_certificate_untrusted_source",
+                "a client certificate header is accepted only from the configured proxies"
+                    .to_owned(),
+            ),
+            Rejection::BadForwardedCertificate(why) => (
+                StatusCode::UNAUTHORIZED,
+                "forwarded_certificate_invalid",
+                format!("the forwarded client certificate is not accepted: {why}"),
             ),
             Rejection::MissingScope(scope) => (
                 StatusCode::FORBIDDEN,
@@ -137,8 +154,27 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
             .extensions
             .get::<Option<VerifiedConnection>>()
             .cloned()
-            .flatten()
-            .ok_or(Rejection::NoIdentity)?;
+            .flatten();
+        let Some(connection) = connection else {
+            // No handshake identity: behind a TLS-terminating proxy, the certificate it
+            // forwards, if this service takes one. The peer is the TCP peer, from this
+            // library's listener or from axum's `ConnectInfo`.
+            let Some(forwarded) = parts.extensions.get::<ForwardedClientCert>() else {
+                return Err(Rejection::NoIdentity);
+            };
+            let peer = parts
+                .extensions
+                .get::<ConnectionInfo>()
+                .map(|c| c.peer)
+                .or_else(|| {
+                    parts
+                        .extensions
+                        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                        .map(|c| c.0)
+                })
+                .ok_or(Rejection::NoIdentity)?;
+            return forwarded.identity(peer.ip(), &parts.headers);
+        };
         connection
             .verifier
             .still_valid(&connection.identity, time::OffsetDateTime::now_utc())

@@ -9,6 +9,8 @@ pub mod axum;
 #[cfg(feature = "server")]
 mod ca_listener_verifier;
 mod config;
+#[cfg(feature = "axum")]
+mod forwarded;
 mod identity;
 #[cfg(feature = "axum")]
 mod linger;
@@ -28,6 +30,8 @@ pub use config::{
     ConfigError, client_config, load_certificates, load_private_key, provider,
     relying_server_config,
 };
+#[cfg(feature = "axum")]
+pub use forwarded::{ForwardedClientCert, ForwardedHeader, serve_behind_proxy};
 pub use identity::{Identity, IdentityError, PeerIdentity};
 pub use revocation::{CrlError, RevocationSet, Revocations};
 #[cfg(feature = "axum")]
