@@ -13,6 +13,7 @@ mod limits;
 mod lint;
 mod matrix;
 mod readme;
+mod recipes;
 mod renewal;
 mod renewal_limits;
 mod replicas;
