@@ -17,6 +17,7 @@ mod lint;
 mod matrix;
 mod pkcs12;
 mod readme;
+mod recipes;
 mod renewal;
 mod renewal_limits;
 mod replicas;
