@@ -55,7 +55,37 @@ pub fn new_key_pair(key_type: KeyType) -> Result<NewKeyPair, ClientError> {
         .and_then(|csr| csr.pem())
         .map_err(|e| ClientError::KeyGen(e.to_string()))?;
     Ok(NewKeyPair {
-        key_pem: key.serialize_pem(),
+        // Version 1, which every TLS stack reads (OpenSSL 3.0 cannot read ring's v2 Ed25519).
+        key_pem: crate::pem::encode("PRIVATE KEY", &pkcs8_version_1(&key.serialize_der())),
         csr_pem: csr,
     })
+}
+
+/// The PKCS#8 `der` as version 1 (RFC 5208): a version 2 key (RFC 5958, which ring writes
+/// for Ed25519) loses its optional public key and attributes, the rest byte for byte.
+/// OpenSSL 3.0 cannot read version 2 (`openssl pkey`, curl and nginx with the key file, and
+/// inside a PKCS#12), and the public key is the certificate's anyway. Anything else is
+/// returned as it is.
+pub(crate) fn pkcs8_version_1(der: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let parsed = yasna::parse_der(der, |r| {
+        r.read_sequence(|r| {
+            let version = r.next().read_u8()?;
+            let algorithm = r.next().read_der()?;
+            let key = r.next().read_bytes()?;
+            // [0] attributes and [1] publicKey, whatever they hold.
+            r.read_optional(|r| r.read_der())?;
+            r.read_optional(|r| r.read_der())?;
+            Ok((version, algorithm, key))
+        })
+    });
+    match parsed {
+        Ok((1, algorithm, key)) => std::borrow::Cow::Owned(yasna::construct_der(|w| {
+            w.write_sequence(|w| {
+                w.next().write_u8(0);
+                w.next().write_der(&algorithm);
+                w.next().write_bytes(&key);
+            })
+        })),
+        _ => std::borrow::Cow::Borrowed(der),
+    }
 }

@@ -8,6 +8,7 @@
 //! marked with Oracle's trusted-key-usage attribute, which is what `keytool` writes and
 //! needs to list a `trustedCertEntry`.
 
+use super::keygen::pkcs8_version_1;
 use p12_keystore::{
     Certificate, EncryptionAlgorithm, KeyStore, KeyStoreEntry, LocalKeyId, MacAlgorithm,
     PrivateKey, PrivateKeyChain,
@@ -88,7 +89,7 @@ pub fn key_store(
         .keys_match()
         .map_err(|_| Pkcs12Error::KeyMismatch)?;
 
-    let private_key = PrivateKey::from_der(&version_1(key.secret_pkcs8_der()))
+    let private_key = PrivateKey::from_der(&pkcs8_version_1(key.secret_pkcs8_der()))
         .map_err(|e| Pkcs12Error::Key(e.to_string()))?;
     let certs = chain
         .iter()
@@ -125,34 +126,6 @@ pub fn trust_store(
         store.add_entry(&name, KeyStoreEntry::Certificate(cert));
     }
     write(&store, password, protection)
-}
-
-/// The PKCS#8 `der` as version 1 (RFC 5208): a version 2 key (RFC 5958, which ring writes
-/// for Ed25519) loses its optional public key and attributes, the rest byte for byte. OpenSSL
-/// 3.0 cannot read version 2 inside a PKCS#12 (`PKCS8_PRIV_KEY_INFO` decode error), and the
-/// public key is the certificate's anyway. Anything else is returned as it is.
-fn version_1(der: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    let parsed = yasna::parse_der(der, |r| {
-        r.read_sequence(|r| {
-            let version = r.next().read_u8()?;
-            let algorithm = r.next().read_der()?;
-            let key = r.next().read_bytes()?;
-            // [0] attributes and [1] publicKey, whatever they hold.
-            r.read_optional(|r| r.read_der())?;
-            r.read_optional(|r| r.read_der())?;
-            Ok((version, algorithm, key))
-        })
-    });
-    match parsed {
-        Ok((1, algorithm, key)) => std::borrow::Cow::Owned(yasna::construct_der(|w| {
-            w.write_sequence(|w| {
-                w.next().write_u8(0);
-                w.next().write_der(&algorithm);
-                w.next().write_bytes(&key);
-            })
-        })),
-        _ => std::borrow::Cow::Borrowed(der),
-    }
 }
 
 fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Pkcs12Error> {
@@ -231,7 +204,7 @@ mod tests {
         let ed = crate::client::new_key_pair(crate::client::KeyType::Ed25519).unwrap();
         let der = PrivateKeyDer::from_pem_slice(ed.key_pem.as_bytes()).unwrap();
         let der = der.secret_der();
-        let v1 = version_1(der);
+        let v1 = pkcs8_version_1(der);
         assert_eq!((der[4], v1[4]), (1, 0));
         assert_eq!(v1[5..], der[5..v1.len()]);
         assert!(

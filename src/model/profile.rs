@@ -91,6 +91,7 @@ pub fn subject_der(
 /// new to-be-signed bytes with `sign`, keeping the signature algorithm. Used because rcgen
 /// keeps one value per attribute type and so cannot write one `OU` per scope. The subject
 /// found must be `expected` (what rcgen was asked to write), so nothing else is ever replaced.
+#[cfg(any(feature = "server", test))]
 pub(crate) fn replace_subject<E>(
     cert: &[u8],
     expected: &[u8],

@@ -97,7 +97,10 @@ fn crl_sync_with(ca: &Ca, out: &Path, extra: &[&str]) -> Running {
 fn wait_for_file(path: &Path) {
     let started = Instant::now();
     while std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
-        assert!(started.elapsed() < Duration::from_secs(20), "{path:?} never appeared");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{path:?} never appeared"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -140,13 +143,22 @@ fn nginx_conf(dir: &Path, ca: &Ca, port: u16, upstream: u16) -> String {
     )
     .expect("docs/recipes/nginx.conf");
     recipe
-        .replace("/etc/nginx/latchkey/server.pem", &home.join("server.pem").display().to_string())
+        .replace(
+            "/etc/nginx/latchkey/server.pem",
+            &home.join("server.pem").display().to_string(),
+        )
         .replace(
             "/etc/nginx/latchkey/server-key.pem",
             &home.join("server-key.pem").display().to_string(),
         )
-        .replace("/etc/nginx/latchkey/ca-chain.pem", &dir.join("ca-chain.pem").display().to_string())
-        .replace("/etc/nginx/latchkey/crl.pem", &dir.join("crl.pem").display().to_string())
+        .replace(
+            "/etc/nginx/latchkey/ca-chain.pem",
+            &dir.join("ca-chain.pem").display().to_string(),
+        )
+        .replace(
+            "/etc/nginx/latchkey/crl.pem",
+            &dir.join("crl.pem").display().to_string(),
+        )
         .replace("listen 443 ssl;", &format!("listen 127.0.0.1:{port} ssl;"))
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{upstream}"))
 }
@@ -185,7 +197,8 @@ fn ca_chain(ca: &Ca) -> Vec<u8> {
     chain
 }
 
-#[tokio::test]
+// Multi-threaded: the echo upstream runs while the test blocks on curl.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_accepts_a_key_passes_its_identity_and_refuses_revoked_foreign_and_expired_ones() {
     let (ca, other, alice) = cast().await;
     let expired = "expired";
@@ -194,7 +207,11 @@ async fn nginx_accepts_a_key_passes_its_identity_and_refuses_revoked_foreign_and
     let dir = dir.path();
     let port = free_port();
     std::fs::write(dir.join("ca-chain.pem"), ca_chain(&ca)).unwrap();
-    std::fs::write(dir.join("nginx.conf"), nginx_conf(dir, &ca, port, upstream.port)).unwrap();
+    std::fs::write(
+        dir.join("nginx.conf"),
+        nginx_conf(dir, &ca, port, upstream.port),
+    )
+    .unwrap();
     let reload = format!("nginx {} -s reload", nginx_args(dir).join(" "));
     let _sync = crl_sync(&ca, &dir.join("crl.pem"), &reload);
     wait_for_file(&dir.join("crl.pem"));
@@ -203,8 +220,14 @@ async fn nginx_accepts_a_key_passes_its_identity_and_refuses_revoked_foreign_and
     let ca_file = ca.home().join("ca.pem");
 
     // A good key: accepted, and the upstream sees who it is.
-    let started = within(Duration::from_secs(10), || curl(&ca_file, &ca.path("alice"), &url).0 == 200);
-    assert!(started.is_some(), "nginx never served alice: {}", nginx_log(dir));
+    let started = within(Duration::from_secs(10), || {
+        curl(&ca_file, &ca.path("alice"), &url).0 == 200
+    });
+    assert!(
+        started.is_some(),
+        "nginx never served alice: {}",
+        nginx_log(dir)
+    );
     let (_, seen) = curl(&ca_file, &ca.path("alice"), &url);
     println!("the upstream saw:\n{seen}");
     let header = |name: &str| header_of(&seen, name);
@@ -223,7 +246,10 @@ async fn nginx_accepts_a_key_passes_its_identity_and_refuses_revoked_foreign_and
         curl(&ca_file, &ca.path("doomed"), &url).0 != 200
     });
     println!("nginx refused the revoked key after {refused:?}");
-    assert!(refused.is_some(), "a revoked key still passed nginx after 3 s");
+    assert!(
+        refused.is_some(),
+        "a revoked key still passed nginx after 3 s"
+    );
     assert_eq!(curl(&ca_file, &ca.path("doomed"), &url).0, 400);
     // ...while the good key still passes (the CRL of the root is in the bundle too).
     assert_eq!(curl(&ca_file, &ca.path("alice"), &url).0, 200);
@@ -287,14 +313,32 @@ async fn cast() -> (Ca, Ca, latchkey::api::EnrollResponse) {
     let alice = ca
         .enroll_into("alice@acme", &["read:metrics", "write:events"], "alice")
         .await;
-    ca.enroll_into("alice@acme", &["read:metrics"], "doomed").await;
-    ca.expired_key("alice@acme", &["read:metrics"], "expired").await;
+    ca.enroll_into("alice@acme", &["read:metrics"], "doomed")
+        .await;
+    ca.expired_key("alice@acme", &["read:metrics"], "expired")
+        .await;
     let other = Ca::start();
     other
         .tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
-    other.enroll_into("alice@acme", &["read:metrics"], "alice").await;
+    other
+        .enroll_into("alice@acme", &["read:metrics"], "alice")
+        .await;
     (ca, other, alice)
+}
+
+/// A key of `kind` for alice in `<dir>/<name>/`, as `latchkey enroll --key-type` makes it.
+async fn enroll_kind(ca: &Ca, name: &str, kind: latchkey::client::KeyType) {
+    let dir = latchkey::client::KeyDir::new(ca.path(name));
+    ca.anonymous()
+        .enroll_into(
+            &crate::support::password("alice@acme"),
+            &dir,
+            kind,
+            crate::support::request("", &["read:metrics"], name),
+        )
+        .await
+        .expect("enroll");
 }
 
 async fn revoke_doomed(ca: &Ca) {
@@ -307,7 +351,7 @@ async fn revoke_doomed(ca: &Ca) {
 
 #[tokio::test]
 async fn python_service_and_requests_client_accept_a_key_and_refuse_revoked_foreign_and_expired_ones()
-{
+ {
     let (ca, other, alice) = cast().await;
     let dir = tempfile::tempdir().unwrap();
     let (_sync, _server, url) = python_service(&ca, dir.path());
@@ -398,8 +442,19 @@ async fn go_service_and_client_accept_a_key_and_refuse_revoked_foreign_and_expir
         Some((status.trim().parse().ok()?, body.to_owned()))
     };
 
-    let served = within(Duration::from_secs(10), || call(&ca.path("alice")).is_some());
+    let served = within(Duration::from_secs(10), || {
+        call(&ca.path("alice")).is_some()
+    });
     assert!(served.is_some(), "the Go service never served alice");
+    // Every kind of key the CA certifies loads in Go and passes a Go service.
+    for (name, kind) in [
+        ("p384", latchkey::client::KeyType::P384),
+        ("ed25519", latchkey::client::KeyType::Ed25519),
+    ] {
+        enroll_kind(&ca, name, kind).await;
+        let (status, body) = call(&ca.path(name)).unwrap_or_else(|| panic!("{name} refused"));
+        assert_eq!(status, 200, "{name}: {body}");
+    }
     let (status, body) = call(&ca.path("alice")).unwrap();
     assert_eq!(status, 200);
     let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -413,7 +468,9 @@ async fn go_service_and_client_accept_a_key_and_refuse_revoked_foreign_and_expir
 
     assert!(call(&ca.path("doomed")).is_some());
     revoke_doomed(&ca).await;
-    let refused = within(Duration::from_secs(3), || call(&ca.path("doomed")).is_none());
+    let refused = within(Duration::from_secs(3), || {
+        call(&ca.path("doomed")).is_none()
+    });
     println!("the Go service refused the revoked key after {refused:?}");
     assert!(refused.is_some(), "a revoked key still passed after 3 s");
     assert!(call(&ca.path("alice")).is_some());
@@ -425,15 +482,18 @@ async fn go_service_and_client_accept_a_key_and_refuse_revoked_foreign_and_expir
 fn haproxy_cfg(dir: &Path, port: u16, upstream: u16) -> String {
     std::fs::read_to_string(recipe("haproxy.cfg"))
         .expect("docs/recipes/haproxy.cfg")
-        .replace("/run/haproxy/admin.sock", &dir.join("admin.sock").display().to_string())
+        .replace(
+            "/run/haproxy/admin.sock",
+            &dir.join("admin.sock").display().to_string(),
+        )
         .replace("/etc/haproxy/latchkey/", &format!("{}/", dir.display()))
         .replace("bind :443 ssl", &format!("bind 127.0.0.1:{port} ssl"))
         .replace("127.0.0.1:8080", &format!("127.0.0.1:{upstream}"))
 }
 
-#[tokio::test]
-async fn haproxy_accepts_a_key_passes_its_identity_and_refuses_revoked_foreign_and_expired_ones()
-{
+// Multi-threaded: the echo upstream runs while the test blocks on curl.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_accepts_a_key_passes_its_identity_and_refuses_revoked_foreign_and_expired_ones() {
     let (ca, other, alice) = cast().await;
     let upstream = EchoUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -444,16 +504,32 @@ async fn haproxy_accepts_a_key_passes_its_identity_and_refuses_revoked_foreign_a
     let mut server = std::fs::read(ca.home().join("server.pem")).unwrap();
     server.extend(std::fs::read(ca.home().join("server-key.pem")).unwrap());
     std::fs::write(dir.join("server.pem"), server).unwrap();
-    std::fs::write(dir.join("haproxy.cfg"), haproxy_cfg(dir, port, upstream.port)).unwrap();
+    std::fs::write(
+        dir.join("haproxy.cfg"),
+        haproxy_cfg(dir, port, upstream.port),
+    )
+    .unwrap();
     // The first CRL file, then HAProxy, then the daemon that swaps it live.
     let once = Command::new(BIN)
-        .args(["crl", "sync", "--once", "--bundle", "--server", &ca.url, "--ca-cert"])
+        .args([
+            "crl",
+            "sync",
+            "--once",
+            "--bundle",
+            "--server",
+            &ca.url,
+            "--ca-cert",
+        ])
         .arg(ca.home().join("ca.pem"))
         .arg("--out")
         .arg(dir.join("crl.pem"))
         .output()
         .unwrap();
-    assert!(once.status.success(), "{}", String::from_utf8_lossy(&once.stderr));
+    assert!(
+        once.status.success(),
+        "{}",
+        String::from_utf8_lossy(&once.stderr)
+    );
     let _haproxy = Running(
         Command::new("haproxy")
             .arg("-db")
@@ -466,11 +542,17 @@ async fn haproxy_accepts_a_key_passes_its_identity_and_refuses_revoked_foreign_a
             .expect("haproxy is installed (.ci/run installs it)"),
     );
     let socket = dir.join("admin.sock").display().to_string();
-    let _sync = crl_sync_with(&ca, &dir.join("crl.pem"), &["--bundle", "--haproxy-socket", &socket]);
+    let _sync = crl_sync_with(
+        &ca,
+        &dir.join("crl.pem"),
+        &["--bundle", "--haproxy-socket", &socket],
+    );
     let url = format!("https://localhost:{port}/api/v1/whoami");
     let ca_file = ca.home().join("ca.pem");
 
-    let served = within(Duration::from_secs(10), || curl(&ca_file, &ca.path("alice"), &url).0 == 200);
+    let served = within(Duration::from_secs(10), || {
+        curl(&ca_file, &ca.path("alice"), &url).0 == 200
+    });
     assert!(served.is_some(), "HAProxy never served alice");
     let (_, seen) = curl(&ca_file, &ca.path("alice"), &url);
     println!("the upstream saw:\n{seen}");
@@ -489,7 +571,10 @@ async fn haproxy_accepts_a_key_passes_its_identity_and_refuses_revoked_foreign_a
         curl(&ca_file, &ca.path("doomed"), &url).0 != 200
     });
     println!("HAProxy refused the revoked key after {refused:?}, without a reload");
-    assert!(refused.is_some(), "a revoked key still passed HAProxy after 3 s");
+    assert!(
+        refused.is_some(),
+        "a revoked key still passed HAProxy after 3 s"
+    );
     assert_eq!(curl(&ca_file, &ca.path("alice"), &url).0, 200);
     assert_ne!(curl(&ca_file, &other.path("alice"), &url).0, 200);
     assert_ne!(curl(&ca_file, &ca.path("expired"), &url).0, 200);
@@ -541,20 +626,40 @@ async fn java_client_with_a_pkcs12_keystore_is_accepted_and_refused_when_it_shou
         .arg(recipe("JavaClient.java"))
         .output()
         .expect("javac is installed (.ci/run installs openjdk-17-jdk-headless)");
-    assert!(javac.status.success(), "{}", String::from_utf8_lossy(&javac.stderr));
+    assert!(
+        javac.status.success(),
+        "{}",
+        String::from_utf8_lossy(&javac.stderr)
+    );
     // The stores, as the recipe makes them.
     let export = |ca: &Ca, args: &[&str]| {
         let out = ca.cli_with_env(args, &[("LATCHKEY_P12_PASSWORD", P12_PASSWORD)]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     let store = |ca: &Ca, name: &str| -> std::path::PathBuf {
         let file = dir.join(format!("{}-{name}.p12", ca.url.rsplit(':').next().unwrap()));
         let key_dir = ca.path(name).display().to_string();
-        export(ca, &["export", "--dir", &key_dir, "--p12", &file.display().to_string()]);
+        export(
+            ca,
+            &[
+                "export",
+                "--dir",
+                &key_dir,
+                "--p12",
+                &file.display().to_string(),
+            ],
+        );
         file
     };
     let truststore = dir.join("truststore.p12");
-    export(&ca, &["export", "--truststore", &truststore.display().to_string()]);
+    export(
+        &ca,
+        &["export", "--truststore", &truststore.display().to_string()],
+    );
     let (alice_p12, doomed_p12, expired_p12, foreign_p12) = (
         store(&ca, "alice"),
         store(&ca, "doomed"),
@@ -582,7 +687,10 @@ async fn java_client_with_a_pkcs12_keystore_is_accepted_and_refused_when_it_shou
     };
 
     let served = within(Duration::from_secs(20), || call(&alice_p12).is_some());
-    assert!(served.is_some(), "Java never got through with alice's keystore");
+    assert!(
+        served.is_some(),
+        "Java never got through with alice's keystore"
+    );
     let (status, body) = call(&alice_p12).unwrap();
     assert_eq!(status, 200);
     let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -590,9 +698,18 @@ async fn java_client_with_a_pkcs12_keystore_is_accepted_and_refused_when_it_shou
 
     assert!(call(&doomed_p12).is_some());
     revoke_doomed(&ca).await;
-    let refused = within(Duration::from_secs(3), || call(&doomed_p12).is_none());
-    println!("Java was refused with the revoked key after {refused:?}");
+    // The service's refusal is timed with a client that starts in milliseconds (a JVM takes
+    // about a second to start, which is not the revocation's delay); then Java is refused too.
+    let ca_file = ca.home().join("ca.pem");
+    let refused = within(Duration::from_secs(3), || {
+        python_client(&url, &ca_file, &ca.path("doomed")).is_none()
+    });
+    println!("the service refused the revoked key after {refused:?}");
     assert!(refused.is_some(), "a revoked key still passed after 3 s");
+    assert!(
+        call(&doomed_p12).is_none(),
+        "Java got through with a revoked key"
+    );
     assert!(call(&foreign_p12).is_none());
     assert!(call(&expired_p12).is_none());
 }
@@ -600,15 +717,28 @@ async fn java_client_with_a_pkcs12_keystore_is_accepted_and_refused_when_it_shou
 /// `openssl s_client` and `curl` as the recipe writes them, against the Python service.
 #[tokio::test]
 async fn openssl_s_client_and_curl_with_the_leaf_alone_are_accepted_and_refused_when_they_should_be()
-{
+ {
     let (ca, other, alice) = cast().await;
     let dir = tempfile::tempdir().unwrap();
     let (_sync, _server, url) = python_service(&ca, dir.path());
-    let port = url.rsplit(':').next().unwrap().split('/').next().unwrap().to_owned();
+    let port = url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
     let ca_file = ca.home().join("ca.pem");
     let s_client = |key_dir: &Path| -> String {
         let mut child = Command::new("openssl")
-            .args(["s_client", "-quiet", "-connect", &format!("localhost:{port}"), "-CAfile"])
+            .args([
+                "s_client",
+                "-quiet",
+                "-connect",
+                &format!("localhost:{port}"),
+                "-CAfile",
+            ])
             .arg(&ca_file)
             .arg("-cert")
             .arg(key_dir.join("cert.pem"))
@@ -628,8 +758,26 @@ async fn openssl_s_client_and_curl_with_the_leaf_alone_are_accepted_and_refused_
         let out = child.wait_with_output().unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let served = within(Duration::from_secs(10), || s_client(&ca.path("alice")).contains("200 OK"));
+    let served = within(Duration::from_secs(10), || {
+        s_client(&ca.path("alice")).contains("200 OK")
+    });
     assert!(served.is_some(), "openssl s_client never got through");
+    // Every kind of key the CA certifies loads in OpenSSL and passes an OpenSSL service.
+    for (name, kind) in [
+        ("p384", latchkey::client::KeyType::P384),
+        ("ed25519", latchkey::client::KeyType::Ed25519),
+    ] {
+        enroll_kind(&ca, name, kind).await;
+        assert!(
+            s_client(&ca.path(name)).contains("200 OK"),
+            "{name} refused"
+        );
+        assert_eq!(
+            curl(&ca_file, &ca.path(name), &url).0,
+            200,
+            "{name} with curl"
+        );
+    }
     assert!(s_client(&ca.path("alice")).contains(&alice.key.id));
     let (status, body) = curl(&ca_file, &ca.path("alice"), &url);
     assert_eq!(status, 200, "{body}");
