@@ -335,7 +335,7 @@ mod tests {
                 .unwrap();
         assert_eq!(
             name.to_string(),
-            "CN=alice, O=acme, UID=0123abcd, OU=read:metrics, OU=write:events"
+            "CN=alice, O=acme, uid=0123abcd, OU=read:metrics, OU=write:events"
         );
         let ous: Vec<&str> = name
             .iter_organizational_unit()
