@@ -128,10 +128,14 @@ async fn the_certificate_follows_the_design_profile() {
     let (_, pem) = x509_parser::pem::parse_x509_pem(&leaf).unwrap();
     let cert = pem.parse_x509().unwrap();
 
-    // The scopes are one OU each, sorted, after CN and O.
+    // The key id (UID, where proxies can read it) and the scopes, one OU each, sorted,
+    // after CN and O.
     assert_eq!(
         cert.subject().to_string(),
-        "CN=alice, O=acme, OU=read:metrics, OU=write:events"
+        format!(
+            "CN=alice, O=acme, uid={}, OU=read:metrics, OU=write:events",
+            answer.key.id
+        )
     );
     let identity = PeerIdentity::from_certificate(&cert, "latchkey.internal").unwrap();
     assert_eq!(
@@ -207,7 +211,10 @@ async fn the_certificate_follows_the_design_profile() {
     );
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
-        text.contains("subject=OU=write:events,OU=read:metrics,O=acme,CN=alice"),
+        text.contains(&format!(
+            "subject=OU=write:events,OU=read:metrics,UID={},O=acme,CN=alice",
+            answer.key.id
+        )),
         "{text}"
     );
     assert!(!text.contains(profile::LEGACY_SCOPES_OID_STR), "{text}");
