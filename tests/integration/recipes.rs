@@ -238,25 +238,12 @@ async fn nginx_accepts_a_key_passes_its_identity_and_refuses_revoked_foreign_and
     }
     assert_eq!(header("X-Client-Key-Id"), alice.key.id);
 
-    // A revoked key: refused within 3 s of the DELETE, with no hand on nginx.
-    let (status, _) = curl(&ca_file, &ca.path("doomed"), &url);
-    assert_eq!(status, 200);
-    revoke_doomed(&ca).await;
-    let refused = within(Duration::from_secs(3), || {
-        curl(&ca_file, &ca.path("doomed"), &url).0 != 200
-    });
-    println!("nginx refused the revoked key after {refused:?}");
-    assert!(
-        refused.is_some(),
-        "a revoked key still passed nginx after 3 s"
-    );
-    assert_eq!(curl(&ca_file, &ca.path("doomed"), &url).0, 400);
-    // ...while the good key still passes (the CRL of the root is in the bundle too).
-    assert_eq!(curl(&ca_file, &ca.path("alice"), &url).0, 200);
-
-    // A look-alike from another CA, and an expired key: refused.
-    assert_eq!(curl(&ca_file, &other.path("alice"), &url).0, 400);
-    assert_eq!(curl(&ca_file, &ca.path(expired), &url).0, 400);
+    // Refusals, with no hand on nginx; a refused certificate is nginx's 400 page.
+    let passes = |dir: &Path| curl(&ca_file, dir, &url).0 == 200;
+    refuses_revoked_foreign_and_expired("nginx", &ca, &other, passes).await;
+    for dir in [ca.path("doomed"), other.path("alice"), ca.path(expired)] {
+        assert_eq!(curl(&ca_file, &dir, &url).0, 400);
+    }
 }
 
 fn nginx_log(dir: &Path) -> String {
@@ -341,6 +328,34 @@ async fn enroll_kind(ca: &Ca, name: &str, kind: latchkey::client::KeyType) {
         .expect("enroll");
 }
 
+/// The refusals every recipe must make, `passes` telling whether the relying party served
+/// the key in a directory: the key in `doomed/` within 3 s of its revocation (while `alice/`
+/// still passes), another CA's look-alike, and an expired key.
+async fn refuses_revoked_foreign_and_expired(
+    who: &str,
+    ca: &Ca,
+    other: &Ca,
+    mut passes: impl FnMut(&Path) -> bool,
+) {
+    assert!(
+        passes(&ca.path("doomed")),
+        "{who} refused a key not yet revoked"
+    );
+    revoke_doomed(ca).await;
+    let refused = within(Duration::from_secs(3), || !passes(&ca.path("doomed")));
+    println!("{who} refused the revoked key after {refused:?}");
+    assert!(
+        refused.is_some(),
+        "{who}: a revoked key still passed after 3 s"
+    );
+    assert!(passes(&ca.path("alice")), "{who} refused the good key");
+    assert!(
+        !passes(&other.path("alice")),
+        "{who} let another CA's look-alike in"
+    );
+    assert!(!passes(&ca.path("expired")), "{who} let an expired key in");
+}
+
 async fn revoke_doomed(ca: &Ca) {
     let doomed = std::fs::read_to_string(ca.path("doomed/cert.pem")).unwrap();
     ca.admin()
@@ -372,16 +387,8 @@ async fn python_service_and_requests_client_accept_a_key_and_refuse_revoked_fore
         })
     );
 
-    assert!(python_client(&url, &ca_file, &ca.path("doomed")).is_some());
-    revoke_doomed(&ca).await;
-    let refused = within(Duration::from_secs(3), || {
-        python_client(&url, &ca_file, &ca.path("doomed")).is_none()
-    });
-    println!("the Python service refused the revoked key after {refused:?}");
-    assert!(refused.is_some(), "a revoked key still passed after 3 s");
-    assert!(python_client(&url, &ca_file, &ca.path("alice")).is_some());
-    assert!(python_client(&url, &ca_file, &other.path("alice")).is_none());
-    assert!(python_client(&url, &ca_file, &ca.path("expired")).is_none());
+    let passes = |dir: &Path| python_client(&url, &ca_file, dir).is_some();
+    refuses_revoked_foreign_and_expired("the Python service", &ca, &other, passes).await;
 }
 
 /// Builds a Go recipe (standard library only) into `dir`.
@@ -466,16 +473,8 @@ async fn go_service_and_client_accept_a_key_and_refuse_revoked_foreign_and_expir
         })
     );
 
-    assert!(call(&ca.path("doomed")).is_some());
-    revoke_doomed(&ca).await;
-    let refused = within(Duration::from_secs(3), || {
-        call(&ca.path("doomed")).is_none()
-    });
-    println!("the Go service refused the revoked key after {refused:?}");
-    assert!(refused.is_some(), "a revoked key still passed after 3 s");
-    assert!(call(&ca.path("alice")).is_some());
-    assert!(call(&other.path("alice")).is_none());
-    assert!(call(&ca.path("expired")).is_none());
+    let passes = |dir: &Path| call(dir).is_some();
+    refuses_revoked_foreign_and_expired("the Go service", &ca, &other, passes).await;
 }
 
 /// The HAProxy recipe's configuration, with the test's paths and ports.
@@ -565,19 +564,9 @@ async fn haproxy_accepts_a_key_passes_its_identity_and_refuses_revoked_foreign_a
         assert!(dn.contains(scope), "{scope} not in {dn}");
     }
 
-    assert_eq!(curl(&ca_file, &ca.path("doomed"), &url).0, 200);
-    revoke_doomed(&ca).await;
-    let refused = within(Duration::from_secs(3), || {
-        curl(&ca_file, &ca.path("doomed"), &url).0 != 200
-    });
-    println!("HAProxy refused the revoked key after {refused:?}, without a reload");
-    assert!(
-        refused.is_some(),
-        "a revoked key still passed HAProxy after 3 s"
-    );
-    assert_eq!(curl(&ca_file, &ca.path("alice"), &url).0, 200);
-    assert_ne!(curl(&ca_file, &other.path("alice"), &url).0, 200);
-    assert_ne!(curl(&ca_file, &ca.path("expired"), &url).0, 200);
+    // Refusals, with the CRL swapped in live: no reload.
+    let passes = |dir: &Path| curl(&ca_file, dir, &url).0 == 200;
+    refuses_revoked_foreign_and_expired("HAProxy", &ca, &other, passes).await;
 }
 
 /// A header of a request head the echo upstream returned (names compare case-insensitively:
@@ -783,14 +772,11 @@ async fn openssl_s_client_and_curl_with_the_leaf_alone_are_accepted_and_refused_
     assert_eq!(status, 200, "{body}");
     assert!(body.contains(&alice.key.id));
 
-    assert!(s_client(&ca.path("doomed")).contains("200 OK"));
-    revoke_doomed(&ca).await;
-    let refused = within(Duration::from_secs(3), || {
-        !s_client(&ca.path("doomed")).contains("200 OK")
-    });
-    println!("openssl s_client was refused with the revoked key after {refused:?}");
-    assert!(refused.is_some(), "a revoked key still passed after 3 s");
-    assert_eq!(curl(&ca_file, &ca.path("doomed"), &url).0, 0);
-    assert!(!s_client(&other.path("alice")).contains("200 OK"));
-    assert!(!s_client(&ca.path("expired")).contains("200 OK"));
+    let passes = |dir: &Path| s_client(dir).contains("200 OK");
+    refuses_revoked_foreign_and_expired("openssl s_client", &ca, &other, passes).await;
+    assert_eq!(
+        curl(&ca_file, &ca.path("doomed"), &url).0,
+        0,
+        "curl with a revoked key"
+    );
 }
