@@ -180,17 +180,7 @@ pub async fn store_root_crl(
     let root = rustls_pki_types::CertificateDer::from(root_der.to_vec());
     let set = crate::tls::RevocationSet::from_crl(crl_der, &root)
         .map_err(|e| AuthorityError::Internal(format!("root CRL: {e}")))?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(root_der)
-        .map_err(|e| AuthorityError::Internal(format!("root certificate: {e}")))?;
-    let issuer_id = store
-        .ensure_issuer(
-            &hex::encode(ring::digest::digest(&ring::digest::SHA256, root_der)),
-            &parsed.subject().to_string(),
-            root_der,
-            parsed.validity().not_after.timestamp(),
-            now.unix_timestamp(),
-        )
-        .await?;
+    let issuer_id = root_issuer_id(store, root_der, now).await?;
     let row = RootCrlRow {
         number: set.number,
         this_update: set.this_update.unix_timestamp(),
@@ -203,16 +193,15 @@ pub async fn store_root_crl(
     Ok(row.number)
 }
 
-/// The newest stored root CRL's number for the root in `root_der`, 0 when none is: a CRL
-/// signed for the store is numbered above it.
-pub async fn newest_root_crl_number(
+/// The issuers row of the root in `root_der`, recorded if it is not yet.
+async fn root_issuer_id(
     store: &crate::store::Store,
     root_der: &[u8],
     now: OffsetDateTime,
 ) -> Result<i64, AuthorityError> {
     let (_, parsed) = x509_parser::parse_x509_certificate(root_der)
         .map_err(|e| AuthorityError::Internal(format!("root certificate: {e}")))?;
-    let issuer_id = store
+    Ok(store
         .ensure_issuer(
             &hex::encode(ring::digest::digest(&ring::digest::SHA256, root_der)),
             &parsed.subject().to_string(),
@@ -220,7 +209,17 @@ pub async fn newest_root_crl_number(
             parsed.validity().not_after.timestamp(),
             now.unix_timestamp(),
         )
-        .await?;
+        .await?)
+}
+
+/// The newest stored root CRL's number for the root in `root_der`, 0 when none is: a CRL
+/// signed for the store is numbered above it.
+pub async fn newest_root_crl_number(
+    store: &crate::store::Store,
+    root_der: &[u8],
+    now: OffsetDateTime,
+) -> Result<i64, AuthorityError> {
+    let issuer_id = root_issuer_id(store, root_der, now).await?;
     Ok(store
         .latest_root_crl(issuer_id)
         .await?

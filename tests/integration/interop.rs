@@ -26,24 +26,7 @@ const FILES: &[&str] = &[
 /// A CA with a key of alice (two scopes), a revoked key, and the CRL listing it in crl.pem.
 async fn issue_everything() -> Ca {
     let ca = Ca::start();
-    ca.tenant_with_user("acme", "alice@acme", &["read:metrics", "write:events"])
-        .await;
-    ca.enroll_into("alice@acme", &["write:events", "read:metrics"], "alice")
-        .await;
-    let gone = ca
-        .enroll_into("alice@acme", &["read:metrics"], "gone")
-        .await;
-    let (before, _) = ca.anonymous().crl(None, 0).await.unwrap().unwrap();
-    ca.admin()
-        .revoke_key(None, &gone.key.id, Some("key_compromise"))
-        .await
-        .unwrap();
-    let (_, der) = ca
-        .anonymous()
-        .crl(Some(before), 10)
-        .await
-        .unwrap()
-        .expect("a new CRL");
+    let der = crate::support::alice_and_a_revoked_key(&ca).await;
     std::fs::write(ca.path("crl.pem"), latchkey::pem::encode("X509 CRL", &der)).unwrap();
     ca
 }

@@ -64,24 +64,7 @@ async fn certificates_and_crls_pass_pkilint_and_python_cryptography() {
         "--public-url",
         "https://ca.example.test:8443",
     ]);
-    ca.tenant_with_user("acme", "alice@acme", &["read:metrics", "write:events"])
-        .await;
-    ca.enroll_into("alice@acme", &["write:events", "read:metrics"], "alice")
-        .await;
-    let gone = ca
-        .enroll_into("alice@acme", &["read:metrics"], "gone")
-        .await;
-    let (before, _) = ca.anonymous().crl(None, 0).await.unwrap().unwrap();
-    ca.admin()
-        .revoke_key(None, &gone.key.id, Some("key_compromise"))
-        .await
-        .unwrap();
-    let (_, der) = ca
-        .anonymous()
-        .crl(Some(before), 10)
-        .await
-        .unwrap()
-        .expect("a new CRL");
+    let der = crate::support::alice_and_a_revoked_key(&ca).await;
     let dir = ca.dir.path();
     std::fs::write(dir.join("crl.pem"), latchkey::pem::encode("X509 CRL", &der)).unwrap();
     openssl(

@@ -334,6 +334,31 @@ impl Ca {
     }
 }
 
+/// Tenant `acme`, alice (`read:metrics`, `write:events`) with a key in `<dir>/alice/`, and a
+/// second key in `<dir>/gone/` revoked for key compromise: the DER of the first CRL that
+/// lists it.
+pub async fn alice_and_a_revoked_key(ca: &Ca) -> Vec<u8> {
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics", "write:events"])
+        .await;
+    ca.enroll_into("alice@acme", &["write:events", "read:metrics"], "alice")
+        .await;
+    let gone = ca
+        .enroll_into("alice@acme", &["read:metrics"], "gone")
+        .await;
+    let (before, _) = ca.anonymous().crl(None, 0).await.unwrap().unwrap();
+    ca.admin()
+        .revoke_key(None, &gone.key.id, Some("key_compromise"))
+        .await
+        .unwrap();
+    let (_, der) = ca
+        .anonymous()
+        .crl(Some(before), 10)
+        .await
+        .unwrap()
+        .expect("a new CRL");
+    der
+}
+
 /// A second server process on a CA's home and database. Killed when dropped.
 pub struct Replica {
     _server: Serve,
