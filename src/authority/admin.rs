@@ -1,6 +1,7 @@
 //! Administration: tenants, users, enrollment tokens. Every action needs an administrator
 //! certificate and writes an audit event in the same transaction as the change.
 
+use crate::api::Code;
 use time::Duration;
 
 use super::authenticate::stored_scopes;
@@ -15,10 +16,10 @@ const MAX_TOKEN_TTL: Duration = Duration::days(30);
 
 pub(super) fn parse_scopes(items: &[String]) -> Result<ScopeSet, AuthorityError> {
     let scopes = ScopeSet::parse(items)
-        .map_err(|e| AuthorityError::invalid("invalid_scope", e.to_string()))?;
+        .map_err(|e| AuthorityError::invalid(Code::InvalidScope, e.to_string()))?;
     if scopes.is_empty() {
         return Err(AuthorityError::invalid(
-            "invalid_scope",
+            Code::InvalidScope,
             "name at least one scope",
         ));
     }
