@@ -4,6 +4,48 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+/// A value that must never reach a log: its `Debug` says only that it is redacted, and on
+/// the wire it is the bare value (`serde(transparent)`). Reading it takes [`Secret::expose`],
+/// a word that is easy to find in review.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    /// Wraps a secret.
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+
+    /// The secret itself, unwrapped.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> From<T> for Secret<T> {
+    fn from(value: T) -> Self {
+        Self(value)
+    }
+}
+
+impl From<&str> for Secret<String> {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl<T> std::fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
 /// `POST /v1/keys`: get a key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -141,7 +183,7 @@ pub struct NewUser {
     /// `owner@tenant`.
     pub user: String,
     /// The password, stored only as an argon2id hash.
-    pub password: String,
+    pub password: Secret<String>,
     /// The scopes the user may put into its keys.
     pub scopes: Vec<String>,
 }
@@ -180,7 +222,7 @@ pub struct TokenInfo {
     pub id: i64,
     /// The secret, shown once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
+    pub token: Option<Secret<String>>,
     /// `owner@tenant` of the key it enrolls.
     pub owner: String,
     /// Its scopes.
@@ -291,7 +333,7 @@ pub struct UserChange {
     pub scopes: Option<Vec<String>>,
     /// A new password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
+    pub password: Option<Secret<String>>,
 }
 
 /// One audit event.
@@ -479,5 +521,48 @@ impl<'de> Deserialize<'de> for Code {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let s = String::deserialize(deserializer)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_stay_out_of_debug_but_not_off_the_wire() {
+        let user = NewUser {
+            user: "alice@acme".into(),
+            password: "correct horse battery".into(),
+            scopes: vec![],
+        };
+        let debug = format!("{user:?}");
+        assert!(!debug.contains("correct horse"), "{debug}");
+        assert!(
+            debug.contains("alice@acme") && debug.contains("redacted"),
+            "{debug}"
+        );
+        let change = UserChange {
+            password: Some("another long password".into()),
+            ..UserChange::default()
+        };
+        assert!(!format!("{change:?}").contains("another long"));
+        let json = serde_json::to_value(&user).unwrap();
+        assert_eq!(json["password"], "correct horse battery");
+        let back: NewUser = serde_json::from_value(json).unwrap();
+        assert_eq!(back.password.expose(), "correct horse battery");
+        let token = TokenInfo {
+            id: 7,
+            token: Some("lkt_shown_once".into()),
+            owner: "alice@acme".into(),
+            scopes: vec![],
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+            status: "unused".into(),
+            key_id: None,
+        };
+        assert!(!format!("{token:?}").contains("lkt_shown_once"));
+        assert_eq!(
+            serde_json::to_value(&token).unwrap()["token"],
+            "lkt_shown_once"
+        );
     }
 }

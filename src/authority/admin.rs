@@ -77,7 +77,7 @@ impl Authority {
         let user: UserRef = request.user.parse()?;
         let scopes = parse_scopes(&request.scopes)?;
         let tenant = self.existing_tenant(&user.tenant).await?;
-        let hash = self.passwords.hash(request.password).await?;
+        let hash = self.passwords.hash(request.password.into_inner()).await?;
         let event = self.event(
             &format!("admin:{admin}"),
             "user.add",
@@ -161,7 +161,7 @@ impl Authority {
         let id = self.store.insert_token(&stored, &event).await?;
         Ok(TokenInfo {
             id,
-            token: Some(secret),
+            token: Some(secret.into()),
             owner: owner.to_string(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             expires_at: from_unix(stored.expires_at),

@@ -105,7 +105,7 @@ impl Authority {
             .await?
             .ok_or(AuthorityError::NotFound("user"))?;
         let password_hash = match change.password {
-            Some(p) => Some(self.passwords.hash(p).await?),
+            Some(p) => Some(self.passwords.hash(p.into_inner()).await?),
             None => None,
         };
         let event = self.event(
