@@ -160,7 +160,8 @@ fn authority_enroll(c: &mut Criterion) {
                         .await
                         .expect("token")
                         .token
-                        .expect("secret");
+                        .expect("secret")
+                        .into_inner();
                     work.push((token, new_key_pair(KeyType::P256).expect("key").csr_pem));
                 }
                 let queue = Arc::new(Mutex::new(work));
