@@ -72,7 +72,9 @@ fn authority_status(e: &AuthorityError) -> (StatusCode, &'static str) {
         E::RenewalTooSoon { .. } => (StatusCode::TOO_MANY_REQUESTS, "renewal_too_soon"),
         E::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
         E::CrlExpired { .. } => (StatusCode::SERVICE_UNAVAILABLE, "crl_expired"),
-        E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        E::Internal(_) | E::Store(_) | E::Signer(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        }
     }
 }
 
@@ -82,7 +84,10 @@ impl IntoResponse for ApiError {
             ApiError::Authority(e) => {
                 let (status, code) = authority_status(e);
                 let detail = match e {
-                    AuthorityError::Internal(_) | AuthorityError::Unavailable(_) => {
+                    AuthorityError::Internal(_)
+                    | AuthorityError::Store(_)
+                    | AuthorityError::Signer(_)
+                    | AuthorityError::Unavailable(_) => {
                         tracing::error!(error = %e, source = ?std::error::Error::source(e), "request failed");
                         match e {
                             AuthorityError::Unavailable(_) => {
