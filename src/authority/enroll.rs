@@ -147,10 +147,7 @@ impl Authority {
                 public_key: verified.public_key.clone(),
             };
             // 5. Sign.
-            let issued = self
-                .signer
-                .sign_key_certificate(order)
-                .map_err(|e| AuthorityError::Internal(e.to_string()))?;
+            let issued = self.signer.sign_key_certificate(order)?;
             let key = NewKey {
                 id: key_id.to_string(),
                 tenant_id: enroller.tenant_id,
