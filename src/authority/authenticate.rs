@@ -4,9 +4,9 @@
 use rustls_pki_types::CertificateDer;
 
 use super::{Authority, AuthorityError};
-use crate::model::profile::SpiffeId;
 use crate::model::{KeyId, OwnerName, ScopeSet, SourceNet, TenantName, UserRef};
-use crate::tls::PeerIdentity;
+use crate::profile::PeerIdentity;
+use crate::profile::SpiffeId;
 
 /// A credential from the `Authorization` header.
 #[derive(Clone)]
