@@ -1,3 +1,4 @@
+use crate::api::Code;
 use crate::model::Scope;
 use crate::store::StoreError;
 
@@ -54,9 +55,8 @@ pub enum AuthorityError {
     /// A field of the request is invalid.
     #[error("{detail}")]
     Invalid {
-        /// The stable code: `invalid_request`, `invalid_scope`, `invalid_name`,
-        /// `invalid_characters`, `weak_password`.
-        code: &'static str,
+        /// The stable code, such as [`Code::InvalidScope`] or [`Code::WeakPassword`].
+        code: Code,
         /// What is wrong.
         detail: String,
     },
@@ -133,17 +133,62 @@ pub enum RenewalRefusal {
 }
 
 impl AuthorityError {
-    pub(crate) fn invalid(code: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn invalid(code: Code, detail: impl Into<String>) -> Self {
         Self::Invalid {
             code,
             detail: detail.into(),
+        }
+    }
+
+    /// The stable code a client sees for this error. The status it travels with is the
+    /// HTTP edge's business (`http::problem::status`), decided by the code alone.
+    pub fn code(&self) -> Code {
+        use AuthorityError as E;
+        match self {
+            E::Unauthenticated => Code::Unauthenticated,
+            E::InvalidCredentials => Code::InvalidCredentials,
+            E::InvalidToken => Code::InvalidToken,
+            E::InvalidCertificate(_) => Code::InvalidCertificate,
+            E::AdminRequired => Code::AdminRequired,
+            E::MetricsForbidden => Code::MetricsForbidden,
+            E::Disabled(_) => Code::Disabled,
+            E::ScopeNotGranted(_) => Code::ScopeNotGranted,
+            E::TtlOutOfRange(_) => Code::TtlOutOfRange,
+            E::Csr(csr) => match csr {
+                CsrError::Malformed(_) => Code::CsrMalformed,
+                CsrError::SignatureInvalid => Code::CsrSignatureInvalid,
+                CsrError::WeakSignature(_) => Code::WeakSignature,
+                CsrError::UnsupportedKey(_) => Code::UnsupportedKey,
+                CsrError::WeakKey(_) | CsrError::WeakExponent(_) => Code::WeakKey,
+                CsrError::ExtensionForbidden(_) => Code::CsrExtensionForbidden,
+            },
+            E::PublicKeyInUse => Code::PublicKeyInUse,
+            E::NotKeyOwner => Code::NotKeyOwner,
+            E::KeyNotActive => Code::KeyNotActive,
+            E::RenewalRefused(why) => match why {
+                RenewalRefusal::CertificateNotForKey => Code::CertificateNotForKey,
+                RenewalRefusal::KeyRevoked => Code::KeyRevoked,
+                RenewalRefusal::KeyExpired => Code::KeyExpired,
+                RenewalRefusal::CertificateRevoked => Code::CertificateRevoked,
+                RenewalRefusal::CertificateExpired => Code::CertificateExpired,
+            },
+            E::Invalid { code, .. } => *code,
+            E::NotFound(_) => Code::NotFound,
+            E::AlreadyExists(_) => Code::AlreadyExists,
+            E::Unavailable(_) => Code::StoreUnavailable,
+            E::Busy => Code::Busy,
+            E::TooManyAttempts { .. } => Code::TooManyAttempts,
+            E::RenewalTooSoon { .. } => Code::RenewalTooSoon,
+            E::NotReady(_) => Code::NotReady,
+            E::CrlExpired { .. } => Code::CrlExpired,
+            E::Internal(_) | E::Store(_) | E::Signer(_) => Code::Internal,
         }
     }
 }
 
 impl From<crate::model::NameError> for AuthorityError {
     fn from(err: crate::model::NameError) -> Self {
-        Self::invalid("invalid_name", err.to_string())
+        Self::invalid(Code::InvalidName, err.to_string())
     }
 }
 
