@@ -14,6 +14,7 @@ mod issuers;
 mod keys;
 mod revocations;
 mod root_crls;
+mod rows;
 mod synthetic;
 mod tenants;
 mod tokens;
@@ -32,6 +33,7 @@ pub use keys::{
 };
 pub use revocations::{CrlMarks, CrlRow, RevocationScope, RevokedCertificate, RevokedList};
 pub use root_crls::RootCrlRow;
+pub use rows::{CertificateKind, CertificateKindError};
 pub use tenants::UserChange;
 pub use tenants::{TenantRow, UserRow};
 pub use tokens::{NewToken, TokenCredential, TokenRow};

@@ -48,7 +48,7 @@ fn certificate(serial: &str, issuer_id: i64, key_id: &str, public_key: &str) -> 
     NewCertificate {
         serial: sn(serial),
         issuer_id,
-        kind: "key",
+        kind: latchkey::store::CertificateKind::Key,
         key_id: Some(key_id.into()),
         subject: format!("spiffe://latchkey.internal/tenant/acme/key/{key_id}"),
         public_key_sha256: public_key.into(),
