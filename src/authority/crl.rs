@@ -26,7 +26,7 @@ use tokio::sync::{Notify, watch};
 
 use super::{Authority, AuthorityError, from_unix};
 use crate::ca::{CrlEntry, CrlOrder};
-use crate::model::{RevocationReason, Serial};
+use crate::model::RevocationReason;
 use crate::store::{CrlRow, RevokedList, StoreError};
 
 /// Revocations arriving within this of each other share one CRL.
@@ -484,21 +484,17 @@ enum Followed {
     Unlisted,
 }
 
-/// The entries of a CRL from the store's list of revoked certificates.
+/// The entries of a CRL from the store's list of revoked certificates; a corrupt one fails
+/// the build.
 fn crl_entries(revoked: &RevokedList) -> Result<Vec<CrlEntry>, AuthorityError> {
     revoked
         .iter()
         .map(|r| {
             let r = r?;
             Ok(CrlEntry {
-                serial: r.serial.parse::<Serial>().map_err(|_| {
-                    AuthorityError::Internal(format!("stored serial {:?}", r.serial))
-                })?,
-                revoked_at: from_unix(r.revoked_at),
-                reason: r
-                    .revocation_reason
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(RevocationReason::Unspecified),
+                serial: r.serial,
+                revoked_at: r.revoked_at,
+                reason: r.reason,
             })
         })
         .collect()

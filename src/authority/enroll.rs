@@ -259,7 +259,7 @@ impl Authority {
         NewCertificate {
             serial: issued.serial.to_string(),
             issuer_id: self.issuer_id,
-            kind: "key",
+            kind: crate::store::CertificateKind::Key,
             key_id: Some(key_id.to_string()),
             subject: crate::profile::SpiffeId::Key {
                 tenant: tenant.clone(),
@@ -278,7 +278,7 @@ impl Authority {
 fn certificate_row(c: &NewCertificate) -> crate::store::ListedCertificate {
     let certificate = crate::store::CertificateRow {
         serial: c.serial.clone(),
-        kind: c.kind.to_owned(),
+        kind: c.kind,
         key_id: c.key_id.clone(),
         subject: c.subject.clone(),
         not_before: c.not_before,

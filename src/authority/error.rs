@@ -102,10 +102,10 @@ pub enum AuthorityError {
     Unavailable(#[source] StoreError),
     /// The store answered with an error no request can cause: bad SQL, a corrupt row. A bug
     /// or damaged data, not an outage; details go to the log only.
-    #[error("store failure")]
+    #[error("store failure: {0}")]
     Store(#[source] StoreError),
     /// The signer failed on an order the authority approved: a bug or a broken issuer.
-    #[error("signing failed")]
+    #[error("signing failed: {0}")]
     Signer(#[from] crate::ca::SignerError),
     /// A bug or a broken invariant; details go to the log only.
     #[error("internal error: {0}")]

@@ -234,7 +234,7 @@ impl Authority {
             .recorded_certificate(&identity.serial.to_string(), der)
             .await?
             .ok_or_else(unknown)?;
-        if row.kind != "key" {
+        if row.kind != crate::store::CertificateKind::Key {
             return Err(AuthorityError::RenewalRefused(
                 RenewalRefusal::CertificateNotForKey,
             ));

@@ -14,6 +14,7 @@ mod issuers;
 mod keys;
 mod revocations;
 mod root_crls;
+mod rows;
 mod synthetic;
 mod tenants;
 mod tokens;
@@ -32,6 +33,7 @@ pub use keys::{
 };
 pub use revocations::{CrlMarks, CrlRow, RevocationScope, RevokedCertificate, RevokedList};
 pub use root_crls::RootCrlRow;
+pub use rows::{CertificateKind, CertificateKindError};
 pub use tenants::UserChange;
 pub use tenants::{TenantRow, UserRow};
 pub use tokens::{NewToken, TokenCredential, TokenRow};
@@ -45,11 +47,11 @@ pub use tokens::{NewToken, TokenCredential, TokenRow};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database could not be reached, or dropped the connection; nothing was changed.
-    #[error("store unavailable")]
+    #[error("store unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
     /// The database answered, but refused or failed the statement in a way no mapping
     /// covers: a bug of the CA (bad SQL, a value of the wrong type), not an outage.
-    #[error("store error")]
+    #[error("store error: {0}")]
     Internal(#[source] sqlx::Error),
     /// A row with the same unique name exists already.
     #[error("{0} already exists")]

@@ -335,6 +335,62 @@ async fn a_restart_serves_the_same_crl_and_repairs_one_that_disagrees_with_the_s
     assert!(crl_serials(&der).contains(&key.key.certificates[0].serial));
 }
 
+/// A revocation reason the CA never writes is not listed as "unspecified": the build fails,
+/// loudly (log, readiness), naming the column, and the last good CRL stays.
+#[tokio::test]
+async fn a_corrupt_stored_reason_fails_the_crl_build_instead_of_becoming_unspecified() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let key = ca.enroll_into("alice@acme", &["read:metrics"], "k").await;
+    let (first, _) = ca.anonymous().crl(None, 0).await.unwrap().unwrap();
+
+    // A revocation with a reason nothing in the CA writes, made behind its back, and the
+    // revision moved so the builder knows a CRL misses it.
+    let db = ca.home().join("latchkey.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE certificates SET revoked_at = strftime('%s','now'), \
+         revocation_reason = 'bogus' WHERE key_id = ?",
+    )
+    .bind(&key.key.id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO crl_demand (id, revision) VALUES (1, 1) \
+         ON CONFLICT (id) DO UPDATE SET revision = crl_demand.revision + 1",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let conn = ca.raw(None);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, _) = conn
+            .send(http::Method::GET, "/readyz", None, None)
+            .await
+            .unwrap();
+        if status == 503 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz stayed ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = std::fs::read_to_string(ca.path("serve.log")).unwrap();
+    assert!(log.contains("CANNOT PUBLISH A CRL"), "{log}");
+    assert!(log.contains("revocation_reason"), "{log}");
+    let (number, _) = ca.anonymous().crl(None, 0).await.unwrap().unwrap();
+    assert_eq!(number, first, "no CRL was built from a guessed reason");
+}
+
 #[tokio::test]
 async fn only_the_owner_or_an_admin_revokes_and_others_learn_nothing() {
     let ca = Ca::start();
