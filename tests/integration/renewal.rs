@@ -272,13 +272,15 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
 
 #[tokio::test]
 async fn renew_once_replaces_the_files_and_watch_renews_without_a_gap() {
-    let ca = Ca::start_with(&["--certificate-lifetime", "60s", "--renew-interval", "0s"]);
+    // The CLI is a process on real time: certificates of 15 s keep it short. The renewal
+    // rule (two thirds of the lifetime from issue) is the same at any lifetime.
+    let ca = Ca::start_with(&["--certificate-lifetime", "15s", "--renew-interval", "0s"]);
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
     let first = ca
         .enroll_into("alice@acme", &["read:metrics"], "alice")
         .await;
-    assert!(first.expires_in_seconds <= 60);
+    assert!(first.expires_in_seconds <= 15);
 
     let out = ca.cli(&["renew", "--dir", "alice"]);
     assert!(
@@ -303,10 +305,10 @@ async fn renew_once_replaces_the_files_and_watch_renews_without_a_gap() {
         ))
         .spawn()
         .unwrap();
-    // Two more renewals, each at two thirds of a two-minute validity (60 s plus the minute
-    // of backdating), come within about 90 s.
+    // Two more renewals, each at two thirds of the 15 s lifetime (10 s after issue), come
+    // within about 20 s.
     let admin = ca.admin();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
     let certificates = loop {
         let key = admin.key(None, &first.key.id).await.unwrap();
         if key.certificates.len() >= 4 {
@@ -332,11 +334,12 @@ async fn renew_once_replaces_the_files_and_watch_renews_without_a_gap() {
             pair[1].serial
         );
     }
-    // The watcher's renewals come at about two thirds of a 60 s lifetime, not in a rush.
+    // The watcher's renewals come at about two thirds of a 15 s lifetime (10 s, ±3% jitter,
+    // whole seconds), not in a rush and not late.
     for pair in certificates[1..].windows(2) {
         let spacing = (issued(&pair[1]) - issued(&pair[0])).whole_seconds();
         assert!(
-            (30..=50).contains(&spacing),
+            (9..=12).contains(&spacing),
             "renewed {spacing} s after the previous certificate"
         );
     }
@@ -570,7 +573,9 @@ async fn tokens_can_be_revoked_and_the_audit_log_reads_back_with_filters() {
 /// the CA is back, before the certificate ends. A reader never sees a half-written file.
 #[tokio::test]
 async fn renewal_survives_the_ca_being_down_and_files_are_replaced_whole() {
-    let mut ca = Ca::start_with(&["--certificate-lifetime", "60s"]);
+    // Processes on real time: certificates of 30 s (renewal due 20 s after issue) keep it
+    // short while leaving the retries room before the certificates end.
+    let mut ca = Ca::start_with(&["--certificate-lifetime", "30s"]);
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
     let cli = ca.enroll_into("alice@acme", &["read:metrics"], "cli").await;
@@ -624,10 +629,10 @@ async fn renewal_survives_the_ca_being_down_and_files_are_replaced_whole() {
         })
     };
 
-    // Down from now until past the renewal time (two thirds of the 60 s: 40 s after issue),
-    // and back 17 s before the certificates end.
+    // Down from now until past the renewal time (two thirds of the 30 s: 20 s after issue),
+    // and back 8 s before the certificates end.
     ca.stop();
-    tokio::time::sleep_until(issued + Duration::from_secs(43)).await;
+    tokio::time::sleep_until(issued + Duration::from_secs(22)).await;
     assert_eq!(
         key.current_serial().as_deref(),
         Some(first_lib_serial.as_str()),
