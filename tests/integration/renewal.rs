@@ -701,3 +701,95 @@ async fn renewal_survives_the_ca_being_down_and_files_are_replaced_whole() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// The library's auto-renewing key decides by its clock (here the in-process CA's, moved
+/// forward), and says where renewal stands: waiting until two thirds of the lifetime,
+/// renewed once the clock passes it, and failing (with the current certificate kept) while
+/// the CA is unreachable.
+#[tokio::test]
+async fn the_auto_renewing_key_follows_its_clock_and_reports_failing_renewals() {
+    use latchkey::client::{AutoRenewingKey, KeyDir, RenewalStatus, Renewer};
+    let mut ca = Ca::in_process(crate::support::policy(
+        time::Duration::hours(1),
+        time::Duration::hours(1),
+    ));
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let first = ca
+        .enroll_into("alice@acme", &["read:metrics"], "alice")
+        .await;
+    let first_serial = first.key.certificates[0].serial.clone();
+    let renewer = Renewer::new(&ca.url, &ca.ca_pem(), KeyDir::new(ca.path("alice")))
+        .with_clock(Arc::new(ca.clock().clone()));
+    let key = AutoRenewingKey::start_with(renewer).unwrap();
+    let status = key.status();
+    let RenewalStatus::Waiting {
+        renew_at,
+        not_after,
+    } = wait_for(&status, "waiting", |s| {
+        matches!(s, RenewalStatus::Waiting { .. })
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    // Two thirds of the hour from issue, ±3% of it (108 s).
+    let issued = first.key.certificates[0].not_before + latchkey::model::profile::BACKDATE;
+    let after = (renew_at - issued).whole_seconds();
+    assert!(
+        (2292..=2508).contains(&after),
+        "renewal due {after} s after issue"
+    );
+    assert_eq!(not_after, first.key.certificates[0].not_after);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        key.current_serial(),
+        Some(first_serial.clone()),
+        "renewed early"
+    );
+
+    // The clock past the renewal time: renewed at once, and waiting for the next one.
+    ca.advance(time::Duration::minutes(43));
+    wait_for(
+        &status,
+        "renewed",
+        |s| matches!(s, RenewalStatus::Waiting { not_after: n, .. } if *n > not_after),
+    )
+    .await;
+    assert_ne!(key.current_serial(), Some(first_serial), "renewed");
+    let renewed = key.current_serial();
+
+    // The CA gone and the next renewal due: failing, the current certificate kept.
+    ca.stop();
+    ca.advance(time::Duration::minutes(43));
+    let failing = wait_for(&status, "failing", |s| {
+        matches!(s, RenewalStatus::Failing { .. })
+    })
+    .await;
+    let RenewalStatus::Failing {
+        failures, error, ..
+    } = failing
+    else {
+        unreachable!()
+    };
+    assert!(failures >= 1 && !error.is_empty(), "{failures} {error}");
+    assert_eq!(
+        key.current_serial(),
+        renewed,
+        "the current certificate is kept"
+    );
+}
+
+/// The first status `ok` accepts, within 15 s.
+async fn wait_for(
+    status: &tokio::sync::watch::Receiver<latchkey::client::RenewalStatus>,
+    what: &str,
+    ok: impl FnMut(&latchkey::client::RenewalStatus) -> bool,
+) -> latchkey::client::RenewalStatus {
+    let mut waiting = status.clone();
+    let seen = match tokio::time::timeout(Duration::from_secs(15), waiting.wait_for(ok)).await {
+        Ok(Ok(seen)) => Some(seen.clone()),
+        _ => None,
+    };
+    seen.unwrap_or_else(|| panic!("never {what}: {:?}", *status.borrow()))
+}
