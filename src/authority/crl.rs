@@ -436,10 +436,7 @@ impl Authority {
                     entries: crl_entries(&revoked)?,
                 };
                 drop(revoked);
-                let der = authority
-                    .signer
-                    .sign_crl(&order)
-                    .map_err(|e| AuthorityError::Internal(e.to_string()))?;
+                let der = authority.signer.sign_crl(&order)?;
                 Ok::<_, AuthorityError>((der, order.entries.len() as i64))
             })
             .await

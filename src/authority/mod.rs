@@ -121,10 +121,7 @@ impl Authority {
         clock: Arc<dyn Clock>,
         policy: Policy,
     ) -> Result<Self, AuthorityError> {
-        let store = Store::connect(database_url).await.map_err(|e| match e {
-            crate::store::StoreError::Unavailable(_) => AuthorityError::Unavailable(e),
-            other => AuthorityError::Internal(other.to_string()),
-        })?;
+        let store = Store::connect(database_url).await?;
         Self::new(store, signer, root_der, clock, policy).await
     }
 
@@ -231,8 +228,7 @@ impl Authority {
         &self,
         der: rustls_pki_types::CertificateDer<'static>,
     ) -> Result<(), AuthorityError> {
-        let issued = crate::ca::IssuedCertificate::from_der(der)
-            .map_err(|e| AuthorityError::Internal(e.to_string()))?;
+        let issued = crate::ca::IssuedCertificate::from_der(der)?;
         if self
             .store
             .certificate(&issued.serial.to_string())

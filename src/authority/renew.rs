@@ -94,10 +94,7 @@ impl Authority {
                 not_after,
                 public_key: public_key.clone(),
             };
-            let issued = self
-                .signer
-                .sign_key_certificate(order)
-                .map_err(|e| AuthorityError::Internal(e.to_string()))?;
+            let issued = self.signer.sign_key_certificate(order)?;
             let record = self.new_key_certificate(&key_id, &tenant, &issued);
             let event = self.event(
                 &format!("key:{key_id}"),

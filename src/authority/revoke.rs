@@ -5,6 +5,7 @@
 
 use super::authenticate::Principal;
 use super::{Authority, AuthorityError, Caller};
+use crate::api::Code;
 use crate::api::{BulkRevocation, BulkRevocationResult, KeyInfo, RevokeRequest};
 use crate::model::{KeyId, OwnerName, RevocationReason, TenantName};
 use crate::store::RevocationScope;
@@ -14,7 +15,7 @@ fn reason(given: Option<&str>) -> Result<RevocationReason, AuthorityError> {
         .unwrap_or("unspecified")
         .parse()
         .map_err(|e: crate::model::ReasonError| {
-            AuthorityError::invalid("invalid_reason", e.to_string())
+            AuthorityError::invalid(Code::InvalidReason, e.to_string())
         })
 }
 

@@ -31,7 +31,7 @@ impl RevokedList {
             .split(',')
             .filter(|item| !item.is_empty())
             .map(|item| {
-                let corrupt = || StoreError::Corrupt(format!("revocation list item {item:?}"));
+                let corrupt = || StoreError::corrupt("certificates", "revoked_at", item);
                 let mut parts = item.splitn(3, ' ');
                 let serial = parts.next().ok_or_else(corrupt)?;
                 let revoked_at = parts

@@ -223,7 +223,8 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
         .await
         .unwrap()
         .token
-        .unwrap();
+        .unwrap()
+        .into_inner();
     let enrolled = authority
         .enroll(
             &Caller {

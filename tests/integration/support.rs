@@ -352,6 +352,7 @@ impl Ca {
             .expect("create token")
             .token
             .expect("secret")
+            .into_inner()
     }
 
     /// A key directory `<dir>/<name>/` holding a key of `user` that lived one second and has
