@@ -690,8 +690,12 @@ mod tests {
             .expect("a webpki error")
     }
 
-    /// The refusal of a leaf whose latchkey identity does not parse.
-    const NOT_A_KEY: &str = "not a latchkey key certificate";
+    /// The refusal of a leaf whose latchkey identity does not parse: it says so, and why.
+    fn not_a_key_because(e: IdentityError) -> String {
+        let reason = not_a_key(&e).to_owned();
+        assert!(reason.starts_with("not a latchkey key certificate: "));
+        reason
+    }
 
     /// The key profile changed by `change`, signed by the fixture's intermediate.
     fn leaf_with(
@@ -753,7 +757,7 @@ mod tests {
         );
         assert_eq!(
             other_reason(v.verify(&no_eku, &[], now)).to_string(),
-            NOT_A_KEY
+            not_a_key_because(IdentityError::ExtendedKeyUsage)
         );
     }
 
@@ -789,7 +793,7 @@ mod tests {
             );
             assert_eq!(
                 other_reason(v.verify(&leaf, &[], now)).to_string(),
-                NOT_A_KEY,
+                not_a_key_because(IdentityError::SpiffeId),
                 "{case}"
             );
         }
@@ -815,7 +819,7 @@ mod tests {
             );
             assert_eq!(
                 other_reason(v.verify(&leaf, &[], now)).to_string(),
-                NOT_A_KEY,
+                not_a_key_because(IdentityError::SubjectMismatch),
                 "{case}"
             );
         }

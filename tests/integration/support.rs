@@ -327,7 +327,7 @@ impl Ca {
                 &password(user),
                 &dir,
                 KeyType::P256,
-                request("", scopes, name),
+                latchkey::client::KeyRequest::new(name).scopes(scopes),
             )
             .await
             .expect("enroll")
