@@ -4,6 +4,12 @@
 //!
 //! `cargo bench --bench issuance` (add a filter such as `crl` to run a part)
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a benchmark fails")]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! makes undocumented public functions"
+)]
+
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -154,7 +160,8 @@ fn authority_enroll(c: &mut Criterion) {
                         .await
                         .expect("token")
                         .token
-                        .expect("secret");
+                        .expect("secret")
+                        .into_inner();
                     work.push((token, new_key_pair(KeyType::P256).expect("key").csr_pem));
                 }
                 let queue = Arc::new(Mutex::new(work));

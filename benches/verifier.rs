@@ -4,6 +4,12 @@
 //!
 //! `cargo bench --bench verifier`
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a benchmark fails")]
+#![allow(
+    missing_docs,
+    reason = "criterion_group! makes undocumented public functions"
+)]
+
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};

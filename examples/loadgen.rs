@@ -175,6 +175,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     })
                     .await?
                     .token
+                    .map(latchkey::api::Secret::into_inner)
                     .unwrap_or_default();
                 out.push((token, new_key_pair(KeyType::P256)?.csr_pem));
             }

@@ -4,6 +4,48 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+/// A value that must never reach a log: its `Debug` says only that it is redacted, and on
+/// the wire it is the bare value (`serde(transparent)`). Reading it takes [`Secret::expose`],
+/// a word that is easy to find in review.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    /// Wraps a secret.
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+
+    /// The secret itself, unwrapped.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> From<T> for Secret<T> {
+    fn from(value: T) -> Self {
+        Self(value)
+    }
+}
+
+impl From<&str> for Secret<String> {
+    fn from(value: &str) -> Self {
+        Self(value.to_owned())
+    }
+}
+
+impl<T> std::fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
 /// `POST /v1/keys`: get a key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -141,7 +183,7 @@ pub struct NewUser {
     /// `owner@tenant`.
     pub user: String,
     /// The password, stored only as an argon2id hash.
-    pub password: String,
+    pub password: Secret<String>,
     /// The scopes the user may put into its keys.
     pub scopes: Vec<String>,
 }
@@ -180,7 +222,7 @@ pub struct TokenInfo {
     pub id: i64,
     /// The secret, shown once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
+    pub token: Option<Secret<String>>,
     /// `owner@tenant` of the key it enrolls.
     pub owner: String,
     /// Its scopes.
@@ -291,7 +333,7 @@ pub struct UserChange {
     pub scopes: Option<Vec<String>>,
     /// A new password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
+    pub password: Option<Secret<String>>,
 }
 
 /// One audit event.
@@ -324,4 +366,203 @@ pub struct AuditPage {
     /// Pass as `cursor` for the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+}
+
+/// Declares [`Code`] from one list, so that the variants, their wire strings and
+/// [`Code::ALL`] cannot drift apart.
+macro_rules! codes {
+    ($($(#[$doc:meta])* $variant:ident => $text:literal,)*) => {
+        /// The stable machine-readable code of a problem document the CA answers. The set is
+        /// closed: the README's "The HTTP API" lists every one, and a test keeps it so.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum Code {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl Code {
+            /// Every code, in declaration order.
+            pub const ALL: &[Code] = &[$(Code::$variant,)*];
+
+            /// The code as it appears in a problem document's `code` field.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $text,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    /// No usable credential was presented, or the `Authorization` header is unusable.
+    Unauthenticated => "unauthenticated",
+    /// Wrong password, unknown user or unknown tenant, deliberately alike.
+    InvalidCredentials => "invalid_credentials",
+    /// An enrollment token that does not exist, was used, revoked or has expired.
+    InvalidToken => "invalid_token",
+    /// A client certificate that is not a current latchkey certificate of this CA.
+    InvalidCertificate => "invalid_certificate",
+    /// The operation needs the administrator certificate.
+    AdminRequired => "admin_required",
+    /// `/metrics` from a caller that may not scrape.
+    MetricsForbidden => "metrics_forbidden",
+    /// The user or tenant is disabled.
+    Disabled => "disabled",
+    /// The requested scopes are not all granted.
+    ScopeNotGranted => "scope_not_granted",
+    /// The key's lifetime is outside what the tenant allows.
+    TtlOutOfRange => "ttl_out_of_range",
+    /// The CSR does not parse.
+    CsrMalformed => "csr_malformed",
+    /// The CSR's signature does not verify.
+    CsrSignatureInvalid => "csr_signature_invalid",
+    /// The CSR is signed with a weak algorithm.
+    WeakSignature => "weak_signature",
+    /// The CSR's key type is not supported.
+    UnsupportedKey => "unsupported_key",
+    /// The CSR's key is too small or has a weak exponent.
+    WeakKey => "weak_key",
+    /// The CSR asks for an extension the CA does not allow.
+    CsrExtensionForbidden => "csr_extension_forbidden",
+    /// The public key is already certified for another key.
+    PublicKeyInUse => "public_key_in_use",
+    /// The key belongs to someone else.
+    NotKeyOwner => "not_key_owner",
+    /// The key is revoked or expired.
+    KeyNotActive => "key_not_active",
+    /// The certificate presented for a renewal belongs to another key.
+    CertificateNotForKey => "certificate_not_for_key",
+    /// The key to renew is revoked.
+    KeyRevoked => "key_revoked",
+    /// The key to renew has expired.
+    KeyExpired => "key_expired",
+    /// The certificate presented for a renewal is revoked.
+    CertificateRevoked => "certificate_revoked",
+    /// The certificate presented for a renewal has expired.
+    CertificateExpired => "certificate_expired",
+    /// The request is malformed: a query, path or field that does not parse.
+    InvalidRequest => "invalid_request",
+    /// A scope name is invalid.
+    InvalidScope => "invalid_scope",
+    /// A tenant, owner or key name is invalid.
+    InvalidName => "invalid_name",
+    /// A control, bidi/format or separator character in a key's name or description.
+    InvalidCharacters => "invalid_characters",
+    /// A revocation reason that is not one of the accepted ones.
+    InvalidReason => "invalid_reason",
+    /// A password that is too weak.
+    WeakPassword => "weak_password",
+    /// The enrollment token was used already and cannot be revoked.
+    TokenNotRevocable => "token_not_revocable",
+    /// The body is not the JSON the endpoint takes.
+    InvalidJson => "invalid_json",
+    /// The body is not declared as JSON.
+    UnsupportedMediaType => "unsupported_media_type",
+    /// The body is over the size limit.
+    BodyTooLarge => "body_too_large",
+    /// The body did not arrive in time.
+    RequestTimeout => "request_timeout",
+    /// No such endpoint or object, or the caller may not know that it exists.
+    NotFound => "not_found",
+    /// A known endpoint with a method it does not take.
+    MethodNotAllowed => "method_not_allowed",
+    /// An object with that name exists already.
+    AlreadyExists => "already_exists",
+    /// No CRL has been published yet.
+    CrlUnavailable => "crl_unavailable",
+    /// The newest CRL is past its nextUpdate and no newer one could be made.
+    CrlExpired => "crl_expired",
+    /// The CA cannot serve correctly right now.
+    NotReady => "not_ready",
+    /// A share of password checks or long polls is taken.
+    Busy => "busy",
+    /// Too many wrong passwords in a row.
+    TooManyAttempts => "too_many_attempts",
+    /// The key got a certificate too recently.
+    RenewalTooSoon => "renewal_too_soon",
+    /// The store cannot be reached; nothing was changed.
+    StoreUnavailable => "store_unavailable",
+    /// A bug; the CA's log has the details.
+    Internal => "internal",
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that is not one of the [`Code`]s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown problem code {0:?}")]
+#[non_exhaustive]
+pub struct UnknownCode(pub String);
+
+impl std::str::FromStr for Code {
+    type Err = UnknownCode;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Code::ALL
+            .iter()
+            .copied()
+            .find(|code| code.as_str() == s)
+            .ok_or_else(|| UnknownCode(s.to_owned()))
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Code {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_stay_out_of_debug_but_not_off_the_wire() {
+        let user = NewUser {
+            user: "alice@acme".into(),
+            password: "correct horse battery".into(),
+            scopes: vec![],
+        };
+        let debug = format!("{user:?}");
+        assert!(!debug.contains("correct horse"), "{debug}");
+        assert!(
+            debug.contains("alice@acme") && debug.contains("redacted"),
+            "{debug}"
+        );
+        let change = UserChange {
+            password: Some("another long password".into()),
+            ..UserChange::default()
+        };
+        assert!(!format!("{change:?}").contains("another long"));
+        let json = serde_json::to_value(&user).unwrap();
+        assert_eq!(json["password"], "correct horse battery");
+        let back: NewUser = serde_json::from_value(json).unwrap();
+        assert_eq!(back.password.expose(), "correct horse battery");
+        let token = TokenInfo {
+            id: 7,
+            token: Some("lkt_shown_once".into()),
+            owner: "alice@acme".into(),
+            scopes: vec![],
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+            status: "unused".into(),
+            key_id: None,
+        };
+        assert!(!format!("{token:?}").contains("lkt_shown_once"));
+        assert_eq!(
+            serde_json::to_value(&token).unwrap()["token"],
+            "lkt_shown_once"
+        );
+    }
 }

@@ -8,6 +8,8 @@
 //! signer ([`ca`]), the [`authority`] that decides who gets what, the [`store`], the
 //! [`http`] edge and the server process around them.
 
+#![forbid(unsafe_code)]
+
 pub mod api;
 pub mod client;
 pub mod clock;

@@ -1,6 +1,7 @@
 //! Administration: tenants, users, enrollment tokens. Every action needs an administrator
 //! certificate and writes an audit event in the same transaction as the change.
 
+use crate::api::Code;
 use time::Duration;
 
 use super::authenticate::stored_scopes;
@@ -15,10 +16,10 @@ const MAX_TOKEN_TTL: Duration = Duration::days(30);
 
 pub(super) fn parse_scopes(items: &[String]) -> Result<ScopeSet, AuthorityError> {
     let scopes = ScopeSet::parse(items)
-        .map_err(|e| AuthorityError::invalid("invalid_scope", e.to_string()))?;
+        .map_err(|e| AuthorityError::invalid(Code::InvalidScope, e.to_string()))?;
     if scopes.is_empty() {
         return Err(AuthorityError::invalid(
-            "invalid_scope",
+            Code::InvalidScope,
             "name at least one scope",
         ));
     }
@@ -76,7 +77,7 @@ impl Authority {
         let user: UserRef = request.user.parse()?;
         let scopes = parse_scopes(&request.scopes)?;
         let tenant = self.existing_tenant(&user.tenant).await?;
-        let hash = self.passwords.hash(request.password).await?;
+        let hash = self.passwords.hash(request.password.into_inner()).await?;
         let event = self.event(
             &format!("admin:{admin}"),
             "user.add",
@@ -160,7 +161,7 @@ impl Authority {
         let id = self.store.insert_token(&stored, &event).await?;
         Ok(TokenInfo {
             id,
-            token: Some(secret),
+            token: Some(secret.into()),
             owner: owner.to_string(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             expires_at: from_unix(stored.expires_at),

@@ -3,6 +3,7 @@
 
 use super::paging::{self, Page};
 use super::{Authority, AuthorityError, Caller, MAX_KEY_DAYS, from_unix};
+use crate::api::Code;
 use crate::api::{AuditEventInfo, AuditPage, TenantChange, TenantInfo, UserChange, UserInfo};
 use crate::model::{TenantName, UserRef};
 use crate::store::{AuditFilter, UserChange as StoredChange};
@@ -37,7 +38,7 @@ fn timestamp(field: &str, value: Option<&str>) -> Result<Option<i64>, AuthorityE
                 .map(|t| t.unix_timestamp())
                 .map_err(|_| {
                     AuthorityError::invalid(
-                        "invalid_request",
+                        Code::InvalidRequest,
                         format!("{field} must be an RFC 3339 time"),
                     )
                 })
@@ -104,7 +105,7 @@ impl Authority {
             .await?
             .ok_or(AuthorityError::NotFound("user"))?;
         let password_hash = match change.password {
-            Some(p) => Some(self.passwords.hash(p).await?),
+            Some(p) => Some(self.passwords.hash(p.into_inner()).await?),
             None => None,
         };
         let event = self.event(
@@ -149,7 +150,7 @@ impl Authority {
         );
         if !self.store.revoke_token(id, event.at, &event).await? {
             return Err(AuthorityError::invalid(
-                "token_not_revocable",
+                Code::TokenNotRevocable,
                 "the token was used or revoked already",
             ));
         }

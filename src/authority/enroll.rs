@@ -10,6 +10,7 @@
 //!    serial or key id goes back to step 4; a token spent meanwhile fails the request.
 //! 7. Answer. A crash before 6 commits leaves neither a record nor a certificate anywhere.
 
+use crate::api::Code;
 use time::{Duration, OffsetDateTime};
 
 use super::authenticate::Principal;
@@ -91,24 +92,24 @@ impl Authority {
         let name = request.name.trim().to_owned();
         if name.is_empty() || name.chars().count() > MAX_NAME {
             return Err(AuthorityError::invalid(
-                "invalid_request",
+                Code::InvalidRequest,
                 format!("name must be 1 to {MAX_NAME} printable characters"),
             ));
         }
         if request.description.chars().count() > MAX_DESCRIPTION {
             return Err(AuthorityError::invalid(
-                "invalid_request",
+                Code::InvalidRequest,
                 format!("description must be at most {MAX_DESCRIPTION} characters"),
             ));
         }
         let scopes = ScopeSet::parse(&request.scopes)
-            .map_err(|e| AuthorityError::invalid("invalid_scope", e.to_string()))?;
+            .map_err(|e| AuthorityError::invalid(Code::InvalidScope, e.to_string()))?;
         let scopes = match (scopes.is_empty(), enroller.token.is_some()) {
             // A token names its scopes; asking for none means all of them.
             (true, true) => enroller.grants.clone(),
             (true, false) => {
                 return Err(AuthorityError::invalid(
-                    "invalid_scope",
+                    Code::InvalidScope,
                     "name at least one scope for the key",
                 ));
             }
@@ -146,10 +147,7 @@ impl Authority {
                 public_key: verified.public_key.clone(),
             };
             // 5. Sign.
-            let issued = self
-                .signer
-                .sign_key_certificate(order)
-                .map_err(|e| AuthorityError::Internal(e.to_string()))?;
+            let issued = self.signer.sign_key_certificate(order)?;
             let key = NewKey {
                 id: key_id.to_string(),
                 tenant_id: enroller.tenant_id,
@@ -230,7 +228,7 @@ impl Authority {
         let lifetime = match (request.ttl_seconds, request.expires_at) {
             (Some(_), Some(_)) => {
                 return Err(AuthorityError::invalid(
-                    "invalid_request",
+                    Code::InvalidRequest,
                     "give ttl_seconds or expires_at, not both",
                 ));
             }
@@ -261,7 +259,7 @@ impl Authority {
         NewCertificate {
             serial: issued.serial.to_string(),
             issuer_id: self.issuer_id,
-            kind: "key",
+            kind: crate::store::CertificateKind::Key,
             key_id: Some(key_id.to_string()),
             subject: crate::profile::SpiffeId::Key {
                 tenant: tenant.clone(),
@@ -280,7 +278,7 @@ impl Authority {
 fn certificate_row(c: &NewCertificate) -> crate::store::ListedCertificate {
     let certificate = crate::store::CertificateRow {
         serial: c.serial.clone(),
-        kind: c.kind.to_owned(),
+        kind: c.kind,
         key_id: c.key_id.clone(),
         subject: c.subject.clone(),
         not_before: c.not_before,
@@ -299,7 +297,7 @@ fn printable(field: &str, text: &str) -> Result<(), AuthorityError> {
     match crate::model::text::first_unsafe(text) {
         None => Ok(()),
         Some(c) => Err(AuthorityError::invalid(
-            "invalid_characters",
+            Code::InvalidCharacters,
             format!(
                 "{field} contains U+{:04X}, a control, format (such as a bidi override) or \
                  separator character; use printable text",

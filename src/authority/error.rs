@@ -1,3 +1,4 @@
+use crate::api::Code;
 use crate::model::Scope;
 use crate::store::StoreError;
 
@@ -54,9 +55,8 @@ pub enum AuthorityError {
     /// A field of the request is invalid.
     #[error("{detail}")]
     Invalid {
-        /// The stable code: `invalid_request`, `invalid_scope`, `invalid_name`,
-        /// `invalid_characters`, `weak_password`.
-        code: &'static str,
+        /// The stable code, such as [`Code::InvalidScope`] or [`Code::WeakPassword`].
+        code: Code,
         /// What is wrong.
         detail: String,
     },
@@ -100,6 +100,13 @@ pub enum AuthorityError {
     /// The store cannot be reached; nothing was done.
     #[error("the store is unavailable")]
     Unavailable(#[source] StoreError),
+    /// The store answered with an error no request can cause: bad SQL, a corrupt row. A bug
+    /// or damaged data, not an outage; details go to the log only.
+    #[error("store failure: {0}")]
+    Store(#[source] StoreError),
+    /// The signer failed on an order the authority approved: a bug or a broken issuer.
+    #[error("signing failed: {0}")]
+    Signer(#[from] crate::ca::SignerError),
     /// A bug or a broken invariant; details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -126,17 +133,62 @@ pub enum RenewalRefusal {
 }
 
 impl AuthorityError {
-    pub(crate) fn invalid(code: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn invalid(code: Code, detail: impl Into<String>) -> Self {
         Self::Invalid {
             code,
             detail: detail.into(),
+        }
+    }
+
+    /// The stable code a client sees for this error. The status it travels with is the
+    /// HTTP edge's business (`http::problem::status`), decided by the code alone.
+    pub fn code(&self) -> Code {
+        use AuthorityError as E;
+        match self {
+            E::Unauthenticated => Code::Unauthenticated,
+            E::InvalidCredentials => Code::InvalidCredentials,
+            E::InvalidToken => Code::InvalidToken,
+            E::InvalidCertificate(_) => Code::InvalidCertificate,
+            E::AdminRequired => Code::AdminRequired,
+            E::MetricsForbidden => Code::MetricsForbidden,
+            E::Disabled(_) => Code::Disabled,
+            E::ScopeNotGranted(_) => Code::ScopeNotGranted,
+            E::TtlOutOfRange(_) => Code::TtlOutOfRange,
+            E::Csr(csr) => match csr {
+                CsrError::Malformed(_) => Code::CsrMalformed,
+                CsrError::SignatureInvalid => Code::CsrSignatureInvalid,
+                CsrError::WeakSignature(_) => Code::WeakSignature,
+                CsrError::UnsupportedKey(_) => Code::UnsupportedKey,
+                CsrError::WeakKey(_) | CsrError::WeakExponent(_) => Code::WeakKey,
+                CsrError::ExtensionForbidden(_) => Code::CsrExtensionForbidden,
+            },
+            E::PublicKeyInUse => Code::PublicKeyInUse,
+            E::NotKeyOwner => Code::NotKeyOwner,
+            E::KeyNotActive => Code::KeyNotActive,
+            E::RenewalRefused(why) => match why {
+                RenewalRefusal::CertificateNotForKey => Code::CertificateNotForKey,
+                RenewalRefusal::KeyRevoked => Code::KeyRevoked,
+                RenewalRefusal::KeyExpired => Code::KeyExpired,
+                RenewalRefusal::CertificateRevoked => Code::CertificateRevoked,
+                RenewalRefusal::CertificateExpired => Code::CertificateExpired,
+            },
+            E::Invalid { code, .. } => *code,
+            E::NotFound(_) => Code::NotFound,
+            E::AlreadyExists(_) => Code::AlreadyExists,
+            E::Unavailable(_) => Code::StoreUnavailable,
+            E::Busy => Code::Busy,
+            E::TooManyAttempts { .. } => Code::TooManyAttempts,
+            E::RenewalTooSoon { .. } => Code::RenewalTooSoon,
+            E::NotReady(_) => Code::NotReady,
+            E::CrlExpired { .. } => Code::CrlExpired,
+            E::Internal(_) | E::Store(_) | E::Signer(_) => Code::Internal,
         }
     }
 }
 
 impl From<crate::model::NameError> for AuthorityError {
     fn from(err: crate::model::NameError) -> Self {
-        Self::invalid("invalid_name", err.to_string())
+        Self::invalid(Code::InvalidName, err.to_string())
     }
 }
 
@@ -149,9 +201,10 @@ impl From<StoreError> for AuthorityError {
             StoreError::KeyNotActive => Self::KeyNotActive,
             // The authority turns this into `RenewalTooSoon`, knowing the interval; reaching
             // here means a caller forgot to.
-            StoreError::TooSoon { .. } => Self::Internal(err.to_string()),
+            StoreError::TooSoon { .. } => Self::Store(err),
             StoreError::Disabled => Self::Disabled("the tenant or the user".into()),
             StoreError::Unavailable(_) | StoreError::BatchFailed(_) => Self::Unavailable(err),
+            StoreError::Internal(_) | StoreError::Corrupt { .. } => Self::Store(err),
             // A serial or key id drawn again after its retries ran out: with 128 random bits
             // that is a store misbehaving, not a request to refuse; nothing was issued, and
             // the client may try again.
@@ -162,8 +215,7 @@ impl From<StoreError> for AuthorityError {
             StoreError::Migration(_)
             | StoreError::NotEmpty
             | StoreError::CopyMismatch(_)
-            | StoreError::Corrupt(_)
-            | StoreError::Unsupported(_) => Self::Internal(err.to_string()),
+            | StoreError::Unsupported(_) => Self::Store(err),
         }
     }
 }

@@ -5,6 +5,7 @@
 use super::authenticate::{Principal, stored_scopes};
 use super::paging::{self, Page};
 use super::{Authority, AuthorityError, Caller, from_unix};
+use crate::api::Code;
 use crate::api::{CertificateInfo, KeyInfo, KeyPage};
 use crate::model::{KeyId, OwnerName};
 use crate::store::{KeyFilter, KeyRow, KeyStatus, ListedCertificate};
@@ -48,7 +49,7 @@ impl Authority {
             Some("revoked") => Some(KeyStatus::Revoked),
             Some(other) => {
                 return Err(AuthorityError::invalid(
-                    "invalid_request",
+                    Code::InvalidRequest,
                     format!("status {other:?} is not one of active, expired, revoked"),
                 ));
             }

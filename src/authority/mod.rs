@@ -25,7 +25,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::ca::Signer;
 use crate::clock::Clock;
-use crate::store::{AuditEvent, Store};
+use crate::store::{AuditEvent, CertificateKind, Store};
 
 pub use admin_change::AuditQuery;
 pub use authenticate::{Caller, Credential, Principal};
@@ -121,10 +121,7 @@ impl Authority {
         clock: Arc<dyn Clock>,
         policy: Policy,
     ) -> Result<Self, AuthorityError> {
-        let store = Store::connect(database_url).await.map_err(|e| match e {
-            crate::store::StoreError::Unavailable(_) => AuthorityError::Unavailable(e),
-            other => AuthorityError::Internal(other.to_string()),
-        })?;
+        let store = Store::connect(database_url).await?;
         Self::new(store, signer, root_der, clock, policy).await
     }
 
@@ -231,8 +228,7 @@ impl Authority {
         &self,
         der: rustls_pki_types::CertificateDer<'static>,
     ) -> Result<(), AuthorityError> {
-        let issued = crate::ca::IssuedCertificate::from_der(der)
-            .map_err(|e| AuthorityError::Internal(e.to_string()))?;
+        let issued = crate::ca::IssuedCertificate::from_der(der)?;
         if self
             .store
             .certificate(&issued.serial.to_string())
@@ -244,8 +240,8 @@ impl Authority {
         let trust_domain = self.signer.trust_domain();
         let (kind, subject) =
             match crate::profile::PeerIdentity::from_der(&issued.der, trust_domain) {
-                Ok(identity) => ("admin", identity.id.to_uri(trust_domain)),
-                Err(_) => ("server", "latchkey server".to_owned()),
+                Ok(identity) => (CertificateKind::Admin, identity.id.to_uri(trust_domain)),
+                Err(_) => (CertificateKind::Server, "latchkey server".to_owned()),
             };
         self.record_service_certificate(kind, &subject, &issued)
             .await
@@ -253,7 +249,7 @@ impl Authority {
 
     async fn record_service_certificate(
         &self,
-        kind: &'static str,
+        kind: CertificateKind,
         subject: &str,
         issued: &crate::ca::IssuedCertificate,
     ) -> Result<(), AuthorityError> {
@@ -273,8 +269,8 @@ impl Authority {
         let event = self.event(
             "system",
             match kind {
-                "admin" => "admin_certificate.issue",
-                _ => "server_certificate.issue",
+                CertificateKind::Admin => "admin_certificate.issue",
+                CertificateKind::Server | CertificateKind::Key => "server_certificate.issue",
             },
             None,
             Some(issued.serial.to_string()),

@@ -4,6 +4,7 @@
 //! into a position in the store, and refuses an id the caller could not have been given.
 
 use super::AuthorityError;
+use crate::api::Code;
 
 /// A requested page.
 #[derive(Debug, Clone, Copy)]
@@ -22,7 +23,7 @@ impl Page {
         let limit = limit.unwrap_or(default);
         if !(1..=max).contains(&limit) {
             return Err(AuthorityError::invalid(
-                "invalid_request",
+                Code::InvalidRequest,
                 format!("limit must be 1 to {max}"),
             ));
         }
@@ -53,5 +54,5 @@ pub(super) fn given(cursor: Option<&str>) -> Option<&str> {
 /// The one answer for a cursor this API did not give to this caller: malformed, unknown and
 /// another tenant's are indistinguishable, so a cursor cannot probe for ids.
 pub(super) fn invalid_cursor() -> AuthorityError {
-    AuthorityError::invalid("invalid_request", "cursor is not one this API gave out")
+    AuthorityError::invalid(Code::InvalidRequest, "cursor is not one this API gave out")
 }

@@ -7,6 +7,7 @@
 //! names escape the throttle) delays itself, and everyone else's logins still get their
 //! turn within a few checks.
 
+use crate::api::Code;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -110,7 +111,7 @@ impl Passwords {
 /// typed back reliably at a prompt or in a Basic header, and padding a short password with
 /// them (or with spaces only) adds length without adding anything to guess.
 fn check_strength(password: &str) -> Result<(), AuthorityError> {
-    let weak = |detail: String| Err(AuthorityError::invalid("weak_password", detail));
+    let weak = |detail: String| Err(AuthorityError::invalid(Code::WeakPassword, detail));
     if password.chars().count() < MIN_PASSWORD_LENGTH {
         return weak(format!(
             "passwords need at least {MIN_PASSWORD_LENGTH} characters"
@@ -142,7 +143,7 @@ mod tests {
     fn each_weak_password_is_refused_by_its_rule() {
         let detail = |p: &str| match check_strength(p) {
             Err(AuthorityError::Invalid { code, detail }) => {
-                assert_eq!(code, "weak_password");
+                assert_eq!(code, Code::WeakPassword);
                 detail
             }
             other => panic!("{p:?}: {other:?}"),

@@ -94,10 +94,7 @@ impl Authority {
                 not_after,
                 public_key: public_key.clone(),
             };
-            let issued = self
-                .signer
-                .sign_key_certificate(order)
-                .map_err(|e| AuthorityError::Internal(e.to_string()))?;
+            let issued = self.signer.sign_key_certificate(order)?;
             let record = self.new_key_certificate(&key_id, &tenant, &issued);
             let event = self.event(
                 &format!("key:{key_id}"),
@@ -237,7 +234,7 @@ impl Authority {
             .recorded_certificate(&identity.serial.to_string(), der)
             .await?
             .ok_or_else(unknown)?;
-        if row.kind != "key" {
+        if row.kind != crate::store::CertificateKind::Key {
             return Err(AuthorityError::RenewalRefused(
                 RenewalRefusal::CertificateNotForKey,
             ));

@@ -5,6 +5,7 @@
 
 use super::authenticate::Principal;
 use super::{Authority, AuthorityError, Caller};
+use crate::api::Code;
 use crate::api::{BulkRevocation, BulkRevocationResult, KeyInfo, RevokeRequest};
 use crate::model::{KeyId, OwnerName, RevocationReason, TenantName};
 use crate::store::RevocationScope;
@@ -14,7 +15,7 @@ fn reason(given: Option<&str>) -> Result<RevocationReason, AuthorityError> {
         .unwrap_or("unspecified")
         .parse()
         .map_err(|e: crate::model::ReasonError| {
-            AuthorityError::invalid("invalid_reason", e.to_string())
+            AuthorityError::invalid(Code::InvalidReason, e.to_string())
         })
 }
 
@@ -63,11 +64,7 @@ impl Authority {
             Some(id.to_string()),
             serde_json::json!({ "owner": row.owner, "reason": reason.as_str() }),
         );
-        if let Some(certificates) = self
-            .store
-            .revoke_key(id.as_str(), reason.as_str(), now, &event)
-            .await?
-        {
+        if let Some(certificates) = self.store.revoke_key(&id, reason, now, &event).await? {
             self.crl.poke();
             self.metrics.revoked.inc();
             tracing::info!(key_id = %id, tenant = %row.tenant, %reason, certificates, "key revoked");
@@ -116,7 +113,7 @@ impl Authority {
         };
         let (keys, certificates) = self
             .store
-            .revoke_keys_of(&scope, reason.as_str(), event.at, &event)
+            .revoke_keys_of(&scope, reason, event.at, &event)
             .await?;
         if keys > 0 {
             self.crl.poke();

@@ -52,14 +52,12 @@ pub fn sign_root_crl(
     let number = now.unix_timestamp().max(after + 1);
     let this_update = now - crate::ca::BACKDATE;
     let next_update = now + validity;
-    let der = signer
-        .sign(&CrlOrder {
-            number: number as u64,
-            this_update,
-            next_update,
-            entries: Vec::new(),
-        })
-        .map_err(|e| AuthorityError::Internal(e.to_string()))?;
+    let der = signer.sign(&CrlOrder {
+        number: number as u64,
+        this_update,
+        next_update,
+        entries: Vec::new(),
+    })?;
     Ok(RootCrlRow {
         number,
         this_update: this_update.unix_timestamp(),

@@ -15,11 +15,17 @@
 //! no user to protect and is counted against its source alone). Each map holds at most
 //! [`MAX_TRACKED`] entries, so what guessing leaves in memory is bounded whatever it sends.
 //! The state is per process: N replicas allow N times the guesses, and a restart forgets.
+//!
+//! It fails closed: if a panic ever poisons one of the maps, every password attempt is
+//! refused (500) rather than let through unthrottled. Time is `tokio::time::Instant`, so a
+//! test can move it with `tokio::time::pause` and `advance`.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::AuthorityError;
 use crate::model::{SourceNet, UserRef};
@@ -102,10 +108,10 @@ impl PasswordThrottle {
         let mut wait = Duration::ZERO;
         if let Some(user) = user {
             let key = self.user_key(user);
-            wait = wait.max(remaining(&self.users, &key, now, user_delay));
+            wait = wait.max(remaining(&self.users, &key, now, user_delay)?);
         }
         if let Some(source) = source {
-            wait = wait.max(remaining(&self.sources, &source, now, source_cooldown));
+            wait = wait.max(remaining(&self.sources, &source, now, source_cooldown)?);
         }
         if wait.is_zero() {
             Ok(())
@@ -147,19 +153,25 @@ impl PasswordThrottle {
     }
 }
 
-/// How much longer `key` must wait, given the wait its failure count imposes.
+/// How much longer `key` must wait, given the wait its failure count imposes. A poisoned
+/// map refuses: its counts can no longer be trusted, and letting guesses through unthrottled
+/// is the one answer a throttle must never give.
 fn remaining<K: Eq + Hash>(
     map: &Mutex<HashMap<K, Failures>>,
     key: &K,
     now: Instant,
     wait_for: fn(u32) -> Duration,
-) -> Duration {
-    let Ok(map) = map.lock() else {
-        return Duration::ZERO;
-    };
-    map.get(key).map_or(Duration::ZERO, |f| {
+) -> Result<Duration, AuthorityError> {
+    let map = map.lock().map_err(|_| {
+        AuthorityError::Internal(
+            "the password throttle's state is poisoned by an earlier panic; refusing password \
+             attempts until the CA restarts"
+                .into(),
+        )
+    })?;
+    Ok(map.get(key).map_or(Duration::ZERO, |f| {
         (f.last + wait_for(f.count)).saturating_duration_since(now)
-    })
+    }))
 }
 
 fn count_failure<K: Eq + Hash>(
@@ -244,6 +256,45 @@ mod tests {
         throttle
             .check(Some(&fresh), Some(source("2001:db8:2::1")))
             .unwrap();
+    }
+
+    /// The delay is measured on tokio's clock: a paused clock moved past the delay lets
+    /// the user try again, and nothing waits in real time.
+    #[tokio::test(start_paused = true)]
+    async fn the_delay_runs_on_the_tokio_clock() {
+        let throttle = PasswordThrottle::default();
+        let alice = user("alice@acme");
+        for _ in 0..=USER_FREE_FAILURES {
+            throttle.failed(Some(&alice), None);
+        }
+        let delay = user_delay(USER_FREE_FAILURES + 1);
+        assert!(throttle.check(Some(&alice), None).is_err());
+        tokio::time::advance(delay - Duration::from_millis(1)).await;
+        assert!(throttle.check(Some(&alice), None).is_err());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        throttle.check(Some(&alice), None).unwrap();
+    }
+
+    #[test]
+    fn a_poisoned_throttle_refuses_instead_of_allowing() {
+        let throttle = PasswordThrottle::default();
+        let alice = user("alice@acme");
+        throttle.check(Some(&alice), None).unwrap();
+        std::thread::scope(|s| {
+            let poisoned = s
+                .spawn(|| {
+                    let _held = throttle.users.lock().unwrap();
+                    panic!("poison the users map");
+                })
+                .join();
+            assert!(poisoned.is_err());
+        });
+        assert!(matches!(
+            throttle.check(Some(&alice), None),
+            Err(AuthorityError::Internal(_))
+        ));
+        // A check without a user does not read the users map, and the sources map is whole.
+        throttle.check(None, Some(source("192.0.2.1"))).unwrap();
     }
 
     #[test]

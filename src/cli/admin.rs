@@ -220,7 +220,7 @@ pub async fn user(args: &Args, cmd: &UserCommand) -> Result<()> {
             let added = client
                 .add_user(&NewUser {
                     user: user.clone(),
-                    password,
+                    password: password.into(),
                     scopes: scope_list(scopes),
                 })
                 .await?;
@@ -267,7 +267,7 @@ pub async fn user(args: &Args, cmd: &UserCommand) -> Result<()> {
         UserCommand::ResetPassword { user } => {
             let password = password(&format!("new password for {user}: "), true)?;
             let change = UserChange {
-                password: Some(password),
+                password: Some(password.into()),
                 ..Default::default()
             };
             let u = client.change_user(user, &change).await?;
@@ -308,7 +308,7 @@ pub async fn token(args: &Args, cmd: &TokenCommand) -> Result<()> {
             if args.json {
                 return args.print_json(&token);
             }
-            println!("{}", shown(token.token.as_deref().unwrap_or_default()));
+            println!("{}", shown(token.token.as_ref().map_or("", |t| t.expose())));
             eprintln!(
                 "one-time enrollment token {} for {} ({}), valid until {}; it is shown only now",
                 token.id,

@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::ApiError;
+use super::problem::RequestError;
 
 /// The largest request body accepted: a CSR with an RSA-4096 key is under 4 KiB.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -22,11 +23,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const BODY_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn too_large() -> ApiError {
-    ApiError::Request(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "body_too_large",
-        format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
-    )
+    RequestError::BodyTooLarge.into()
 }
 
 /// Middleware: replaces the streaming body with the bytes read, or answers 413 (too
@@ -46,21 +43,10 @@ pub async fn read_whole_body(request: Request, next: Next) -> Result<Response, A
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.is::<LengthLimitError>() => return Err(too_large()),
         Ok(Err(e)) => {
-            return Err(ApiError::Request(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                format!("the request body could not be read: {e}"),
-            ));
+            return Err(RequestError::BodyUnreadable(e.to_string()).into());
         }
         Err(_) => {
-            return Err(ApiError::Request(
-                StatusCode::REQUEST_TIMEOUT,
-                "request_timeout",
-                format!(
-                    "the request body did not arrive within {} s",
-                    BODY_TIMEOUT.as_secs()
-                ),
-            ));
+            return Err(RequestError::BodyTimeout.into());
         }
     };
     Ok(next

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::extract::ApiQuery;
+use super::problem::RequestError;
 use super::{ApiError, AppState};
 use crate::authority::{AuthorityError, PublishedCrl};
 use crate::model::SourceNet;
@@ -46,13 +47,7 @@ pub async fn crl(
         .get(header::ACCEPT)
         .and_then(|a| a.to_str().ok())
         .is_some_and(|a| a.contains("application/x-pem-file"));
-    let unavailable = || {
-        ApiError::Request(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "crl_unavailable",
-            "no CRL has been published yet".into(),
-        )
-    };
+    let unavailable = || ApiError::from(RequestError::NoCrl);
     let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECONDS));
     let crl = match (authority.current_crl(), query.newer_than) {
         // Nothing newer than asked for yet: wait for it, or say "not modified".
@@ -170,13 +165,7 @@ pub async fn crl_bundle(
     State(authority): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let crl = authority.current_crl().ok_or_else(|| {
-        ApiError::Request(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "crl_unavailable",
-            "no CRL has been published yet".into(),
-        )
-    })?;
+    let crl = authority.current_crl().ok_or(RequestError::NoCrl)?;
     let root = authority.current_root_crl().ok_or_else(no_root_crl)?;
     authority.crl_stale(&crl)?;
     authority.crl_stale(&root)?;
@@ -193,13 +182,7 @@ pub async fn crl_bundle(
 }
 
 fn no_root_crl() -> ApiError {
-    ApiError::Request(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "crl_unavailable",
-        "no root CRL is available: the root key is kept offline and no CRL it signed is \
-         stored; see the CA's log"
-            .into(),
-    )
+    RequestError::NoRootCrl.into()
 }
 
 fn wants_pem(headers: &HeaderMap) -> bool {

@@ -4,11 +4,11 @@
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::extract::{Path, Query};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use base64::Engine;
 
-use super::problem::ApiError;
+use super::problem::{ApiError, RequestError};
 use crate::authority::{Caller, Credential};
 use crate::tls::ConnectionInfo;
 
@@ -68,11 +68,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(value)) => Ok(Self(value)),
-            Err(rejection) => Err(ApiError::Request(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                rejection.body_text(),
-            )),
+            Err(rejection) => Err(RequestError::Query(rejection.body_text()).into()),
         }
     }
 }
@@ -90,23 +86,17 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match Path::<T>::from_request_parts(parts, state).await {
             Ok(Path(value)) => Ok(Self(value)),
-            Err(rejection) => Err(ApiError::Request(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                rejection.body_text(),
-            )),
+            Err(rejection) => Err(RequestError::Path(rejection.body_text()).into()),
         }
     }
 }
 
 fn json_problem(rejection: JsonRejection) -> ApiError {
-    let (status, code) = match &rejection {
-        JsonRejection::MissingJsonContentType(_) => {
-            (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-        }
-        _ => (StatusCode::BAD_REQUEST, "invalid_json"),
-    };
-    ApiError::Request(status, code, rejection.body_text())
+    match &rejection {
+        JsonRejection::MissingJsonContentType(_) => RequestError::NotJson(rejection.body_text()),
+        _ => RequestError::Json(rejection.body_text()),
+    }
+    .into()
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
@@ -129,13 +119,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 }
 
 fn parse_authorization(value: &[u8]) -> Result<Credential, ApiError> {
-    let bad = |detail: &str| {
-        ApiError::Request(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            format!("unusable Authorization header: {detail}"),
-        )
-    };
+    let bad = |detail: &'static str| ApiError::from(RequestError::Authorization(detail));
     let value = std::str::from_utf8(value).map_err(|_| bad("not UTF-8"))?;
     let (scheme, rest) = value.split_once(' ').ok_or_else(|| bad("no scheme"))?;
     let rest = rest.trim();

@@ -2,9 +2,10 @@
 //! addresses); and the answers for unknown routes.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::IntoResponse;
 
+use super::problem::RequestError;
 use super::{ApiError, AppState};
 use crate::authority::Caller;
 
@@ -43,18 +44,10 @@ pub async fn metrics(
 
 /// Any other path.
 pub async fn not_found() -> ApiError {
-    ApiError::Request(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "no such endpoint".into(),
-    )
+    RequestError::NoSuchEndpoint.into()
 }
 
 /// A known path with the wrong method.
 pub async fn method_not_allowed() -> ApiError {
-    ApiError::Request(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this endpoint does not take that method".into(),
-    )
+    RequestError::MethodNotAllowed.into()
 }

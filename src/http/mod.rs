@@ -20,7 +20,7 @@ use axum::{RequestExt, Router};
 use crate::authority::Authority;
 use crate::per_source::PerSourceSlots;
 pub use body::{BODY_TIMEOUT, MAX_BODY_BYTES};
-pub use problem::ApiError;
+pub use problem::{ApiError, RequestError, status};
 
 /// The state every handler shares.
 pub type AppState = Arc<Authority>;
@@ -86,6 +86,7 @@ pub fn router(authority: Arc<Authority>, limits: EdgeLimits) -> Router {
         .layer(axum::Extension(crl::LongPolls(PerSourceSlots::new(
             limits.long_polls_per_source,
         ))))
+        .layer(middleware::from_fn(problem::log_failures))
         .with_state(authority)
 }
 
@@ -102,6 +103,7 @@ pub fn crl_router(authority: Arc<Authority>, limits: EdgeLimits) -> Router {
         .layer(axum::Extension(crl::LongPolls(PerSourceSlots::new(
             limits.long_polls_per_source,
         ))))
+        .layer(middleware::from_fn(problem::log_failures))
         .with_state(authority)
 }
 

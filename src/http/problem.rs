@@ -1,115 +1,198 @@
 //! The one table from errors to HTTP status codes. Bodies are RFC 9457 problem documents
-//! with a stable `code`; internal errors get a generic body and the detail goes to the log.
+//! with a stable [`Code`]; internal errors get a generic body, and the detail travels in a
+//! response extension to [`log_failures`], which logs it.
 
+use std::sync::Arc;
+
+use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use crate::api::Problem;
-use crate::authority::csr::CsrError;
-use crate::authority::{AuthorityError, RenewalRefusal};
+use crate::api::{Code, Problem};
+use crate::authority::AuthorityError;
 
 /// An error on its way to the client.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// Refused or failed by the authority.
-    Authority(AuthorityError),
-    /// The request could not be read: `(status, code, detail)`.
-    Request(StatusCode, &'static str, String),
+    #[error(transparent)]
+    Authority(#[from] AuthorityError),
+    /// The request could not be read, or names nothing the API has.
+    #[error(transparent)]
+    Request(#[from] RequestError),
 }
 
-impl From<AuthorityError> for ApiError {
-    fn from(e: AuthorityError) -> Self {
-        Self::Authority(e)
+/// Why the HTTP edge refused a request before the authority saw it.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The query string does not parse as the endpoint's query.
+    #[error("{0}")]
+    Query(String),
+    /// A path parameter does not parse.
+    #[error("{0}")]
+    Path(String),
+    /// The body is not the JSON the endpoint takes.
+    #[error("{0}")]
+    Json(String),
+    /// The body is not declared as `application/json`.
+    #[error("{0}")]
+    NotJson(String),
+    /// The `Authorization` header cannot be used.
+    #[error("unusable Authorization header: {0}")]
+    Authorization(&'static str),
+    /// The body is over [`super::MAX_BODY_BYTES`].
+    #[error("request bodies are limited to {} bytes", super::MAX_BODY_BYTES)]
+    BodyTooLarge,
+    /// The body could not be read.
+    #[error("the request body could not be read: {0}")]
+    BodyUnreadable(String),
+    /// The body did not arrive within [`super::BODY_TIMEOUT`].
+    #[error("the request body did not arrive within {} s", super::BODY_TIMEOUT.as_secs())]
+    BodyTimeout,
+    /// No route matches the path.
+    #[error("no such endpoint")]
+    NoSuchEndpoint,
+    /// The path exists but not with that method.
+    #[error("this endpoint does not take that method")]
+    MethodNotAllowed,
+    /// No CRL of the issuing intermediate has been published yet.
+    #[error("no CRL has been published yet")]
+    NoCrl,
+    /// No CRL of the root is stored.
+    #[error(
+        "no root CRL is available: the root key is kept offline and no CRL it signed is \
+         stored; see the CA's log"
+    )]
+    NoRootCrl,
+}
+
+impl RequestError {
+    /// The stable code a client sees.
+    pub fn code(&self) -> Code {
+        match self {
+            Self::Query(_) | Self::Path(_) | Self::BodyUnreadable(_) => Code::InvalidRequest,
+            Self::Json(_) => Code::InvalidJson,
+            Self::NotJson(_) => Code::UnsupportedMediaType,
+            Self::Authorization(_) => Code::Unauthenticated,
+            Self::BodyTooLarge => Code::BodyTooLarge,
+            Self::BodyTimeout => Code::RequestTimeout,
+            Self::NoSuchEndpoint => Code::NotFound,
+            Self::MethodNotAllowed => Code::MethodNotAllowed,
+            Self::NoCrl | Self::NoRootCrl => Code::CrlUnavailable,
+        }
     }
 }
 
-fn authority_status(e: &AuthorityError) -> (StatusCode, &'static str) {
-    use AuthorityError as E;
-    match e {
-        E::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-        E::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
-        E::InvalidToken => (StatusCode::UNAUTHORIZED, "invalid_token"),
-        E::InvalidCertificate(_) => (StatusCode::UNAUTHORIZED, "invalid_certificate"),
-        E::AdminRequired => (StatusCode::FORBIDDEN, "admin_required"),
-        E::MetricsForbidden => (StatusCode::FORBIDDEN, "metrics_forbidden"),
-        E::Disabled(_) => (StatusCode::FORBIDDEN, "disabled"),
-        E::ScopeNotGranted(_) => (StatusCode::FORBIDDEN, "scope_not_granted"),
-        E::TtlOutOfRange(_) => (StatusCode::UNPROCESSABLE_ENTITY, "ttl_out_of_range"),
-        E::Csr(csr) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            match csr {
-                CsrError::Malformed(_) => "csr_malformed",
-                CsrError::SignatureInvalid => "csr_signature_invalid",
-                CsrError::WeakSignature(_) => "weak_signature",
-                CsrError::UnsupportedKey(_) => "unsupported_key",
-                CsrError::WeakKey(_) | CsrError::WeakExponent(_) => "weak_key",
-                CsrError::ExtensionForbidden(_) => "csr_extension_forbidden",
-            },
-        ),
-        E::PublicKeyInUse => (StatusCode::CONFLICT, "public_key_in_use"),
-        E::NotKeyOwner => (StatusCode::FORBIDDEN, "not_key_owner"),
-        E::KeyNotActive => (StatusCode::FORBIDDEN, "key_not_active"),
-        E::RenewalRefused(why) => (
-            StatusCode::FORBIDDEN,
-            match why {
-                RenewalRefusal::CertificateNotForKey => "certificate_not_for_key",
-                RenewalRefusal::KeyRevoked => "key_revoked",
-                RenewalRefusal::KeyExpired => "key_expired",
-                RenewalRefusal::CertificateRevoked => "certificate_revoked",
-                RenewalRefusal::CertificateExpired => "certificate_expired",
-            },
-        ),
-        E::Invalid {
-            code: "invalid_request",
-            ..
-        } => (StatusCode::BAD_REQUEST, "invalid_request"),
-        E::Invalid { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
-        E::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-        E::AlreadyExists(_) => (StatusCode::CONFLICT, "already_exists"),
-        E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
-        E::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
-        E::TooManyAttempts { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
-        E::RenewalTooSoon { .. } => (StatusCode::TOO_MANY_REQUESTS, "renewal_too_soon"),
-        E::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
-        E::CrlExpired { .. } => (StatusCode::SERVICE_UNAVAILABLE, "crl_expired"),
-        E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+impl ApiError {
+    /// The stable code a client sees.
+    pub fn code(&self) -> Code {
+        match self {
+            Self::Authority(e) => e.code(),
+            Self::Request(e) => e.code(),
+        }
     }
+}
+
+/// The one table: every stable code travels with exactly one status.
+pub fn status(code: Code) -> StatusCode {
+    use Code as C;
+    match code {
+        C::InvalidRequest | C::InvalidJson => StatusCode::BAD_REQUEST,
+        C::Unauthenticated | C::InvalidCredentials | C::InvalidToken | C::InvalidCertificate => {
+            StatusCode::UNAUTHORIZED
+        }
+        C::AdminRequired
+        | C::MetricsForbidden
+        | C::Disabled
+        | C::ScopeNotGranted
+        | C::NotKeyOwner
+        | C::KeyNotActive
+        | C::CertificateNotForKey
+        | C::KeyRevoked
+        | C::KeyExpired
+        | C::CertificateRevoked
+        | C::CertificateExpired => StatusCode::FORBIDDEN,
+        C::NotFound => StatusCode::NOT_FOUND,
+        C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        C::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        C::PublicKeyInUse | C::AlreadyExists => StatusCode::CONFLICT,
+        C::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        C::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        C::TtlOutOfRange
+        | C::CsrMalformed
+        | C::CsrSignatureInvalid
+        | C::WeakSignature
+        | C::UnsupportedKey
+        | C::WeakKey
+        | C::CsrExtensionForbidden
+        | C::InvalidScope
+        | C::InvalidName
+        | C::InvalidCharacters
+        | C::InvalidReason
+        | C::WeakPassword
+        | C::TokenNotRevocable => StatusCode::UNPROCESSABLE_ENTITY,
+        C::TooManyAttempts | C::RenewalTooSoon => StatusCode::TOO_MANY_REQUESTS,
+        C::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        C::CrlUnavailable | C::CrlExpired | C::NotReady | C::Busy | C::StoreUnavailable => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
+}
+
+/// A failure whose detail is for the CA's log, not the client: [`ApiError::into_response`]
+/// attaches it to the response and [`log_failures`] logs it, so that the conversion stays
+/// pure (as in axum's error-handling example).
+#[derive(Debug, Clone)]
+pub struct Failure(pub Arc<AuthorityError>);
+
+/// Middleware: logs the [`Failure`] a response carries, once, at error.
+pub async fn log_failures(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if let Some(Failure(e)) = response.extensions().get::<Failure>() {
+        tracing::error!(error = %e, source = ?std::error::Error::source(e.as_ref()), "request failed");
+    }
+    response
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, detail) = match &self {
-            ApiError::Authority(e) => {
-                let (status, code) = authority_status(e);
-                let detail = match e {
-                    AuthorityError::Internal(_) | AuthorityError::Unavailable(_) => {
-                        tracing::error!(error = %e, source = ?std::error::Error::source(e), "request failed");
-                        match e {
-                            AuthorityError::Unavailable(_) => {
-                                "the CA's store is unavailable; nothing was changed, try again"
-                                    .to_owned()
-                            }
-                            _ => "internal error; the CA's log has the details".to_owned(),
-                        }
-                    }
-                    _ => e.to_string(),
-                };
-                (status, code, detail)
-            }
-            ApiError::Request(status, code, detail) => (*status, *code, detail.clone()),
+        let code = self.code();
+        let status = status(code);
+        let retry_after = match &self {
+            ApiError::Authority(
+                AuthorityError::TooManyAttempts { retry_after }
+                | AuthorityError::RenewalTooSoon { retry_after, .. },
+            ) => Some(*retry_after),
+            _ => None,
         };
-        let problem = Problem::new(status, code, detail);
+        let (detail, failure) = match self {
+            ApiError::Authority(e @ AuthorityError::Unavailable(_)) => (
+                "the CA's store is unavailable; nothing was changed, try again".to_owned(),
+                Some(e),
+            ),
+            ApiError::Authority(
+                e @ (AuthorityError::Internal(_)
+                | AuthorityError::Store(_)
+                | AuthorityError::Signer(_)),
+            ) => (
+                "internal error; the CA's log has the details".to_owned(),
+                Some(e),
+            ),
+            other => (other.to_string(), None),
+        };
+        let problem = Problem::new(status, code.as_str(), detail);
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
+        if let Some(e) = failure {
+            response.extensions_mut().insert(Failure(Arc::new(e)));
+        }
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let ApiError::Authority(
-            AuthorityError::TooManyAttempts { retry_after }
-            | AuthorityError::RenewalTooSoon { retry_after, .. },
-        ) = &self
+        if let Some(retry_after) = retry_after
             && let Ok(value) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string())
         {
             headers.insert(header::RETRY_AFTER, value);
@@ -121,5 +204,60 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's "The HTTP API" section lists every code the CA answers; the list and
+    /// the enum must be the same set, so that the catalogue never drifts from the docs.
+    #[test]
+    fn readme_lists_exactly_the_codes() {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("Error codes:")
+            .expect("README has an \"Error codes:\" paragraph");
+        let rest = &readme[start..];
+        let end = rest
+            .find("A relying service built with the library")
+            .expect("the CA's list ends where the library's codes begin");
+        let mut listed: Vec<&str> = rest[..end]
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| s.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            .collect();
+        listed.sort_unstable();
+        listed.dedup();
+        let mut all: Vec<&str> = Code::ALL.iter().map(|c| c.as_str()).collect();
+        all.sort_unstable();
+        assert_eq!(listed, all);
+    }
+
+    #[test]
+    fn every_code_parses_back_and_has_a_client_or_server_error_status() {
+        for &code in Code::ALL {
+            assert_eq!(code.as_str().parse::<Code>(), Ok(code));
+            let status = status(code);
+            assert!(
+                status.is_client_error() || status.is_server_error(),
+                "{code}"
+            );
+        }
+        assert!("no_such_code".parse::<Code>().is_err());
+    }
+
+    #[test]
+    fn internal_detail_stays_out_of_the_body_and_rides_to_the_log() {
+        let response =
+            ApiError::Authority(AuthorityError::Internal("secret detail".into())).into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let failure = response.extensions().get::<Failure>().expect("a Failure");
+        assert!(failure.0.to_string().contains("secret detail"));
+        let refused = ApiError::Authority(AuthorityError::AdminRequired).into_response();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        assert!(refused.extensions().get::<Failure>().is_none());
     }
 }

@@ -400,6 +400,7 @@ impl ClientCertVerifier for LatchkeyVerifier {
 }
 
 #[cfg(all(test, feature = "server"))]
+#[allow(clippy::unwrap_used, reason = "test code")]
 mod tests {
     use super::*;
     use crate::ca::{Bootstrap, CrlEntry, CrlOrder, KeyOrder, Signer};

@@ -412,7 +412,7 @@ async fn every_admin_action_works_from_the_cli(ca: Ca) {
             "read:metrics",
         ],
     );
-    let secret = created.token.expect("the secret, once");
+    let secret = created.token.expect("the secret, once").into_inner();
     let tokens: Vec<TokenInfo> = cli_json(&ca, &["token", "list", "--tenant", "acme"]);
     assert_eq!(tokens.len(), 1);
     assert!(tokens[0].token.is_none(), "a listed token has no secret");

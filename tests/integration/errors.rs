@@ -332,6 +332,7 @@ async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing(ca: Ca) 
                 .unwrap()
                 .token
                 .unwrap()
+                .into_inner()
         }
     };
     let used = token(None).await;
