@@ -84,7 +84,7 @@ pub(super) fn refused(why: &'static str) -> Error {
 /// Which tenants' keys a verifier accepts: a choice every relying service makes, because a
 /// multi-tenant CA's keys of other tenants are otherwise accepted too.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Tenants {
+pub(crate) enum Tenants {
     /// Keys of any tenant of the CA.
     Any,
     /// Keys of these tenants only.
