@@ -46,6 +46,12 @@ pub mod server;
 #[cfg(feature = "server")]
 pub mod store;
 
+/// The README, so that `cargo test --doc` compiles every ```` ```rust ```` block in it: the
+/// library section's snippets cannot drift from the API.
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// `N` bytes from the OS CSPRNG.
 ///
 /// Panics only if the operating system cannot supply randomness, in which case no

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::{Args as ClapArgs, Subcommand};
-use latchkey::api::{EnrollRequest, KeyInfo};
+use latchkey::api::KeyInfo;
 use latchkey::client::pkcs12::{self, Protection};
 use latchkey::client::{Auth, Client, KeyDir, KeyListQuery, KeyType, Renewer};
 use latchkey::files;
@@ -150,14 +150,12 @@ pub async fn enroll(args: &Args, enroll: &EnrollArgs) -> Result<()> {
         (None, Some(token)) => Auth::Token(token.clone()),
         (None, None) => bail!("give --user or --token"),
     };
-    let request = EnrollRequest {
-        csr: String::new(),
-        name: enroll.name.clone(),
-        description: enroll.description.clone(),
-        scopes: scope_list(&enroll.scopes),
-        ttl_seconds: enroll.ttl,
-        expires_at: None,
-    };
+    let mut request = latchkey::client::KeyRequest::new(&enroll.name)
+        .description(&enroll.description)
+        .scopes(scope_list(&enroll.scopes));
+    if let Some(ttl) = enroll.ttl {
+        request = request.lifetime(time::Duration::seconds(ttl));
+    }
     let dir = KeyDir::new(&enroll.out);
     let response = client
         .enroll_into(&auth, &dir, enroll.key_type, request)

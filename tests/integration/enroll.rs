@@ -389,7 +389,7 @@ async fn every_accepted_key_type_enrolls() {
                 &password("alice@acme"),
                 &dir,
                 key_type.parse().unwrap(),
-                request("", &["read:metrics"], key_type),
+                latchkey::client::KeyRequest::new(key_type).scopes(["read:metrics"]),
             )
             .await
             .unwrap();

@@ -11,7 +11,7 @@ use http::Method;
 use latchkey::api::{EnrollResponse, TenantChange, UserChange};
 use latchkey::client::{Auth, KeyDir, KeyType, Renewer, new_key_pair};
 
-use crate::support::{Ca, PgSchema, problem_code, request};
+use crate::support::{Ca, PgSchema, problem_code};
 
 /// No renewal interval: for scenarios that renew many times in a row.
 const QUICK: [&str; 2] = ["--renew-interval", "0s"];
@@ -307,7 +307,7 @@ async fn policy_scenario(ca: &Ca) {
             &Auth::Token(token),
             &KeyDir::new(ca.path("bot")),
             KeyType::P256,
-            request("", &[], "bot"),
+            latchkey::client::KeyRequest::new("bot"),
         )
         .await
         .unwrap();

@@ -387,7 +387,7 @@ impl Ca {
                 &password(user),
                 &dir,
                 KeyType::P256,
-                request("", scopes, name),
+                latchkey::client::KeyRequest::new(name).scopes(scopes),
             )
             .await
             .expect("enroll")
