@@ -19,6 +19,7 @@ mod root_crl;
 mod throttle;
 mod token;
 
+use crate::api::AuditAction;
 use std::sync::Arc;
 
 use time::{Duration, OffsetDateTime};
@@ -27,11 +28,9 @@ use crate::ca::Signer;
 use crate::clock::Clock;
 use crate::store::{AuditEvent, Store};
 
-pub use admin_change::AuditQuery;
 pub use authenticate::{Caller, Credential, Principal};
 pub use crl::{CrlHealth, DEFAULT_CRL_VALIDITY, PublishedCrl};
 pub use error::{AuthorityError, RenewalRefusal};
-pub use inventory::KeyQuery;
 pub use password::Passwords;
 pub use root_crl::{
     DEFAULT_ROOT_CRL_VALIDITY, newest_root_crl_number, sign_root_crl, store_root_crl,
@@ -272,8 +271,8 @@ impl Authority {
         let event = self.event(
             "system",
             match kind {
-                "admin" => "admin_certificate.issue",
-                _ => "server_certificate.issue",
+                "admin" => AuditAction::AdminCertificateIssue,
+                _ => AuditAction::ServerCertificateIssue,
             },
             None,
             Some(issued.serial.to_string()),
@@ -313,7 +312,7 @@ impl Authority {
         self.ensure_service_certificate_recorded(der).await?;
         let event = self.event(
             "system",
-            "admin_certificate.rotate",
+            AuditAction::AdminCertificateRotate,
             None,
             Some(serial.clone()),
             serde_json::json!({ "subject": subject }),
@@ -388,7 +387,7 @@ impl Authority {
     fn event(
         &self,
         actor: &str,
-        action: &'static str,
+        action: AuditAction,
         tenant: Option<&str>,
         target: Option<String>,
         detail: serde_json::Value,
@@ -396,7 +395,7 @@ impl Authority {
         AuditEvent {
             at: self.now().unix_timestamp(),
             actor: actor.to_owned(),
-            action,
+            action: action.as_str(),
             tenant: tenant.map(str::to_owned),
             target,
             detail,
