@@ -42,6 +42,10 @@ fn main() -> ExitCode {
 /// a password, not with what it holds. A fixed threshold keeps such blocks mmapped, so they
 /// go back to the system when freed.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(
+    unsafe_code,
+    reason = "glibc's mallopt has no safe wrapper; the one unsafe call"
+)]
 fn keep_large_allocations_out_of_arenas() {
     // SAFETY: mallopt only sets an allocator parameter; called before any other thread
     // exists.

@@ -4,9 +4,10 @@
 use rustls_pki_types::CertificateDer;
 
 use super::{Authority, AuthorityError};
-use crate::model::profile::SpiffeId;
 use crate::model::{KeyId, OwnerName, ScopeSet, SourceNet, TenantName, UserRef};
-use crate::tls::PeerIdentity;
+use crate::profile::PeerIdentity;
+use crate::profile::SpiffeId;
+use crate::store::CertificateKind;
 
 /// A credential from the `Authorization` header.
 #[derive(Clone)]
@@ -256,8 +257,10 @@ impl Authority {
             return Err(bad("certificate expired"));
         }
         match identity.id {
-            SpiffeId::Admin { name } if row.kind == "admin" => Ok(Principal::Admin { name }),
-            SpiffeId::Key { tenant, key_id } if row.kind == "key" => {
+            SpiffeId::Admin { name } if row.kind == CertificateKind::Admin => {
+                Ok(Principal::Admin { name })
+            }
+            SpiffeId::Key { tenant, key_id } if row.kind == CertificateKind::Key => {
                 let key = self
                     .store
                     .key(key_id.as_str())

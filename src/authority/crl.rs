@@ -26,7 +26,7 @@ use tokio::sync::{Notify, watch};
 
 use super::{Authority, AuthorityError, from_unix};
 use crate::ca::{CrlEntry, CrlOrder};
-use crate::model::{RevocationReason, Serial};
+use crate::model::RevocationReason;
 use crate::store::{CrlRow, RevokedList, StoreError};
 
 /// Revocations arriving within this of each other share one CRL.
@@ -214,17 +214,18 @@ impl Authority {
             }
             // Rebuilt when half of its validity is left. Not from thisUpdate, which is
             // backdated: with a short validity that would make every CRL due at once.
-            let refresh_in = self.current_crl().map_or(StdDuration::ZERO, |c| {
-                let due = c.next_update - self.policy.crl_validity / 2 - self.now();
-                StdDuration::try_from(due).unwrap_or(StdDuration::ZERO)
-            });
+            // Waited on the authority's clock, so a clock moved forward (in tests) wakes it.
+            let refresh_at = self.current_crl().map_or_else(
+                || self.now(),
+                |c| c.next_update - self.policy.crl_validity / 2,
+            );
             tokio::select! {
                 () = self.crl.dirty.notified() => {
                     // Let a burst of revocations land in one CRL.
                     tokio::time::sleep(COALESCE).await;
                     must_build = true;
                 }
-                () = tokio::time::sleep(refresh_in) => must_build = true,
+                () = self.clock.sleep_until(refresh_at) => must_build = true,
                 followed = self.follow_store() => must_build = followed == Followed::Unlisted,
             }
         }
@@ -435,10 +436,7 @@ impl Authority {
                     entries: crl_entries(&revoked)?,
                 };
                 drop(revoked);
-                let der = authority
-                    .signer
-                    .sign_crl(&order)
-                    .map_err(|e| AuthorityError::Internal(e.to_string()))?;
+                let der = authority.signer.sign_crl(&order)?;
                 Ok::<_, AuthorityError>((der, order.entries.len() as i64))
             })
             .await
@@ -487,21 +485,17 @@ enum Followed {
     Unlisted,
 }
 
-/// The entries of a CRL from the store's list of revoked certificates.
+/// The entries of a CRL from the store's list of revoked certificates; a corrupt one fails
+/// the build.
 fn crl_entries(revoked: &RevokedList) -> Result<Vec<CrlEntry>, AuthorityError> {
     revoked
         .iter()
         .map(|r| {
             let r = r?;
             Ok(CrlEntry {
-                serial: r.serial.parse::<Serial>().map_err(|_| {
-                    AuthorityError::Internal(format!("stored serial {:?}", r.serial))
-                })?,
-                revoked_at: from_unix(r.revoked_at),
-                reason: r
-                    .revocation_reason
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(RevocationReason::Unspecified),
+                serial: r.serial,
+                revoked_at: r.revoked_at,
+                reason: r.reason,
             })
         })
         .collect()

@@ -148,10 +148,7 @@ impl Authority {
                 public_key: verified.public_key.clone(),
             };
             // 5. Sign.
-            let issued = self
-                .signer
-                .sign_key_certificate(order)
-                .map_err(|e| AuthorityError::Internal(e.to_string()))?;
+            let issued = self.signer.sign_key_certificate(order)?;
             let key = NewKey {
                 id: key_id.to_string(),
                 tenant_id: enroller.tenant_id,
@@ -263,9 +260,9 @@ impl Authority {
         NewCertificate {
             serial: issued.serial.to_string(),
             issuer_id: self.issuer_id,
-            kind: "key",
+            kind: crate::store::CertificateKind::Key,
             key_id: Some(key_id.to_string()),
-            subject: crate::model::profile::SpiffeId::Key {
+            subject: crate::profile::SpiffeId::Key {
                 tenant: tenant.clone(),
                 key_id: key_id.clone(),
             }
@@ -282,7 +279,7 @@ impl Authority {
 fn certificate_row(c: &NewCertificate) -> crate::store::ListedCertificate {
     let certificate = crate::store::CertificateRow {
         serial: c.serial.clone(),
-        kind: c.kind.to_owned(),
+        kind: c.kind,
         key_id: c.key_id.clone(),
         subject: c.subject.clone(),
         not_before: c.not_before,

@@ -100,6 +100,13 @@ pub enum AuthorityError {
     /// The store cannot be reached; nothing was done.
     #[error("the store is unavailable")]
     Unavailable(#[source] StoreError),
+    /// The store answered with an error no request can cause: bad SQL, a corrupt row. A bug
+    /// or damaged data, not an outage; details go to the log only.
+    #[error("store failure: {0}")]
+    Store(#[source] StoreError),
+    /// The signer failed on an order the authority approved: a bug or a broken issuer.
+    #[error("signing failed: {0}")]
+    Signer(#[from] crate::ca::SignerError),
     /// A bug or a broken invariant; details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -174,7 +181,7 @@ impl AuthorityError {
             E::RenewalTooSoon { .. } => Code::RenewalTooSoon,
             E::NotReady(_) => Code::NotReady,
             E::CrlExpired { .. } => Code::CrlExpired,
-            E::Internal(_) => Code::Internal,
+            E::Internal(_) | E::Store(_) | E::Signer(_) => Code::Internal,
         }
     }
 }
@@ -194,9 +201,10 @@ impl From<StoreError> for AuthorityError {
             StoreError::KeyNotActive => Self::KeyNotActive,
             // The authority turns this into `RenewalTooSoon`, knowing the interval; reaching
             // here means a caller forgot to.
-            StoreError::TooSoon { .. } => Self::Internal(err.to_string()),
+            StoreError::TooSoon { .. } => Self::Store(err),
             StoreError::Disabled => Self::Disabled("the tenant or the user".into()),
             StoreError::Unavailable(_) | StoreError::BatchFailed(_) => Self::Unavailable(err),
+            StoreError::Internal(_) | StoreError::Corrupt { .. } => Self::Store(err),
             // A serial or key id drawn again after its retries ran out: with 128 random bits
             // that is a store misbehaving, not a request to refuse; nothing was issued, and
             // the client may try again.
@@ -207,8 +215,7 @@ impl From<StoreError> for AuthorityError {
             StoreError::Migration(_)
             | StoreError::NotEmpty
             | StoreError::CopyMismatch(_)
-            | StoreError::Corrupt(_)
-            | StoreError::Unsupported(_) => Self::Internal(err.to_string()),
+            | StoreError::Unsupported(_) => Self::Store(err),
         }
     }
 }

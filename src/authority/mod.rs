@@ -26,7 +26,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::ca::Signer;
 use crate::clock::Clock;
-use crate::store::{AuditEvent, Store};
+use crate::store::{AuditEvent, CertificateKind, Store};
 
 pub use authenticate::{Caller, Credential, Principal};
 pub use crl::{CrlHealth, DEFAULT_CRL_VALIDITY, PublishedCrl};
@@ -120,10 +120,7 @@ impl Authority {
         clock: Arc<dyn Clock>,
         policy: Policy,
     ) -> Result<Self, AuthorityError> {
-        let store = Store::connect(database_url).await.map_err(|e| match e {
-            crate::store::StoreError::Unavailable(_) => AuthorityError::Unavailable(e),
-            other => AuthorityError::Internal(other.to_string()),
-        })?;
+        let store = Store::connect(database_url).await?;
         Self::new(store, signer, root_der, clock, policy).await
     }
 
@@ -230,8 +227,7 @@ impl Authority {
         &self,
         der: rustls_pki_types::CertificateDer<'static>,
     ) -> Result<(), AuthorityError> {
-        let issued = crate::ca::IssuedCertificate::from_der(der)
-            .map_err(|e| AuthorityError::Internal(e.to_string()))?;
+        let issued = crate::ca::IssuedCertificate::from_der(der)?;
         if self
             .store
             .certificate(&issued.serial.to_string())
@@ -241,17 +237,18 @@ impl Authority {
             return Ok(());
         }
         let trust_domain = self.signer.trust_domain();
-        let (kind, subject) = match crate::tls::PeerIdentity::from_der(&issued.der, trust_domain) {
-            Ok(identity) => ("admin", identity.id.to_uri(trust_domain)),
-            Err(_) => ("server", "latchkey server".to_owned()),
-        };
+        let (kind, subject) =
+            match crate::profile::PeerIdentity::from_der(&issued.der, trust_domain) {
+                Ok(identity) => (CertificateKind::Admin, identity.id.to_uri(trust_domain)),
+                Err(_) => (CertificateKind::Server, "latchkey server".to_owned()),
+            };
         self.record_service_certificate(kind, &subject, &issued)
             .await
     }
 
     async fn record_service_certificate(
         &self,
-        kind: &'static str,
+        kind: CertificateKind,
         subject: &str,
         issued: &crate::ca::IssuedCertificate,
     ) -> Result<(), AuthorityError> {
@@ -271,8 +268,10 @@ impl Authority {
         let event = self.event(
             "system",
             match kind {
-                "admin" => AuditAction::AdminCertificateIssue,
-                _ => AuditAction::ServerCertificateIssue,
+                CertificateKind::Admin => AuditAction::AdminCertificateIssue,
+                CertificateKind::Server | CertificateKind::Key => {
+                    AuditAction::ServerCertificateIssue
+                }
             },
             None,
             Some(issued.serial.to_string()),
@@ -305,7 +304,7 @@ impl Authority {
         der: rustls_pki_types::CertificateDer<'static>,
     ) -> Result<u64, AuthorityError> {
         let trust_domain = self.signer.trust_domain();
-        let identity = crate::tls::PeerIdentity::from_der(&der, trust_domain)
+        let identity = crate::profile::PeerIdentity::from_der(&der, trust_domain)
             .map_err(|e| AuthorityError::Internal(format!("the new admin certificate: {e}")))?;
         let subject = identity.id.to_uri(trust_domain);
         let serial = identity.serial.to_string();

@@ -21,8 +21,8 @@ use super::{Authority, AuthorityError, Caller, MAX_KEY_DAYS, csr, from_unix};
 use crate::api::{EnrollResponse, RenewRequest};
 use crate::ca::{BACKDATE, KeyOrder, PublicKey};
 use crate::model::{KeyId, Scope, ScopeSet, Serial};
+use crate::profile::PeerIdentity;
 use crate::store::{KeyRow, Renewal, StoreError};
-use crate::tls::PeerIdentity;
 
 /// How often a random serial collision is retried.
 const COLLISION_RETRIES: usize = 3;
@@ -95,10 +95,7 @@ impl Authority {
                 not_after,
                 public_key: public_key.clone(),
             };
-            let issued = self
-                .signer
-                .sign_key_certificate(order)
-                .map_err(|e| AuthorityError::Internal(e.to_string()))?;
+            let issued = self.signer.sign_key_certificate(order)?;
             let record = self.new_key_certificate(&key_id, &tenant, &issued);
             let event = self.event(
                 &format!("key:{key_id}"),
@@ -238,7 +235,7 @@ impl Authority {
             .recorded_certificate(&identity.serial.to_string(), der)
             .await?
             .ok_or_else(unknown)?;
-        if row.kind != "key" {
+        if row.kind != crate::store::CertificateKind::Key {
             return Err(AuthorityError::RenewalRefused(
                 RenewalRefusal::CertificateNotForKey,
             ));

@@ -65,11 +65,7 @@ impl Authority {
             Some(id.to_string()),
             serde_json::json!({ "owner": row.owner, "reason": reason.as_str() }),
         );
-        if let Some(certificates) = self
-            .store
-            .revoke_key(id.as_str(), reason.as_str(), now, &event)
-            .await?
-        {
+        if let Some(certificates) = self.store.revoke_key(&id, reason, now, &event).await? {
             self.crl.poke();
             self.metrics.revoked.inc();
             tracing::info!(key_id = %id, tenant = %row.tenant, %reason, certificates, "key revoked");
@@ -118,7 +114,7 @@ impl Authority {
         };
         let (keys, certificates) = self
             .store
-            .revoke_keys_of(&scope, reason.as_str(), event.at, &event)
+            .revoke_keys_of(&scope, reason, event.at, &event)
             .await?;
         if keys > 0 {
             self.crl.poke();

@@ -9,7 +9,7 @@ use latchkey::authority::Policy;
 use latchkey::clock::SystemClock;
 use latchkey::home::{Home, InitOptions};
 use latchkey::http::EdgeLimits;
-use latchkey::model::profile::DEFAULT_TRUST_DOMAIN;
+use latchkey::profile::DEFAULT_TRUST_DOMAIN;
 use latchkey::server::{ServeOptions, Server};
 use latchkey::tls::ListenerLimits;
 
@@ -230,6 +230,7 @@ pub async fn serve(args: &Args, serve: &ServeArgs) -> Result<()> {
             long_polls_per_source: serve.max_long_polls_per_source,
         },
         crl_http_listen: serve.crl_http_listen,
+        clock: Arc::new(SystemClock),
     })
     .await?;
     let addr = server.local_addr()?;

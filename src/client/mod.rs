@@ -22,7 +22,7 @@ use crate::api::{
 pub use connection::Connection;
 pub use keydir::{KeyDir, KeyDirError};
 pub use keygen::{KeyType, NewKeyPair, new_key_pair};
-pub use renewal::{Renewer, next_renewal_at};
+pub use renewal::{RenewalStatus, Renewer, next_renewal_at};
 pub use resolver::AutoRenewingKey;
 
 /// The default CA address.
@@ -30,6 +30,7 @@ pub const DEFAULT_SERVER: &str = "https://127.0.0.1:8443";
 
 /// What went wrong talking to the CA.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The server URL is not `https://host[:port]`.
     #[error("invalid server URL {0:?}: expected https://host[:port]")]

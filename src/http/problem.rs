@@ -171,7 +171,11 @@ impl IntoResponse for ApiError {
                 "the CA's store is unavailable; nothing was changed, try again".to_owned(),
                 Some(e),
             ),
-            ApiError::Authority(e @ AuthorityError::Internal(_)) => (
+            ApiError::Authority(
+                e @ (AuthorityError::Internal(_)
+                | AuthorityError::Store(_)
+                | AuthorityError::Signer(_)),
+            ) => (
                 "internal error; the CA's log has the details".to_owned(),
                 Some(e),
             ),

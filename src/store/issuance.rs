@@ -216,7 +216,7 @@ async fn record_one_as_statement(
                 "latchkey:token_spent" => StoreError::TokenSpent,
                 "latchkey:disabled" => StoreError::Disabled,
                 "latchkey:public_key_in_use" => StoreError::PublicKeyInUse,
-                other => StoreError::Corrupt(format!("unknown refusal {other}")),
+                other => StoreError::corrupt("issuances", "refusal", other),
             })
         }
         Err(e) => Err(unique_as(e, StoreError::Collision)),

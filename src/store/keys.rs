@@ -2,6 +2,7 @@ use sqlx::AssertSqlSafe;
 
 use super::audit::{self, AuditEvent};
 use super::filter::Statement;
+use super::rows::{CertificateKind, CertificateRecord, ListedRecord, convert_all};
 use super::{Backend, Store, StoreError, unique_as};
 use crate::model::RevocationReason;
 
@@ -33,8 +34,8 @@ pub struct NewCertificate {
     pub serial: String,
     /// The issuer's internal id.
     pub issuer_id: i64,
-    /// `key`, `admin` or `server`.
-    pub kind: &'static str,
+    /// What it is for.
+    pub kind: CertificateKind,
     /// The key it certifies, for key certificates.
     pub key_id: Option<String>,
     /// The SPIFFE URI (or the server's first hostname).
@@ -108,12 +109,12 @@ pub struct KeyRow {
 }
 
 /// A certificate as stored, without its DER.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct CertificateRow {
     /// Lowercase hex serial.
     pub serial: String,
-    /// `key`, `admin` or `server`.
-    pub kind: String,
+    /// What it is for.
+    pub kind: CertificateKind,
     /// The key it certifies, for key certificates.
     pub key_id: Option<String>,
     /// The SPIFFE URI (or the server's first hostname).
@@ -127,10 +128,9 @@ pub struct CertificateRow {
 }
 
 /// A certificate as listed with its key: see [`Store::certificates_of`].
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct ListedCertificate {
     /// The certificate.
-    #[sqlx(flatten)]
     pub certificate: CertificateRow,
     /// How many certificates its key has, listed or not.
     pub of_key: i64,
@@ -301,12 +301,13 @@ impl Store {
         let mut tx = self.begin().await?;
         let superseded = sqlx::query(
             "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
-             WHERE kind = 'admin' AND subject = $3 AND serial <> $4 AND revoked_at IS NULL",
+             WHERE kind = $5 AND subject = $3 AND serial <> $4 AND revoked_at IS NULL",
         )
         .bind(at)
         .bind(RevocationReason::Superseded.as_str())
         .bind(subject)
         .bind(keep)
+        .bind(CertificateKind::Admin.as_str())
         .execute(&mut **tx)
         .await?
         .rows_affected();
@@ -389,11 +390,11 @@ impl Store {
              ORDER BY COALESCE(generation, 0), not_before, serial",
             placeholders.join(", "),
         ));
-        let mut query = sqlx::query_as(sql);
+        let mut query = sqlx::query_as::<_, ListedRecord>(sql);
         for id in key_ids {
             query = query.bind(*id);
         }
-        Ok(query.bind(now).bind(per_key).fetch_all(&self.pool).await?)
+        convert_all(query.bind(now).bind(per_key).fetch_all(&self.pool).await?)
     }
 
     /// The certificate with this serial.
@@ -401,10 +402,12 @@ impl Store {
         let sql = AssertSqlSafe(format!(
             "SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE serial = $1"
         ));
-        Ok(sqlx::query_as(sql)
+        sqlx::query_as::<_, CertificateRecord>(sql)
             .bind(serial)
             .fetch_optional(&self.pool)
-            .await?)
+            .await?
+            .map(CertificateRow::try_from)
+            .transpose()
     }
 
     /// The certificate with this serial, if its recorded DER is exactly `der`: a look-alike
@@ -418,11 +421,13 @@ impl Store {
         let sql = AssertSqlSafe(format!(
             "SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE serial = $1 AND der = $2"
         ));
-        Ok(sqlx::query_as(sql)
+        sqlx::query_as::<_, CertificateRecord>(sql)
             .bind(serial)
             .bind(der)
             .fetch_optional(&self.pool)
-            .await?)
+            .await?
+            .map(CertificateRow::try_from)
+            .transpose()
     }
 
     /// The DER of the certificate with this serial.
@@ -450,7 +455,7 @@ async fn insert_certificate(
     )
     .bind(&c.serial)
     .bind(c.issuer_id)
-    .bind(c.kind)
+    .bind(c.kind.as_str())
     .bind(&c.key_id)
     .bind(&c.subject)
     .bind(&c.public_key_sha256)

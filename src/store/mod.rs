@@ -14,6 +14,7 @@ mod issuers;
 mod keys;
 mod revocations;
 mod root_crls;
+mod rows;
 mod synthetic;
 mod tenants;
 mod tokens;
@@ -32,16 +33,26 @@ pub use keys::{
 };
 pub use revocations::{CrlMarks, CrlRow, RevocationScope, RevokedCertificate, RevokedList};
 pub use root_crls::RootCrlRow;
+pub use rows::{CertificateKind, CertificateKindError};
 pub use tenants::UserChange;
 pub use tenants::{TenantRow, UserRow};
 pub use tokens::{NewToken, TokenCredential, TokenRow};
 
 /// What went wrong in the store.
+///
+/// Outages and bugs are apart: [`StoreError::Unavailable`] means the database could not be
+/// reached (try again later, 503), [`StoreError::Internal`] and [`StoreError::Corrupt`] that
+/// the CA or its data is wrong (500). Conversions from `sqlx::Error` go through
+/// [`StoreError::from`], which decides which one an error is.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database could not be reached or failed; nothing was changed.
+    /// The database could not be reached, or dropped the connection; nothing was changed.
     #[error("store unavailable: {0}")]
-    Unavailable(#[from] sqlx::Error),
+    Unavailable(#[source] sqlx::Error),
+    /// The database answered, but refused or failed the statement in a way no mapping
+    /// covers: a bug of the CA (bad SQL, a value of the wrong type), not an outage.
+    #[error("store error: {0}")]
+    Internal(#[source] sqlx::Error),
     /// A row with the same unique name exists already.
     #[error("{0} already exists")]
     AlreadyExists(&'static str),
@@ -75,9 +86,17 @@ pub enum StoreError {
     /// The operation exists for the other database engine only.
     #[error("not supported here: {0}")]
     Unsupported(&'static str),
-    /// A stored value is not what the CA writes.
-    #[error("corrupt store: {0}")]
-    Corrupt(String),
+    /// A stored value is not what the CA writes. Never replaced by a default: a corrupt row
+    /// is loud.
+    #[error("corrupt store: {table}.{column} holds {value:?}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// The column.
+        column: &'static str,
+        /// The value found (or a description of it).
+        value: String,
+    },
     /// The transaction that was to record this, along with other issuances, failed;
     /// nothing of it was recorded.
     #[error("store unavailable: {0}")]
@@ -85,6 +104,60 @@ pub enum StoreError {
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// A corrupt value in `table.column`.
+    pub(crate) fn corrupt(table: &'static str, column: &'static str, value: impl ToString) -> Self {
+        Self::Corrupt {
+            table,
+            column,
+            value: value.to_string(),
+        }
+    }
+
+    /// True when the database could not be reached: the same request may succeed later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_) | Self::BatchFailed(_))
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    /// An outage (`Unavailable`) when the database could not be reached, dropped the
+    /// connection, or said it cannot serve now; anything else is `Internal`.
+    fn from(err: sqlx::Error) -> Self {
+        if is_outage(&err) {
+            Self::Unavailable(err)
+        } else {
+            Self::Internal(err)
+        }
+    }
+}
+
+/// Whether `err` says the database is out of reach rather than that the statement is wrong.
+fn is_outage(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| is_outage_code(&code)),
+        _ => false,
+    }
+}
+
+/// Database error codes that mean "not now" rather than "not this". PostgreSQL's are
+/// five-character SQLSTATEs: class 08 (connection exception), 53 (insufficient resources:
+/// too many connections, disk full), 57P01..57P05 (shutdown, cannot connect now, idle
+/// timeouts). SQLite's are numbers, primary code in the low byte: BUSY (5), LOCKED (6),
+/// IOERR (10), FULL (13), CANTOPEN (14).
+fn is_outage_code(code: &str) -> bool {
+    if code.len() == 5 && code.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return code.starts_with("08") || code.starts_with("53") || code.starts_with("57P");
+    }
+    code.parse::<u32>()
+        .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13 | 14))
 }
 
 /// Which database engine a store runs on.
@@ -297,16 +370,75 @@ fn create_private_file(path: &std::path::Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))
 }
 
-/// Maps a unique-constraint violation to `on_unique`, anything else to `Unavailable`.
+/// Maps a unique-constraint violation to `on_unique`, anything else as [`StoreError::from`]
+/// does.
 fn unique_as(err: sqlx::Error, on_unique: StoreError) -> StoreError {
     match &err {
         sqlx::Error::Database(db) if db.is_unique_violation() => on_unique,
-        _ => StoreError::Unavailable(err),
+        _ => err.into(),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::{Store, StoreError};
+
+    fn is_unavailable(err: sqlx::Error) -> bool {
+        StoreError::from(err).is_unavailable()
+    }
+
+    /// Errors that say the database is out of reach are outages (503, try again); the rest
+    /// are bugs (500), and keep their source.
+    #[test]
+    fn sqlx_errors_are_outages_or_bugs() {
+        let io = |kind| sqlx::Error::Io(std::io::Error::from(kind));
+        assert!(is_unavailable(io(std::io::ErrorKind::ConnectionRefused)));
+        assert!(is_unavailable(io(std::io::ErrorKind::ConnectionReset)));
+        assert!(is_unavailable(sqlx::Error::PoolTimedOut));
+        assert!(is_unavailable(sqlx::Error::PoolClosed));
+        assert!(is_unavailable(sqlx::Error::WorkerCrashed));
+        assert!(!is_unavailable(sqlx::Error::RowNotFound));
+        assert!(!is_unavailable(sqlx::Error::ColumnNotFound("x".into())));
+        assert!(!is_unavailable(sqlx::Error::Protocol("bad message".into())));
+        let decode = StoreError::from(sqlx::Error::Decode("not an integer".into()));
+        assert!(matches!(decode, StoreError::Internal(_)), "{decode:?}");
+        assert!(std::error::Error::source(&decode).is_some());
+    }
+
+    #[test]
+    fn database_codes_for_outages() {
+        // PostgreSQL SQLSTATEs.
+        for code in ["08006", "08001", "53300", "57P01", "57P03"] {
+            assert!(super::is_outage_code(code), "{code}");
+        }
+        for code in ["42601", "23505", "22P02", "P0001", "40001"] {
+            assert!(!super::is_outage_code(code), "{code}");
+        }
+        // SQLite result codes, extended ones included (SQLITE_BUSY_SNAPSHOT = 517,
+        // SQLITE_IOERR_FSYNC = 1034, SQLITE_CONSTRAINT_UNIQUE = 2067).
+        for code in ["5", "6", "10", "13", "14", "517", "1034"] {
+            assert!(super::is_outage_code(code), "{code}");
+        }
+        for code in ["1", "19", "2067", "1555", "11"] {
+            assert!(!super::is_outage_code(code), "{code}");
+        }
+    }
+
+    /// Against a real database: a statement the database rejects is a bug, a closed pool
+    /// is an outage.
+    #[tokio::test]
+    async fn store_errors_from_a_real_database() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let bad = sqlx::query("SELECT no_such_column FROM issuers")
+            .execute(&store.pool)
+            .await
+            .unwrap_err();
+        assert!(matches!(StoreError::from(bad), StoreError::Internal(_)));
+        store.close().await;
+        let closed = store.ping().await.unwrap_err();
+        assert!(closed.is_unavailable(), "{closed:?}");
+    }
+
     /// Both engines' migrations have the same versions, named alike: a version means one
     /// change of the schema, whichever engine holds it, and `latchkey migrate` relies on it.
     #[test]

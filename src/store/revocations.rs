@@ -1,23 +1,27 @@
+use time::OffsetDateTime;
+
 use super::audit::{self, AuditEvent};
 use super::{Backend, Store, StoreError, unique_as};
+use crate::model::{KeyId, RevocationReason, Serial};
 
 /// How many CRLs of an issuer the store keeps.
 const CRLS_KEPT: i64 = 3;
 
 /// One entry of a CRL: a revoked certificate that has not yet expired (long enough ago).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RevokedCertificate<'a> {
-    /// Lowercase hex serial.
-    pub serial: &'a str,
+pub struct RevokedCertificate {
+    /// Its serial.
+    pub serial: Serial,
     /// When it was revoked.
-    pub revoked_at: i64,
-    /// Why (the API's reason name), if recorded.
-    pub revocation_reason: Option<&'a str>,
+    pub revoked_at: OffsetDateTime,
+    /// Why; `Unspecified` when no reason was recorded (NULL), never for an unreadable one.
+    pub reason: RevocationReason,
 }
 
 /// The entries of the next CRL, in no particular order, read as one text value: a million
 /// rows read one by one cost seconds of per-row overhead (each row crosses a channel from
-/// the database's thread and is converted twice), one value a fraction of that.
+/// the database's thread and is converted twice), one value a fraction of that. The text is
+/// this module's private encoding; [`RevokedList::iter`] parses it into typed entries.
 #[derive(Debug, Default)]
 pub struct RevokedList {
     /// `serial revoked_at reason` items joined by commas; empty when there are none.
@@ -25,27 +29,38 @@ pub struct RevokedList {
 }
 
 impl RevokedList {
-    /// The entries.
-    pub fn iter(&self) -> impl Iterator<Item = Result<RevokedCertificate<'_>, StoreError>> {
+    /// The entries; a value the CA would not have written is a [`StoreError::Corrupt`], so a
+    /// CRL is never built from a guess.
+    pub fn iter(&self) -> impl Iterator<Item = Result<RevokedCertificate, StoreError>> + '_ {
         self.text
             .split(',')
             .filter(|item| !item.is_empty())
-            .map(|item| {
-                let corrupt = || StoreError::Corrupt(format!("revocation list item {item:?}"));
-                let mut parts = item.splitn(3, ' ');
-                let serial = parts.next().ok_or_else(corrupt)?;
-                let revoked_at = parts
-                    .next()
-                    .and_then(|t| t.parse().ok())
-                    .ok_or_else(corrupt)?;
-                let revocation_reason = parts.next().filter(|r| !r.is_empty());
-                Ok(RevokedCertificate {
-                    serial,
-                    revoked_at,
-                    revocation_reason,
-                })
-            })
+            .map(parse_revoked_item)
     }
+}
+
+/// One `serial revoked_at reason` item of a [`RevokedList`].
+fn parse_revoked_item(item: &str) -> Result<RevokedCertificate, StoreError> {
+    let mut parts = item.splitn(3, ' ');
+    let (serial, revoked_at, reason) = (parts.next(), parts.next(), parts.next());
+    let serial = serial
+        .and_then(|s| s.parse::<Serial>().ok())
+        .ok_or_else(|| StoreError::corrupt("certificates", "serial", item))?;
+    let revoked_at = revoked_at
+        .and_then(|t| t.parse::<i64>().ok())
+        .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+        .ok_or_else(|| StoreError::corrupt("certificates", "revoked_at", item))?;
+    let reason = match reason {
+        None | Some("") => RevocationReason::Unspecified,
+        Some(name) => name
+            .parse()
+            .map_err(|_| StoreError::corrupt("certificates", "revocation_reason", name))?,
+    };
+    Ok(RevokedCertificate {
+        serial,
+        revoked_at,
+        reason,
+    })
 }
 
 /// A published CRL as stored.
@@ -104,8 +119,8 @@ impl Store {
     /// revoked already (nothing changes then, and no event is written).
     pub async fn revoke_key(
         &self,
-        key_id: &str,
-        reason: &str,
+        key_id: &KeyId,
+        reason: RevocationReason,
         now: i64,
         event: &AuditEvent,
     ) -> Result<Option<i64>, StoreError> {
@@ -115,8 +130,8 @@ impl Store {
              WHERE id = $3 AND revoked_at IS NULL",
         )
         .bind(now)
-        .bind(reason)
-        .bind(key_id)
+        .bind(reason.as_str())
+        .bind(key_id.as_str())
         .execute(&mut **tx)
         .await?;
         // Swept even when the key was revoked already: nothing of a revoked key stays valid.
@@ -125,8 +140,8 @@ impl Store {
              WHERE key_id = $3 AND revoked_at IS NULL AND not_after > $1",
         )
         .bind(now)
-        .bind(reason)
-        .bind(key_id)
+        .bind(reason.as_str())
+        .bind(key_id.as_str())
         .execute(&mut **tx)
         .await?;
         if key.rows_affected() == 0 && certificates.rows_affected() == 0 {
@@ -146,7 +161,7 @@ impl Store {
     pub async fn revoke_keys_of(
         &self,
         scope: &RevocationScope,
-        reason: &str,
+        reason: RevocationReason,
         now: i64,
         event: &AuditEvent,
     ) -> Result<(i64, i64), StoreError> {
@@ -159,7 +174,7 @@ impl Store {
              WHERE tenant_id = $3 AND ($4 = '' OR owner = $4) AND revoked_at IS NULL",
         )
         .bind(now)
-        .bind(reason)
+        .bind(reason.as_str())
         .bind(scope.tenant_id)
         .bind(&owner)
         .execute(&mut **tx)
@@ -171,7 +186,7 @@ impl Store {
               AND revoked_at IS NOT NULL)",
         )
         .bind(now)
-        .bind(reason)
+        .bind(reason.as_str())
         .bind(scope.tenant_id)
         .bind(&owner)
         .execute(&mut **tx)
@@ -337,5 +352,49 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn list(text: &str) -> Vec<Result<RevokedCertificate, StoreError>> {
+        RevokedList { text: text.into() }.iter().collect()
+    }
+
+    #[test]
+    fn revoked_items_parse_into_typed_entries() {
+        let serial = "0123456789abcdef0123456789abcdef";
+        let entries = list(&format!(
+            "{serial} 1700000000 key_compromise,{serial} 1700000001 "
+        ));
+        let first = entries[0].as_ref().unwrap();
+        assert_eq!(first.serial, serial.parse().unwrap());
+        assert_eq!(first.revoked_at.unix_timestamp(), 1_700_000_000);
+        assert_eq!(first.reason, RevocationReason::KeyCompromise);
+        // No recorded reason (NULL) is "unspecified".
+        assert_eq!(
+            entries[1].as_ref().unwrap().reason,
+            RevocationReason::Unspecified
+        );
+        assert!(list("").is_empty());
+    }
+
+    /// A value the CA never writes is an error naming the column, not a default.
+    #[test]
+    fn corrupt_revoked_items_are_errors() {
+        let serial = "0123456789abcdef0123456789abcdef";
+        for (text, column) in [
+            (format!("{serial} 1700000000 bogus"), "revocation_reason"),
+            (format!("{serial} yesterday superseded"), "revoked_at"),
+            ("zz 1700000000 superseded".to_owned(), "serial"),
+            (serial.to_owned(), "revoked_at"),
+        ] {
+            match list(&text).remove(0) {
+                Err(StoreError::Corrupt { column: c, .. }) => assert_eq!(c, column, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! Integration tests: each starts the real `latchkey serve` on an ephemeral loopback port
 //! and talks HTTPS and mTLS to it, with the library client, the CLI, openssl and curl.
 
+#![allow(clippy::unwrap_used, reason = "a panic is how a test fails")]
+
 mod admin;
 mod crash;
 mod crl_chain;

@@ -6,7 +6,19 @@ use latchkey::store::{
     Renewal, RevocationScope, Store, StoreError, TokenUse, UserChange,
 };
 
+use latchkey::model::{KeyId, RevocationReason, Serial};
+
 use crate::support::PgSchema;
+
+/// Key ids as the CA writes them (24 hex digits): the store parses what it reads back.
+const K1: &str = "0000000000000000000000a1";
+const K2: &str = "0000000000000000000000a2";
+const K3: &str = "0000000000000000000000a3";
+
+/// The serial (32 hex digits) a test names `name`, so that the store's typed reads accept it.
+fn sn(name: &str) -> String {
+    format!("{:0>32}", hex::encode(name))
+}
 
 fn event(action: &'static str, tenant: &str) -> AuditEvent {
     AuditEvent {
@@ -34,9 +46,9 @@ fn key(id: &str, tenant_id: i64, owner: &str) -> NewKey {
 
 fn certificate(serial: &str, issuer_id: i64, key_id: &str, public_key: &str) -> NewCertificate {
     NewCertificate {
-        serial: serial.into(),
+        serial: sn(serial),
         issuer_id,
-        kind: "key",
+        kind: latchkey::store::CertificateKind::Key,
         key_id: Some(key_id.into()),
         subject: format!("spiffe://latchkey.internal/tenant/acme/key/{key_id}"),
         public_key_sha256: public_key.into(),
@@ -211,27 +223,27 @@ async fn contract(store: Store) {
                 .await
         }
     };
-    issue("k1", "s1", "pk1", acme.id, Some(TokenUse { token_id }))
+    issue(K1, "s1", "pk1", acme.id, Some(TokenUse { token_id }))
         .await
         .unwrap();
     assert!(matches!(
-        issue("k2", "s2", "pk2", acme.id, Some(TokenUse { token_id })).await,
+        issue(K2, "s2", "pk2", acme.id, Some(TokenUse { token_id })).await,
         Err(StoreError::TokenSpent)
     ));
     assert!(matches!(
-        issue("k2", "s1", "pk2", acme.id, None).await,
+        issue(K2, "s1", "pk2", acme.id, None).await,
         Err(StoreError::Collision)
     ));
     assert!(matches!(
-        issue("k2", "s2", "pk1", acme.id, None).await,
+        issue(K2, "s2", "pk1", acme.id, None).await,
         Err(StoreError::PublicKeyInUse)
     ));
     assert!(matches!(
-        issue("k2", "s2", "pk2", globex.id, None).await,
+        issue(K2, "s2", "pk2", globex.id, None).await,
         Err(StoreError::Disabled)
     ));
-    issue("k2", "s2", "pk2", acme.id, None).await.unwrap();
-    issue("k3", "s3", "pk3", acme.id, None).await.unwrap();
+    issue(K2, "s2", "pk2", acme.id, None).await.unwrap();
+    issue(K3, "s3", "pk3", acme.id, None).await.unwrap();
     assert!(
         !store
             .revoke_token(token_id, 3_000, &event("token.revoke", "acme"))
@@ -252,28 +264,28 @@ async fn contract(store: Store) {
     let page = store.keys(&filter(None, None, 2)).await.unwrap();
     assert_eq!(
         page.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
-        ["k3", "k2"]
+        [K3, K2]
     );
     let rest = store
         .keys(&filter(None, Some(page[1].seq), 2))
         .await
         .unwrap();
-    assert_eq!(
-        rest.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
-        ["k1"]
-    );
+    assert_eq!(rest.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(), [K1]);
     assert_eq!(
         store
-            .certificates_of(&["k1", "k2"], 3_000, 10)
+            .certificates_of(&[K1, K2], 3_000, 10)
             .await
             .unwrap()
             .len(),
         2
     );
-    assert_eq!(store.certificate_der("s1").await.unwrap().unwrap(), b"s1");
+    assert_eq!(
+        store.certificate_der(&sn("s1")).await.unwrap().unwrap(),
+        b"s1"
+    );
 
     // Renewal while active; not after revocation.
-    let mut renewal_certificate = certificate("s1b", issuer, "k1", "pk1");
+    let mut renewal_certificate = certificate("s1b", issuer, K1, "pk1");
     renewal_certificate.not_before = 2_500;
     store
         .record_renewal(
@@ -285,7 +297,7 @@ async fn contract(store: Store) {
     assert!(matches!(
         store
             .record_renewal(
-                &renewal(certificate("s1c", issuer, "k1", "pk2"), 3_000),
+                &renewal(certificate("s1c", issuer, K1, "pk2"), 3_000),
                 &event("key.renew", "acme")
             )
             .await,
@@ -293,9 +305,15 @@ async fn contract(store: Store) {
     ));
     // Every transaction that revokes moves the revocation revision; nothing else does.
     let revision = store.crl_revision().await.unwrap();
+    let k1_id: KeyId = K1.parse().unwrap();
     assert_eq!(
         store
-            .revoke_key("k1", "superseded", 3_000, &event("key.revoke", "acme"))
+            .revoke_key(
+                &k1_id,
+                RevocationReason::Superseded,
+                3_000,
+                &event("key.revoke", "acme")
+            )
             .await
             .unwrap(),
         Some(2)
@@ -303,7 +321,12 @@ async fn contract(store: Store) {
     assert_eq!(store.crl_revision().await.unwrap(), revision + 1);
     assert_eq!(
         store
-            .revoke_key("k1", "superseded", 3_000, &event("key.revoke", "acme"))
+            .revoke_key(
+                &k1_id,
+                RevocationReason::Superseded,
+                3_000,
+                &event("key.revoke", "acme")
+            )
             .await
             .unwrap(),
         None
@@ -311,7 +334,7 @@ async fn contract(store: Store) {
     assert!(matches!(
         store
             .record_renewal(
-                &renewal(certificate("s1d", issuer, "k1", "pk1"), 3_000),
+                &renewal(certificate("s1d", issuer, K1, "pk1"), 3_000),
                 &event("key.renew", "acme")
             )
             .await,
@@ -325,7 +348,7 @@ async fn contract(store: Store) {
         store
             .revoke_keys_of(
                 &scope,
-                "cessation_of_operation",
+                RevocationReason::CessationOfOperation,
                 3_000,
                 &event("key.revoke_bulk", "acme")
             )
@@ -338,7 +361,7 @@ async fn contract(store: Store) {
         store
             .revoke_keys_of(
                 &scope,
-                "superseded",
+                RevocationReason::Superseded,
                 3_000,
                 &event("key.revoke_bulk", "acme")
             )
@@ -370,7 +393,11 @@ async fn contract(store: Store) {
     let revoked = store.revoked_certificates(issuer, 0).await.unwrap();
     let mut serials: Vec<_> = revoked.iter().map(|r| r.unwrap().serial).collect();
     serials.sort();
-    assert_eq!(serials, ["s1", "s1b", "s2", "s3"]);
+    let mut expected: Vec<Serial> = ["s1", "s1b", "s2", "s3"]
+        .map(|name| sn(name).parse().unwrap())
+        .into();
+    expected.sort();
+    assert_eq!(serials, expected);
     assert_eq!(
         store
             .revoked_certificates(issuer, 100_000)
@@ -480,7 +507,7 @@ async fn renewal_contract(store: Store) {
         .insert_user(acme.id, "alice", "h", "a:b c:d", 1_000, &event("u", "acme"))
         .await
         .unwrap();
-    for (id, owner, serial, pk) in [("k1", "alice", "s0", "pk0"), ("k2", "bot", "m0", "pkm")] {
+    for (id, owner, serial, pk) in [(K1, "alice", "s0", "pk0"), (K2, "bot", "m0", "pkm")] {
         let (k, c) = (key(id, acme.id, owner), certificate(serial, issuer, id, pk));
         store
             .record_key_issuance(&k, &c, None, 1_000, &event("key.issue", "acme"))
@@ -488,7 +515,7 @@ async fn renewal_contract(store: Store) {
             .unwrap();
     }
     let at = |serial: &str, pk: &str, now: i64| {
-        let mut c = certificate(serial, issuer, "k1", pk);
+        let mut c = certificate(serial, issuer, K1, pk);
         (c.not_before, c.created_at) = (now, now);
         Renewal {
             newest_before: now - 3_600,
@@ -518,12 +545,12 @@ async fn renewal_contract(store: Store) {
     let entries: Vec<_> = revoked.iter().map(Result::unwrap).collect();
     assert_eq!(entries.len(), 1);
     assert_eq!(
+        (entries[0].serial, entries[0].revoked_at, entries[0].reason),
         (
-            entries[0].serial,
-            entries[0].revoked_at,
-            entries[0].revocation_reason
-        ),
-        ("s0", 13_000, Some("superseded"))
+            sn("s0").parse().unwrap(),
+            time::OffsetDateTime::from_unix_timestamp(13_000).unwrap(),
+            RevocationReason::Superseded
+        )
     );
 
     // Narrowing sticks: fewer scopes, an earlier end; a later end does not come back.
@@ -533,7 +560,7 @@ async fn renewal_contract(store: Store) {
         ..at("s4", "pk0", 17_000)
     };
     assert_eq!(renew(narrowed).await.unwrap(), 1);
-    let k1 = store.key("k1").await.unwrap().unwrap();
+    let k1 = store.key(K1).await.unwrap().unwrap();
     assert_eq!((k1.scopes.as_str(), k1.expires_at), ("a:b", 500_000));
 
     // A rekey supersedes every earlier valid certificate, whatever the cap.
@@ -542,14 +569,14 @@ async fn renewal_contract(store: Store) {
         ..at("s5", "pk5", 21_000)
     };
     assert_eq!(renew(rekey).await.unwrap(), 3);
-    let listed = store.certificates_of(&["k1"], 22_000, 3).await.unwrap();
+    let listed = store.certificates_of(&[K1], 22_000, 3).await.unwrap();
     let serials: Vec<_> = listed
         .iter()
-        .map(|c| c.certificate.serial.as_str())
+        .map(|c| c.certificate.serial.clone())
         .collect();
     assert_eq!(
         serials,
-        ["s3", "s4", "s5"],
+        ["s3", "s4", "s5"].map(sn),
         "the newest three, oldest first"
     );
     assert!(listed.iter().all(|c| c.of_key == 6));
@@ -558,7 +585,7 @@ async fn renewal_contract(store: Store) {
             .iter()
             .all(|c| c.certificate.revoked_at == Some(21_000))
     );
-    assert_eq!(store.key("k1").await.unwrap().unwrap().expires_at, 500_000);
+    assert_eq!(store.key(K1).await.unwrap().unwrap().expires_at, 500_000);
 
     // A disabled owner or tenant: refused under the lock. A machine owner (no user row)
     // answers to its tenant only.
@@ -575,7 +602,7 @@ async fn renewal_contract(store: Store) {
         renew(at("s6", "pk5", 30_000)).await,
         Err(StoreError::Disabled)
     ));
-    let mut machine = renewal(certificate("m1", issuer, "k2", "pkm"), 30_000);
+    let mut machine = renewal(certificate("m1", issuer, K2, "pkm"), 30_000);
     machine.certificate.created_at = 30_000;
     renew(machine.clone()).await.unwrap();
     store
@@ -587,7 +614,7 @@ async fn renewal_contract(store: Store) {
         .update_tenant("acme", None, Some(true), 31_000, &e)
         .await
         .unwrap();
-    machine.certificate.serial = "m2".into();
+    machine.certificate.serial = sn("m2");
     assert!(matches!(renew(machine).await, Err(StoreError::Disabled)));
     assert!(matches!(
         renew(at("s6", "pk5", 30_000)).await,
