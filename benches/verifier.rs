@@ -13,17 +13,34 @@
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use latchkey::ca::{Bootstrap, KeyOrder, Signer};
+use latchkey::ca::{Bootstrap, CrlEntry, CrlOrder, KeyOrder, Signer};
 use latchkey::client::{KeyType, new_key_pair};
-use latchkey::model::{KeyId, ScopeSet, Serial};
-use latchkey::tls::{LatchkeyVerifier, RevocationSet, Revocations};
+use latchkey::model::{KeyId, RevocationReason, ScopeSet, Serial};
+use latchkey::relying::Relying;
+use latchkey::tls::{CrlSink, CrlSource, CrlSourceTask};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use time::{Duration, OffsetDateTime};
 
 const TRUST_DOMAIN: &str = "latchkey.internal";
 
-/// A CA chain and one key certificate issued under it.
-fn fixture() -> (Vec<CertificateDer<'static>>, CertificateDer<'static>) {
+/// A CRL source that delivers one CRL and then nothing.
+struct OneCrl(Vec<u8>);
+
+impl CrlSource for OneCrl {
+    fn run(self: Box<Self>, sink: CrlSink) -> CrlSourceTask {
+        Box::pin(async move {
+            sink.take(&self.0);
+            std::future::pending::<()>().await
+        })
+    }
+}
+
+/// A CA chain, one key certificate issued under it, and its signer.
+fn fixture() -> (
+    Vec<CertificateDer<'static>>,
+    CertificateDer<'static>,
+    Signer,
+) {
     let now = OffsetDateTime::now_utc();
     let ca = Bootstrap::generate(now).expect("bootstrap");
     let signer = Signer::new(
@@ -50,18 +67,40 @@ fn fixture() -> (Vec<CertificateDer<'static>>, CertificateDer<'static>) {
     (
         vec![ca.intermediate_certificate, ca.root_certificate],
         leaf.der,
+        signer,
     )
 }
 
 fn verify_per_handshake(c: &mut Criterion) {
-    let (chain, leaf) = fixture();
+    let (chain, leaf, signer) = fixture();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let mut group = c.benchmark_group("verifier/handshake");
     for revoked in [10usize, 100_000, 1_000_000] {
-        let set =
-            RevocationSet::from_serials((0..revoked).map(|_| Serial::random()), Duration::hours(1));
-        let verifier = LatchkeyVerifier::new(&chain, TRUST_DOMAIN, Revocations::fixed(set))
-            .expect("verifier")
-            .pin_tenants(["acme".parse().unwrap()]);
+        let now = OffsetDateTime::now_utc();
+        let crl = signer
+            .sign_crl(&CrlOrder {
+                number: 1,
+                this_update: now - Duration::minutes(1),
+                next_update: now + Duration::hours(1),
+                entries: (0..revoked)
+                    .map(|_| CrlEntry {
+                        serial: Serial::random(),
+                        revoked_at: now,
+                        reason: RevocationReason::KeyCompromise,
+                    })
+                    .collect(),
+            })
+            .expect("CRL");
+        let relying = runtime
+            .block_on(
+                Relying::builder(TRUST_DOMAIN)
+                    .tenants(["acme".parse().unwrap()])
+                    .ca_chain(chain.clone())
+                    .crl_source(OneCrl(crl))
+                    .build(),
+            )
+            .expect("relying service");
+        let verifier = relying.verifier();
         let now = UnixTime::now();
         verifier
             .verify(&leaf, &[], now)

@@ -17,16 +17,15 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Parser;
-use latchkey::client::Client;
 use latchkey::model::TenantName;
-use latchkey::tls::axum::{Scoped, identity_per_connection};
-use latchkey::tls::{Acceptor, Identity, LatchkeyVerifier, Revocations};
+use latchkey::relying::Relying;
+use latchkey::tls::Identity;
+use latchkey::tls::axum::Scoped;
 
 /// A relying service for latchkey keys.
 #[derive(Debug, Parser)]
@@ -44,7 +43,7 @@ struct Args {
     #[arg(long = "tenant")]
     tenants: Vec<TenantName>,
     /// The SPIFFE trust domain of the CA.
-    #[arg(long, default_value = latchkey::model::profile::DEFAULT_TRUST_DOMAIN)]
+    #[arg(long, default_value = latchkey::profile::DEFAULT_TRUST_DOMAIN)]
     trust_domain: String,
     /// This service's TLS certificate chain (PEM); default a self-signed localhost one.
     #[arg(long, requires = "tls_key")]
@@ -75,9 +74,9 @@ async fn metrics(
     let events = hub
         .events
         .lock()
-        .map(|e| e.get(identity.tenant.as_str()).cloned())
+        .map(|e| e.get(identity.tenant().as_str()).cloned())
         .unwrap_or_default();
-    Json(serde_json::json!({ "tenant": identity.tenant, "events": events.unwrap_or_default() }))
+    Json(serde_json::json!({ "tenant": identity.tenant(), "events": events.unwrap_or_default() }))
 }
 
 latchkey::tls::axum::scope!(WriteEvents = "write:events");
@@ -92,7 +91,7 @@ async fn record(
 ) -> (axum::http::StatusCode, Json<serde_json::Value>) {
     if let Ok(mut events) = hub.events.lock() {
         *events
-            .entry(identity.tenant.to_string())
+            .entry(identity.tenant().to_string())
             .or_default()
             .entry(event.name.clone())
             .or_default() += 1;
@@ -126,35 +125,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
     let args = Args::parse();
     let root_pem = std::fs::read(&args.ca_cert)?;
-    let root = latchkey::tls::load_certificates(&root_pem, "the CA certificate")?;
 
-    // The CA's chain: its intermediate, anchored at the root we were given (not at whatever
-    // root the CA sends).
-    let ca = Client::new(&args.ca_url, &root_pem, None)?;
-    let intermediate = ca
-        .ca_chain()
-        .await?
-        .into_iter()
-        .next()
-        .ok_or("the CA sent no chain")?;
-    let chain = vec![intermediate.clone(), root[0].clone()];
-
-    // Live revocation: long-poll the CA's CRL, verify each once, swap it in.
-    let revocations = Revocations::new();
-    let _follower = revocations.follow_ca(ca, intermediate);
-    for _ in 0..100 {
-        if revocations.current().is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    if revocations.current().is_none() {
-        tracing::error!("no CRL from the CA yet: every handshake is refused until one arrives");
-    }
-    let mut verifier = LatchkeyVerifier::new(&chain, &args.trust_domain, revocations)?;
-    if !args.tenants.is_empty() {
-        verifier = verifier.pin_tenants(args.tenants.clone());
-    }
+    // One builder: the CA's chain (its intermediate, anchored at the root we were given),
+    // live revocation by long poll, the tenants accepted; it returns once the first CRL is
+    // verified, and the one verifier it holds checks both handshakes and requests.
+    let builder = Relying::builder(&args.trust_domain).follow_ca(&args.ca_url, &root_pem);
+    let builder = if args.tenants.is_empty() {
+        builder.any_tenant()
+    } else {
+        builder.tenants(args.tenants.clone())
+    };
+    let relying = builder.build().await?;
 
     let (cert_chain, key) = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => (
@@ -173,22 +154,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             )
         }
     };
-    let verifier = Arc::new(verifier);
-    let config = latchkey::tls::relying_server_config(cert_chain, key, verifier.clone())?;
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!(
         "analytics_hub listening on https://{}",
         listener.local_addr()?
     );
-    latchkey::tls::serve(
-        listener,
-        Acceptor::from_config(config),
-        app(),
-        identity_per_connection(verifier),
-        async {
+    relying
+        .serve(listener, cert_chain, key, app(), async {
             let _ = tokio::signal::ctrl_c().await;
-        },
-    )
-    .await;
+        })
+        .await?;
     Ok(())
 }

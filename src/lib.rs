@@ -2,8 +2,9 @@
 //! API keys.
 //!
 //! Without default features this crate is what a relying service or a key holder links:
-//! the vocabulary ([`model`]), the wire types of the HTTP API ([`api`]), the TLS side
-//! ([`tls`]) and the client ([`client`]). The `server` feature adds the CA itself: the
+//! the vocabulary ([`model`]), the certificate profile ([`profile`]), the wire types of the
+//! HTTP API ([`api`]), one builder configuring a relying service ([`relying`]), the TLS side
+//! it uses ([`tls`]) and the client ([`client`]). The `server` feature adds the CA itself: the
 //! signer ([`ca`]), the [`authority`] that decides who gets what, the [`store`], the
 //! [`http`] edge and the server process around them.
 
@@ -12,11 +13,25 @@
 pub mod api;
 pub mod client;
 pub mod clock;
-pub mod files;
 pub mod model;
-pub mod pem;
-pub mod per_source;
+pub mod profile;
+pub mod relying;
 pub mod tls;
+
+// Plumbing: crate-private in the library build; the CA binary (`src/cli`, another crate)
+// and its tests reach them across the crate boundary, so there they are public but hidden.
+#[cfg(feature = "server")]
+#[doc(hidden)]
+pub mod files;
+#[cfg(not(feature = "server"))]
+pub(crate) mod files;
+#[cfg(feature = "server")]
+#[doc(hidden)]
+pub mod pem;
+#[cfg(not(feature = "server"))]
+pub(crate) mod pem;
+#[cfg(feature = "axum")]
+pub(crate) mod per_source;
 
 #[cfg(feature = "server")]
 pub mod authority;

@@ -21,6 +21,7 @@ pub fn encode(label: &str, der: &[u8]) -> String {
     out
 }
 
+#[cfg(feature = "server")]
 /// Concatenates certificates as PEM, in order.
 pub fn encode_certificates<'a>(ders: impl IntoIterator<Item = &'a [u8]>) -> String {
     ders.into_iter().map(|d| encode("CERTIFICATE", d)).collect()

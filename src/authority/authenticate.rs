@@ -4,10 +4,10 @@
 use rustls_pki_types::CertificateDer;
 
 use super::{Authority, AuthorityError};
-use crate::model::profile::SpiffeId;
 use crate::model::{KeyId, OwnerName, ScopeSet, SourceNet, TenantName, UserRef};
+use crate::profile::PeerIdentity;
+use crate::profile::SpiffeId;
 use crate::store::CertificateKind;
-use crate::tls::PeerIdentity;
 
 /// A credential from the `Authorization` header.
 #[derive(Clone)]

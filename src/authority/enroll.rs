@@ -261,7 +261,7 @@ impl Authority {
             issuer_id: self.issuer_id,
             kind: crate::store::CertificateKind::Key,
             key_id: Some(key_id.to_string()),
-            subject: crate::model::profile::SpiffeId::Key {
+            subject: crate::profile::SpiffeId::Key {
                 tenant: tenant.clone(),
                 key_id: key_id.clone(),
             }

@@ -238,10 +238,11 @@ impl Authority {
             return Ok(());
         }
         let trust_domain = self.signer.trust_domain();
-        let (kind, subject) = match crate::tls::PeerIdentity::from_der(&issued.der, trust_domain) {
-            Ok(identity) => (CertificateKind::Admin, identity.id.to_uri(trust_domain)),
-            Err(_) => (CertificateKind::Server, "latchkey server".to_owned()),
-        };
+        let (kind, subject) =
+            match crate::profile::PeerIdentity::from_der(&issued.der, trust_domain) {
+                Ok(identity) => (CertificateKind::Admin, identity.id.to_uri(trust_domain)),
+                Err(_) => (CertificateKind::Server, "latchkey server".to_owned()),
+            };
         self.record_service_certificate(kind, &subject, &issued)
             .await
     }
@@ -302,7 +303,7 @@ impl Authority {
         der: rustls_pki_types::CertificateDer<'static>,
     ) -> Result<u64, AuthorityError> {
         let trust_domain = self.signer.trust_domain();
-        let identity = crate::tls::PeerIdentity::from_der(&der, trust_domain)
+        let identity = crate::profile::PeerIdentity::from_der(&der, trust_domain)
             .map_err(|e| AuthorityError::Internal(format!("the new admin certificate: {e}")))?;
         let subject = identity.id.to_uri(trust_domain);
         let serial = identity.serial.to_string();

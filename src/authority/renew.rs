@@ -20,8 +20,8 @@ use super::{Authority, AuthorityError, Caller, MAX_KEY_DAYS, csr, from_unix};
 use crate::api::{EnrollResponse, RenewRequest};
 use crate::ca::{BACKDATE, KeyOrder, PublicKey};
 use crate::model::{KeyId, Scope, ScopeSet, Serial};
+use crate::profile::PeerIdentity;
 use crate::store::{KeyRow, Renewal, StoreError};
-use crate::tls::PeerIdentity;
 
 /// How often a random serial collision is retried.
 const COLLISION_RETRIES: usize = 3;

@@ -176,13 +176,13 @@ pub async fn store_root_crl(
     now: OffsetDateTime,
 ) -> Result<i64, AuthorityError> {
     let root = rustls_pki_types::CertificateDer::from(root_der.to_vec());
-    let set = crate::tls::RevocationSet::from_crl(crl_der, &root)
+    let set = crate::profile::RevocationSet::from_crl(crl_der, &root)
         .map_err(|e| AuthorityError::Internal(format!("root CRL: {e}")))?;
     let issuer_id = root_issuer_id(store, root_der, now).await?;
     let row = RootCrlRow {
-        number: set.number,
-        this_update: set.this_update.unix_timestamp(),
-        next_update: set.next_update.unix_timestamp(),
+        number: set.number(),
+        this_update: set.this_update().unix_timestamp(),
+        next_update: set.next_update().unix_timestamp(),
         der: crl_der.to_vec(),
     };
     store

@@ -20,7 +20,7 @@ const INTERMEDIATE_LIFETIME: Duration = Duration::days(1826);
 pub const SERVICE_CERTIFICATE_LIFETIME: Duration = Duration::days(365);
 /// Certificates start a minute in the past so a client whose clock runs slightly behind
 /// does not see them as not yet valid.
-pub const BACKDATE: Duration = crate::model::profile::BACKDATE;
+pub const BACKDATE: Duration = crate::profile::BACKDATE;
 
 /// Why a CA could not be made.
 #[derive(Debug, thiserror::Error)]

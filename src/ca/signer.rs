@@ -5,8 +5,8 @@ use rcgen::{
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
-use crate::model::profile::{self, SpiffeId};
 use crate::model::{KeyId, OwnerName, ScopeSet, Serial, TenantName};
+use crate::profile::{self, SpiffeId};
 
 /// What can go wrong while signing. None of these is the requester's fault: the authority
 /// decides what is signed, so a signer error is an internal error.

@@ -222,9 +222,9 @@ impl Syncer<'_> {
         self.number = Some(number);
         self.root_crl = Some(root_crl.clone());
         Ok(Some(Fetched {
-            intermediate: (set.number, der),
+            intermediate: (set.number(), der),
             root: root_crl,
-            next_update: set.next_update.min(root_set.next_update),
+            next_update: set.next_update().min(root_set.next_update()),
         }))
     }
 

@@ -9,7 +9,7 @@ use latchkey::authority::Policy;
 use latchkey::clock::SystemClock;
 use latchkey::home::{Home, InitOptions};
 use latchkey::http::EdgeLimits;
-use latchkey::model::profile::DEFAULT_TRUST_DOMAIN;
+use latchkey::profile::DEFAULT_TRUST_DOMAIN;
 use latchkey::server::{ServeOptions, Server};
 use latchkey::tls::ListenerLimits;
 

@@ -30,6 +30,7 @@ pub const DEFAULT_SERVER: &str = "https://127.0.0.1:8443";
 
 /// What went wrong talking to the CA.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The server URL is not `https://host[:port]`.
     #[error("invalid server URL {0:?}: expected https://host[:port]")]

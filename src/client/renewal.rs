@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::{Client, ClientError, KeyDir};
 use crate::api::EnrollResponse;
-use crate::model::profile::{BACKDATE, SpiffeId};
+use crate::profile::{BACKDATE, SpiffeId};
 
 /// The longest wait between retries while the CA is unreachable.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);

@@ -76,7 +76,7 @@ impl Home {
         if !present.is_empty() {
             return Err(HomeError::Incomplete(self.dir.clone(), present.join(", ")));
         }
-        if !crate::model::profile::valid_trust_domain(&options.trust_domain) {
+        if !crate::profile::valid_trust_domain(&options.trust_domain) {
             return Err(HomeError::Settings {
                 path: self.settings_file(),
                 why: format!("invalid trust domain {:?}", options.trust_domain),

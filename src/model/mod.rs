@@ -1,11 +1,11 @@
-//! The vocabulary of latchkey: identifiers parsed once at the edge, scopes, serials and the
-//! certificate profile. Everything here is plain data, shared by the server, the relying-service
-//! verifier and the client; none of it touches the network, the store or a signing key.
+//! The vocabulary of latchkey: identifiers parsed once at the edge, scopes, serials (the
+//! certificate profile is [`crate::profile`]). Everything here is plain data, shared by the
+//! server, the relying-service verifier and the client; none of it touches the network, the
+//! store or a signing key.
 
 mod ip_net;
 mod key_id;
 mod name;
-pub mod profile;
 mod reason;
 mod scope;
 mod serial;

@@ -23,6 +23,31 @@ pub enum ScopeError {
 }
 
 impl Scope {
+    /// True when `s` is a valid scope: 1 to 64 characters of `a-z 0-9 : . _ -`, starting
+    /// with a letter or digit. A `const fn`, so that `tls::axum::scope!` checks its literal
+    /// when the service compiles.
+    pub const fn is_valid(s: &str) -> bool {
+        let bytes = s.as_bytes();
+        if bytes.is_empty() || bytes.len() > crate::profile::MAX_SCOPE_LEN {
+            return false;
+        }
+        if !bytes[0].is_ascii_alphanumeric() {
+            return false;
+        }
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if !(b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || matches!(b, b':' | b'.' | b'_' | b'-'))
+            {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
+
     /// The scope as a string.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -32,15 +57,7 @@ impl Scope {
 impl FromStr for Scope {
     type Err = ScopeError;
     fn from_str(s: &str) -> Result<Self, ScopeError> {
-        let ok = !s.is_empty()
-            && s.len() <= super::profile::MAX_SCOPE_LEN
-            && s.as_bytes()[0].is_ascii_alphanumeric()
-            && s.bytes().all(|b| {
-                b.is_ascii_lowercase()
-                    || b.is_ascii_digit()
-                    || matches!(b, b':' | b'.' | b'_' | b'-')
-            });
-        if ok {
+        if Self::is_valid(s) {
             Ok(Self(s.to_owned()))
         } else {
             Err(ScopeError::Invalid(s.to_owned()))

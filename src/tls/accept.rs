@@ -5,11 +5,11 @@ use rustls_pki_types::CertificateDer;
 use tokio::net::TcpStream;
 
 /// A TLS stream accepted by [`Acceptor`].
-pub type ServerStream = tokio_rustls::server::TlsStream<TcpStream>;
+pub(crate) type ServerStream = tokio_rustls::server::TlsStream<TcpStream>;
 
 /// Why a connection did not become a TLS session.
 #[derive(Debug, thiserror::Error)]
-pub enum AcceptError {
+pub(crate) enum AcceptError {
     /// The handshake failed (a refused client certificate, a protocol error, a reset).
     #[error("TLS handshake failed: {0}")]
     Handshake(#[from] std::io::Error),
@@ -21,18 +21,18 @@ pub enum AcceptError {
 /// The server side of a TLS listener: a relying service's (see
 /// [`super::relying_server_config`]) or the CA's own.
 #[derive(Clone)]
-pub struct Acceptor(tokio_rustls::TlsAcceptor);
+pub(crate) struct Acceptor(tokio_rustls::TlsAcceptor);
 
 impl Acceptor {
     /// An acceptor for a server configuration (such as [`super::relying_server_config`]).
-    pub fn from_config(config: rustls::ServerConfig) -> Self {
+    pub(crate) fn from_config(config: rustls::ServerConfig) -> Self {
         Self(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
     }
 
     /// Runs the handshake on `stream` within `deadline`. Returns the session and the client's
     /// leaf certificate, if it presented one, as the configuration's client verifier passed
     /// it (the CA's own listener leaves its dates to the authority).
-    pub async fn accept(
+    pub(crate) async fn accept(
         &self,
         stream: TcpStream,
         deadline: Duration,

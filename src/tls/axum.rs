@@ -1,21 +1,25 @@
 //! axum for relying services: the [`Identity`] extractor and the scope guard. Serve the
-//! `Router` with [`super::serve`] and [`identity_per_connection`] (given the same verifier as
-//! the listener built with [`super::relying_server_config`]); then a handler states what it
-//! needs at its top:
+//! `Router` with [`crate::relying::Relying::serve`], which wires the verifier of the
+//! handshake into these per-request checks; then a handler states what it needs in its
+//! signature:
 //!
-//! ```ignore
-//! async fn metrics(identity: Identity) -> Result<String, Rejection> {
-//!     identity.require_scope("read:metrics")?;
-//!     Ok(format!("hello {}@{}", identity.owner, identity.tenant))
+//! ```
+//! use latchkey::tls::axum::{Scoped, scope};
+//!
+//! scope!(ReadMetrics = "read:metrics");
+//!
+//! async fn metrics(Scoped(identity, _): Scoped<ReadMetrics>) -> String {
+//!     format!("hello {}@{}", identity.owner(), identity.tenant())
 //! }
+//! # let _ = axum::Router::<()>::new().route("/metrics", axum::routing::get(metrics));
 //! ```
 //!
 //! A handler that reads a body must name its scope in its signature with [`Scoped`], before
 //! the body extractor: axum runs extractors from the request's parts first and in order,
 //! and the body extractor last, so the scope is decided before the body is read or
-//! validated. Checking `require_scope` inside the handler of a `Json<T>` route would answer a
-//! key without the scope 422 for a malformed body instead of 403: validation before
-//! authorization, which tells a caller about a request it may not make.
+//! validated. Checking [`Identity::require_scope`] inside the handler of a `Json<T>` route
+//! would answer a key without the scope 422 for a malformed body instead of 403: validation
+//! before authorization, which tells a caller about a request it may not make.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -24,11 +28,15 @@ use axum::response::{IntoResponse, Response};
 
 use std::sync::Arc;
 
+use rustls_pki_types::UnixTime;
+
 use super::{ConnectionInfo, ForwardedClientCert, Identity, LatchkeyVerifier};
 use crate::api::Problem;
+use crate::model::Scope;
 
 /// Why a request was refused: answered as `application/problem+json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Rejection {
     /// The connection carries no latchkey key identity.
     NoIdentity,
@@ -89,33 +97,40 @@ impl IntoResponse for Rejection {
 impl Identity {
     /// Refuses (403, naming the scope) unless the key carries `scope`. No scopes means no
     /// access: there is no wildcard.
-    pub fn require_scope(&self, scope: &str) -> Result<(), Rejection> {
+    pub fn require_scope(&self, scope: &Scope) -> Result<(), Rejection> {
         if self.has_scope(scope) {
             Ok(())
         } else {
-            Err(Rejection::MissingScope(scope.to_owned()))
+            Err(Rejection::MissingScope(scope.to_string()))
         }
     }
 }
 
-/// A scope a handler requires, named as a type so the requirement sits in its signature:
+/// A scope a handler requires, named as a type so the requirement sits in its signature.
+/// Declare one with [`scope!`], which checks the scope's spelling when the service compiles:
 ///
-/// ```ignore
-/// latchkey::tls::axum::scope!(ReadMetrics = "read:metrics");
-/// async fn metrics(Scoped(identity, _): Scoped<ReadMetrics>) -> String { ... }
+/// ```compile_fail
+/// latchkey::tls::axum::scope!(ReadMetrics = "Read Metrics"); // not a valid scope
 /// ```
 pub trait RequiredScope: Send + Sync + 'static {
     /// The scope, such as `read:metrics`.
     const SCOPE: &'static str;
 }
 
-/// Declares a [`RequiredScope`] type: `scope!(ReadMetrics = "read:metrics");`.
+/// Declares a [`RequiredScope`] type: `scope!(ReadMetrics = "read:metrics");`. The literal
+/// must be a valid scope ([`crate::model::Scope::is_valid`]), or the service does not
+/// compile: a typo cannot become a scope no key carries.
 #[macro_export]
 macro_rules! scope {
     ($name:ident = $scope:literal) => {
         /// A required scope.
         #[derive(Debug, Clone, Copy)]
         pub struct $name;
+        // Evaluated whenever the service compiles, used or not.
+        const _: () = assert!(
+            $crate::model::Scope::is_valid($scope),
+            concat!("scope!: not a valid scope: ", $scope)
+        );
         impl $crate::tls::axum::RequiredScope for $name {
             const SCOPE: &'static str = $scope;
         }
@@ -133,7 +148,9 @@ impl<S: Send + Sync, R: RequiredScope> FromRequestParts<S> for Scoped<R> {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejection> {
         let identity = Identity::from_request_parts(parts, state).await?;
-        identity.require_scope(R::SCOPE)?;
+        if !identity.scopes().iter().any(|s| s.as_str() == R::SCOPE) {
+            return Err(Rejection::MissingScope(R::SCOPE.to_owned()));
+        }
         Ok(Self(identity, std::marker::PhantomData))
     }
 }
@@ -141,7 +158,7 @@ impl<S: Send + Sync, R: RequiredScope> FromRequestParts<S> for Scoped<R> {
 /// What a connection's handshake proved, with the verifier that proved it, so every request
 /// can check the key still stands.
 #[derive(Clone)]
-pub struct VerifiedConnection {
+pub(crate) struct VerifiedConnection {
     identity: Identity,
     verifier: Arc<LatchkeyVerifier>,
 }
@@ -177,7 +194,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
         };
         connection
             .verifier
-            .still_valid(&connection.identity, time::OffsetDateTime::now_utc())
+            .still_valid(&connection.identity, UnixTime::now())
             .map_err(|e| Rejection::NoLongerValid(e.to_string()))?;
         Ok(connection.identity)
     }
@@ -185,7 +202,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
 
 /// The per-connection step for [`super::serve`]: reads the verified leaf's identity once,
 /// with the verifier's trust domain, and keeps the verifier for the per-request checks.
-pub fn identity_per_connection(
+/// Crate-private: `relying::Relying::serve` passes it the verifier of the listener, so the
+/// two can never differ.
+pub(crate) fn identity_per_connection(
     verifier: Arc<LatchkeyVerifier>,
 ) -> impl Fn(&ConnectionInfo) -> Option<VerifiedConnection> + Clone + Send + Sync + 'static {
     move |info: &ConnectionInfo| {

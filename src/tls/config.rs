@@ -11,6 +11,7 @@ use super::ca_listener_verifier::CaListenerVerifier;
 
 /// Why a TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A PEM file held no certificate, or an unreadable one.
     #[error("no certificate found in {0}")]
@@ -28,7 +29,7 @@ pub enum ConfigError {
 
 /// The one crypto provider latchkey uses: ring, named explicitly so that no dependency can
 /// make the choice ambiguous.
-pub fn provider() -> Arc<CryptoProvider> {
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
@@ -88,7 +89,7 @@ pub(crate) fn ca_listener_config(
 /// A TLS server configuration for a relying service: presents `chain`, requires a client
 /// certificate that `verifier` accepts, and never resumes a session (a resumed session
 /// would skip the verifier, letting a key revoked since its first connection back in).
-pub fn relying_server_config(
+pub(crate) fn relying_server_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     verifier: Arc<super::LatchkeyVerifier>,

@@ -6,8 +6,9 @@
 //! key revoked a second ago stops working here as fast as on a direct listener, whatever
 //! CRL the proxy holds.
 //!
-//! Give a [`ForwardedClientCert`] to [`serve_behind_proxy`] (plain HTTP: the proxy
-//! terminated TLS), or to `axum::serve` yourself as an `axum::Extension` with
+//! `relying::Relying::serve_behind_proxy` serves a router so (plain HTTP: the proxy
+//! terminated TLS); or give `relying::Relying::forwarded`'s [`ForwardedClientCert`] to
+//! `axum::serve` yourself as an `axum::Extension` with
 //! `into_make_service_with_connect_info::<SocketAddr>()`; then the [`Identity`] extractor
 //! yields the forwarded key's identity exactly as it yields a handshake's.
 //!
@@ -76,8 +77,9 @@ impl std::fmt::Debug for ForwardedClientCert {
 
 impl ForwardedClientCert {
     /// Takes the certificate in `header` from connections whose TCP peer is in `proxies`,
-    /// verified by `verifier`.
-    pub fn new(
+    /// verified by `verifier`. Crate-private: `relying::Relying::forwarded` gives it the one
+    /// verifier of the service.
+    pub(crate) fn new(
         header: ForwardedHeader,
         proxies: impl IntoIterator<Item = IpNet>,
         verifier: Arc<LatchkeyVerifier>,
@@ -132,7 +134,7 @@ impl ForwardedClientCert {
 /// [`Identity`] comes from the certificate `forwarded` describes. Bind `listener` where only
 /// the proxy reaches it (loopback, a private interface); a request from elsewhere carrying
 /// the header is refused anyway. Returns when `shutdown` completes and open requests finish.
-pub async fn serve_behind_proxy(
+pub(crate) async fn serve_behind_proxy(
     listener: tokio::net::TcpListener,
     router: axum::Router,
     forwarded: ForwardedClientCert,

@@ -1,8 +1,11 @@
-//! The rustls side, usable by relying services without the CA's dependencies: the CA's own
-//! listener configuration, client configurations, the identity a latchkey certificate
-//! carries, and the relying service's verifier with live revocation. With the `axum`
-//! feature, serving an axum `Router` over latchkey mTLS with an `Identity` extractor.
+//! The rustls side, usable by relying services without the CA's dependencies: the verifier
+//! with live revocation, the TLS configurations latchkey builds, and (with the `axum`
+//! feature) serving an axum `Router` over latchkey mTLS with an [`Identity`] extractor.
+//! A relying service configures all of it through [`crate::relying::Relying`]; what it
+//! reads a certificate's profile with is [`crate::profile`]. Nothing here fetches a CRL
+//! over the network or from a file: that is a [`CrlSource`]'s job, outside this module.
 
+#[cfg(feature = "axum")]
 mod accept;
 #[cfg(feature = "axum")]
 pub mod axum;
@@ -11,10 +14,8 @@ mod ca_listener_verifier;
 mod config;
 #[cfg(feature = "axum")]
 mod forwarded;
-mod identity;
 #[cfg(feature = "axum")]
 mod linger;
-#[cfg(feature = "axum")]
 mod log_limit;
 #[cfg(feature = "axum")]
 pub mod proxy_protocol;
@@ -23,28 +24,29 @@ mod revocation;
 mod serve;
 mod verifier;
 
-pub use accept::{AcceptError, Acceptor, ServerStream};
+#[cfg(feature = "axum")]
+pub(crate) use accept::Acceptor;
 #[cfg(feature = "server")]
 pub(crate) use config::ca_listener_config;
-pub use config::{
-    ConfigError, client_config, load_certificates, load_private_key, provider,
-    relying_server_config,
-};
+pub(crate) use config::provider;
+pub(crate) use config::relying_server_config;
+pub use config::{ConfigError, client_config, load_certificates, load_private_key};
 #[cfg(feature = "axum")]
-pub use forwarded::{ForwardedClientCert, ForwardedHeader, serve_behind_proxy};
-pub use identity::{Identity, IdentityError, PeerIdentity};
-pub use revocation::{CrlError, RevocationSet, Revocations};
+pub(crate) use forwarded::serve_behind_proxy;
 #[cfg(feature = "axum")]
-pub use serve::{
-    ConnectionInfo, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_SOURCE, ListenerLimits,
-    OnRefusal, Refusal, serve, serve_with_limits,
-};
-pub use verifier::{DEFAULT_GRACE, LatchkeyVerifier, VerifierError};
+pub use forwarded::{ForwardedClientCert, ForwardedHeader};
+pub use revocation::{CrlSink, CrlSource, CrlSourceTask, Revocations};
+#[cfg(feature = "axum")]
+pub use serve::ConnectionInfo;
+#[cfg(feature = "axum")]
+pub(crate) use serve::serve;
+// The CA binary (`src/cli`) sets its listener's limits across the crate boundary; relying
+// services take the defaults through `relying::Relying::serve`.
+#[cfg(feature = "server")]
+#[doc(hidden)]
+pub use serve::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_SOURCE, ListenerLimits};
+#[cfg(feature = "server")]
+pub(crate) use serve::{OnRefusal, serve_with_limits};
+pub use verifier::{DEFAULT_GRACE, LatchkeyVerifier, MAX_GRACE, Tenants, VerifierError};
 
-/// A CRL file's bytes as DER: PEM (`X509 CRL`) is decoded, anything else is taken as DER.
-pub fn crl_der(bytes: &[u8]) -> Vec<u8> {
-    use rustls_pki_types::pem::PemObject;
-    rustls_pki_types::CertificateRevocationListDer::from_pem_slice(bytes)
-        .map(|c| c.as_ref().to_vec())
-        .unwrap_or_else(|_| bytes.to_vec())
-}
+pub use crate::profile::{CrlError, Identity, IdentityError, RevocationSet};

@@ -3,11 +3,14 @@
 //!    whether or not the client sent it; a CA certificate, an expired one, a wrong EKU or an
 //!    unknown critical extension fails here);
 //! 2. reads the latchkey identity (the clientAuth EKU, exactly one URI SAN in the trust
-//!    domain, a subject that agrees with it, the scopes extension): admin certificates and
-//!    anything else are refused;
-//! 3. checks the tenant against the pinned ones, if any;
+//!    domain, a subject that agrees with it, the scopes): admin certificates and anything
+//!    else are refused;
+//! 3. checks the tenant against the accepted ones;
 //! 4. looks the serial up in the revocation set of the last verified CRL: one hash lookup.
 //!    No CRL yet, or one past `nextUpdate` plus the grace, refuses (fail closed).
+//!
+//! Every refusal is logged at warn with its reason (at most once a second per verifier, with
+//! a count of the ones left out), so that a misconfigured service says why it refuses keys.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -19,21 +22,44 @@ use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, 
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use time::{Duration, OffsetDateTime};
 
-use super::identity::Identity;
+use super::log_limit::LogLimit;
 use super::revocation::Revocations;
 use crate::model::TenantName;
+use crate::profile::{Identity, IdentityError};
 
 /// The default tolerance past a CRL's `nextUpdate` before handshakes are refused.
 pub const DEFAULT_GRACE: Duration = Duration::minutes(5);
-/// The most [`LatchkeyVerifier::grace`] allows.
+/// The most [`LatchkeyVerifier::grace`] accepts.
 pub const MAX_GRACE: Duration = Duration::hours(1);
 
-/// Why a verifier could not be built.
+/// Why a verifier could not be built: each is a configuration that could never accept a key.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum VerifierError {
-    /// The CA chain holds no usable root or intermediate.
-    #[error("the CA chain must hold the issuing intermediate and the root: {0}")]
-    Chain(String),
+    /// A certificate of the CA chain does not parse.
+    #[error("the CA chain holds an unreadable certificate: {0}")]
+    Malformed(String),
+    /// The CA chain holds no self-signed root.
+    #[error("the CA chain holds no self-signed root: give the CA's root certificate (ca.pem)")]
+    NoRoot,
+    /// The CA chain holds only the root: key certificates are issued by the intermediate, so
+    /// every key would be refused.
+    #[error(
+        "the CA chain holds no issuing intermediate: every key would be refused; give the chain of GET /v1/ca (intermediate, then root)"
+    )]
+    NoIntermediate,
+    /// An intermediate of the chain is not a CA certificate signed by a root of the chain.
+    #[error("the intermediate {0:?} is not a CA certificate issued by the root given")]
+    NotIssuedByRoot(String),
+    /// The trust domain is not a valid SPIFFE trust domain, so no URI SAN could match it.
+    #[error("invalid trust domain {0:?}: lowercase letters, digits, dots and dashes")]
+    TrustDomain(String),
+    /// The grace past a CRL's `nextUpdate` is negative or above [`MAX_GRACE`].
+    #[error("the CRL grace must be between 0 and {MAX_GRACE}, not {0}")]
+    Grace(Duration),
+    /// A tenant list that accepts no tenant at all.
+    #[error("no tenant given: name at least one, or accept any tenant explicitly")]
+    NoTenants,
 }
 
 /// A rejection reason rustls carries to the log.
@@ -55,8 +81,19 @@ pub(super) fn refused(why: &'static str) -> Error {
     ))))
 }
 
-/// Verifies latchkey key certificates with live revocation. Build it with
-/// [`LatchkeyVerifier::new`], then loosen it only through the `insecure_` settings.
+/// Which tenants' keys a verifier accepts: a choice every relying service makes, because a
+/// multi-tenant CA's keys of other tenants are otherwise accepted too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tenants {
+    /// Keys of any tenant of the CA.
+    Any,
+    /// Keys of these tenants only.
+    Only(HashSet<TenantName>),
+}
+
+/// Verifies latchkey key certificates with live revocation. Built by
+/// [`crate::relying::Relying::builder`], which wires the same verifier into the TLS listener
+/// and the per-request checks; loosen it only through the `insecure_` settings.
 pub struct LatchkeyVerifier {
     anchors: Vec<TrustAnchor<'static>>,
     intermediates: Vec<CertificateDer<'static>>,
@@ -64,9 +101,10 @@ pub struct LatchkeyVerifier {
     trust_domain: String,
     revocations: Revocations,
     grace: Duration,
-    tenants: Option<HashSet<TenantName>>,
+    tenants: Tenants,
     insecure_allow_stale_crl: bool,
     provider: Arc<rustls::crypto::CryptoProvider>,
+    refusals: LogLimit,
 }
 
 impl fmt::Debug for LatchkeyVerifier {
@@ -82,83 +120,92 @@ impl fmt::Debug for LatchkeyVerifier {
 
 impl LatchkeyVerifier {
     /// A verifier for certificates of the CA whose chain (`GET /v1/ca`: intermediate, then
-    /// root) is `chain`, in `trust_domain`, reading revocations from `revocations`.
-    pub fn new(
+    /// root) is `chain`, in `trust_domain`, accepting keys of `tenants`, reading revocations
+    /// from `revocations`. Refuses a chain that could never verify a key: one without a
+    /// self-signed root, without the issuing intermediate, or whose intermediate the root
+    /// did not sign.
+    pub(crate) fn new(
         chain: &[CertificateDer<'static>],
         trust_domain: &str,
+        tenants: Tenants,
         revocations: Revocations,
     ) -> Result<Self, VerifierError> {
-        let mut anchors = Vec::new();
-        let mut intermediates = Vec::new();
-        let mut hints = Vec::new();
-        for cert in chain {
-            let (_, parsed) = x509_parser::parse_x509_certificate(cert)
-                .map_err(|e| VerifierError::Chain(e.to_string()))?;
-            if parsed.subject() == parsed.issuer() {
-                let anchor = webpki::anchor_from_trusted_cert(cert)
-                    .map_err(|e| VerifierError::Chain(format!("{e:?}")))?
-                    .to_owned();
-                hints.push(DistinguishedName::from(parsed.subject().as_raw().to_vec()));
-                anchors.push(anchor);
-            } else {
-                intermediates.push(cert.clone());
+        if !crate::profile::valid_trust_domain(trust_domain) {
+            return Err(VerifierError::TrustDomain(trust_domain.to_owned()));
+        }
+        if matches!(&tenants, Tenants::Only(t) if t.is_empty()) {
+            return Err(VerifierError::NoTenants);
+        }
+        let parsed = chain
+            .iter()
+            .map(|cert| {
+                x509_parser::parse_x509_certificate(cert)
+                    .map(|(_, parsed)| (cert, parsed))
+                    .map_err(|e| VerifierError::Malformed(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let (roots, intermediates): (Vec<_>, Vec<_>) =
+            parsed.iter().partition(|(_, p)| p.subject() == p.issuer());
+        if roots.is_empty() {
+            return Err(VerifierError::NoRoot);
+        }
+        if intermediates.is_empty() {
+            return Err(VerifierError::NoIntermediate);
+        }
+        for (_, intermediate) in &intermediates {
+            let signed_by_a_root = roots.iter().any(|(_, root)| {
+                intermediate.issuer() == root.subject()
+                    && intermediate
+                        .verify_signature(Some(root.public_key()))
+                        .is_ok()
+            });
+            if !intermediate.is_ca() || !signed_by_a_root {
+                return Err(VerifierError::NotIssuedByRoot(
+                    intermediate.subject().to_string(),
+                ));
             }
         }
-        if anchors.is_empty() {
-            return Err(VerifierError::Chain("no self-signed root".into()));
+        let mut anchors = Vec::new();
+        let mut hints = Vec::new();
+        for (cert, root) in &roots {
+            anchors.push(
+                webpki::anchor_from_trusted_cert(cert)
+                    .map_err(|e| VerifierError::Malformed(format!("{e:?}")))?
+                    .to_owned(),
+            );
+            hints.push(DistinguishedName::from(root.subject().as_raw().to_vec()));
         }
         Ok(Self {
             anchors,
-            intermediates,
+            intermediates: intermediates.iter().map(|(c, _)| (*c).clone()).collect(),
             hints,
             trust_domain: trust_domain.to_owned(),
             revocations,
             grace: DEFAULT_GRACE,
-            tenants: None,
+            tenants,
             insecure_allow_stale_crl: false,
-            provider: super::provider(),
+            provider: super::config::provider(),
+            refusals: LogLimit::default(),
         })
     }
 
-    /// Accepts only keys of these tenants.
-    pub fn pin_tenants(mut self, tenants: impl IntoIterator<Item = TenantName>) -> Self {
-        self.tenants = Some(tenants.into_iter().collect());
+    /// How long past a CRL's `nextUpdate` handshakes still pass (default 5 minutes). A value
+    /// below zero or above [`MAX_GRACE`] is refused: beyond that only
+    /// [`Self::insecure_allow_stale_crl`] loosens the rule, by name.
+    pub(crate) fn grace(mut self, grace: Duration) -> Result<Self, VerifierError> {
+        if grace < Duration::ZERO || grace > MAX_GRACE {
+            return Err(VerifierError::Grace(grace));
+        }
+        self.grace = grace;
+        Ok(self)
+    }
+
+    /// DANGER: accepts handshakes with a CRL past `nextUpdate` plus the grace. Revocations
+    /// may then be missed; logged whenever it matters.
+    pub(crate) fn insecure_allow_stale_crl(mut self) -> Self {
+        tracing::warn!("insecure_allow_stale_crl: a stale CRL will not stop handshakes");
+        self.insecure_allow_stale_crl = true;
         self
-    }
-
-    /// How long past a CRL's `nextUpdate` handshakes still pass (default 5 minutes, at most
-    /// [`MAX_GRACE`]; beyond that only [`Self::insecure_allow_stale_crl`] loosens the rule).
-    pub fn grace(mut self, grace: Duration) -> Self {
-        self.grace = grace.clamp(Duration::ZERO, MAX_GRACE);
-        self
-    }
-
-    /// Checks, for a request on a connection whose handshake proved `identity`, that it
-    /// still stands: not revoked since, not expired since, and the CRL still fresh. Called
-    /// per request, because a keep-alive connection outlives its handshake.
-    pub fn still_valid(&self, identity: &Identity, now: OffsetDateTime) -> Result<(), Error> {
-        if identity.not_after <= now {
-            return Err(Error::InvalidCertificate(CertificateError::Expired));
-        }
-        self.check_revocation(identity, now)
-    }
-
-    fn check_revocation(&self, identity: &Identity, now: OffsetDateTime) -> Result<(), Error> {
-        let Some(set) = self.revocations.current() else {
-            return Err(refused("no CRL yet: refusing until one is verified"));
-        };
-        if now > set.next_update + self.grace {
-            if self.insecure_allow_stale_crl {
-                tracing::warn!(number = set.number, "accepting a stale CRL");
-            } else {
-                tracing::error!(number = set.number, next_update = %set.next_update, "the CRL is stale; refusing");
-                return Err(refused("the CRL is stale"));
-            }
-        }
-        if set.is_revoked(identity.serial.as_bytes()) {
-            return Err(Error::InvalidCertificate(CertificateError::Revoked));
-        }
-        Ok(())
     }
 
     /// The trust domain this verifier accepts.
@@ -166,16 +213,68 @@ impl LatchkeyVerifier {
         &self.trust_domain
     }
 
-    /// DANGER: accepts handshakes with a CRL past `nextUpdate` plus the grace. Revocations
-    /// may then be missed; logged whenever it matters.
-    pub fn insecure_allow_stale_crl(mut self) -> Self {
-        tracing::warn!("insecure_allow_stale_crl: a stale CRL will not stop handshakes");
-        self.insecure_allow_stale_crl = true;
-        self
+    /// The issuing intermediate, whose CRLs this verifier's revocation set takes.
+    pub(crate) fn issuer(&self) -> &CertificateDer<'static> {
+        &self.intermediates[0]
+    }
+
+    /// The revocation state this verifier reads.
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
+    }
+
+    /// Checks, for a request on a connection whose handshake proved `identity`, that it
+    /// still stands at `now`: not revoked since, not expired since, and the CRL still fresh.
+    /// Called per request, because a keep-alive connection outlives its handshake.
+    pub fn still_valid(&self, identity: &Identity, now: UnixTime) -> Result<(), Error> {
+        let now = offset(now);
+        if identity.not_after() <= now {
+            return Err(self.refuse(
+                Error::InvalidCertificate(CertificateError::Expired),
+                Some(identity),
+            ));
+        }
+        self.check_revocation(identity, now)
+            .map_err(|e| self.refuse(e, Some(identity)))
+    }
+
+    fn check_revocation(&self, identity: &Identity, now: OffsetDateTime) -> Result<(), Error> {
+        let Some(set) = self.revocations.current() else {
+            return Err(refused("no CRL yet: refusing until one is verified"));
+        };
+        if now > set.next_update() + self.grace {
+            if self.insecure_allow_stale_crl {
+                tracing::warn!(number = set.number(), "accepting a stale CRL");
+            } else {
+                tracing::error!(number = set.number(), next_update = %set.next_update(), "the CRL is stale; refusing");
+                return Err(refused("the CRL is stale"));
+            }
+        }
+        if set.is_revoked(identity.serial().as_bytes()) {
+            return Err(Error::InvalidCertificate(CertificateError::Revoked));
+        }
+        Ok(())
+    }
+
+    /// Logs a refusal at warn with its reason (rate-limited: a client can cause them at
+    /// will), and hands it back.
+    fn refuse(&self, error: Error, identity: Option<&Identity>) -> Error {
+        self.refusals.log(|left_out| match identity {
+            Some(id) => tracing::warn!(
+                tenant = %id.tenant(),
+                key_id = %id.key_id(),
+                serial = %id.serial(),
+                reason = %error,
+                left_out,
+                "latchkey key refused"
+            ),
+            None => tracing::warn!(reason = %error, left_out, "client certificate refused"),
+        });
+        error
     }
 
     /// The full check of a presented leaf (and any intermediates it came with) at `now`:
-    /// the identity it proves, or why not.
+    /// the identity it proves, or why not. The only way to an [`Identity`].
     pub fn verify(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -187,7 +286,8 @@ impl LatchkeyVerifier {
         // revocation set belongs to that issuer, so a leaf of any other intermediate under
         // the root (an old or rotated one) must not pass with revocations nobody checks.
         let _ = intermediates;
-        let leaf = webpki::EndEntityCert::try_from(end_entity).map_err(pki_error)?;
+        let leaf = webpki::EndEntityCert::try_from(end_entity)
+            .map_err(|e| self.refuse(pki_error(e), None))?;
         leaf.verify_for_usage(
             self.provider.signature_verification_algorithms.all,
             &self.anchors,
@@ -199,22 +299,42 @@ impl LatchkeyVerifier {
             None,
             None,
         )
-        .map_err(pki_error)?;
+        .map_err(|e| self.refuse(pki_error(e), None))?;
         // 2. The latchkey identity.
         let identity = Identity::from_der(end_entity, &self.trust_domain)
-            .map_err(|_| refused("not a latchkey key certificate"))?;
-        // 3. Pinned tenants.
-        if let Some(tenants) = &self.tenants
-            && !tenants.contains(&identity.tenant)
+            .map_err(|e| self.refuse(refused(not_a_key(&e)), None))?;
+        // 3. Accepted tenants.
+        if let Tenants::Only(tenants) = &self.tenants
+            && !tenants.contains(identity.tenant())
         {
-            return Err(refused("tenant not accepted here"));
+            return Err(self.refuse(refused("tenant not accepted here"), Some(&identity)));
         }
         // 4. Revocation.
-        let now = OffsetDateTime::from_unix_timestamp(now.as_secs() as i64)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        self.check_revocation(&identity, now)?;
+        self.check_revocation(&identity, offset(now))
+            .map_err(|e| self.refuse(e, Some(&identity)))?;
         Ok(identity)
     }
+}
+
+/// Why a certificate that chains to the CA is still no latchkey key certificate, for the log.
+fn not_a_key(e: &IdentityError) -> &'static str {
+    match e {
+        IdentityError::Malformed => "not a latchkey key certificate: not a valid certificate",
+        IdentityError::Serial => "not a latchkey key certificate: not a latchkey serial",
+        IdentityError::SpiffeId => {
+            "not a latchkey key certificate: no key URI SAN in this trust domain (another trust domain, or an administrator's certificate)"
+        }
+        IdentityError::SubjectMismatch => {
+            "not a latchkey key certificate: the subject does not match the URI SAN"
+        }
+        IdentityError::ExtendedKeyUsage => "not a latchkey key certificate: no clientAuth usage",
+        IdentityError::Scopes => "not a latchkey key certificate: malformed scopes",
+    }
+}
+
+/// rustls's time as the `time` crate's, for comparing with certificate and CRL dates.
+fn offset(now: UnixTime) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(now.as_secs() as i64).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 fn pki_error(e: webpki::Error) -> Error {
@@ -285,9 +405,8 @@ mod tests {
     use super::*;
     use crate::ca::{Bootstrap, CrlEntry, CrlOrder, KeyOrder, Signer};
     use crate::model::{KeyId, RevocationReason, ScopeSet, Serial};
-    use crate::tls::RevocationSet;
-    use crate::tls::identity::IdentityError;
-    use crate::tls::identity::tests::{ScopesOidKey, key_profile, key_uri, sign, subject};
+    use crate::profile::read::tests::{ScopesOidKey, key_profile, key_uri, sign, subject};
+    use crate::tls::{CrlSink, CrlSource, RevocationSet};
     use rcgen::{BasicConstraints, CustomExtension, ExtendedKeyUsagePurpose, IsCa, Issuer};
 
     struct Fixture {
@@ -341,7 +460,7 @@ mod tests {
     }
 
     fn verifier(f: &Fixture, revocations: Revocations) -> LatchkeyVerifier {
-        LatchkeyVerifier::new(&f.chain, "latchkey.internal", revocations).unwrap()
+        LatchkeyVerifier::new(&f.chain, "latchkey.internal", Tenants::Any, revocations).unwrap()
     }
 
     fn set(serials: Vec<Serial>, validity: Duration) -> Revocations {
@@ -355,7 +474,7 @@ mod tests {
         let identity = verifier(&f, set(vec![], Duration::hours(1)))
             .verify(&f.leaf, &[], now)
             .unwrap();
-        assert_eq!(identity.tenant.as_str(), "acme");
+        assert_eq!(identity.tenant().as_str(), "acme");
         let revoked = verifier(&f, set(vec![f.serial], Duration::hours(1)));
         assert!(matches!(
             revoked.verify(&f.leaf, &[], now),
@@ -368,7 +487,39 @@ mod tests {
         let mut newer = RevocationSet::from_serials(vec![f.serial], Duration::hours(1));
         newer.number = 2;
         live.offer(newer).unwrap();
-        assert!(v.still_valid(&identity, OffsetDateTime::now_utc()).is_err());
+        assert!(v.still_valid(&identity, UnixTime::now()).is_err());
+    }
+
+    #[test]
+    fn a_chain_that_could_never_verify_a_key_is_refused_when_built() {
+        let f = fixture();
+        let other = fixture();
+        let new = |chain: &[CertificateDer<'static>]| {
+            LatchkeyVerifier::new(chain, "latchkey.internal", Tenants::Any, Revocations::new())
+        };
+        assert!(matches!(
+            new(&f.chain[1..]),
+            Err(VerifierError::NoIntermediate)
+        ));
+        assert!(matches!(new(&f.chain[..1]), Err(VerifierError::NoRoot)));
+        assert!(matches!(
+            new(&[f.chain[0].clone(), other.chain[1].clone()]),
+            Err(VerifierError::NotIssuedByRoot(_))
+        ));
+        assert!(matches!(
+            LatchkeyVerifier::new(&f.chain, "Not A Domain", Tenants::Any, Revocations::new()),
+            Err(VerifierError::TrustDomain(_))
+        ));
+        assert!(matches!(
+            LatchkeyVerifier::new(
+                &f.chain,
+                "latchkey.internal",
+                Tenants::Only(Default::default()),
+                Revocations::new()
+            ),
+            Err(VerifierError::NoTenants)
+        ));
+        assert!(new(&f.chain).is_ok());
     }
 
     #[test]
@@ -382,14 +533,21 @@ mod tests {
         );
         let stale = || set(vec![], -(DEFAULT_GRACE + Duration::minutes(1)));
         assert!(verifier(&f, stale()).verify(&f.leaf, &[], now).is_err());
-        let very_stale = set(vec![], -(MAX_GRACE + Duration::minutes(1)));
-        assert!(
-            verifier(&f, very_stale)
-                .grace(Duration::days(365))
-                .verify(&f.leaf, &[], now)
-                .is_err(),
-            "grace is capped"
-        );
+        // A grace out of range is refused when the verifier is built, never clamped.
+        for out_of_range in [
+            Duration::days(365),
+            MAX_GRACE + Duration::SECOND,
+            -Duration::SECOND,
+        ] {
+            assert!(
+                matches!(
+                    verifier(&f, stale()).grace(out_of_range),
+                    Err(VerifierError::Grace(g)) if g == out_of_range
+                ),
+                "grace {out_of_range} accepted"
+            );
+        }
+        assert!(verifier(&f, stale()).grace(MAX_GRACE).is_ok());
         assert!(
             verifier(&f, stale())
                 .insecure_allow_stale_crl()
@@ -402,8 +560,13 @@ mod tests {
     fn pinned_tenants_ca_certificates_and_admin_certificates_are_refused() {
         let f = fixture();
         let now = UnixTime::now();
-        let pinned =
-            verifier(&f, set(vec![], Duration::hours(1))).pin_tenants(["globex".parse().unwrap()]);
+        let pinned = LatchkeyVerifier::new(
+            &f.chain,
+            "latchkey.internal",
+            Tenants::Only(["globex".parse().unwrap()].into_iter().collect()),
+            set(vec![], Duration::hours(1)),
+        )
+        .unwrap();
         assert!(pinned.verify(&f.leaf, &[], now).is_err());
         let v = verifier(&f, set(vec![], Duration::hours(1)));
         assert!(
@@ -461,7 +624,7 @@ mod tests {
             RevocationSet::from_crl(&f.signer.sign_crl(&order(4)).unwrap(), issuer).unwrap();
         assert!(matches!(
             revocations.offer(older),
-            Err(crate::tls::CrlError::NotNewer { got: 4, held: 5 })
+            Err(crate::profile::CrlError::NotNewer { got: 4, held: 5 })
         ));
         assert_eq!(revocations.current().unwrap().number, 5);
     }
@@ -481,7 +644,9 @@ mod tests {
         let first = f.signer.sign_crl(&order(1, vec![])).unwrap();
         std::fs::write(&path, crate::pem::encode("X509 CRL", &first)).unwrap();
         let revocations = Revocations::new();
-        let task = revocations.watch_file(path.clone(), f.chain[0].clone());
+        let sink = CrlSink::new(revocations.clone(), f.chain[0].clone());
+        let source: Box<dyn CrlSource> = Box::new(crate::relying::CrlFile::new(path.clone()));
+        let task = tokio::spawn(source.run(sink));
         let v = verifier(&f, revocations.clone());
         let wait_for = |n: i64| {
             let revocations = revocations.clone();
@@ -704,14 +869,16 @@ mod tests {
         );
         let identity = verifier(&f, crl_overdue_by(Duration::minutes(6)))
             .grace(Duration::minutes(10))
+            .unwrap()
             .verify(&f.leaf, &[], t)
             .unwrap();
-        assert_eq!(identity.serial, f.serial);
+        assert_eq!(*identity.serial(), f.serial);
         // The grace stretches the deadline; it does not lift it.
         assert_eq!(
             other_reason(
                 verifier(&f, crl_overdue_by(Duration::minutes(11)))
                     .grace(Duration::minutes(10))
+                    .unwrap()
                     .verify(&f.leaf, &[], t)
             )
             .to_string(),

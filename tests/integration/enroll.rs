@@ -3,8 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use latchkey::model::profile::{self, SpiffeId};
-use latchkey::tls::PeerIdentity;
+use latchkey::profile::{self, SpiffeId};
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 
 use crate::support::{self, Ca, PASSWORD, openssl, openssl_csr, password, request};
@@ -137,7 +136,8 @@ async fn the_certificate_follows_the_design_profile() {
             answer.key.id
         )
     );
-    let identity = PeerIdentity::from_certificate(&cert, "latchkey.internal").unwrap();
+    let identity =
+        latchkey::profile::danger::read_unverified_certificate(&cert, "latchkey.internal").unwrap();
     assert_eq!(
         identity.id,
         SpiffeId::Key {

@@ -4,17 +4,14 @@
 //! again against the real CA's chain and live CRL.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use latchkey::model::profile::DEFAULT_TRUST_DOMAIN;
+use latchkey::profile::DEFAULT_TRUST_DOMAIN;
+use latchkey::relying::Relying;
 use latchkey::tls::axum::Scoped;
-use latchkey::tls::{
-    ForwardedClientCert, ForwardedHeader, Identity, LatchkeyVerifier, Revocations,
-    serve_behind_proxy,
-};
+use latchkey::tls::{ForwardedHeader, Identity};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -31,11 +28,11 @@ latchkey::scope!(WriteEvents = "write:events");
 async fn whoami(identity: Identity) -> String {
     format!(
         "{}@{} key={} scopes={}",
-        identity.owner,
-        identity.tenant,
-        identity.key_id,
+        identity.owner(),
+        identity.tenant(),
+        identity.key_id(),
         identity
-            .scopes
+            .scopes()
             .iter()
             .map(|s| s.to_string())
             .collect::<Vec<_>>()
@@ -46,39 +43,34 @@ async fn whoami(identity: Identity) -> String {
 /// A relying service built from the library, behind a proxy at [`PROXY`], verifying with
 /// the CA's chain and following its CRL. Returns its address.
 async fn service(ca: &Ca, header: ForwardedHeader) -> SocketAddr {
-    let client = ca.anonymous();
-    let chain = client.ca_chain().await.expect("GET /v1/ca");
-    let revocations = Revocations::new();
-    let follower = revocations.follow_ca(client, chain[0].clone());
-    std::mem::forget(follower);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while revocations.current().is_none() {
-        assert!(Instant::now() < deadline, "no CRL from the CA");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let verifier = LatchkeyVerifier::new(&chain, DEFAULT_TRUST_DOMAIN, revocations).unwrap();
-    let forwarded = ForwardedClientCert::new(header, [PROXY.parse().unwrap()], Arc::new(verifier));
+    let relying = Relying::builder(DEFAULT_TRUST_DOMAIN)
+        .any_tenant()
+        .follow_ca(&ca.url, &ca.ca_pem())
+        .build()
+        .await
+        .expect("the relying service is configured, with a CRL from the CA");
     let app =
         Router::new()
             .route("/whoami", get(whoami))
             .route(
                 "/metrics",
                 get(|Scoped(identity, _): Scoped<ReadMetrics>| async move {
-                    identity.owner.to_string()
+                    identity.owner().to_string()
                 }),
             )
             .route(
                 "/events",
                 get(|Scoped(identity, _): Scoped<WriteEvents>| async move {
-                    identity.owner.to_string()
+                    identity.owner().to_string()
                 }),
             );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve_behind_proxy(
+    tokio::spawn(relying.serve_behind_proxy(
         listener,
+        header,
+        [PROXY.parse().unwrap()],
         app,
-        forwarded,
         std::future::pending(),
     ));
     addr

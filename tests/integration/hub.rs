@@ -250,7 +250,11 @@ async fn read_response<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> (u16,
 /// URI, scopes and serial), signed by another CA whose names copy the real one's.
 fn look_alike(genuine_pem: &str, dir: &Path) {
     let (_, pem) = x509_parser::pem::parse_x509_pem(genuine_pem.as_bytes()).unwrap();
-    let genuine = latchkey::tls::Identity::from_der(&pem.contents, "latchkey.internal").unwrap();
+    let genuine =
+        latchkey::profile::danger::read_unverified(&pem.contents, "latchkey.internal").unwrap();
+    let latchkey::profile::SpiffeId::Key { tenant, key_id } = genuine.id else {
+        panic!("not a key certificate")
+    };
     let now = time::OffsetDateTime::now_utc();
     let foreign = latchkey::ca::Bootstrap::generate(now).unwrap();
     let signer = latchkey::ca::Signer::new(
@@ -265,9 +269,9 @@ fn look_alike(genuine_pem: &str, dir: &Path) {
     let leaf = signer
         .sign_key_certificate(latchkey::ca::KeyOrder {
             serial: genuine.serial,
-            tenant: genuine.tenant,
-            owner: genuine.owner,
-            key_id: genuine.key_id,
+            tenant,
+            owner: genuine.owner.parse().unwrap(),
+            key_id,
             scopes: genuine.scopes,
             not_before: now - time::Duration::minutes(1),
             not_after: now + time::Duration::hours(1),
@@ -722,44 +726,49 @@ async fn the_auto_renewing_client_keeps_a_60s_key_working_for_3_minutes() {
     );
 }
 
-/// The library's CA revocation source rides out a CA that is down (it retries, and holds no
-/// CRL meanwhile, so a verifier refuses), and takes only CRLs its issuer signed.
+/// The library's CA revocation source rides out a CA that is down (it retries, and the
+/// builder holds back until the first CRL arrives), and takes only CRLs its issuer signed.
 #[tokio::test]
 async fn the_ca_revocation_source_waits_out_an_outage_and_takes_only_its_issuers_crls() {
-    use latchkey::tls::Revocations;
+    use latchkey::relying::{Relying, RelyingError};
     let mut ca = Ca::start();
     let root_pem = ca.ca_pem();
-    let intermediate = ca.anonymous().ca_chain().await.unwrap()[0].clone();
+    let chain = ca.anonymous().ca_chain().await.unwrap();
     let (number, _) = ca.anonymous().crl(None, 0).await.unwrap().unwrap();
     ca.stop();
 
-    let revocations = Revocations::new();
-    let client = latchkey::client::Client::new(&ca.url, &root_pem, None).unwrap();
-    let follower = revocations.follow_ca(client, intermediate);
+    let builder = Relying::builder("latchkey.internal")
+        .any_tenant()
+        .follow_ca(&ca.url, &root_pem)
+        .ca_chain(chain)
+        .first_crl_within(Duration::from_secs(30));
+    let building = tokio::spawn(builder.build());
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(revocations.current().is_none(), "a CRL out of nowhere");
-    ca.start_again();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while revocations.current().is_none() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no CRL after the CA came back"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(revocations.current().unwrap().number >= number);
-
-    // Told the wrong issuer (another CA's), it takes none of this CA's CRLs.
-    let other = Ca::start();
-    let foreign = other.anonymous().ca_chain().await.unwrap()[0].clone();
-    let misled = Revocations::new();
-    let client = latchkey::client::Client::new(&ca.url, &root_pem, None).unwrap();
-    let misled_follower = misled.follow_ca(client, foreign);
-    tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(
-        misled.current().is_none(),
-        "a CRL signed by another issuer was taken"
+        !building.is_finished(),
+        "built without a CRL, or gave up at once"
     );
-    follower.abort();
-    misled_follower.abort();
+    ca.start_again();
+    let relying = tokio::time::timeout(Duration::from_secs(15), building)
+        .await
+        .expect("no CRL after the CA came back")
+        .unwrap()
+        .expect("the relying service is configured");
+    let held = relying.verifier().revocations().current().unwrap();
+    assert!(held.number() >= number);
+
+    // Given another CA's chain, it takes none of this CA's CRLs, and says so.
+    let other = Ca::start();
+    let foreign = other.anonymous().ca_chain().await.unwrap();
+    let misled = Relying::builder("latchkey.internal")
+        .any_tenant()
+        .follow_ca(&ca.url, &root_pem)
+        .ca_chain(foreign)
+        .first_crl_within(Duration::from_secs(3))
+        .build()
+        .await;
+    assert!(
+        matches!(misled, Err(RelyingError::NoCrl(_))),
+        "a CRL signed by another issuer was taken: {misled:?}"
+    );
 }

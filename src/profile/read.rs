@@ -1,12 +1,16 @@
+//! Reading a latchkey certificate back: what it says about its holder, from the certificate
+//! alone. The chain and revocation are the verifier's; this is the profile's half.
+
 use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 
-use crate::model::profile::{self, SpiffeId};
+use super::{self as profile, SpiffeId};
 use crate::model::{ScopeSet, Serial};
 
 /// Why a certificate does not carry a latchkey identity.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum IdentityError {
     /// Not a parseable X.509 certificate.
     #[error("not a valid certificate")]
@@ -182,53 +186,6 @@ fn scopes_of(
     ScopeSet::parse(ous).map_err(|_| IdentityError::Scopes)
 }
 
-/// The caller behind a verified latchkey key certificate: who, in which tenant, with which
-/// scopes, until when. Read once per connection.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Identity {
-    /// The key's tenant.
-    pub tenant: crate::model::TenantName,
-    /// The key's owner.
-    pub owner: crate::model::OwnerName,
-    /// The key's id.
-    pub key_id: crate::model::KeyId,
-    /// The scopes the key carries.
-    pub scopes: ScopeSet,
-    /// The certificate's serial.
-    pub serial: Serial,
-    /// The certificate's end.
-    #[serde(with = "time::serde::rfc3339")]
-    pub not_after: OffsetDateTime,
-}
-
-impl Identity {
-    /// Reads the identity of a key certificate (not an administrator's) issued in
-    /// `trust_domain`. The certificate's chain and revocation must be checked separately
-    /// (the latchkey verifier does both).
-    pub fn from_der(der: &[u8], trust_domain: &str) -> Result<Self, IdentityError> {
-        let peer = PeerIdentity::from_der(der, trust_domain)?;
-        let SpiffeId::Key { tenant, key_id } = peer.id else {
-            return Err(IdentityError::SpiffeId);
-        };
-        Ok(Self {
-            tenant,
-            owner: peer
-                .owner
-                .parse()
-                .map_err(|_| IdentityError::SubjectMismatch)?,
-            key_id,
-            scopes: peer.scopes,
-            serial: peer.serial,
-            not_after: peer.not_after,
-        })
-    }
-
-    /// True when the key carries `scope`.
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes.iter().any(|s| s.as_str() == scope)
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     //! Certificates built with rcgen, field by field, so that each test can break exactly one
@@ -244,6 +201,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::model::KeyId;
+    use crate::profile::Identity;
 
     pub(crate) const TRUST_DOMAIN: &str = "latchkey.internal";
 
@@ -410,10 +368,10 @@ pub(crate) mod tests {
     #[test]
     fn identity_of_the_key_profile_is_read_whole() {
         let identity = identity_of(|_| {}).unwrap();
-        assert_eq!(identity.tenant.as_str(), "acme");
-        assert_eq!(identity.owner.as_str(), "alice");
-        assert!(identity.has_scope("read:metrics"));
-        assert_eq!(identity.scopes.to_stored(), "read:metrics");
+        assert_eq!(identity.tenant().as_str(), "acme");
+        assert_eq!(identity.owner().as_str(), "alice");
+        assert!(identity.has_scope(&"read:metrics".parse().unwrap()));
+        assert_eq!(identity.scopes().to_stored(), "read:metrics");
     }
 
     /// The scopes of the key profile with `subject` (a DER Name) in place of its own.
@@ -422,7 +380,7 @@ pub(crate) mod tests {
         subject: &[u8],
     ) -> Result<ScopeSet, IdentityError> {
         let der = sign_with_subject(params, &issuer(), subject);
-        Identity::from_der(&der, TRUST_DOMAIN).map(|i| i.scopes)
+        Identity::from_der(&der, TRUST_DOMAIN).map(|i| i.scopes().clone())
     }
 
     #[test]
@@ -486,7 +444,8 @@ pub(crate) mod tests {
     #[test]
     fn the_old_extension_is_read_only_without_ous_and_within_the_window() {
         let read = |params: CertificateParams| {
-            Identity::from_der(&sign(params, &issuer()), TRUST_DOMAIN).map(|i| i.scopes.to_stored())
+            Identity::from_der(&sign(params, &issuer()), TRUST_DOMAIN)
+                .map(|i| i.scopes().to_stored())
         };
         // Issued before the cut-over, with no OU: the old extension's scopes.
         assert_eq!(
@@ -517,7 +476,7 @@ pub(crate) mod tests {
         both.distinguished_name
             .push(DnType::OrganizationalUnitName, "read:metrics");
         let identity = Identity::from_der(&sign(both, &issuer()), TRUST_DOMAIN).unwrap();
-        assert_eq!(identity.scopes.to_stored(), "read:metrics");
+        assert_eq!(identity.scopes().to_stored(), "read:metrics");
         // A malformed old extension beside OUs is ignored too: the OUs are the scopes.
         let mut beside = key_profile();
         beside.not_before = profile::LEGACY_SCOPES_ISSUED_BEFORE - Duration::days(1);
@@ -527,7 +486,7 @@ pub(crate) mod tests {
             vec![0x05, 0x00],
         )];
         let identity = Identity::from_der(&sign(beside, &issuer()), TRUST_DOMAIN).unwrap();
-        assert_eq!(identity.scopes.to_stored(), "read:metrics");
+        assert_eq!(identity.scopes().to_stored(), "read:metrics");
         // Two old extensions are never a latchkey certificate (x509-parser already refuses
         // a repeated extension as malformed; the identity would refuse it as Scopes).
         let mut twice = legacy_profile(&["read:metrics"]);
@@ -622,7 +581,7 @@ pub(crate) mod tests {
         }
         // A key's URI names no owner: any valid owner name agrees with it.
         let bob = identity_of(|p| p.distinguished_name = subject("bob", "acme")).unwrap();
-        assert_eq!(bob.owner.as_str(), "bob");
+        assert_eq!(bob.owner().as_str(), "bob");
     }
 
     #[test]

@@ -1,0 +1,97 @@
+//! The two CRL sources that do I/O: the CA's URL (long poll) and a watched file. They live
+//! outside `tls` so that the verifier links neither the HTTP client nor the file system; each
+//! only fetches bytes and hands them to a [`CrlSink`], which verifies them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::client::Client;
+use crate::tls::{CrlSink, CrlSource, CrlSourceTask};
+
+/// The first and the longest wait between two attempts while the CA is unreachable or sends
+/// a CRL that is refused.
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Follows the CA's CRL with long polls (`GET /v1/crl?newer_than=N&wait=30`), handing each
+/// new CRL to the sink once. Retries with backoff while the CA is unreachable.
+pub(crate) struct FollowCa {
+    client: Client,
+}
+
+impl FollowCa {
+    /// Follows the CA `client` talks to (only `ca_chain` and `crl` are used).
+    pub(crate) fn new(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+impl CrlSource for FollowCa {
+    fn run(self: Box<Self>, sink: CrlSink) -> CrlSourceTask {
+        Box::pin(async move {
+            let mut backoff = FIRST_BACKOFF;
+            loop {
+                match self.client.crl(sink.held(), 30).await {
+                    Ok(Some((_, der))) => {
+                        if sink.take(&der) {
+                            backoff = FIRST_BACKOFF;
+                        } else {
+                            // A CRL we refuse would come back at once: wait before asking.
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(MAX_BACKOFF);
+                        }
+                    }
+                    Ok(None) => backoff = FIRST_BACKOFF,
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in = ?backoff, "cannot fetch the CRL");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// Watches a CRL file (DER or PEM), handing it to the sink whenever it changes. Polls once a
+/// second.
+pub(crate) struct CrlFile {
+    path: PathBuf,
+}
+
+impl CrlFile {
+    /// Watches `path`.
+    pub(crate) fn new(path: PathBuf) -> Self {
+        Self { path }
+    }
+}
+
+impl CrlSource for CrlFile {
+    fn run(self: Box<Self>, sink: CrlSink) -> CrlSourceTask {
+        Box::pin(async move {
+            let path = self.path;
+            let mut seen = None;
+            loop {
+                let modified = tokio::fs::metadata(&path)
+                    .await
+                    .and_then(|m| m.modified())
+                    .ok();
+                if modified.is_some() && modified != seen {
+                    match tokio::fs::read(&path).await {
+                        Ok(bytes) => {
+                            // Only a CRL taken (or older than held) counts as seen: a file
+                            // caught half-written is read again.
+                            if sink.take(&bytes) || sink.holds_at_least(&bytes) {
+                                seen = modified;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(path = %path.display(), error = %e, "cannot read the CRL file")
+                        }
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    }
+}
