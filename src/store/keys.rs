@@ -2,9 +2,9 @@ use sqlx::AssertSqlSafe;
 
 use super::audit::AuditEvent;
 use super::filter::Statement;
-use super::rows::{CertificateKind, CertificateRecord, ListedRecord, convert_all};
+use super::rows::{CertificateKind, CertificateRecord, KeyRecord, ListedRecord, convert_all};
 use super::{Backend, Change, Store, StoreError, unique_as};
-use crate::model::RevocationReason;
+use crate::model::{RevocationReason, ScopeSet};
 
 /// A key to record with its first certificate.
 #[derive(Debug, Clone)]
@@ -80,7 +80,7 @@ pub struct TokenUse {
 }
 
 /// A key as stored, with its tenant's name.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct KeyRow {
     /// Paging position.
     pub seq: i64,
@@ -96,8 +96,8 @@ pub struct KeyRow {
     pub name: String,
     /// Its description.
     pub description: String,
-    /// Scopes, sorted, space-separated.
-    pub scopes: String,
+    /// Its scopes.
+    pub scopes: ScopeSet,
     /// When it was made.
     pub created_at: i64,
     /// When it expires.
@@ -105,7 +105,7 @@ pub struct KeyRow {
     /// When it was revoked, if it was.
     pub revoked_at: Option<i64>,
     /// Why it was revoked.
-    pub revocation_reason: Option<String>,
+    pub revocation_reason: Option<RevocationReason>,
 }
 
 /// A certificate as stored, without its DER.
@@ -323,10 +323,12 @@ impl Store {
         let sql = AssertSqlSafe(format!(
             "SELECT {KEY_COLUMNS} FROM keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = $1"
         ));
-        Ok(sqlx::query_as(sql)
+        sqlx::query_as::<_, KeyRecord>(sql)
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?)
+            .await?
+            .map(KeyRow::try_from)
+            .transpose()
     }
 
     /// One page of keys, newest first.
@@ -351,7 +353,8 @@ impl Store {
         };
         sql.push(" ORDER BY k.seq DESC LIMIT $?");
 
-        let mut query = sqlx::query_as(sql.sql()).bind(filter.before_seq.unwrap_or(i64::MAX));
+        let mut query =
+            sqlx::query_as::<_, KeyRecord>(sql.sql()).bind(filter.before_seq.unwrap_or(i64::MAX));
         if let Some(tenant_id) = filter.tenant_id {
             query = query.bind(tenant_id);
         }
@@ -361,7 +364,7 @@ impl Store {
         if matches!(filter.status, Some(KeyStatus::Active | KeyStatus::Expired)) {
             query = query.bind(filter.now);
         }
-        Ok(query.bind(filter.limit).fetch_all(&self.pool).await?)
+        convert_all(query.bind(filter.limit).fetch_all(&self.pool).await?)
     }
 
     /// Up to `per_key` certificates of each of the given keys, oldest first, each with the
