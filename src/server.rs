@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::authority::{Authority, AuthorityError, Policy};
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::home::{Home, HomeError, InitOptions};
 use crate::http::EdgeLimits;
 use crate::tls::{Acceptor, ListenerLimits, OnRefusal};
@@ -60,6 +60,9 @@ pub struct ServeOptions {
     /// the distribution points and speak no HTTPS (`openssl -crl_download`, most CRL
     /// fetchers). A new CA initialized with it names it in its distribution points.
     pub crl_http_listen: Option<SocketAddr>,
+    /// The time every rule of the CA is decided by: [`crate::clock::SystemClock`] but in tests, which move
+    /// a [`crate::clock::ManualClock`] instead of waiting for certificates and CRLs to age.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// File descriptors kept back from connections: the store, the CA's files, the log.
@@ -199,7 +202,7 @@ impl Server {
             options.database_url.as_deref(),
             &init,
             options.policy,
-            Arc::new(SystemClock),
+            options.clock.clone(),
         )
         .await?;
         let chain = crate::tls::load_certificates(&home.read(&home.server_cert())?, "server.pem")?;

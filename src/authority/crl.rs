@@ -213,17 +213,18 @@ impl Authority {
             }
             // Rebuilt when half of its validity is left. Not from thisUpdate, which is
             // backdated: with a short validity that would make every CRL due at once.
-            let refresh_in = self.current_crl().map_or(StdDuration::ZERO, |c| {
-                let due = c.next_update - self.policy.crl_validity / 2 - self.now();
-                StdDuration::try_from(due).unwrap_or(StdDuration::ZERO)
-            });
+            // Waited on the authority's clock, so a clock moved forward (in tests) wakes it.
+            let refresh_at = self.current_crl().map_or_else(
+                || self.now(),
+                |c| c.next_update - self.policy.crl_validity / 2,
+            );
             tokio::select! {
                 () = self.crl.dirty.notified() => {
                     // Let a burst of revocations land in one CRL.
                     tokio::time::sleep(COALESCE).await;
                     must_build = true;
                 }
-                () = tokio::time::sleep(refresh_in) => must_build = true,
+                () = self.clock.sleep_until(refresh_at) => must_build = true,
                 followed = self.follow_store() => must_build = followed == Followed::Unlisted,
             }
         }

@@ -230,6 +230,7 @@ pub async fn serve(args: &Args, serve: &ServeArgs) -> Result<()> {
             long_polls_per_source: serve.max_long_polls_per_source,
         },
         crl_http_listen: serve.crl_http_listen,
+        clock: Arc::new(SystemClock),
     })
     .await?;
     let addr = server.local_addr()?;

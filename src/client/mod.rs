@@ -22,7 +22,7 @@ use crate::api::{
 pub use connection::Connection;
 pub use keydir::{KeyDir, KeyDirError};
 pub use keygen::{KeyType, NewKeyPair, new_key_pair};
-pub use renewal::{Renewer, next_renewal_at};
+pub use renewal::{RenewalStatus, Renewer, next_renewal_at};
 pub use resolver::AutoRenewingKey;
 
 /// The default CA address.

@@ -3,12 +3,15 @@
 //! retrying with backoff while the CA is unreachable and keeping the current certificate
 //! until it expires. Files are replaced atomically, so a reader never sees half of one.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use time::OffsetDateTime;
+use tokio::sync::watch;
 
 use super::{Client, ClientError, KeyDir};
 use crate::api::EnrollResponse;
+use crate::clock::{Clock, SystemClock};
 use crate::profile::{BACKDATE, SpiffeId};
 
 /// The longest wait between retries while the CA is unreachable.
@@ -26,11 +29,48 @@ pub fn next_renewal_at(not_before: OffsetDateTime, not_after: OffsetDateTime) ->
     issued + lifetime * (2.0 / 3.0 + jitter)
 }
 
+/// How many renewal attempts in a row may fail before the status says so loudly
+/// ([`RenewalStatus::Failing`] is reported from the first failure; this is when the log
+/// turns from a warning per retry into an error).
+const FAILURES_BEFORE_ERROR: u32 = 3;
+
+/// Where a [`Renewer::watch`] stands, as seen through [`Renewer::status`]: a program using
+/// the library can tell a key that renews from one whose renewal keeps failing or stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RenewalStatus {
+    /// Not watching yet.
+    Idle,
+    /// The current certificate is good; the next renewal is due at `renew_at`.
+    Waiting {
+        /// When the next renewal is due, by the renewer's clock.
+        renew_at: OffsetDateTime,
+        /// When the current certificate expires.
+        not_after: OffsetDateTime,
+    },
+    /// Renewal is due and has failed `failures` times in a row; the current certificate is
+    /// kept until `not_after`.
+    Failing {
+        /// Failed attempts in a row.
+        failures: u32,
+        /// The last attempt's error.
+        error: String,
+        /// When the current certificate expires.
+        not_after: OffsetDateTime,
+    },
+    /// Renewal stopped for good: the key was refused, expired or reached its end.
+    Stopped {
+        /// Why.
+        error: String,
+    },
+}
+
 /// Renews the certificate of one key directory through one CA.
 pub struct Renewer {
     server: String,
     ca_pem: Vec<u8>,
     dir: KeyDir,
+    clock: Arc<dyn Clock>,
+    status: watch::Sender<RenewalStatus>,
 }
 
 /// The validity and key id of a key directory's current certificate.
@@ -47,7 +87,35 @@ impl Renewer {
             server: server.to_owned(),
             ca_pem: ca_pem.to_vec(),
             dir,
+            clock: Arc::new(SystemClock),
+            status: watch::Sender::new(RenewalStatus::Idle),
         }
+    }
+
+    /// The same renewer, deciding when to renew (and when the certificate has expired) by
+    /// `clock` instead of the system's: tests move a [`crate::clock::ManualClock`] shared
+    /// with an in-process CA rather than wait out a lifetime.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The key directory renewed.
+    pub fn dir(&self) -> &KeyDir {
+        &self.dir
+    }
+
+    /// Where [`Renewer::watch`] stands, updated as it goes.
+    pub fn status(&self) -> watch::Receiver<RenewalStatus> {
+        self.status.subscribe()
+    }
+
+    fn stop(&self, error: ClientError) -> ClientError {
+        self.status.send_replace(RenewalStatus::Stopped {
+            error: error.to_string(),
+        });
+        error
     }
 
     fn current(&self) -> Result<Current, ClientError> {
@@ -113,12 +181,14 @@ impl Renewer {
             };
             local_backoff = Duration::from_secs(1);
             let at = next_renewal_at(current.not_before, current.not_after);
-            let wait = at - OffsetDateTime::now_utc();
             tracing::info!(key_id = %current.key_id, not_after = %current.not_after, renew_at = %at, "waiting to renew");
-            if let Ok(wait) = Duration::try_from(wait) {
-                tokio::time::sleep(wait).await;
-            }
+            self.status.send_replace(RenewalStatus::Waiting {
+                renew_at: at,
+                not_after: current.not_after,
+            });
+            self.clock.sleep_until(at).await;
             let mut backoff = Duration::from_secs(1);
+            let mut failures = 0;
             loop {
                 match self.renew_once().await {
                     Ok(response) => {
@@ -132,22 +202,35 @@ impl Renewer {
                             // Capped by the key's expires_at: renewing again gains nothing.
                             tracing::warn!(key_id = %response.key.id, expires_at = %response.key.expires_at,
                                 "the key ends here; keys cannot be extended, make a new one");
-                            return ClientError::KeyEnding(response.key.expires_at);
+                            return self.stop(ClientError::KeyEnding(response.key.expires_at));
                         }
                         break;
                     }
                     // The CA answered no: retrying would not change its mind.
                     Err(ClientError::Problem(p)) if p.status == 403 || p.status == 401 => {
-                        return ClientError::Problem(p);
+                        tracing::error!(status = p.status, code = %p.code, "the CA refused the renewal; renewal stopped");
+                        return self.stop(ClientError::Problem(p));
                     }
                     Err(e) => {
-                        let left = current.not_after - OffsetDateTime::now_utc();
+                        let left = current.not_after - self.clock.now();
                         if left <= time::Duration::ZERO {
                             tracing::error!(error = %e, "the certificate expired before it could be renewed");
-                            return e;
+                            return self.stop(e);
                         }
+                        failures += 1;
+                        self.status.send_replace(RenewalStatus::Failing {
+                            failures,
+                            error: e.to_string(),
+                            not_after: current.not_after,
+                        });
                         let pause = backoff.min(Duration::try_from(left).unwrap_or(backoff));
-                        tracing::warn!(error = %e, retry_in = ?pause, "renewal failed; keeping the current certificate");
+                        if failures >= FAILURES_BEFORE_ERROR {
+                            tracing::error!(error = %e, failures, retry_in = ?pause, not_after = %current.not_after,
+                                "renewal keeps failing; the certificate expires at not_after");
+                        } else {
+                            tracing::warn!(error = %e, retry_in = ?pause, "renewal failed; keeping the current certificate");
+                        }
+                        // Real time: the retry waits on the network, not on the certificate.
                         tokio::time::sleep(pause).await;
                         backoff = (backoff * 2).min(MAX_BACKOFF);
                     }

@@ -11,13 +11,14 @@ use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, SignatureScheme};
 use rustls_pki_types::CertificateDer;
 
-use super::{ClientError, KeyDir, Renewer};
+use super::{ClientError, KeyDir, RenewalStatus, Renewer};
 
 /// The current certificate of a key directory, renewed in the background.
 pub struct AutoRenewingKey {
     current: ArcSwap<CertifiedKey>,
     dir: KeyDir,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    status: tokio::sync::watch::Receiver<RenewalStatus>,
 }
 
 impl std::fmt::Debug for AutoRenewingKey {
@@ -41,12 +42,19 @@ impl AutoRenewingKey {
     /// Loads `dir` and starts renewing it through `server` (trusting `ca_pem`). Must be
     /// called inside a Tokio runtime; renewal stops when the returned value is dropped.
     pub fn start(server: &str, ca_pem: &[u8], dir: KeyDir) -> Result<Arc<Self>, ClientError> {
+        Self::start_with(Renewer::new(server, ca_pem, dir))
+    }
+
+    /// Loads the renewer's key directory and starts `renewer` in the background (one made
+    /// with [`Renewer::with_clock`], say). Must be called inside a Tokio runtime.
+    pub fn start_with(renewer: Renewer) -> Result<Arc<Self>, ClientError> {
+        let dir = renewer.dir().clone();
         let this = Arc::new(Self {
             current: ArcSwap::from_pointee(load(&dir)?),
-            dir: dir.clone(),
+            dir,
             task: Mutex::new(None),
+            status: renewer.status(),
         });
-        let renewer = Renewer::new(server, ca_pem, dir);
         let weak = Arc::downgrade(&this);
         let task = tokio::spawn(async move {
             let reason = renewer
@@ -88,6 +96,13 @@ impl AutoRenewingKey {
             .with_client_cert_resolver(self.clone());
         config.resumption = rustls::client::Resumption::disabled();
         Ok(config)
+    }
+
+    /// Where renewal stands: waiting for the next one, failing (and how often), or stopped
+    /// for good and why. `changed()` on the receiver wakes on every change, so a program can
+    /// alert when its key stops renewing instead of finding out when the certificate expires.
+    pub fn status(&self) -> tokio::sync::watch::Receiver<RenewalStatus> {
+        self.status.clone()
     }
 
     /// The serial of the certificate presented now, lowercase hex.

@@ -17,6 +17,6 @@ pub use ip_net::{IpNet, IpNetError};
 pub use key_id::KeyId;
 pub use name::{NameError, OwnerName, TenantName, UserRef};
 pub use reason::{ReasonError, RevocationReason};
-pub use scope::{Scope, ScopeError, ScopeSet};
+pub use scope::{MAX_SCOPE_LEN, Scope, ScopeError, ScopeSet};
 pub use serial::Serial;
 pub use source::SourceNet;

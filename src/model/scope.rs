@@ -22,13 +22,17 @@ pub enum ScopeError {
     Duplicate(String),
 }
 
+/// The longest scope name: a scope travels as one subject `OU`, and RFC 5280 bounds those
+/// at 64 characters (`ub-organizational-unit-name`).
+pub const MAX_SCOPE_LEN: usize = 64;
+
 impl Scope {
     /// True when `s` is a valid scope: 1 to 64 characters of `a-z 0-9 : . _ -`, starting
     /// with a letter or digit. A `const fn`, so that `tls::axum::scope!` checks its literal
     /// when the service compiles.
     pub const fn is_valid(s: &str) -> bool {
         let bytes = s.as_bytes();
-        if bytes.is_empty() || bytes.len() > crate::profile::MAX_SCOPE_LEN {
+        if bytes.is_empty() || bytes.len() > MAX_SCOPE_LEN {
             return false;
         }
         if !bytes[0].is_ascii_alphanumeric() {

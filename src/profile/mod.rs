@@ -40,7 +40,7 @@ pub const USER_ID: &[u64] = &[0, 9, 2342, 19200300, 100, 1, 1];
 
 /// The longest scope name, the upper bound of an `OU` attribute (RFC 5280
 /// `ub-organizational-unit-name`); [`crate::model::Scope`] refuses longer ones.
-pub const MAX_SCOPE_LEN: usize = 64;
+pub use crate::model::MAX_SCOPE_LEN;
 
 /// Certificates (and CRLs) start this long before they are issued, so a client whose clock
 /// runs slightly behind does not see them as not yet valid. A certificate's useful lifetime

@@ -273,13 +273,15 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
 
 #[tokio::test]
 async fn renew_once_replaces_the_files_and_watch_renews_without_a_gap() {
-    let ca = Ca::start_with(&["--certificate-lifetime", "60s", "--renew-interval", "0s"]);
+    // The CLI is a process on real time: certificates of 15 s keep it short. The renewal
+    // rule (two thirds of the lifetime from issue) is the same at any lifetime.
+    let ca = Ca::start_with(&["--certificate-lifetime", "15s", "--renew-interval", "0s"]);
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
     let first = ca
         .enroll_into("alice@acme", &["read:metrics"], "alice")
         .await;
-    assert!(first.expires_in_seconds <= 60);
+    assert!(first.expires_in_seconds <= 15);
 
     let out = ca.cli(&["renew", "--dir", "alice"]);
     assert!(
@@ -304,10 +306,10 @@ async fn renew_once_replaces_the_files_and_watch_renews_without_a_gap() {
         ))
         .spawn()
         .unwrap();
-    // Two more renewals, each at two thirds of a two-minute validity (60 s plus the minute
-    // of backdating), come within about 90 s.
+    // Two more renewals, each at two thirds of the 15 s lifetime (10 s after issue), come
+    // within about 20 s.
     let admin = ca.admin();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(45);
     let certificates = loop {
         let key = admin.key(None, &first.key.id).await.unwrap();
         if key.certificates.len() >= 4 {
@@ -332,11 +334,12 @@ async fn renew_once_replaces_the_files_and_watch_renews_without_a_gap() {
             pair[1].serial
         );
     }
-    // The watcher's renewals come at about two thirds of a 60 s lifetime, not in a rush.
+    // The watcher's renewals come at about two thirds of a 15 s lifetime (10 s, ±3% jitter,
+    // whole seconds), not in a rush and not late.
     for pair in certificates[1..].windows(2) {
         let spacing = (issued(&pair[1]) - issued(&pair[0])).whole_seconds();
         assert!(
-            (30..=50).contains(&spacing),
+            (9..=12).contains(&spacing),
             "renewed {spacing} s after the previous certificate"
         );
     }
@@ -570,7 +573,9 @@ async fn tokens_can_be_revoked_and_the_audit_log_reads_back_with_filters() {
 /// the CA is back, before the certificate ends. A reader never sees a half-written file.
 #[tokio::test]
 async fn renewal_survives_the_ca_being_down_and_files_are_replaced_whole() {
-    let mut ca = Ca::start_with(&["--certificate-lifetime", "60s"]);
+    // Processes on real time: certificates of 30 s (renewal due 20 s after issue) keep it
+    // short while leaving the retries room before the certificates end.
+    let mut ca = Ca::start_with(&["--certificate-lifetime", "30s"]);
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
     let cli = ca.enroll_into("alice@acme", &["read:metrics"], "cli").await;
@@ -624,10 +629,10 @@ async fn renewal_survives_the_ca_being_down_and_files_are_replaced_whole() {
         })
     };
 
-    // Down from now until past the renewal time (two thirds of the 60 s: 40 s after issue),
-    // and back 17 s before the certificates end.
+    // Down from now until past the renewal time (two thirds of the 30 s: 20 s after issue),
+    // and back 8 s before the certificates end.
     ca.stop();
-    tokio::time::sleep_until(issued + Duration::from_secs(43)).await;
+    tokio::time::sleep_until(issued + Duration::from_secs(22)).await;
     assert_eq!(
         key.current_serial().as_deref(),
         Some(first_lib_serial.as_str()),
@@ -695,4 +700,96 @@ async fn renewal_survives_the_ca_being_down_and_files_are_replaced_whole() {
         .filter(|n| !matches!(n.as_str(), "key.pem" | "cert.pem" | "chain.pem"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// The library's auto-renewing key decides by its clock (here the in-process CA's, moved
+/// forward), and says where renewal stands: waiting until two thirds of the lifetime,
+/// renewed once the clock passes it, and failing (with the current certificate kept) while
+/// the CA is unreachable.
+#[tokio::test]
+async fn the_auto_renewing_key_follows_its_clock_and_reports_failing_renewals() {
+    use latchkey::client::{AutoRenewingKey, KeyDir, RenewalStatus, Renewer};
+    let mut ca = Ca::in_process(crate::support::policy(
+        time::Duration::hours(1),
+        time::Duration::hours(1),
+    ));
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let first = ca
+        .enroll_into("alice@acme", &["read:metrics"], "alice")
+        .await;
+    let first_serial = first.key.certificates[0].serial.clone();
+    let renewer = Renewer::new(&ca.url, &ca.ca_pem(), KeyDir::new(ca.path("alice")))
+        .with_clock(Arc::new(ca.clock().clone()));
+    let key = AutoRenewingKey::start_with(renewer).unwrap();
+    let status = key.status();
+    let RenewalStatus::Waiting {
+        renew_at,
+        not_after,
+    } = wait_for(&status, "waiting", |s| {
+        matches!(s, RenewalStatus::Waiting { .. })
+    })
+    .await
+    else {
+        unreachable!()
+    };
+    // Two thirds of the hour from issue, ±3% of it (108 s).
+    let issued = first.key.certificates[0].not_before + latchkey::profile::BACKDATE;
+    let after = (renew_at - issued).whole_seconds();
+    assert!(
+        (2292..=2508).contains(&after),
+        "renewal due {after} s after issue"
+    );
+    assert_eq!(not_after, first.key.certificates[0].not_after);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        key.current_serial(),
+        Some(first_serial.clone()),
+        "renewed early"
+    );
+
+    // The clock past the renewal time: renewed at once, and waiting for the next one.
+    ca.advance(time::Duration::minutes(43));
+    wait_for(
+        &status,
+        "renewed",
+        |s| matches!(s, RenewalStatus::Waiting { not_after: n, .. } if *n > not_after),
+    )
+    .await;
+    assert_ne!(key.current_serial(), Some(first_serial), "renewed");
+    let renewed = key.current_serial();
+
+    // The CA gone and the next renewal due: failing, the current certificate kept.
+    ca.stop();
+    ca.advance(time::Duration::minutes(43));
+    let failing = wait_for(&status, "failing", |s| {
+        matches!(s, RenewalStatus::Failing { .. })
+    })
+    .await;
+    let RenewalStatus::Failing {
+        failures, error, ..
+    } = failing
+    else {
+        unreachable!()
+    };
+    assert!(failures >= 1 && !error.is_empty(), "{failures} {error}");
+    assert_eq!(
+        key.current_serial(),
+        renewed,
+        "the current certificate is kept"
+    );
+}
+
+/// The first status `ok` accepts, within 15 s.
+async fn wait_for(
+    status: &tokio::sync::watch::Receiver<latchkey::client::RenewalStatus>,
+    what: &str,
+    ok: impl FnMut(&latchkey::client::RenewalStatus) -> bool,
+) -> latchkey::client::RenewalStatus {
+    let mut waiting = status.clone();
+    let seen = match tokio::time::timeout(Duration::from_secs(15), waiting.wait_for(ok)).await {
+        Ok(Ok(seen)) => Some(seen.clone()),
+        _ => None,
+    };
+    seen.unwrap_or_else(|| panic!("never {what}: {:?}", *status.borrow()))
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use latchkey::api::BulkRevocation;
 use latchkey::client::KeyListQuery;
 
-use crate::support::{Ca, openssl, password, problem_code};
+use crate::support::{Ca, openssl, password, policy, problem_code};
 
 /// The CRL Number inside a DER CRL.
 fn crl_number(der: &[u8]) -> i64 {
@@ -199,7 +199,9 @@ async fn crl_numbers_strictly_increase_across_100_concurrent_revocations() {
 
 #[tokio::test]
 async fn a_long_poll_returns_within_a_second_of_a_revocation() {
-    let ca = Ca::start();
+    // One long poll per source: a second one is "busy" exactly while the first is held at
+    // the CA, which proves the first reached it (not merely that it had not connected yet).
+    let ca = Ca::start_with(&["--max-long-polls-per-source", "1"]);
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
     let key = ca.enroll_into("alice@acme", &["read:metrics"], "k").await;
@@ -207,9 +209,28 @@ async fn a_long_poll_returns_within_a_second_of_a_revocation() {
     let (number, _) = client.crl(None, 0).await.unwrap().unwrap();
     let poll = tokio::spawn({
         let client = client.clone();
-        async move { client.crl(Some(number), 30).await }
+        async move {
+            loop {
+                match client.crl(Some(number), 30).await {
+                    // The probe below held the one share for a moment: ask again.
+                    Err(latchkey::client::ClientError::Problem(p)) if p.status == 503 => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    answer => return answer,
+                }
+            }
+        }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match client.crl(Some(number), 1).await {
+            Err(latchkey::client::ClientError::Problem(p)) if p.status == 503 => break,
+            other => assert!(
+                tokio::time::Instant::now() < deadline,
+                "the first poll was never held at the CA: a second one got {other:?}"
+            ),
+        }
+    }
     assert!(!poll.is_finished(), "the poll waits while nothing changes");
     ca.admin()
         .revoke_key(None, &key.key.id, None)
@@ -607,15 +628,14 @@ fn crl_window(der: &[u8]) -> (i64, i64) {
     (next - this, next)
 }
 
-fn unix_now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 #[tokio::test]
 async fn a_ca_that_cannot_publish_a_crl_is_never_silent_and_still_refuses_revoked_keys() {
     // CRLs valid for a minute: rebuilt on schedule every 30 s, expired a minute after the
-    // builder last succeeded.
-    let ca = Ca::start_with(&["--crl-validity", "60s"]);
+    // builder last succeeded. In process, on a clock the test moves past those times.
+    let ca = Ca::in_process(policy(
+        time::Duration::hours(24),
+        time::Duration::seconds(60),
+    ));
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
     let key = ca.enroll_into("alice@acme", &["read:metrics"], "k").await;
@@ -626,12 +646,18 @@ async fn a_ca_that_cannot_publish_a_crl_is_never_silent_and_still_refuses_revoke
     // thisUpdate is backdated a minute against clock skew (as certificates are).
     assert_eq!(window, 60 + 60, "nextUpdate follows --crl-validity");
 
-    // On schedule, with no revocation at all: a new CRL by half its validity.
+    // On schedule, with no revocation at all: a new CRL by half its validity, and not
+    // before.
+    assert!(
+        anonymous.crl(Some(first), 2).await.unwrap().is_none(),
+        "a CRL before its refresh was due"
+    );
+    ca.advance(time::Duration::seconds(31));
     let (scheduled, _) = anonymous
-        .crl(Some(first), 45)
+        .crl(Some(first), 10)
         .await
         .unwrap()
-        .expect("a scheduled CRL within 45 s");
+        .expect("a scheduled CRL once half its validity has passed");
     assert!(scheduled > first);
 
     // Break CRL storage under the running CA, then give it a revocation to publish.
@@ -699,8 +725,9 @@ async fn a_ca_that_cannot_publish_a_crl_is_never_silent_and_still_refuses_revoke
     let (_, next_update) = crl_window(&der);
 
     // Past its nextUpdate it is not served at all.
-    let wait = u64::try_from(next_update - unix_now() + 1).unwrap_or(0);
-    tokio::time::sleep(Duration::from_secs(wait)).await;
+    let left = next_update - ca.now().unix_timestamp();
+    assert!(left > 0, "the stale CRL had expired before it was checked");
+    ca.advance(time::Duration::seconds(left + 1));
     let (status, body) = conn
         .send(http::Method::GET, "/v1/crl", None, None)
         .await
@@ -875,10 +902,14 @@ async fn the_cli_revokes_with_the_keys_certificate_a_password_or_as_admin() {
 }
 
 /// A revoked certificate stays on the CRL past its `notAfter`, until the first scheduled CRL
-/// built more than one CRL validity after it expired, and then drops off.
+/// built more than one CRL validity after it expired, and then drops off. In process: the
+/// clock moves half a CRL validity at a time, and each move brings the scheduled CRL.
 #[tokio::test]
 async fn an_expired_revoked_certificate_stays_listed_for_one_crl_validity_then_drops_off() {
-    let ca = Ca::start_with(&["--certificate-lifetime", "60s", "--crl-validity", "60s"]);
+    let ca = Ca::in_process(policy(
+        time::Duration::seconds(60),
+        time::Duration::seconds(60),
+    ));
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
     let key = ca.enroll_into("alice@acme", &["read:metrics"], "k").await;
@@ -888,12 +919,13 @@ async fn an_expired_revoked_certificate_stays_listed_for_one_crl_validity_then_d
         .revoke_key(None, &key.key.id, Some("key_compromise"))
         .await
         .unwrap();
-    let revoked_at = unix_now();
-    // Follow every CRL, scheduled ones included (one every 30 s), until one drops it.
+    let revoked_at = ca.now().unix_timestamp();
+    // Follow every CRL, scheduled ones included (one per 30 s of the CA's clock), until one
+    // drops it.
     let client = ca.anonymous();
     let (mut number, mut der) = client.crl(None, 0).await.unwrap().unwrap();
     let mut listed_after_expiry = false;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(200);
+    let mut scheduled = 0;
     loop {
         // Built at thisUpdate plus the minute of backdating.
         let built_at = {
@@ -917,13 +949,17 @@ async fn an_expired_revoked_certificate_stays_listed_for_one_crl_validity_then_d
             );
             break;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no CRL built after {not_after} + 60"
-        );
-        if let Some(newer) = client.crl(Some(number), 45).await.unwrap() {
-            (number, der) = newer;
-        }
+        // 200 s of the CA's clock, as the real-time version of this test allowed.
+        assert!(scheduled < 7, "no CRL built after {not_after} + 60");
+        // Past the refresh (half the validity after the last CRL was built): the builder's
+        // schedule, woken by the clock, publishes the next one at once.
+        ca.advance(time::Duration::seconds(31));
+        scheduled += 1;
+        (number, der) = client
+            .crl(Some(number), 10)
+            .await
+            .unwrap()
+            .expect("the scheduled CRL once the clock is past its refresh");
     }
     assert!(
         listed_after_expiry,
