@@ -195,7 +195,7 @@ impl Authority {
                 owner: key.owner,
                 name: key.name,
                 description: key.description,
-                scopes: key.scopes,
+                scopes: scopes.clone(),
                 created_at: key.created_at,
                 expires_at: key.expires_at,
                 revoked_at: None,

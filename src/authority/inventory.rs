@@ -2,7 +2,7 @@
 //! administrator sees every key, filtered by tenant and owner. Another tenant's key is
 //! "not found", never "forbidden", so existence does not leak across tenants.
 
-use super::authenticate::{Principal, stored_scopes};
+use super::authenticate::Principal;
 use super::paging::{self, Page};
 use super::{Authority, AuthorityError, Caller, from_unix};
 use crate::api::{CertificateInfo, KeyInfo, KeyPage, KeyQuery, KeyStatus as WireStatus};
@@ -152,9 +152,7 @@ impl Authority {
             WireStatus::Active
         };
         KeyInfo {
-            scopes: stored_scopes(&row.scopes)
-                .map(|s| s.iter().map(|s| s.to_string()).collect())
-                .unwrap_or_default(),
+            scopes: row.scopes.iter().map(|s| s.to_string()).collect(),
             id: row.id,
             tenant: row.tenant,
             owner: row.owner,

@@ -152,7 +152,7 @@ impl Authority {
             )
             .await?;
         let key = KeyRow {
-            scopes: renewal_scopes,
+            scopes,
             expires_at: key.expires_at.min(standing.expires_at.unix_timestamp()),
             ..key
         };
@@ -183,7 +183,7 @@ impl Authority {
         if tenant.disabled_at.is_some() {
             return Err(AuthorityError::Disabled(format!("tenant {}", tenant.name)));
         }
-        let scopes = stored_scopes(&key.scopes)?;
+        let scopes = key.scopes.clone();
         let (scopes, dropped) = match self.store.user(tenant.id, &key.owner).await? {
             Some(user) if user.disabled_at.is_some() => {
                 return Err(AuthorityError::Disabled(format!(
