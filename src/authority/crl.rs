@@ -26,7 +26,6 @@ use tokio::sync::{Notify, watch};
 
 use super::{Authority, AuthorityError, from_unix};
 use crate::ca::{CrlEntry, CrlOrder};
-use crate::model::RevocationReason;
 use crate::store::{CrlRow, RevokedList, StoreError};
 
 /// Revocations arriving within this of each other share one CRL.
@@ -299,7 +298,6 @@ impl Authority {
         {
             return Ok(false);
         }
-        // Entries as (serial, reason code); "unspecified" is written as no reason code.
         let built_at = row.this_update + crate::ca::BACKDATE.whole_seconds();
         let revoked = self
             .store
@@ -309,34 +307,12 @@ impl Authority {
             )
             .await?;
         // The entries a new CRL would have, as the stored one must list them.
-        let mut expected: Vec<(String, Option<u8>)> = crl_entries(&revoked)?
-            .into_iter()
-            .map(|e| {
-                let code = (e.reason != RevocationReason::Unspecified).then(|| e.reason.code());
-                (e.serial.to_string(), code)
-            })
-            .collect();
+        let expected = crl_entries(&revoked)?;
         drop(revoked);
-        expected.sort();
-        let listed = x509_parser::parse_x509_crl(&row.der)
-            .ok()
-            .and_then(|(_, crl)| {
-                let number_matches = crl
-                    .crl_number()
-                    .is_some_and(|n| i64::try_from(n) == Ok(row.number));
-                let mut entries: Vec<(String, Option<u8>)> = crl
-                    .iter_revoked_certificates()
-                    .map(|r| {
-                        (
-                            hex::encode(r.raw_serial()),
-                            r.reason_code().map(|(_, c)| c.0),
-                        )
-                    })
-                    .collect();
-                entries.sort();
-                number_matches.then_some(entries)
-            });
-        if listed.as_ref() != Some(&expected) {
+        // A negative stored number cannot be the CRL's: rebuild.
+        let agrees = u64::try_from(row.number)
+            .is_ok_and(|number| crate::ca::crl_lists_exactly(&row.der, number, &expected));
+        if !agrees {
             tracing::warn!(
                 number = row.number,
                 "the stored CRL disagrees with the store's revocations; rebuilding"

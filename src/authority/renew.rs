@@ -12,6 +12,7 @@
 //!   user) no longer holds are dropped from the key, and the tenant's maximum key lifetime,
 //!   counted from the key's creation, shortens the key.
 
+use crate::api::AuditAction;
 use rustls_pki_types::CertificateDer;
 
 use super::authenticate::stored_scopes;
@@ -98,7 +99,7 @@ impl Authority {
             let record = self.new_key_certificate(&key_id, &tenant, &issued);
             let event = self.event(
                 &format!("key:{key_id}"),
-                "key.renew",
+                AuditAction::KeyRenew,
                 Some(tenant.as_str()),
                 Some(key_id.to_string()),
                 serde_json::json!({
@@ -151,7 +152,7 @@ impl Authority {
             )
             .await?;
         let key = KeyRow {
-            scopes: renewal_scopes,
+            scopes,
             expires_at: key.expires_at.min(standing.expires_at.unix_timestamp()),
             ..key
         };
@@ -182,7 +183,7 @@ impl Authority {
         if tenant.disabled_at.is_some() {
             return Err(AuthorityError::Disabled(format!("tenant {}", tenant.name)));
         }
-        let scopes = stored_scopes(&key.scopes)?;
+        let scopes = key.scopes.clone();
         let (scopes, dropped) = match self.store.user(tenant.id, &key.owner).await? {
             Some(user) if user.disabled_at.is_some() => {
                 return Err(AuthorityError::Disabled(format!(

@@ -35,6 +35,43 @@ pub struct CrlOrder {
     pub entries: Vec<CrlEntry>,
 }
 
+impl CrlEntry {
+    /// The reason code the CRL entry carries: none for "unspecified", which RFC 5280 §5.3.1
+    /// says SHOULD be absent. The one place this rule is written: signing and
+    /// [`crl_lists_exactly`] both use it.
+    pub fn reason_code(&self) -> Option<RevocationReason> {
+        (self.reason != RevocationReason::Unspecified).then_some(self.reason)
+    }
+}
+
+/// Whether the signed CRL `der` has number `number` and lists exactly `entries` (serials and
+/// reason codes, in any order): how a CA checks at start-up that the CRL it stored still
+/// says what its store says. False for DER that does not parse.
+pub fn crl_lists_exactly(der: &[u8], number: u64, entries: &[CrlEntry]) -> bool {
+    let Ok((_, crl)) = x509_parser::parse_x509_crl(der) else {
+        return false;
+    };
+    if crl.crl_number().and_then(|n| u64::try_from(n).ok()) != Some(number) {
+        return false;
+    }
+    let mut expected: Vec<(Vec<u8>, Option<u8>)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e.serial.as_bytes().to_vec(),
+                e.reason_code().map(RevocationReason::code),
+            )
+        })
+        .collect();
+    let mut listed: Vec<(Vec<u8>, Option<u8>)> = crl
+        .iter_revoked_certificates()
+        .map(|r| (r.raw_serial().to_vec(), r.reason_code().map(|(_, c)| c.0)))
+        .collect();
+    expected.sort();
+    listed.sort();
+    expected == listed
+}
+
 fn rcgen_reason(reason: RevocationReason) -> rcgen::RevocationReason {
     match reason {
         RevocationReason::Unspecified => rcgen::RevocationReason::Unspecified,
@@ -62,9 +99,7 @@ fn sign_crl_with(
             .map(|e| RevokedCertParams {
                 serial_number: SerialNumber::from(e.serial.as_bytes().to_vec()),
                 revocation_time: e.revoked_at,
-                // RFC 5280 §5.3.1: the reason code "unspecified" SHOULD be absent.
-                reason_code: (e.reason != RevocationReason::Unspecified)
-                    .then(|| rcgen_reason(e.reason)),
+                reason_code: e.reason_code().map(rcgen_reason),
                 invalidity_date: None,
             })
             .collect(),
@@ -124,5 +159,55 @@ impl RootCrlSigner {
     /// Signs a root CRL. Returns its DER.
     pub fn sign(&self, order: &CrlOrder) -> Result<Vec<u8>, SignerError> {
         sign_crl_with(&self.issuer, &self.key_identifier, order)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ca::Bootstrap;
+
+    /// The start-up check reads back what signing wrote: the same entries agree, a changed
+    /// reason, a missing entry, another number or broken DER do not. "Unspecified" is
+    /// absent in the DER and still agrees.
+    #[test]
+    fn a_signed_crl_lists_exactly_its_entries() {
+        let now = OffsetDateTime::now_utc();
+        let ca = Bootstrap::generate(now).unwrap();
+        let signer = Signer::new(
+            ca.intermediate_certificate.clone(),
+            &ca.intermediate_key_pem,
+            "latchkey.internal",
+            "https://localhost/v1/crl",
+        )
+        .unwrap();
+        let entry = |reason| CrlEntry {
+            serial: Serial::random(),
+            revoked_at: now,
+            reason,
+        };
+        let entries = vec![
+            entry(RevocationReason::KeyCompromise),
+            entry(RevocationReason::Unspecified),
+        ];
+        let order = CrlOrder {
+            number: 7,
+            this_update: now,
+            next_update: now + time::Duration::hours(1),
+            entries: entries.clone(),
+        };
+        let der = signer.sign_crl(&order).unwrap();
+        assert!(crl_lists_exactly(&der, 7, &entries));
+        let reversed: Vec<_> = entries.iter().rev().cloned().collect();
+        assert!(
+            crl_lists_exactly(&der, 7, &reversed),
+            "order does not matter"
+        );
+        assert!(!crl_lists_exactly(&der, 8, &entries));
+        assert!(!crl_lists_exactly(&der, 7, &entries[..1]));
+        let mut other_reason = entries.clone();
+        other_reason[1].reason = RevocationReason::Superseded;
+        assert!(!crl_lists_exactly(&der, 7, &other_reason));
+        assert!(!crl_lists_exactly(b"not a CRL", 7, &entries));
     }
 }

@@ -12,5 +12,5 @@ pub use bootstrap::{
     BACKDATE, Bootstrap, BootstrapError, SERVICE_CERTIFICATE_LIFETIME, issue_admin_certificate,
     issue_server_certificate,
 };
-pub use crl::{CrlEntry, CrlOrder, RootCrlSigner};
+pub use crl::{CrlEntry, CrlOrder, RootCrlSigner, crl_lists_exactly};
 pub use signer::{IssuedCertificate, KeyOrder, PublicKey, Signer, SignerError};

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::{Args as ClapArgs, Subcommand};
-use latchkey::api::KeyInfo;
+use latchkey::api::{KeyInfo, KeyQuery};
 use latchkey::client::pkcs12::{self, Protection};
-use latchkey::client::{Auth, Client, KeyDir, KeyListQuery, KeyType, Renewer};
+use latchkey::client::{Auth, Client, KeyDir, KeyType, Renewer};
 use latchkey::files;
 
 use super::{Args, parse_duration, password_auth, scope_list, secret, shown, when};
@@ -279,10 +279,10 @@ pub async fn keys(args: &Args, cmd: &KeysCommand) -> Result<()> {
             reader,
         } => {
             let (client, auth) = reader.client(args)?;
-            let mut query = KeyListQuery {
+            let mut query = KeyQuery {
                 tenant: tenant.clone(),
                 owner: owner.clone(),
-                status: status.clone(),
+                status: status.as_deref().map(str::parse).transpose()?,
                 cursor: cursor.clone(),
                 limit: *limit,
             };
@@ -351,7 +351,7 @@ fn print_key_line(key: &KeyInfo) {
     println!(
         "{}  {:<8} {}@{}  {:<20} {}  expires {}",
         shown(&key.id),
-        shown(&key.status),
+        shown(key.status.as_str()),
         shown(&key.owner),
         shown(&key.tenant),
         shown(&key.name),

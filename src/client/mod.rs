@@ -16,8 +16,8 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{
     AuditPage, BulkRevocation, BulkRevocationResult, EnrollRequest, EnrollResponse, KeyInfo,
-    KeyPage, NewTenant, NewToken, NewUser, Problem, RenewRequest, RevokeRequest, TenantChange,
-    TenantInfo, TokenInfo, UserChange, UserInfo,
+    KeyPage, KeyQuery, NewTenant, NewToken, NewUser, Problem, RenewRequest, RevokeRequest,
+    TenantChange, TenantInfo, TokenInfo, UserChange, UserInfo,
 };
 // Raw HTTP to the CA: the client's plumbing. The CA's own tests reach it across the crate
 // boundary, so the server build exports it, hidden; the library build does not.
@@ -89,26 +89,6 @@ pub enum Auth {
     },
     /// An enrollment token.
     Token(String),
-}
-
-/// Query for [`Client::list_keys`].
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct KeyListQuery {
-    /// Only this tenant's (administrators).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tenant: Option<String>,
-    /// Only this owner's (administrators).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
-    /// `active`, `expired` or `revoked`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
-    /// The previous page's `next_cursor`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cursor: Option<String>,
-    /// Page size.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limit: Option<i64>,
 }
 
 /// What a key holder asks the CA for in [`Client::enroll_into`]: a name, scopes and a
@@ -222,7 +202,7 @@ impl Client {
     pub async fn list_keys(
         &self,
         auth: Option<&Auth>,
-        query: &KeyListQuery,
+        query: &KeyQuery,
     ) -> Result<KeyPage, ClientError> {
         let query = serde_urlencoded_query(query);
         self.call(Method::GET, &format!("/v1/keys{query}"), auth, None::<&()>)
@@ -465,11 +445,11 @@ fn percent(s: &str) -> String {
         .collect()
 }
 
-fn serde_urlencoded_query(query: &KeyListQuery) -> String {
+fn serde_urlencoded_query(query: &KeyQuery) -> String {
     let pairs: Vec<String> = [
         ("tenant", &query.tenant),
         ("owner", &query.owner),
-        ("status", &query.status),
+        ("status", &query.status.map(|s| s.as_str().to_owned())),
         ("cursor", &query.cursor),
     ]
     .into_iter()

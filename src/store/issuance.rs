@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::audit::AuditEvent;
 use super::keys::{NewCertificate, NewKey, TokenUse};
+use super::refusal::Refusal;
 use super::{Backend, Store, StoreError, WriteTurn, unique_as};
 
 /// The most issuances one transaction records.
@@ -156,8 +157,8 @@ async fn try_record_batch(
 
 /// One issuance as one statement: on SQLite an INSERT into the `issuances` view, whose
 /// trigger does the checks and the writes, on PostgreSQL a call of `latchkey_issue`, which
-/// does the same (both engines' migration 0005). A refusal raises a `latchkey:` message and
-/// undoes the whole statement. The outer `Err` is a failure of the transaction.
+/// does the same (both engines' migration 0005). A refusal ([`Refusal`]) undoes the whole
+/// statement. The outer `Err` is a failure of the transaction.
 async fn record_one_as_statement(
     tx: &mut Transaction<'static, Any>,
     backend: Backend,
@@ -211,14 +212,10 @@ async fn record_one_as_statement(
         .await;
     Ok(match inserted {
         Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(db)) if db.message().starts_with("latchkey:") => {
-            Err(match db.message() {
-                "latchkey:token_spent" => StoreError::TokenSpent,
-                "latchkey:disabled" => StoreError::Disabled,
-                "latchkey:public_key_in_use" => StoreError::PublicKeyInUse,
-                other => StoreError::corrupt("issuances", "refusal", other),
-            })
-        }
-        Err(e) => Err(unique_as(e, StoreError::Collision)),
+        Err(e) => match Refusal::from_error(&e) {
+            Ok(Some(refusal)) => Err(refusal.into()),
+            Ok(None) => Err(unique_as(e, StoreError::Collision)),
+            Err(unknown) => Err(unknown),
+        },
     })
 }

@@ -1,10 +1,10 @@
 use sqlx::AssertSqlSafe;
 
-use super::audit::{self, AuditEvent};
+use super::audit::AuditEvent;
 use super::filter::Statement;
-use super::rows::{CertificateKind, CertificateRecord, ListedRecord, convert_all};
-use super::{Backend, Store, StoreError, unique_as};
-use crate::model::RevocationReason;
+use super::rows::{CertificateKind, CertificateRecord, KeyRecord, ListedRecord, convert_all};
+use super::{Backend, Change, Store, StoreError, unique_as};
+use crate::model::{RevocationReason, ScopeSet};
 
 /// A key to record with its first certificate.
 #[derive(Debug, Clone)]
@@ -80,7 +80,7 @@ pub struct TokenUse {
 }
 
 /// A key as stored, with its tenant's name.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct KeyRow {
     /// Paging position.
     pub seq: i64,
@@ -96,8 +96,8 @@ pub struct KeyRow {
     pub name: String,
     /// Its description.
     pub description: String,
-    /// Scopes, sorted, space-separated.
-    pub scopes: String,
+    /// Its scopes.
+    pub scopes: ScopeSet,
     /// When it was made.
     pub created_at: i64,
     /// When it expires.
@@ -105,7 +105,7 @@ pub struct KeyRow {
     /// When it was revoked, if it was.
     pub revoked_at: Option<i64>,
     /// Why it was revoked.
-    pub revocation_reason: Option<String>,
+    pub revocation_reason: Option<RevocationReason>,
 }
 
 /// A certificate as stored, without its DER.
@@ -185,95 +185,93 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let certificate = &renewal.certificate;
         let now = renewal.now;
-        let mut tx = self.begin().await?;
-        // A no-op update takes the key's row lock on PostgreSQL too (SQLite holds the write
-        // lock already), so a revocation either commits before this check or waits for us
-        // and then revokes the new certificate with the others.
-        let key: Option<(i64, String)> = sqlx::query_as(
-            "UPDATE keys SET revoked_at = revoked_at \
-             WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 \
-             RETURNING tenant_id, owner",
-        )
-        .bind(&certificate.key_id)
-        .bind(now)
-        .fetch_optional(&mut **tx)
-        .await?;
-        let Some((tenant_id, owner)) = key else {
-            return Err(StoreError::KeyNotActive);
-        };
-        if owner_disabled(&mut tx, self.backend(), tenant_id, &owner).await? {
-            return Err(StoreError::Disabled);
-        }
-        let (newest_at, generation): (Option<i64>, i64) = sqlx::query_as(
-            "SELECT MAX(created_at), COALESCE(MAX(generation), 0) FROM certificates \
-             WHERE key_id = $1",
-        )
-        .bind(&certificate.key_id)
-        .fetch_one(&mut **tx)
-        .await?;
-        if let Some(newest_at) = newest_at
-            && newest_at > renewal.newest_before
-        {
-            return Err(StoreError::TooSoon { newest_at });
-        }
-        if self.backend() == Backend::Postgres {
-            // As in `latchkey_issue` (migrations/postgres/0005): replicas write at once, and
-            // this serializes the check below with every other use of the same public key.
-            sqlx::query("SELECT 1 FROM pg_advisory_xact_lock(hashtextextended($1, 0))")
-                .bind(&certificate.public_key_sha256)
-                .execute(&mut **tx)
-                .await?;
-        }
-        let (other_keys,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM certificates \
-             WHERE public_key_sha256 = $1 AND (key_id IS NULL OR key_id <> $2)",
-        )
-        .bind(&certificate.public_key_sha256)
-        .bind(&certificate.key_id)
-        .fetch_one(&mut **tx)
-        .await?;
-        if other_keys > 0 {
-            return Err(StoreError::PublicKeyInUse);
-        }
-        insert_certificate(&mut tx, certificate, Some(generation + 1)).await?;
-        // Narrowing only: scopes the owner lost and a tenant's lowered maximum lifetime.
-        sqlx::query(
-            "UPDATE keys SET scopes = $1, \
-             expires_at = CASE WHEN expires_at < $2 THEN expires_at ELSE $2 END WHERE id = $3",
-        )
-        .bind(&renewal.scopes)
-        .bind(renewal.expires_at)
-        .bind(&certificate.key_id)
-        .execute(&mut **tx)
-        .await?;
-        // Every unexpired, unrevoked certificate of the key beyond the newest `keep` (the new
-        // one first among them) is superseded; a rekey keeps only the new one.
-        let superseded = sqlx::query(
-            "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
-             WHERE key_id = $3 AND serial <> $4 AND revoked_at IS NULL AND not_after > $1 \
-             AND serial NOT IN (SELECT serial FROM certificates \
+        self.write(event, async |tx, event| {
+            // A no-op update takes the key's row lock on PostgreSQL too (SQLite holds the write
+            // lock already), so a revocation either commits before this check or waits for us
+            // and then revokes the new certificate with the others.
+            let key: Option<(i64, String)> = sqlx::query_as(
+                "UPDATE keys SET revoked_at = revoked_at \
+                 WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+                 RETURNING tenant_id, owner",
+            )
+            .bind(&certificate.key_id)
+            .bind(now)
+            .fetch_optional(tx.conn())
+            .await?;
+            let Some((tenant_id, owner)) = key else {
+                return Err(StoreError::KeyNotActive);
+            };
+            if owner_disabled(tx, self.backend(), tenant_id, &owner).await? {
+                return Err(StoreError::Disabled);
+            }
+            let (newest_at, generation): (Option<i64>, i64) = sqlx::query_as(
+                "SELECT MAX(created_at), COALESCE(MAX(generation), 0) FROM certificates \
+                 WHERE key_id = $1",
+            )
+            .bind(&certificate.key_id)
+            .fetch_one(tx.conn())
+            .await?;
+            if let Some(newest_at) = newest_at
+                && newest_at > renewal.newest_before
+            {
+                return Err(StoreError::TooSoon { newest_at });
+            }
+            if self.backend() == Backend::Postgres {
+                // As in `latchkey_issue` (migrations/postgres/0005): replicas write at once, and
+                // this serializes the check below with every other use of the same public key.
+                sqlx::query("SELECT 1 FROM pg_advisory_xact_lock(hashtextextended($1, 0))")
+                    .bind(&certificate.public_key_sha256)
+                    .execute(tx.conn())
+                    .await?;
+            }
+            let (other_keys,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM certificates \
+                 WHERE public_key_sha256 = $1 AND (key_id IS NULL OR key_id <> $2)",
+            )
+            .bind(&certificate.public_key_sha256)
+            .bind(&certificate.key_id)
+            .fetch_one(tx.conn())
+            .await?;
+            if other_keys > 0 {
+                return Err(StoreError::PublicKeyInUse);
+            }
+            insert_certificate(tx, certificate, Some(generation + 1)).await?;
+            // Narrowing only: scopes the owner lost and a tenant's lowered maximum lifetime.
+            sqlx::query(
+                "UPDATE keys SET scopes = $1, \
+                 expires_at = CASE WHEN expires_at < $2 THEN expires_at ELSE $2 END WHERE id = $3",
+            )
+            .bind(&renewal.scopes)
+            .bind(renewal.expires_at)
+            .bind(&certificate.key_id)
+            .execute(tx.conn())
+            .await?;
+            // Every unexpired, unrevoked certificate of the key beyond the newest `keep` (the new
+            // one first among them) is superseded; a rekey keeps only the new one.
+            let superseded = sqlx::query(
+                "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
                  WHERE key_id = $3 AND serial <> $4 AND revoked_at IS NULL AND not_after > $1 \
-                 ORDER BY COALESCE(generation, 0) DESC, created_at DESC, serial DESC \
-                 LIMIT $5)",
-        )
-        .bind(now)
-        .bind(RevocationReason::Superseded.as_str())
-        .bind(&certificate.key_id)
-        .bind(&certificate.serial)
-        .bind(renewal.keep_earlier)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        let mut event = event.clone();
-        if superseded > 0 {
-            event.detail["superseded"] = superseded.into();
-        }
-        audit::insert(&mut tx, &event).await?;
-        if superseded > 0 {
-            super::revocations::bump_crl_revision(&mut tx).await?;
-        }
-        tx.commit().await?;
-        Ok(superseded)
+                 AND serial NOT IN (SELECT serial FROM certificates \
+                     WHERE key_id = $3 AND serial <> $4 AND revoked_at IS NULL AND not_after > $1 \
+                     ORDER BY COALESCE(generation, 0) DESC, created_at DESC, serial DESC \
+                     LIMIT $5)",
+            )
+            .bind(now)
+            .bind(RevocationReason::Superseded.as_str())
+            .bind(&certificate.key_id)
+            .bind(&certificate.serial)
+            .bind(renewal.keep_earlier)
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+            Ok(if superseded > 0 {
+                event.detail["superseded"] = superseded.into();
+                Change::Revoked(superseded)
+            } else {
+                Change::Made(superseded)
+            })
+        })
+        .await
     }
 
     /// Records a certificate the CA issued for itself (its server or an admin certificate).
@@ -282,11 +280,11 @@ impl Store {
         certificate: &NewCertificate,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        insert_certificate(&mut tx, certificate, None).await?;
-        audit::insert(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok(())
+        self.write(event, async |tx, _| {
+            insert_certificate(tx, certificate, None).await?;
+            Ok(Change::Made(()))
+        })
+        .await
     }
 
     /// Revokes (superseded, at `at`) every unrevoked admin certificate for `subject` but the
@@ -298,25 +296,26 @@ impl Store {
         at: i64,
         event: &AuditEvent,
     ) -> Result<u64, StoreError> {
-        let mut tx = self.begin().await?;
-        let superseded = sqlx::query(
-            "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
-             WHERE kind = $5 AND subject = $3 AND serial <> $4 AND revoked_at IS NULL",
-        )
-        .bind(at)
-        .bind(RevocationReason::Superseded.as_str())
-        .bind(subject)
-        .bind(keep)
-        .bind(CertificateKind::Admin.as_str())
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-        audit::insert(&mut tx, event).await?;
-        if superseded > 0 {
-            super::revocations::bump_crl_revision(&mut tx).await?;
-        }
-        tx.commit().await?;
-        Ok(superseded)
+        self.write(event, async |tx, _| {
+            let superseded = sqlx::query(
+                "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
+                 WHERE kind = $5 AND subject = $3 AND serial <> $4 AND revoked_at IS NULL",
+            )
+            .bind(at)
+            .bind(RevocationReason::Superseded.as_str())
+            .bind(subject)
+            .bind(keep)
+            .bind(CertificateKind::Admin.as_str())
+            .execute(tx.conn())
+            .await?
+            .rows_affected();
+            Ok(if superseded > 0 {
+                Change::Revoked(superseded)
+            } else {
+                Change::Made(superseded)
+            })
+        })
+        .await
     }
 
     /// The key with this id.
@@ -324,10 +323,12 @@ impl Store {
         let sql = AssertSqlSafe(format!(
             "SELECT {KEY_COLUMNS} FROM keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = $1"
         ));
-        Ok(sqlx::query_as(sql)
+        sqlx::query_as::<_, KeyRecord>(sql)
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?)
+            .await?
+            .map(KeyRow::try_from)
+            .transpose()
     }
 
     /// One page of keys, newest first.
@@ -352,7 +353,8 @@ impl Store {
         };
         sql.push(" ORDER BY k.seq DESC LIMIT $?");
 
-        let mut query = sqlx::query_as(sql.sql()).bind(filter.before_seq.unwrap_or(i64::MAX));
+        let mut query =
+            sqlx::query_as::<_, KeyRecord>(sql.sql()).bind(filter.before_seq.unwrap_or(i64::MAX));
         if let Some(tenant_id) = filter.tenant_id {
             query = query.bind(tenant_id);
         }
@@ -362,7 +364,7 @@ impl Store {
         if matches!(filter.status, Some(KeyStatus::Active | KeyStatus::Expired)) {
             query = query.bind(filter.now);
         }
-        Ok(query.bind(filter.limit).fetch_all(&self.pool).await?)
+        convert_all(query.bind(filter.limit).fetch_all(&self.pool).await?)
     }
 
     /// Up to `per_key` certificates of each of the given keys, oldest first, each with the

@@ -12,6 +12,7 @@ mod filter;
 mod issuance;
 mod issuers;
 mod keys;
+mod refusal;
 mod revocations;
 mod root_crls;
 mod rows;
@@ -150,11 +151,17 @@ fn is_outage(err: &sqlx::Error) -> bool {
 /// Database error codes that mean "not now" rather than "not this". PostgreSQL's are
 /// five-character SQLSTATEs: class 08 (connection exception), 53 (insufficient resources:
 /// too many connections, disk full), 57P01..57P05 (shutdown, cannot connect now, idle
-/// timeouts). SQLite's are numbers, primary code in the low byte: BUSY (5), LOCKED (6),
+/// timeouts), and 42P01/3F000 (no such table or schema): migrations created the CA's tables
+/// before it started, so their absence means the database was swapped or restored under
+/// the running CA, an operator's matter, not a statement the code got wrong. SQLite's are numbers, primary code in the low byte: BUSY (5), LOCKED (6),
 /// IOERR (10), FULL (13), CANTOPEN (14).
 fn is_outage_code(code: &str) -> bool {
     if code.len() == 5 && code.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return code.starts_with("08") || code.starts_with("53") || code.starts_with("57P");
+        return code.starts_with("08")
+            || code.starts_with("53")
+            || code.starts_with("57P")
+            || code == "42P01"
+            || code == "3F000";
     }
     code.parse::<u32>()
         .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10 | 13 | 14))
@@ -287,12 +294,50 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// Runs `change` in a write transaction and, when it changed something, writes `event`
+    /// (as `change` may have completed it) in the same transaction before committing. Every
+    /// audited mutation goes through here, so none can commit without its audit row: this is
+    /// the only caller of `audit::insert`. (Issuances are recorded by one SQL statement that
+    /// writes their event itself, `issuance.rs`; CRL storage and leases are bookkeeping, not
+    /// changes anybody made.)
+    async fn write<T>(
+        &self,
+        event: &AuditEvent,
+        change: impl AsyncFnOnce(&mut WriteTx, &mut AuditEvent) -> Result<Change<T>, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut tx = self.begin().await?;
+        let mut event = event.clone();
+        let (value, revoked) = match change(&mut tx, &mut event).await? {
+            // Dropped without a commit: rolled back.
+            Change::None(value) => return Ok(value),
+            Change::Made(value) => (value, false),
+            Change::Revoked(value) => (value, true),
+        };
+        audit::insert(&mut tx, &event).await?;
+        if revoked {
+            revocations::bump_crl_revision(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(value)
+    }
+
     /// Starts a write transaction. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails with
     /// "database is locked" without waiting.
     async fn begin(&self) -> Result<WriteTx, StoreError> {
         begin_on(&self.pool, self.backend, &self.write_turn).await
     }
+}
+
+/// What an audited change did: see [`Store::write`].
+enum Change<T> {
+    /// Nothing: the transaction is rolled back and no event is written.
+    None(T),
+    /// Something: the event is written.
+    Made(T),
+    /// Something, revoking certificates: the event is written and, last in the transaction,
+    /// the revocation revision moves, so that CRL builders learn of it.
+    Revoked(T),
 }
 
 /// [`Store::begin`] on a pool.
@@ -333,6 +378,11 @@ struct WriteTx {
 impl WriteTx {
     async fn commit(self) -> Result<(), sqlx::Error> {
         self.tx.commit().await
+    }
+
+    /// The connection, to run statements on.
+    fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
     }
 }
 
@@ -408,10 +458,10 @@ mod tests {
     #[test]
     fn database_codes_for_outages() {
         // PostgreSQL SQLSTATEs.
-        for code in ["08006", "08001", "53300", "57P01", "57P03"] {
+        for code in ["08006", "08001", "53300", "57P01", "57P03", "42P01"] {
             assert!(super::is_outage_code(code), "{code}");
         }
-        for code in ["42601", "23505", "22P02", "P0001", "40001"] {
+        for code in ["42601", "42703", "23505", "22P02", "P0001", "40001"] {
             assert!(!super::is_outage_code(code), "{code}");
         }
         // SQLite result codes, extended ones included (SQLITE_BUSY_SNAPSHOT = 517,

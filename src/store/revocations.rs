@@ -1,7 +1,7 @@
 use time::OffsetDateTime;
 
-use super::audit::{self, AuditEvent};
-use super::{Backend, Store, StoreError, unique_as};
+use super::audit::AuditEvent;
+use super::{Backend, Change, Store, StoreError, unique_as};
 use crate::model::{KeyId, RevocationReason, Serial};
 
 /// How many CRLs of an issuer the store keeps.
@@ -90,7 +90,7 @@ pub struct CrlMarks {
 }
 
 /// Records, in a transaction that revokes, that the CRLs built so far miss something. Called
-/// last in the transaction: the row stays locked until commit, so revisions commit in order
+/// by [`Store::write`] for a [`Change::Revoked`], last in the transaction: the row stays locked until commit, so revisions commit in order
 /// and a CRL built from revision R lists every revocation up to R.
 pub(super) async fn bump_crl_revision(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
@@ -124,35 +124,33 @@ impl Store {
         now: i64,
         event: &AuditEvent,
     ) -> Result<Option<i64>, StoreError> {
-        let mut tx = self.begin().await?;
-        let key = sqlx::query(
-            "UPDATE keys SET revoked_at = $1, revocation_reason = $2 \
-             WHERE id = $3 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(reason.as_str())
-        .bind(key_id.as_str())
-        .execute(&mut **tx)
-        .await?;
-        // Swept even when the key was revoked already: nothing of a revoked key stays valid.
-        let certificates = sqlx::query(
-            "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
-             WHERE key_id = $3 AND revoked_at IS NULL AND not_after > $1",
-        )
-        .bind(now)
-        .bind(reason.as_str())
-        .bind(key_id.as_str())
-        .execute(&mut **tx)
-        .await?;
-        if key.rows_affected() == 0 && certificates.rows_affected() == 0 {
-            return Ok(None);
-        }
-        let mut event = event.clone();
-        event.detail["certificates"] = certificates.rows_affected().into();
-        audit::insert(&mut tx, &event).await?;
-        bump_crl_revision(&mut tx).await?;
-        tx.commit().await?;
-        Ok(Some(certificates.rows_affected() as i64))
+        self.write(event, async |tx, event| {
+            let key = sqlx::query(
+                "UPDATE keys SET revoked_at = $1, revocation_reason = $2 \
+                 WHERE id = $3 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(reason.as_str())
+            .bind(key_id.as_str())
+            .execute(tx.conn())
+            .await?;
+            // Swept even when the key was revoked already: nothing of a revoked key stays valid.
+            let certificates = sqlx::query(
+                "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
+                 WHERE key_id = $3 AND revoked_at IS NULL AND not_after > $1",
+            )
+            .bind(now)
+            .bind(reason.as_str())
+            .bind(key_id.as_str())
+            .execute(tx.conn())
+            .await?;
+            if key.rows_affected() == 0 && certificates.rows_affected() == 0 {
+                return Ok(Change::None(None));
+            }
+            event.detail["certificates"] = certificates.rows_affected().into();
+            Ok(Change::Revoked(Some(certificates.rows_affected() as i64)))
+        })
+        .await
     }
 
     /// Revokes every unrevoked key of a tenant (or of one owner in it) and the unexpired
@@ -166,44 +164,45 @@ impl Store {
         event: &AuditEvent,
     ) -> Result<(i64, i64), StoreError> {
         let owner = scope.owner.clone().unwrap_or_default();
-        let mut tx = self.begin().await?;
-        // Keys first (taking their row locks), then every certificate of a revoked key in
-        // scope, so a renewal racing this either committed before or is refused after.
-        let keys = sqlx::query(
-            "UPDATE keys SET revoked_at = $1, revocation_reason = $2 \
-             WHERE tenant_id = $3 AND ($4 = '' OR owner = $4) AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(reason.as_str())
-        .bind(scope.tenant_id)
-        .bind(&owner)
-        .execute(&mut **tx)
-        .await?;
-        let certificates = sqlx::query(
-            "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
-             WHERE revoked_at IS NULL AND not_after > $1 AND key_id IN \
-             (SELECT id FROM keys WHERE tenant_id = $3 AND ($4 = '' OR owner = $4) \
-              AND revoked_at IS NOT NULL)",
-        )
-        .bind(now)
-        .bind(reason.as_str())
-        .bind(scope.tenant_id)
-        .bind(&owner)
-        .execute(&mut **tx)
-        .await?;
-        let counts = (
-            keys.rows_affected() as i64,
-            certificates.rows_affected() as i64,
-        );
-        let mut event = event.clone();
-        event.detail["keys"] = counts.0.into();
-        event.detail["certificates"] = counts.1.into();
-        audit::insert(&mut tx, &event).await?;
-        if counts != (0, 0) {
-            bump_crl_revision(&mut tx).await?;
-        }
-        tx.commit().await?;
-        Ok(counts)
+        self.write(event, async |tx, event| {
+            // Keys first (taking their row locks), then every certificate of a revoked key in
+            // scope, so a renewal racing this either committed before or is refused after.
+            let keys = sqlx::query(
+                "UPDATE keys SET revoked_at = $1, revocation_reason = $2 \
+                 WHERE tenant_id = $3 AND ($4 = '' OR owner = $4) AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(reason.as_str())
+            .bind(scope.tenant_id)
+            .bind(&owner)
+            .execute(tx.conn())
+            .await?;
+            let certificates = sqlx::query(
+                "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
+                 WHERE revoked_at IS NULL AND not_after > $1 AND key_id IN \
+                 (SELECT id FROM keys WHERE tenant_id = $3 AND ($4 = '' OR owner = $4) \
+                  AND revoked_at IS NOT NULL)",
+            )
+            .bind(now)
+            .bind(reason.as_str())
+            .bind(scope.tenant_id)
+            .bind(&owner)
+            .execute(tx.conn())
+            .await?;
+            let counts = (
+                keys.rows_affected() as i64,
+                certificates.rows_affected() as i64,
+            );
+            event.detail["keys"] = counts.0.into();
+            event.detail["certificates"] = counts.1.into();
+            // A bulk revocation that found nothing is still recorded: somebody asked.
+            Ok(if counts == (0, 0) {
+                Change::Made(counts)
+            } else {
+                Change::Revoked(counts)
+            })
+        })
+        .await
     }
 
     /// The revoked certificates of an issuer whose `not_after` is after `expired_before`:

@@ -6,7 +6,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::StoreError;
-use super::keys::{CertificateRow, ListedCertificate};
+use super::keys::{CertificateRow, KeyRow, ListedCertificate};
+use crate::model::ScopeSet;
 
 /// What a certificate is for; stored in `certificates.kind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,6 +50,53 @@ impl FromStr for CertificateKind {
             "admin" => Self::Admin,
             "server" => Self::Server,
             other => return Err(CertificateKindError(other.to_owned())),
+        })
+    }
+}
+
+/// A `keys` row (with its tenant's name) as read, before its values are checked.
+#[derive(Debug, sqlx::FromRow)]
+pub(super) struct KeyRecord {
+    seq: i64,
+    id: String,
+    tenant_id: i64,
+    tenant: String,
+    owner: String,
+    name: String,
+    description: String,
+    scopes: String,
+    created_at: i64,
+    expires_at: i64,
+    revoked_at: Option<i64>,
+    revocation_reason: Option<String>,
+}
+
+impl TryFrom<KeyRecord> for KeyRow {
+    type Error = StoreError;
+    fn try_from(r: KeyRecord) -> Result<Self, StoreError> {
+        let scopes = ScopeSet::parse_list(&r.scopes)
+            .map_err(|_| StoreError::corrupt("keys", "scopes", &r.scopes))?;
+        let revocation_reason = r
+            .revocation_reason
+            .map(|reason| {
+                reason
+                    .parse()
+                    .map_err(|_| StoreError::corrupt("keys", "revocation_reason", &reason))
+            })
+            .transpose()?;
+        Ok(Self {
+            seq: r.seq,
+            id: r.id,
+            tenant_id: r.tenant_id,
+            tenant: r.tenant,
+            owner: r.owner,
+            name: r.name,
+            description: r.description,
+            scopes,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+            revocation_reason,
         })
     }
 }
@@ -113,6 +161,47 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key_record(scopes: &str, reason: Option<&str>) -> KeyRecord {
+        KeyRecord {
+            seq: 1,
+            id: "0000000000000000000000a1".into(),
+            tenant_id: 1,
+            tenant: "acme".into(),
+            owner: "alice".into(),
+            name: "k".into(),
+            description: String::new(),
+            scopes: scopes.into(),
+            created_at: 0,
+            expires_at: 0,
+            revoked_at: reason.map(|_| 0),
+            revocation_reason: reason.map(str::to_owned),
+        }
+    }
+
+    /// Scopes and reasons come out typed; one the CA never writes is corrupt, not empty or
+    /// "unspecified".
+    #[test]
+    fn key_rows_parse_or_are_corrupt() {
+        let row = KeyRow::try_from(key_record("read:metrics", Some("superseded"))).unwrap();
+        assert_eq!(row.scopes.to_stored(), "read:metrics");
+        assert_eq!(
+            row.revocation_reason,
+            Some(crate::model::RevocationReason::Superseded)
+        );
+        for (record, column) in [
+            (key_record("not a scope!", None), "scopes"),
+            (
+                key_record("read:metrics", Some("bogus")),
+                "revocation_reason",
+            ),
+        ] {
+            match KeyRow::try_from(record) {
+                Err(StoreError::Corrupt { column: c, .. }) => assert_eq!(c, column),
+                other => panic!("{column}: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn kinds_round_trip_and_unknown_ones_are_corrupt() {

@@ -1,5 +1,5 @@
-use super::audit::{self, AuditEvent};
-use super::{Store, StoreError, unique_as};
+use super::audit::AuditEvent;
+use super::{Change, Store, StoreError, unique_as};
 
 /// A tenant as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -44,20 +44,20 @@ impl Store {
         now: i64,
         event: &AuditEvent,
     ) -> Result<TenantRow, StoreError> {
-        let mut tx = self.begin().await?;
-        let row = sqlx::query_as(
-            "INSERT INTO tenants (name, max_key_days, created_at) VALUES ($1, $2, $3) \
-             RETURNING id, name, max_key_days, disabled_at, created_at",
-        )
-        .bind(name)
-        .bind(max_key_days)
-        .bind(now)
-        .fetch_one(&mut **tx)
+        self.write(event, async |tx, _| {
+            let row = sqlx::query_as(
+                "INSERT INTO tenants (name, max_key_days, created_at) VALUES ($1, $2, $3) \
+                 RETURNING id, name, max_key_days, disabled_at, created_at",
+            )
+            .bind(name)
+            .bind(max_key_days)
+            .bind(now)
+            .fetch_one(tx.conn())
+            .await
+            .map_err(|e| unique_as(e, StoreError::AlreadyExists("tenant")))?;
+            Ok(Change::Made(row))
+        })
         .await
-        .map_err(|e| unique_as(e, StoreError::AlreadyExists("tenant")))?;
-        audit::insert(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok(row)
     }
 
     /// The tenant with this name.
@@ -89,23 +89,23 @@ impl Store {
         now: i64,
         event: &AuditEvent,
     ) -> Result<UserRow, StoreError> {
-        let mut tx = self.begin().await?;
-        let row = sqlx::query_as(
-            "INSERT INTO users (tenant_id, name, password_hash, scopes, created_at) \
-             VALUES ($1, $2, $3, $4, $5) \
-             RETURNING id, tenant_id, name, password_hash, scopes, disabled_at, created_at",
-        )
-        .bind(tenant_id)
-        .bind(name)
-        .bind(password_hash)
-        .bind(scopes)
-        .bind(now)
-        .fetch_one(&mut **tx)
+        self.write(event, async |tx, _| {
+            let row = sqlx::query_as(
+                "INSERT INTO users (tenant_id, name, password_hash, scopes, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 RETURNING id, tenant_id, name, password_hash, scopes, disabled_at, created_at",
+            )
+            .bind(tenant_id)
+            .bind(name)
+            .bind(password_hash)
+            .bind(scopes)
+            .bind(now)
+            .fetch_one(tx.conn())
+            .await
+            .map_err(|e| unique_as(e, StoreError::AlreadyExists("user")))?;
+            Ok(Change::Made(row))
+        })
         .await
-        .map_err(|e| unique_as(e, StoreError::AlreadyExists("user")))?;
-        audit::insert(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok(row)
     }
 
     /// The user `name` of the tenant, if both exist.
@@ -154,26 +154,27 @@ impl Store {
         now: i64,
         event: &AuditEvent,
     ) -> Result<Option<TenantRow>, StoreError> {
-        let mut tx = self.begin().await?;
-        // -1 means "unchanged"; disabled_at keeps its first time while disabled.
-        let row: Option<TenantRow> = sqlx::query_as(
-            "UPDATE tenants SET \
-             max_key_days = CASE WHEN $1 < 0 THEN max_key_days ELSE $1 END, \
-             disabled_at = CASE WHEN $2 = 1 THEN COALESCE(disabled_at, $3) \
-                                WHEN $2 = 0 THEN NULL ELSE disabled_at END \
-             WHERE name = $4 RETURNING id, name, max_key_days, disabled_at, created_at",
-        )
-        .bind(max_key_days.unwrap_or(-1))
-        .bind(disabled.map_or(-1_i64, i64::from))
-        .bind(now)
-        .bind(name)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if row.is_some() {
-            audit::insert(&mut tx, event).await?;
-            tx.commit().await?;
-        }
-        Ok(row)
+        self.write(event, async |tx, _| {
+            // -1 means "unchanged"; disabled_at keeps its first time while disabled.
+            let row: Option<TenantRow> = sqlx::query_as(
+                "UPDATE tenants SET \
+                 max_key_days = CASE WHEN $1 < 0 THEN max_key_days ELSE $1 END, \
+                 disabled_at = CASE WHEN $2 = 1 THEN COALESCE(disabled_at, $3) \
+                                    WHEN $2 = 0 THEN NULL ELSE disabled_at END \
+                 WHERE name = $4 RETURNING id, name, max_key_days, disabled_at, created_at",
+            )
+            .bind(max_key_days.unwrap_or(-1))
+            .bind(disabled.map_or(-1_i64, i64::from))
+            .bind(now)
+            .bind(name)
+            .fetch_optional(tx.conn())
+            .await?;
+            Ok(match row {
+                Some(row) => Change::Made(Some(row)),
+                None => Change::None(None),
+            })
+        })
+        .await
     }
 
     /// Changes a user. Returns the user as changed, or `None` if there is no such user.
@@ -185,28 +186,29 @@ impl Store {
         now: i64,
         event: &AuditEvent,
     ) -> Result<Option<UserRow>, StoreError> {
-        let mut tx = self.begin().await?;
-        let row: Option<UserRow> = sqlx::query_as(
-            "UPDATE users SET \
-             disabled_at = CASE WHEN $1 = 1 THEN COALESCE(disabled_at, $2) \
-                                WHEN $1 = 0 THEN NULL ELSE disabled_at END, \
-             scopes = COALESCE($3, scopes), \
-             password_hash = COALESCE($4, password_hash) \
-             WHERE tenant_id = $5 AND name = $6 \
-             RETURNING id, tenant_id, name, password_hash, scopes, disabled_at, created_at",
-        )
-        .bind(change.disabled.map_or(-1_i64, i64::from))
-        .bind(now)
-        .bind(&change.scopes)
-        .bind(&change.password_hash)
-        .bind(tenant_id)
-        .bind(name)
-        .fetch_optional(&mut **tx)
-        .await?;
-        if row.is_some() {
-            audit::insert(&mut tx, event).await?;
-            tx.commit().await?;
-        }
-        Ok(row)
+        self.write(event, async |tx, _| {
+            let row: Option<UserRow> = sqlx::query_as(
+                "UPDATE users SET \
+                 disabled_at = CASE WHEN $1 = 1 THEN COALESCE(disabled_at, $2) \
+                                    WHEN $1 = 0 THEN NULL ELSE disabled_at END, \
+                 scopes = COALESCE($3, scopes), \
+                 password_hash = COALESCE($4, password_hash) \
+                 WHERE tenant_id = $5 AND name = $6 \
+                 RETURNING id, tenant_id, name, password_hash, scopes, disabled_at, created_at",
+            )
+            .bind(change.disabled.map_or(-1_i64, i64::from))
+            .bind(now)
+            .bind(&change.scopes)
+            .bind(&change.password_hash)
+            .bind(tenant_id)
+            .bind(name)
+            .fetch_optional(tx.conn())
+            .await?;
+            Ok(match row {
+                Some(row) => Change::Made(Some(row)),
+                None => Change::None(None),
+            })
+        })
+        .await
     }
 }

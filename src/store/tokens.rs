@@ -1,5 +1,5 @@
-use super::audit::{self, AuditEvent};
-use super::{Store, StoreError, unique_as};
+use super::audit::AuditEvent;
+use super::{Change, Store, StoreError, unique_as};
 
 /// An enrollment token to record. The secret itself is never stored, only its hash.
 #[derive(Debug, Clone)]
@@ -72,27 +72,26 @@ impl Store {
         token: &NewToken,
         event: &AuditEvent,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.begin().await?;
-        let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO enrollment_tokens \
-             (token_hash, tenant_id, owner, scopes, created_by, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-        )
-        .bind(&token.token_hash)
-        .bind(token.tenant_id)
-        .bind(&token.owner)
-        .bind(&token.scopes)
-        .bind(&token.created_by)
-        .bind(token.created_at)
-        .bind(token.expires_at)
-        .fetch_one(&mut **tx)
+        self.write(event, async |tx, event| {
+            let (id,): (i64,) = sqlx::query_as(
+                "INSERT INTO enrollment_tokens \
+                 (token_hash, tenant_id, owner, scopes, created_by, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(&token.token_hash)
+            .bind(token.tenant_id)
+            .bind(&token.owner)
+            .bind(&token.scopes)
+            .bind(&token.created_by)
+            .bind(token.created_at)
+            .bind(token.expires_at)
+            .fetch_one(tx.conn())
+            .await
+            .map_err(|e| unique_as(e, StoreError::Collision))?;
+            event.target = Some(format!("token:{id}"));
+            Ok(Change::Made(id))
+        })
         .await
-        .map_err(|e| unique_as(e, StoreError::Collision))?;
-        let mut event = event.clone();
-        event.target = Some(format!("token:{id}"));
-        audit::insert(&mut tx, &event).await?;
-        tx.commit().await?;
-        Ok(id)
     }
 
     /// The token whose secret hashes to `token_hash`, with its tenant and owner's state.
@@ -135,21 +134,22 @@ impl Store {
         now: i64,
         event: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
-        let changed = sqlx::query(
-            "UPDATE enrollment_tokens SET revoked_at = $1 \
-             WHERE id = $2 AND used_at IS NULL AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-        if changed.rows_affected() != 1 {
-            return Ok(false);
-        }
-        audit::insert(&mut tx, event).await?;
-        tx.commit().await?;
-        Ok(true)
+        self.write(event, async |tx, _| {
+            let changed = sqlx::query(
+                "UPDATE enrollment_tokens SET revoked_at = $1 \
+                 WHERE id = $2 AND used_at IS NULL AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(tx.conn())
+            .await?;
+            Ok(if changed.rows_affected() == 1 {
+                Change::Made(true)
+            } else {
+                Change::None(false)
+            })
+        })
+        .await
     }
 
     /// The token with this id.

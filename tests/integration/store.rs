@@ -561,7 +561,10 @@ async fn renewal_contract(store: Store) {
     };
     assert_eq!(renew(narrowed).await.unwrap(), 1);
     let k1 = store.key(K1).await.unwrap().unwrap();
-    assert_eq!((k1.scopes.as_str(), k1.expires_at), ("a:b", 500_000));
+    assert_eq!(
+        (k1.scopes.to_stored().as_str(), k1.expires_at),
+        ("a:b", 500_000)
+    );
 
     // A rekey supersedes every earlier valid certificate, whatever the cap.
     let rekey = Renewal {
