@@ -29,7 +29,7 @@ use crate::profile::{Identity, IdentityError};
 
 /// The default tolerance past a CRL's `nextUpdate` before handshakes are refused.
 pub const DEFAULT_GRACE: Duration = Duration::minutes(5);
-/// The most [`LatchkeyVerifier::grace`] accepts.
+/// The most [`crate::relying::RelyingBuilder::grace`] accepts.
 pub const MAX_GRACE: Duration = Duration::hours(1);
 
 /// Why a verifier could not be built: each is a configuration that could never accept a key.
