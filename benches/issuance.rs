@@ -132,10 +132,13 @@ fn authority_enroll(c: &mut Criterion) {
             .ensure_service_certificate_recorded(admin.der.clone())
             .await
             .expect("admin recorded");
-        let admin = Caller {
-            certificate: Some(admin.der),
-            ..Caller::default()
-        };
+        let admin = authority
+            .authenticate_admin(&Caller {
+                certificate: Some(admin.der),
+                ..Caller::default()
+            })
+            .await
+            .expect("admin authenticated");
         let tenant = NewTenant {
             name: "bench".into(),
             max_key_days: None,

@@ -1,5 +1,6 @@
-//! Administration: tenants, users, enrollment tokens. Every action needs an administrator
-//! certificate and writes an audit event in the same transaction as the change.
+//! Administration: tenants, users, enrollment tokens. Every action takes an [`Admin`], the proof
+//! that the caller presented an administrator certificate, and writes an audit event in the
+//! same transaction as the change.
 
 use crate::api::AuditAction;
 use crate::api::Code;
@@ -7,7 +8,7 @@ use crate::api::TokenStatus;
 use time::Duration;
 
 use super::authenticate::stored_scopes;
-use super::{Authority, AuthorityError, Caller, MAX_KEY_DAYS, from_unix, token};
+use super::{Admin, Authority, AuthorityError, MAX_KEY_DAYS, from_unix, token};
 use crate::api::{NewTenant, NewToken, NewUser, TenantInfo, TokenInfo, UserInfo};
 use crate::model::{ScopeSet, TenantName, UserRef};
 use crate::store::{NewToken as StoredToken, TenantRow, TokenRow, UserRow};
@@ -32,10 +33,9 @@ impl Authority {
     /// Adds a tenant.
     pub async fn add_tenant(
         &self,
-        caller: &Caller,
+        admin: &Admin,
         request: NewTenant,
     ) -> Result<TenantInfo, AuthorityError> {
-        let admin = self.authenticate_admin(caller).await?;
         let name: TenantName = request.name.parse()?;
         let max_key_days = request.max_key_days.unwrap_or(MAX_KEY_DAYS);
         if !(1..=MAX_KEY_DAYS).contains(&max_key_days) {
@@ -44,7 +44,7 @@ impl Authority {
             )));
         }
         let event = self.event(
-            &format!("admin:{admin}"),
+            &admin.actor(),
             AuditAction::TenantAdd,
             Some(name.as_str()),
             Some(name.to_string()),
@@ -58,8 +58,7 @@ impl Authority {
     }
 
     /// Every tenant.
-    pub async fn tenants(&self, caller: &Caller) -> Result<Vec<TenantInfo>, AuthorityError> {
-        self.authenticate_admin(caller).await?;
+    pub async fn tenants(&self, _admin: &Admin) -> Result<Vec<TenantInfo>, AuthorityError> {
         Ok(self
             .store
             .tenants()
@@ -72,16 +71,15 @@ impl Authority {
     /// Adds a user with a password and grants.
     pub async fn add_user(
         &self,
-        caller: &Caller,
+        admin: &Admin,
         request: NewUser,
     ) -> Result<UserInfo, AuthorityError> {
-        let admin = self.authenticate_admin(caller).await?;
         let user: UserRef = request.user.parse()?;
         let scopes = parse_scopes(&request.scopes)?;
         let tenant = self.existing_tenant(&user.tenant).await?;
         let hash = self.passwords.hash(request.password.into_inner()).await?;
         let event = self.event(
-            &format!("admin:{admin}"),
+            &admin.actor(),
             AuditAction::UserAdd,
             Some(user.tenant.as_str()),
             Some(user.to_string()),
@@ -104,10 +102,9 @@ impl Authority {
     /// The users of a tenant.
     pub async fn users(
         &self,
-        caller: &Caller,
+        _admin: &Admin,
         tenant: &str,
     ) -> Result<Vec<UserInfo>, AuthorityError> {
-        self.authenticate_admin(caller).await?;
         let name: TenantName = tenant.parse()?;
         let tenant = self.existing_tenant(&name).await?;
         self.store
@@ -121,10 +118,9 @@ impl Authority {
     /// Creates a one-time enrollment token. Its secret is in this answer and nowhere else.
     pub async fn create_token(
         &self,
-        caller: &Caller,
+        admin: &Admin,
         request: NewToken,
     ) -> Result<TokenInfo, AuthorityError> {
-        let admin = self.authenticate_admin(caller).await?;
         let owner: UserRef = request.owner.parse()?;
         let scopes = parse_scopes(&request.scopes)?;
         let ttl = match request.ttl_seconds {
@@ -145,7 +141,7 @@ impl Authority {
             tenant_id: tenant.id,
             owner: owner.owner.to_string(),
             scopes: scopes.to_stored(),
-            created_by: format!("admin:{admin}"),
+            created_by: admin.actor(),
             created_at: now.unix_timestamp(),
             expires_at: (now + ttl).unix_timestamp(),
         };
@@ -175,10 +171,9 @@ impl Authority {
     /// The enrollment tokens of a tenant (or all), without their secrets.
     pub async fn tokens(
         &self,
-        caller: &Caller,
+        _admin: &Admin,
         tenant: Option<&str>,
     ) -> Result<Vec<TokenInfo>, AuthorityError> {
-        self.authenticate_admin(caller).await?;
         let tenant_id = match tenant {
             Some(name) => {
                 let name: TenantName = name.parse()?;

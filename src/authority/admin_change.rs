@@ -1,8 +1,9 @@
 //! Changing what exists: tenant policy and state, users' grants, passwords and state,
-//! enrollment tokens; and reading the audit log. Administrator certificate only.
+//! enrollment tokens; and reading the audit log. Administrators only: each method takes the
+//! [`Admin`] proof.
 
 use super::paging::{self, Page};
-use super::{Authority, AuthorityError, Caller, MAX_KEY_DAYS, from_unix};
+use super::{Admin, Authority, AuthorityError, MAX_KEY_DAYS, from_unix};
 use crate::api::AuditAction;
 use crate::api::AuditQuery;
 use crate::api::Code;
@@ -34,11 +35,10 @@ impl Authority {
     /// they are revoked.
     pub async fn change_tenant(
         &self,
-        caller: &Caller,
+        admin: &Admin,
         tenant: &str,
         change: TenantChange,
     ) -> Result<TenantInfo, AuthorityError> {
-        let admin = self.authenticate_admin(caller).await?;
         let name: TenantName = tenant.parse()?;
         if let Some(days) = change.max_key_days
             && !(1..=MAX_KEY_DAYS).contains(&days)
@@ -48,7 +48,7 @@ impl Authority {
             )));
         }
         let event = self.event(
-            &format!("admin:{admin}"),
+            &admin.actor(),
             AuditAction::TenantChange,
             Some(name.as_str()),
             Some(name.to_string()),
@@ -71,11 +71,10 @@ impl Authority {
     /// `PATCH /v1/admin/users/{user}`: sets grants, resets the password, disables or enables.
     pub async fn change_user(
         &self,
-        caller: &Caller,
+        admin: &Admin,
         user: &str,
         change: UserChange,
     ) -> Result<UserInfo, AuthorityError> {
-        let admin = self.authenticate_admin(caller).await?;
         let user: UserRef = user.parse()?;
         let scopes = match &change.scopes {
             Some(list) => Some(super::admin::parse_scopes(list)?.to_stored()),
@@ -91,7 +90,7 @@ impl Authority {
             None => None,
         };
         let event = self.event(
-            &format!("admin:{admin}"),
+            &admin.actor(),
             AuditAction::UserChange,
             Some(user.tenant.as_str()),
             Some(user.to_string()),
@@ -115,8 +114,7 @@ impl Authority {
     }
 
     /// `DELETE /v1/admin/tokens/{id}`: an unused token stops working.
-    pub async fn revoke_token(&self, caller: &Caller, id: &str) -> Result<(), AuthorityError> {
-        let admin = self.authenticate_admin(caller).await?;
+    pub async fn revoke_token(&self, admin: &Admin, id: &str) -> Result<(), AuthorityError> {
         let id: i64 = id.parse().map_err(|_| AuthorityError::NotFound("token"))?;
         let token = self
             .store
@@ -124,7 +122,7 @@ impl Authority {
             .await?
             .ok_or(AuthorityError::NotFound("token"))?;
         let event = self.event(
-            &format!("admin:{admin}"),
+            &admin.actor(),
             AuditAction::TokenRevoke,
             Some(&token.tenant),
             Some(format!("token:{id}")),
@@ -142,10 +140,9 @@ impl Authority {
     /// `GET /v1/admin/audit`: newest first, filtered.
     pub async fn audit_log(
         &self,
-        caller: &Caller,
+        _admin: &Admin,
         query: AuditQuery,
     ) -> Result<AuditPage, AuthorityError> {
-        self.authenticate_admin(caller).await?;
         let page = Page::parse(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
         // The cursor is the id of the last event given out; every event's id is shown to
         // the administrator, the only one who reads this log.

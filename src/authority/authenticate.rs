@@ -1,5 +1,7 @@
 //! Who is calling. The HTTP edge hands over what it saw ([`Caller`]); each operation asks for
-//! the kinds of credential it accepts and gets a [`Principal`] or an error.
+//! the kinds of credential it accepts and gets a [`Principal`] or an error. Administration
+//! instead takes an [`Admin`], the proof that [`Authority::authenticate_admin`] gives once per
+//! request, so an admin request is authenticated once and never again further in.
 
 use rustls_pki_types::CertificateDer;
 
@@ -93,6 +95,26 @@ pub enum Principal {
     },
 }
 
+/// Proof that the caller presented a current administrator certificate. Only
+/// [`Authority::authenticate_admin`] makes one (the field is private), so a method that takes
+/// `&Admin` needs no second look at the certificate or the store.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    name: OwnerName,
+}
+
+impl Admin {
+    /// The administrator's name, from its certificate.
+    pub fn name(&self) -> &OwnerName {
+        &self.name
+    }
+
+    /// The audit log's name for this administrator (as [`Principal::actor`] says it).
+    pub(super) fn actor(&self) -> String {
+        format!("admin:{}", self.name)
+    }
+}
+
 impl Principal {
     /// The audit log's name for this principal.
     pub fn actor(&self) -> String {
@@ -135,12 +157,9 @@ impl Authority {
         }
     }
 
-    /// Requires an administrator certificate. A key certificate, a password or a token is
-    /// never enough.
-    pub(super) async fn authenticate_admin(
-        &self,
-        caller: &Caller,
-    ) -> Result<OwnerName, AuthorityError> {
+    /// Requires a current administrator certificate and gives the proof the admin methods
+    /// take. A key certificate, a password or a token is never enough.
+    pub async fn authenticate_admin(&self, caller: &Caller) -> Result<Admin, AuthorityError> {
         let Some(der) = &caller.certificate else {
             return Err(if caller.authorization.is_some() {
                 AuthorityError::AdminRequired
@@ -149,7 +168,7 @@ impl Authority {
             });
         };
         match self.authenticate_certificate(der).await? {
-            Principal::Admin { name } => Ok(name),
+            Principal::Admin { name } => Ok(Admin { name }),
             _ => Err(AuthorityError::AdminRequired),
         }
     }

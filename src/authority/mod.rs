@@ -28,7 +28,7 @@ use crate::ca::Signer;
 use crate::clock::Clock;
 use crate::store::{AuditEvent, CertificateKind, Store};
 
-pub use authenticate::{Caller, Credential, Principal};
+pub use authenticate::{Admin, Caller, Credential, Principal};
 pub use crl::{CrlHealth, DEFAULT_CRL_VALIDITY, PublishedCrl};
 pub use error::{AuthorityError, RenewalRefusal};
 pub use password::Passwords;
@@ -356,11 +356,6 @@ impl Authority {
             }
         }
         Ok(self.metrics.encode())
-    }
-
-    /// Fails unless the caller presents a current administrator certificate.
-    pub async fn require_admin(&self, caller: &Caller) -> Result<(), AuthorityError> {
-        self.authenticate_admin(caller).await.map(|_| ())
     }
 
     /// Closes the store's connections; pending work finishes first.

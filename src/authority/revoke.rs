@@ -4,7 +4,7 @@
 //! refuse a revoked key immediately, before any CRL is published.
 
 use super::authenticate::Principal;
-use super::{Authority, AuthorityError, Caller};
+use super::{Admin, Authority, AuthorityError, Caller};
 use crate::api::AuditAction;
 use crate::api::Code;
 use crate::api::{BulkRevocation, BulkRevocationResult, KeyInfo, RevokeRequest};
@@ -90,10 +90,9 @@ impl Authority {
     /// one transaction.
     pub async fn revoke_many(
         &self,
-        caller: &Caller,
+        admin: &Admin,
         request: BulkRevocation,
     ) -> Result<BulkRevocationResult, AuthorityError> {
-        let admin = self.authenticate_admin(caller).await?;
         let reason = reason(request.reason.as_deref())?;
         let tenant_name: TenantName = request.tenant.parse()?;
         let owner = match &request.owner {
@@ -102,7 +101,7 @@ impl Authority {
         };
         let tenant = self.existing_tenant(&tenant_name).await?;
         let event = self.event(
-            &format!("admin:{admin}"),
+            &admin.actor(),
             AuditAction::KeyRevokeBulk,
             Some(tenant_name.as_str()),
             owner.clone(),

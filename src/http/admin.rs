@@ -1,5 +1,6 @@
 //! `/v1/admin/...`: tenants, users, enrollment tokens. Every route needs an administrator
-//! certificate; the authority checks it first.
+//! certificate: the admin wall (`super::admin_wall`) checks it once and leaves the proof,
+//! [`Admin`], which each handler extracts and hands to the authority.
 
 use axum::Json;
 use axum::extract::State;
@@ -11,118 +12,118 @@ use crate::api::{
     AuditPage, AuditQuery, BulkRevocation, BulkRevocationResult, NewTenant, NewToken, NewUser,
     TenantChange, TenantInfo, TokenInfo, TokenQuery, UserChange, UserInfo,
 };
-use crate::authority::Caller;
+use crate::authority::Admin;
 
 /// `POST /v1/admin/tenants`.
 pub async fn add_tenant(
     State(authority): State<AppState>,
-    caller: Caller,
+    admin: Admin,
     ApiJson(request): ApiJson<NewTenant>,
 ) -> Result<(StatusCode, Json<TenantInfo>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(authority.add_tenant(&caller, request).await?),
+        Json(authority.add_tenant(&admin, request).await?),
     ))
 }
 
 /// `GET /v1/admin/tenants`.
 pub async fn tenants(
     State(authority): State<AppState>,
-    caller: Caller,
+    admin: Admin,
 ) -> Result<Json<Vec<TenantInfo>>, ApiError> {
-    Ok(Json(authority.tenants(&caller).await?))
+    Ok(Json(authority.tenants(&admin).await?))
 }
 
 /// `POST /v1/admin/users`.
 pub async fn add_user(
     State(authority): State<AppState>,
-    caller: Caller,
+    admin: Admin,
     ApiJson(request): ApiJson<NewUser>,
 ) -> Result<(StatusCode, Json<UserInfo>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(authority.add_user(&caller, request).await?),
+        Json(authority.add_user(&admin, request).await?),
     ))
 }
 
 /// `GET /v1/admin/tenants/{tenant}/users`.
 pub async fn users(
     State(authority): State<AppState>,
-    caller: Caller,
+    admin: Admin,
     ApiPath(tenant): ApiPath<String>,
 ) -> Result<Json<Vec<UserInfo>>, ApiError> {
-    Ok(Json(authority.users(&caller, &tenant).await?))
+    Ok(Json(authority.users(&admin, &tenant).await?))
 }
 
 /// `POST /v1/admin/tokens`: the answer holds the token's secret, shown this once.
 pub async fn create_token(
     State(authority): State<AppState>,
-    caller: Caller,
+    admin: Admin,
     ApiJson(request): ApiJson<NewToken>,
 ) -> Result<(StatusCode, Json<TokenInfo>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(authority.create_token(&caller, request).await?),
+        Json(authority.create_token(&admin, request).await?),
     ))
 }
 
 /// `GET /v1/admin/tokens`: without secrets.
 pub async fn tokens(
     State(authority): State<AppState>,
-    caller: Caller,
+    admin: Admin,
     ApiQuery(query): ApiQuery<TokenQuery>,
 ) -> Result<Json<Vec<TokenInfo>>, ApiError> {
     Ok(Json(
-        authority.tokens(&caller, query.tenant.as_deref()).await?,
+        authority.tokens(&admin, query.tenant.as_deref()).await?,
     ))
 }
 
 /// `DELETE /v1/admin/tokens/{id}`: an unused token stops working.
 pub async fn revoke_token(
     State(authority): State<AppState>,
-    caller: Caller,
+    admin: Admin,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    authority.revoke_token(&caller, &id).await?;
+    authority.revoke_token(&admin, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `PATCH /v1/admin/tenants/{tenant}`: policy, disable, enable.
 pub async fn change_tenant(
     State(authority): State<AppState>,
-    caller: Caller,
+    admin: Admin,
     ApiPath(tenant): ApiPath<String>,
     ApiJson(change): ApiJson<TenantChange>,
 ) -> Result<Json<TenantInfo>, ApiError> {
     Ok(Json(
-        authority.change_tenant(&caller, &tenant, change).await?,
+        authority.change_tenant(&admin, &tenant, change).await?,
     ))
 }
 
 /// `PATCH /v1/admin/users/{user}`: grants, password, disable, enable.
 pub async fn change_user(
     State(authority): State<AppState>,
-    caller: Caller,
+    admin: Admin,
     ApiPath(user): ApiPath<String>,
     ApiJson(change): ApiJson<UserChange>,
 ) -> Result<Json<UserInfo>, ApiError> {
-    Ok(Json(authority.change_user(&caller, &user, change).await?))
+    Ok(Json(authority.change_user(&admin, &user, change).await?))
 }
 
 /// `POST /v1/admin/revocations`: every key of a tenant, or of one owner in it.
 pub async fn revoke_many(
     State(authority): State<AppState>,
-    caller: Caller,
+    admin: Admin,
     ApiJson(request): ApiJson<BulkRevocation>,
 ) -> Result<Json<BulkRevocationResult>, ApiError> {
-    Ok(Json(authority.revoke_many(&caller, request).await?))
+    Ok(Json(authority.revoke_many(&admin, request).await?))
 }
 
 /// `GET /v1/admin/audit`: newest first, filtered by tenant, actor, action and time.
 pub async fn audit(
     State(authority): State<AppState>,
-    caller: Caller,
+    admin: Admin,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    Ok(Json(authority.audit_log(&caller, query).await?))
+    Ok(Json(authority.audit_log(&admin, query).await?))
 }

@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use base64::Engine;
 
 use super::problem::{ApiError, RequestError};
-use crate::authority::{Caller, Credential};
+use crate::authority::{Admin, AuthorityError, Caller, Credential};
 use crate::tls::ConnectionInfo;
 
 /// A JSON body whose rejections are problem documents.
@@ -118,6 +118,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+/// The admin wall's proof. Only the wall puts one into a request, so a handler that takes
+/// it runs behind the wall or not at all: outside it, this fails closed, as the bug it is.
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts.extensions.remove::<Admin>().ok_or_else(|| {
+            AuthorityError::Internal("an admin handler was routed around the admin wall".into())
+                .into()
+        })
+    }
+}
+
 fn parse_authorization(value: &[u8]) -> Result<Credential, ApiError> {
     let bad = |detail: &'static str| ApiError::from(RequestError::Authorization(detail));
     let value = std::str::from_utf8(value).map_err(|_| bad("not UTF-8"))?;
@@ -139,5 +152,27 @@ fn parse_authorization(value: &[u8]) -> Result<Credential, ApiError> {
         Ok(Credential::Token(rest.to_owned()))
     } else {
         Err(bad("use Basic or Bearer"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+
+    use super::*;
+
+    /// A handler that needs the proof, reached without the wall, answers 500 rather than
+    /// running: the proof cannot come from anywhere but the wall.
+    #[tokio::test]
+    async fn admin_without_the_wall_fails_closed() {
+        let (mut parts, ()) = axum::http::Request::new(()).into_parts();
+        let Err(rejection) = Admin::from_request_parts(&mut parts, &()).await else {
+            panic!("an Admin came out of a request the wall never saw");
+        };
+        assert_eq!(
+            rejection.into_response().status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
     }
 }

@@ -107,7 +107,9 @@ pub fn crl_router(authority: Arc<Authority>, limits: EdgeLimits) -> Router {
         .with_state(authority)
 }
 
-/// Lets only callers with an administrator certificate anywhere under `/v1/admin`.
+/// Lets only callers with an administrator certificate anywhere under `/v1/admin`, and puts
+/// the proof ([`crate::authority::Admin`]) into the request's extensions: the admin handlers
+/// take it from there, so the certificate is parsed and looked up once per request.
 async fn admin_wall(
     State(authority): State<AppState>,
     mut request: Request,
@@ -120,7 +122,8 @@ async fn admin_wall(
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
     if under_admin {
         let caller: crate::authority::Caller = request.extract_parts().await?;
-        authority.require_admin(&caller).await?;
+        let admin = authority.authenticate_admin(&caller).await?;
+        request.extensions_mut().insert(admin);
     }
     Ok(next.run(request).await)
 }

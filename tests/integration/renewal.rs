@@ -197,11 +197,14 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
         "admin",
     )
     .unwrap();
-    let admin = Caller {
+    // Administration takes the proof; revoking a key (shared with key holders) takes what
+    // the edge saw and authenticates it there.
+    let admin_caller = Caller {
         authorization: None,
         certificate: Some(admin_der[0].clone()),
         source: None,
     };
+    let admin = authority.authenticate_admin(&admin_caller).await.unwrap();
     authority
         .add_tenant(
             &admin,
@@ -249,7 +252,7 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
         .expect("renewable before");
     authority
         .revoke_key(
-            &admin,
+            &admin_caller,
             &enrolled.key.id,
             latchkey::api::RevokeRequest::default(),
         )
