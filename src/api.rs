@@ -46,6 +46,243 @@ impl<T> std::fmt::Debug for Secret<T> {
     }
 }
 
+/// Where a key stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStatus {
+    /// Neither revoked nor past its expiry.
+    Active,
+    /// Past its expiry; keys cannot be extended.
+    Expired,
+    /// Revoked.
+    Revoked,
+}
+
+impl KeyStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// A string that is not a [`KeyStatus`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("status {0:?} is not one of active, expired, revoked")]
+#[non_exhaustive]
+pub struct UnknownKeyStatus(pub String);
+
+impl std::str::FromStr for KeyStatus {
+    type Err = UnknownKeyStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Active, Self::Expired, Self::Revoked]
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| UnknownKeyStatus(s.to_owned()))
+    }
+}
+
+/// Where an enrollment token stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenStatus {
+    /// Usable.
+    Unused,
+    /// Spent on a key.
+    Used,
+    /// Past its expiry, unused.
+    Expired,
+    /// Revoked by an administrator before use.
+    Revoked,
+}
+
+impl TokenStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unused => "unused",
+            Self::Used => "used",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// What an audit event records. The names are stored in the audit log, so they never
+/// change: a new action gets a new name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AuditAction {
+    /// A key and its first certificate were issued.
+    #[serde(rename = "key.issue")]
+    KeyIssue,
+    /// A key got a new certificate.
+    #[serde(rename = "key.renew")]
+    KeyRenew,
+    /// A key was revoked.
+    #[serde(rename = "key.revoke")]
+    KeyRevoke,
+    /// Every key of a tenant, or of one owner, was revoked.
+    #[serde(rename = "key.revoke_bulk")]
+    KeyRevokeBulk,
+    /// A tenant was made.
+    #[serde(rename = "tenant.add")]
+    TenantAdd,
+    /// A tenant's policy or state changed.
+    #[serde(rename = "tenant.change")]
+    TenantChange,
+    /// A user was made.
+    #[serde(rename = "user.add")]
+    UserAdd,
+    /// A user's grants, password or state changed.
+    #[serde(rename = "user.change")]
+    UserChange,
+    /// An enrollment token was made.
+    #[serde(rename = "token.create")]
+    TokenCreate,
+    /// An enrollment token was revoked.
+    #[serde(rename = "token.revoke")]
+    TokenRevoke,
+    /// The administrator certificate was issued.
+    #[serde(rename = "admin_certificate.issue")]
+    AdminCertificateIssue,
+    /// The administrator certificate was replaced.
+    #[serde(rename = "admin_certificate.rotate")]
+    AdminCertificateRotate,
+    /// The CA's own server certificate was issued.
+    #[serde(rename = "server_certificate.issue")]
+    ServerCertificateIssue,
+}
+
+impl AuditAction {
+    /// Every action.
+    pub const ALL: &[AuditAction] = &[
+        Self::KeyIssue,
+        Self::KeyRenew,
+        Self::KeyRevoke,
+        Self::KeyRevokeBulk,
+        Self::TenantAdd,
+        Self::TenantChange,
+        Self::UserAdd,
+        Self::UserChange,
+        Self::TokenCreate,
+        Self::TokenRevoke,
+        Self::AdminCertificateIssue,
+        Self::AdminCertificateRotate,
+        Self::ServerCertificateIssue,
+    ];
+
+    /// The name stored in the audit log and shown by the API.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::KeyIssue => "key.issue",
+            Self::KeyRenew => "key.renew",
+            Self::KeyRevoke => "key.revoke",
+            Self::KeyRevokeBulk => "key.revoke_bulk",
+            Self::TenantAdd => "tenant.add",
+            Self::TenantChange => "tenant.change",
+            Self::UserAdd => "user.add",
+            Self::UserChange => "user.change",
+            Self::TokenCreate => "token.create",
+            Self::TokenRevoke => "token.revoke",
+            Self::AdminCertificateIssue => "admin_certificate.issue",
+            Self::AdminCertificateRotate => "admin_certificate.rotate",
+            Self::ServerCertificateIssue => "server_certificate.issue",
+        }
+    }
+}
+
+/// `GET /v1/keys` query: what the client sends and the server reads.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyQuery {
+    /// Only this tenant's keys (administrators only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Only this owner's keys (administrators only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Only keys in this state; an empty `status=` means any.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "empty_as_none"
+    )]
+    pub status: Option<KeyStatus>,
+    /// The `next_cursor` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// Page size, 1 to 100 (default 50).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+
+/// `GET /v1/admin/audit` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Only this tenant's events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Only this actor's (`admin:admin`, `user:alice@acme`, `key:<id>`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// Only this action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<AuditAction>,
+    /// Only at or after this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Only before this time (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// The `next_cursor` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+
+/// `GET /v1/admin/tokens` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenQuery {
+    /// Only this tenant's tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+}
+
+/// `GET /v1/crl` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrlQuery {
+    /// Answer with a CRL numbered above this…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newer_than: Option<i64>,
+    /// …waiting up to this many seconds for one (at most 60), else 304.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<u64>,
+}
+
+/// An absent or empty query value is `None`; anything else must parse.
+fn empty_as_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let raw = Option::<String>::deserialize(d)?;
+    match raw.as_deref() {
+        None | Some("") => Ok(None),
+        Some(text) => {
+            T::deserialize(serde::de::value::StrDeserializer::<D::Error>::new(text)).map(Some)
+        }
+    }
+}
+
 /// `POST /v1/keys`: get a key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,7 +343,7 @@ pub struct KeyInfo {
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     /// `active`, `expired` or `revoked`.
-    pub status: String,
+    pub status: KeyStatus,
     /// When it was revoked, if it was.
     #[serde(
         default,
@@ -231,7 +468,7 @@ pub struct TokenInfo {
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     /// `unused`, `used`, `expired` or `revoked`.
-    pub status: String,
+    pub status: TokenStatus,
     /// The key it enrolled, once used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
@@ -556,13 +793,58 @@ mod tests {
             owner: "alice@acme".into(),
             scopes: vec![],
             expires_at: OffsetDateTime::UNIX_EPOCH,
-            status: "unused".into(),
+            status: TokenStatus::Unused,
             key_id: None,
         };
         assert!(!format!("{token:?}").contains("lkt_shown_once"));
+        assert_eq!(serde_json::to_value(&token).unwrap()["status"], "unused");
         assert_eq!(
             serde_json::to_value(&token).unwrap()["token"],
             "lkt_shown_once"
         );
+    }
+}
+
+#[cfg(test)]
+mod enum_tests {
+    use super::*;
+
+    /// The audit names are stored: each must stay what it was, and serde must agree.
+    #[test]
+    fn audit_actions_keep_their_stored_names() {
+        let names: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "key.issue",
+                "key.renew",
+                "key.revoke",
+                "key.revoke_bulk",
+                "tenant.add",
+                "tenant.change",
+                "user.add",
+                "user.change",
+                "token.create",
+                "token.revoke",
+                "admin_certificate.issue",
+                "admin_certificate.rotate",
+                "server_certificate.issue",
+            ]
+        );
+        for &action in AuditAction::ALL {
+            assert_eq!(serde_json::to_value(action).unwrap(), action.as_str());
+        }
+    }
+
+    #[test]
+    fn statuses_are_snake_case_and_an_empty_status_is_none() {
+        for status in [KeyStatus::Active, KeyStatus::Expired, KeyStatus::Revoked] {
+            assert_eq!(serde_json::to_value(status).unwrap(), status.as_str());
+        }
+        let q: KeyQuery = serde_json::from_value(serde_json::json!({"status": ""})).unwrap();
+        assert_eq!(q.status, None);
+        let q: KeyQuery = serde_json::from_value(serde_json::json!({"status": "revoked"})).unwrap();
+        assert_eq!(q.status, Some(KeyStatus::Revoked));
+        assert!(serde_json::from_value::<KeyQuery>(serde_json::json!({"status": "gone"})).is_err());
     }
 }

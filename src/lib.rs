@@ -5,8 +5,8 @@
 //! the vocabulary ([`model`]), the certificate profile ([`profile`]), the wire types of the
 //! HTTP API ([`api`]), one builder configuring a relying service ([`relying`]), the TLS side
 //! it uses ([`tls`]) and the client ([`client`]). The `server` feature adds the CA itself: the
-//! signer ([`ca`]), the [`authority`] that decides who gets what, the [`store`], the
-//! [`http`] edge and the server process around them.
+//! signer (`ca`), the `authority` that decides who gets what, the `store`, the `http` edge
+//! and the server process around them.
 
 #![forbid(unsafe_code)]
 
@@ -45,6 +45,12 @@ pub mod http;
 pub mod server;
 #[cfg(feature = "server")]
 pub mod store;
+
+/// The README, so that `cargo test --doc` compiles every ```` ```rust ```` block in it: the
+/// library section's snippets cannot drift from the API.
+#[cfg(all(doctest, feature = "axum"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 /// `N` bytes from the OS CSPRNG.
 ///

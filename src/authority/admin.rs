@@ -1,7 +1,9 @@
 //! Administration: tenants, users, enrollment tokens. Every action needs an administrator
 //! certificate and writes an audit event in the same transaction as the change.
 
+use crate::api::AuditAction;
 use crate::api::Code;
+use crate::api::TokenStatus;
 use time::Duration;
 
 use super::authenticate::stored_scopes;
@@ -43,7 +45,7 @@ impl Authority {
         }
         let event = self.event(
             &format!("admin:{admin}"),
-            "tenant.add",
+            AuditAction::TenantAdd,
             Some(name.as_str()),
             Some(name.to_string()),
             serde_json::json!({ "max_key_days": max_key_days }),
@@ -80,7 +82,7 @@ impl Authority {
         let hash = self.passwords.hash(request.password.into_inner()).await?;
         let event = self.event(
             &format!("admin:{admin}"),
-            "user.add",
+            AuditAction::UserAdd,
             Some(user.tenant.as_str()),
             Some(user.to_string()),
             serde_json::json!({ "scopes": scopes.to_stored() }),
@@ -149,7 +151,7 @@ impl Authority {
         };
         let event = self.event(
             &stored.created_by,
-            "token.create",
+            AuditAction::TokenCreate,
             Some(owner.tenant.as_str()),
             None,
             serde_json::json!({
@@ -165,7 +167,7 @@ impl Authority {
             owner: owner.to_string(),
             scopes: scopes.iter().map(|s| s.to_string()).collect(),
             expires_at: from_unix(stored.expires_at),
-            status: "unused".into(),
+            status: TokenStatus::Unused,
             key_id: None,
         })
     }
@@ -217,13 +219,13 @@ pub(super) fn user_info(tenant: &TenantRow, row: UserRow) -> Result<UserInfo, Au
 
 fn token_info(row: TokenRow, now: i64) -> Result<TokenInfo, AuthorityError> {
     let status = if row.revoked_at.is_some() {
-        "revoked"
+        TokenStatus::Revoked
     } else if row.used_at.is_some() {
-        "used"
+        TokenStatus::Used
     } else if row.expires_at <= now {
-        "expired"
+        TokenStatus::Expired
     } else {
-        "unused"
+        TokenStatus::Unused
     };
     Ok(TokenInfo {
         id: row.id,
@@ -234,7 +236,7 @@ fn token_info(row: TokenRow, now: i64) -> Result<TokenInfo, AuthorityError> {
             .map(|s| s.to_string())
             .collect(),
         expires_at: from_unix(row.expires_at),
-        status: status.into(),
+        status,
         key_id: row.key_id,
     })
 }

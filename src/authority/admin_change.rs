@@ -3,6 +3,8 @@
 
 use super::paging::{self, Page};
 use super::{Authority, AuthorityError, Caller, MAX_KEY_DAYS, from_unix};
+use crate::api::AuditAction;
+use crate::api::AuditQuery;
 use crate::api::Code;
 use crate::api::{AuditEventInfo, AuditPage, TenantChange, TenantInfo, UserChange, UserInfo};
 use crate::model::{TenantName, UserRef};
@@ -10,26 +12,6 @@ use crate::store::{AuditFilter, UserChange as StoredChange};
 
 const DEFAULT_PAGE: i64 = 100;
 const MAX_PAGE: i64 = 1000;
-
-/// `GET /v1/admin/audit` query parameters, unparsed.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditQuery {
-    /// Only this tenant's events.
-    pub tenant: Option<String>,
-    /// Only this actor's (`admin:admin`, `user:alice@acme`, `key:<id>`, …).
-    pub actor: Option<String>,
-    /// Only this action (`key.issue`, `key.revoke`, …).
-    pub action: Option<String>,
-    /// Only at or after this time (RFC 3339).
-    pub since: Option<String>,
-    /// Only before this time (RFC 3339).
-    pub until: Option<String>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// Page size, 1 to 1000 (default 100).
-    pub limit: Option<i64>,
-}
 
 fn timestamp(field: &str, value: Option<&str>) -> Result<Option<i64>, AuthorityError> {
     value
@@ -67,7 +49,7 @@ impl Authority {
         }
         let event = self.event(
             &format!("admin:{admin}"),
-            "tenant.change",
+            AuditAction::TenantChange,
             Some(name.as_str()),
             Some(name.to_string()),
             serde_json::json!({ "max_key_days": change.max_key_days, "disabled": change.disabled }),
@@ -110,7 +92,7 @@ impl Authority {
         };
         let event = self.event(
             &format!("admin:{admin}"),
-            "user.change",
+            AuditAction::UserChange,
             Some(user.tenant.as_str()),
             Some(user.to_string()),
             serde_json::json!({
@@ -143,7 +125,7 @@ impl Authority {
             .ok_or(AuthorityError::NotFound("token"))?;
         let event = self.event(
             &format!("admin:{admin}"),
-            "token.revoke",
+            AuditAction::TokenRevoke,
             Some(&token.tenant),
             Some(format!("token:{id}")),
             serde_json::json!({ "owner": format!("{}@{}", token.owner, token.tenant) }),
@@ -174,7 +156,7 @@ impl Authority {
         let filter = AuditFilter {
             tenant: query.tenant,
             actor: query.actor,
-            action: query.action,
+            action: query.action.map(|a| a.as_str().to_owned()),
             since: timestamp("since", query.since.as_deref())?,
             until: timestamp("until", query.until.as_deref())?,
             before_id,

@@ -10,6 +10,7 @@
 //!    serial or key id goes back to step 4; a token spent meanwhile fails the request.
 //! 7. Answer. A crash before 6 commits leaves neither a record nor a certificate anywhere.
 
+use crate::api::AuditAction;
 use crate::api::Code;
 use time::{Duration, OffsetDateTime};
 
@@ -161,7 +162,7 @@ impl Authority {
             let certificate = self.new_key_certificate(&key_id, &enroller.tenant, &issued);
             let event = self.event(
                 &enroller.actor,
-                "key.issue",
+                AuditAction::KeyIssue,
                 Some(enroller.tenant.as_str()),
                 Some(key_id.to_string()),
                 serde_json::json!({

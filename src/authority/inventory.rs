@@ -5,8 +5,7 @@
 use super::authenticate::Principal;
 use super::paging::{self, Page};
 use super::{Authority, AuthorityError, Caller, from_unix};
-use crate::api::Code;
-use crate::api::{CertificateInfo, KeyInfo, KeyPage};
+use crate::api::{CertificateInfo, KeyInfo, KeyPage, KeyQuery, KeyStatus as WireStatus};
 use crate::model::{KeyId, OwnerName};
 use crate::store::{KeyFilter, KeyRow, KeyStatus, ListedCertificate};
 
@@ -18,22 +17,6 @@ const MAX_PAGE: i64 = 100;
 /// and an answer's size does not grow with the number of renewals.
 pub(super) const CERTIFICATES_LISTED: i64 = 10;
 
-/// `GET /v1/keys` query parameters, unparsed.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyQuery {
-    /// Only this tenant's keys (administrators only).
-    pub tenant: Option<String>,
-    /// Only this owner's keys (administrators only).
-    pub owner: Option<String>,
-    /// `active`, `expired` or `revoked`.
-    pub status: Option<String>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// Page size, 1 to 100 (default 50).
-    pub limit: Option<i64>,
-}
-
 impl Authority {
     /// `GET /v1/keys`: one page of keys the caller may see, newest first.
     pub async fn list_keys(
@@ -42,18 +25,11 @@ impl Authority {
         query: KeyQuery,
     ) -> Result<KeyPage, AuthorityError> {
         let principal = self.authenticate_reader(caller).await?;
-        let status = match query.status.as_deref() {
-            None | Some("") => None,
-            Some("active") => Some(KeyStatus::Active),
-            Some("expired") => Some(KeyStatus::Expired),
-            Some("revoked") => Some(KeyStatus::Revoked),
-            Some(other) => {
-                return Err(AuthorityError::invalid(
-                    Code::InvalidRequest,
-                    format!("status {other:?} is not one of active, expired, revoked"),
-                ));
-            }
-        };
+        let status = query.status.map(|s| match s {
+            WireStatus::Active => KeyStatus::Active,
+            WireStatus::Expired => KeyStatus::Expired,
+            WireStatus::Revoked => KeyStatus::Revoked,
+        });
         let page = Page::parse(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
         let (tenant_id, owner) = match &principal {
             Principal::Admin { .. } => {
@@ -169,11 +145,11 @@ impl Authority {
     pub(super) fn key_info(&self, row: KeyRow, certificates: &[ListedCertificate]) -> KeyInfo {
         let now = self.now().unix_timestamp();
         let status = if row.revoked_at.is_some() {
-            "revoked"
+            WireStatus::Revoked
         } else if row.expires_at <= now {
-            "expired"
+            WireStatus::Expired
         } else {
-            "active"
+            WireStatus::Active
         };
         KeyInfo {
             scopes: row.scopes.iter().map(|s| s.to_string()).collect(),
@@ -184,7 +160,7 @@ impl Authority {
             description: row.description,
             created_at: from_unix(row.created_at),
             expires_at: from_unix(row.expires_at),
-            status: status.to_owned(),
+            status,
             revoked_at: row.revoked_at.map(from_unix),
             older_certificates: certificates
                 .first()

@@ -19,6 +19,7 @@ mod root_crl;
 mod throttle;
 mod token;
 
+use crate::api::AuditAction;
 use std::sync::Arc;
 
 use time::{Duration, OffsetDateTime};
@@ -27,11 +28,9 @@ use crate::ca::Signer;
 use crate::clock::Clock;
 use crate::store::{AuditEvent, CertificateKind, Store};
 
-pub use admin_change::AuditQuery;
 pub use authenticate::{Caller, Credential, Principal};
 pub use crl::{CrlHealth, DEFAULT_CRL_VALIDITY, PublishedCrl};
 pub use error::{AuthorityError, RenewalRefusal};
-pub use inventory::KeyQuery;
 pub use password::Passwords;
 pub use root_crl::{
     DEFAULT_ROOT_CRL_VALIDITY, newest_root_crl_number, sign_root_crl, store_root_crl,
@@ -269,8 +268,10 @@ impl Authority {
         let event = self.event(
             "system",
             match kind {
-                CertificateKind::Admin => "admin_certificate.issue",
-                CertificateKind::Server | CertificateKind::Key => "server_certificate.issue",
+                CertificateKind::Admin => AuditAction::AdminCertificateIssue,
+                CertificateKind::Server | CertificateKind::Key => {
+                    AuditAction::ServerCertificateIssue
+                }
             },
             None,
             Some(issued.serial.to_string()),
@@ -310,7 +311,7 @@ impl Authority {
         self.ensure_service_certificate_recorded(der).await?;
         let event = self.event(
             "system",
-            "admin_certificate.rotate",
+            AuditAction::AdminCertificateRotate,
             None,
             Some(serial.clone()),
             serde_json::json!({ "subject": subject }),
@@ -385,7 +386,7 @@ impl Authority {
     fn event(
         &self,
         actor: &str,
-        action: &'static str,
+        action: AuditAction,
         tenant: Option<&str>,
         target: Option<String>,
         detail: serde_json::Value,
@@ -393,7 +394,7 @@ impl Authority {
         AuditEvent {
             at: self.now().unix_timestamp(),
             actor: actor.to_owned(),
-            action,
+            action: action.as_str(),
             tenant: tenant.map(str::to_owned),
             target,
             detail,

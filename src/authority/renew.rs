@@ -12,6 +12,7 @@
 //!   user) no longer holds are dropped from the key, and the tenant's maximum key lifetime,
 //!   counted from the key's creation, shortens the key.
 
+use crate::api::AuditAction;
 use rustls_pki_types::CertificateDer;
 
 use super::authenticate::stored_scopes;
@@ -98,7 +99,7 @@ impl Authority {
             let record = self.new_key_certificate(&key_id, &tenant, &issued);
             let event = self.event(
                 &format!("key:{key_id}"),
-                "key.renew",
+                AuditAction::KeyRenew,
                 Some(tenant.as_str()),
                 Some(key_id.to_string()),
                 serde_json::json!({

@@ -5,6 +5,7 @@
 
 use super::authenticate::Principal;
 use super::{Authority, AuthorityError, Caller};
+use crate::api::AuditAction;
 use crate::api::Code;
 use crate::api::{BulkRevocation, BulkRevocationResult, KeyInfo, RevokeRequest};
 use crate::model::{KeyId, OwnerName, RevocationReason, TenantName};
@@ -59,7 +60,7 @@ impl Authority {
         let now = self.now().unix_timestamp();
         let event = self.event(
             &principal.actor(),
-            "key.revoke",
+            AuditAction::KeyRevoke,
             Some(&row.tenant),
             Some(id.to_string()),
             serde_json::json!({ "owner": row.owner, "reason": reason.as_str() }),
@@ -102,7 +103,7 @@ impl Authority {
         let tenant = self.existing_tenant(&tenant_name).await?;
         let event = self.event(
             &format!("admin:{admin}"),
-            "key.revoke_bulk",
+            AuditAction::KeyRevokeBulk,
             Some(tenant_name.as_str()),
             owner.clone(),
             serde_json::json!({ "owner": owner, "reason": reason.as_str() }),

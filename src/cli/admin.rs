@@ -331,7 +331,7 @@ pub async fn token(args: &Args, cmd: &TokenCommand) -> Result<()> {
                     "{:>6}  {:<32} {:<8} {}  {}",
                     t.id,
                     shown(&t.owner),
-                    shown(&t.status),
+                    shown(t.status.as_str()),
                     when(t.expires_at),
                     shown(&t.scopes.join(","))
                 );

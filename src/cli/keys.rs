@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::{Args as ClapArgs, Subcommand};
-use latchkey::api::{EnrollRequest, KeyInfo};
+use latchkey::api::{KeyInfo, KeyQuery};
 use latchkey::client::pkcs12::{self, Protection};
-use latchkey::client::{Auth, Client, KeyDir, KeyListQuery, KeyType, Renewer};
+use latchkey::client::{Auth, Client, KeyDir, KeyType, Renewer};
 use latchkey::files;
 
 use super::{Args, parse_duration, password_auth, scope_list, secret, shown, when};
@@ -150,14 +150,12 @@ pub async fn enroll(args: &Args, enroll: &EnrollArgs) -> Result<()> {
         (None, Some(token)) => Auth::Token(token.clone()),
         (None, None) => bail!("give --user or --token"),
     };
-    let request = EnrollRequest {
-        csr: String::new(),
-        name: enroll.name.clone(),
-        description: enroll.description.clone(),
-        scopes: scope_list(&enroll.scopes),
-        ttl_seconds: enroll.ttl,
-        expires_at: None,
-    };
+    let mut request = latchkey::client::KeyRequest::new(&enroll.name)
+        .description(&enroll.description)
+        .scopes(scope_list(&enroll.scopes));
+    if let Some(ttl) = enroll.ttl {
+        request = request.lifetime(time::Duration::seconds(ttl));
+    }
     let dir = KeyDir::new(&enroll.out);
     let response = client
         .enroll_into(&auth, &dir, enroll.key_type, request)
@@ -281,10 +279,10 @@ pub async fn keys(args: &Args, cmd: &KeysCommand) -> Result<()> {
             reader,
         } => {
             let (client, auth) = reader.client(args)?;
-            let mut query = KeyListQuery {
+            let mut query = KeyQuery {
                 tenant: tenant.clone(),
                 owner: owner.clone(),
-                status: status.clone(),
+                status: status.as_deref().map(str::parse).transpose()?,
                 cursor: cursor.clone(),
                 limit: *limit,
             };
@@ -353,7 +351,7 @@ fn print_key_line(key: &KeyInfo) {
     println!(
         "{}  {:<8} {}@{}  {:<20} {}  expires {}",
         shown(&key.id),
-        shown(&key.status),
+        shown(key.status.as_str()),
         shown(&key.owner),
         shown(&key.tenant),
         shown(&key.name),

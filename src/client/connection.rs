@@ -90,7 +90,9 @@ impl Connection {
         Ok((status, bytes))
     }
 
-    /// [`Connection::send`], returning the answer's headers too.
+    /// [`Connection::send`], returning the answer's headers too (for the CA's tests, which
+    /// check headers of raw answers).
+    #[cfg(feature = "server")]
     pub async fn send_with_headers(
         &self,
         method: Method,

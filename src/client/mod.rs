@@ -16,10 +16,16 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{
     AuditPage, BulkRevocation, BulkRevocationResult, EnrollRequest, EnrollResponse, KeyInfo,
-    KeyPage, NewTenant, NewToken, NewUser, Problem, RenewRequest, RevokeRequest, TenantChange,
-    TenantInfo, TokenInfo, UserChange, UserInfo,
+    KeyPage, KeyQuery, NewTenant, NewToken, NewUser, Problem, RenewRequest, RevokeRequest,
+    TenantChange, TenantInfo, TokenInfo, UserChange, UserInfo,
 };
+// Raw HTTP to the CA: the client's plumbing. The CA's own tests reach it across the crate
+// boundary, so the server build exports it, hidden; the library build does not.
+#[cfg(feature = "server")]
+#[doc(hidden)]
 pub use connection::Connection;
+#[cfg(not(feature = "server"))]
+use connection::Connection;
 pub use keydir::{KeyDir, KeyDirError};
 pub use keygen::{KeyType, NewKeyPair, new_key_pair};
 pub use renewal::{RenewalStatus, Renewer, next_renewal_at};
@@ -85,24 +91,53 @@ pub enum Auth {
     Token(String),
 }
 
-/// Query for [`Client::list_keys`].
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct KeyListQuery {
-    /// Only this tenant's (administrators).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tenant: Option<String>,
-    /// Only this owner's (administrators).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
-    /// `active`, `expired` or `revoked`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
-    /// The previous page's `next_cursor`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cursor: Option<String>,
-    /// Page size.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limit: Option<i64>,
+/// What a key holder asks the CA for in [`Client::enroll_into`]: a name, scopes and a
+/// lifetime. The key pair and its CSR are made by `enroll_into`, so there is no field for
+/// them here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyRequest {
+    name: String,
+    description: String,
+    scopes: Vec<String>,
+    ttl_seconds: Option<i64>,
+    expires_at: Option<time::OffsetDateTime>,
+}
+
+impl KeyRequest {
+    /// A key named `name` (such as the machine it lives on), with no scopes and the
+    /// tenant's default lifetime.
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    /// A free-text description.
+    pub fn description(mut self, description: &str) -> Self {
+        self.description = description.to_owned();
+        self
+    }
+
+    /// The scopes the key carries: a subset of the caller's grants. The CA checks each.
+    pub fn scopes<S: AsRef<str>>(mut self, scopes: impl IntoIterator<Item = S>) -> Self {
+        self.scopes = scopes.into_iter().map(|s| s.as_ref().to_owned()).collect();
+        self
+    }
+
+    /// The key's lifetime (capped by the tenant's maximum), instead of the default.
+    pub fn lifetime(mut self, lifetime: time::Duration) -> Self {
+        self.ttl_seconds = Some(lifetime.whole_seconds());
+        self.expires_at = None;
+        self
+    }
+
+    /// The key's end, instead of a lifetime.
+    pub fn expires_at(mut self, at: time::OffsetDateTime) -> Self {
+        self.expires_at = Some(at);
+        self.ttl_seconds = None;
+        self
+    }
 }
 
 /// A client of one CA, with or without a client certificate.
@@ -167,7 +202,7 @@ impl Client {
     pub async fn list_keys(
         &self,
         auth: Option<&Auth>,
-        query: &KeyListQuery,
+        query: &KeyQuery,
     ) -> Result<KeyPage, ClientError> {
         let query = serde_urlencoded_query(query);
         self.call(Method::GET, &format!("/v1/keys{query}"), auth, None::<&()>)
@@ -348,20 +383,28 @@ impl Client {
         Ok((number, bytes.to_vec()))
     }
 
-    /// Makes a key pair locally, gets a key for it, and writes the key directory. The
-    /// private key never leaves this process except into `dir/key.pem` (mode 0600).
+    /// Makes a key pair locally, gets a key for it as `request` describes, and writes the
+    /// key directory. The private key never leaves this process except into `dir/key.pem`
+    /// (mode 0600).
     pub async fn enroll_into(
         &self,
         auth: &Auth,
         dir: &KeyDir,
         key_type: KeyType,
-        mut request: EnrollRequest,
+        request: KeyRequest,
     ) -> Result<EnrollResponse, ClientError> {
         let pair = new_key_pair(key_type)?;
         // The key is on disk before the CA certifies it, so a certificate is never issued
         // for a key this machine then fails to keep.
         dir.write_key(&pair.key_pem)?;
-        request.csr = pair.csr_pem.clone();
+        let request = EnrollRequest {
+            csr: pair.csr_pem.clone(),
+            name: request.name,
+            description: request.description,
+            scopes: request.scopes,
+            ttl_seconds: request.ttl_seconds,
+            expires_at: request.expires_at,
+        };
         match self.enroll(auth, &request).await {
             Ok(response) => {
                 dir.write_certificates(&response.certificate, &response.chain)?;
@@ -402,11 +445,11 @@ fn percent(s: &str) -> String {
         .collect()
 }
 
-fn serde_urlencoded_query(query: &KeyListQuery) -> String {
+fn serde_urlencoded_query(query: &KeyQuery) -> String {
     let pairs: Vec<String> = [
         ("tenant", &query.tenant),
         ("owner", &query.owner),
-        ("status", &query.status),
+        ("status", &query.status.map(|s| s.as_str().to_owned())),
         ("cursor", &query.cursor),
     ]
     .into_iter()

@@ -8,10 +8,10 @@ use axum::http::StatusCode;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::{ApiError, AppState};
 use crate::api::{
-    AuditPage, BulkRevocation, BulkRevocationResult, NewTenant, NewToken, NewUser, TenantChange,
-    TenantInfo, TokenInfo, UserChange, UserInfo,
+    AuditPage, AuditQuery, BulkRevocation, BulkRevocationResult, NewTenant, NewToken, NewUser,
+    TenantChange, TenantInfo, TokenInfo, TokenQuery, UserChange, UserInfo,
 };
-use crate::authority::{AuditQuery, Caller};
+use crate::authority::Caller;
 
 /// `POST /v1/admin/tenants`.
 pub async fn add_tenant(
@@ -64,13 +64,6 @@ pub async fn create_token(
         StatusCode::CREATED,
         Json(authority.create_token(&caller, request).await?),
     ))
-}
-
-/// `GET /v1/admin/tokens?tenant=NAME` query.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenQuery {
-    tenant: Option<String>,
 }
 
 /// `GET /v1/admin/tokens`: without secrets.

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use super::extract::ApiQuery;
 use super::problem::RequestError;
 use super::{ApiError, AppState};
+use crate::api::CrlQuery;
 use crate::authority::{AuthorityError, PublishedCrl};
 use crate::model::SourceNet;
 use crate::per_source::PerSourceSlots;
@@ -19,16 +20,6 @@ use crate::tls::ConnectionInfo;
 
 /// The longest long poll.
 pub const MAX_WAIT_SECONDS: u64 = 60;
-
-/// `GET /v1/crl` query.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CrlQuery {
-    /// Answer with a CRL numbered above this…
-    newer_than: Option<i64>,
-    /// …waiting up to this many seconds for one (at most 60), else 304.
-    wait: Option<u64>,
-}
 
 /// The long polls each source network holds: a poll is a connection held for up to a
 /// minute, so without a share one client could hold every socket the CA has.

@@ -6,8 +6,10 @@ use axum::http::StatusCode;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 use super::{ApiError, AppState};
-use crate::api::{EnrollRequest, EnrollResponse, KeyInfo, KeyPage, RenewRequest, RevokeRequest};
-use crate::authority::{Caller, KeyQuery};
+use crate::api::{
+    EnrollRequest, EnrollResponse, KeyInfo, KeyPage, KeyQuery, RenewRequest, RevokeRequest,
+};
+use crate::authority::Caller;
 
 /// `POST /v1/keys`. Needs: Basic (user with the scopes granted) or Bearer (enrollment token).
 pub async fn enroll(

@@ -281,8 +281,8 @@ impl Drop for AbortOnDrop {
 }
 
 /// A configured relying service: one verifier, its revocation source running. Serve with it
-/// ([`Relying::serve`], [`Relying::serve_behind_proxy`]), or, without axum, build the TLS
-/// configuration with [`Relying::server_config`] and check each request's key with
+/// (`Relying::serve`, `Relying::serve_behind_proxy`, with the `axum` feature), or build the
+/// TLS configuration with [`Relying::server_config`] and check each request's key with
 /// [`Relying::verifier`].
 #[derive(Debug, Clone)]
 pub struct Relying {

@@ -109,7 +109,7 @@ impl Identity {
 /// A scope a handler requires, named as a type so the requirement sits in its signature.
 /// Declare one with [`scope!`], which checks the scope's spelling when the service compiles:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0080
 /// latchkey::tls::axum::scope!(ReadMetrics = "Read Metrics"); // not a valid scope
 /// ```
 pub trait RequiredScope: Send + Sync + 'static {

@@ -47,6 +47,7 @@ pub(crate) use serve::serve;
 pub use serve::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_SOURCE, ListenerLimits};
 #[cfg(feature = "server")]
 pub(crate) use serve::{OnRefusal, serve_with_limits};
-pub use verifier::{DEFAULT_GRACE, LatchkeyVerifier, MAX_GRACE, Tenants, VerifierError};
+pub(crate) use verifier::Tenants;
+pub use verifier::{DEFAULT_GRACE, LatchkeyVerifier, MAX_GRACE, VerifierError};
 
 pub use crate::profile::{CrlError, Identity, IdentityError, RevocationSet};

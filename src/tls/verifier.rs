@@ -29,7 +29,7 @@ use crate::profile::{Identity, IdentityError};
 
 /// The default tolerance past a CRL's `nextUpdate` before handshakes are refused.
 pub const DEFAULT_GRACE: Duration = Duration::minutes(5);
-/// The most [`LatchkeyVerifier::grace`] accepts.
+/// The most [`crate::relying::RelyingBuilder::grace`] accepts.
 pub const MAX_GRACE: Duration = Duration::hours(1);
 
 /// Why a verifier could not be built: each is a configuration that could never accept a key.
@@ -84,7 +84,7 @@ pub(super) fn refused(why: &'static str) -> Error {
 /// Which tenants' keys a verifier accepts: a choice every relying service makes, because a
 /// multi-tenant CA's keys of other tenants are otherwise accepted too.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Tenants {
+pub(crate) enum Tenants {
     /// Keys of any tenant of the CA.
     Any,
     /// Keys of these tenants only.
@@ -691,8 +691,12 @@ mod tests {
             .expect("a webpki error")
     }
 
-    /// The refusal of a leaf whose latchkey identity does not parse.
-    const NOT_A_KEY: &str = "not a latchkey key certificate";
+    /// The refusal of a leaf whose latchkey identity does not parse: it says so, and why.
+    fn not_a_key_because(e: IdentityError) -> String {
+        let reason = not_a_key(&e).to_owned();
+        assert!(reason.starts_with("not a latchkey key certificate: "));
+        reason
+    }
 
     /// The key profile changed by `change`, signed by the fixture's intermediate.
     fn leaf_with(
@@ -754,7 +758,7 @@ mod tests {
         );
         assert_eq!(
             other_reason(v.verify(&no_eku, &[], now)).to_string(),
-            NOT_A_KEY
+            not_a_key_because(IdentityError::ExtendedKeyUsage)
         );
     }
 
@@ -790,7 +794,7 @@ mod tests {
             );
             assert_eq!(
                 other_reason(v.verify(&leaf, &[], now)).to_string(),
-                NOT_A_KEY,
+                not_a_key_because(IdentityError::SpiffeId),
                 "{case}"
             );
         }
@@ -816,7 +820,7 @@ mod tests {
             );
             assert_eq!(
                 other_reason(v.verify(&leaf, &[], now)).to_string(),
-                NOT_A_KEY,
+                not_a_key_because(IdentityError::SubjectMismatch),
                 "{case}"
             );
         }

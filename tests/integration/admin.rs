@@ -416,10 +416,10 @@ async fn every_admin_action_works_from_the_cli(ca: Ca) {
     let tokens: Vec<TokenInfo> = cli_json(&ca, &["token", "list", "--tenant", "acme"]);
     assert_eq!(tokens.len(), 1);
     assert!(tokens[0].token.is_none(), "a listed token has no secret");
-    assert_eq!(tokens[0].status, "unused");
+    assert_eq!(tokens[0].status, latchkey::api::TokenStatus::Unused);
     run(&["token", "revoke", &tokens[0].id.to_string()]);
     let tokens: Vec<TokenInfo> = cli_json(&ca, &["token", "list"]);
-    assert_eq!(tokens[0].status, "revoked");
+    assert_eq!(tokens[0].status, latchkey::api::TokenStatus::Revoked);
     let err = ca
         .anonymous()
         .enroll(

@@ -337,7 +337,7 @@ async fn a_token_enrolls_once_with_curl_and_bearer() {
     assert!(second.ends_with("\n401"), "{second}");
     assert!(second.contains("\"code\":\"invalid_token\""), "{second}");
     let tokens = ca.admin().tokens(Some("acme")).await.unwrap();
-    assert_eq!(tokens[0].status, "used");
+    assert_eq!(tokens[0].status, latchkey::api::TokenStatus::Used);
     assert!(tokens[0].token.is_none(), "secrets are never listed");
 }
 
@@ -389,7 +389,7 @@ async fn every_accepted_key_type_enrolls() {
                 &password("alice@acme"),
                 &dir,
                 key_type.parse().unwrap(),
-                request("", &["read:metrics"], key_type),
+                latchkey::client::KeyRequest::new(key_type).scopes(["read:metrics"]),
             )
             .await
             .unwrap();

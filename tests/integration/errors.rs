@@ -1041,7 +1041,10 @@ async fn a_refused_request_does_not_consume_the_token() {
         .await
         .unwrap_err();
     assert_eq!(support::problem_code(bad_csr), "csr_malformed");
-    assert_eq!(ca.admin().tokens(None).await.unwrap()[0].status, "unused");
+    assert_eq!(
+        ca.admin().tokens(None).await.unwrap()[0].status,
+        latchkey::api::TokenStatus::Unused
+    );
     client
         .enroll(
             &auth,

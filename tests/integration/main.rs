@@ -1,5 +1,6 @@
 //! Integration tests: each starts the real `latchkey serve` on an ephemeral loopback port
-//! and talks HTTPS and mTLS to it, with the library client, the CLI, openssl and curl.
+//! (as a process, or in process on a clock the test moves: see `support`) and talks HTTPS
+//! and mTLS to it, with the library client, the CLI, openssl and curl.
 
 #![allow(clippy::unwrap_used, reason = "a panic is how a test fails")]
 

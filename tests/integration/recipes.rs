@@ -349,7 +349,7 @@ async fn enroll_kind(ca: &Ca, name: &str, kind: latchkey::client::KeyType) {
             &crate::support::password("alice@acme"),
             &dir,
             kind,
-            crate::support::request("", &["read:metrics"], name),
+            latchkey::client::KeyRequest::new(name).scopes(["read:metrics"]),
         )
         .await
         .expect("enroll");

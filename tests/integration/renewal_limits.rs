@@ -11,7 +11,7 @@ use http::Method;
 use latchkey::api::{EnrollResponse, TenantChange, UserChange};
 use latchkey::client::{Auth, KeyDir, KeyType, Renewer, new_key_pair};
 
-use crate::support::{Ca, PgSchema, problem_code, request};
+use crate::support::{Ca, PgSchema, problem_code};
 
 /// No renewal interval: for scenarios that renew many times in a row.
 const QUICK: [&str; 2] = ["--renew-interval", "0s"];
@@ -207,7 +207,7 @@ async fn cap_scenario(ca: &Ca) {
     );
     let page = ca
         .with_identity(&ca.path("a"))
-        .list_keys(None, &latchkey::client::KeyListQuery::default())
+        .list_keys(None, &latchkey::api::KeyQuery::default())
         .await
         .unwrap();
     assert_eq!(page.keys[0].certificates.len(), 10);
@@ -287,7 +287,11 @@ async fn rekey_scenario(ca: &Ca) {
         .with_identity(&ca.path("new"))
         .key(None, &key.key.id)
         .await;
-    assert_eq!(shown.unwrap().status, "active", "the new key pair works");
+    assert_eq!(
+        shown.unwrap().status,
+        latchkey::api::KeyStatus::Active,
+        "the new key pair works"
+    );
 }
 
 /// The current policy at every renewal: removed grants are dropped from the certificate (and
@@ -307,7 +311,7 @@ async fn policy_scenario(ca: &Ca) {
             &Auth::Token(token),
             &KeyDir::new(ca.path("bot")),
             KeyType::P256,
-            request("", &[], "bot"),
+            latchkey::client::KeyRequest::new("bot"),
         )
         .await
         .unwrap();

@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use latchkey::client::{Auth, Client, KeyListQuery};
+use latchkey::api::KeyQuery;
+use latchkey::client::{Auth, Client};
 
 use crate::support::{Ca, PgSchema, csr, password, problem_code, request};
 
@@ -98,7 +99,7 @@ async fn two_replicas_on_one_postgres_behave_as_one_ca() {
     let list = |c: Client| async move {
         c.list_keys(
             None,
-            &KeyListQuery {
+            &KeyQuery {
                 limit: Some(100),
                 ..Default::default()
             },
@@ -377,10 +378,7 @@ async fn migrate_moves_a_sqlite_ca_onto_postgres_and_it_serves_the_same() {
         crl = client.crl(Some(crl.0), 5).await.unwrap().unwrap();
     }
     let admin = ca.admin();
-    let keys_before = admin
-        .list_keys(None, &KeyListQuery::default())
-        .await
-        .unwrap();
+    let keys_before = admin.list_keys(None, &KeyQuery::default()).await.unwrap();
     let audit_before = admin.audit(&[]).await.unwrap();
     let counts_before = ca.counts().await;
 
@@ -436,14 +434,11 @@ async fn migrate_moves_a_sqlite_ca_onto_postgres_and_it_serves_the_same() {
 
     ca.restart_on(&pg.url);
     let admin = ca.admin();
-    let keys_after = admin
-        .list_keys(None, &KeyListQuery::default())
-        .await
-        .unwrap();
+    let keys_after = admin.list_keys(None, &KeyQuery::default()).await.unwrap();
     let ids = |p: &latchkey::api::KeyPage| {
         p.keys
             .iter()
-            .map(|k| (k.id.clone(), k.status.clone(), k.certificates.len()))
+            .map(|k| (k.id.clone(), k.status, k.certificates.len()))
             .collect::<Vec<_>>()
     };
     assert_eq!(ids(&keys_before), ids(&keys_after));

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use latchkey::api::BulkRevocation;
-use latchkey::client::KeyListQuery;
+use latchkey::api::KeyQuery;
 
 use crate::support::{Ca, openssl, password, policy, problem_code};
 
@@ -75,7 +75,7 @@ async fn openssl_crl_check_accepts_a_good_certificate_and_rejects_a_revoked_one(
         .revoke_key(None, &bad.key.id, Some("key_compromise"))
         .await
         .unwrap();
-    assert_eq!(revoked.status, "revoked");
+    assert_eq!(revoked.status.as_str(), "revoked");
     assert!(revoked.certificates.iter().all(|c| c.revoked));
     let (number, der) = ca
         .anonymous()
@@ -101,7 +101,7 @@ async fn openssl_crl_check_accepts_a_good_certificate_and_rejects_a_revoked_one(
 
     // Revoked means rejected at the CA too: the certificate no longer authenticates.
     let err = owner
-        .list_keys(None, &KeyListQuery::default())
+        .list_keys(None, &KeyQuery::default())
         .await
         .unwrap_err();
     assert_eq!(problem_code(err), "invalid_certificate");
@@ -488,12 +488,12 @@ async fn only_the_owner_or_an_admin_revokes_and_others_learn_nothing() {
         .revoke_key(Some(&password("alice@acme")), &a.key.id, Some("superseded"))
         .await
         .unwrap();
-    assert_eq!(revoked.status, "revoked");
+    assert_eq!(revoked.status.as_str(), "revoked");
     let again = anon
         .revoke_key(Some(&password("alice@acme")), &a.key.id, None)
         .await
         .unwrap();
-    assert_eq!(again.status, "revoked");
+    assert_eq!(again.status.as_str(), "revoked");
     // The admin revokes anyone's.
     ca.admin().revoke_key(None, &a2.key.id, None).await.unwrap();
     // The CLI too, with one clear line on error.
@@ -557,7 +557,7 @@ async fn a_bulk_revocation_of_a_tenant_leaves_no_unrevoked_certificate() {
     let page = admin
         .list_keys(
             None,
-            &KeyListQuery {
+            &KeyQuery {
                 tenant: Some("acme".into()),
                 ..Default::default()
             },
@@ -567,7 +567,7 @@ async fn a_bulk_revocation_of_a_tenant_leaves_no_unrevoked_certificate() {
     assert_eq!(page.keys.len(), 3);
     let mut serials = Vec::new();
     for key in &page.keys {
-        assert_eq!(key.status, "revoked");
+        assert_eq!(key.status.as_str(), "revoked");
         for c in &key.certificates {
             assert!(c.revoked, "{} of {} is not revoked", c.serial, key.id);
             serials.push(c.serial.clone());
@@ -575,7 +575,11 @@ async fn a_bulk_revocation_of_a_tenant_leaves_no_unrevoked_certificate() {
     }
     assert_eq!(serials.len(), 4);
     let carol_now = admin.key(None, &carol.key.id).await.unwrap();
-    assert_eq!(carol_now.status, "active", "another tenant is untouched");
+    assert_eq!(
+        carol_now.status.as_str(),
+        "active",
+        "another tenant is untouched"
+    );
     // Every one of them reaches the CRL.
     let client = ca.anonymous();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -789,7 +793,7 @@ async fn every_reason_is_recorded_and_listed_with_its_code() {
             .revoke_key(None, &key.key.id, Some(reason))
             .await
             .unwrap();
-        assert_eq!(revoked.status, "revoked");
+        assert_eq!(revoked.status.as_str(), "revoked");
         serials.push(key.key.certificates[0].serial.clone());
     }
     let listed_with = |der: &[u8]| -> std::collections::HashMap<String, Option<u8>> {
@@ -885,12 +889,16 @@ async fn the_cli_revokes_with_the_keys_certificate_a_password_or_as_admin() {
         (&by_password.key.id, "revoked"),
         (&kept.key.id, "active"),
     ] {
-        assert_eq!(admin.key(None, id).await.unwrap().status, want, "{id}");
+        assert_eq!(
+            admin.key(None, id).await.unwrap().status.as_str(),
+            want,
+            "{id}"
+        );
     }
     let globex = admin
         .list_keys(
             None,
-            &KeyListQuery {
+            &KeyQuery {
                 tenant: Some("globex".into()),
                 ..Default::default()
             },
@@ -898,7 +906,7 @@ async fn the_cli_revokes_with_the_keys_certificate_a_password_or_as_admin() {
         .await
         .unwrap();
     assert_eq!(globex.keys.len(), 2);
-    assert!(globex.keys.iter().all(|k| k.status == "revoked"));
+    assert!(globex.keys.iter().all(|k| k.status.as_str() == "revoked"));
 }
 
 /// A revoked certificate stays on the CRL past its `notAfter`, until the first scheduled CRL

@@ -1,6 +1,11 @@
 //! The test harness: a real `latchkey serve` process on an ephemeral loopback port, in a
 //! temporary CA home, plus helpers to drive it with the library client, the CLI, openssl
 //! and curl, and to read its store.
+//!
+//! Two tiers. [`Ca::start`] and its kin run the process: for what needs one (crashes,
+//! replicas, the CLI, third-party programs on real time). [`Ca::in_process`] runs the same
+//! server inside the test on a clock the test moves ([`Ca::advance`]): for rules that wait
+//! on time (certificate lifetimes, CRL schedules), so no test sleeps for a CRL to age.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -382,7 +387,7 @@ impl Ca {
                 &password(user),
                 &dir,
                 KeyType::P256,
-                request("", scopes, name),
+                latchkey::client::KeyRequest::new(name).scopes(scopes),
             )
             .await
             .expect("enroll")
