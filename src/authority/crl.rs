@@ -24,7 +24,7 @@ use bytes::Bytes;
 use time::{Duration, OffsetDateTime};
 use tokio::sync::{Notify, watch};
 
-use super::{Authority, AuthorityError, from_unix};
+use super::{Authority, AuthorityError};
 use crate::ca::{CrlEntry, CrlOrder};
 use crate::store::{CrlRow, RevokedList, StoreError};
 
@@ -67,8 +67,8 @@ impl PublishedCrl {
         Self {
             number: row.number,
             covers: row.covers,
-            this_update: from_unix(row.this_update),
-            next_update: from_unix(row.next_update),
+            this_update: row.this_update,
+            next_update: row.next_update,
             entries: row.entries,
             der: Bytes::from(row.der),
             pem: std::sync::OnceLock::new(),
@@ -292,13 +292,11 @@ impl Authority {
         };
         // Due for its refresh (as the builder's schedule counts), or older than a revocation
         // the store holds: build a new one.
-        let refresh_at = row.next_update - self.policy.crl_validity.whole_seconds() / 2;
-        if refresh_at <= self.now().unix_timestamp()
-            || row.covers < self.store.crl_revision().await?
-        {
+        let refresh_at = row.next_update - self.policy.crl_validity / 2;
+        if refresh_at <= self.now() || row.covers < self.store.crl_revision().await? {
             return Ok(false);
         }
-        let built_at = row.this_update + crate::ca::BACKDATE.whole_seconds();
+        let built_at = (row.this_update + crate::ca::BACKDATE).unix_timestamp();
         let revoked = self
             .store
             .revoked_certificates(
@@ -371,7 +369,7 @@ impl Authority {
         let Some(row) = self.store.latest_crl(self.issuer_id).await? else {
             return Ok(None);
         };
-        let refresh_at = from_unix(row.next_update) - self.policy.crl_validity / 2;
+        let refresh_at = row.next_update - self.policy.crl_validity / 2;
         if row.number <= published || row.covers < marks.revision || refresh_at <= self.now() {
             return Ok(None);
         }
@@ -419,8 +417,8 @@ impl Authority {
             .map_err(|e| AuthorityError::Internal(e.to_string()))??;
             let row = CrlRow {
                 number,
-                this_update: this_update.unix_timestamp(),
-                next_update: next_update.unix_timestamp(),
+                this_update,
+                next_update,
                 entries,
                 der,
                 covers,
@@ -428,7 +426,7 @@ impl Authority {
             // 4. Store.
             match self
                 .store
-                .insert_crl(self.issuer_id, &row, row.this_update)
+                .insert_crl(self.issuer_id, &row, row.this_update.unix_timestamp())
                 .await
             {
                 Ok(()) => {}

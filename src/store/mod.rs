@@ -340,6 +340,16 @@ enum Change<T> {
     Revoked(T),
 }
 
+impl<R> Change<Option<R>> {
+    /// An update of one row by name: made when the row was there, nothing otherwise.
+    fn made_if_found(row: Option<R>) -> Self {
+        match row {
+            Some(row) => Self::Made(Some(row)),
+            None => Self::None(None),
+        }
+    }
+}
+
 /// [`Store::begin`] on a pool.
 async fn begin_on(
     pool: &AnyPool,

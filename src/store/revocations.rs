@@ -64,14 +64,14 @@ fn parse_revoked_item(item: &str) -> Result<RevokedCertificate, StoreError> {
 }
 
 /// A published CRL as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct CrlRow {
     /// The CRL number.
     pub number: i64,
     /// Its thisUpdate.
-    pub this_update: i64,
+    pub this_update: OffsetDateTime,
     /// Its nextUpdate.
-    pub next_update: i64,
+    pub next_update: OffsetDateTime,
     /// How many certificates it lists.
     pub entries: i64,
     /// The signed DER.
@@ -234,13 +234,28 @@ impl Store {
 
     /// The newest CRL of an issuer.
     pub async fn latest_crl(&self, issuer_id: i64) -> Result<Option<CrlRow>, StoreError> {
-        Ok(sqlx::query_as(
+        let row: Option<(i64, i64, i64, i64, Vec<u8>, i64)> = sqlx::query_as(
             "SELECT number, this_update, next_update, entries, der, covers FROM crls \
              WHERE issuer_id = $1 ORDER BY number DESC LIMIT 1",
         )
         .bind(issuer_id)
         .fetch_optional(&self.pool)
-        .await?)
+        .await?;
+        let Some((number, this_update, next_update, entries, der, covers)) = row else {
+            return Ok(None);
+        };
+        let time = |column, t: i64| {
+            OffsetDateTime::from_unix_timestamp(t)
+                .map_err(|_| StoreError::corrupt("crls", column, t))
+        };
+        Ok(Some(CrlRow {
+            number,
+            this_update: time("this_update", this_update)?,
+            next_update: time("next_update", next_update)?,
+            entries,
+            der,
+            covers,
+        }))
     }
 
     /// The highest CRL number used by any issuer (CRL numbers never repeat).
@@ -291,8 +306,8 @@ impl Store {
         )
         .bind(crl.number)
         .bind(issuer_id)
-        .bind(crl.this_update)
-        .bind(crl.next_update)
+        .bind(crl.this_update.unix_timestamp())
+        .bind(crl.next_update.unix_timestamp())
         .bind(crl.entries)
         .bind(&crl.der)
         .bind(now)

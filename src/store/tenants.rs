@@ -169,10 +169,7 @@ impl Store {
             .bind(name)
             .fetch_optional(tx.conn())
             .await?;
-            Ok(match row {
-                Some(row) => Change::Made(Some(row)),
-                None => Change::None(None),
-            })
+            Ok(Change::made_if_found(row))
         })
         .await
     }
@@ -204,10 +201,7 @@ impl Store {
             .bind(name)
             .fetch_optional(tx.conn())
             .await?;
-            Ok(match row {
-                Some(row) => Change::Made(Some(row)),
-                None => Change::None(None),
-            })
+            Ok(Change::made_if_found(row))
         })
         .await
     }

@@ -81,10 +81,12 @@ async fn sigkill_during_issuance_bursts_loses_nothing_a_client_received() {
 }
 
 /// A store that fails only the last statement of the issuing transaction (the audit
-/// insert, by a trigger that raises): the client gets 503 and no certificate, and nothing
-/// of the transaction stays behind.
+/// insert, by a trigger that raises): the client gets no certificate, and nothing of the
+/// transaction stays behind. The database answered and refused for a reason the CA does
+/// not know, so it is a 500 (a bug or a tampered database), not a 503 that invites retries:
+/// outages (lost connections, a vanished schema) are 503, as `replicas.rs` checks.
 #[tokio::test]
-async fn a_store_failing_the_final_insert_gives_503_and_no_certificate() {
+async fn a_store_failing_the_final_insert_gives_500_and_no_certificate() {
     let ca = Ca::start();
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
@@ -111,9 +113,9 @@ async fn a_store_failing_the_final_insert_gives_503_and_no_certificate() {
             .unwrap_err();
         match refused {
             ClientError::Problem(p) => {
-                assert_eq!((p.status, p.code.as_str()), (503, "store_unavailable"))
+                assert_eq!((p.status, p.code.as_str()), (500, "internal"))
             }
-            other => panic!("expected 503, got {other}"),
+            other => panic!("expected 500, got {other}"),
         }
     }
     // Nothing of either transaction stayed: no key, no certificate, the token unspent.

@@ -20,6 +20,10 @@ fn sn(name: &str) -> String {
     format!("{:0>32}", hex::encode(name))
 }
 
+fn at(unix: i64) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(unix).unwrap()
+}
+
 fn event(action: &'static str, tenant: &str) -> AuditEvent {
     AuditEvent {
         at: 1_000,
@@ -413,8 +417,8 @@ async fn contract(store: Store) {
     for number in 1..=5 {
         let crl = CrlRow {
             number,
-            this_update: number,
-            next_update: number + 10,
+            this_update: at(number),
+            next_update: at(number + 10),
             entries: 4,
             der: vec![number as u8],
             covers: number * 10,
@@ -423,8 +427,8 @@ async fn contract(store: Store) {
     }
     let dup = CrlRow {
         number: 5,
-        this_update: 0,
-        next_update: 1,
+        this_update: at(0),
+        next_update: at(1),
         entries: 0,
         der: vec![],
         covers: 0,
