@@ -262,22 +262,7 @@ pub(crate) mod tests {
         params
     }
 
-    /// A DER Name of these attributes, one single-valued RDN each, UTF8String values.
-    pub(crate) fn name_der(attributes: &[(&[u64], &str)]) -> Vec<u8> {
-        yasna::construct_der(|w| {
-            w.write_sequence(|w| {
-                for (oid, value) in attributes {
-                    w.next().write_set(|w| {
-                        w.next().write_sequence(|w| {
-                            w.next()
-                                .write_oid(&yasna::models::ObjectIdentifier::from_slice(oid));
-                            w.next().write_utf8_string(value);
-                        })
-                    });
-                }
-            })
-        })
-    }
+    pub(crate) use crate::profile::subject::name_der;
 
     pub(crate) const CN: &[u64] = &[2, 5, 4, 3];
     pub(crate) const O: &[u64] = &[2, 5, 4, 10];

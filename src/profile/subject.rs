@@ -18,10 +18,17 @@ pub fn subject_der(
     const CN: &[u64] = &[2, 5, 4, 3];
     const O: &[u64] = &[2, 5, 4, 10];
     const OU: &[u64] = &[2, 5, 4, 11];
-    let attributes = [(CN, common_name), (O, organization)]
+    let attributes: Vec<(&[u64], &str)> = [(CN, common_name), (O, organization)]
         .into_iter()
         .chain(key_id.map(|id| (USER_ID, id)))
-        .chain(scopes.iter().map(|s| (OU, s.as_str())));
+        .chain(scopes.iter().map(|s| (OU, s.as_str())))
+        .collect();
+    name_der(&attributes)
+}
+
+/// A DER Name of these attributes in this order, one single-valued RDN each, UTF8String
+/// values (the tests build deliberately wrong subjects with it too).
+pub(crate) fn name_der(attributes: &[(&[u64], &str)]) -> Vec<u8> {
     yasna::construct_der(|w| {
         w.write_sequence(|w| {
             for (oid, value) in attributes {
