@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 use latchkey::authority::Policy;
+use latchkey::ca::ServiceCertificate;
 use latchkey::clock::SystemClock;
 use latchkey::home::{Home, InitOptions};
 use latchkey::http::EdgeLimits;
@@ -140,11 +141,8 @@ pub async fn rotate_admin(args: &Args, rotate: &RotateAdminArgs) -> Result<()> {
     if !home.is_initialized() {
         anyhow::bail!("no CA in {}", args.home.display());
     }
-    let admin = home.replace_admin_certificate(&home.signer()?, time::OffsetDateTime::now_utc())?;
-    // From here the new certificate is on disk but the old ones still work: a failure must
-    // say so, or a leaked certificate would quietly stay valid.
-    let unfinished = "the new admin certificate is in place, but earlier ones are NOT revoked \
-                      yet; run `latchkey rotate-admin` again";
+    let unfinished =
+        "earlier admin certificates are NOT revoked yet; run `latchkey rotate-admin` again";
     let (authority, _) = latchkey::server::prepare(
         &home,
         rotate.database_url.as_deref(),
@@ -160,8 +158,19 @@ pub async fn rotate_admin(args: &Args, rotate: &RotateAdminArgs) -> Result<()> {
     )
     .await
     .context(unfinished)?;
+    // Issued and recorded first, written second, and only then are the earlier ones revoked:
+    // the administrator is never left without a working certificate.
+    let wanted = ServiceCertificate::Admin {
+        name: latchkey::home::ADMIN_NAME.parse()?,
+    };
+    let (admin, key_pem) = authority
+        .issue_service_certificate(&wanted)
+        .await
+        .context(unfinished)?;
+    home.write_service_certificate(&wanted, &admin, &key_pem)
+        .context(unfinished)?;
     let revoked = authority
-        .rotate_admin_certificate(admin.der.clone())
+        .rotate_admin_certificate(&admin)
         .await
         .context(unfinished)?;
     authority.close().await;

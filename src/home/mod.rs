@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::files;
 
-pub use init::{InitOptions, Initialized};
+pub use init::{ADMIN_NAME, InitOptions, ServiceCertificateFile};
 
 /// Why the CA home could not be read or written.
 #[derive(Debug, thiserror::Error)]
