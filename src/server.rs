@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,8 +38,8 @@ pub enum ServeError {
 /// How to run the CA.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// The CA home.
-    pub home: PathBuf,
+    /// The CA home, with the passphrase of its keys when they are (or are to be) encrypted.
+    pub home: Home,
     /// The address to listen on.
     pub listen: SocketAddr,
     /// The database; default SQLite at `<home>/latchkey.db`.
@@ -134,6 +133,10 @@ pub async fn prepare(
             home.write_service_certificate(&file.wanted, &issued, &key_pem)?;
         }
     }
+    if initialized_now && init.encrypt_keys {
+        let files = [home.root_key(), home.intermediate_key()].map(|p| p.display().to_string());
+        authority.record_keys_encrypted(&files).await?;
+    }
     Ok((authority, initialized_now))
 }
 
@@ -200,7 +203,7 @@ impl Server {
             };
             init.crl_url = Some(format!("http://{host}:{}", crl.port()));
         }
-        let home = Home::new(&options.home);
+        let home = options.home.clone();
         let (authority, initialized_now) = prepare(
             &home,
             options.database_url.as_deref(),

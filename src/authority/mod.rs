@@ -335,6 +335,19 @@ impl Authority {
         Ok(superseded)
     }
 
+    /// Records in the audit log that the CA's key files were encrypted at rest (`init
+    /// --encrypt-keys`, `ca encrypt-keys`); `files` names them.
+    pub async fn record_keys_encrypted(&self, files: &[String]) -> Result<(), AuthorityError> {
+        let event = self.event(
+            "system",
+            AuditAction::CaKeysEncrypt,
+            None,
+            None,
+            serde_json::json!({ "files": files, "scheme": "PKCS#8 PBES2 PBKDF2-HMAC-SHA256 AES-256-CBC" }),
+        );
+        Ok(self.store.record_event(&event).await?)
+    }
+
     /// Counts a connection the listener turned away, by reason (see `tls::Refusal`).
     pub fn count_refused_connection(&self, reason: &'static str) {
         self.metrics

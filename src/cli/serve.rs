@@ -37,6 +37,10 @@ pub struct InitArgs {
     /// The database (default: SQLite in <home>/latchkey.db).
     #[arg(long, env = "LATCHKEY_DATABASE_URL")]
     database_url: Option<String>,
+    /// Encrypt the root and intermediate keys at rest (PKCS#8: PBKDF2-SHA256, AES-256) under a
+    /// passphrase from --passphrase-file or a prompt; every later start needs it.
+    #[arg(long)]
+    encrypt_keys: bool,
 }
 
 /// Options of a running CA.
@@ -106,13 +110,14 @@ impl InitArgs {
                     .unwrap_or_else(|| format!("https://{host}:{port}")),
             ),
             crl_url: self.crl_url.clone(),
+            encrypt_keys: self.encrypt_keys,
         }
     }
 }
 
 /// `latchkey init`.
 pub async fn init(args: &Args, init: &InitArgs) -> Result<()> {
-    let home = Home::new(&args.home);
+    let home = args.ca_home(init.encrypt_keys)?;
     if home.is_initialized() {
         anyhow::bail!(
             "a CA already exists in {}; refusing to overwrite it",
@@ -137,7 +142,7 @@ pub async fn init(args: &Args, init: &InitArgs) -> Result<()> {
 /// `latchkey rotate-admin`: a new admin certificate in `<home>/admin/`; every earlier one
 /// is revoked as it is recorded. Runs on the CA host, next to a running CA or not.
 pub async fn rotate_admin(args: &Args, rotate: &RotateAdminArgs) -> Result<()> {
-    let home = Home::new(&args.home);
+    let home = args.ca_home(false)?;
     if !home.is_initialized() {
         anyhow::bail!("no CA in {}", args.home.display());
     }
@@ -152,6 +157,7 @@ pub async fn rotate_admin(args: &Args, rotate: &RotateAdminArgs) -> Result<()> {
             hostnames: Vec::new(),
             public_url: None,
             crl_url: None,
+            encrypt_keys: false,
         },
         Policy::default(),
         Arc::new(SystemClock),
@@ -219,8 +225,15 @@ pub async fn serve(args: &Args, serve: &ServeArgs) -> Result<()> {
         root_crl_validity: time::Duration::seconds(serve.root_crl_validity),
         ..Policy::default()
     };
+    let existing = Home::new(&args.home);
+    if serve.init.encrypt_keys && existing.is_initialized() && !existing.keys_encrypted() {
+        anyhow::bail!(
+            "--encrypt-keys applies to a new CA; encrypt this one's keys with `latchkey ca encrypt-keys`"
+        );
+    }
+    let home = args.ca_home(serve.init.encrypt_keys && !existing.is_initialized())?;
     let server = Server::start(ServeOptions {
-        home: args.home.clone(),
+        home,
         listen: serve.listen,
         database_url: serve.init.database_url.clone(),
         // The default public URL names the port actually bound (known once bound).

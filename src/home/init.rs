@@ -5,6 +5,7 @@
 
 use time::{Duration, OffsetDateTime};
 
+use super::key_file::{self, KeyFileError};
 use super::{Home, HomeError, Settings};
 use crate::ca::{Bootstrap, IssuedCertificate, ServiceCertificate};
 use crate::files::{create_new, create_private_dir};
@@ -29,6 +30,8 @@ pub struct InitOptions {
     pub public_url: Option<String>,
     /// The base URL CRL distribution points name; default the public URL.
     pub crl_url: Option<String>,
+    /// Encrypt the root and intermediate keys under the home's passphrase.
+    pub encrypt_keys: bool,
 }
 
 /// One of the CA's own certificates as the home holds it.
@@ -117,15 +120,24 @@ impl Home {
             now,
             Some(&format!("{}/v1/crl/root", settings.crl_base())),
         )?;
+        let (root_key, intermediate_key) = if options.encrypt_keys {
+            let passphrase = self.passphrase.as_ref().ok_or(KeyFileError::NoPassphrase)?;
+            (
+                key_file::encrypt(&self.root_key(), &ca.root_key_pem, passphrase)?,
+                key_file::encrypt(
+                    &self.intermediate_key(),
+                    &ca.intermediate_key_pem,
+                    passphrase,
+                )?,
+            )
+        } else {
+            (ca.root_key_pem.clone(), ca.intermediate_key_pem.clone())
+        };
         let intermediate_pem = pem::encode("CERTIFICATE", &ca.intermediate_certificate);
         create_private_dir(&self.dir)?;
         create_private_dir(&self.admin_dir())?;
-        create_new(&self.root_key(), ca.root_key_pem.as_bytes(), true)?;
-        create_new(
-            &self.intermediate_key(),
-            ca.intermediate_key_pem.as_bytes(),
-            true,
-        )?;
+        create_new(&self.root_key(), root_key.as_bytes(), true)?;
+        create_new(&self.intermediate_key(), intermediate_key.as_bytes(), true)?;
         create_new(
             &self.intermediate_cert(),
             intermediate_pem.as_bytes(),
