@@ -2,11 +2,6 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use latchkey::authority::Policy;
-use latchkey::clock::SystemClock;
-use latchkey::home::InitOptions;
-use latchkey::profile::DEFAULT_TRUST_DOMAIN;
-use std::sync::Arc;
 
 use super::Args;
 
@@ -48,26 +43,14 @@ async fn encrypt_keys(args: &Args, encrypt: &EncryptKeysArgs) -> Result<()> {
         return Ok(());
     }
     let files: Vec<String> = sealed.iter().map(|p| p.display().to_string()).collect();
-    let (authority, _) = latchkey::server::prepare(
-        &home,
-        encrypt.database_url.as_deref(),
-        // The home exists: nothing of these options is used but the (absent) extra names.
-        &InitOptions {
-            trust_domain: DEFAULT_TRUST_DOMAIN.into(),
-            hostnames: Vec::new(),
-            public_url: None,
-            crl_url: None,
-            encrypt_keys: false,
-        },
-        Policy::default(),
-        Arc::new(SystemClock),
-    )
-    .await
-    .context("the keys are encrypted, but the audit log does not say so yet")?;
+    let unrecorded = "the keys are encrypted, but the audit log does not say so yet";
+    let authority = super::serve::open_existing(&home, encrypt.database_url.as_deref())
+        .await
+        .context(unrecorded)?;
     authority
         .record_keys_encrypted(&files)
         .await
-        .context("the keys are encrypted, but the audit log does not say so yet")?;
+        .context(unrecorded)?;
     authority.close().await;
     println!(
         "latchkey: encrypted {}; every start now needs the passphrase (--passphrase-file or LATCHKEY_CA_PASSPHRASE_FILE)",

@@ -139,18 +139,16 @@ pub async fn init(args: &Args, init: &InitArgs) -> Result<()> {
     Ok(())
 }
 
-/// `latchkey rotate-admin`: a new admin certificate in `<home>/admin/`; every earlier one
-/// is revoked as it is recorded. Runs on the CA host, next to a running CA or not.
-pub async fn rotate_admin(args: &Args, rotate: &RotateAdminArgs) -> Result<()> {
-    let home = args.ca_home(false)?;
-    if !home.is_initialized() {
-        anyhow::bail!("no CA in {}", args.home.display());
-    }
-    let unfinished =
-        "earlier admin certificates are NOT revoked yet; run `latchkey rotate-admin` again";
+/// The authority of the existing CA in `home`, for a command run beside (or instead of) the
+/// server: opens the store and issues whatever of the CA's own certificates is due, as a
+/// start would.
+pub async fn open_existing(
+    home: &Home,
+    database_url: Option<&str>,
+) -> Result<Arc<latchkey::authority::Authority>> {
     let (authority, _) = latchkey::server::prepare(
-        &home,
-        rotate.database_url.as_deref(),
+        home,
+        database_url,
         // The home exists: nothing of these options is used but the (absent) extra names.
         &InitOptions {
             trust_domain: DEFAULT_TRUST_DOMAIN.into(),
@@ -162,8 +160,22 @@ pub async fn rotate_admin(args: &Args, rotate: &RotateAdminArgs) -> Result<()> {
         Policy::default(),
         Arc::new(SystemClock),
     )
-    .await
-    .context(unfinished)?;
+    .await?;
+    Ok(authority)
+}
+
+/// `latchkey rotate-admin`: a new admin certificate in `<home>/admin/`; every earlier one
+/// is revoked as it is recorded. Runs on the CA host, next to a running CA or not.
+pub async fn rotate_admin(args: &Args, rotate: &RotateAdminArgs) -> Result<()> {
+    let home = args.ca_home(false)?;
+    if !home.is_initialized() {
+        anyhow::bail!("no CA in {}", args.home.display());
+    }
+    let unfinished =
+        "earlier admin certificates are NOT revoked yet; run `latchkey rotate-admin` again";
+    let authority = open_existing(&home, rotate.database_url.as_deref())
+        .await
+        .context(unfinished)?;
     // Issued and recorded first, written second, and only then are the earlier ones revoked:
     // the administrator is never left without a working certificate.
     let wanted = ServiceCertificate::Admin {

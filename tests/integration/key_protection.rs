@@ -68,6 +68,16 @@ fn assert_openssl_opens(home: &Path, key: &str, cert: &str, pass_file: &str) {
     );
 }
 
+/// The audit event that says the CA's keys were encrypted.
+async fn keys_encrypt_event(ca: &Ca) -> latchkey::api::AuditEventInfo {
+    let audit = ca.admin().audit(&[]).await.unwrap();
+    audit
+        .events
+        .into_iter()
+        .find(|e| e.action == "ca.keys_encrypt")
+        .expect("the audit log records the encryption")
+}
+
 #[tokio::test]
 async fn a_ca_made_with_encrypted_keys_needs_its_passphrase_to_start() {
     let secrets = tempfile::tempdir().unwrap();
@@ -82,12 +92,7 @@ async fn a_ca_made_with_encrypted_keys_needs_its_passphrase_to_start() {
         .await;
     ca.enroll_into("alice@acme", &["read:metrics"], "laptop")
         .await;
-    let audit = ca.admin().audit(&[]).await.unwrap();
-    let event = audit
-        .events
-        .iter()
-        .find(|e| e.action == "ca.keys_encrypt")
-        .expect("the audit log records the encryption");
+    let event = keys_encrypt_event(&ca).await;
     assert!(event.detail.to_string().contains("intermediate-key.pem"));
 
     // Without the passphrase, or with a wrong one, it refuses to start with one line and
@@ -219,11 +224,6 @@ async fn ca_encrypt_keys_seals_an_existing_ca_and_is_recorded() {
         .await;
     ca.enroll_into("alice@acme", &["read:metrics"], "laptop")
         .await;
-    let audit = ca.admin().audit(&[]).await.unwrap();
-    let event = audit
-        .events
-        .iter()
-        .find(|e| e.action == "ca.keys_encrypt")
-        .expect("the audit log records the encryption");
+    let event = keys_encrypt_event(&ca).await;
     assert!(event.detail.to_string().contains("root-key.pem"));
 }
