@@ -58,6 +58,36 @@ impl Bootstrap {
         now: OffsetDateTime,
         root_crl_url: Option<&str>,
     ) -> Result<Self, BootstrapError> {
+        let intermediate_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let made = RootAndIntermediate::generate(now, root_crl_url, &intermediate_key)?;
+        Ok(Self {
+            root_certificate: made.root_certificate,
+            root_key_pem: made.root_key_pem,
+            intermediate_certificate: made.intermediate_certificate,
+            intermediate_key_pem: intermediate_key.serialize_pem(),
+        })
+    }
+}
+
+/// A freshly made root (with its key) and an intermediate certificate for a key the caller
+/// holds: one kept in a PKCS#11 token, which never leaves it.
+pub struct RootAndIntermediate {
+    /// The self-signed root certificate: what clients trust.
+    pub root_certificate: CertificateDer<'static>,
+    /// The root's private key.
+    pub root_key_pem: String,
+    /// The issuing intermediate, signed by the root, for the caller's key.
+    pub intermediate_certificate: CertificateDer<'static>,
+}
+
+impl RootAndIntermediate {
+    /// Generates an ECDSA P-256 root (10 years) and signs an intermediate (5 years) for
+    /// `intermediate_key`, both naming `root_crl_url` as their CRL distribution point.
+    pub fn generate(
+        now: OffsetDateTime,
+        root_crl_url: Option<&str>,
+        intermediate_key: &impl PublicKeyData,
+    ) -> Result<Self, BootstrapError> {
         let not_before = now - BACKDATE;
         let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut root_params = ca_params("latchkey root CA", 1, not_before, now + ROOT_LIFETIME);
@@ -73,7 +103,6 @@ impl Bootstrap {
         let root_certificate = root_params.self_signed(&root_key)?;
         let root = Issuer::new(root_params, &root_key);
 
-        let intermediate_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut params = ca_params(
             "latchkey issuing CA",
             0,
@@ -89,13 +118,12 @@ impl Bootstrap {
         params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(
             super::signer::key_identifier(intermediate_key.der_bytes()),
         );
-        let intermediate_certificate = params.signed_by(&intermediate_key, &root)?;
+        let intermediate_certificate = params.signed_by(intermediate_key, &root)?;
 
         Ok(Self {
             root_certificate: root_certificate.der().clone(),
             root_key_pem: root_key.serialize_pem(),
             intermediate_certificate: intermediate_certificate.der().clone(),
-            intermediate_key_pem: intermediate_key.serialize_pem(),
         })
     }
 }

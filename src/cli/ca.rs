@@ -30,7 +30,7 @@ pub async fn ca(args: &Args, command: &CaCommand) -> Result<()> {
 }
 
 async fn encrypt_keys(args: &Args, encrypt: &EncryptKeysArgs) -> Result<()> {
-    let home = args.ca_home(true)?;
+    let home = args.ca_home(true, false)?;
     if !home.is_initialized() {
         bail!("no CA in {}", args.home.display());
     }

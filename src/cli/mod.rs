@@ -34,6 +34,10 @@ pub struct Args {
     /// works); without it, it is asked for at a terminal.
     #[arg(long, global = true, env = "LATCHKEY_CA_PASSPHRASE_FILE")]
     passphrase_file: Option<PathBuf>,
+    /// A file holding the PIN of the PKCS#11 token with the intermediate's key; without it,
+    /// it is asked for at a terminal.
+    #[arg(long, global = true, env = "LATCHKEY_PKCS11_PIN_FILE")]
+    pkcs11_pin_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -101,12 +105,23 @@ pub async fn run(args: Args) -> Result<()> {
 
 impl Args {
     /// The CA home, holding the passphrase of its keys when they are encrypted, or when
-    /// `sealing` (they are about to be). Without one, opening an encrypted key fails with one
-    /// line saying how to give it.
-    fn ca_home(&self, sealing: bool) -> Result<latchkey::home::Home> {
+    /// `sealing` (they are about to be), and the PIN of its PKCS#11 token when the
+    /// intermediate's key is in one, or when `in_token` (it is about to be made there).
+    /// Without them, opening a key fails with one line saying how to give what is missing.
+    fn ca_home(&self, sealing: bool, in_token: bool) -> Result<latchkey::home::Home> {
         let home = latchkey::home::Home::new(&self.home);
         let passphrase = self.ca_passphrase(sealing || home.keys_encrypted(), sealing)?;
-        Ok(home.with_passphrase(passphrase))
+        let in_token = in_token || home.settings().is_ok_and(|s| s.pkcs11.is_some());
+        let pin = match &self.pkcs11_pin_file {
+            Some(file) => Some(latchkey::ca::Pkcs11Pin::from_file(file)?),
+            None if in_token && std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+                let asked = rpassword::prompt_password("PKCS#11 token PIN: ")
+                    .context("cannot read the PKCS#11 PIN")?;
+                Some(latchkey::ca::Pkcs11Pin::new(asked))
+            }
+            None => None,
+        };
+        Ok(home.with_passphrase(passphrase).with_pkcs11_pin(pin))
     }
 
     /// The CA key passphrase from `--passphrase-file`; else, when `needed`, asked for at a

@@ -1,6 +1,7 @@
 //! `latchkey init` and `latchkey serve`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -41,6 +42,16 @@ pub struct InitArgs {
     /// passphrase from --passphrase-file or a prompt; every later start needs it.
     #[arg(long)]
     encrypt_keys: bool,
+    /// Make the intermediate's key inside a PKCS#11 token (an HSM) through this module; it
+    /// never exists in a file. Needs --pkcs11-token and the token's PIN (--pkcs11-pin-file).
+    #[arg(long, requires = "pkcs11_token")]
+    pkcs11_module: Option<PathBuf>,
+    /// The label of the PKCS#11 token to make the key in.
+    #[arg(long, requires = "pkcs11_module")]
+    pkcs11_token: Option<String>,
+    /// The label of the key made in the token.
+    #[arg(long, default_value = "latchkey-intermediate")]
+    pkcs11_key_label: String,
 }
 
 /// Options of a running CA.
@@ -111,13 +122,25 @@ impl InitArgs {
             ),
             crl_url: self.crl_url.clone(),
             encrypt_keys: self.encrypt_keys,
+            pkcs11: self.pkcs11_location(),
         }
+    }
+}
+
+impl InitArgs {
+    /// Where the intermediate's key is to be made, when in a token.
+    fn pkcs11_location(&self) -> Option<latchkey::ca::Pkcs11Location> {
+        Some(latchkey::ca::Pkcs11Location {
+            module: self.pkcs11_module.clone()?,
+            token: self.pkcs11_token.clone()?,
+            key_label: self.pkcs11_key_label.clone(),
+        })
     }
 }
 
 /// `latchkey init`.
 pub async fn init(args: &Args, init: &InitArgs) -> Result<()> {
-    let home = args.ca_home(init.encrypt_keys)?;
+    let home = args.ca_home(init.encrypt_keys, init.pkcs11_module.is_some())?;
     if home.is_initialized() {
         anyhow::bail!(
             "a CA already exists in {}; refusing to overwrite it",
@@ -156,6 +179,7 @@ pub async fn open_existing(
             public_url: None,
             crl_url: None,
             encrypt_keys: false,
+            pkcs11: None,
         },
         Policy::default(),
         Arc::new(SystemClock),
@@ -167,7 +191,7 @@ pub async fn open_existing(
 /// `latchkey rotate-admin`: a new admin certificate in `<home>/admin/`; every earlier one
 /// is revoked as it is recorded. Runs on the CA host, next to a running CA or not.
 pub async fn rotate_admin(args: &Args, rotate: &RotateAdminArgs) -> Result<()> {
-    let home = args.ca_home(false)?;
+    let home = args.ca_home(false, false)?;
     if !home.is_initialized() {
         anyhow::bail!("no CA in {}", args.home.display());
     }
@@ -243,7 +267,11 @@ pub async fn serve(args: &Args, serve: &ServeArgs) -> Result<()> {
             "--encrypt-keys applies to a new CA; encrypt this one's keys with `latchkey ca encrypt-keys`"
         );
     }
-    let home = args.ca_home(serve.init.encrypt_keys && !existing.is_initialized())?;
+    let new = !existing.is_initialized();
+    let home = args.ca_home(
+        serve.init.encrypt_keys && new,
+        serve.init.pkcs11_module.is_some() && new,
+    )?;
     let server = Server::start(ServeOptions {
         home,
         listen: serve.listen,

@@ -7,7 +7,10 @@ use time::{Duration, OffsetDateTime};
 
 use super::key_file::{self, KeyFileError};
 use super::{Home, HomeError, Settings};
-use crate::ca::{Bootstrap, IssuedCertificate, ServiceCertificate};
+use crate::ca::{
+    Bootstrap, IssuedCertificate, Pkcs11Key, Pkcs11Location, RootAndIntermediate,
+    ServiceCertificate,
+};
 use crate::files::{create_new, create_private_dir};
 use crate::model::OwnerName;
 use crate::pem;
@@ -32,6 +35,9 @@ pub struct InitOptions {
     pub crl_url: Option<String>,
     /// Encrypt the root and intermediate keys under the home's passphrase.
     pub encrypt_keys: bool,
+    /// Make the intermediate's key in this PKCS#11 token (with the home's PIN) instead of
+    /// a file.
+    pub pkcs11: Option<Pkcs11Location>,
 }
 
 /// One of the CA's own certificates as the home holds it.
@@ -114,30 +120,47 @@ impl Home {
             }),
             hostnames: options.hostnames.clone(),
             crl_url: options.crl_url.clone(),
+            pkcs11: options.pkcs11.clone(),
         };
 
-        let ca = Bootstrap::generate_with_crl_url(
-            now,
-            Some(&format!("{}/v1/crl/root", settings.crl_base())),
-        )?;
+        let root_crl_url = format!("{}/v1/crl/root", settings.crl_base());
+        // With a token, its key is made first: nothing is written if it cannot be.
+        let (ca, intermediate_key) = match &options.pkcs11 {
+            Some(location) => {
+                let key = Pkcs11Key::generate(location, self.pkcs11_pin(location)?)?;
+                (
+                    RootAndIntermediate::generate(now, Some(&root_crl_url), &key)?,
+                    None,
+                )
+            }
+            None => {
+                let ca = Bootstrap::generate_with_crl_url(now, Some(&root_crl_url))?;
+                let made = RootAndIntermediate {
+                    root_certificate: ca.root_certificate,
+                    root_key_pem: ca.root_key_pem,
+                    intermediate_certificate: ca.intermediate_certificate,
+                };
+                (made, Some(ca.intermediate_key_pem))
+            }
+        };
         let (root_key, intermediate_key) = if options.encrypt_keys {
             let passphrase = self.passphrase.as_ref().ok_or(KeyFileError::NoPassphrase)?;
             (
                 key_file::encrypt(&self.root_key(), &ca.root_key_pem, passphrase)?,
-                key_file::encrypt(
-                    &self.intermediate_key(),
-                    &ca.intermediate_key_pem,
-                    passphrase,
-                )?,
+                intermediate_key
+                    .map(|pem| key_file::encrypt(&self.intermediate_key(), &pem, passphrase))
+                    .transpose()?,
             )
         } else {
-            (ca.root_key_pem.clone(), ca.intermediate_key_pem.clone())
+            (ca.root_key_pem.clone(), intermediate_key)
         };
         let intermediate_pem = pem::encode("CERTIFICATE", &ca.intermediate_certificate);
         create_private_dir(&self.dir)?;
         create_private_dir(&self.admin_dir())?;
         create_new(&self.root_key(), root_key.as_bytes(), true)?;
-        create_new(&self.intermediate_key(), intermediate_key.as_bytes(), true)?;
+        if let Some(key) = &intermediate_key {
+            create_new(&self.intermediate_key(), key.as_bytes(), true)?;
+        }
         create_new(
             &self.intermediate_cert(),
             intermediate_pem.as_bytes(),

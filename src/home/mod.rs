@@ -51,6 +51,9 @@ pub enum HomeError {
     /// A CA key file could not be opened or protected.
     #[error(transparent)]
     Key(#[from] KeyFileError),
+    /// The PKCS#11 token holding the intermediate's key could not be used.
+    #[error(transparent)]
+    Pkcs11(#[from] crate::ca::Pkcs11Error),
 }
 
 /// The settings chosen at initialization, kept in `latchkey.json`.
@@ -68,6 +71,10 @@ pub struct Settings {
     /// themselves and speak only plain HTTP (CRLs are signed; RFC 5280 §4.2.1.13).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crl_url: Option<String>,
+    /// Where the intermediate's key is, when it is in a PKCS#11 token rather than in
+    /// `intermediate-key.pem`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs11: Option<crate::ca::Pkcs11Location>,
 }
 
 impl Settings {
@@ -86,6 +93,7 @@ impl Settings {
 pub struct Home {
     dir: PathBuf,
     passphrase: Option<Passphrase>,
+    pkcs11_pin: Option<crate::ca::Pkcs11Pin>,
 }
 
 impl Home {
@@ -94,7 +102,25 @@ impl Home {
         Self {
             dir: dir.into(),
             passphrase: None,
+            pkcs11_pin: None,
         }
+    }
+
+    /// This home, with the PIN of the PKCS#11 token that holds (or, at `init`, is to make)
+    /// the intermediate's key.
+    pub fn with_pkcs11_pin(mut self, pin: Option<crate::ca::Pkcs11Pin>) -> Self {
+        self.pkcs11_pin = pin;
+        self
+    }
+
+    /// The PKCS#11 token's PIN, or why there is none.
+    pub(super) fn pkcs11_pin(
+        &self,
+        location: &crate::ca::Pkcs11Location,
+    ) -> Result<&crate::ca::Pkcs11Pin, HomeError> {
+        self.pkcs11_pin
+            .as_ref()
+            .ok_or_else(|| crate::ca::Pkcs11Error::NoPin(location.token.clone()).into())
     }
 
     /// This home, with the passphrase that opens (or, at `init` or `encrypt_keys`, seals) the
@@ -132,8 +158,8 @@ impl Home {
         let passphrase = self.passphrase.as_ref().ok_or(KeyFileError::NoPassphrase)?;
         let mut sealed = Vec::new();
         for path in [self.root_key(), self.intermediate_key()] {
-            if path == self.root_key() && !path.exists() {
-                continue; // The root key is kept offline.
+            if !path.exists() {
+                continue; // The root key kept offline, the intermediate's in a token.
             }
             let pem = String::from_utf8(files::read(&path)?).map_err(|_| HomeError::Material {
                 path: path.clone(),
@@ -238,10 +264,22 @@ impl Home {
                 why: e.to_string(),
             })?
             .remove(0);
-        let key = self.private_key(&self.intermediate_key())?;
-        Ok(crate::ca::Signer::new(
+        let key = match &settings.pkcs11 {
+            Some(location) => crate::ca::IssuingKey::Pkcs11(crate::ca::Pkcs11Key::open(
+                location,
+                self.pkcs11_pin(location)?,
+            )?),
+            None => {
+                let pem = self.private_key(&self.intermediate_key())?;
+                crate::ca::IssuingKey::from_pem(&pem).map_err(|e| HomeError::Material {
+                    path: self.intermediate_key(),
+                    why: e.to_string(),
+                })?
+            }
+        };
+        Ok(crate::ca::Signer::with_key(
             cert,
-            &key,
+            key,
             &settings.trust_domain,
             &format!("{}/v1/crl", settings.crl_base()),
         )?)

@@ -208,6 +208,7 @@ async fn the_cas_own_certificates_are_renewed_before_they_expire_and_recorded() 
     let home = Home::new(dir.path().join("certs"));
     let options = InitOptions {
         encrypt_keys: false,
+        pkcs11: None,
         trust_domain: "latchkey.internal".into(),
         hostnames: vec!["ca.example.test".into()],
         public_url: None,
@@ -294,6 +295,7 @@ async fn a_home_moved_to_a_new_database_gets_service_certificates_recorded_there
     let home = Home::new(dir.path().join("certs"));
     let options = InitOptions {
         encrypt_keys: false,
+        pkcs11: None,
         trust_domain: "latchkey.internal".into(),
         hostnames: vec![],
         public_url: None,

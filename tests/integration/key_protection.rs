@@ -11,14 +11,14 @@ const PASSPHRASE: &str = "correct horse battery staple";
 /// `latchkey ARGS` with the home `home` and no latchkey variables but `env`.
 fn latchkey(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .env("LATCHKEY_HOME", home)
-        .stdin(Stdio::null());
     for (k, _) in std::env::vars() {
         if k.starts_with("LATCHKEY_") && k != "LATCHKEY_TEST_POSTGRES_URL" {
             cmd.env_remove(k);
         }
     }
+    cmd.args(args)
+        .env("LATCHKEY_HOME", home)
+        .stdin(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -11,6 +11,7 @@ mod enroll;
 mod errors;
 mod forwarded;
 mod hardening;
+mod hsm;
 mod hub;
 mod init;
 mod interop;

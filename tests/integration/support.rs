@@ -42,6 +42,8 @@ pub struct Ca {
     /// The database, when not the embedded SQLite.
     pub database_url: Option<String>,
     extra: Vec<String>,
+    /// Environment variables every start of the server gets (a PKCS#11 module's settings).
+    env: Vec<(String, String)>,
 }
 
 impl Ca {
@@ -52,17 +54,7 @@ impl Ca {
 
     /// Starts a CA with extra `serve` arguments.
     pub fn start_with(extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let server = spawn_serve(dir.path(), ANY_PORT, &extra);
-        Self {
-            dir,
-            url: server.url.clone(),
-            server: Running::Process(server),
-            clock: None,
-            database_url: None,
-            extra,
-        }
+        Self::start_in(tempfile::tempdir().expect("tempdir"), extra, &[])
     }
 
     /// Starts a CA in this process (see [`in_process`]) with `policy`, on SQLite in its
@@ -78,6 +70,7 @@ impl Ca {
             clock: Some(clock),
             database_url: None,
             extra: Vec::new(),
+            env: Vec::new(),
         }
     }
 
@@ -102,11 +95,31 @@ impl Ca {
         self.clock().advance(by);
     }
 
+    /// Starts a CA in `dir` (whose `certs/` a test may have initialized) with extra `serve`
+    /// arguments and environment variables, which every restart keeps.
+    pub fn start_in(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let server = spawn_serve(dir.path(), ANY_PORT, &extra, &env);
+        Self {
+            dir,
+            url: server.url.clone(),
+            server: Running::Process(server),
+            clock: None,
+            database_url: None,
+            extra,
+            env,
+        }
+    }
+
     /// Starts a CA on the PostgreSQL database at `database_url`.
     pub fn start_on(database_url: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let extra = vec!["--database-url".to_owned(), database_url.to_owned()];
-        let server = spawn_serve(dir.path(), ANY_PORT, &extra);
+        let server = spawn_serve(dir.path(), ANY_PORT, &extra, &[]);
         Self {
             dir,
             url: server.url.clone(),
@@ -114,6 +127,7 @@ impl Ca {
             clock: None,
             database_url: Some(database_url.to_owned()),
             extra,
+            env: Vec::new(),
         }
     }
 
@@ -122,7 +136,7 @@ impl Ca {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut args = vec!["--database-url".to_owned(), database_url.to_owned()];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let server = spawn_serve(dir.path(), ANY_PORT, &args);
+        let server = spawn_serve(dir.path(), ANY_PORT, &args, &[]);
         Self {
             dir,
             url: server.url.clone(),
@@ -130,13 +144,14 @@ impl Ca {
             clock: None,
             database_url: Some(database_url.to_owned()),
             extra: args,
+            env: Vec::new(),
         }
     }
 
     /// Another `latchkey serve` on the same CA home and database (a replica), on its own
     /// port. Killed when dropped.
     pub fn replica(&self) -> Replica {
-        let server = spawn_serve(self.dir.path(), ANY_PORT, &self.extra);
+        let server = spawn_serve(self.dir.path(), ANY_PORT, &self.extra, &self.env);
         Replica {
             url: server.url.clone(),
             _server: server,
@@ -165,7 +180,7 @@ impl Ca {
     /// Stops the server process (SIGKILL) and starts it again on the same home.
     pub fn restart(&mut self) -> String {
         self.stop();
-        let server = spawn_serve(self.dir.path(), ANY_PORT, &self.extra);
+        let server = spawn_serve(self.dir.path(), ANY_PORT, &self.extra, &self.env);
         self.url = server.url.clone();
         self.server = Running::Process(server);
         self.url.clone()
@@ -185,7 +200,7 @@ impl Ca {
             .strip_prefix("https://")
             .expect("an https URL")
             .to_owned();
-        let server = spawn_serve(self.dir.path(), &listen, &self.extra);
+        let server = spawn_serve(self.dir.path(), &listen, &self.extra, &self.env);
         assert_eq!(server.url, self.url, "back at the same address");
         self.server = Running::Process(server);
     }
@@ -586,10 +601,11 @@ pub fn serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Serve {
 }
 
 /// `latchkey serve --listen LISTEN EXTRA…` for a [`Ca`].
-fn spawn_serve(dir: &Path, listen: &str, extra: &[String]) -> Serve {
+fn spawn_serve(dir: &Path, listen: &str, extra: &[String], env: &[(String, String)]) -> Serve {
     let mut args = vec!["--listen", listen];
     args.extend(extra.iter().map(String::as_str));
-    serve(dir, &args, &[])
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    serve(dir, &args, &env)
 }
 
 pub fn password(user: &str) -> Auth {

@@ -64,6 +64,7 @@ impl InProcess {
                     database_url,
                     init: InitOptions {
                         encrypt_keys: false,
+                        pkcs11: None,
                         trust_domain: latchkey::profile::DEFAULT_TRUST_DOMAIN.to_owned(),
                         hostnames: Vec::new(),
                         public_url: None,
