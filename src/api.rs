@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::model::{OwnerName, RevocationReason, ScopeSet, TenantName, UserRef};
+
 /// A value that must never reach a log: its `Debug` says only that it is redacted, and on
 /// the wire it is the bare value (`serde(transparent)`). Reading it takes [`Secret::expose`],
 /// a word that is easy to find in review.
@@ -201,10 +203,10 @@ impl AuditAction {
 pub struct KeyQuery {
     /// Only this tenant's keys (administrators only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tenant: Option<String>,
+    pub tenant: Option<TenantName>,
     /// Only this owner's keys (administrators only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
+    pub owner: Option<OwnerName>,
     /// Only keys in this state; an empty `status=` means any.
     #[serde(
         default,
@@ -253,7 +255,7 @@ pub struct AuditQuery {
 pub struct TokenQuery {
     /// Only this tenant's tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tenant: Option<String>,
+    pub tenant: Option<TenantName>,
 }
 
 /// `GET /v1/crl` query.
@@ -294,8 +296,9 @@ pub struct EnrollRequest {
     /// A free-text description.
     #[serde(default)]
     pub description: String,
-    /// The scopes the key carries: a subset of the caller's grants.
-    pub scopes: Vec<String>,
+    /// The scopes the key carries: a subset of the caller's grants. Empty with a token
+    /// means every scope the token names.
+    pub scopes: ScopeSet,
     /// The key's lifetime in seconds (default 90 days, capped by the tenant).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_seconds: Option<i64>,
@@ -393,7 +396,7 @@ pub struct KeyPage {
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     /// The tenant's name.
-    pub name: String,
+    pub name: TenantName,
     /// The longest key lifetime allowed in the tenant, in days (default and maximum 180).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_key_days: Option<i64>,
@@ -418,11 +421,11 @@ pub struct TenantInfo {
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// `owner@tenant`.
-    pub user: String,
+    pub user: UserRef,
     /// The password, stored only as an argon2id hash.
     pub password: Secret<String>,
-    /// The scopes the user may put into its keys.
-    pub scopes: Vec<String>,
+    /// The scopes the user may put into its keys (at least one).
+    pub scopes: ScopeSet,
 }
 
 /// A user.
@@ -444,9 +447,9 @@ pub struct UserInfo {
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// The owner of the key the token enrolls, `owner@tenant`.
-    pub owner: String,
-    /// The scopes the key may carry.
-    pub scopes: Vec<String>,
+    pub owner: UserRef,
+    /// The scopes the key may carry (at least one).
+    pub scopes: ScopeSet,
     /// How long the token stays usable, in seconds (default one hour, at most 30 days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_seconds: Option<i64>,
@@ -511,7 +514,7 @@ pub struct RevokeRequest {
     /// `key_compromise`, `superseded`, `cessation_of_operation`, `affiliation_changed` or
     /// `unspecified` (the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<RevocationReason>,
 }
 
 /// `POST /v1/admin/revocations`: revoke every key of a tenant, or of one owner in it.
@@ -519,13 +522,13 @@ pub struct RevokeRequest {
 #[serde(deny_unknown_fields)]
 pub struct BulkRevocation {
     /// The tenant.
-    pub tenant: String,
+    pub tenant: TenantName,
     /// Only this owner's keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
+    pub owner: Option<OwnerName>,
     /// Why (as in [`RevokeRequest`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<RevocationReason>,
 }
 
 /// The answer to a bulk revocation.
@@ -565,9 +568,9 @@ pub struct UserChange {
     /// Disable (true) or enable (false): a disabled user gets no new keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
-    /// New grants (replacing the old ones).
+    /// New grants (replacing the old ones; at least one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scopes: Option<Vec<String>>,
+    pub scopes: Option<ScopeSet>,
     /// A new password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret<String>>,
@@ -768,9 +771,9 @@ mod tests {
     #[test]
     fn secrets_stay_out_of_debug_but_not_off_the_wire() {
         let user = NewUser {
-            user: "alice@acme".into(),
+            user: "alice@acme".parse().unwrap(),
             password: "correct horse battery".into(),
-            scopes: vec![],
+            scopes: ScopeSet::default(),
         };
         let debug = format!("{user:?}");
         assert!(!debug.contains("correct horse"), "{debug}");

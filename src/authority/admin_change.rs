@@ -36,10 +36,9 @@ impl Authority {
     pub async fn change_tenant(
         &self,
         admin: &Admin,
-        tenant: &str,
+        name: &TenantName,
         change: TenantChange,
     ) -> Result<TenantInfo, AuthorityError> {
-        let name: TenantName = tenant.parse()?;
         if let Some(days) = change.max_key_days
             && !(1..=MAX_KEY_DAYS).contains(&days)
         {
@@ -72,12 +71,11 @@ impl Authority {
     pub async fn change_user(
         &self,
         admin: &Admin,
-        user: &str,
+        user: &UserRef,
         change: UserChange,
     ) -> Result<UserInfo, AuthorityError> {
-        let user: UserRef = user.parse()?;
-        let scopes = match &change.scopes {
-            Some(list) => Some(super::admin::parse_scopes(list)?.to_stored()),
+        let scopes = match change.scopes {
+            Some(scopes) => Some(super::admin::at_least_one(scopes)?.to_stored()),
             None => None,
         };
         let tenant = self
@@ -114,8 +112,7 @@ impl Authority {
     }
 
     /// `DELETE /v1/admin/tokens/{id}`: an unused token stops working.
-    pub async fn revoke_token(&self, admin: &Admin, id: &str) -> Result<(), AuthorityError> {
-        let id: i64 = id.parse().map_err(|_| AuthorityError::NotFound("token"))?;
+    pub async fn revoke_token(&self, admin: &Admin, id: i64) -> Result<(), AuthorityError> {
         let token = self
             .store
             .token(id)

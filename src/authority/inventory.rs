@@ -34,13 +34,10 @@ impl Authority {
         let (tenant_id, owner) = match &principal {
             Principal::Admin { .. } => {
                 let tenant_id = match &query.tenant {
-                    Some(name) => Some(self.existing_tenant(&name.parse()?).await?.id),
+                    Some(name) => Some(self.existing_tenant(name).await?.id),
                     None => None,
                 };
-                let owner = match &query.owner {
-                    Some(o) => Some(o.parse::<OwnerName>()?.to_string()),
-                    None => None,
-                };
+                let owner = query.owner.as_ref().map(OwnerName::to_string);
                 (tenant_id, owner)
             }
             Principal::User {

@@ -6,19 +6,9 @@
 use super::authenticate::Principal;
 use super::{Admin, Authority, AuthorityError, Caller};
 use crate::api::AuditAction;
-use crate::api::Code;
 use crate::api::{BulkRevocation, BulkRevocationResult, KeyInfo, RevokeRequest};
-use crate::model::{KeyId, OwnerName, RevocationReason, TenantName};
+use crate::model::{KeyId, OwnerName, RevocationReason};
 use crate::store::RevocationScope;
-
-fn reason(given: Option<&str>) -> Result<RevocationReason, AuthorityError> {
-    given
-        .unwrap_or("unspecified")
-        .parse()
-        .map_err(|e: crate::model::ReasonError| {
-            AuthorityError::invalid(Code::InvalidReason, e.to_string())
-        })
-}
 
 impl Authority {
     /// `DELETE /v1/keys/{id}`: revokes a key and every unexpired certificate of it. Revoking
@@ -30,7 +20,7 @@ impl Authority {
         request: RevokeRequest,
     ) -> Result<KeyInfo, AuthorityError> {
         let principal = self.authenticate_reader(caller).await?;
-        let reason = reason(request.reason.as_deref())?;
+        let reason = request.reason.unwrap_or(RevocationReason::Unspecified);
         let id: KeyId = id.parse().map_err(|_| AuthorityError::NotFound("key"))?;
         let row = self
             .store
@@ -93,12 +83,9 @@ impl Authority {
         admin: &Admin,
         request: BulkRevocation,
     ) -> Result<BulkRevocationResult, AuthorityError> {
-        let reason = reason(request.reason.as_deref())?;
-        let tenant_name: TenantName = request.tenant.parse()?;
-        let owner = match &request.owner {
-            Some(o) => Some(o.parse::<OwnerName>()?.to_string()),
-            None => None,
-        };
+        let reason = request.reason.unwrap_or(RevocationReason::Unspecified);
+        let tenant_name = request.tenant;
+        let owner = request.owner.as_ref().map(OwnerName::to_string);
         let tenant = self.existing_tenant(&tenant_name).await?;
         let event = self.event(
             &admin.actor(),

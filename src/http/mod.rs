@@ -58,7 +58,7 @@ pub fn router(authority: Arc<Authority>, limits: EdgeLimits) -> Router {
             "/v1/admin/tokens",
             post(admin::create_token).get(admin::tokens),
         )
-        .route("/v1/admin/tokens/{id}", delete(admin::revoke_token))
+        .route("/v1/admin/tokens/{token_id}", delete(admin::revoke_token))
         .route("/v1/admin/revocations", post(admin::revoke_many))
         .route("/v1/admin/audit", get(admin::audit));
     Router::new()

@@ -209,7 +209,7 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
         .add_tenant(
             &admin,
             latchkey::api::NewTenant {
-                name: "acme".into(),
+                name: "acme".parse().unwrap(),
                 max_key_days: None,
             },
         )
@@ -219,8 +219,8 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
         .create_token(
             &admin,
             latchkey::api::NewToken {
-                owner: "bot@acme".into(),
-                scopes: vec!["a:b".into()],
+                owner: "bot@acme".parse().unwrap(),
+                scopes: crate::support::scope_set(&["a:b"]),
                 ttl_seconds: None,
             },
         )
