@@ -189,7 +189,11 @@ fn authority_enroll(c: &mut Criterion) {
                                     ttl_seconds: None,
                                     expires_at: None,
                                 };
-                                authority.enroll(&caller, request).await.expect("enroll");
+                                let enroller = authority
+                                    .authenticate_enroller(&caller)
+                                    .await
+                                    .expect("token accepted");
+                                authority.enroll(&enroller, request).await.expect("enroll");
                             }
                         })
                     })

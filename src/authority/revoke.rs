@@ -4,7 +4,7 @@
 //! refuse a revoked key immediately, before any CRL is published.
 
 use super::authenticate::Principal;
-use super::{Admin, Authority, AuthorityError, Caller};
+use super::{Admin, Authority, AuthorityError, Reader};
 use crate::api::AuditAction;
 use crate::api::{BulkRevocation, BulkRevocationResult, KeyInfo, RevokeRequest};
 use crate::model::{KeyId, OwnerName, RevocationReason};
@@ -15,24 +15,23 @@ impl Authority {
     /// a revoked key changes nothing and answers the same.
     pub async fn revoke_key(
         &self,
-        caller: &Caller,
-        id: &str,
+        reader: &Reader,
+        id: &KeyId,
         request: RevokeRequest,
     ) -> Result<KeyInfo, AuthorityError> {
-        let principal = self.authenticate_reader(caller).await?;
+        let principal = reader.principal();
         let reason = request.reason.unwrap_or(RevocationReason::Unspecified);
-        let id: KeyId = id.parse().map_err(|_| AuthorityError::NotFound("key"))?;
         let row = self
             .store
             .key(id.as_str())
             .await?
             .ok_or(AuthorityError::NotFound("key"))?;
-        match &principal {
+        match principal {
             Principal::Admin { .. } => {}
             // A key's certificate speaks for that key only: a leaked key cannot revoke its
             // owner's other keys.
             Principal::Key { tenant, key_id, .. }
-                if row.tenant == tenant.as_str() && key_id != &id =>
+                if row.tenant == tenant.as_str() && key_id != id =>
             {
                 return Err(AuthorityError::NotKeyOwner);
             }
@@ -55,7 +54,7 @@ impl Authority {
             Some(id.to_string()),
             serde_json::json!({ "owner": row.owner, "reason": reason.as_str() }),
         );
-        if let Some(certificates) = self.store.revoke_key(&id, reason, now, &event).await? {
+        if let Some(certificates) = self.store.revoke_key(id, reason, now, &event).await? {
             self.crl.poke();
             self.metrics.revoked.inc();
             tracing::info!(key_id = %id, tenant = %row.tenant, %reason, certificates, "key revoked");

@@ -16,12 +16,13 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use super::AppState;
 use super::problem::{ApiError, RequestError};
 use crate::api::{
     AuditQuery, BulkRevocation, Code, CrlQuery, EnrollRequest, KeyQuery, NewTenant, NewToken,
     NewUser, RenewRequest, RevokeRequest, TenantChange, TokenQuery, UserChange,
 };
-use crate::authority::{Admin, AuthorityError, Caller, Credential};
+use crate::authority::{Admin, AuthorityError, Caller, Credential, KeyHolder, Reader};
 use crate::model::{KeyId, OwnerName, RevocationReason, ScopeSet, TenantName, UserRef};
 use crate::tls::ConnectionInfo;
 
@@ -231,6 +232,28 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
     }
 }
 
+/// Authenticates a reader of the key inventory (`authority::Reader`): as a handler's first
+/// extractor, before its path, query or body is parsed.
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        Ok(state.authenticate_reader(&caller).await?)
+    }
+}
+
+/// Authenticates the holder of a key certificate (`authority::KeyHolder`), as [`Reader`]'s
+/// extractor does.
+impl FromRequestParts<AppState> for KeyHolder {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        Ok(state.authenticate_key_holder(&caller).await?)
+    }
+}
+
 fn parse_authorization(value: &[u8]) -> Result<Credential, ApiError> {
     let bad = |detail: &'static str| ApiError::from(RequestError::Authorization(detail));
     let value = std::str::from_utf8(value).map_err(|_| bad("not UTF-8"))?;
@@ -379,13 +402,6 @@ impl PathParam for TenantName {
 
 impl PathParam for UserRef {
     const REFUSAL: Refusal = Refusal::Invalid(Code::InvalidName);
-}
-
-/// Key ids still reach the authority as text, which authenticates the caller before it
-/// parses one (so that a malformed id is 401 to a stranger and 404 to a caller).
-impl PathParam for String {
-    // A `String` parses from any path segment: never used.
-    const REFUSAL: Refusal = Refusal::Invalid(Code::InvalidRequest);
 }
 
 impl PathParam for TokenId {
