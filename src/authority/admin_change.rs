@@ -10,24 +10,10 @@ use crate::api::Code;
 use crate::api::{AuditEventInfo, AuditPage, TenantChange, TenantInfo, UserChange, UserInfo};
 use crate::model::{TenantName, UserRef};
 use crate::store::{AuditFilter, UserChange as StoredChange};
+use time::OffsetDateTime;
 
 const DEFAULT_PAGE: i64 = 100;
 const MAX_PAGE: i64 = 1000;
-
-fn timestamp(field: &str, value: Option<&str>) -> Result<Option<i64>, AuthorityError> {
-    value
-        .map(|v| {
-            time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-                .map(|t| t.unix_timestamp())
-                .map_err(|_| {
-                    AuthorityError::invalid(
-                        Code::InvalidRequest,
-                        format!("{field} must be an RFC 3339 time"),
-                    )
-                })
-        })
-        .transpose()
-}
 
 impl Authority {
     /// `PATCH /v1/admin/tenants/{tenant}`: sets the maximum key lifetime, disables or
@@ -151,8 +137,8 @@ impl Authority {
             tenant: query.tenant,
             actor: query.actor,
             action: query.action.map(|a| a.as_str().to_owned()),
-            since: timestamp("since", query.since.as_deref())?,
-            until: timestamp("until", query.until.as_deref())?,
+            since: query.since.map(OffsetDateTime::unix_timestamp),
+            until: query.until.map(OffsetDateTime::unix_timestamp),
             before_id,
             limit: page.fetch(),
         };

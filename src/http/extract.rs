@@ -321,6 +321,14 @@ where
     value.as_str()?.parse::<T>().err().map(|e| e.to_string())
 }
 
+/// Why a string is not an RFC 3339 time, if it is a string and is not one.
+fn refuses_time(value: &Value) -> Option<String> {
+    let text = value.as_str()?;
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .err()
+        .map(|_| format!("{text:?} is not an RFC 3339 time such as 2026-12-01T00:00:00Z"))
+}
+
 /// The reason a JSON list of strings is not a [`ScopeSet`], if it is such a list.
 fn refuses_scopes(value: &Value) -> Option<String> {
     let items: Vec<String> = serde_json::from_value(value.clone()).ok()?;
@@ -342,6 +350,10 @@ const OWNER: Rule = Rule {
 const USER: Rule = Rule {
     refusal: Refusal::Invalid(Code::InvalidName),
     refused: refuses_text::<UserRef>,
+};
+const TIME: Rule = Rule {
+    refusal: Refusal::Invalid(Code::InvalidRequest),
+    refused: refuses_time,
 };
 const REASON: Rule = Rule {
     refusal: Refusal::Invalid(Code::InvalidReason),
@@ -382,7 +394,7 @@ wire_requests! {
     NewToken => [owner: USER, scopes: SCOPES],
     TokenQuery => [tenant: TENANT],
     BulkRevocation => [tenant: TENANT, owner: OWNER, reason: REASON],
-    AuditQuery => [],
+    AuditQuery => [since: TIME, until: TIME],
     CrlQuery => [],
 }
 
@@ -506,6 +518,15 @@ mod tests {
             code(query("/v1/keys?owner=a%40b").await),
             Some(Code::InvalidName)
         );
+        let audit: AuditQuery = query("/v1/admin/audit?since=2026-12-01T00%3A00%3A00Z")
+            .await
+            .unwrap();
+        assert_eq!(audit.since.unwrap().unix_timestamp(), 1_796_083_200);
+        let Err(refused) = query::<AuditQuery>("/v1/admin/audit?until=yesterday").await else {
+            panic!("yesterday is not an RFC 3339 time");
+        };
+        assert_eq!(refused.code(), Code::InvalidRequest);
+        assert!(refused.to_string().contains("RFC 3339"), "{refused}");
         for bad in ["?status=sleeping", "?limit=abc", "?colour=red"] {
             assert_eq!(
                 code(query(&format!("/v1/keys{bad}")).await),
