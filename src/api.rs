@@ -817,6 +817,67 @@ mod tests {
 }
 
 #[cfg(test)]
+mod wire_tests {
+    use super::*;
+
+    /// Typed requests say on the wire exactly what the strings they replaced said: a name or
+    /// reason as its string, a set of scopes as the list of its names (sorted, as a set).
+    #[test]
+    fn typed_requests_serialise_as_the_strings_they_replaced() {
+        let scopes = ScopeSet::parse(["write:events", "read:metrics"]).unwrap();
+        fn json<T: Serialize>(value: &T) -> String {
+            serde_json::to_string(value).unwrap()
+        }
+        assert_eq!(
+            json(&NewUser {
+                user: "alice@acme".parse().unwrap(),
+                password: "correct horse battery".into(),
+                scopes: scopes.clone(),
+            }),
+            r#"{"user":"alice@acme","password":"correct horse battery","scopes":["read:metrics","write:events"]}"#
+        );
+        assert_eq!(
+            json(&NewToken {
+                owner: "bot@acme".parse().unwrap(),
+                scopes: scopes.clone(),
+                ttl_seconds: None,
+            }),
+            r#"{"owner":"bot@acme","scopes":["read:metrics","write:events"]}"#
+        );
+        assert_eq!(
+            json(&NewTenant {
+                name: "acme".parse().unwrap(),
+                max_key_days: Some(30),
+            }),
+            r#"{"name":"acme","max_key_days":30}"#
+        );
+        assert_eq!(
+            json(&BulkRevocation {
+                tenant: "acme".parse().unwrap(),
+                owner: Some("bob".parse().unwrap()),
+                reason: Some(RevocationReason::KeyCompromise),
+            }),
+            r#"{"tenant":"acme","owner":"bob","reason":"key_compromise"}"#
+        );
+        assert_eq!(json(&RevokeRequest::default()), "{}");
+        assert_eq!(
+            json(&UserChange {
+                scopes: Some(scopes),
+                ..UserChange::default()
+            }),
+            r#"{"scopes":["read:metrics","write:events"]}"#
+        );
+        assert_eq!(
+            json(&KeyQuery {
+                tenant: Some("acme".parse().unwrap()),
+                ..KeyQuery::default()
+            }),
+            r#"{"tenant":"acme"}"#
+        );
+    }
+}
+
+#[cfg(test)]
 mod enum_tests {
     use super::*;
 
