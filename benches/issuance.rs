@@ -140,7 +140,7 @@ fn authority_enroll(c: &mut Criterion) {
             .await
             .expect("admin authenticated");
         let tenant = NewTenant {
-            name: "bench".into(),
+            name: "bench".parse().expect("a valid tenant name"),
             max_key_days: None,
         };
         authority.add_tenant(&admin, tenant).await.expect("tenant");
@@ -154,8 +154,9 @@ fn authority_enroll(c: &mut Criterion) {
                 let mut work = Vec::new();
                 for i in 0..iters {
                     let token = NewToken {
-                        owner: format!("bench-{i}@bench"),
-                        scopes: vec!["bench:issue".into()],
+                        owner: format!("bench-{i}@bench").parse().expect("a user"),
+                        scopes: latchkey::model::ScopeSet::parse(["bench:issue"])
+                            .expect("a valid scope"),
                         ttl_seconds: Some(3600),
                     };
                     let token = authority
@@ -184,11 +185,15 @@ fn authority_enroll(c: &mut Criterion) {
                                     csr,
                                     name: "bench".into(),
                                     description: String::new(),
-                                    scopes: vec![],
+                                    scopes: latchkey::model::ScopeSet::default(),
                                     ttl_seconds: None,
                                     expires_at: None,
                                 };
-                                authority.enroll(&caller, request).await.expect("enroll");
+                                let enroller = authority
+                                    .authenticate_enroller(&caller)
+                                    .await
+                                    .expect("token accepted");
+                                authority.enroll(&enroller, request).await.expect("enroll");
                             }
                         })
                     })

@@ -28,7 +28,7 @@ use crate::ca::Signer;
 use crate::clock::Clock;
 use crate::store::{AuditEvent, CertificateKind, Store};
 
-pub use authenticate::{Admin, Caller, Credential, Principal};
+pub use authenticate::{Admin, Caller, Credential, Enroller, KeyHolder, Principal, Reader};
 pub use crl::{CrlHealth, DEFAULT_CRL_VALIDITY, PublishedCrl};
 pub use error::{AuthorityError, RenewalRefusal};
 pub use password::Passwords;

@@ -268,6 +268,21 @@ fn json_shown(json: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// Parses a command-line value into a model type before anything is asked or sent, failing
+/// as the CA would: one line that ends in the CA's stable code for that value.
+fn parse_as<T: std::str::FromStr>(value: &str, code: latchkey::api::Code) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|e| anyhow::anyhow!("{e} ({code})"))
+}
+
+/// Parses `a,b c` into a set of scopes, failing as [`parse_as`] does.
+fn scope_set(s: &str) -> Result<latchkey::model::ScopeSet> {
+    latchkey::model::ScopeSet::parse_list(s)
+        .map_err(|e| anyhow::anyhow!("{e} ({})", latchkey::api::Code::InvalidScope))
+}
+
 /// Splits `a,b c` into scope strings.
 fn scope_list(s: &str) -> Vec<String> {
     s.split([',', ' '])

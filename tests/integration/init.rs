@@ -479,16 +479,16 @@ async fn a_trust_domain_set_by_init_names_every_key_the_server_issues() {
     let admin = admin_client(&server.url, &home);
     admin
         .add_tenant(&latchkey::api::NewTenant {
-            name: "acme".into(),
+            name: "acme".parse().unwrap(),
             max_key_days: None,
         })
         .await
         .unwrap();
     admin
         .add_user(&latchkey::api::NewUser {
-            user: "alice@acme".into(),
+            user: "alice@acme".parse().unwrap(),
             password: PASSWORD.into(),
-            scopes: vec!["read:metrics".into()],
+            scopes: crate::support::scope_set(&["read:metrics"]),
         })
         .await
         .unwrap();

@@ -342,7 +342,7 @@ impl Ca {
         let admin = self.admin();
         admin
             .add_tenant(&NewTenant {
-                name: tenant.into(),
+                name: tenant.parse().expect("a valid tenant name"),
                 max_key_days: None,
             })
             .await
@@ -353,9 +353,9 @@ impl Ca {
     pub async fn user(&self, user: &str, scopes: &[&str]) {
         self.admin()
             .add_user(&NewUser {
-                user: user.into(),
+                user: user.parse().expect("owner@tenant"),
                 password: PASSWORD.into(),
-                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                scopes: scope_set(scopes),
             })
             .await
             .expect("add user");
@@ -364,8 +364,8 @@ impl Ca {
     pub async fn token(&self, owner: &str, scopes: &[&str]) -> String {
         self.admin()
             .create_token(&NewToken {
-                owner: owner.into(),
-                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                owner: owner.parse().expect("owner@tenant"),
+                scopes: scope_set(scopes),
                 ttl_seconds: None,
             })
             .await
@@ -615,12 +615,17 @@ pub fn password(user: &str) -> Auth {
     }
 }
 
+/// `scopes` as a set; the test names valid, distinct scopes.
+pub fn scope_set(scopes: &[&str]) -> latchkey::model::ScopeSet {
+    latchkey::model::ScopeSet::parse(scopes).expect("valid, distinct scopes")
+}
+
 pub fn request(csr: &str, scopes: &[&str], name: &str) -> EnrollRequest {
     EnrollRequest {
         csr: csr.into(),
         name: name.into(),
         description: String::new(),
-        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        scopes: scope_set(scopes),
         ttl_seconds: None,
         expires_at: None,
     }
