@@ -3,28 +3,31 @@
 //! [`Admin`] proof.
 
 use super::paging::{self, Page};
-use super::{Admin, Authority, AuthorityError, MAX_KEY_DAYS, from_unix};
+use super::{Admin, Authority, AuthorityError, MAX_KEY_DAYS};
 use crate::api::AuditAction;
 use crate::api::AuditQuery;
 use crate::api::Code;
-use crate::api::{AuditEventInfo, AuditPage, TenantChange, TenantInfo, UserChange, UserInfo};
-use crate::model::{TenantName, UserRef};
+use crate::api::{TenantChange, UserChange};
+use crate::model::{AuditRecord, Listing, TenantName, TenantRecord, UserRecord, UserRef};
 use crate::store::{AuditFilter, UserChange as StoredChange};
 
 const DEFAULT_PAGE: i64 = 100;
 const MAX_PAGE: i64 = 1000;
 
-fn timestamp(field: &str, value: Option<&str>) -> Result<Option<i64>, AuthorityError> {
+fn timestamp(
+    field: &str,
+    value: Option<&str>,
+) -> Result<Option<time::OffsetDateTime>, AuthorityError> {
     value
         .map(|v| {
-            time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-                .map(|t| t.unix_timestamp())
-                .map_err(|_| {
+            time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).map_err(
+                |_| {
                     AuthorityError::invalid(
                         Code::InvalidRequest,
                         format!("{field} must be an RFC 3339 time"),
                     )
-                })
+                },
+            )
         })
         .transpose()
 }
@@ -38,7 +41,7 @@ impl Authority {
         admin: &Admin,
         tenant: &str,
         change: TenantChange,
-    ) -> Result<TenantInfo, AuthorityError> {
+    ) -> Result<TenantRecord, AuthorityError> {
         let name: TenantName = tenant.parse()?;
         if let Some(days) = change.max_key_days
             && !(1..=MAX_KEY_DAYS).contains(&days)
@@ -57,7 +60,7 @@ impl Authority {
         let row = self
             .store
             .update_tenant(
-                name.as_str(),
+                &name,
                 change.max_key_days,
                 change.disabled,
                 event.at,
@@ -65,7 +68,7 @@ impl Authority {
             )
             .await?
             .ok_or(AuthorityError::NotFound("tenant"))?;
-        Ok(super::admin::tenant_info(row))
+        Ok(row.tenant)
     }
 
     /// `PATCH /v1/admin/users/{user}`: sets grants, resets the password, disables or enables.
@@ -74,15 +77,15 @@ impl Authority {
         admin: &Admin,
         user: &str,
         change: UserChange,
-    ) -> Result<UserInfo, AuthorityError> {
+    ) -> Result<UserRecord, AuthorityError> {
         let user: UserRef = user.parse()?;
         let scopes = match &change.scopes {
-            Some(list) => Some(super::admin::parse_scopes(list)?.to_stored()),
+            Some(list) => Some(super::admin::parse_scopes(list)?),
             None => None,
         };
         let tenant = self
             .store
-            .tenant(user.tenant.as_str())
+            .tenant(&user.tenant)
             .await?
             .ok_or(AuthorityError::NotFound("user"))?;
         let password_hash = match change.password {
@@ -96,7 +99,7 @@ impl Authority {
             Some(user.to_string()),
             serde_json::json!({
                 "disabled": change.disabled,
-                "scopes": scopes,
+                "scopes": scopes.as_ref().map(|s| s.to_stored()),
                 "password_reset": password_hash.is_some(),
             }),
         );
@@ -107,10 +110,10 @@ impl Authority {
         };
         let row = self
             .store
-            .update_user(tenant.id, user.owner.as_str(), &stored, event.at, &event)
+            .update_user(tenant.id, &user.owner, &stored, event.at, &event)
             .await?
             .ok_or(AuthorityError::NotFound("user"))?;
-        super::admin::user_info(&tenant, row)
+        Ok(super::admin::user_record(&tenant, row))
     }
 
     /// `DELETE /v1/admin/tokens/{id}`: an unused token stops working.
@@ -120,11 +123,12 @@ impl Authority {
             .store
             .token(id)
             .await?
-            .ok_or(AuthorityError::NotFound("token"))?;
+            .ok_or(AuthorityError::NotFound("token"))?
+            .token;
         let event = self.event(
             &admin.actor(),
             AuditAction::TokenRevoke,
-            Some(&token.tenant),
+            Some(token.tenant.as_str()),
             Some(format!("token:{id}")),
             serde_json::json!({ "owner": format!("{}@{}", token.owner, token.tenant) }),
         );
@@ -142,7 +146,7 @@ impl Authority {
         &self,
         _admin: &Admin,
         query: AuditQuery,
-    ) -> Result<AuditPage, AuthorityError> {
+    ) -> Result<Listing<AuditRecord>, AuthorityError> {
         let page = Page::parse(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
         // The cursor is the id of the last event given out; every event's id is shown to
         // the administrator, the only one who reads this log.
@@ -159,23 +163,8 @@ impl Authority {
             before_id,
             limit: page.fetch(),
         };
-        let mut rows = self.store.audit_events(&filter).await?;
-        let next_cursor = page.finish(&mut rows, |r| r.id.to_string());
-        let events = rows
-            .into_iter()
-            .map(|r| AuditEventInfo {
-                id: r.id,
-                at: from_unix(r.at),
-                actor: r.actor,
-                action: r.action,
-                tenant: r.tenant,
-                target: r.target,
-                detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
-            })
-            .collect();
-        Ok(AuditPage {
-            events,
-            next_cursor,
-        })
+        let mut items = self.store.audit_events(&filter).await?;
+        let next_cursor = page.finish(&mut items, |r| r.id.to_string());
+        Ok(Listing { items, next_cursor })
     }
 }

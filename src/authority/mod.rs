@@ -228,12 +228,7 @@ impl Authority {
         der: rustls_pki_types::CertificateDer<'static>,
     ) -> Result<(), AuthorityError> {
         let issued = crate::ca::IssuedCertificate::from_der(der)?;
-        if self
-            .store
-            .certificate(&issued.serial.to_string())
-            .await?
-            .is_some()
-        {
+        if self.store.certificate(&issued.serial).await?.is_some() {
             return Ok(());
         }
         let trust_domain = self.signer.trust_domain();
@@ -252,18 +247,17 @@ impl Authority {
         subject: &str,
         issued: &crate::ca::IssuedCertificate,
     ) -> Result<(), AuthorityError> {
-        let now = self.now().unix_timestamp();
         let certificate = crate::store::NewCertificate {
-            serial: issued.serial.to_string(),
+            serial: issued.serial,
             issuer_id: self.issuer_id,
             kind,
             key_id: None,
             subject: subject.to_owned(),
             public_key_sha256: issued.public_key_fingerprint.clone(),
-            not_before: issued.not_before.unix_timestamp(),
-            not_after: issued.not_after.unix_timestamp(),
+            not_before: issued.not_before,
+            not_after: issued.not_after,
             der: issued.der.to_vec(),
-            created_at: now,
+            created_at: self.now(),
         };
         let event = self.event(
             "system",
@@ -307,18 +301,18 @@ impl Authority {
         let identity = crate::profile::PeerIdentity::from_der(&der, trust_domain)
             .map_err(|e| AuthorityError::Internal(format!("the new admin certificate: {e}")))?;
         let subject = identity.id.to_uri(trust_domain);
-        let serial = identity.serial.to_string();
+        let serial = identity.serial;
         self.ensure_service_certificate_recorded(der).await?;
         let event = self.event(
             "system",
             AuditAction::AdminCertificateRotate,
             None,
-            Some(serial.clone()),
+            Some(serial.to_string()),
             serde_json::json!({ "subject": subject }),
         );
         let superseded = self
             .store
-            .supersede_admin_certificates(&subject, &serial, self.now().unix_timestamp(), &event)
+            .supersede_admin_certificates(&subject, &serial, self.now(), &event)
             .await?;
         tracing::info!(
             superseded,
@@ -369,7 +363,7 @@ impl Authority {
         name: &crate::model::TenantName,
     ) -> Result<crate::store::TenantRow, AuthorityError> {
         self.store
-            .tenant(name.as_str())
+            .tenant(name)
             .await?
             .ok_or(AuthorityError::NotFound("tenant"))
     }
@@ -387,7 +381,7 @@ impl Authority {
         detail: serde_json::Value,
     ) -> AuditEvent {
         AuditEvent {
-            at: self.now().unix_timestamp(),
+            at: self.now(),
             actor: actor.to_owned(),
             action: action.as_str(),
             tenant: tenant.map(str::to_owned),
@@ -395,9 +389,4 @@ impl Authority {
             detail,
         }
     }
-}
-
-/// A unix timestamp from the store as a time.
-pub(crate) fn from_unix(t: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

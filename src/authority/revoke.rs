@@ -7,8 +7,8 @@ use super::authenticate::Principal;
 use super::{Admin, Authority, AuthorityError, Caller};
 use crate::api::AuditAction;
 use crate::api::Code;
-use crate::api::{BulkRevocation, BulkRevocationResult, KeyInfo, RevokeRequest};
-use crate::model::{KeyId, OwnerName, RevocationReason, TenantName};
+use crate::api::{BulkRevocation, RevokeRequest};
+use crate::model::{KeyId, KeyView, OwnerName, RevocationCount, RevocationReason, TenantName};
 use crate::store::RevocationScope;
 
 fn reason(given: Option<&str>) -> Result<RevocationReason, AuthorityError> {
@@ -28,42 +28,41 @@ impl Authority {
         caller: &Caller,
         id: &str,
         request: RevokeRequest,
-    ) -> Result<KeyInfo, AuthorityError> {
+    ) -> Result<KeyView, AuthorityError> {
         let principal = self.authenticate_reader(caller).await?;
         let reason = reason(request.reason.as_deref())?;
         let id: KeyId = id.parse().map_err(|_| AuthorityError::NotFound("key"))?;
         let row = self
             .store
-            .key(id.as_str())
+            .key(&id)
             .await?
-            .ok_or(AuthorityError::NotFound("key"))?;
+            .ok_or(AuthorityError::NotFound("key"))?
+            .key;
         match &principal {
             Principal::Admin { .. } => {}
             // A key's certificate speaks for that key only: a leaked key cannot revoke its
             // owner's other keys.
-            Principal::Key { tenant, key_id, .. }
-                if row.tenant == tenant.as_str() && key_id != &id =>
-            {
+            Principal::Key { tenant, key_id, .. } if &row.tenant == tenant && key_id != &id => {
                 return Err(AuthorityError::NotKeyOwner);
             }
             Principal::User { tenant, owner, .. } | Principal::Key { tenant, owner, .. } => {
                 // Another tenant's key does not exist for this caller; a colleague's does.
-                if row.tenant != tenant.as_str() {
+                if &row.tenant != tenant {
                     return Err(AuthorityError::NotFound("key"));
                 }
-                if row.owner != owner.as_str() {
+                if &row.owner != owner {
                     return Err(AuthorityError::NotKeyOwner);
                 }
             }
             Principal::Token { .. } => return Err(AuthorityError::Unauthenticated),
         }
-        let now = self.now().unix_timestamp();
+        let now = self.now();
         let event = self.event(
             &principal.actor(),
             AuditAction::KeyRevoke,
-            Some(&row.tenant),
+            Some(row.tenant.as_str()),
             Some(id.to_string()),
-            serde_json::json!({ "owner": row.owner, "reason": reason.as_str() }),
+            serde_json::json!({ "owner": row.owner.as_str(), "reason": reason.as_str() }),
         );
         if let Some(certificates) = self.store.revoke_key(&id, reason, now, &event).await? {
             self.crl.poke();
@@ -72,18 +71,10 @@ impl Authority {
         }
         let row = self
             .store
-            .key(id.as_str())
+            .key(&id)
             .await?
             .ok_or(AuthorityError::NotFound("key"))?;
-        let certificates = self
-            .store
-            .certificates_of(
-                &[id.as_str()],
-                self.now().unix_timestamp(),
-                super::inventory::CERTIFICATES_LISTED,
-            )
-            .await?;
-        Ok(self.key_info(row, &certificates))
+        self.key_view(row.key).await
     }
 
     /// `POST /v1/admin/revocations`: revokes every key of a tenant, or of one owner in it, in
@@ -92,11 +83,11 @@ impl Authority {
         &self,
         admin: &Admin,
         request: BulkRevocation,
-    ) -> Result<BulkRevocationResult, AuthorityError> {
+    ) -> Result<RevocationCount, AuthorityError> {
         let reason = reason(request.reason.as_deref())?;
         let tenant_name: TenantName = request.tenant.parse()?;
         let owner = match &request.owner {
-            Some(o) => Some(o.parse::<OwnerName>()?.to_string()),
+            Some(o) => Some(o.parse::<OwnerName>()?),
             None => None,
         };
         let tenant = self.existing_tenant(&tenant_name).await?;
@@ -104,8 +95,11 @@ impl Authority {
             &admin.actor(),
             AuditAction::KeyRevokeBulk,
             Some(tenant_name.as_str()),
-            owner.clone(),
-            serde_json::json!({ "owner": owner, "reason": reason.as_str() }),
+            owner.as_ref().map(OwnerName::to_string),
+            serde_json::json!({
+                "owner": owner.as_ref().map(OwnerName::as_str),
+                "reason": reason.as_str(),
+            }),
         );
         let scope = RevocationScope {
             tenant_id: tenant.id,
@@ -120,6 +114,6 @@ impl Authority {
             self.metrics.revoked.inc_by(keys as u64);
         }
         tracing::info!(tenant = %tenant_name, keys, certificates, "bulk revocation");
-        Ok(BulkRevocationResult { keys, certificates })
+        Ok(RevocationCount { keys, certificates })
     }
 }

@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::views;
 use super::{ApiError, AppState};
 use crate::api::{
     AuditPage, AuditQuery, BulkRevocation, BulkRevocationResult, NewTenant, NewToken, NewUser,
@@ -22,7 +23,7 @@ pub async fn add_tenant(
 ) -> Result<(StatusCode, Json<TenantInfo>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(authority.add_tenant(&admin, request).await?),
+        Json(authority.add_tenant(&admin, request).await?.into()),
     ))
 }
 
@@ -31,7 +32,7 @@ pub async fn tenants(
     State(authority): State<AppState>,
     admin: Admin,
 ) -> Result<Json<Vec<TenantInfo>>, ApiError> {
-    Ok(Json(authority.tenants(&admin).await?))
+    Ok(Json(views::all(authority.tenants(&admin).await?)))
 }
 
 /// `POST /v1/admin/users`.
@@ -42,7 +43,7 @@ pub async fn add_user(
 ) -> Result<(StatusCode, Json<UserInfo>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(authority.add_user(&admin, request).await?),
+        Json(authority.add_user(&admin, request).await?.into()),
     ))
 }
 
@@ -52,7 +53,7 @@ pub async fn users(
     admin: Admin,
     ApiPath(tenant): ApiPath<String>,
 ) -> Result<Json<Vec<UserInfo>>, ApiError> {
-    Ok(Json(authority.users(&admin, &tenant).await?))
+    Ok(Json(views::all(authority.users(&admin, &tenant).await?)))
 }
 
 /// `POST /v1/admin/tokens`: the answer holds the token's secret, shown this once.
@@ -61,9 +62,10 @@ pub async fn create_token(
     admin: Admin,
     ApiJson(request): ApiJson<NewToken>,
 ) -> Result<(StatusCode, Json<TokenInfo>), ApiError> {
+    let (token, secret) = authority.create_token(&admin, request).await?;
     Ok((
         StatusCode::CREATED,
-        Json(authority.create_token(&admin, request).await?),
+        Json(views::token_info(token, Some(secret))),
     ))
 }
 
@@ -73,9 +75,9 @@ pub async fn tokens(
     admin: Admin,
     ApiQuery(query): ApiQuery<TokenQuery>,
 ) -> Result<Json<Vec<TokenInfo>>, ApiError> {
-    Ok(Json(
+    Ok(Json(views::all(
         authority.tokens(&admin, query.tenant.as_deref()).await?,
-    ))
+    )))
 }
 
 /// `DELETE /v1/admin/tokens/{id}`: an unused token stops working.
@@ -96,7 +98,10 @@ pub async fn change_tenant(
     ApiJson(change): ApiJson<TenantChange>,
 ) -> Result<Json<TenantInfo>, ApiError> {
     Ok(Json(
-        authority.change_tenant(&admin, &tenant, change).await?,
+        authority
+            .change_tenant(&admin, &tenant, change)
+            .await?
+            .into(),
     ))
 }
 
@@ -107,7 +112,9 @@ pub async fn change_user(
     ApiPath(user): ApiPath<String>,
     ApiJson(change): ApiJson<UserChange>,
 ) -> Result<Json<UserInfo>, ApiError> {
-    Ok(Json(authority.change_user(&admin, &user, change).await?))
+    Ok(Json(
+        authority.change_user(&admin, &user, change).await?.into(),
+    ))
 }
 
 /// `POST /v1/admin/revocations`: every key of a tenant, or of one owner in it.
@@ -116,7 +123,7 @@ pub async fn revoke_many(
     admin: Admin,
     ApiJson(request): ApiJson<BulkRevocation>,
 ) -> Result<Json<BulkRevocationResult>, ApiError> {
-    Ok(Json(authority.revoke_many(&admin, request).await?))
+    Ok(Json(authority.revoke_many(&admin, request).await?.into()))
 }
 
 /// `GET /v1/admin/audit`: newest first, filtered by tenant, actor, action and time.
@@ -125,5 +132,5 @@ pub async fn audit(
     admin: Admin,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    Ok(Json(authority.audit_log(&admin, query).await?))
+    Ok(Json(authority.audit_log(&admin, query).await?.into()))
 }

@@ -17,8 +17,8 @@ pub async fn enroll(
     caller: Caller,
     ApiJson(request): ApiJson<EnrollRequest>,
 ) -> Result<(StatusCode, Json<EnrollResponse>), ApiError> {
-    let response = authority.enroll(&caller, request).await?;
-    Ok((StatusCode::CREATED, Json(response)))
+    let issued = authority.enroll(&caller, request).await?;
+    Ok((StatusCode::CREATED, Json(issued.into())))
 }
 
 /// `GET /v1/keys`. Needs: a key certificate or Basic (own keys), or an admin certificate.
@@ -27,7 +27,7 @@ pub async fn list(
     caller: Caller,
     ApiQuery(query): ApiQuery<KeyQuery>,
 ) -> Result<Json<KeyPage>, ApiError> {
-    Ok(Json(authority.list_keys(&caller, query).await?))
+    Ok(Json(authority.list_keys(&caller, query).await?.into()))
 }
 
 /// `GET /v1/keys/{id}`. Needs: the key's owner, or an admin certificate.
@@ -36,7 +36,7 @@ pub async fn show(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<KeyInfo>, ApiError> {
-    Ok(Json(authority.show_key(&caller, &id).await?))
+    Ok(Json(authority.show_key(&caller, &id).await?.into()))
 }
 
 /// `DELETE /v1/keys/{id}` with an optional `{"reason": ...}`. Needs: the key's owner (its
@@ -47,7 +47,9 @@ pub async fn revoke(
     ApiPath(id): ApiPath<String>,
     OptionalJson(request): OptionalJson<RevokeRequest>,
 ) -> Result<Json<KeyInfo>, ApiError> {
-    Ok(Json(authority.revoke_key(&caller, &id, request).await?))
+    Ok(Json(
+        authority.revoke_key(&caller, &id, request).await?.into(),
+    ))
 }
 
 /// `POST /v1/keys/{id}/renew` with an optional `{"csr": ...}`. Needs: a current certificate
@@ -58,6 +60,6 @@ pub async fn renew(
     ApiPath(id): ApiPath<String>,
     OptionalJson(request): OptionalJson<RenewRequest>,
 ) -> Result<(StatusCode, Json<EnrollResponse>), ApiError> {
-    let response = authority.renew(&caller, &id, request).await?;
-    Ok((StatusCode::CREATED, Json(response)))
+    let issued = authority.renew(&caller, &id, request).await?;
+    Ok((StatusCode::CREATED, Json(issued.into())))
 }

@@ -14,11 +14,13 @@
 //! whole by SQLite when a check refuses. On PostgreSQL the statements go one by one in a
 //! savepoint.
 use sqlx::{Any, AnyPool, Transaction};
+use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::audit::AuditEvent;
 use super::keys::{NewCertificate, NewKey, TokenUse};
 use super::refusal::Refusal;
+use super::rows::seconds;
 use super::{Backend, Store, StoreError, WriteTurn, unique_as};
 
 /// The most issuances one transaction records.
@@ -33,7 +35,7 @@ struct Issuance {
     key: NewKey,
     certificate: NewCertificate,
     token: Option<TokenUse>,
-    now: i64,
+    now: OffsetDateTime,
     event: AuditEvent,
 }
 
@@ -63,7 +65,7 @@ impl Store {
         key: &NewKey,
         certificate: &NewCertificate,
         token: Option<TokenUse>,
-        now: i64,
+        now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let issuance = Issuance {
@@ -184,25 +186,25 @@ async fn record_one_as_statement(
         }
     };
     let inserted = sqlx::query(sql)
-        .bind(&key.id)
-        .bind(key.tenant_id)
-        .bind(&key.owner)
+        .bind(key.id.as_str())
+        .bind(key.tenant_id.get())
+        .bind(key.owner.as_str())
         .bind(&key.name)
         .bind(&key.description)
-        .bind(&key.scopes)
-        .bind(key.created_at)
-        .bind(key.expires_at)
+        .bind(key.scopes.to_stored())
+        .bind(seconds(key.created_at))
+        .bind(seconds(key.expires_at))
         .bind(token.map(|t| t.token_id))
-        .bind(now)
-        .bind(&c.serial)
+        .bind(seconds(*now))
+        .bind(c.serial.to_string())
         .bind(c.issuer_id)
         .bind(&c.subject)
         .bind(&c.public_key_sha256)
-        .bind(c.not_before)
-        .bind(c.not_after)
+        .bind(seconds(c.not_before))
+        .bind(seconds(c.not_after))
         .bind(&c.der)
-        .bind(c.created_at)
-        .bind(event.at)
+        .bind(seconds(c.created_at))
+        .bind(seconds(event.at))
         .bind(&event.actor)
         .bind(event.action)
         .bind(&event.tenant)

@@ -272,7 +272,11 @@ async fn the_cas_own_certificates_are_renewed_before_they_expire_and_recorded() 
         let (_, cert) = x509_parser::pem::parse_x509_pem(pem).unwrap();
         let serial = hex::encode(cert.parse_x509().unwrap().raw_serial());
         assert_eq!(
-            store.certificate_der(&serial).await.unwrap().unwrap(),
+            store
+                .certificate_der(&serial.parse().unwrap())
+                .await
+                .unwrap()
+                .unwrap(),
             cert.contents
         );
     }

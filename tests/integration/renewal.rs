@@ -215,7 +215,7 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
         )
         .await
         .unwrap();
-    let token = authority
+    let (_, token) = authority
         .create_token(
             &admin,
             latchkey::api::NewToken {
@@ -225,10 +225,8 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
             },
         )
         .await
-        .unwrap()
-        .token
-        .unwrap()
-        .into_inner();
+        .unwrap();
+    let token = token.into_inner();
     let enrolled = authority
         .enroll(
             &Caller {
@@ -240,26 +238,28 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
         )
         .await
         .unwrap();
-    let leaf = latchkey::tls::load_certificates(enrolled.certificate.as_bytes(), "leaf").unwrap();
+    let leaf =
+        latchkey::tls::load_certificates(enrolled.certificate_pem.as_bytes(), "leaf").unwrap();
     let holder = Caller {
         authorization: None,
         certificate: Some(leaf[0].clone()),
         source: None,
     };
+    let key_id = enrolled.key.key.id.to_string();
     authority
-        .renew(&holder, &enrolled.key.id, RenewRequest::default())
+        .renew(&holder, &key_id, RenewRequest::default())
         .await
         .expect("renewable before");
     authority
         .revoke_key(
             &admin_caller,
-            &enrolled.key.id,
+            &key_id,
             latchkey::api::RevokeRequest::default(),
         )
         .await
         .unwrap();
     let refused = authority
-        .renew(&holder, &enrolled.key.id, RenewRequest::default())
+        .renew(&holder, &key_id, RenewRequest::default())
         .await
         .unwrap_err();
     assert!(
