@@ -10,7 +10,8 @@
 //!
 //! On SQLite every statement is a round trip to the connection's thread, and those round
 //! trips were most of an issuance's CPU time; there, an issuance is one INSERT into a view
-//! whose trigger makes the same checks and writes (migrations/sqlite/0005), undone as a
+//! whose trigger makes the same checks and writes (migrations/sqlite/0005, as made again by
+//! 0009, whose trigger on `certificates` checks the public key), undone as a
 //! whole by SQLite when a check refuses. On PostgreSQL the statements go one by one in a
 //! savepoint.
 use sqlx::{Any, AnyPool, Transaction};
@@ -159,7 +160,8 @@ async fn try_record_batch(
 
 /// One issuance as one statement: on SQLite an INSERT into the `issuances` view, whose
 /// trigger does the checks and the writes, on PostgreSQL a call of `latchkey_issue`, which
-/// does the same (both engines' migration 0005). A refusal ([`Refusal`]) undoes the whole
+/// does the same (both engines' migration 0005, made again by 0009, where the public-key
+/// check moved to a trigger on `certificates`). A refusal ([`Refusal`]) undoes the whole
 /// statement. The outer `Err` is a failure of the transaction.
 async fn record_one_as_statement(
     tx: &mut Transaction<'static, Any>,

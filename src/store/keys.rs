@@ -3,6 +3,7 @@ use time::OffsetDateTime;
 
 use super::audit::AuditEvent;
 use super::filter::Statement;
+use super::refusal::Refusal;
 use super::rows::{
     CertificateKind, CertificateSqlRow, KeySqlRow, ListedSqlRow, convert_all, convert_optional,
     seconds, whole_second,
@@ -231,25 +232,8 @@ impl Store {
                     newest_at: super::rows::time("certificates", "created_at", newest_at)?,
                 });
             }
-            if self.backend() == Backend::Postgres {
-                // As in `latchkey_issue` (migrations/postgres/0005): replicas write at once, and
-                // this serializes the check below with every other use of the same public key.
-                sqlx::query("SELECT 1 FROM pg_advisory_xact_lock(hashtextextended($1, 0))")
-                    .bind(&certificate.public_key_sha256)
-                    .execute(tx.conn())
-                    .await?;
-            }
-            let (other_keys,): (i64,) = sqlx::query_as(
-                "SELECT COUNT(*) FROM certificates \
-                 WHERE public_key_sha256 = $1 AND (key_id IS NULL OR key_id <> $2)",
-            )
-            .bind(&certificate.public_key_sha256)
-            .bind(key_id)
-            .fetch_one(tx.conn())
-            .await?;
-            if other_keys > 0 {
-                return Err(StoreError::PublicKeyInUse);
-            }
+            // Refused with `PublicKeyInUse` by the database when another key holds the public
+            // key (migration 0009, the one place of that rule).
             insert_certificate(tx, certificate, Some(generation + 1)).await?;
             // Narrowing only: scopes the owner lost and a tenant's lowered maximum lifetime.
             sqlx::query(
@@ -465,7 +449,8 @@ impl Store {
 }
 
 /// Inserts a certificate row, the `generation`-th renewal of its key if it is one; a serial
-/// that exists already is a `Collision`.
+/// that exists already is a `Collision`, and a key certificate whose public key another key
+/// holds is refused by the database (migration 0009) as `PublicKeyInUse`.
 async fn insert_certificate(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     c: &NewCertificate,
@@ -489,7 +474,11 @@ async fn insert_certificate(
     .bind(generation)
     .execute(&mut **tx)
     .await
-    .map_err(|e| unique_as(e, StoreError::Collision))?;
+    .map_err(|e| match Refusal::from_error(&e) {
+        Ok(Some(refusal)) => refusal.into(),
+        Ok(None) => unique_as(e, StoreError::Collision),
+        Err(unknown) => unknown,
+    })?;
     Ok(())
 }
 

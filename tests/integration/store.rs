@@ -693,6 +693,18 @@ async fn renewal_contract(store: Store) {
         .await
         .unwrap();
     renew(renewal_at("s6", "pk5", 30_000)).await.unwrap();
+
+    // Nor does a key take the public key of one of the CA's own certificates (no key id).
+    let mut admin = certificate("adm", issuer, K1, "pk-admin");
+    (admin.kind, admin.key_id) = (latchkey::store::CertificateKind::Admin, None);
+    store
+        .record_service_certificate(&admin, &event("admin_certificate.issue", "acme"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        renew(renewal_at("s7", "pk-admin", 40_000)).await,
+        Err(StoreError::PublicKeyInUse)
+    ));
     store.close().await;
 }
 
