@@ -834,6 +834,7 @@ mod enum_tests {
                 "admin_certificate.issue",
                 "admin_certificate.rotate",
                 "server_certificate.issue",
+                "ca.keys_encrypt",
             ]
         );
         for &action in AuditAction::ALL {
