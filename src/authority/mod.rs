@@ -140,8 +140,8 @@ impl Authority {
                 &hex::encode(ring::digest::digest(&ring::digest::SHA256, &intermediate)),
                 &parsed.subject().to_string(),
                 &intermediate,
-                signer.not_after().unix_timestamp(),
-                clock.now().unix_timestamp(),
+                signer.not_after(),
+                clock.now(),
             )
             .await?;
         let (_, root) = x509_parser::parse_x509_certificate(root_der)
@@ -151,8 +151,8 @@ impl Authority {
                 &hex::encode(ring::digest::digest(&ring::digest::SHA256, root_der)),
                 &root.subject().to_string(),
                 root_der,
-                root.validity().not_after.timestamp(),
-                clock.now().unix_timestamp(),
+                root.validity().not_after.to_datetime(),
+                clock.now(),
             )
             .await?;
         let ca_spkis = [

@@ -203,8 +203,8 @@ async fn root_issuer_id(
             &hex::encode(ring::digest::digest(&ring::digest::SHA256, root_der)),
             &parsed.subject().to_string(),
             root_der,
-            parsed.validity().not_after.timestamp(),
-            now.unix_timestamp(),
+            parsed.validity().not_after.to_datetime(),
+            now,
         )
         .await?)
 }
