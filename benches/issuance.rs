@@ -163,8 +163,7 @@ fn authority_enroll(c: &mut Criterion) {
                         .create_token(&admin, token)
                         .await
                         .expect("token")
-                        .token
-                        .expect("secret")
+                        .1
                         .into_inner();
                     work.push((token, new_key_pair(KeyType::P256).expect("key").csr_pem));
                 }

@@ -36,8 +36,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("no CA store at {}", database.display()).into());
     }
     let store = Store::connect(&latchkey::store::sqlite_url(&database)).await?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let tenant = match store.tenant(&args.tenant).await? {
+    let now = time::OffsetDateTime::now_utc();
+    let name: latchkey::model::TenantName = args.tenant.parse()?;
+    let tenant = match store.tenant(&name).await? {
         Some(tenant) => tenant,
         None => {
             let event = AuditEvent {
@@ -48,7 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 target: None,
                 detail: serde_json::json!({ "synthetic": true }),
             };
-            store.insert_tenant(&args.tenant, 3650, now, &event).await?
+            store.insert_tenant(&name, 3650, now, &event).await?
         }
     };
     // Ids count up from past what earlier loads used; ids of issued keys are random.

@@ -4,14 +4,15 @@
 
 use crate::api::AuditAction;
 use crate::api::Code;
-use crate::api::TokenStatus;
+use crate::api::Secret;
 use time::Duration;
 
-use super::authenticate::stored_scopes;
-use super::{Admin, Authority, AuthorityError, MAX_KEY_DAYS, from_unix, token};
-use crate::api::{NewTenant, NewToken, NewUser, TenantInfo, TokenInfo, UserInfo};
-use crate::model::{ScopeSet, TenantName};
-use crate::store::{NewToken as StoredToken, TenantRow, TokenRow, UserRow};
+use super::{Admin, Authority, AuthorityError, MAX_KEY_DAYS, token};
+use crate::api::{NewTenant, NewToken, NewUser};
+use crate::model::{
+    ScopeSet, TenantName, TenantRecord, TokenRecord, TokenStatus, TokenView, UserRecord, UserRef,
+};
+use crate::store::{NewToken as StoredToken, TenantRow, UserRow, whole_second};
 
 /// An enrollment token's lifetime when none is asked for, and the longest allowed.
 const DEFAULT_TOKEN_TTL: Duration = Duration::hours(1);
@@ -35,7 +36,7 @@ impl Authority {
         &self,
         admin: &Admin,
         request: NewTenant,
-    ) -> Result<TenantInfo, AuthorityError> {
+    ) -> Result<TenantRecord, AuthorityError> {
         let name = request.name;
         let max_key_days = request.max_key_days.unwrap_or(MAX_KEY_DAYS);
         if !(1..=MAX_KEY_DAYS).contains(&max_key_days) {
@@ -52,19 +53,19 @@ impl Authority {
         );
         let row = self
             .store
-            .insert_tenant(name.as_str(), max_key_days, event.at, &event)
+            .insert_tenant(&name, max_key_days, event.at, &event)
             .await?;
-        Ok(tenant_info(row))
+        Ok(row.tenant)
     }
 
     /// Every tenant.
-    pub async fn tenants(&self, _admin: &Admin) -> Result<Vec<TenantInfo>, AuthorityError> {
+    pub async fn tenants(&self, _admin: &Admin) -> Result<Vec<TenantRecord>, AuthorityError> {
         Ok(self
             .store
             .tenants()
             .await?
             .into_iter()
-            .map(tenant_info)
+            .map(|row| row.tenant)
             .collect())
     }
 
@@ -73,7 +74,7 @@ impl Authority {
         &self,
         admin: &Admin,
         request: NewUser,
-    ) -> Result<UserInfo, AuthorityError> {
+    ) -> Result<UserRecord, AuthorityError> {
         let user = request.user;
         let scopes = at_least_one(request.scopes)?;
         let tenant = self.existing_tenant(&user.tenant).await?;
@@ -87,16 +88,9 @@ impl Authority {
         );
         let row = self
             .store
-            .insert_user(
-                tenant.id,
-                user.owner.as_str(),
-                &hash,
-                &scopes.to_stored(),
-                event.at,
-                &event,
-            )
+            .insert_user(tenant.id, &user.owner, &hash, &scopes, event.at, &event)
             .await?;
-        user_info(&tenant, row)
+        Ok(user_record(&tenant, row))
     }
 
     /// The users of a tenant.
@@ -104,14 +98,15 @@ impl Authority {
         &self,
         _admin: &Admin,
         tenant: &TenantName,
-    ) -> Result<Vec<UserInfo>, AuthorityError> {
+    ) -> Result<Vec<UserRecord>, AuthorityError> {
         let tenant = self.existing_tenant(tenant).await?;
-        self.store
+        Ok(self
+            .store
             .users(tenant.id)
             .await?
             .into_iter()
-            .map(|row| user_info(&tenant, row))
-            .collect()
+            .map(|row| user_record(&tenant, row))
+            .collect())
     }
 
     /// Creates a one-time enrollment token. Its secret is in this answer and nowhere else.
@@ -119,7 +114,7 @@ impl Authority {
         &self,
         admin: &Admin,
         request: NewToken,
-    ) -> Result<TokenInfo, AuthorityError> {
+    ) -> Result<(TokenView, Secret<String>), AuthorityError> {
         let owner = request.owner;
         let scopes = at_least_one(request.scopes)?;
         let ttl = match request.ttl_seconds {
@@ -138,11 +133,11 @@ impl Authority {
         let stored = StoredToken {
             token_hash: token::hash(&secret),
             tenant_id: tenant.id,
-            owner: owner.owner.to_string(),
-            scopes: scopes.to_stored(),
+            owner: owner.owner.clone(),
+            scopes: scopes.clone(),
             created_by: admin.actor(),
-            created_at: now.unix_timestamp(),
-            expires_at: (now + ttl).unix_timestamp(),
+            created_at: now,
+            expires_at: now + ttl,
         };
         let event = self.event(
             &stored.created_by,
@@ -151,20 +146,29 @@ impl Authority {
             None,
             serde_json::json!({
                 "owner": owner.to_string(),
-                "scopes": stored.scopes,
-                "expires_at": stored.expires_at,
+                "scopes": scopes.to_stored(),
+                "expires_at": stored.expires_at.unix_timestamp(),
             }),
         );
         let id = self.store.insert_token(&stored, &event).await?;
-        Ok(TokenInfo {
+        // The token as a read of it now gives it: unused, its times in whole seconds.
+        let record = TokenRecord {
             id,
-            token: Some(secret.into()),
-            owner: owner.to_string(),
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            expires_at: from_unix(stored.expires_at),
-            status: TokenStatus::Unused,
+            tenant: owner.tenant,
+            owner: stored.owner,
+            scopes: stored.scopes,
+            created_by: stored.created_by,
+            created_at: whole_second(stored.created_at),
+            expires_at: whole_second(stored.expires_at),
+            used_at: None,
             key_id: None,
-        })
+            revoked_at: None,
+        };
+        let view = TokenView {
+            token: record,
+            status: TokenStatus::Unused,
+        };
+        Ok((view, secret.into()))
     }
 
     /// The enrollment tokens of a tenant (or all), without their secrets.
@@ -172,62 +176,31 @@ impl Authority {
         &self,
         _admin: &Admin,
         tenant: Option<&TenantName>,
-    ) -> Result<Vec<TokenInfo>, AuthorityError> {
+    ) -> Result<Vec<TokenView>, AuthorityError> {
         let tenant_id = match tenant {
             Some(name) => Some(self.existing_tenant(name).await?.id),
             None => None,
         };
-        let now = self.now().unix_timestamp();
-        self.store
+        let now = self.now();
+        Ok(self
+            .store
             .tokens(tenant_id)
             .await?
             .into_iter()
-            .map(|row| token_info(row, now))
-            .collect()
+            .map(|row| TokenView::new(row.token, now))
+            .collect())
     }
 }
 
-pub(super) fn tenant_info(row: TenantRow) -> TenantInfo {
-    TenantInfo {
-        name: row.name,
-        max_key_days: row.max_key_days,
-        disabled: row.disabled_at.is_some(),
-        created_at: from_unix(row.created_at),
+/// The user of `row`, in `tenant`.
+pub(super) fn user_record(tenant: &TenantRow, row: UserRow) -> UserRecord {
+    UserRecord {
+        user: UserRef {
+            tenant: tenant.tenant.name.clone(),
+            owner: row.name,
+        },
+        scopes: row.scopes,
+        disabled_at: row.disabled_at,
+        created_at: row.created_at,
     }
-}
-
-pub(super) fn user_info(tenant: &TenantRow, row: UserRow) -> Result<UserInfo, AuthorityError> {
-    Ok(UserInfo {
-        user: format!("{}@{}", row.name, tenant.name),
-        scopes: stored_scopes(&row.scopes)?
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        disabled: row.disabled_at.is_some(),
-        created_at: from_unix(row.created_at),
-    })
-}
-
-fn token_info(row: TokenRow, now: i64) -> Result<TokenInfo, AuthorityError> {
-    let status = if row.revoked_at.is_some() {
-        TokenStatus::Revoked
-    } else if row.used_at.is_some() {
-        TokenStatus::Used
-    } else if row.expires_at <= now {
-        TokenStatus::Expired
-    } else {
-        TokenStatus::Unused
-    };
-    Ok(TokenInfo {
-        id: row.id,
-        token: None,
-        owner: format!("{}@{}", row.owner, row.tenant),
-        scopes: stored_scopes(&row.scopes)?
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        expires_at: from_unix(row.expires_at),
-        status,
-        key_id: row.key_id,
-    })
 }

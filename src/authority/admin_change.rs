@@ -3,14 +3,13 @@
 //! [`Admin`] proof.
 
 use super::paging::{self, Page};
-use super::{Admin, Authority, AuthorityError, MAX_KEY_DAYS, from_unix};
+use super::{Admin, Authority, AuthorityError, MAX_KEY_DAYS};
 use crate::api::AuditAction;
 use crate::api::AuditQuery;
 use crate::api::Code;
-use crate::api::{AuditEventInfo, AuditPage, TenantChange, TenantInfo, UserChange, UserInfo};
-use crate::model::{TenantName, UserRef};
+use crate::api::{TenantChange, UserChange};
+use crate::model::{AuditRecord, Listing, TenantName, TenantRecord, UserRecord, UserRef};
 use crate::store::{AuditFilter, UserChange as StoredChange};
-use time::OffsetDateTime;
 
 const DEFAULT_PAGE: i64 = 100;
 const MAX_PAGE: i64 = 1000;
@@ -24,7 +23,7 @@ impl Authority {
         admin: &Admin,
         name: &TenantName,
         change: TenantChange,
-    ) -> Result<TenantInfo, AuthorityError> {
+    ) -> Result<TenantRecord, AuthorityError> {
         if let Some(days) = change.max_key_days
             && !(1..=MAX_KEY_DAYS).contains(&days)
         {
@@ -42,7 +41,7 @@ impl Authority {
         let row = self
             .store
             .update_tenant(
-                name.as_str(),
+                name,
                 change.max_key_days,
                 change.disabled,
                 event.at,
@@ -50,7 +49,7 @@ impl Authority {
             )
             .await?
             .ok_or(AuthorityError::NotFound("tenant"))?;
-        Ok(super::admin::tenant_info(row))
+        Ok(row.tenant)
     }
 
     /// `PATCH /v1/admin/users/{user}`: sets grants, resets the password, disables or enables.
@@ -59,14 +58,14 @@ impl Authority {
         admin: &Admin,
         user: &UserRef,
         change: UserChange,
-    ) -> Result<UserInfo, AuthorityError> {
+    ) -> Result<UserRecord, AuthorityError> {
         let scopes = match change.scopes {
-            Some(scopes) => Some(super::admin::at_least_one(scopes)?.to_stored()),
+            Some(scopes) => Some(super::admin::at_least_one(scopes)?),
             None => None,
         };
         let tenant = self
             .store
-            .tenant(user.tenant.as_str())
+            .tenant(&user.tenant)
             .await?
             .ok_or(AuthorityError::NotFound("user"))?;
         let password_hash = match change.password {
@@ -80,7 +79,7 @@ impl Authority {
             Some(user.to_string()),
             serde_json::json!({
                 "disabled": change.disabled,
-                "scopes": scopes,
+                "scopes": scopes.as_ref().map(|s| s.to_stored()),
                 "password_reset": password_hash.is_some(),
             }),
         );
@@ -91,10 +90,10 @@ impl Authority {
         };
         let row = self
             .store
-            .update_user(tenant.id, user.owner.as_str(), &stored, event.at, &event)
+            .update_user(tenant.id, &user.owner, &stored, event.at, &event)
             .await?
             .ok_or(AuthorityError::NotFound("user"))?;
-        super::admin::user_info(&tenant, row)
+        Ok(super::admin::user_record(&tenant, row))
     }
 
     /// `DELETE /v1/admin/tokens/{id}`: an unused token stops working.
@@ -103,11 +102,12 @@ impl Authority {
             .store
             .token(id)
             .await?
-            .ok_or(AuthorityError::NotFound("token"))?;
+            .ok_or(AuthorityError::NotFound("token"))?
+            .token;
         let event = self.event(
             &admin.actor(),
             AuditAction::TokenRevoke,
-            Some(&token.tenant),
+            Some(token.tenant.as_str()),
             Some(format!("token:{id}")),
             serde_json::json!({ "owner": format!("{}@{}", token.owner, token.tenant) }),
         );
@@ -125,7 +125,7 @@ impl Authority {
         &self,
         _admin: &Admin,
         query: AuditQuery,
-    ) -> Result<AuditPage, AuthorityError> {
+    ) -> Result<Listing<AuditRecord>, AuthorityError> {
         let page = Page::parse(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
         // The cursor is the id of the last event given out; every event's id is shown to
         // the administrator, the only one who reads this log.
@@ -137,28 +137,13 @@ impl Authority {
             tenant: query.tenant,
             actor: query.actor,
             action: query.action.map(|a| a.as_str().to_owned()),
-            since: query.since.map(OffsetDateTime::unix_timestamp),
-            until: query.until.map(OffsetDateTime::unix_timestamp),
+            since: query.since,
+            until: query.until,
             before_id,
             limit: page.fetch(),
         };
-        let mut rows = self.store.audit_events(&filter).await?;
-        let next_cursor = page.finish(&mut rows, |r| r.id.to_string());
-        let events = rows
-            .into_iter()
-            .map(|r| AuditEventInfo {
-                id: r.id,
-                at: from_unix(r.at),
-                actor: r.actor,
-                action: r.action,
-                tenant: r.tenant,
-                target: r.target,
-                detail: serde_json::from_str(&r.detail).unwrap_or(serde_json::Value::Null),
-            })
-            .collect();
-        Ok(AuditPage {
-            events,
-            next_cursor,
-        })
+        let mut items = self.store.audit_events(&filter).await?;
+        let next_cursor = page.finish(&mut items, |r| r.id.to_string());
+        Ok(Listing { items, next_cursor })
     }
 }

@@ -16,7 +16,7 @@ use rustls_pki_types::CertificateDer;
 use super::error::RenewalRefusal;
 use super::{Authority, AuthorityError};
 use crate::ca::PublicKey;
-use crate::model::{KeyId, OwnerName, ScopeSet, SourceNet, TenantName, UserRef};
+use crate::model::{KeyId, OwnerName, ScopeSet, SourceNet, TenantId, TenantName, UserRef};
 use crate::profile::PeerIdentity;
 use crate::profile::SpiffeId;
 use crate::store::{CertificateKind, CertificateRow, TokenUse};
@@ -67,7 +67,7 @@ pub enum Principal {
     /// A user, by password.
     User {
         /// Tenant internal id.
-        tenant_id: i64,
+        tenant_id: TenantId,
         /// The tenant.
         tenant: TenantName,
         /// The user.
@@ -82,7 +82,7 @@ pub enum Principal {
         /// The token's id.
         token_id: i64,
         /// Tenant internal id.
-        tenant_id: i64,
+        tenant_id: TenantId,
         /// The tenant.
         tenant: TenantName,
         /// The owner of the key it enrolls.
@@ -95,7 +95,7 @@ pub enum Principal {
     /// The holder of a key, by one of the key's current certificates.
     Key {
         /// Tenant internal id.
-        tenant_id: i64,
+        tenant_id: TenantId,
         /// The tenant.
         tenant: TenantName,
         /// The key's owner.
@@ -155,7 +155,7 @@ pub struct KeyHolder {
 /// of an enrollment token. Made only by [`Authority::authenticate_enroller`].
 #[derive(Debug, Clone)]
 pub struct Enroller {
-    pub(super) tenant_id: i64,
+    pub(super) tenant_id: TenantId,
     pub(super) tenant: TenantName,
     pub(super) owner: OwnerName,
     /// The scopes the key may carry: the user's grants, or the token's scopes.
@@ -262,7 +262,7 @@ impl Authority {
             .map_err(|e| AuthorityError::InvalidCertificate(e.to_string()))?;
         let certificate = self
             .store
-            .recorded_certificate(&identity.serial.to_string(), der)
+            .recorded_certificate(&identity.serial, der)
             .await?
             .ok_or_else(unknown)?;
         if certificate.kind != CertificateKind::Key {
@@ -310,8 +310,8 @@ impl Authority {
         // an unknown tenant from an unknown user from a wrong password.
         let mut found = None;
         if let Some(user_ref) = &user_ref
-            && let Some(tenant) = self.store.tenant(user_ref.tenant.as_str()).await?
-            && let Some(row) = self.store.user(tenant.id, user_ref.owner.as_str()).await?
+            && let Some(tenant) = self.store.tenant(&user_ref.tenant).await?
+            && let Some(row) = self.store.user(tenant.id, &user_ref.owner).await?
         {
             found = Some((tenant, row));
         }
@@ -328,8 +328,11 @@ impl Authority {
             return Err(AuthorityError::InvalidCredentials);
         };
         self.throttle.succeeded(&user_ref, source);
-        if tenant.disabled_at.is_some() {
-            return Err(AuthorityError::Disabled(format!("tenant {}", tenant.name)));
+        if tenant.tenant.disabled_at.is_some() {
+            return Err(AuthorityError::Disabled(format!(
+                "tenant {}",
+                tenant.tenant.name
+            )));
         }
         if row.disabled_at.is_some() {
             return Err(AuthorityError::Disabled(format!("user {user_ref}")));
@@ -338,8 +341,8 @@ impl Authority {
             tenant_id: tenant.id,
             tenant: user_ref.tenant,
             owner: user_ref.owner,
-            grants: stored_scopes(&row.scopes)?,
-            max_key_days: tenant.max_key_days,
+            grants: row.scopes,
+            max_key_days: tenant.tenant.max_key_days,
         })
     }
 
@@ -349,8 +352,9 @@ impl Authority {
             .token_credential(&super::token::hash(secret))
             .await?
             .ok_or(AuthorityError::InvalidToken)?;
-        let row = &credential.token;
-        let now = self.now().unix_timestamp();
+        let tenant_id = credential.token.tenant_id;
+        let row = credential.token.token;
+        let now = self.now();
         if row.used_at.is_some() || row.revoked_at.is_some() || row.expires_at <= now {
             return Err(AuthorityError::InvalidToken);
         }
@@ -366,10 +370,10 @@ impl Authority {
         }
         Ok(Principal::Token {
             token_id: row.id,
-            tenant_id: row.tenant_id,
-            tenant: parse_stored(&row.tenant)?,
-            owner: parse_stored(&row.owner)?,
-            grants: stored_scopes(&row.scopes)?,
+            tenant_id,
+            tenant: row.tenant,
+            owner: row.owner,
+            grants: row.scopes,
             max_key_days: credential.max_key_days,
         })
     }
@@ -387,10 +391,10 @@ impl Authority {
         // The serial must name this very certificate, not a look-alike from another CA.
         let row = self
             .store
-            .recorded_certificate(&identity.serial.to_string(), der)
+            .recorded_certificate(&identity.serial, der)
             .await?
             .ok_or_else(|| bad("unknown certificate"))?;
-        let now = self.now().unix_timestamp();
+        let now = self.now();
         if row.revoked_at.is_some() {
             return Err(bad("certificate revoked"));
         }
@@ -402,40 +406,26 @@ impl Authority {
                 Ok(Principal::Admin { name })
             }
             SpiffeId::Key { tenant, key_id } if row.kind == CertificateKind::Key => {
-                let key = self
+                let stored = self
                     .store
-                    .key(key_id.as_str())
+                    .key(&key_id)
                     .await?
-                    .filter(|k| {
-                        row.key_id.as_deref() == Some(k.id.as_str()) && k.tenant == tenant.as_str()
-                    })
+                    .filter(|k| row.key_id.as_ref() == Some(&k.key.id) && k.key.tenant == tenant)
                     .ok_or_else(|| bad("unknown key"))?;
-                if key.revoked_at.is_some() {
+                if stored.key.revoked_at.is_some() {
                     return Err(bad("key revoked"));
                 }
-                if key.expires_at <= now {
+                if stored.key.expires_at <= now {
                     return Err(bad("key expired"));
                 }
                 Ok(Principal::Key {
-                    tenant_id: key.tenant_id,
+                    tenant_id: stored.tenant_id,
                     tenant,
-                    owner: parse_stored(&key.owner)?,
+                    owner: stored.key.owner,
                     key_id,
                 })
             }
             _ => Err(bad("certificate kind does not match its identity")),
         }
     }
-}
-
-/// Parses a name the store holds; a failure means the row was written by something else.
-pub(super) fn parse_stored<T: std::str::FromStr>(s: &str) -> Result<T, AuthorityError> {
-    s.parse()
-        .map_err(|_| AuthorityError::Internal(format!("unparseable stored value {s:?}")))
-}
-
-/// Parses a stored scope list.
-pub(super) fn stored_scopes(s: &str) -> Result<ScopeSet, AuthorityError> {
-    ScopeSet::parse_list(s)
-        .map_err(|_| AuthorityError::Internal(format!("unparseable stored scopes {s:?}")))
 }

@@ -18,10 +18,10 @@ use crate::api::Code;
 use time::{Duration, OffsetDateTime};
 
 use super::{Authority, AuthorityError, Enroller, MAX_KEY_DAYS, csr};
-use crate::api::{EnrollRequest, EnrollResponse};
+use crate::api::EnrollRequest;
 use crate::ca::{BACKDATE, IssuedCertificate, KeyOrder};
-use crate::model::{KeyId, Serial, TenantName};
-use crate::store::{KeyRow, NewCertificate, NewKey, StoreError};
+use crate::model::{IssuedKey, KeyId, KeyView, Serial, TenantName};
+use crate::store::{NewCertificate, NewKey, StoreError};
 
 /// How often a random serial or key id collision is retried before giving up.
 const COLLISION_RETRIES: usize = 3;
@@ -36,7 +36,7 @@ impl Authority {
         &self,
         enroller: &Enroller,
         request: EnrollRequest,
-    ) -> Result<EnrollResponse, AuthorityError> {
+    ) -> Result<IssuedKey, AuthorityError> {
         // 2. Check the request.
         let now = self.now();
         // Checked before trimming, so that a separator at either end is refused, not dropped.
@@ -102,14 +102,14 @@ impl Authority {
             // 5. Sign.
             let issued = self.signer.sign_key_certificate(order)?;
             let key = NewKey {
-                id: key_id.to_string(),
+                id: key_id.clone(),
                 tenant_id: enroller.tenant_id,
-                owner: enroller.owner.to_string(),
+                owner: enroller.owner.clone(),
                 name: name.clone(),
                 description: request.description.clone(),
-                scopes: scopes.to_stored(),
-                created_at: now.unix_timestamp(),
-                expires_at: expires_at.unix_timestamp(),
+                scopes: scopes.clone(),
+                created_at: now,
+                expires_at,
             };
             let certificate = self.new_key_certificate(&key_id, &enroller.tenant, &issued);
             let event = self.event(
@@ -121,13 +121,13 @@ impl Authority {
                     "owner": enroller.owner.as_str(),
                     "serial": issued.serial.to_string(),
                     "scopes": scopes.to_stored(),
-                    "expires_at": key.expires_at,
+                    "expires_at": expires_at.unix_timestamp(),
                 }),
             );
             // 6. Record.
             match self
                 .store
-                .record_key_issuance(&key, &certificate, enroller.token, key.created_at, &event)
+                .record_key_issuance(&key, &certificate, enroller.token, now, &event)
                 .await
             {
                 Ok(()) => {}
@@ -138,28 +138,14 @@ impl Authority {
             tracing::info!(key_id = %key_id, tenant = %enroller.tenant, owner = %enroller.owner,
                 serial = %issued.serial, "key issued");
 
-            // 7. Answer.
-            let row = KeyRow {
-                seq: 0,
-                id: key.id,
-                tenant_id: key.tenant_id,
-                tenant: enroller.tenant.to_string(),
-                owner: key.owner,
-                name: key.name,
-                description: key.description,
-                scopes: scopes.clone(),
-                created_at: key.created_at,
-                expires_at: key.expires_at,
-                revoked_at: None,
-                revocation_reason: None,
-            };
-            let certificate_pem = issued.pem();
-            return Ok(EnrollResponse {
-                key: self.key_info(row, &[certificate_row(&certificate)]),
-                chain: format!("{certificate_pem}{}", self.intermediate_pem),
-                certificate: certificate_pem,
-                expires_in_seconds: (issued.not_after - now).whole_seconds(),
-            });
+            // 7. Answer: the key as recorded, with its one certificate.
+            let key = KeyView::new(
+                key.as_recorded(enroller.tenant.clone()),
+                vec![certificate.as_recorded()],
+                1,
+                now,
+            );
+            return Ok(self.issued_key(key, &issued, now));
         }
     }
 
@@ -210,37 +196,38 @@ impl Authority {
         issued: &IssuedCertificate,
     ) -> NewCertificate {
         NewCertificate {
-            serial: issued.serial.to_string(),
+            serial: issued.serial,
             issuer_id: self.issuer_id,
             kind: crate::store::CertificateKind::Key,
-            key_id: Some(key_id.to_string()),
+            key_id: Some(key_id.clone()),
             subject: crate::profile::SpiffeId::Key {
                 tenant: tenant.clone(),
                 key_id: key_id.clone(),
             }
             .to_uri(self.signer.trust_domain()),
             public_key_sha256: issued.public_key_fingerprint.clone(),
-            not_before: issued.not_before.unix_timestamp(),
-            not_after: issued.not_after.unix_timestamp(),
+            not_before: issued.not_before,
+            not_after: issued.not_after,
             der: issued.der.to_vec(),
-            created_at: self.now().unix_timestamp(),
+            created_at: self.now(),
         }
     }
-}
 
-fn certificate_row(c: &NewCertificate) -> crate::store::ListedCertificate {
-    let certificate = crate::store::CertificateRow {
-        serial: c.serial.clone(),
-        kind: c.kind,
-        key_id: c.key_id.clone(),
-        subject: c.subject.clone(),
-        not_before: c.not_before,
-        not_after: c.not_after,
-        revoked_at: None,
-    };
-    crate::store::ListedCertificate {
-        certificate,
-        of_key: 1,
+    /// The answer to an enrollment or renewal at `now`: the key, and the new certificate
+    /// with its chain.
+    pub(super) fn issued_key(
+        &self,
+        key: KeyView,
+        issued: &IssuedCertificate,
+        now: OffsetDateTime,
+    ) -> IssuedKey {
+        let certificate_pem = issued.pem();
+        IssuedKey {
+            key,
+            chain_pem: format!("{certificate_pem}{}", self.intermediate_pem),
+            certificate_pem,
+            expires_in: issued.not_after - now,
+        }
     }
 }
 

@@ -4,10 +4,10 @@
 
 use super::authenticate::Principal;
 use super::paging::{self, Page};
-use super::{Authority, AuthorityError, Reader, from_unix};
-use crate::api::{CertificateInfo, KeyInfo, KeyPage, KeyQuery, KeyStatus as WireStatus};
-use crate::model::{KeyId, OwnerName};
-use crate::store::{KeyFilter, KeyRow, KeyStatus, ListedCertificate};
+use super::{Authority, AuthorityError, Reader};
+use crate::api::{KeyQuery, KeyStatus as WireStatus};
+use crate::model::{KeyId, KeyRecord, KeyStatus, KeyView, Listing};
+use crate::store::{KeyFilter, ListedCertificate};
 
 /// The page size when none is asked for, and the largest allowed.
 const DEFAULT_PAGE: i64 = 50;
@@ -23,7 +23,7 @@ impl Authority {
         &self,
         reader: &Reader,
         query: KeyQuery,
-    ) -> Result<KeyPage, AuthorityError> {
+    ) -> Result<Listing<KeyView>, AuthorityError> {
         let principal = reader.principal();
         let status = query.status.map(|s| match s {
             WireStatus::Active => KeyStatus::Active,
@@ -37,7 +37,7 @@ impl Authority {
                     Some(name) => Some(self.existing_tenant(name).await?.id),
                     None => None,
                 };
-                let owner = query.owner.as_ref().map(OwnerName::to_string);
+                let owner = query.owner.clone();
                 (tenant_id, owner)
             }
             Principal::User {
@@ -49,7 +49,7 @@ impl Authority {
                 if query.tenant.is_some() || query.owner.is_some() {
                     return Err(AuthorityError::AdminRequired);
                 }
-                (Some(*tenant_id), Some(owner.to_string()))
+                (Some(*tenant_id), Some(owner.clone()))
             }
             Principal::Token { .. } => return Err(AuthorityError::Unauthenticated),
         };
@@ -57,33 +57,34 @@ impl Authority {
             None => None,
             Some(cursor) => Some(self.key_cursor(principal, cursor).await?),
         };
+        let now = self.now();
         let filter = KeyFilter {
             tenant_id,
             owner,
             status,
-            now: self.now().unix_timestamp(),
+            now,
             before_seq,
             limit: page.fetch(),
         };
         let mut rows = self.store.keys(&filter).await?;
-        let next_cursor = page.finish(&mut rows, |r| r.id.clone());
-        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let next_cursor = page.finish(&mut rows, |r| r.key.id.to_string());
+        let ids: Vec<&KeyId> = rows.iter().map(|r| &r.key.id).collect();
         let certificates = self
             .store
-            .certificates_of(&ids, self.now().unix_timestamp(), CERTIFICATES_LISTED)
+            .certificates_of(&ids, now, CERTIFICATES_LISTED)
             .await?;
-        let keys = rows
+        let items = rows
             .into_iter()
             .map(|row| {
                 let own: Vec<ListedCertificate> = certificates
                     .iter()
-                    .filter(|c| c.certificate.key_id.as_deref() == Some(row.id.as_str()))
+                    .filter(|c| c.key_id == row.key.id)
                     .cloned()
                     .collect();
-                self.key_info(row, &own)
+                key_view(row.key, own, now)
             })
             .collect();
-        Ok(KeyPage { keys, next_cursor })
+        Ok(Listing { items, next_cursor })
     }
 
     /// The paging position of the key a cursor names. The cursor is the id of the last key of
@@ -94,82 +95,59 @@ impl Authority {
         let id: KeyId = cursor.parse().map_err(|_| paging::invalid_cursor())?;
         let row = self
             .store
-            .key(id.as_str())
+            .key(&id)
             .await?
             .ok_or_else(paging::invalid_cursor)?;
-        if !self.may_see(principal, &row) {
+        if !self.may_see(principal, &row.key) {
             return Err(paging::invalid_cursor());
         }
         Ok(row.seq)
     }
 
-    /// Whether `principal` may see the key `row`: an administrator every key, a user or key
-    /// holder its own keys only.
-    fn may_see(&self, principal: &Principal, row: &KeyRow) -> bool {
+    /// Whether `principal` may see `key`: an administrator every key, a user or key holder
+    /// its own keys only.
+    fn may_see(&self, principal: &Principal, key: &KeyRecord) -> bool {
         match principal {
             Principal::Admin { .. } => true,
             Principal::User { tenant, owner, .. } | Principal::Key { tenant, owner, .. } => {
-                row.tenant == tenant.as_str() && row.owner == owner.as_str()
+                &key.tenant == tenant && &key.owner == owner
             }
             Principal::Token { .. } => false,
         }
     }
 
     /// `GET /v1/keys/{id}`: one key the caller may see.
-    pub async fn show_key(&self, reader: &Reader, id: &KeyId) -> Result<KeyInfo, AuthorityError> {
+    pub async fn show_key(&self, reader: &Reader, id: &KeyId) -> Result<KeyView, AuthorityError> {
         let row = self
             .store
-            .key(id.as_str())
+            .key(id)
             .await?
             .ok_or(AuthorityError::NotFound("key"))?;
-        if !self.may_see(reader.principal(), &row) {
+        if !self.may_see(reader.principal(), &row.key) {
             return Err(AuthorityError::NotFound("key"));
         }
-        let certificates = self
-            .store
-            .certificates_of(
-                &[id.as_str()],
-                self.now().unix_timestamp(),
-                CERTIFICATES_LISTED,
-            )
-            .await?;
-        Ok(self.key_info(row, &certificates))
+        self.key_view(row.key).await
     }
 
-    /// The API view of a stored key and its listed certificates.
-    pub(super) fn key_info(&self, row: KeyRow, certificates: &[ListedCertificate]) -> KeyInfo {
-        let now = self.now().unix_timestamp();
-        let status = if row.revoked_at.is_some() {
-            WireStatus::Revoked
-        } else if row.expires_at <= now {
-            WireStatus::Expired
-        } else {
-            WireStatus::Active
-        };
-        KeyInfo {
-            scopes: row.scopes.iter().map(|s| s.to_string()).collect(),
-            id: row.id,
-            tenant: row.tenant,
-            owner: row.owner,
-            name: row.name,
-            description: row.description,
-            created_at: from_unix(row.created_at),
-            expires_at: from_unix(row.expires_at),
-            status,
-            revoked_at: row.revoked_at.map(from_unix),
-            older_certificates: certificates
-                .first()
-                .map_or(0, |c| c.of_key - certificates.len() as i64),
-            certificates: certificates
-                .iter()
-                .map(|c| &c.certificate)
-                .map(|c| CertificateInfo {
-                    serial: c.serial.clone(),
-                    not_before: from_unix(c.not_before),
-                    not_after: from_unix(c.not_after),
-                    revoked: c.revoked_at.is_some(),
-                })
-                .collect(),
-        }
+    /// The view of `key` now, with its newest certificates read from the store.
+    pub(super) async fn key_view(&self, key: KeyRecord) -> Result<KeyView, AuthorityError> {
+        let now = self.now();
+        let certificates = self
+            .store
+            .certificates_of(&[&key.id], now, CERTIFICATES_LISTED)
+            .await?;
+        Ok(key_view(key, certificates, now))
     }
+}
+
+/// The view at `now` of `key` with its listed certificates (each carries the count of all
+/// of the key's certificates).
+pub(super) fn key_view(
+    key: KeyRecord,
+    certificates: Vec<ListedCertificate>,
+    now: time::OffsetDateTime,
+) -> KeyView {
+    let total = certificates.first().map_or(0, |c| c.of_key);
+    let certificates = certificates.into_iter().map(|c| c.certificate).collect();
+    KeyView::new(key, certificates, total, now)
 }

@@ -140,8 +140,8 @@ impl Authority {
                 &hex::encode(ring::digest::digest(&ring::digest::SHA256, &intermediate)),
                 &parsed.subject().to_string(),
                 &intermediate,
-                signer.not_after().unix_timestamp(),
-                clock.now().unix_timestamp(),
+                signer.not_after(),
+                clock.now(),
             )
             .await?;
         let (_, root) = x509_parser::parse_x509_certificate(root_der)
@@ -151,8 +151,8 @@ impl Authority {
                 &hex::encode(ring::digest::digest(&ring::digest::SHA256, root_der)),
                 &root.subject().to_string(),
                 root_der,
-                root.validity().not_after.timestamp(),
-                clock.now().unix_timestamp(),
+                root.validity().not_after.to_datetime(),
+                clock.now(),
             )
             .await?;
         let ca_spkis = [
@@ -257,7 +257,7 @@ impl Authority {
         &self,
         serial: &crate::model::Serial,
     ) -> Result<bool, AuthorityError> {
-        Ok(self.store.certificate(&serial.to_string()).await?.is_some())
+        Ok(self.store.certificate(serial).await?.is_some())
     }
 
     async fn record_service_certificate(
@@ -266,18 +266,17 @@ impl Authority {
         subject: &str,
         issued: &crate::ca::IssuedCertificate,
     ) -> Result<(), AuthorityError> {
-        let now = self.now().unix_timestamp();
         let certificate = crate::store::NewCertificate {
-            serial: issued.serial.to_string(),
+            serial: issued.serial,
             issuer_id: self.issuer_id,
             kind,
             key_id: None,
             subject: subject.to_owned(),
             public_key_sha256: issued.public_key_fingerprint.clone(),
-            not_before: issued.not_before.unix_timestamp(),
-            not_after: issued.not_after.unix_timestamp(),
+            not_before: issued.not_before,
+            not_after: issued.not_after,
             der: issued.der.to_vec(),
-            created_at: now,
+            created_at: self.now(),
         };
         let event = self.event(
             "system",
@@ -314,17 +313,17 @@ impl Authority {
         let identity = crate::profile::PeerIdentity::from_der(&new.der, trust_domain)
             .map_err(|e| AuthorityError::Internal(format!("the new admin certificate: {e}")))?;
         let subject = identity.id.to_uri(trust_domain);
-        let serial = identity.serial.to_string();
+        let serial = identity.serial;
         let event = self.event(
             "system",
             AuditAction::AdminCertificateRotate,
             None,
-            Some(serial.clone()),
+            Some(serial.to_string()),
             serde_json::json!({ "subject": subject }),
         );
         let superseded = self
             .store
-            .supersede_admin_certificates(&subject, &serial, self.now().unix_timestamp(), &event)
+            .supersede_admin_certificates(&subject, &serial, self.now(), &event)
             .await?;
         tracing::info!(
             superseded,
@@ -388,7 +387,7 @@ impl Authority {
         name: &crate::model::TenantName,
     ) -> Result<crate::store::TenantRow, AuthorityError> {
         self.store
-            .tenant(name.as_str())
+            .tenant(name)
             .await?
             .ok_or(AuthorityError::NotFound("tenant"))
     }
@@ -406,7 +405,7 @@ impl Authority {
         detail: serde_json::Value,
     ) -> AuditEvent {
         AuditEvent {
-            at: self.now().unix_timestamp(),
+            at: self.now(),
             actor: actor.to_owned(),
             action: action.as_str(),
             tenant: tenant.map(str::to_owned),
@@ -414,9 +413,4 @@ impl Authority {
             detail,
         }
     }
-}
-
-/// A unix timestamp from the store as a time.
-pub(crate) fn from_unix(t: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

@@ -14,13 +14,12 @@
 
 use crate::api::AuditAction;
 
-use super::authenticate::stored_scopes;
 use super::error::RenewalRefusal;
-use super::{Authority, AuthorityError, KeyHolder, MAX_KEY_DAYS, csr, from_unix};
-use crate::api::{EnrollResponse, RenewRequest};
+use super::{Authority, AuthorityError, KeyHolder, MAX_KEY_DAYS, csr};
+use crate::api::RenewRequest;
 use crate::ca::{BACKDATE, KeyOrder};
-use crate::model::{KeyId, Scope, ScopeSet, Serial};
-use crate::store::{KeyRow, Renewal, StoreError};
+use crate::model::{IssuedKey, KeyId, KeyRecord, Scope, ScopeSet, Serial};
+use crate::store::{Renewal, StoreError};
 
 /// How often a random serial collision is retried.
 const COLLISION_RETRIES: usize = 3;
@@ -33,17 +32,18 @@ impl Authority {
         holder: &KeyHolder,
         key_id: &KeyId,
         request: RenewRequest,
-    ) -> Result<EnrollResponse, AuthorityError> {
+    ) -> Result<IssuedKey, AuthorityError> {
         let refused = AuthorityError::RenewalRefused;
         let certificate = &holder.certificate;
-        if certificate.key_id.as_deref() != Some(key_id.as_str()) {
+        if certificate.key_id.as_ref() != Some(key_id) {
             return Err(refused(RenewalRefusal::CertificateNotForKey));
         }
         let key = self
             .store
-            .key(key_id.as_str())
+            .key(key_id)
             .await?
-            .ok_or(AuthorityError::NotFound("key"))?;
+            .ok_or(AuthorityError::NotFound("key"))?
+            .key;
         let now = self.now();
         if key.revoked_at.is_some() {
             return Err(refused(RenewalRefusal::KeyRevoked));
@@ -51,10 +51,10 @@ impl Authority {
         if certificate.revoked_at.is_some() {
             return Err(refused(RenewalRefusal::CertificateRevoked));
         }
-        if key.expires_at <= now.unix_timestamp() {
+        if key.expires_at <= now {
             return Err(refused(RenewalRefusal::KeyExpired));
         }
-        if certificate.not_after <= now.unix_timestamp() {
+        if certificate.not_after <= now {
             return Err(refused(RenewalRefusal::CertificateExpired));
         }
 
@@ -70,14 +70,12 @@ impl Authority {
             }
             None => holder.public_key.clone(),
         };
-        let tenant: crate::model::TenantName = super::authenticate::parse_stored(&key.tenant)?;
-        let owner: crate::model::OwnerName = super::authenticate::parse_stored(&key.owner)?;
+        let (tenant, owner) = (key.tenant.clone(), key.owner.clone());
         let scopes = standing.scopes;
         let not_after = (now + self.policy.certificate_lifetime)
             .min(standing.expires_at)
             .min(self.signer.not_after());
         let mut attempt = 0;
-        let renewal_scopes = scopes.to_stored();
         let (issued, superseded) = loop {
             attempt += 1;
             let order = KeyOrder {
@@ -99,29 +97,29 @@ impl Authority {
                 Some(key_id.to_string()),
                 serde_json::json!({
                     "serial": issued.serial.to_string(),
-                    "previous": certificate.serial,
+                    "previous": certificate.serial.to_string(),
                     "rekeyed": request.csr.is_some(),
                     "scopes_dropped": standing.dropped.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
                 }),
             );
             let renewal = Renewal {
                 certificate: record,
-                now: now.unix_timestamp(),
-                newest_before: (now - self.policy.renew_interval).unix_timestamp(),
+                now,
+                newest_before: now - self.policy.renew_interval,
                 // The new certificate counts as one of the key's valid certificates.
                 keep_earlier: if request.csr.is_some() {
                     0
                 } else {
                     self.policy.certificates_per_key - 1
                 },
-                scopes: renewal_scopes.clone(),
-                expires_at: standing.expires_at.unix_timestamp(),
+                scopes: scopes.clone(),
+                expires_at: standing.expires_at,
             };
             match self.store.record_renewal(&renewal, &event).await {
                 Ok(superseded) => break (issued, superseded),
                 Err(StoreError::Collision) if attempt < COLLISION_RETRIES => continue,
                 Err(StoreError::TooSoon { newest_at }) => {
-                    let allowed_at = from_unix(newest_at) + self.policy.renew_interval;
+                    let allowed_at = newest_at + self.policy.renew_interval;
                     return Err(AuthorityError::RenewalTooSoon {
                         retry_after: std::time::Duration::try_from(allowed_at - now)
                             .unwrap_or_default(),
@@ -138,26 +136,14 @@ impl Authority {
         self.metrics.renewed.inc();
         tracing::info!(key_id = %key_id, serial = %issued.serial, superseded,
             dropped_scopes = standing.dropped.len(), "certificate renewed");
-        let certificates = self
-            .store
-            .certificates_of(
-                &[key_id.as_str()],
-                now.unix_timestamp(),
-                super::inventory::CERTIFICATES_LISTED,
-            )
-            .await?;
-        let key = KeyRow {
+        // The key as the renewal left it: narrowed scopes, an end never later than before.
+        let key = KeyRecord {
             scopes,
-            expires_at: key.expires_at.min(standing.expires_at.unix_timestamp()),
+            expires_at: key.expires_at.min(standing.expires_at),
             ..key
         };
-        let certificate_pem = issued.pem();
-        Ok(EnrollResponse {
-            key: self.key_info(key, &certificates),
-            chain: format!("{certificate_pem}{}", self.intermediate_pem),
-            certificate: certificate_pem,
-            expires_in_seconds: (issued.not_after - now).whole_seconds(),
-        })
+        let key = self.key_view(key).await?;
+        Ok(self.issued_key(key, &issued, now))
     }
 
     /// What the current policy allows a renewal of `key`: refused when its tenant or owner is
@@ -167,19 +153,20 @@ impl Authority {
     /// and only the tenant applies. The store checks the disables again under its lock.
     async fn standing_policy(
         &self,
-        key: &KeyRow,
+        key: &KeyRecord,
         now: time::OffsetDateTime,
     ) -> Result<StandingPolicy, AuthorityError> {
-        let tenant = self
+        let stored = self
             .store
             .tenant(&key.tenant)
             .await?
             .ok_or_else(|| AuthorityError::Internal(format!("key {} has no tenant", key.id)))?;
+        let tenant = &stored.tenant;
         if tenant.disabled_at.is_some() {
             return Err(AuthorityError::Disabled(format!("tenant {}", tenant.name)));
         }
         let scopes = key.scopes.clone();
-        let (scopes, dropped) = match self.store.user(tenant.id, &key.owner).await? {
+        let (scopes, dropped) = match self.store.user(stored.id, &key.owner).await? {
             Some(user) if user.disabled_at.is_some() => {
                 return Err(AuthorityError::Disabled(format!(
                     "user {}@{}",
@@ -187,7 +174,7 @@ impl Authority {
                 )));
             }
             Some(user) => {
-                let grants = stored_scopes(&user.scopes)?;
+                let grants = user.scopes;
                 let dropped = scopes.not_in(&grants);
                 let kept = ScopeSet::parse(
                     scopes
@@ -205,7 +192,7 @@ impl Authority {
             None => (scopes, Vec::new()),
         };
         let longest = time::Duration::days(tenant.max_key_days.min(MAX_KEY_DAYS));
-        let expires_at = from_unix(key.expires_at).min(from_unix(key.created_at) + longest);
+        let expires_at = key.expires_at.min(key.created_at + longest);
         if expires_at <= now {
             return Err(AuthorityError::RenewalRefused(RenewalRefusal::KeyExpired));
         }

@@ -6,8 +6,8 @@
 use super::authenticate::Principal;
 use super::{Admin, Authority, AuthorityError, Reader};
 use crate::api::AuditAction;
-use crate::api::{BulkRevocation, BulkRevocationResult, KeyInfo, RevokeRequest};
-use crate::model::{KeyId, OwnerName, RevocationReason};
+use crate::api::{BulkRevocation, RevokeRequest};
+use crate::model::{KeyId, KeyView, OwnerName, RevocationCount, RevocationReason};
 use crate::store::RevocationScope;
 
 impl Authority {
@@ -18,41 +18,40 @@ impl Authority {
         reader: &Reader,
         id: &KeyId,
         request: RevokeRequest,
-    ) -> Result<KeyInfo, AuthorityError> {
+    ) -> Result<KeyView, AuthorityError> {
         let principal = reader.principal();
         let reason = request.reason.unwrap_or(RevocationReason::Unspecified);
         let row = self
             .store
-            .key(id.as_str())
+            .key(id)
             .await?
-            .ok_or(AuthorityError::NotFound("key"))?;
-        match principal {
+            .ok_or(AuthorityError::NotFound("key"))?
+            .key;
+        match &principal {
             Principal::Admin { .. } => {}
             // A key's certificate speaks for that key only: a leaked key cannot revoke its
             // owner's other keys.
-            Principal::Key { tenant, key_id, .. }
-                if row.tenant == tenant.as_str() && key_id != id =>
-            {
+            Principal::Key { tenant, key_id, .. } if &row.tenant == tenant && key_id != id => {
                 return Err(AuthorityError::NotKeyOwner);
             }
             Principal::User { tenant, owner, .. } | Principal::Key { tenant, owner, .. } => {
                 // Another tenant's key does not exist for this caller; a colleague's does.
-                if row.tenant != tenant.as_str() {
+                if &row.tenant != tenant {
                     return Err(AuthorityError::NotFound("key"));
                 }
-                if row.owner != owner.as_str() {
+                if &row.owner != owner {
                     return Err(AuthorityError::NotKeyOwner);
                 }
             }
             Principal::Token { .. } => return Err(AuthorityError::Unauthenticated),
         }
-        let now = self.now().unix_timestamp();
+        let now = self.now();
         let event = self.event(
             &principal.actor(),
             AuditAction::KeyRevoke,
-            Some(&row.tenant),
+            Some(row.tenant.as_str()),
             Some(id.to_string()),
-            serde_json::json!({ "owner": row.owner, "reason": reason.as_str() }),
+            serde_json::json!({ "owner": row.owner.as_str(), "reason": reason.as_str() }),
         );
         if let Some(certificates) = self.store.revoke_key(id, reason, now, &event).await? {
             self.crl.poke();
@@ -61,18 +60,10 @@ impl Authority {
         }
         let row = self
             .store
-            .key(id.as_str())
+            .key(id)
             .await?
             .ok_or(AuthorityError::NotFound("key"))?;
-        let certificates = self
-            .store
-            .certificates_of(
-                &[id.as_str()],
-                self.now().unix_timestamp(),
-                super::inventory::CERTIFICATES_LISTED,
-            )
-            .await?;
-        Ok(self.key_info(row, &certificates))
+        self.key_view(row.key).await
     }
 
     /// `POST /v1/admin/revocations`: revokes every key of a tenant, or of one owner in it, in
@@ -81,17 +72,20 @@ impl Authority {
         &self,
         admin: &Admin,
         request: BulkRevocation,
-    ) -> Result<BulkRevocationResult, AuthorityError> {
+    ) -> Result<RevocationCount, AuthorityError> {
         let reason = request.reason.unwrap_or(RevocationReason::Unspecified);
         let tenant_name = request.tenant;
-        let owner = request.owner.as_ref().map(OwnerName::to_string);
+        let owner = request.owner.clone();
         let tenant = self.existing_tenant(&tenant_name).await?;
         let event = self.event(
             &admin.actor(),
             AuditAction::KeyRevokeBulk,
             Some(tenant_name.as_str()),
-            owner.clone(),
-            serde_json::json!({ "owner": owner, "reason": reason.as_str() }),
+            owner.as_ref().map(OwnerName::to_string),
+            serde_json::json!({
+                "owner": owner.as_ref().map(OwnerName::as_str),
+                "reason": reason.as_str(),
+            }),
         );
         let scope = RevocationScope {
             tenant_id: tenant.id,
@@ -106,6 +100,6 @@ impl Authority {
             self.metrics.revoked.inc_by(keys as u64);
         }
         tracing::info!(tenant = %tenant_name, keys, certificates, "bulk revocation");
-        Ok(BulkRevocationResult { keys, certificates })
+        Ok(RevocationCount { keys, certificates })
     }
 }

@@ -13,9 +13,9 @@ use std::time::Duration as StdDuration;
 use bytes::Bytes;
 use time::{Duration, OffsetDateTime};
 
-use super::{Authority, AuthorityError, PublishedCrl, from_unix};
+use super::{Authority, AuthorityError, PublishedCrl};
 use crate::ca::{CrlOrder, RootCrlSigner};
-use crate::store::{RootCrlRow, StoreError};
+use crate::store::{RootCrlRow, StoreError, whole_second};
 
 /// How often the root CRL publisher looks at the store: the root CRL changes rarely, and a
 /// CRL stored by `latchkey crl sign-root` should be served within seconds.
@@ -31,8 +31,8 @@ impl PublishedCrl {
         Self {
             number: row.number,
             covers: 0,
-            this_update: from_unix(row.this_update),
-            next_update: from_unix(row.next_update),
+            this_update: row.this_update,
+            next_update: row.next_update,
             entries: 0,
             der: Bytes::from(row.der),
             pem: std::sync::OnceLock::new(),
@@ -60,8 +60,9 @@ pub fn sign_root_crl(
     })?;
     Ok(RootCrlRow {
         number,
-        this_update: this_update.unix_timestamp(),
-        next_update: next_update.unix_timestamp(),
+        // As the signed CRL says them, and the store keeps them: whole seconds.
+        this_update: whole_second(this_update),
+        next_update: whole_second(next_update),
         der,
     })
 }
@@ -97,9 +98,9 @@ impl Authority {
     ) -> Result<(), AuthorityError> {
         let stored = self.store.latest_root_crl(self.root_issuer_id).await?;
         let now = self.now();
-        let due = stored.as_ref().is_none_or(|row| {
-            from_unix(row.next_update) - self.policy.root_crl_validity / 2 <= now
-        });
+        let due = stored
+            .as_ref()
+            .is_none_or(|row| row.next_update - self.policy.root_crl_validity / 2 <= now);
         let newest = match (due, signer) {
             (true, Some(signer)) => {
                 let after = stored.as_ref().map_or(0, |row| row.number);
@@ -111,7 +112,7 @@ impl Authority {
                 .map_err(|e| AuthorityError::Internal(e.to_string()))??;
                 match self
                     .store
-                    .insert_root_crl(self.root_issuer_id, &row, now.unix_timestamp())
+                    .insert_root_crl(self.root_issuer_id, &row, now)
                     .await
                 {
                     Ok(()) => {
@@ -181,13 +182,11 @@ pub async fn store_root_crl(
     let issuer_id = root_issuer_id(store, root_der, now).await?;
     let row = RootCrlRow {
         number: set.number(),
-        this_update: set.this_update().unix_timestamp(),
-        next_update: set.next_update().unix_timestamp(),
+        this_update: set.this_update(),
+        next_update: set.next_update(),
         der: crl_der.to_vec(),
     };
-    store
-        .insert_root_crl(issuer_id, &row, now.unix_timestamp())
-        .await?;
+    store.insert_root_crl(issuer_id, &row, now).await?;
     Ok(row.number)
 }
 
@@ -204,8 +203,8 @@ async fn root_issuer_id(
             &hex::encode(ring::digest::digest(&ring::digest::SHA256, root_der)),
             &parsed.subject().to_string(),
             root_der,
-            parsed.validity().not_after.timestamp(),
-            now.unix_timestamp(),
+            parsed.validity().not_after.to_datetime(),
+            now,
         )
         .await?)
 }

@@ -133,7 +133,7 @@ async fn sign_root(args: &Args, sign: &SignRootArgs) -> Result<()> {
             "latchkey: root CRL {} written to {} (valid until {}); store it with `latchkey crl import-root`",
             row.number,
             out.display(),
-            super::when(from_unix(row.next_update))
+            super::when(row.next_update)
         );
         return Ok(());
     }
@@ -143,7 +143,7 @@ async fn sign_root(args: &Args, sign: &SignRootArgs) -> Result<()> {
     let number = latchkey::authority::store_root_crl(&store, &root, &row.der, now).await?;
     println!(
         "latchkey: root CRL {number} stored (valid until {}); the CA serves it within seconds",
-        super::when(from_unix(row.next_update))
+        super::when(row.next_update)
     );
     Ok(())
 }
@@ -430,8 +430,4 @@ fn warn_if_near(next_update: OffsetDateTime) {
     } else if left <= time::Duration::minutes(15) {
         tracing::warn!(%next_update, "the CRL file nears its nextUpdate");
     }
-}
-
-fn from_unix(t: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(t).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 
 use super::extract::{ApiJson, ApiPath, ApiQuery, TokenId};
+use super::views;
 use super::{ApiError, AppState};
 use crate::api::{
     AuditPage, AuditQuery, BulkRevocation, BulkRevocationResult, NewTenant, NewToken, NewUser,
@@ -23,7 +24,7 @@ pub async fn add_tenant(
 ) -> Result<(StatusCode, Json<TenantInfo>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(authority.add_tenant(&admin, request).await?),
+        Json(authority.add_tenant(&admin, request).await?.into()),
     ))
 }
 
@@ -32,7 +33,7 @@ pub async fn tenants(
     State(authority): State<AppState>,
     admin: Admin,
 ) -> Result<Json<Vec<TenantInfo>>, ApiError> {
-    Ok(Json(authority.tenants(&admin).await?))
+    Ok(Json(views::all(authority.tenants(&admin).await?)))
 }
 
 /// `POST /v1/admin/users`.
@@ -43,7 +44,7 @@ pub async fn add_user(
 ) -> Result<(StatusCode, Json<UserInfo>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(authority.add_user(&admin, request).await?),
+        Json(authority.add_user(&admin, request).await?.into()),
     ))
 }
 
@@ -53,7 +54,7 @@ pub async fn users(
     admin: Admin,
     ApiPath(tenant): ApiPath<TenantName>,
 ) -> Result<Json<Vec<UserInfo>>, ApiError> {
-    Ok(Json(authority.users(&admin, &tenant).await?))
+    Ok(Json(views::all(authority.users(&admin, &tenant).await?)))
 }
 
 /// `POST /v1/admin/tokens`: the answer holds the token's secret, shown this once.
@@ -62,9 +63,10 @@ pub async fn create_token(
     admin: Admin,
     ApiJson(request): ApiJson<NewToken>,
 ) -> Result<(StatusCode, Json<TokenInfo>), ApiError> {
+    let (token, secret) = authority.create_token(&admin, request).await?;
     Ok((
         StatusCode::CREATED,
-        Json(authority.create_token(&admin, request).await?),
+        Json(views::token_info(token, Some(secret))),
     ))
 }
 
@@ -74,7 +76,9 @@ pub async fn tokens(
     admin: Admin,
     ApiQuery(query): ApiQuery<TokenQuery>,
 ) -> Result<Json<Vec<TokenInfo>>, ApiError> {
-    Ok(Json(authority.tokens(&admin, query.tenant.as_ref()).await?))
+    Ok(Json(views::all(
+        authority.tokens(&admin, query.tenant.as_ref()).await?,
+    )))
 }
 
 /// `DELETE /v1/admin/tokens/{id}`: an unused token stops working.
@@ -95,7 +99,10 @@ pub async fn change_tenant(
     ApiJson(change): ApiJson<TenantChange>,
 ) -> Result<Json<TenantInfo>, ApiError> {
     Ok(Json(
-        authority.change_tenant(&admin, &tenant, change).await?,
+        authority
+            .change_tenant(&admin, &tenant, change)
+            .await?
+            .into(),
     ))
 }
 
@@ -106,7 +113,9 @@ pub async fn change_user(
     ApiPath(user): ApiPath<UserRef>,
     ApiJson(change): ApiJson<UserChange>,
 ) -> Result<Json<UserInfo>, ApiError> {
-    Ok(Json(authority.change_user(&admin, &user, change).await?))
+    Ok(Json(
+        authority.change_user(&admin, &user, change).await?.into(),
+    ))
 }
 
 /// `POST /v1/admin/revocations`: every key of a tenant, or of one owner in it.
@@ -115,7 +124,7 @@ pub async fn revoke_many(
     admin: Admin,
     ApiJson(request): ApiJson<BulkRevocation>,
 ) -> Result<Json<BulkRevocationResult>, ApiError> {
-    Ok(Json(authority.revoke_many(&admin, request).await?))
+    Ok(Json(authority.revoke_many(&admin, request).await?.into()))
 }
 
 /// `GET /v1/admin/audit`: newest first, filtered by tenant, actor, action and time.
@@ -124,5 +133,5 @@ pub async fn audit(
     admin: Admin,
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    Ok(Json(authority.audit_log(&admin, query).await?))
+    Ok(Json(authority.audit_log(&admin, query).await?.into()))
 }

@@ -29,8 +29,8 @@ pub async fn enroll(
     ApiJson(request): ApiJson<EnrollRequest>,
 ) -> Result<(StatusCode, Json<EnrollResponse>), ApiError> {
     let enroller = authority.authenticate_enroller(&caller).await?;
-    let response = authority.enroll(&enroller, request).await?;
-    Ok((StatusCode::CREATED, Json(response)))
+    let issued = authority.enroll(&enroller, request).await?;
+    Ok((StatusCode::CREATED, Json(issued.into())))
 }
 
 /// `GET /v1/keys`. Needs: a key certificate or Basic (own keys), or an admin certificate.
@@ -39,7 +39,7 @@ pub async fn list(
     reader: Reader,
     ApiQuery(query): ApiQuery<KeyQuery>,
 ) -> Result<Json<KeyPage>, ApiError> {
-    Ok(Json(authority.list_keys(&reader, query).await?))
+    Ok(Json(authority.list_keys(&reader, query).await?.into()))
 }
 
 /// `GET /v1/keys/{key_id}`. Needs: the key's owner, or an admin certificate.
@@ -48,7 +48,7 @@ pub async fn show(
     reader: Reader,
     ApiPath(id): ApiPath<KeyId>,
 ) -> Result<Json<KeyInfo>, ApiError> {
-    Ok(Json(authority.show_key(&reader, &id).await?))
+    Ok(Json(authority.show_key(&reader, &id).await?.into()))
 }
 
 /// `DELETE /v1/keys/{key_id}` with an optional `{"reason": ...}`. Needs: the key's owner (its
@@ -59,7 +59,9 @@ pub async fn revoke(
     ApiPath(id): ApiPath<KeyId>,
     OptionalJson(request): OptionalJson<RevokeRequest>,
 ) -> Result<Json<KeyInfo>, ApiError> {
-    Ok(Json(authority.revoke_key(&reader, &id, request).await?))
+    Ok(Json(
+        authority.revoke_key(&reader, &id, request).await?.into(),
+    ))
 }
 
 /// `POST /v1/keys/{key_id}/renew` with an optional `{"csr": ...}`. Needs: a current
@@ -70,6 +72,6 @@ pub async fn renew(
     ApiPath(id): ApiPath<KeyId>,
     OptionalJson(request): OptionalJson<RenewRequest>,
 ) -> Result<(StatusCode, Json<EnrollResponse>), ApiError> {
-    let response = authority.renew(&holder, &id, request).await?;
-    Ok((StatusCode::CREATED, Json(response)))
+    let issued = authority.renew(&holder, &id, request).await?;
+    Ok((StatusCode::CREATED, Json(issued.into())))
 }

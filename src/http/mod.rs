@@ -8,6 +8,7 @@ mod extract;
 mod keys;
 mod meta;
 mod problem;
+mod views;
 
 use std::sync::Arc;
 

@@ -1,13 +1,16 @@
 use sqlx::{Any, Transaction};
+use time::OffsetDateTime;
 
 use super::filter::Statement;
+use super::rows::{AuditSqlRow, convert_all, seconds};
 use super::{Store, StoreError};
+use crate::model::AuditRecord;
 
 /// An audit event, written in the same transaction as the change it describes.
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
-    /// When, unix seconds.
-    pub at: i64,
+    /// When.
+    pub at: OffsetDateTime,
     /// Who: `admin:<name>`, `user:<owner>@<tenant>`, `token:<owner>@<tenant>`, `key:<id>`.
     pub actor: String,
     /// What, as `noun.verb`: `key.issue`, `tenant.add`, …
@@ -20,25 +23,6 @@ pub struct AuditEvent {
     pub detail: serde_json::Value,
 }
 
-/// An audit event as read back.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct AuditRow {
-    /// Position in the log.
-    pub id: i64,
-    /// When, unix seconds.
-    pub at: i64,
-    /// Who.
-    pub actor: String,
-    /// What.
-    pub action: String,
-    /// The tenant concerned, if any.
-    pub tenant: Option<String>,
-    /// The object concerned, if any.
-    pub target: Option<String>,
-    /// Details, a JSON object.
-    pub detail: String,
-}
-
 pub(super) async fn insert(
     tx: &mut Transaction<'static, Any>,
     event: &AuditEvent,
@@ -47,7 +31,7 @@ pub(super) async fn insert(
         "INSERT INTO audit_events (at, actor, action, tenant, target, detail) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(event.at)
+    .bind(seconds(event.at))
     .bind(&event.actor)
     .bind(event.action)
     .bind(&event.tenant)
@@ -68,9 +52,9 @@ pub struct AuditFilter {
     /// Only this action.
     pub action: Option<String>,
     /// Only at or after this time.
-    pub since: Option<i64>,
+    pub since: Option<OffsetDateTime>,
     /// Only before this time.
-    pub until: Option<i64>,
+    pub until: Option<OffsetDateTime>,
     /// Only events older than this id (paging).
     pub before_id: Option<i64>,
     /// At most this many.
@@ -79,7 +63,7 @@ pub struct AuditFilter {
 
 impl Store {
     /// One page of audit events, newest first.
-    pub async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
+    pub async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StoreError> {
         let mut sql = Statement::new(
             "SELECT id, at, actor, action, tenant, target, detail FROM audit_events WHERE TRUE",
         );
@@ -100,7 +84,8 @@ impl Store {
             sql.push(" AND at < $?");
         }
         sql.push(" ORDER BY id DESC LIMIT $?");
-        let mut query = sqlx::query_as(sql.sql()).bind(filter.before_id.unwrap_or(i64::MAX));
+        let mut query =
+            sqlx::query_as::<_, AuditSqlRow>(sql.sql()).bind(filter.before_id.unwrap_or(i64::MAX));
         for value in [&filter.tenant, &filter.actor, &filter.action]
             .into_iter()
             .flatten()
@@ -108,8 +93,8 @@ impl Store {
             query = query.bind(value.clone());
         }
         for value in [filter.since, filter.until].into_iter().flatten() {
-            query = query.bind(value);
+            query = query.bind(seconds(value));
         }
-        Ok(query.bind(filter.limit).fetch_all(&self.pool).await?)
+        convert_all(query.bind(filter.limit).fetch_all(&self.pool).await?)
     }
 }

@@ -10,15 +10,18 @@
 //!
 //! On SQLite every statement is a round trip to the connection's thread, and those round
 //! trips were most of an issuance's CPU time; there, an issuance is one INSERT into a view
-//! whose trigger makes the same checks and writes (migrations/sqlite/0005), undone as a
+//! whose trigger makes the same checks and writes (migrations/sqlite/0005, as made again by
+//! 0009, whose trigger on `certificates` checks the public key), undone as a
 //! whole by SQLite when a check refuses. On PostgreSQL the statements go one by one in a
 //! savepoint.
 use sqlx::{Any, AnyPool, Transaction};
+use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::audit::AuditEvent;
 use super::keys::{NewCertificate, NewKey, TokenUse};
 use super::refusal::Refusal;
+use super::rows::seconds;
 use super::{Backend, Store, StoreError, WriteTurn, unique_as};
 
 /// The most issuances one transaction records.
@@ -33,7 +36,7 @@ struct Issuance {
     key: NewKey,
     certificate: NewCertificate,
     token: Option<TokenUse>,
-    now: i64,
+    now: OffsetDateTime,
     event: AuditEvent,
 }
 
@@ -63,7 +66,7 @@ impl Store {
         key: &NewKey,
         certificate: &NewCertificate,
         token: Option<TokenUse>,
-        now: i64,
+        now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<(), StoreError> {
         let issuance = Issuance {
@@ -157,7 +160,8 @@ async fn try_record_batch(
 
 /// One issuance as one statement: on SQLite an INSERT into the `issuances` view, whose
 /// trigger does the checks and the writes, on PostgreSQL a call of `latchkey_issue`, which
-/// does the same (both engines' migration 0005). A refusal ([`Refusal`]) undoes the whole
+/// does the same (both engines' migration 0005, made again by 0009, where the public-key
+/// check moved to a trigger on `certificates`). A refusal ([`Refusal`]) undoes the whole
 /// statement. The outer `Err` is a failure of the transaction.
 async fn record_one_as_statement(
     tx: &mut Transaction<'static, Any>,
@@ -184,25 +188,25 @@ async fn record_one_as_statement(
         }
     };
     let inserted = sqlx::query(sql)
-        .bind(&key.id)
-        .bind(key.tenant_id)
-        .bind(&key.owner)
+        .bind(key.id.as_str())
+        .bind(key.tenant_id.get())
+        .bind(key.owner.as_str())
         .bind(&key.name)
         .bind(&key.description)
-        .bind(&key.scopes)
-        .bind(key.created_at)
-        .bind(key.expires_at)
+        .bind(key.scopes.to_stored())
+        .bind(seconds(key.created_at))
+        .bind(seconds(key.expires_at))
         .bind(token.map(|t| t.token_id))
-        .bind(now)
-        .bind(&c.serial)
+        .bind(seconds(*now))
+        .bind(c.serial.to_string())
         .bind(c.issuer_id)
         .bind(&c.subject)
         .bind(&c.public_key_sha256)
-        .bind(c.not_before)
-        .bind(c.not_after)
+        .bind(seconds(c.not_before))
+        .bind(seconds(c.not_after))
         .bind(&c.der)
-        .bind(c.created_at)
-        .bind(event.at)
+        .bind(seconds(c.created_at))
+        .bind(seconds(event.at))
         .bind(&event.actor)
         .bind(event.action)
         .bind(&event.tenant)

@@ -1,3 +1,6 @@
+use time::OffsetDateTime;
+
+use super::rows::seconds;
 use super::{Store, StoreError, unique_as};
 
 impl Store {
@@ -8,8 +11,8 @@ impl Store {
         fingerprint: &str,
         subject: &str,
         certificate: &[u8],
-        not_after: i64,
-        now: i64,
+        not_after: OffsetDateTime,
+        now: OffsetDateTime,
     ) -> Result<i64, StoreError> {
         let find = "SELECT id FROM issuers WHERE fingerprint = $1";
         if let Some((id,)) = sqlx::query_as(find)
@@ -26,8 +29,8 @@ impl Store {
         .bind(fingerprint)
         .bind(subject)
         .bind(certificate)
-        .bind(not_after)
-        .bind(now)
+        .bind(seconds(not_after))
+        .bind(seconds(now))
         .execute(&self.pool)
         .await;
         match inserted.map_err(|e| unique_as(e, StoreError::AlreadyExists("issuer"))) {

@@ -1,55 +1,94 @@
 use sqlx::AssertSqlSafe;
+use time::OffsetDateTime;
 
 use super::audit::AuditEvent;
 use super::filter::Statement;
-use super::rows::{CertificateKind, CertificateRecord, KeyRecord, ListedRecord, convert_all};
+use super::refusal::Refusal;
+use super::rows::{
+    CertificateKind, CertificateSqlRow, KeySqlRow, ListedSqlRow, convert_all, convert_optional,
+    seconds, whole_second,
+};
 use super::{Backend, Change, Store, StoreError, unique_as};
-use crate::model::{RevocationReason, ScopeSet};
+use crate::model::{
+    CertificateRecord, KeyId, KeyRecord, KeyStatus, OwnerName, RevocationReason, ScopeSet, Serial,
+    TenantId, TenantName,
+};
 
 /// A key to record with its first certificate.
 #[derive(Debug, Clone)]
 pub struct NewKey {
     /// The key id.
-    pub id: String,
+    pub id: KeyId,
     /// The tenant's internal id.
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     /// The owner.
-    pub owner: String,
+    pub owner: OwnerName,
     /// A short name given by the holder.
     pub name: String,
     /// A longer description.
     pub description: String,
-    /// Scopes, sorted, space-separated.
-    pub scopes: String,
+    /// Its scopes.
+    pub scopes: ScopeSet,
     /// When it was made.
-    pub created_at: i64,
+    pub created_at: OffsetDateTime,
     /// When it stops being renewable and its certificates end.
-    pub expires_at: i64,
+    pub expires_at: OffsetDateTime,
+}
+
+impl NewKey {
+    /// The key as a read of it right after recording gives it, for the answer to the
+    /// request that made it (`tenant` is the name of `tenant_id`).
+    pub fn as_recorded(&self, tenant: TenantName) -> KeyRecord {
+        KeyRecord {
+            id: self.id.clone(),
+            tenant,
+            owner: self.owner.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            scopes: self.scopes.clone(),
+            created_at: whole_second(self.created_at),
+            expires_at: whole_second(self.expires_at),
+            revoked_at: None,
+            revocation_reason: None,
+        }
+    }
 }
 
 /// A certificate to record.
 #[derive(Debug, Clone)]
 pub struct NewCertificate {
-    /// Lowercase hex serial.
-    pub serial: String,
+    /// Its serial.
+    pub serial: Serial,
     /// The issuer's internal id.
     pub issuer_id: i64,
     /// What it is for.
     pub kind: CertificateKind,
     /// The key it certifies, for key certificates.
-    pub key_id: Option<String>,
+    pub key_id: Option<KeyId>,
     /// The SPIFFE URI (or the server's first hostname).
     pub subject: String,
     /// SHA-256 of the SubjectPublicKeyInfo, lowercase hex.
     pub public_key_sha256: String,
     /// Start of validity.
-    pub not_before: i64,
+    pub not_before: OffsetDateTime,
     /// End of validity.
-    pub not_after: i64,
+    pub not_after: OffsetDateTime,
     /// The DER certificate.
     pub der: Vec<u8>,
     /// When it was recorded.
-    pub created_at: i64,
+    pub created_at: OffsetDateTime,
+}
+
+impl NewCertificate {
+    /// The certificate as a read of it right after recording gives it.
+    pub fn as_recorded(&self) -> CertificateRecord {
+        CertificateRecord {
+            serial: self.serial,
+            not_before: whole_second(self.not_before),
+            not_after: whole_second(self.not_after),
+            revoked_at: None,
+        }
+    }
 }
 
 /// A renewal to record: the new certificate and what the authority decided around it.
@@ -58,18 +97,18 @@ pub struct Renewal {
     /// The new certificate (of kind `key`).
     pub certificate: NewCertificate,
     /// The time of the renewal.
-    pub now: i64,
+    pub now: OffsetDateTime,
     /// Refuse (`TooSoon`) if the key's newest certificate was recorded after this: the
     /// renewal interval, checked under the key's lock so that replicas and concurrent
     /// requests cannot both pass.
-    pub newest_before: i64,
+    pub newest_before: OffsetDateTime,
     /// How many of the key's earlier unexpired, unrevoked certificates stay valid; older ones
     /// are revoked as superseded. 0 for a rekey: the earlier key pair stops working.
     pub keep_earlier: i64,
-    /// The key's scopes from now on (sorted, space-separated): the same or fewer.
-    pub scopes: String,
+    /// The key's scopes from now on: the same or fewer.
+    pub scopes: ScopeSet,
     /// The key's end from now on; an earlier end stays.
-    pub expires_at: i64,
+    pub expires_at: OffsetDateTime,
 }
 
 /// The use of an enrollment token, consumed in the issuing transaction.
@@ -79,85 +118,58 @@ pub struct TokenUse {
     pub token_id: i64,
 }
 
-/// A key as stored, with its tenant's name.
+/// A key as stored: the record, and where the store keeps it.
 #[derive(Debug, Clone)]
 pub struct KeyRow {
     /// Paging position.
     pub seq: i64,
-    /// The key id.
-    pub id: String,
     /// The tenant's internal id.
-    pub tenant_id: i64,
-    /// The tenant's name.
-    pub tenant: String,
-    /// The owner.
-    pub owner: String,
-    /// Its name.
-    pub name: String,
-    /// Its description.
-    pub description: String,
-    /// Its scopes.
-    pub scopes: ScopeSet,
-    /// When it was made.
-    pub created_at: i64,
-    /// When it expires.
-    pub expires_at: i64,
-    /// When it was revoked, if it was.
-    pub revoked_at: Option<i64>,
-    /// Why it was revoked.
-    pub revocation_reason: Option<RevocationReason>,
+    pub tenant_id: TenantId,
+    /// The key.
+    pub key: KeyRecord,
 }
 
 /// A certificate as stored, without its DER.
 #[derive(Debug, Clone)]
 pub struct CertificateRow {
-    /// Lowercase hex serial.
-    pub serial: String,
+    /// Its serial.
+    pub serial: Serial,
     /// What it is for.
     pub kind: CertificateKind,
     /// The key it certifies, for key certificates.
-    pub key_id: Option<String>,
+    pub key_id: Option<KeyId>,
     /// The SPIFFE URI (or the server's first hostname).
     pub subject: String,
     /// Start of validity.
-    pub not_before: i64,
+    pub not_before: OffsetDateTime,
     /// End of validity.
-    pub not_after: i64,
+    pub not_after: OffsetDateTime,
     /// When it was revoked, if it was.
-    pub revoked_at: Option<i64>,
+    pub revoked_at: Option<OffsetDateTime>,
 }
 
 /// A certificate as listed with its key: see [`Store::certificates_of`].
 #[derive(Debug, Clone)]
 pub struct ListedCertificate {
+    /// The key it certifies.
+    pub key_id: KeyId,
     /// The certificate.
-    pub certificate: CertificateRow,
+    pub certificate: CertificateRecord,
     /// How many certificates its key has, listed or not.
     pub of_key: i64,
-}
-
-/// A key's status, as filtered on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyStatus {
-    /// Not revoked and not past `expires_at`.
-    Active,
-    /// Past `expires_at`, not revoked.
-    Expired,
-    /// Revoked.
-    Revoked,
 }
 
 /// Which keys to list: one page, newest first.
 #[derive(Debug, Clone)]
 pub struct KeyFilter {
     /// Only this tenant's.
-    pub tenant_id: Option<i64>,
+    pub tenant_id: Option<TenantId>,
     /// Only this owner's.
-    pub owner: Option<String>,
+    pub owner: Option<OwnerName>,
     /// Only keys in this status at `now`.
     pub status: Option<KeyStatus>,
     /// The time `status` is judged at.
-    pub now: i64,
+    pub now: OffsetDateTime,
     /// Only keys older than this paging position.
     pub before_seq: Option<i64>,
     /// At most this many.
@@ -184,7 +196,9 @@ impl Store {
         event: &AuditEvent,
     ) -> Result<u64, StoreError> {
         let certificate = &renewal.certificate;
-        let now = renewal.now;
+        let now = seconds(renewal.now);
+        let key_id = certificate.key_id.as_ref().map(KeyId::as_str);
+        let serial = certificate.serial.to_string();
         self.write(event, async |tx, event| {
             // A no-op update takes the key's row lock on PostgreSQL too (SQLite holds the write
             // lock already), so a revocation either commits before this check or waits for us
@@ -194,7 +208,7 @@ impl Store {
                  WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 \
                  RETURNING tenant_id, owner",
             )
-            .bind(&certificate.key_id)
+            .bind(key_id)
             .bind(now)
             .fetch_optional(tx.conn())
             .await?;
@@ -208,42 +222,27 @@ impl Store {
                 "SELECT MAX(created_at), COALESCE(MAX(generation), 0) FROM certificates \
                  WHERE key_id = $1",
             )
-            .bind(&certificate.key_id)
+            .bind(key_id)
             .fetch_one(tx.conn())
             .await?;
             if let Some(newest_at) = newest_at
-                && newest_at > renewal.newest_before
+                && newest_at > seconds(renewal.newest_before)
             {
-                return Err(StoreError::TooSoon { newest_at });
+                return Err(StoreError::TooSoon {
+                    newest_at: super::rows::time("certificates", "created_at", newest_at)?,
+                });
             }
-            if self.backend() == Backend::Postgres {
-                // As in `latchkey_issue` (migrations/postgres/0005): replicas write at once, and
-                // this serializes the check below with every other use of the same public key.
-                sqlx::query("SELECT 1 FROM pg_advisory_xact_lock(hashtextextended($1, 0))")
-                    .bind(&certificate.public_key_sha256)
-                    .execute(tx.conn())
-                    .await?;
-            }
-            let (other_keys,): (i64,) = sqlx::query_as(
-                "SELECT COUNT(*) FROM certificates \
-                 WHERE public_key_sha256 = $1 AND (key_id IS NULL OR key_id <> $2)",
-            )
-            .bind(&certificate.public_key_sha256)
-            .bind(&certificate.key_id)
-            .fetch_one(tx.conn())
-            .await?;
-            if other_keys > 0 {
-                return Err(StoreError::PublicKeyInUse);
-            }
+            // Refused with `PublicKeyInUse` by the database when another key holds the public
+            // key (migration 0009, the one place of that rule).
             insert_certificate(tx, certificate, Some(generation + 1)).await?;
             // Narrowing only: scopes the owner lost and a tenant's lowered maximum lifetime.
             sqlx::query(
                 "UPDATE keys SET scopes = $1, \
                  expires_at = CASE WHEN expires_at < $2 THEN expires_at ELSE $2 END WHERE id = $3",
             )
-            .bind(&renewal.scopes)
-            .bind(renewal.expires_at)
-            .bind(&certificate.key_id)
+            .bind(renewal.scopes.to_stored())
+            .bind(seconds(renewal.expires_at))
+            .bind(key_id)
             .execute(tx.conn())
             .await?;
             // Every unexpired, unrevoked certificate of the key beyond the newest `keep` (the new
@@ -258,8 +257,8 @@ impl Store {
             )
             .bind(now)
             .bind(RevocationReason::Superseded.as_str())
-            .bind(&certificate.key_id)
-            .bind(&certificate.serial)
+            .bind(key_id)
+            .bind(&serial)
             .bind(renewal.keep_earlier)
             .execute(tx.conn())
             .await?
@@ -292,8 +291,8 @@ impl Store {
     pub async fn supersede_admin_certificates(
         &self,
         subject: &str,
-        keep: &str,
-        at: i64,
+        keep: &Serial,
+        at: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<u64, StoreError> {
         self.write(event, async |tx, _| {
@@ -301,10 +300,10 @@ impl Store {
                 "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
                  WHERE kind = $5 AND subject = $3 AND serial <> $4 AND revoked_at IS NULL",
             )
-            .bind(at)
+            .bind(seconds(at))
             .bind(RevocationReason::Superseded.as_str())
             .bind(subject)
-            .bind(keep)
+            .bind(keep.to_string())
             .bind(CertificateKind::Admin.as_str())
             .execute(tx.conn())
             .await?
@@ -319,16 +318,16 @@ impl Store {
     }
 
     /// The key with this id.
-    pub async fn key(&self, id: &str) -> Result<Option<KeyRow>, StoreError> {
+    pub async fn key(&self, id: &KeyId) -> Result<Option<KeyRow>, StoreError> {
         let sql = AssertSqlSafe(format!(
             "SELECT {KEY_COLUMNS} FROM keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.id = $1"
         ));
-        sqlx::query_as::<_, KeyRecord>(sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(KeyRow::try_from)
-            .transpose()
+        convert_optional(
+            sqlx::query_as::<_, KeySqlRow>(sql)
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// One page of keys, newest first.
@@ -354,15 +353,15 @@ impl Store {
         sql.push(" ORDER BY k.seq DESC LIMIT $?");
 
         let mut query =
-            sqlx::query_as::<_, KeyRecord>(sql.sql()).bind(filter.before_seq.unwrap_or(i64::MAX));
+            sqlx::query_as::<_, KeySqlRow>(sql.sql()).bind(filter.before_seq.unwrap_or(i64::MAX));
         if let Some(tenant_id) = filter.tenant_id {
-            query = query.bind(tenant_id);
+            query = query.bind(tenant_id.get());
         }
         if let Some(owner) = &filter.owner {
-            query = query.bind(owner.clone());
+            query = query.bind(owner.as_str().to_owned());
         }
         if matches!(filter.status, Some(KeyStatus::Active | KeyStatus::Expired)) {
-            query = query.bind(filter.now);
+            query = query.bind(seconds(filter.now));
         }
         convert_all(query.bind(filter.limit).fetch_all(&self.pool).await?)
     }
@@ -373,8 +372,8 @@ impl Store {
     /// lists as few as one renewed once.
     pub async fn certificates_of(
         &self,
-        key_ids: &[&str],
-        now: i64,
+        key_ids: &[&KeyId],
+        now: OffsetDateTime,
         per_key: i64,
     ) -> Result<Vec<ListedCertificate>, StoreError> {
         if key_ids.is_empty() {
@@ -392,24 +391,30 @@ impl Store {
              ORDER BY COALESCE(generation, 0), not_before, serial",
             placeholders.join(", "),
         ));
-        let mut query = sqlx::query_as::<_, ListedRecord>(sql);
+        let mut query = sqlx::query_as::<_, ListedSqlRow>(sql);
         for id in key_ids {
-            query = query.bind(*id);
+            query = query.bind(id.as_str());
         }
-        convert_all(query.bind(now).bind(per_key).fetch_all(&self.pool).await?)
+        convert_all(
+            query
+                .bind(seconds(now))
+                .bind(per_key)
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     /// The certificate with this serial.
-    pub async fn certificate(&self, serial: &str) -> Result<Option<CertificateRow>, StoreError> {
+    pub async fn certificate(&self, serial: &Serial) -> Result<Option<CertificateRow>, StoreError> {
         let sql = AssertSqlSafe(format!(
             "SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE serial = $1"
         ));
-        sqlx::query_as::<_, CertificateRecord>(sql)
-            .bind(serial)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(CertificateRow::try_from)
-            .transpose()
+        convert_optional(
+            sqlx::query_as::<_, CertificateSqlRow>(sql)
+                .bind(serial.to_string())
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// The certificate with this serial, if its recorded DER is exactly `der`: a look-alike
@@ -417,26 +422,26 @@ impl Store {
     /// the authentication hot path.
     pub async fn recorded_certificate(
         &self,
-        serial: &str,
+        serial: &Serial,
         der: &[u8],
     ) -> Result<Option<CertificateRow>, StoreError> {
         let sql = AssertSqlSafe(format!(
             "SELECT {CERTIFICATE_COLUMNS} FROM certificates WHERE serial = $1 AND der = $2"
         ));
-        sqlx::query_as::<_, CertificateRecord>(sql)
-            .bind(serial)
-            .bind(der)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(CertificateRow::try_from)
-            .transpose()
+        convert_optional(
+            sqlx::query_as::<_, CertificateSqlRow>(sql)
+                .bind(serial.to_string())
+                .bind(der)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// The DER of the certificate with this serial.
-    pub async fn certificate_der(&self, serial: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    pub async fn certificate_der(&self, serial: &Serial) -> Result<Option<Vec<u8>>, StoreError> {
         let row: Option<(Vec<u8>,)> =
             sqlx::query_as("SELECT der FROM certificates WHERE serial = $1")
-                .bind(serial)
+                .bind(serial.to_string())
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(row.map(|(der,)| der))
@@ -444,7 +449,8 @@ impl Store {
 }
 
 /// Inserts a certificate row, the `generation`-th renewal of its key if it is one; a serial
-/// that exists already is a `Collision`.
+/// that exists already is a `Collision`, and a key certificate whose public key another key
+/// holds is refused by the database (migration 0009) as `PublicKeyInUse`.
 async fn insert_certificate(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     c: &NewCertificate,
@@ -455,20 +461,24 @@ async fn insert_certificate(
          not_before, not_after, der, created_at, generation) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
-    .bind(&c.serial)
+    .bind(c.serial.to_string())
     .bind(c.issuer_id)
     .bind(c.kind.as_str())
-    .bind(&c.key_id)
+    .bind(c.key_id.as_ref().map(KeyId::as_str))
     .bind(&c.subject)
     .bind(&c.public_key_sha256)
-    .bind(c.not_before)
-    .bind(c.not_after)
+    .bind(seconds(c.not_before))
+    .bind(seconds(c.not_after))
     .bind(&c.der)
-    .bind(c.created_at)
+    .bind(seconds(c.created_at))
     .bind(generation)
     .execute(&mut **tx)
     .await
-    .map_err(|e| unique_as(e, StoreError::Collision))?;
+    .map_err(|e| match Refusal::from_error(&e) {
+        Ok(Some(refusal)) => refusal.into(),
+        Ok(None) => unique_as(e, StoreError::Collision),
+        Err(unknown) => unknown,
+    })?;
     Ok(())
 }
 

@@ -26,15 +26,13 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
-pub use audit::AuditFilter;
-pub use audit::{AuditEvent, AuditRow};
+pub use audit::{AuditEvent, AuditFilter};
 pub use keys::{
-    CertificateRow, KeyFilter, KeyRow, KeyStatus, ListedCertificate, NewCertificate, NewKey,
-    Renewal, TokenUse,
+    CertificateRow, KeyFilter, KeyRow, ListedCertificate, NewCertificate, NewKey, Renewal, TokenUse,
 };
 pub use revocations::{CrlMarks, CrlRow, RevocationScope, RevokedCertificate, RevokedList};
 pub use root_crls::RootCrlRow;
-pub use rows::{CertificateKind, CertificateKindError};
+pub use rows::{CertificateKind, CertificateKindError, whole_second};
 pub use tenants::UserChange;
 pub use tenants::{TenantRow, UserRow};
 pub use tokens::{NewToken, TokenCredential, TokenRow};
@@ -72,8 +70,8 @@ pub enum StoreError {
     /// The key got a certificate at `newest_at`, within the renewal interval.
     #[error("the key's newest certificate was issued at {newest_at}, too recently to renew")]
     TooSoon {
-        /// When the key's newest certificate was recorded (unix seconds).
-        newest_at: i64,
+        /// When the key's newest certificate was recorded.
+        newest_at: time::OffsetDateTime,
     },
     /// The enrollment token was used, revoked or expired before this transaction.
     #[error("enrollment token already used, revoked or expired")]

@@ -1,9 +1,9 @@
-//! The refusals the database itself raises, typed. Migration 0005 of each engine
-//! (`migrations/sqlite/0005_issuance_procedure.sql`, `migrations/postgres/0005_issuance_procedure.sql`)
-//! checks an issuance under the database's own locks and aborts the statement with a
-//! message `latchkey:<name>`; [`Refusal::from_error`] is the one place that reads those
-//! messages. A new `RAISE` in a migration needs a variant here, and the test below lists
-//! every name the migrations raise.
+//! The refusals the database itself raises, typed. Migrations 0005 and 0009 of each engine
+//! (`migrations/{sqlite,postgres}/0005_issuance_procedure.sql`, `…/0009_public_key_rule.sql`)
+//! check an issuance, and any key certificate's public key, under the database's own locks
+//! and abort the statement with a message `latchkey:<name>`; [`Refusal::from_error`] is the
+//! one place that reads those messages. A new `RAISE` in a migration needs a variant here,
+//! and the test below lists every name the migrations raise.
 
 use super::StoreError;
 
@@ -67,12 +67,20 @@ mod tests {
     fn the_migrations_raise_exactly_the_known_refusals() {
         for (engine, sql) in [
             (
-                "sqlite",
+                "sqlite 0005",
                 include_str!("../../migrations/sqlite/0005_issuance_procedure.sql"),
             ),
             (
-                "postgres",
+                "postgres 0005",
                 include_str!("../../migrations/postgres/0005_issuance_procedure.sql"),
+            ),
+            (
+                "sqlite 0009",
+                include_str!("../../migrations/sqlite/0009_public_key_rule.sql"),
+            ),
+            (
+                "postgres 0009",
+                include_str!("../../migrations/postgres/0009_public_key_rule.sql"),
             ),
         ] {
             let mut raised: Vec<&str> = sql

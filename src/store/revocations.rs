@@ -1,8 +1,9 @@
 use time::OffsetDateTime;
 
 use super::audit::AuditEvent;
+use super::rows::seconds;
 use super::{Backend, Change, Store, StoreError, unique_as};
-use crate::model::{KeyId, RevocationReason, Serial};
+use crate::model::{KeyId, OwnerName, RevocationReason, Serial, TenantId};
 
 /// How many CRLs of an issuer the store keeps.
 const CRLS_KEPT: i64 = 3;
@@ -108,9 +109,9 @@ pub(super) async fn bump_crl_revision(
 #[derive(Debug, Clone)]
 pub struct RevocationScope {
     /// The tenant's internal id.
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     /// Only this owner's keys, if given.
-    pub owner: Option<String>,
+    pub owner: Option<OwnerName>,
 }
 
 impl Store {
@@ -121,9 +122,10 @@ impl Store {
         &self,
         key_id: &KeyId,
         reason: RevocationReason,
-        now: i64,
+        now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<Option<i64>, StoreError> {
+        let now = seconds(now);
         self.write(event, async |tx, event| {
             let key = sqlx::query(
                 "UPDATE keys SET revoked_at = $1, revocation_reason = $2 \
@@ -160,10 +162,15 @@ impl Store {
         &self,
         scope: &RevocationScope,
         reason: RevocationReason,
-        now: i64,
+        now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<(i64, i64), StoreError> {
-        let owner = scope.owner.clone().unwrap_or_default();
+        let now = seconds(now);
+        // '' is no owner name, so it stands for "every owner" in the statements.
+        let owner = scope
+            .owner
+            .as_ref()
+            .map_or(String::new(), |o| o.as_str().to_owned());
         self.write(event, async |tx, event| {
             // Keys first (taking their row locks), then every certificate of a revoked key in
             // scope, so a renewal racing this either committed before or is refused after.
@@ -173,7 +180,7 @@ impl Store {
             )
             .bind(now)
             .bind(reason.as_str())
-            .bind(scope.tenant_id)
+            .bind(scope.tenant_id.get())
             .bind(&owner)
             .execute(tx.conn())
             .await?;
@@ -185,7 +192,7 @@ impl Store {
             )
             .bind(now)
             .bind(reason.as_str())
-            .bind(scope.tenant_id)
+            .bind(scope.tenant_id.get())
             .bind(&owner)
             .execute(tx.conn())
             .await?;

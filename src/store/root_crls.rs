@@ -1,17 +1,20 @@
 //! The root's CRLs: signed by the CA when it holds the root key, or by `latchkey crl
 //! sign-root` where the root key is kept; served newest first.
 
+use time::OffsetDateTime;
+
+use super::rows::{RootCrlSqlRow, convert_optional, seconds};
 use super::{Store, StoreError, unique_as};
 
 /// A root CRL as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct RootCrlRow {
     /// The CRL number.
     pub number: i64,
     /// Its thisUpdate.
-    pub this_update: i64,
+    pub this_update: OffsetDateTime,
     /// Its nextUpdate.
-    pub next_update: i64,
+    pub next_update: OffsetDateTime,
     /// The signed DER.
     pub der: Vec<u8>,
 }
@@ -22,13 +25,15 @@ const ROOT_CRLS_KEPT: i64 = 4;
 impl Store {
     /// The newest root CRL of the root recorded as `issuer_id`.
     pub async fn latest_root_crl(&self, issuer_id: i64) -> Result<Option<RootCrlRow>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT number, this_update, next_update, der FROM root_crls \
-             WHERE issuer_id = $1 ORDER BY number DESC LIMIT 1",
+        convert_optional(
+            sqlx::query_as::<_, RootCrlSqlRow>(
+                "SELECT number, this_update, next_update, der FROM root_crls \
+                 WHERE issuer_id = $1 ORDER BY number DESC LIMIT 1",
+            )
+            .bind(issuer_id)
+            .fetch_optional(&self.pool)
+            .await?,
         )
-        .bind(issuer_id)
-        .fetch_optional(&self.pool)
-        .await?)
     }
 
     /// Stores a signed root CRL. `Collision` means one with its number is stored already
@@ -37,7 +42,7 @@ impl Store {
         &self,
         issuer_id: i64,
         crl: &RootCrlRow,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         sqlx::query(
@@ -46,10 +51,10 @@ impl Store {
         )
         .bind(issuer_id)
         .bind(crl.number)
-        .bind(crl.this_update)
-        .bind(crl.next_update)
+        .bind(seconds(crl.this_update))
+        .bind(seconds(crl.next_update))
         .bind(&crl.der)
-        .bind(now)
+        .bind(seconds(now))
         .execute(&mut **tx)
         .await
         .map_err(|e| unique_as(e, StoreError::Collision))?;

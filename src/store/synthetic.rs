@@ -2,7 +2,11 @@
 //! through the CA would take hours and measure issuance, not what scale tests measure (the
 //! inventory, the CRL, start-up and memory with a large store). Never used by the CA.
 
+use time::OffsetDateTime;
+
+use super::rows::seconds;
 use super::{Backend, Store, StoreError};
+use crate::model::TenantId;
 
 /// Rows per transaction: large enough to be fast, small enough to keep the WAL small.
 const CHUNK: i64 = 250_000;
@@ -17,12 +21,13 @@ impl Store {
     /// SQLite only.
     pub async fn load_synthetic_keys(
         &self,
-        tenant_id: i64,
+        tenant_id: TenantId,
         first: i64,
         count: i64,
         revoke_every: i64,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<(), StoreError> {
+        let now = seconds(now);
         if self.backend != Backend::Sqlite {
             return Err(StoreError::Unsupported(
                 "synthetic keys are loaded into SQLite only",
@@ -45,7 +50,7 @@ impl Store {
             )
             .bind(start)
             .bind(stop)
-            .bind(tenant_id)
+            .bind(tenant_id.get())
             .bind(now)
             .bind(revoke_every)
             .execute(&mut **tx)

@@ -1,134 +1,145 @@
-use super::audit::AuditEvent;
-use super::{Change, Store, StoreError, unique_as};
+use time::OffsetDateTime;
 
-/// A tenant as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
+use super::audit::AuditEvent;
+use super::rows::{TenantSqlRow, UserSqlRow, convert_all, convert_optional, seconds};
+use super::{Change, Store, StoreError, unique_as};
+use crate::model::{OwnerName, ScopeSet, TenantId, TenantName, TenantRecord};
+
+/// A tenant as stored: the record, and its internal id.
+#[derive(Debug, Clone)]
 pub struct TenantRow {
     /// Internal id.
-    pub id: i64,
-    /// The tenant's name.
-    pub name: String,
-    /// The longest key lifetime the tenant allows, in days.
-    pub max_key_days: i64,
-    /// When it was disabled, if it was.
-    pub disabled_at: Option<i64>,
-    /// When it was made.
-    pub created_at: i64,
+    pub id: TenantId,
+    /// The tenant.
+    pub tenant: TenantRecord,
 }
 
 /// A user as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct UserRow {
     /// Internal id.
     pub id: i64,
     /// The tenant's internal id.
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     /// The user's name (the owner of its keys).
-    pub name: String,
+    pub name: OwnerName,
     /// The argon2id PHC string.
     pub password_hash: String,
-    /// Granted scopes, sorted, space-separated.
-    pub scopes: String,
+    /// Granted scopes.
+    pub scopes: ScopeSet,
     /// When it was disabled, if it was.
-    pub disabled_at: Option<i64>,
+    pub disabled_at: Option<OffsetDateTime>,
     /// When it was made.
-    pub created_at: i64,
+    pub created_at: OffsetDateTime,
 }
 
 impl Store {
     /// Adds a tenant; `AlreadyExists` if the name is taken.
     pub async fn insert_tenant(
         &self,
-        name: &str,
+        name: &TenantName,
         max_key_days: i64,
-        now: i64,
+        now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<TenantRow, StoreError> {
         self.write(event, async |tx, _| {
-            let row = sqlx::query_as(
+            let row = sqlx::query_as::<_, TenantSqlRow>(
                 "INSERT INTO tenants (name, max_key_days, created_at) VALUES ($1, $2, $3) \
                  RETURNING id, name, max_key_days, disabled_at, created_at",
             )
-            .bind(name)
+            .bind(name.as_str())
             .bind(max_key_days)
-            .bind(now)
+            .bind(seconds(now))
             .fetch_one(tx.conn())
             .await
             .map_err(|e| unique_as(e, StoreError::AlreadyExists("tenant")))?;
-            Ok(Change::Made(row))
+            Ok(Change::Made(row.try_into()?))
         })
         .await
     }
 
     /// The tenant with this name.
-    pub async fn tenant(&self, name: &str) -> Result<Option<TenantRow>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, name, max_key_days, disabled_at, created_at FROM tenants WHERE name = $1",
+    pub async fn tenant(&self, name: &TenantName) -> Result<Option<TenantRow>, StoreError> {
+        convert_optional(
+            sqlx::query_as::<_, TenantSqlRow>(
+                "SELECT id, name, max_key_days, disabled_at, created_at FROM tenants \
+                 WHERE name = $1",
+            )
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?,
         )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?)
     }
 
     /// Every tenant, by name.
     pub async fn tenants(&self) -> Result<Vec<TenantRow>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, name, max_key_days, disabled_at, created_at FROM tenants ORDER BY name",
+        convert_all(
+            sqlx::query_as::<_, TenantSqlRow>(
+                "SELECT id, name, max_key_days, disabled_at, created_at FROM tenants ORDER BY name",
+            )
+            .fetch_all(&self.pool)
+            .await?,
         )
-        .fetch_all(&self.pool)
-        .await?)
     }
 
     /// Adds a user to a tenant; `AlreadyExists` if the name is taken there.
     pub async fn insert_user(
         &self,
-        tenant_id: i64,
-        name: &str,
+        tenant_id: TenantId,
+        name: &OwnerName,
         password_hash: &str,
-        scopes: &str,
-        now: i64,
+        scopes: &ScopeSet,
+        now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<UserRow, StoreError> {
         self.write(event, async |tx, _| {
-            let row = sqlx::query_as(
+            let row = sqlx::query_as::<_, UserSqlRow>(
                 "INSERT INTO users (tenant_id, name, password_hash, scopes, created_at) \
                  VALUES ($1, $2, $3, $4, $5) \
                  RETURNING id, tenant_id, name, password_hash, scopes, disabled_at, created_at",
             )
-            .bind(tenant_id)
-            .bind(name)
+            .bind(tenant_id.get())
+            .bind(name.as_str())
             .bind(password_hash)
-            .bind(scopes)
-            .bind(now)
+            .bind(scopes.to_stored())
+            .bind(seconds(now))
             .fetch_one(tx.conn())
             .await
             .map_err(|e| unique_as(e, StoreError::AlreadyExists("user")))?;
-            Ok(Change::Made(row))
+            Ok(Change::Made(row.try_into()?))
         })
         .await
     }
 
     /// The user `name` of the tenant, if both exist.
-    pub async fn user(&self, tenant_id: i64, name: &str) -> Result<Option<UserRow>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, tenant_id, name, password_hash, scopes, disabled_at, created_at \
-             FROM users WHERE tenant_id = $1 AND name = $2",
+    pub async fn user(
+        &self,
+        tenant_id: TenantId,
+        name: &OwnerName,
+    ) -> Result<Option<UserRow>, StoreError> {
+        convert_optional(
+            sqlx::query_as::<_, UserSqlRow>(
+                "SELECT id, tenant_id, name, password_hash, scopes, disabled_at, created_at \
+                 FROM users WHERE tenant_id = $1 AND name = $2",
+            )
+            .bind(tenant_id.get())
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?,
         )
-        .bind(tenant_id)
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?)
     }
 
     /// The users of a tenant, by name.
-    pub async fn users(&self, tenant_id: i64) -> Result<Vec<UserRow>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT id, tenant_id, name, password_hash, scopes, disabled_at, created_at \
-             FROM users WHERE tenant_id = $1 ORDER BY name",
+    pub async fn users(&self, tenant_id: TenantId) -> Result<Vec<UserRow>, StoreError> {
+        convert_all(
+            sqlx::query_as::<_, UserSqlRow>(
+                "SELECT id, tenant_id, name, password_hash, scopes, disabled_at, created_at \
+                 FROM users WHERE tenant_id = $1 ORDER BY name",
+            )
+            .bind(tenant_id.get())
+            .fetch_all(&self.pool)
+            .await?,
         )
-        .bind(tenant_id)
-        .fetch_all(&self.pool)
-        .await?)
     }
 }
 
@@ -137,8 +148,8 @@ impl Store {
 pub struct UserChange {
     /// Disable (`Some(true)`) or enable (`Some(false)`).
     pub disabled: Option<bool>,
-    /// New grants, sorted, space-separated.
-    pub scopes: Option<String>,
+    /// New grants.
+    pub scopes: Option<ScopeSet>,
     /// A new argon2id hash.
     pub password_hash: Option<String>,
 }
@@ -148,15 +159,15 @@ impl Store {
     /// tenant as changed, or `None` if there is no such tenant.
     pub async fn update_tenant(
         &self,
-        name: &str,
+        name: &TenantName,
         max_key_days: Option<i64>,
         disabled: Option<bool>,
-        now: i64,
+        now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<Option<TenantRow>, StoreError> {
         self.write(event, async |tx, _| {
             // -1 means "unchanged"; disabled_at keeps its first time while disabled.
-            let row: Option<TenantRow> = sqlx::query_as(
+            let row: Option<TenantSqlRow> = sqlx::query_as(
                 "UPDATE tenants SET \
                  max_key_days = CASE WHEN $1 < 0 THEN max_key_days ELSE $1 END, \
                  disabled_at = CASE WHEN $2 = 1 THEN COALESCE(disabled_at, $3) \
@@ -165,11 +176,11 @@ impl Store {
             )
             .bind(max_key_days.unwrap_or(-1))
             .bind(disabled.map_or(-1_i64, i64::from))
-            .bind(now)
-            .bind(name)
+            .bind(seconds(now))
+            .bind(name.as_str())
             .fetch_optional(tx.conn())
             .await?;
-            Ok(Change::made_if_found(row))
+            Ok(Change::made_if_found(convert_optional(row)?))
         })
         .await
     }
@@ -177,14 +188,14 @@ impl Store {
     /// Changes a user. Returns the user as changed, or `None` if there is no such user.
     pub async fn update_user(
         &self,
-        tenant_id: i64,
-        name: &str,
+        tenant_id: TenantId,
+        name: &OwnerName,
         change: &UserChange,
-        now: i64,
+        now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<Option<UserRow>, StoreError> {
         self.write(event, async |tx, _| {
-            let row: Option<UserRow> = sqlx::query_as(
+            let row: Option<UserSqlRow> = sqlx::query_as(
                 "UPDATE users SET \
                  disabled_at = CASE WHEN $1 = 1 THEN COALESCE(disabled_at, $2) \
                                     WHEN $1 = 0 THEN NULL ELSE disabled_at END, \
@@ -194,14 +205,14 @@ impl Store {
                  RETURNING id, tenant_id, name, password_hash, scopes, disabled_at, created_at",
             )
             .bind(change.disabled.map_or(-1_i64, i64::from))
-            .bind(now)
-            .bind(&change.scopes)
+            .bind(seconds(now))
+            .bind(change.scopes.as_ref().map(ScopeSet::to_stored))
             .bind(&change.password_hash)
-            .bind(tenant_id)
-            .bind(name)
+            .bind(tenant_id.get())
+            .bind(name.as_str())
             .fetch_optional(tx.conn())
             .await?;
-            Ok(Change::made_if_found(row))
+            Ok(Change::made_if_found(convert_optional(row)?))
         })
         .await
     }

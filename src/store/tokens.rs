@@ -1,5 +1,9 @@
+use time::OffsetDateTime;
+
 use super::audit::AuditEvent;
+use super::rows::{TokenCredentialSqlRow, TokenSqlRow, convert_all, convert_optional, seconds};
 use super::{Change, Store, StoreError, unique_as};
+use crate::model::{OwnerName, ScopeSet, TenantId, TokenRecord};
 
 /// An enrollment token to record. The secret itself is never stored, only its hash.
 #[derive(Debug, Clone)]
@@ -7,59 +11,40 @@ pub struct NewToken {
     /// SHA-256 of the secret, lowercase hex.
     pub token_hash: String,
     /// The tenant it enrolls into.
-    pub tenant_id: i64,
+    pub tenant_id: TenantId,
     /// The owner of the key it enrolls.
-    pub owner: String,
-    /// The scopes it may grant, sorted, space-separated.
-    pub scopes: String,
+    pub owner: OwnerName,
+    /// The scopes it may grant.
+    pub scopes: ScopeSet,
     /// Who made it (an audit actor string).
     pub created_by: String,
     /// When it was made.
-    pub created_at: i64,
+    pub created_at: OffsetDateTime,
     /// When it stops working.
-    pub expires_at: i64,
+    pub expires_at: OffsetDateTime,
 }
 
-/// An enrollment token as stored, with its tenant's name.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// An enrollment token as stored: the record, and its tenant's internal id.
+#[derive(Debug, Clone)]
 pub struct TokenRow {
-    /// Internal id, shown to administrators.
-    pub id: i64,
     /// The tenant's internal id.
-    pub tenant_id: i64,
-    /// The tenant's name.
-    pub tenant: String,
-    /// The owner of the key it enrolls.
-    pub owner: String,
-    /// The scopes it may grant.
-    pub scopes: String,
-    /// Who made it.
-    pub created_by: String,
-    /// When it was made.
-    pub created_at: i64,
-    /// When it stops working.
-    pub expires_at: i64,
-    /// When it was used, if it was.
-    pub used_at: Option<i64>,
-    /// The key it enrolled, if it was used.
-    pub key_id: Option<String>,
-    /// When it was revoked, if it was.
-    pub revoked_at: Option<i64>,
+    pub tenant_id: TenantId,
+    /// The token.
+    pub token: TokenRecord,
 }
 
 /// An enrollment token with what authenticating by it needs: its tenant's state and
 /// policy, and whether its owner (if a user) is disabled. One read.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct TokenCredential {
     /// The token.
-    #[sqlx(flatten)]
     pub token: TokenRow,
     /// The tenant's longest key lifetime, in days.
     pub max_key_days: i64,
     /// When the tenant was disabled, if it was.
-    pub tenant_disabled_at: Option<i64>,
+    pub tenant_disabled_at: Option<OffsetDateTime>,
     /// When the owner, if it is a user of the tenant, was disabled.
-    pub owner_disabled_at: Option<i64>,
+    pub owner_disabled_at: Option<OffsetDateTime>,
 }
 
 const TOKEN_COLUMNS: &str = "t.id, t.tenant_id, n.name AS tenant, t.owner, t.scopes, t.created_by, \
@@ -79,12 +64,12 @@ impl Store {
                  VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
             )
             .bind(&token.token_hash)
-            .bind(token.tenant_id)
-            .bind(&token.owner)
-            .bind(&token.scopes)
+            .bind(token.tenant_id.get())
+            .bind(token.owner.as_str())
+            .bind(token.scopes.to_stored())
             .bind(&token.created_by)
-            .bind(token.created_at)
-            .bind(token.expires_at)
+            .bind(seconds(token.created_at))
+            .bind(seconds(token.expires_at))
             .fetch_one(tx.conn())
             .await
             .map_err(|e| unique_as(e, StoreError::Collision))?;
@@ -106,22 +91,26 @@ impl Store {
              LEFT JOIN users u ON u.tenant_id = t.tenant_id AND u.name = t.owner \
              WHERE t.token_hash = $1"
         ));
-        Ok(sqlx::query_as(sql)
-            .bind(token_hash)
-            .fetch_optional(&self.pool)
-            .await?)
+        convert_optional(
+            sqlx::query_as::<_, TokenCredentialSqlRow>(sql)
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// The tokens of a tenant (or all), newest first. Secrets are not stored, so none is shown.
-    pub async fn tokens(&self, tenant_id: Option<i64>) -> Result<Vec<TokenRow>, StoreError> {
+    pub async fn tokens(&self, tenant_id: Option<TenantId>) -> Result<Vec<TokenRow>, StoreError> {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {TOKEN_COLUMNS} FROM enrollment_tokens t JOIN tenants n ON n.id = t.tenant_id \
              WHERE ($1 = 0 OR t.tenant_id = $1) ORDER BY t.id DESC"
         ));
-        Ok(sqlx::query_as(sql)
-            .bind(tenant_id.unwrap_or(0))
-            .fetch_all(&self.pool)
-            .await?)
+        convert_all(
+            sqlx::query_as::<_, TokenSqlRow>(sql)
+                .bind(tenant_id.map_or(0, TenantId::get))
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 }
 
@@ -131,7 +120,7 @@ impl Store {
     pub async fn revoke_token(
         &self,
         id: i64,
-        now: i64,
+        now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<bool, StoreError> {
         self.write(event, async |tx, _| {
@@ -139,7 +128,7 @@ impl Store {
                 "UPDATE enrollment_tokens SET revoked_at = $1 \
                  WHERE id = $2 AND used_at IS NULL AND revoked_at IS NULL",
             )
-            .bind(now)
+            .bind(seconds(now))
             .bind(id)
             .execute(tx.conn())
             .await?;
@@ -158,9 +147,11 @@ impl Store {
             "SELECT {TOKEN_COLUMNS} FROM enrollment_tokens t JOIN tenants n ON n.id = t.tenant_id \
              WHERE t.id = $1"
         ));
-        Ok(sqlx::query_as(sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        convert_optional(
+            sqlx::query_as::<_, TokenSqlRow>(sql)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 }

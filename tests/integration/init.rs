@@ -274,7 +274,11 @@ async fn the_cas_own_certificates_are_renewed_before_they_expire_and_recorded() 
         let (_, cert) = x509_parser::pem::parse_x509_pem(pem).unwrap();
         let serial = hex::encode(cert.parse_x509().unwrap().raw_serial());
         assert_eq!(
-            store.certificate_der(&serial).await.unwrap().unwrap(),
+            store
+                .certificate_der(&serial.parse().unwrap())
+                .await
+                .unwrap()
+                .unwrap(),
             cert.contents
         );
     }
@@ -345,10 +349,12 @@ async fn a_home_moved_to_a_new_database_gets_service_certificates_recorded_there
     for (db, serials, other) in [(&first_db, &first, &second), (&second_db, &second, &first)] {
         let store = latchkey::store::Store::open_sqlite(db).await.unwrap();
         for serial in serials {
-            assert!(store.certificate_der(serial).await.unwrap().is_some());
+            let serial = serial.parse().unwrap();
+            assert!(store.certificate_der(&serial).await.unwrap().is_some());
         }
         for serial in other {
-            assert!(store.certificate_der(serial).await.unwrap().is_none());
+            let serial = serial.parse().unwrap();
+            assert!(store.certificate_der(&serial).await.unwrap().is_none());
         }
         store.close().await;
     }

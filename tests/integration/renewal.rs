@@ -216,7 +216,7 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
         )
         .await
         .unwrap();
-    let token = authority
+    let (_, token) = authority
         .create_token(
             &admin,
             latchkey::api::NewToken {
@@ -226,10 +226,8 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
             },
         )
         .await
-        .unwrap()
-        .token
-        .unwrap()
-        .into_inner();
+        .unwrap();
+    let token = token.into_inner();
     let enroller = authority
         .authenticate_enroller(&Caller {
             authorization: Some(latchkey::authority::Credential::Token(token)),
@@ -242,8 +240,9 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
         .enroll(&enroller, request(&support::csr(), &[], "bot"))
         .await
         .unwrap();
-    let key_id: latchkey::model::KeyId = enrolled.key.id.parse().unwrap();
-    let leaf = latchkey::tls::load_certificates(enrolled.certificate.as_bytes(), "leaf").unwrap();
+    let key_id = enrolled.key.key.id.clone();
+    let leaf =
+        latchkey::tls::load_certificates(enrolled.certificate_pem.as_bytes(), "leaf").unwrap();
     let holder = Caller {
         authorization: None,
         certificate: Some(leaf[0].clone()),

@@ -214,13 +214,17 @@ async fn cap_scenario(ca: &Ca) {
 
     // The store agrees: three valid certificates, ten superseded.
     let store = ca.store().await;
-    let all = store.certificates_of(&[&key.key.id], 0, 100).await.unwrap();
+    let key_id: latchkey::model::KeyId = key.key.id.parse().unwrap();
+    let all = store
+        .certificates_of(&[&key_id], time::OffsetDateTime::UNIX_EPOCH, 100)
+        .await
+        .unwrap();
     store.close().await;
     assert_eq!(all.len(), 13);
     let superseded: Vec<String> = all
         .iter()
         .filter(|c| c.certificate.revoked_at.is_some())
-        .map(|c| c.certificate.serial.clone())
+        .map(|c| c.certificate.serial.to_string())
         .collect();
     assert_eq!(superseded.len(), 10);
     assert!(superseded.contains(&key.key.certificates[0].serial));

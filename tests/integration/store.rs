@@ -2,11 +2,13 @@
 //! PostgreSQL (`LATCHKEY_TEST_POSTGRES_URL`; skipped, saying so, when unset).
 
 use latchkey::store::{
-    AuditEvent, AuditFilter, CrlRow, KeyFilter, KeyStatus, NewCertificate, NewKey, NewToken,
-    Renewal, RevocationScope, Store, StoreError, TokenUse, UserChange,
+    AuditEvent, AuditFilter, CrlRow, KeyFilter, NewCertificate, NewKey, NewToken, Renewal,
+    RevocationScope, Store, StoreError, TokenUse, UserChange,
 };
 
-use latchkey::model::{KeyId, RevocationReason, Serial};
+use latchkey::model::{
+    KeyId, KeyStatus, OwnerName, RevocationReason, ScopeSet, Serial, TenantId, TenantName,
+};
 
 use crate::support::PgSchema;
 
@@ -24,9 +26,29 @@ fn at(unix: i64) -> time::OffsetDateTime {
     time::OffsetDateTime::from_unix_timestamp(unix).unwrap()
 }
 
+fn serial(name: &str) -> Serial {
+    sn(name).parse().unwrap()
+}
+
+fn key_id(id: &str) -> KeyId {
+    id.parse().unwrap()
+}
+
+fn tenant(name: &str) -> TenantName {
+    name.parse().unwrap()
+}
+
+fn owner(name: &str) -> OwnerName {
+    name.parse().unwrap()
+}
+
+fn scopes(list: &str) -> ScopeSet {
+    ScopeSet::parse_list(list).unwrap()
+}
+
 fn event(action: &'static str, tenant: &str) -> AuditEvent {
     AuditEvent {
-        at: 1_000,
+        at: at(1_000),
         actor: "admin:admin".into(),
         action,
         tenant: Some(tenant.into()),
@@ -35,31 +57,31 @@ fn event(action: &'static str, tenant: &str) -> AuditEvent {
     }
 }
 
-fn key(id: &str, tenant_id: i64, owner: &str) -> NewKey {
+fn key(id: &str, tenant_id: TenantId, owner_name: &str) -> NewKey {
     NewKey {
-        id: id.into(),
+        id: key_id(id),
         tenant_id,
-        owner: owner.into(),
+        owner: owner(owner_name),
         name: "k".into(),
         description: String::new(),
-        scopes: "read:metrics".into(),
-        created_at: 1_000,
-        expires_at: 1_000_000,
+        scopes: scopes("read:metrics"),
+        created_at: at(1_000),
+        expires_at: at(1_000_000),
     }
 }
 
-fn certificate(serial: &str, issuer_id: i64, key_id: &str, public_key: &str) -> NewCertificate {
+fn certificate(name: &str, issuer_id: i64, id: &str, public_key: &str) -> NewCertificate {
     NewCertificate {
-        serial: sn(serial),
+        serial: serial(name),
         issuer_id,
         kind: latchkey::store::CertificateKind::Key,
-        key_id: Some(key_id.into()),
-        subject: format!("spiffe://latchkey.internal/tenant/acme/key/{key_id}"),
+        key_id: Some(key_id(id)),
+        subject: format!("spiffe://latchkey.internal/tenant/acme/key/{id}"),
         public_key_sha256: public_key.into(),
-        not_before: 1_000,
-        not_after: 100_000,
-        der: serial.as_bytes().to_vec(),
-        created_at: 1_000,
+        not_before: at(1_000),
+        not_after: at(100_000),
+        der: name.as_bytes().to_vec(),
+        created_at: at(1_000),
     }
 }
 
@@ -68,23 +90,23 @@ fn certificate(serial: &str, issuer_id: i64, key_id: &str, public_key: &str) -> 
 fn renewal(certificate: NewCertificate, now: i64) -> Renewal {
     Renewal {
         certificate,
-        now,
-        newest_before: now,
+        now: at(now),
+        newest_before: at(now),
         keep_earlier: 2,
-        scopes: "read:metrics".into(),
-        expires_at: 1_000_000,
+        scopes: scopes("read:metrics"),
+        expires_at: at(1_000_000),
     }
 }
 
 async fn contract(store: Store) {
     // Issuers are recorded once.
     let issuer = store
-        .ensure_issuer("fp", "CN=issuer", b"der", 9_999_999, 1_000)
+        .ensure_issuer("fp", "CN=issuer", b"der", at(9_999_999), at(1_000))
         .await
         .unwrap();
     assert_eq!(
         store
-            .ensure_issuer("fp", "CN=issuer", b"der", 9_999_999, 1_000)
+            .ensure_issuer("fp", "CN=issuer", b"der", at(9_999_999), at(1_000))
             .await
             .unwrap(),
         issuer
@@ -92,16 +114,31 @@ async fn contract(store: Store) {
 
     // Tenants and users.
     let acme = store
-        .insert_tenant("acme", 180, 1_000, &event("tenant.add", "acme"))
+        .insert_tenant(
+            &tenant("acme"),
+            180,
+            at(1_000),
+            &event("tenant.add", "acme"),
+        )
         .await
         .unwrap();
     let globex = store
-        .insert_tenant("globex", 30, 1_000, &event("tenant.add", "globex"))
+        .insert_tenant(
+            &tenant("globex"),
+            30,
+            at(1_000),
+            &event("tenant.add", "globex"),
+        )
         .await
         .unwrap();
     assert!(matches!(
         store
-            .insert_tenant("acme", 180, 1_000, &event("tenant.add", "acme"))
+            .insert_tenant(
+                &tenant("acme"),
+                180,
+                at(1_000),
+                &event("tenant.add", "acme")
+            )
             .await,
         Err(StoreError::AlreadyExists("tenant"))
     ));
@@ -109,10 +146,10 @@ async fn contract(store: Store) {
     store
         .insert_user(
             acme.id,
-            "alice",
+            &owner("alice"),
             "hash",
-            "read:metrics",
-            1_000,
+            &scopes("read:metrics"),
+            at(1_000),
             &event("user.add", "acme"),
         )
         .await
@@ -121,10 +158,10 @@ async fn contract(store: Store) {
         store
             .insert_user(
                 acme.id,
-                "alice",
+                &owner("alice"),
                 "h",
-                "a:b",
-                1_000,
+                &scopes("a:b"),
+                at(1_000),
                 &event("user.add", "acme")
             )
             .await,
@@ -132,15 +169,15 @@ async fn contract(store: Store) {
     ));
     let change = UserChange {
         disabled: Some(true),
-        scopes: Some("a:b".into()),
+        scopes: Some(scopes("a:b")),
         password_hash: None,
     };
     let changed = store
         .update_user(
             acme.id,
-            "alice",
+            &owner("alice"),
             &change,
-            2_000,
+            at(2_000),
             &event("user.change", "acme"),
         )
         .await
@@ -149,18 +186,18 @@ async fn contract(store: Store) {
     assert_eq!(
         (
             changed.disabled_at,
-            changed.scopes.as_str(),
+            changed.scopes.to_stored().as_str(),
             changed.password_hash.as_str()
         ),
-        (Some(2_000), "a:b", "hash")
+        (Some(at(2_000)), "a:b", "hash")
     );
     assert!(
         store
             .update_user(
                 acme.id,
-                "nobody",
+                &owner("nobody"),
                 &change,
-                2_000,
+                at(2_000),
                 &event("user.change", "acme")
             )
             .await
@@ -174,35 +211,38 @@ async fn contract(store: Store) {
     store
         .update_user(
             acme.id,
-            "alice",
+            &owner("alice"),
             &enable,
-            2_000,
+            at(2_000),
             &event("user.change", "acme"),
         )
         .await
         .unwrap();
     let policy = store
         .update_tenant(
-            "globex",
+            &tenant("globex"),
             Some(10),
             Some(true),
-            2_000,
+            at(2_000),
             &event("tenant.change", "globex"),
         )
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((policy.max_key_days, policy.disabled_at), (10, Some(2_000)));
+    assert_eq!(
+        (policy.tenant.max_key_days, policy.tenant.disabled_at),
+        (10, Some(at(2_000)))
+    );
 
     // Tokens: spent once, inside the issuing transaction.
     let token = NewToken {
         token_hash: "th".into(),
         tenant_id: acme.id,
-        owner: "bot".into(),
-        scopes: "read:metrics".into(),
+        owner: owner("bot"),
+        scopes: scopes("read:metrics"),
         created_by: "admin:admin".into(),
-        created_at: 1_000,
-        expires_at: 5_000,
+        created_at: at(1_000),
+        expires_at: at(5_000),
     };
     let token_id = store
         .insert_token(&token, &event("token.create", "acme"))
@@ -215,15 +255,16 @@ async fn contract(store: Store) {
             .unwrap()
             .unwrap()
             .token
+            .token
             .id,
         token_id
     );
-    let issue = |id: &str, serial: &str, pk: &str, tenant: i64, token: Option<TokenUse>| {
+    let issue = |id: &str, serial: &str, pk: &str, tenant: TenantId, token: Option<TokenUse>| {
         let store = store.clone();
         let (k, c) = (key(id, tenant, "bot"), certificate(serial, issuer, id, pk));
         async move {
             store
-                .record_key_issuance(&k, &c, token, 2_000, &event("key.issue", "acme"))
+                .record_key_issuance(&k, &c, token, at(2_000), &event("key.issue", "acme"))
                 .await
         }
     };
@@ -250,7 +291,7 @@ async fn contract(store: Store) {
     issue(K3, "s3", "pk3", acme.id, None).await.unwrap();
     assert!(
         !store
-            .revoke_token(token_id, 3_000, &event("token.revoke", "acme"))
+            .revoke_token(token_id, at(3_000), &event("token.revoke", "acme"))
             .await
             .unwrap(),
         "a used token"
@@ -259,38 +300,41 @@ async fn contract(store: Store) {
     // Inventory: filters and paging.
     let filter = |status: Option<KeyStatus>, before: Option<i64>, limit: i64| KeyFilter {
         tenant_id: Some(acme.id),
-        owner: Some("bot".into()),
+        owner: Some(owner("bot")),
         status,
-        now: 3_000,
+        now: at(3_000),
         before_seq: before,
         limit,
     };
     let page = store.keys(&filter(None, None, 2)).await.unwrap();
     assert_eq!(
-        page.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(),
+        page.iter().map(|k| k.key.id.as_str()).collect::<Vec<_>>(),
         [K3, K2]
     );
     let rest = store
         .keys(&filter(None, Some(page[1].seq), 2))
         .await
         .unwrap();
-    assert_eq!(rest.iter().map(|k| k.id.as_str()).collect::<Vec<_>>(), [K1]);
+    assert_eq!(
+        rest.iter().map(|k| k.key.id.as_str()).collect::<Vec<_>>(),
+        [K1]
+    );
     assert_eq!(
         store
-            .certificates_of(&[K1, K2], 3_000, 10)
+            .certificates_of(&[&key_id(K1), &key_id(K2)], at(3_000), 10)
             .await
             .unwrap()
             .len(),
         2
     );
     assert_eq!(
-        store.certificate_der(&sn("s1")).await.unwrap().unwrap(),
+        store.certificate_der(&serial("s1")).await.unwrap().unwrap(),
         b"s1"
     );
 
     // Renewal while active; not after revocation.
     let mut renewal_certificate = certificate("s1b", issuer, K1, "pk1");
-    renewal_certificate.not_before = 2_500;
+    renewal_certificate.not_before = at(2_500);
     store
         .record_renewal(
             &renewal(renewal_certificate, 3_000),
@@ -315,7 +359,7 @@ async fn contract(store: Store) {
             .revoke_key(
                 &k1_id,
                 RevocationReason::Superseded,
-                3_000,
+                at(3_000),
                 &event("key.revoke", "acme")
             )
             .await
@@ -328,7 +372,7 @@ async fn contract(store: Store) {
             .revoke_key(
                 &k1_id,
                 RevocationReason::Superseded,
-                3_000,
+                at(3_000),
                 &event("key.revoke", "acme")
             )
             .await
@@ -346,14 +390,14 @@ async fn contract(store: Store) {
     ));
     let scope = RevocationScope {
         tenant_id: acme.id,
-        owner: Some("bot".into()),
+        owner: Some(owner("bot")),
     };
     assert_eq!(
         store
             .revoke_keys_of(
                 &scope,
                 RevocationReason::CessationOfOperation,
-                3_000,
+                at(3_000),
                 &event("key.revoke_bulk", "acme")
             )
             .await
@@ -366,7 +410,7 @@ async fn contract(store: Store) {
             .revoke_keys_of(
                 &scope,
                 RevocationReason::Superseded,
-                3_000,
+                at(3_000),
                 &event("key.revoke_bulk", "acme")
             )
             .await
@@ -500,29 +544,41 @@ async fn the_store_contract_holds_on_postgres() {
 /// certificates, a rekey's sweep, narrowing, and the owner's and tenant's disables.
 async fn renewal_contract(store: Store) {
     let issuer = store
-        .ensure_issuer("fp", "CN=issuer", b"der", 9_999_999, 1_000)
+        .ensure_issuer("fp", "CN=issuer", b"der", at(9_999_999), at(1_000))
         .await
         .unwrap();
     let acme = store
-        .insert_tenant("acme", 180, 1_000, &event("tenant.add", "acme"))
+        .insert_tenant(
+            &tenant("acme"),
+            180,
+            at(1_000),
+            &event("tenant.add", "acme"),
+        )
         .await
         .unwrap();
     store
-        .insert_user(acme.id, "alice", "h", "a:b c:d", 1_000, &event("u", "acme"))
+        .insert_user(
+            acme.id,
+            &owner("alice"),
+            "h",
+            &scopes("a:b c:d"),
+            at(1_000),
+            &event("u", "acme"),
+        )
         .await
         .unwrap();
     for (id, owner, serial, pk) in [(K1, "alice", "s0", "pk0"), (K2, "bot", "m0", "pkm")] {
         let (k, c) = (key(id, acme.id, owner), certificate(serial, issuer, id, pk));
         store
-            .record_key_issuance(&k, &c, None, 1_000, &event("key.issue", "acme"))
+            .record_key_issuance(&k, &c, None, at(1_000), &event("key.issue", "acme"))
             .await
             .unwrap();
     }
-    let at = |serial: &str, pk: &str, now: i64| {
+    let renewal_at = |serial: &str, pk: &str, now: i64| {
         let mut c = certificate(serial, issuer, K1, pk);
-        (c.not_before, c.created_at) = (now, now);
+        (c.not_before, c.created_at) = (at(now), at(now));
         Renewal {
-            newest_before: now - 3_600,
+            newest_before: at(now - 3_600),
             ..renewal(c, now)
         }
     };
@@ -534,65 +590,70 @@ async fn renewal_contract(store: Store) {
     // Within the interval of the newest certificate: refused, nothing written.
     let before = store.row_counts().await.unwrap();
     assert!(matches!(
-        renew(at("s1", "pk0", 4_000)).await,
-        Err(StoreError::TooSoon { newest_at: 1_000 })
+        renew(renewal_at("s1", "pk0", 4_000)).await,
+        Err(StoreError::TooSoon { newest_at }) if newest_at == at(1_000)
     ));
     assert_eq!(store.row_counts().await.unwrap(), before);
 
     // Three valid at most: the fourth supersedes the oldest, and the CRL hears of it.
-    assert_eq!(renew(at("s1", "pk0", 5_000)).await.unwrap(), 0);
-    assert_eq!(renew(at("s2", "pk0", 9_000)).await.unwrap(), 0);
+    assert_eq!(renew(renewal_at("s1", "pk0", 5_000)).await.unwrap(), 0);
+    assert_eq!(renew(renewal_at("s2", "pk0", 9_000)).await.unwrap(), 0);
     let revision = store.crl_revision().await.unwrap();
-    assert_eq!(renew(at("s3", "pk0", 13_000)).await.unwrap(), 1);
+    assert_eq!(renew(renewal_at("s3", "pk0", 13_000)).await.unwrap(), 1);
     assert_eq!(store.crl_revision().await.unwrap(), revision + 1);
     let revoked = store.revoked_certificates(issuer, 0).await.unwrap();
     let entries: Vec<_> = revoked.iter().map(Result::unwrap).collect();
     assert_eq!(entries.len(), 1);
     assert_eq!(
         (entries[0].serial, entries[0].revoked_at, entries[0].reason),
-        (
-            sn("s0").parse().unwrap(),
-            time::OffsetDateTime::from_unix_timestamp(13_000).unwrap(),
-            RevocationReason::Superseded
-        )
+        (serial("s0"), at(13_000), RevocationReason::Superseded)
     );
 
     // Narrowing sticks: fewer scopes, an earlier end; a later end does not come back.
     let narrowed = Renewal {
-        scopes: "a:b".into(),
-        expires_at: 500_000,
-        ..at("s4", "pk0", 17_000)
+        scopes: scopes("a:b"),
+        expires_at: at(500_000),
+        ..renewal_at("s4", "pk0", 17_000)
     };
     assert_eq!(renew(narrowed).await.unwrap(), 1);
-    let k1 = store.key(K1).await.unwrap().unwrap();
+    let k1 = store.key(&key_id(K1)).await.unwrap().unwrap().key;
     assert_eq!(
         (k1.scopes.to_stored().as_str(), k1.expires_at),
-        ("a:b", 500_000)
+        ("a:b", at(500_000))
     );
 
     // A rekey supersedes every earlier valid certificate, whatever the cap.
     let rekey = Renewal {
         keep_earlier: 0,
-        ..at("s5", "pk5", 21_000)
+        ..renewal_at("s5", "pk5", 21_000)
     };
     assert_eq!(renew(rekey).await.unwrap(), 3);
-    let listed = store.certificates_of(&[K1], 22_000, 3).await.unwrap();
-    let serials: Vec<_> = listed
-        .iter()
-        .map(|c| c.certificate.serial.clone())
-        .collect();
+    let listed = store
+        .certificates_of(&[&key_id(K1)], at(22_000), 3)
+        .await
+        .unwrap();
+    let serials: Vec<_> = listed.iter().map(|c| c.certificate.serial).collect();
     assert_eq!(
         serials,
-        ["s3", "s4", "s5"].map(sn),
+        ["s3", "s4", "s5"].map(serial),
         "the newest three, oldest first"
     );
     assert!(listed.iter().all(|c| c.of_key == 6));
     assert!(
         listed[..2]
             .iter()
-            .all(|c| c.certificate.revoked_at == Some(21_000))
+            .all(|c| c.certificate.revoked_at == Some(at(21_000)))
     );
-    assert_eq!(store.key(K1).await.unwrap().unwrap().expires_at, 500_000);
+    assert_eq!(
+        store
+            .key(&key_id(K1))
+            .await
+            .unwrap()
+            .unwrap()
+            .key
+            .expires_at,
+        at(500_000)
+    );
 
     // A disabled owner or tenant: refused under the lock. A machine owner (no user row)
     // answers to its tenant only.
@@ -602,36 +663,48 @@ async fn renewal_contract(store: Store) {
     };
     let e = event("user.change", "acme");
     store
-        .update_user(acme.id, "alice", &switch(true), 22_000, &e)
+        .update_user(acme.id, &owner("alice"), &switch(true), at(22_000), &e)
         .await
         .unwrap();
     assert!(matches!(
-        renew(at("s6", "pk5", 30_000)).await,
+        renew(renewal_at("s6", "pk5", 30_000)).await,
         Err(StoreError::Disabled)
     ));
     let mut machine = renewal(certificate("m1", issuer, K2, "pkm"), 30_000);
-    machine.certificate.created_at = 30_000;
+    machine.certificate.created_at = at(30_000);
     renew(machine.clone()).await.unwrap();
     store
-        .update_user(acme.id, "alice", &switch(false), 22_000, &e)
+        .update_user(acme.id, &owner("alice"), &switch(false), at(22_000), &e)
         .await
         .unwrap();
     let e = event("tenant.change", "acme");
     store
-        .update_tenant("acme", None, Some(true), 31_000, &e)
+        .update_tenant(&tenant("acme"), None, Some(true), at(31_000), &e)
         .await
         .unwrap();
-    machine.certificate.serial = sn("m2");
+    machine.certificate.serial = serial("m2");
     assert!(matches!(renew(machine).await, Err(StoreError::Disabled)));
     assert!(matches!(
-        renew(at("s6", "pk5", 30_000)).await,
+        renew(renewal_at("s6", "pk5", 30_000)).await,
         Err(StoreError::Disabled)
     ));
     store
-        .update_tenant("acme", None, Some(false), 32_000, &e)
+        .update_tenant(&tenant("acme"), None, Some(false), at(32_000), &e)
         .await
         .unwrap();
-    renew(at("s6", "pk5", 30_000)).await.unwrap();
+    renew(renewal_at("s6", "pk5", 30_000)).await.unwrap();
+
+    // Nor does a key take the public key of one of the CA's own certificates (no key id).
+    let mut admin = certificate("adm", issuer, K1, "pk-admin");
+    (admin.kind, admin.key_id) = (latchkey::store::CertificateKind::Admin, None);
+    store
+        .record_service_certificate(&admin, &event("admin_certificate.issue", "acme"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        renew(renewal_at("s7", "pk-admin", 40_000)).await,
+        Err(StoreError::PublicKeyInUse)
+    ));
     store.close().await;
 }
 

@@ -332,7 +332,8 @@ impl Ca {
     /// The DER of a recorded certificate.
     pub async fn recorded_der(&self, serial: &str) -> Option<Vec<u8>> {
         let store = self.store().await;
-        let der = store.certificate_der(serial).await.expect("query");
+        let serial = serial.parse().expect("a serial as the CA writes it");
+        let der = store.certificate_der(&serial).await.expect("query");
         store.close().await;
         der
     }
