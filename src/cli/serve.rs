@@ -145,7 +145,7 @@ pub async fn rotate_admin(args: &Args, rotate: &RotateAdminArgs) -> Result<()> {
     // say so, or a leaked certificate would quietly stay valid.
     let unfinished = "the new admin certificate is in place, but earlier ones are NOT revoked \
                       yet; run `latchkey rotate-admin` again";
-    let (authority, _) = latchkey::server::prepare(
+    let authority = latchkey::server::prepare(
         &home,
         rotate.database_url.as_deref(),
         // The home exists: nothing of these options is used but the (absent) extra names.
@@ -159,7 +159,8 @@ pub async fn rotate_admin(args: &Args, rotate: &RotateAdminArgs) -> Result<()> {
         Arc::new(SystemClock),
     )
     .await
-    .context(unfinished)?;
+    .context(unfinished)?
+    .authority;
     let revoked = authority
         .rotate_admin_certificate(admin.der.clone())
         .await

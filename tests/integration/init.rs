@@ -216,7 +216,7 @@ async fn the_cas_own_certificates_are_renewed_before_they_expire_and_recorded() 
     let start = |at: time::OffsetDateTime, options: InitOptions| {
         let home = home.clone();
         async move {
-            let (authority, created) = latchkey::server::prepare(
+            let prepared = latchkey::server::prepare(
                 &home,
                 None,
                 &options,
@@ -225,8 +225,8 @@ async fn the_cas_own_certificates_are_renewed_before_they_expire_and_recorded() 
             )
             .await
             .unwrap();
-            authority.close().await;
-            created
+            prepared.authority.close().await;
+            prepared.initialized_now
         }
     };
     assert!(start(now, options.clone()).await);

@@ -1,0 +1,355 @@
+//! The issuing intermediate's CRL. One background task per CA process builds a new CRL
+//! promptly after revocations (coalescing bursts), and again when half of the current one's
+//! validity has passed, so a fresh CRL always exists well before `nextUpdate`. Building
+//! happens off the request path; the result is stored (so a restart or a replica serves the
+//! same bytes) and published through one watch channel that `GET /v1/crl` and its
+//! long-polls read. The task also watches the store: for a CRL another replica built, which
+//! it serves, and for a revocation made by another process that no CRL lists yet, for which
+//! it builds one.
+//!
+//! The procedure, numbered as in README's architecture section:
+//! 0. Take the builder lease (across replicas, one builds at a time).
+//! 1. Choose the number: one above the highest stored (numbers never repeat).
+//! 2. Collect the entries: revoked certificates whose `not_after` is within one validity
+//!    interval of now, so each stays until the first scheduled CRL after it expires. The
+//!    store's revocation revision, read first, is recorded as what the CRL covers.
+//! 3. Sign (on the blocking pool).
+//! 4. Store; a number taken meanwhile (by a replica) goes back to step 1.
+//! 5. Publish to waiting readers.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration as StdDuration;
+
+use time::OffsetDateTime;
+
+use super::{Inner, PublishedCrl, Publisher, PublisherError};
+use crate::ca::{CrlEntry, CrlOrder};
+use crate::store::{CrlRow, RevokedList, StoreError};
+
+/// Revocations arriving within this of each other share one CRL.
+const COALESCE: StdDuration = StdDuration::from_millis(50);
+/// How often a number collision (another replica built one) is retried.
+const NUMBER_RETRIES: usize = 5;
+/// How long a CRL builder lease lasts if its holder dies before giving it back.
+const LEASE: StdDuration = StdDuration::from_secs(30);
+/// How often the builder looks in the store for a CRL another replica built, or for a
+/// revocation no CRL lists yet.
+const FOLLOW_INTERVAL: StdDuration = StdDuration::from_millis(200);
+/// How long a revocation may go unlisted before this process builds a CRL for it itself: the
+/// process that revoked builds within a fraction of a second, unless it died first.
+const UNLISTED_GRACE: StdDuration = StdDuration::from_secs(1);
+/// The longest wait between attempts after a failed build.
+const MAX_BACKOFF: StdDuration = StdDuration::from_secs(30);
+
+impl Publisher {
+    /// Starts the CRL builder: publishes the stored CRL if it is current and agrees with the
+    /// store's revocations, otherwise builds one at once; then rebuilds after revocations and
+    /// on schedule. Runs until the process ends (or the handle is aborted).
+    pub fn start(&self) -> tokio::task::JoinHandle<()> {
+        let inner = self.inner.clone();
+        tokio::spawn(async move { inner.crl_loop().await })
+    }
+}
+
+impl Inner {
+    fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    fn current_crl(&self) -> Option<Arc<PublishedCrl>> {
+        self.board.current.borrow().clone()
+    }
+
+    async fn crl_loop(self: Arc<Self>) {
+        let mut must_build = match self.load_stored_crl().await {
+            Ok(true) => false,
+            Ok(false) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check the stored CRL; building a new one");
+                true
+            }
+        };
+        let mut backoff = StdDuration::from_secs(1);
+        loop {
+            if must_build {
+                match self.build_crl_exclusively().await {
+                    Ok(crl) => {
+                        self.board.failing.store(false, Ordering::Relaxed);
+                        self.metrics.failing.set(0);
+                        backoff = StdDuration::from_secs(1);
+                        tracing::info!(number = crl.number, entries = crl.entries, "CRL published");
+                    }
+                    Err(e) => {
+                        self.board.failing.store(true, Ordering::Relaxed);
+                        self.board.failures.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.failing.set(1);
+                        self.metrics.failures.inc();
+                        tracing::error!(error = %e, retry_in = ?backoff,
+                            "CANNOT PUBLISH A CRL: revocations are not reaching relying services");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        continue;
+                    }
+                }
+            }
+            // Rebuilt when half of its validity is left. Not from thisUpdate, which is
+            // backdated: with a short validity that would make every CRL due at once.
+            // Waited on the CA's clock, so a clock moved forward (in tests) wakes it.
+            let refresh_at = self.current_crl().map_or_else(
+                || self.now(),
+                |c| c.next_update - self.schedule.validity / 2,
+            );
+            tokio::select! {
+                () = self.dirty.notified() => {
+                    // Let a burst of revocations land in one CRL.
+                    tokio::time::sleep(COALESCE).await;
+                    must_build = true;
+                }
+                () = self.clock.sleep_until(refresh_at) => must_build = true,
+                followed = self.follow_store() => must_build = followed == Followed::Unlisted,
+            }
+        }
+    }
+
+    /// Returns once another process (a replica, or `latchkey rotate-admin`) has changed what
+    /// the CRL must be: after publishing a CRL another replica stored, so every replica
+    /// serves the same one and its long polls wake within a fraction of a second of a
+    /// revocation made elsewhere; or when a revocation has gone unlisted for longer than the
+    /// process that made it needs to build a CRL, which it may have died before doing.
+    async fn follow_store(&self) -> Followed {
+        let mut unlisted_since: Option<tokio::time::Instant> = None;
+        loop {
+            tokio::time::sleep(FOLLOW_INTERVAL).await;
+            let (published, covers) = self.current_crl().map_or((0, 0), |c| (c.number, c.covers));
+            // Two numbers first: a CRL can be tens of megabytes.
+            let marks = match self.ledger.crl_marks(self.issuer_id).await {
+                Ok(marks) => marks,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot check the store for CRL changes");
+                    continue;
+                }
+            };
+            if marks.highest_number > published {
+                match self.ledger.latest_crl(self.issuer_id).await {
+                    Ok(Some(row)) if row.number > published => {
+                        tracing::info!(number = row.number, "CRL from another replica published");
+                        self.publish(Arc::new(PublishedCrl::from_row(row)));
+                        return Followed::Published;
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot read a newer CRL"),
+                }
+            }
+            if marks.revision <= covers {
+                unlisted_since = None;
+                continue;
+            }
+            let since = *unlisted_since.get_or_insert_with(tokio::time::Instant::now);
+            if since.elapsed() >= UNLISTED_GRACE {
+                tracing::warn!(
+                    revision = marks.revision,
+                    covered = covers,
+                    "a revocation made elsewhere is in no CRL yet; building one"
+                );
+                return Followed::Unlisted;
+            }
+        }
+    }
+
+    fn publish(&self, crl: Arc<PublishedCrl>) {
+        self.metrics.number.set(crl.number);
+        self.metrics.entries.set(crl.entries);
+        self.metrics
+            .next_update
+            .set(crl.next_update.unix_timestamp());
+        self.board.current.send_replace(Some(crl));
+    }
+
+    /// Publishes the stored CRL if it is still fresh and lists exactly what the store says
+    /// is revoked. Returns false when a new one must be built.
+    async fn load_stored_crl(&self) -> Result<bool, PublisherError> {
+        let Some(row) = self.ledger.latest_crl(self.issuer_id).await? else {
+            return Ok(false);
+        };
+        // Due for its refresh (as the builder's schedule counts), or older than a revocation
+        // the store holds: build a new one.
+        let refresh_at = row.next_update - self.schedule.validity / 2;
+        if refresh_at <= self.now() || row.covers < self.ledger.crl_revision().await? {
+            return Ok(false);
+        }
+        let built_at = (row.this_update + crate::ca::BACKDATE).unix_timestamp();
+        let revoked = self
+            .ledger
+            .revoked_certificates(
+                self.issuer_id,
+                built_at - self.schedule.validity.whole_seconds(),
+            )
+            .await?;
+        // The entries a new CRL would have, as the stored one must list them.
+        let expected = crl_entries(&revoked)?;
+        drop(revoked);
+        // A negative stored number cannot be the CRL's: rebuild.
+        let agrees = u64::try_from(row.number)
+            .is_ok_and(|number| crate::ca::crl_lists_exactly(&row.der, number, &expected));
+        if !agrees {
+            tracing::warn!(
+                number = row.number,
+                "the stored CRL disagrees with the store's revocations; rebuilding"
+            );
+            return Ok(false);
+        }
+        self.publish(Arc::new(PublishedCrl::from_row(row)));
+        Ok(true)
+    }
+
+    /// Builds a CRL holding the builder lease, so that across replicas exactly one builds
+    /// each CRL; waits (a build takes at most about a second) while another holds it.
+    async fn build_crl_exclusively(&self) -> Result<Arc<PublishedCrl>, PublisherError> {
+        let lease = LEASE.as_secs() as i64;
+        loop {
+            let now = self.now().unix_timestamp();
+            if self
+                .ledger
+                .take_crl_lease(self.issuer_id, &self.holder, now, now + lease)
+                .await?
+            {
+                break;
+            }
+            tokio::time::sleep(COALESCE).await;
+        }
+        let built = match self.stored_crl_suffices().await {
+            Ok(Some(stored)) => Ok(stored),
+            Ok(None) => self.build_crl().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = self
+            .ledger
+            .release_crl_lease(self.issuer_id, &self.holder)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot release the CRL lease; it expires by itself");
+        }
+        built
+    }
+
+    /// Publishes the newest stored CRL instead of building one when another replica stored it
+    /// while this one waited for the lease, and it leaves nothing to do: it is newer than the
+    /// one published here, lists every revocation so far, and is not due for its refresh.
+    /// (Replicas whose refresh timers fire together, or that all saw one revocation, build
+    /// once between them.)
+    async fn stored_crl_suffices(&self) -> Result<Option<Arc<PublishedCrl>>, PublisherError> {
+        // Nothing published yet: this is the start-up build, decided because the stored CRL
+        // is stale or disagrees with the store, which its revision alone cannot tell.
+        let Some(published) = self.current_crl().map(|c| c.number) else {
+            return Ok(None);
+        };
+        let marks = self.ledger.crl_marks(self.issuer_id).await?;
+        if marks.highest_number <= published {
+            return Ok(None);
+        }
+        let Some(row) = self.ledger.latest_crl(self.issuer_id).await? else {
+            return Ok(None);
+        };
+        let refresh_at = row.next_update - self.schedule.validity / 2;
+        if row.number <= published || row.covers < marks.revision || refresh_at <= self.now() {
+            return Ok(None);
+        }
+        tracing::info!(number = row.number, "CRL from another replica published");
+        let crl = Arc::new(PublishedCrl::from_row(row));
+        self.publish(crl.clone());
+        Ok(Some(crl))
+    }
+
+    /// Builds, signs, stores and publishes a new CRL.
+    async fn build_crl(&self) -> Result<Arc<PublishedCrl>, PublisherError> {
+        for _ in 0..NUMBER_RETRIES {
+            // 1. Number.
+            let published = self.current_crl().map_or(0, |c| c.number);
+            let number = self.ledger.highest_crl_number().await?.max(published) + 1;
+            // 2. Entries.
+            // thisUpdate a minute early, as for certificates, so a relying party whose clock
+            // lags a little does not see a fresh CRL as "not yet valid".
+            let now = self.now();
+            let this_update = now - crate::ca::BACKDATE;
+            let next_update = now + self.schedule.validity;
+            let cutoff = (now - self.schedule.validity).unix_timestamp();
+            // The revision before the entries: every revocation up to it has committed, so
+            // the entries read next include it.
+            let covers = self.ledger.crl_revision().await?;
+            let revoked = self
+                .ledger
+                .revoked_certificates(self.issuer_id, cutoff)
+                .await?;
+            // 3. Sign. Reading the entries and signing take a fifth and a third of a second
+            // at a million entries: both off the async threads, which keep serving.
+            let signer = self.signer.clone();
+            let (der, entries) = tokio::task::spawn_blocking(move || {
+                let order = CrlOrder {
+                    number: number as u64,
+                    this_update,
+                    next_update,
+                    entries: crl_entries(&revoked)?,
+                };
+                drop(revoked);
+                let der = signer.sign_crl(&order)?;
+                Ok::<_, PublisherError>((der, order.entries.len() as i64))
+            })
+            .await??;
+            let row = CrlRow {
+                number,
+                this_update,
+                next_update,
+                entries,
+                der,
+                covers,
+            };
+            // 4. Store.
+            match self
+                .ledger
+                .insert_crl(self.issuer_id, &row, row.this_update.unix_timestamp())
+                .await
+            {
+                Ok(()) => {}
+                Err(StoreError::Collision) => {
+                    self.metrics.number_conflicts.inc();
+                    tracing::warn!(number, "another replica stored this CRL number first");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            // 5. Publish. Not failing any more from here: a reader woken by the publication
+            // must not find the new CRL marked stale.
+            self.board.failing.store(false, Ordering::Relaxed);
+            let crl = Arc::new(PublishedCrl::from_row(row));
+            self.publish(crl.clone());
+            return Ok(crl);
+        }
+        Err(PublisherError::NumbersKeptColliding)
+    }
+}
+
+/// Why [`Inner::follow_store`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Followed {
+    /// A newer CRL another replica stored is published here now.
+    Published,
+    /// A revocation has been in no CRL for too long: build one.
+    Unlisted,
+}
+
+/// The entries of a CRL from the store's list of revoked certificates; a corrupt one fails
+/// the build.
+fn crl_entries(revoked: &RevokedList) -> Result<Vec<CrlEntry>, PublisherError> {
+    revoked
+        .iter()
+        .map(|r| {
+            let r = r?;
+            Ok(CrlEntry {
+                serial: r.serial,
+                revoked_at: r.revoked_at,
+                reason: r.reason,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,169 @@
+//! The root's CRL. The root signs a CRL of its own (the intermediates it revoked; normally
+//! none), long-lived (default 30 days), so that relying parties checking every level of the
+//! chain (`openssl verify -crl_check_all`, nginx and HAProxy with a CRL file) find one for
+//! the intermediate too. It lives in the store: a CA holding the root key signs a new one
+//! when half of the newest one's validity has passed (one signature per period across
+//! replicas and restarts, since all of them read the same row first); a CA whose root key is
+//! kept offline serves the newest one `latchkey crl sign-root` stored, and says loudly (log,
+//! `/readyz`) when none is fresh.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use time::{Duration, OffsetDateTime};
+
+use super::published::from_unix;
+use super::{PublishedCrl, Publisher, PublisherError, recorded_issuer};
+use crate::ca::{CrlOrder, RootCrlSigner};
+use crate::store::{RevocationLedger, RootCrlRow, StoreError};
+
+/// How often the root CRL publisher looks at the store: the root CRL changes rarely, and a
+/// CRL stored by `latchkey crl sign-root` should be served within seconds.
+const ROOT_FOLLOW_INTERVAL: StdDuration = StdDuration::from_secs(5);
+/// How often, at most, the log repeats that no fresh root CRL exists.
+const ROOT_COMPLAINT_INTERVAL: StdDuration = StdDuration::from_secs(60);
+
+/// Signs a root CRL (no entries: intermediates are not revoked yet) valid for `validity`
+/// from `now`, numbered by `now` in seconds unless `after` is higher. For the CA and for
+/// `latchkey crl sign-root`.
+pub fn sign_root_crl(
+    signer: &RootCrlSigner,
+    now: OffsetDateTime,
+    validity: Duration,
+    after: i64,
+) -> Result<RootCrlRow, PublisherError> {
+    let number = now.unix_timestamp().max(after + 1);
+    let this_update = now - crate::ca::BACKDATE;
+    let next_update = now + validity;
+    let der = signer.sign(&CrlOrder {
+        number: number as u64,
+        this_update,
+        next_update,
+        entries: Vec::new(),
+    })?;
+    Ok(RootCrlRow {
+        number,
+        this_update: this_update.unix_timestamp(),
+        next_update: next_update.unix_timestamp(),
+        der,
+    })
+}
+
+impl Publisher {
+    /// Looks once at the stored root CRL: signs a new one if it is missing or half through
+    /// its validity and this CA holds the root key, then publishes the newest stored one.
+    pub async fn refresh_root_crl(
+        &self,
+        signer: Option<&Arc<RootCrlSigner>>,
+    ) -> Result<(), PublisherError> {
+        let inner = &self.inner;
+        let stored = inner.ledger.latest_root_crl(inner.root_issuer_id).await?;
+        let now = inner.clock.now();
+        let validity = inner.schedule.root_validity;
+        let due = stored
+            .as_ref()
+            .is_none_or(|row| from_unix(row.next_update) - validity / 2 <= now);
+        let newest = match (due, signer) {
+            (true, Some(signer)) => {
+                let after = stored.as_ref().map_or(0, |row| row.number);
+                let signer = signer.clone();
+                let row = tokio::task::spawn_blocking(move || {
+                    sign_root_crl(&signer, now, validity, after)
+                })
+                .await??;
+                match inner
+                    .ledger
+                    .insert_root_crl(inner.root_issuer_id, &row, now.unix_timestamp())
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::info!(number = row.number, "root CRL signed");
+                        Some(row)
+                    }
+                    // A replica signed one in the same second: serve the stored one.
+                    Err(StoreError::Collision) => {
+                        inner.ledger.latest_root_crl(inner.root_issuer_id).await?
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            _ => stored,
+        };
+        if let Some(row) = newest
+            && self
+                .crls()
+                .current_root()
+                .is_none_or(|c| c.number < row.number)
+        {
+            inner
+                .board
+                .root
+                .send_replace(Some(Arc::new(PublishedCrl::from_root_row(row))));
+        }
+        Ok(())
+    }
+
+    /// Keeps the root CRL current until the process ends (see the module's documentation).
+    pub fn start_root(&self, signer: Option<Arc<RootCrlSigner>>) -> tokio::task::JoinHandle<()> {
+        let publisher = self.clone();
+        tokio::spawn(async move {
+            let crls = publisher.crls();
+            let mut complained: Option<tokio::time::Instant> = None;
+            loop {
+                if let Err(e) = publisher.refresh_root_crl(signer.as_ref()).await {
+                    tracing::warn!(error = %e, "cannot refresh the root CRL");
+                }
+                match crls.root_problem() {
+                    Some(problem)
+                        if complained.is_none_or(|t| t.elapsed() >= ROOT_COMPLAINT_INTERVAL) =>
+                    {
+                        tracing::error!("NO FRESH ROOT CRL: {problem}");
+                        complained = Some(tokio::time::Instant::now());
+                    }
+                    Some(_) => {}
+                    None => complained = None,
+                }
+                tokio::time::sleep(ROOT_FOLLOW_INTERVAL).await;
+            }
+        })
+    }
+}
+
+/// Stores a root CRL signed elsewhere (`latchkey crl sign-root` where the root key is kept):
+/// checks that the root in `root_der` signed it, records the root among the issuers, and
+/// stores it; the CA serves it within seconds. Returns its number.
+pub async fn store_root_crl(
+    ledger: &RevocationLedger,
+    root_der: &[u8],
+    crl_der: &[u8],
+    now: OffsetDateTime,
+) -> Result<i64, PublisherError> {
+    let root = rustls_pki_types::CertificateDer::from(root_der.to_vec());
+    let set = crate::profile::RevocationSet::from_crl(crl_der, &root)
+        .map_err(|e| PublisherError::RootCrlRefused(e.to_string()))?;
+    let issuer_id = recorded_issuer(ledger, root_der, "root", now).await?;
+    let row = RootCrlRow {
+        number: set.number(),
+        this_update: set.this_update().unix_timestamp(),
+        next_update: set.next_update().unix_timestamp(),
+        der: crl_der.to_vec(),
+    };
+    ledger
+        .insert_root_crl(issuer_id, &row, now.unix_timestamp())
+        .await?;
+    Ok(row.number)
+}
+
+/// The newest stored root CRL's number for the root in `root_der`, 0 when none is: a CRL
+/// signed for the store is numbered above it.
+pub async fn newest_root_crl_number(
+    ledger: &RevocationLedger,
+    root_der: &[u8],
+    now: OffsetDateTime,
+) -> Result<i64, PublisherError> {
+    let issuer_id = recorded_issuer(ledger, root_der, "root", now).await?;
+    Ok(ledger
+        .latest_root_crl(issuer_id)
+        .await?
+        .map_or(0, |row| row.number))
+}
