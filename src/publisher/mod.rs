@@ -247,3 +247,5 @@ impl CrlMetrics {
     }
 }
 
+#[cfg(test)]
+mod tests;
