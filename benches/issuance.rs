@@ -18,7 +18,7 @@ use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_ma
 use latchkey::api::{EnrollRequest, NewTenant, NewToken};
 use latchkey::authority::csr::verify_pem;
 use latchkey::authority::{Authority, Caller, Credential, Policy};
-use latchkey::ca::{Bootstrap, CrlEntry, CrlOrder, KeyOrder, Signer, issue_admin_certificate};
+use latchkey::ca::{Bootstrap, CrlEntry, CrlOrder, KeyOrder, ServiceCertificate, Signer};
 use latchkey::client::{KeyType, new_key_pair};
 use latchkey::clock::SystemClock;
 use latchkey::model::{KeyId, RevocationReason, ScopeSet, Serial};
@@ -117,8 +117,6 @@ fn authority_enroll(c: &mut Criterion) {
     let ca = Bootstrap::generate(now).expect("bootstrap");
     let (authority, admin) = runtime.block_on(async {
         let url = latchkey::store::sqlite_url(&dir.path().join("latchkey.db"));
-        let (admin, _) =
-            issue_admin_certificate(&signer(&ca), &"admin".parse().unwrap(), now).expect("admin");
         // Wired as `server::prepare` wires it; the publisher is never started (no CRLs here).
         let store = latchkey::store::Store::connect(&url).await.expect("store");
         let signer = Arc::new(signer(&ca));
@@ -144,10 +142,12 @@ fn authority_enroll(c: &mut Criterion) {
         )
         .await
         .expect("authority");
-        authority
-            .ensure_service_certificate_recorded(admin.der.clone())
+        let (admin, _) = authority
+            .issue_service_certificate(&ServiceCertificate::Admin {
+                name: "admin".parse().unwrap(),
+            })
             .await
-            .expect("admin recorded");
+            .expect("admin issued");
         let admin = authority
             .authenticate_admin(&Caller {
                 certificate: Some(admin.der),

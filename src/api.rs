@@ -155,6 +155,9 @@ pub enum AuditAction {
     /// The CA's own server certificate was issued.
     #[serde(rename = "server_certificate.issue")]
     ServerCertificateIssue,
+    /// The CA's own keys were encrypted at rest.
+    #[serde(rename = "ca.keys_encrypt")]
+    CaKeysEncrypt,
 }
 
 impl AuditAction {
@@ -173,6 +176,7 @@ impl AuditAction {
         Self::AdminCertificateIssue,
         Self::AdminCertificateRotate,
         Self::ServerCertificateIssue,
+        Self::CaKeysEncrypt,
     ];
 
     /// The name stored in the audit log and shown by the API.
@@ -191,6 +195,7 @@ impl AuditAction {
             Self::AdminCertificateIssue => "admin_certificate.issue",
             Self::AdminCertificateRotate => "admin_certificate.rotate",
             Self::ServerCertificateIssue => "server_certificate.issue",
+            Self::CaKeysEncrypt => "ca.keys_encrypt",
         }
     }
 }

@@ -122,37 +122,45 @@ fn ca_params(
     params
 }
 
-/// A new key pair and a certificate for it, for the CA's own use.
-fn issue_for_new_key(
-    sign: impl FnOnce(&PublicKey) -> Result<IssuedCertificate, SignerError>,
-) -> Result<(IssuedCertificate, String), BootstrapError> {
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-    let public_key = PublicKey::from_checked_spki(&key.subject_public_key_info())?;
-    Ok((sign(&public_key)?, key.serialize_pem()))
+/// A certificate the CA issues for its own use, with a key it makes for it.
+///
+/// Only the authority issues these (`Authority::issue_service_certificate`), so that each one
+/// is recorded before any file holds it; this type says what to sign, never whether to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceCertificate {
+    /// The HTTPS listener's certificate, for these DNS names and IP addresses.
+    Server {
+        /// The names, loopback ones included.
+        names: Vec<String>,
+    },
+    /// An administrator's client certificate.
+    Admin {
+        /// The administrator.
+        name: OwnerName,
+    },
 }
 
-/// Issues the CA's TLS server certificate for `hostnames` (DNS names or IP addresses), with a
-/// new key. Returns the certificate and the key's PEM.
-pub fn issue_server_certificate(
-    signer: &Signer,
-    hostnames: &[String],
-    now: OffsetDateTime,
-) -> Result<(IssuedCertificate, String), BootstrapError> {
-    let not_after = (now + SERVICE_CERTIFICATE_LIFETIME).min(signer.not_after());
-    issue_for_new_key(|pk| {
-        signer.sign_server_certificate(hostnames, Serial::random(), now - BACKDATE, not_after, pk)
-    })
-}
-
-/// Issues an administrator's client certificate with a new key. Returns the certificate
-/// and the key's PEM.
-pub fn issue_admin_certificate(
-    signer: &Signer,
-    name: &OwnerName,
-    now: OffsetDateTime,
-) -> Result<(IssuedCertificate, String), BootstrapError> {
-    let not_after = (now + SERVICE_CERTIFICATE_LIFETIME).min(signer.not_after());
-    issue_for_new_key(|pk| {
-        signer.sign_admin_certificate(name, Serial::random(), now - BACKDATE, not_after, pk)
-    })
+impl ServiceCertificate {
+    /// Makes a key pair and signs a certificate for it, valid from `now` (backdated) for a
+    /// year or until the issuer ends. Returns the certificate and the key's PKCS#8 PEM.
+    pub fn issue(
+        &self,
+        signer: &Signer,
+        now: OffsetDateTime,
+    ) -> Result<(IssuedCertificate, String), BootstrapError> {
+        let not_before = now - BACKDATE;
+        let not_after = (now + SERVICE_CERTIFICATE_LIFETIME).min(signer.not_after());
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let public_key = PublicKey::from_checked_spki(&key.subject_public_key_info())?;
+        let serial = Serial::random();
+        let certificate = match self {
+            Self::Server { names } => {
+                signer.sign_server_certificate(names, serial, not_before, not_after, &public_key)
+            }
+            Self::Admin { name } => {
+                signer.sign_admin_certificate(name, serial, not_before, not_after, &public_key)
+            }
+        }?;
+        Ok((certificate, key.serialize_pem()))
+    }
 }

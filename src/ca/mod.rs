@@ -9,8 +9,7 @@ mod crl;
 mod signer;
 
 pub use bootstrap::{
-    BACKDATE, Bootstrap, BootstrapError, SERVICE_CERTIFICATE_LIFETIME, issue_admin_certificate,
-    issue_server_certificate,
+    BACKDATE, Bootstrap, BootstrapError, SERVICE_CERTIFICATE_LIFETIME, ServiceCertificate,
 };
 pub use crl::{CrlEntry, CrlOrder, RootCrlSigner, crl_lists_exactly};
 pub use signer::{IssuedCertificate, KeyOrder, PublicKey, Signer, SignerError};

@@ -2,6 +2,7 @@
 //! [`latchkey::client::Client`]; errors print as one line and exit non-zero.
 
 mod admin;
+mod ca;
 mod crl;
 mod keys;
 mod migrate;
@@ -29,6 +30,10 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// A file holding the passphrase of the CA's encrypted keys (a systemd credential
+    /// works); without it, it is asked for at a terminal.
+    #[arg(long, global = true, env = "LATCHKEY_CA_PASSPHRASE_FILE")]
+    passphrase_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,6 +73,9 @@ enum Command {
     /// CRLs: sign the root's (where the root key is), keep a proxy's CRL file current.
     #[command(subcommand)]
     Crl(crl::CrlCommand),
+    /// The CA's own keys (on the CA host).
+    #[command(subcommand)]
+    Ca(ca::CaCommand),
 }
 
 /// Runs a parsed command line.
@@ -87,10 +95,39 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Migrate(m) => migrate::migrate(&args, m).await,
         Command::RotateAdmin(rotate) => serve::rotate_admin(&args, rotate).await,
         Command::Crl(cmd) => crl::crl(&args, cmd).await,
+        Command::Ca(cmd) => ca::ca(&args, cmd).await,
     }
 }
 
 impl Args {
+    /// The CA home, holding the passphrase of its keys when they are encrypted, or when
+    /// `sealing` (they are about to be). Without one, opening an encrypted key fails with one
+    /// line saying how to give it.
+    fn ca_home(&self, sealing: bool) -> Result<latchkey::home::Home> {
+        let home = latchkey::home::Home::new(&self.home);
+        let passphrase = self.ca_passphrase(sealing || home.keys_encrypted(), sealing)?;
+        Ok(home.with_passphrase(passphrase))
+    }
+
+    /// The CA key passphrase from `--passphrase-file`; else, when `needed`, asked for at a
+    /// terminal (twice when `new`).
+    fn ca_passphrase(&self, needed: bool, new: bool) -> Result<Option<latchkey::home::Passphrase>> {
+        use latchkey::home::Passphrase;
+        use std::io::IsTerminal;
+        if let Some(file) = &self.passphrase_file {
+            return Ok(Some(Passphrase::from_file(file)?));
+        }
+        if !needed || !std::io::stdin().is_terminal() {
+            return Ok(None);
+        }
+        let asked = rpassword::prompt_password("CA key passphrase: ")
+            .context("cannot read the CA key passphrase")?;
+        if new && rpassword::prompt_password("again: ")? != asked {
+            bail!("the passphrases differ");
+        }
+        Ok(Some(Passphrase::new(asked)?))
+    }
+
     fn ca_cert_path(&self) -> PathBuf {
         self.ca_cert
             .clone()

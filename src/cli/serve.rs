@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 use latchkey::authority::Policy;
+use latchkey::ca::ServiceCertificate;
 use latchkey::clock::SystemClock;
 use latchkey::home::{Home, InitOptions};
 use latchkey::http::EdgeLimits;
@@ -36,6 +37,10 @@ pub struct InitArgs {
     /// The database (default: SQLite in <home>/latchkey.db).
     #[arg(long, env = "LATCHKEY_DATABASE_URL")]
     database_url: Option<String>,
+    /// Encrypt the root and intermediate keys at rest (PKCS#8: PBKDF2-SHA256, AES-256) under a
+    /// passphrase from --passphrase-file or a prompt; every later start needs it.
+    #[arg(long)]
+    encrypt_keys: bool,
 }
 
 /// Options of a running CA.
@@ -105,13 +110,14 @@ impl InitArgs {
                     .unwrap_or_else(|| format!("https://{host}:{port}")),
             ),
             crl_url: self.crl_url.clone(),
+            encrypt_keys: self.encrypt_keys,
         }
     }
 }
 
 /// `latchkey init`.
 pub async fn init(args: &Args, init: &InitArgs) -> Result<()> {
-    let home = Home::new(&args.home);
+    let home = args.ca_home(init.encrypt_keys)?;
     if home.is_initialized() {
         anyhow::bail!(
             "a CA already exists in {}; refusing to overwrite it",
@@ -133,36 +139,56 @@ pub async fn init(args: &Args, init: &InitArgs) -> Result<()> {
     Ok(())
 }
 
-/// `latchkey rotate-admin`: a new admin certificate in `<home>/admin/`; every earlier one
-/// is revoked as it is recorded. Runs on the CA host, next to a running CA or not.
-pub async fn rotate_admin(args: &Args, rotate: &RotateAdminArgs) -> Result<()> {
-    let home = Home::new(&args.home);
-    if !home.is_initialized() {
-        anyhow::bail!("no CA in {}", args.home.display());
-    }
-    let admin = home.replace_admin_certificate(&home.signer()?, time::OffsetDateTime::now_utc())?;
-    // From here the new certificate is on disk but the old ones still work: a failure must
-    // say so, or a leaked certificate would quietly stay valid.
-    let unfinished = "the new admin certificate is in place, but earlier ones are NOT revoked \
-                      yet; run `latchkey rotate-admin` again";
-    let authority = latchkey::server::prepare(
-        &home,
-        rotate.database_url.as_deref(),
+/// The authority of the existing CA in `home`, for a command run beside (or instead of) the
+/// server: opens the store and issues whatever of the CA's own certificates is due, as a
+/// start would.
+pub async fn open_existing(
+    home: &Home,
+    database_url: Option<&str>,
+) -> Result<Arc<latchkey::authority::Authority>> {
+    let prepared = latchkey::server::prepare(
+        home,
+        database_url,
         // The home exists: nothing of these options is used but the (absent) extra names.
         &InitOptions {
             trust_domain: DEFAULT_TRUST_DOMAIN.into(),
             hostnames: Vec::new(),
             public_url: None,
             crl_url: None,
+            encrypt_keys: false,
         },
         Policy::default(),
         Arc::new(SystemClock),
     )
-    .await
-    .context(unfinished)?
-    .authority;
+    .await?;
+    Ok(prepared.authority)
+}
+
+/// `latchkey rotate-admin`: a new admin certificate in `<home>/admin/`; every earlier one
+/// is revoked as it is recorded. Runs on the CA host, next to a running CA or not.
+pub async fn rotate_admin(args: &Args, rotate: &RotateAdminArgs) -> Result<()> {
+    let home = args.ca_home(false)?;
+    if !home.is_initialized() {
+        anyhow::bail!("no CA in {}", args.home.display());
+    }
+    let unfinished =
+        "earlier admin certificates are NOT revoked yet; run `latchkey rotate-admin` again";
+    let authority = open_existing(&home, rotate.database_url.as_deref())
+        .await
+        .context(unfinished)?;
+    // Issued and recorded first, written second, and only then are the earlier ones revoked:
+    // the administrator is never left without a working certificate.
+    let wanted = ServiceCertificate::Admin {
+        name: latchkey::home::ADMIN_NAME.parse()?,
+    };
+    let (admin, key_pem) = authority
+        .issue_service_certificate(&wanted)
+        .await
+        .context(unfinished)?;
+    home.write_service_certificate(&wanted, &admin, &key_pem)
+        .context(unfinished)?;
     let revoked = authority
-        .rotate_admin_certificate(admin.der.clone())
+        .rotate_admin_certificate(&admin)
         .await
         .context(unfinished)?;
     authority.close().await;
@@ -211,8 +237,15 @@ pub async fn serve(args: &Args, serve: &ServeArgs) -> Result<()> {
         root_crl_validity: time::Duration::seconds(serve.root_crl_validity),
         ..Policy::default()
     };
+    let existing = Home::new(&args.home);
+    if serve.init.encrypt_keys && existing.is_initialized() && !existing.keys_encrypted() {
+        anyhow::bail!(
+            "--encrypt-keys applies to a new CA; encrypt this one's keys with `latchkey ca encrypt-keys`"
+        );
+    }
+    let home = args.ca_home(serve.init.encrypt_keys && !existing.is_initialized())?;
     let server = Server::start(ServeOptions {
-        home: args.home.clone(),
+        home,
         listen: serve.listen,
         database_url: serve.init.database_url.clone(),
         // The default public URL names the port actually bound (known once bound).

@@ -15,6 +15,7 @@ mod hub;
 mod init;
 mod interop;
 mod inventory;
+mod key_protection;
 mod limits;
 mod lint;
 mod matrix;

@@ -171,6 +171,7 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
     let dir = tempfile::tempdir().unwrap();
     let home = latchkey::home::Home::new(dir.path().join("certs"));
     let options = latchkey::home::InitOptions {
+        encrypt_keys: false,
         trust_domain: "latchkey.internal".into(),
         hostnames: vec![],
         public_url: None,
