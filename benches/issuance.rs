@@ -117,12 +117,28 @@ fn authority_enroll(c: &mut Criterion) {
     let ca = Bootstrap::generate(now).expect("bootstrap");
     let (authority, admin) = runtime.block_on(async {
         let url = latchkey::store::sqlite_url(&dir.path().join("latchkey.db"));
-        let authority = Authority::connect(
-            &url,
-            signer(&ca),
+        // Wired as `server::prepare` wires it; the publisher is never started (no CRLs here).
+        let store = latchkey::store::Store::connect(&url).await.expect("store");
+        let signer = Arc::new(signer(&ca));
+        let mut metrics = Authority::metrics_registry();
+        let publisher = latchkey::publisher::Publisher::new(
+            store.revocation_ledger(),
+            signer.clone(),
+            &ca.root_certificate,
+            Arc::new(SystemClock),
+            latchkey::publisher::CrlSchedule::default(),
+            &mut metrics,
+        )
+        .await
+        .expect("publisher");
+        let authority = Authority::new(
+            store,
+            signer,
             &ca.root_certificate,
             Arc::new(SystemClock),
             Policy::default(),
+            publisher.poke(),
+            metrics,
         )
         .await
         .expect("authority");

@@ -9,7 +9,9 @@ whatever they test with) and fails when
 - a part uses another part its row does not list (the table would be lying), or
 - a row lists a part the code no longer uses (the table would be stale), or
 - a forbidden crate appears outside the part that owns it (`sqlx` outside `store`,
-  `axum` in `authority`, `rustls` in `authority`, `ca`, `store` or `model`).
+  `axum` in `authority`, `rustls` in `authority`, `ca`, `store` or `model`), or
+- a part names an item of another that it may reach only narrowly (the authority holds the
+  CRL publisher's poke and nothing else of it).
 
 Run from anywhere: `python3 scripts/check-layering.py`. `--graph` prints the imports found.
 """
@@ -28,6 +30,7 @@ OWNED_CRATES = {
 # Parts that must never name these crates (policy and vocabulary stay free of transport).
 NEVER = {
     "authority": {"axum", "rustls", "tokio_rustls", "sqlx", "hyper"},
+    "publisher": {"axum", "rustls", "tokio_rustls", "sqlx", "hyper"},
     "ca": {"axum", "rustls", "tokio_rustls", "sqlx", "hyper"},
     "model": {"axum", "rustls", "tokio_rustls", "sqlx", "hyper"},
     "store": {"axum", "rustls", "tokio_rustls", "hyper"},
@@ -45,10 +48,20 @@ BINARY = {"cli"}
 NEVER_PARTS = {
     "http": {"store", "ca"},
     "authority": {"tls", "http", "server"},
-    "tls": {"client", "authority", "ca", "store", "http", "home", "server"},
-    "ca": {"authority", "store", "http", "tls"},
-    "store": {"authority", "ca", "http", "tls"},
-    "model": {"authority", "ca", "store", "http", "tls", "client"},
+    # The CRL publisher turns the store's revocations into signed CRLs: it never decides
+    # (authority), never answers requests (http) and never touches TLS.
+    "publisher": {"authority", "http", "server", "tls", "home", "client"},
+    "tls": {"client", "authority", "ca", "store", "http", "home", "server", "publisher"},
+    "ca": {"authority", "store", "http", "tls", "publisher"},
+    "store": {"authority", "ca", "http", "tls", "publisher"},
+    "model": {"authority", "ca", "store", "http", "tls", "client", "publisher"},
+}
+
+# Arrows that exist but may carry only these items: the authority rings the CRL publisher's
+# poke (and names its default validities in `Policy::default`); it never reads, builds or
+# starts CRLs.
+ONLY_ITEMS = {
+    ("authority", "publisher"): {"CrlPoke", "DEFAULT_CRL_VALIDITY", "DEFAULT_ROOT_CRL_VALIDITY"},
 }
 
 
@@ -160,6 +173,33 @@ def uses_of(code: str, root: str) -> set:
     return used
 
 
+def items_of(code: str, root: str, part: str) -> set:
+    """The names reached through `root::part::` (`crate::publisher::{A, b::C}` -> {A, b})."""
+    items = set()
+    for m in re.finditer(r"\b" + root + "::" + part + r"::(\{|[A-Za-z_][A-Za-z0-9_]*)", code):
+        if m.group(1) == "{":
+            depth, j = 1, m.end()
+            while j < len(code) and depth:
+                depth += {"{": 1, "}": -1}.get(code[j], 0)
+                j += 1
+            items.update(top_level_names(code[m.end() : j - 1]))
+        else:
+            items.add(m.group(1))
+    return items
+
+
+def narrow_uses():
+    """For each arrow in ONLY_ITEMS, the items its production code names."""
+    found = {arrow: set() for arrow in ONLY_ITEMS}
+    for path in sorted(SRC.rglob("*.rs")):
+        part = part_of(path)
+        for (user, used) in ONLY_ITEMS:
+            if part == user:
+                code = without_test_modules(strip_comments_and_strings(path.read_text()))
+                found[(user, used)] |= items_of(code, "crate", used)
+    return found
+
+
 def crates_of(code: str) -> set:
     return set(re.findall(r"(?<![A-Za-z0-9_:])(sqlx|axum|rustls|tokio_rustls|hyper)::", code))
 
@@ -231,6 +271,10 @@ def main() -> int:
     for part, forbidden in NEVER_PARTS.items():
         for other in sorted(graph.get(part, set()) & forbidden):
             problems.append(f"src/{part} uses {other}, which it must never do")
+    for (user, used), items in sorted(narrow_uses().items()):
+        for item in sorted(items - ONLY_ITEMS[(user, used)]):
+            problems.append(f"src/{user} names {used}::{item}; it may name only "
+                            f"{', '.join(sorted(ONLY_ITEMS[(user, used)]))}")
     for part, forbidden in NEVER.items():
         for krate in sorted(crates.get(part, set()) & forbidden):
             problems.append(f"src/{part} names {krate}, which it must never do")

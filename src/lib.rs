@@ -5,8 +5,8 @@
 //! the vocabulary ([`model`]), the certificate profile ([`profile`]), the wire types of the
 //! HTTP API ([`api`]), one builder configuring a relying service ([`relying`]), the TLS side
 //! it uses ([`tls`]) and the client ([`client`]). The `server` feature adds the CA itself: the
-//! signer (`ca`), the `authority` that decides who gets what, the `store`, the `http` edge
-//! and the server process around them.
+//! signer (`ca`), the `authority` that decides who gets what, the CRL `publisher` beside it,
+//! the `store`, the `http` edge and the server process around them.
 
 #![forbid(unsafe_code)]
 
@@ -41,6 +41,8 @@ pub mod ca;
 pub mod home;
 #[cfg(feature = "server")]
 pub mod http;
+#[cfg(feature = "server")]
+pub mod publisher;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]

@@ -13,6 +13,7 @@ use crate::authority::{Authority, AuthorityError, Policy};
 use crate::clock::Clock;
 use crate::home::{Home, HomeError, InitOptions};
 use crate::http::EdgeLimits;
+use crate::publisher::{CrlSchedule, Publisher, PublisherError};
 use crate::tls::{Acceptor, ListenerLimits, OnRefusal};
 
 /// How long start-up waits for the first CRL.
@@ -27,6 +28,9 @@ pub enum ServeError {
     /// The authority could not start.
     #[error(transparent)]
     Authority(#[from] AuthorityError),
+    /// The CRL publisher could not start.
+    #[error(transparent)]
+    Publisher(#[from] PublisherError),
     /// The TLS configuration was refused.
     #[error(transparent)]
     Tls(#[from] crate::tls::ConfigError),
@@ -91,6 +95,7 @@ pub struct Server {
     /// The file-descriptor limit in force (raised to the hard limit at start).
     pub fd_limit: u64,
     authority: Arc<Authority>,
+    crls: crate::publisher::PublishedCrls,
     publisher: tokio::task::JoinHandle<()>,
     root_publisher: tokio::task::JoinHandle<()>,
     /// True when this start initialized a new CA.
@@ -99,17 +104,28 @@ pub struct Server {
     pub home: Home,
 }
 
-/// Initializes the CA home if it is empty, opens the store, and has the authority issue (and
-/// record) each of the CA's own certificates that is due before the home writes it: none yet,
-/// near its end, lacking a name asked for, or unknown to this store. Returns the authority and
-/// whether a new CA was made.
+/// What [`prepare`] puts together.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The authority, holding the publisher's poke.
+    pub authority: Arc<Authority>,
+    /// The CRL publisher, not started: [`Server::start`] starts it, one-off commands do not.
+    pub publisher: Publisher,
+    /// True when this start made a new CA.
+    pub initialized_now: bool,
+}
+
+/// Initializes the CA home if it is empty, opens the store, puts the CRL publisher and the
+/// authority together on it, and has the authority issue (and record) each of the CA's own
+/// certificates that is due before the home writes it: none yet, near its end, lacking a
+/// name asked for, or unknown to this store.
 pub async fn prepare(
     home: &Home,
     database_url: Option<&str>,
     init: &InitOptions,
     policy: Policy,
     clock: Arc<dyn Clock>,
-) -> Result<(Arc<Authority>, bool), ServeError> {
+) -> Result<Prepared, ServeError> {
     let initialized_now = if home.is_initialized() {
         false
     } else {
@@ -121,8 +137,36 @@ pub async fn prepare(
         .map(str::to_owned)
         .unwrap_or_else(|| crate::store::sqlite_url(&home.database()));
     let root = crate::tls::load_certificates(&home.read(&home.ca_cert())?, "ca.pem")?;
-    let authority =
-        Arc::new(Authority::connect(&database_url, signer, &root[0], clock.clone(), policy).await?);
+    let store = crate::store::Store::connect(&database_url)
+        .await
+        .map_err(AuthorityError::from)?;
+    let signer = Arc::new(signer);
+    let mut metrics = Authority::metrics_registry();
+    let schedule = CrlSchedule {
+        validity: policy.crl_validity,
+        root_validity: policy.root_crl_validity,
+    };
+    let publisher = Publisher::new(
+        store.revocation_ledger(),
+        signer.clone(),
+        &root[0],
+        clock.clone(),
+        schedule,
+        &mut metrics,
+    )
+    .await?;
+    let authority = Arc::new(
+        Authority::new(
+            store,
+            signer,
+            &root[0],
+            clock.clone(),
+            policy,
+            publisher.poke(),
+            metrics,
+        )
+        .await?,
+    );
     for file in home.service_certificates(&init.hostnames, clock.now())? {
         let recorded = match &file.current {
             Some(serial) => authority.has_recorded(serial).await?,
@@ -137,7 +181,11 @@ pub async fn prepare(
         let files = [home.root_key(), home.intermediate_key()].map(|p| p.display().to_string());
         authority.record_keys_encrypted(&files).await?;
     }
-    Ok((authority, initialized_now))
+    Ok(Prepared {
+        authority,
+        publisher,
+        initialized_now,
+    })
 }
 
 impl Server {
@@ -204,7 +252,11 @@ impl Server {
             init.crl_url = Some(format!("http://{host}:{}", crl.port()));
         }
         let home = options.home.clone();
-        let (authority, initialized_now) = prepare(
+        let Prepared {
+            authority,
+            publisher,
+            initialized_now,
+        } = prepare(
             &home,
             options.database_url.as_deref(),
             &init,
@@ -227,14 +279,15 @@ impl Server {
         )?);
         // Serve only once a CRL is published (or the builder has had its chance and says
         // why not, loudly, in the log and in /readyz).
-        let publisher = authority.start_crl_publisher();
+        let crls = publisher.crls();
+        let key_publisher = publisher.start();
         // The first root CRL before serving, so a CA holding the root key is ready at once.
         let root_signer = home.root_crl_signer()?.map(Arc::new);
-        if let Err(e) = authority.refresh_root_crl(root_signer.as_ref()).await {
+        if let Err(e) = publisher.refresh_root_crl(root_signer.as_ref()).await {
             tracing::warn!(error = %e, "cannot refresh the root CRL at start-up");
         }
-        let root_publisher = authority.start_root_crl_publisher(root_signer);
-        if authority.crl_newer_than(0, FIRST_CRL_WAIT).await.is_none() {
+        let root_publisher = publisher.start_root(root_signer);
+        if crls.newer_than(0, FIRST_CRL_WAIT).await.is_none() {
             tracing::error!("no CRL could be published at start-up; /readyz reports not ready");
         }
         Ok(Self {
@@ -245,7 +298,8 @@ impl Server {
             edge: options.edge,
             fd_limit,
             authority,
-            publisher,
+            crls,
+            publisher: key_publisher,
             root_publisher,
             initialized_now,
             home,
@@ -270,7 +324,7 @@ impl Server {
     /// Serves until `shutdown` completes, then lets open connections finish.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let crl_http = self.crl_listener.map(|listener| {
-            let router = crate::http::crl_router(self.authority.clone(), self.edge);
+            let router = crate::http::crl_router(self.crls.clone(), self.edge);
             tokio::spawn(async move {
                 let service = router.into_make_service_with_connect_info::<SocketAddr>();
                 if let Err(e) = axum::serve(listener, service).await {
@@ -278,7 +332,7 @@ impl Server {
                 }
             })
         });
-        let router = crate::http::router(self.authority.clone(), self.edge);
+        let router = crate::http::router(self.authority.clone(), self.crls.clone(), self.edge);
         let authority = self.authority.clone();
         let on_refusal: OnRefusal =
             Arc::new(move |refusal| authority.count_refused_connection(refusal.as_str()));

@@ -40,13 +40,7 @@ impl Authority {
         );
         let row = self
             .store
-            .update_tenant(
-                name,
-                change.max_key_days,
-                change.disabled,
-                event.at,
-                &event,
-            )
+            .update_tenant(name, change.max_key_days, change.disabled, event.at, &event)
             .await?
             .ok_or(AuthorityError::NotFound("tenant"))?;
         Ok(row.tenant)

@@ -69,17 +69,6 @@ pub enum AuthorityError {
     /// The CA cannot serve correctly right now (readiness).
     #[error("not ready: {0}")]
     NotReady(String),
-    /// The newest CRL is past its nextUpdate: relying services would refuse it, and it may
-    /// miss revocations. Only a CA whose CRL builder keeps failing gets here.
-    #[error(
-        "the newest CRL (number {number}) expired at {next_update}; the CA cannot publish a new one"
-    )]
-    CrlExpired {
-        /// The expired CRL's number.
-        number: i64,
-        /// Its nextUpdate.
-        next_update: time::OffsetDateTime,
-    },
     /// Too many wrong passwords in a row for this user from this source.
     #[error("too many wrong passwords; try again in {} s", retry_after.as_secs().max(1))]
     TooManyAttempts {
@@ -180,7 +169,6 @@ impl AuthorityError {
             E::TooManyAttempts { .. } => Code::TooManyAttempts,
             E::RenewalTooSoon { .. } => Code::RenewalTooSoon,
             E::NotReady(_) => Code::NotReady,
-            E::CrlExpired { .. } => Code::CrlExpired,
             E::Internal(_) | E::Store(_) | E::Signer(_) => Code::Internal,
         }
     }

@@ -1,11 +1,12 @@
 //! The authority: decides who may get what. Authentication, CSR checks, scope policy and
-//! lifetimes live here and nowhere else; it is the only module that calls both the signer
-//! ([`crate::ca`]) and the [`crate::store`].
+//! lifetimes live here and nowhere else; it is the only module that has certificates signed
+//! by the [`crate::ca`] and records them in the [`crate::store`]. Of CRLs it knows one thing:
+//! after a revocation it pokes the publisher ([`crate::publisher::CrlPoke`]), which builds,
+//! stores and serves them.
 
 mod admin;
 mod admin_change;
 mod authenticate;
-mod crl;
 pub mod csr;
 mod enroll;
 mod error;
@@ -15,7 +16,6 @@ mod paging;
 mod password;
 mod renew;
 mod revoke;
-mod root_crl;
 mod throttle;
 mod token;
 
@@ -26,15 +26,12 @@ use time::{Duration, OffsetDateTime};
 
 use crate::ca::Signer;
 use crate::clock::Clock;
+use crate::publisher::CrlPoke;
 use crate::store::{AuditEvent, CertificateKind, Store};
 
 pub use authenticate::{Admin, Caller, Credential, Enroller, KeyHolder, Principal, Reader};
-pub use crl::{CrlHealth, DEFAULT_CRL_VALIDITY, PublishedCrl};
 pub use error::{AuthorityError, RenewalRefusal};
 pub use password::Passwords;
-pub use root_crl::{
-    DEFAULT_ROOT_CRL_VALIDITY, newest_root_crl_number, sign_root_crl, store_root_crl,
-};
 
 /// The lifetimes the authority applies.
 #[derive(Debug, Clone, Copy)]
@@ -45,7 +42,9 @@ pub struct Policy {
     /// maximum if that is shorter).
     pub default_key_lifetime: Duration,
     /// How far ahead each CRL's `nextUpdate` lies (default 1 h); a new one is built when
-    /// half of it has passed.
+    /// half of it has passed. The authority does not read it: the server hands it, with
+    /// `root_crl_validity`, to the CRL publisher (`crate::publisher::CrlSchedule`), so that
+    /// one `Policy` still configures the whole CA.
     pub crl_validity: Duration,
     /// The addresses that may read `/metrics` without the admin certificate (default none).
     /// A `'static` slice keeps the policy `Copy`; the list is fixed for the process's life.
@@ -69,11 +68,11 @@ impl Default for Policy {
         Self {
             certificate_lifetime: Duration::hours(24),
             default_key_lifetime: Duration::days(90),
-            crl_validity: crl::DEFAULT_CRL_VALIDITY,
+            crl_validity: crate::publisher::DEFAULT_CRL_VALIDITY,
             metrics_allow: &[],
             renew_interval: Duration::hours(1),
             certificates_per_key: 3,
-            root_crl_validity: root_crl::DEFAULT_ROOT_CRL_VALIDITY,
+            root_crl_validity: crate::publisher::DEFAULT_ROOT_CRL_VALIDITY,
         }
     }
 }
@@ -93,11 +92,8 @@ pub struct Authority {
     passwords: Passwords,
     throttle: throttle::PasswordThrottle,
     policy: Policy,
-    crl: crl::CrlState,
-    /// The root, as recorded among the issuers: its CRLs are numbered on their own.
-    root_issuer_id: i64,
-    /// The root CRL being served.
-    root_crl: tokio::sync::watch::Sender<Option<Arc<PublishedCrl>>>,
+    /// Tells the CRL publisher that revocations changed: all the authority knows of CRLs.
+    crl: CrlPoke,
     metrics: metrics::Metrics,
 }
 
@@ -111,26 +107,17 @@ impl std::fmt::Debug for Authority {
 }
 
 impl Authority {
-    /// Connects to the store at `database_url` (applying migrations) and puts the
-    /// authority together.
-    pub async fn connect(
-        database_url: &str,
-        signer: Signer,
-        root_der: &[u8],
-        clock: Arc<dyn Clock>,
-        policy: Policy,
-    ) -> Result<Self, AuthorityError> {
-        let store = Store::connect(database_url).await?;
-        Self::new(store, signer, root_der, clock, policy).await
-    }
-
-    /// Puts the authority together. `root_der` is the root the intermediate chains to.
+    /// Puts the authority together. `root_der` is the root the intermediate chains to;
+    /// `crl` is the CRL publisher's poke, rung after every revocation; `metrics` is the
+    /// registry `/metrics` serves, to which the authority adds its own.
     pub async fn new(
         store: Store,
-        signer: Signer,
+        signer: Arc<Signer>,
         root_der: &[u8],
         clock: Arc<dyn Clock>,
         policy: Policy,
+        crl: CrlPoke,
+        metrics: prometheus_client::registry::Registry,
     ) -> Result<Self, AuthorityError> {
         let intermediate = signer.certificate().to_vec();
         let (_, parsed) = x509_parser::parse_x509_certificate(&intermediate)
@@ -146,15 +133,6 @@ impl Authority {
             .await?;
         let (_, root) = x509_parser::parse_x509_certificate(root_der)
             .map_err(|e| AuthorityError::Internal(format!("root certificate: {e}")))?;
-        let root_issuer_id = store
-            .ensure_issuer(
-                &hex::encode(ring::digest::digest(&ring::digest::SHA256, root_der)),
-                &root.subject().to_string(),
-                root_der,
-                root.validity().not_after.to_datetime(),
-                clock.now(),
-            )
-            .await?;
         let ca_spkis = [
             parsed.public_key().raw.to_vec(),
             root.public_key().raw.to_vec(),
@@ -166,18 +144,22 @@ impl Authority {
             store,
             ca_chain_pem: crate::pem::encode_certificates([intermediate.as_slice(), root_der]),
             intermediate_pem: crate::pem::encode("CERTIFICATE", &intermediate),
-            signer: Arc::new(signer),
+            signer,
             issuer_id,
             ca_spkis,
             clock,
             passwords,
             throttle: throttle::PasswordThrottle::default(),
             policy,
-            crl: crl::CrlState::new(),
-            root_issuer_id,
-            root_crl: tokio::sync::watch::Sender::new(None),
-            metrics: metrics::Metrics::new(),
+            crl,
+            metrics: metrics::Metrics::new(metrics),
         })
+    }
+
+    /// An empty registry for the CA's metrics (all named `latchkey_…`): the CRL publisher
+    /// registers its own in it, then [`Authority::new`] adds the authority's and serves it.
+    pub fn metrics_registry() -> prometheus_client::registry::Registry {
+        prometheus_client::registry::Registry::with_prefix("latchkey")
     }
 
     /// True when the CSR's key is one of the CA's own: a key certificate for it would let
@@ -193,8 +175,8 @@ impl Authority {
         &self.ca_chain_pem
     }
 
-    /// Ready to serve: the store answers, the issuer is valid, and a CRL is published, fresh,
-    /// and its builder is not failing.
+    /// Ready to decide: the store answers and the issuer is valid. (Whether fresh CRLs are
+    /// served is the publisher's to say: `/readyz` asks both.)
     pub async fn ready(&self) -> Result<(), AuthorityError> {
         self.store.ping().await?;
         if self.signer.not_after() <= self.now() {
@@ -202,22 +184,7 @@ impl Authority {
                 "the issuing CA has expired".into(),
             ));
         }
-        let crl = self.crl_health();
-        match crl.next_update {
-            None => Err(AuthorityError::NotReady(
-                "no CRL has been published yet".into(),
-            )),
-            Some(next) if next <= self.now() => Err(AuthorityError::NotReady(
-                "the published CRL is past its nextUpdate".into(),
-            )),
-            _ if crl.failing => Err(AuthorityError::NotReady(
-                "the CA cannot publish a new CRL; see its log".into(),
-            )),
-            _ => match self.root_crl_problem() {
-                Some(problem) => Err(AuthorityError::NotReady(problem)),
-                None => Ok(()),
-            },
-        }
+        Ok(())
     }
 
     /// Issues a certificate for the CA's own use (its TLS server certificate or an

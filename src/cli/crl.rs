@@ -123,7 +123,7 @@ async fn sign_root(args: &Args, sign: &SignRootArgs) -> Result<()> {
     let now = OffsetDateTime::now_utc();
     let validity = time::Duration::seconds(sign.validity);
     if let Some(out) = &sign.out {
-        let row = latchkey::authority::sign_root_crl(&signer, now, validity, 0)?;
+        let row = latchkey::publisher::sign_root_crl(&signer, now, validity, 0)?;
         latchkey::files::replace(
             out,
             latchkey::pem::encode("X509 CRL", &row.der).as_bytes(),
@@ -137,10 +137,12 @@ async fn sign_root(args: &Args, sign: &SignRootArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let store = open_store(args, sign.database_url.as_deref()).await?;
-    let after = latchkey::authority::newest_root_crl_number(&store, &root, now).await?;
-    let row = latchkey::authority::sign_root_crl(&signer, now, validity, after)?;
-    let number = latchkey::authority::store_root_crl(&store, &root, &row.der, now).await?;
+    let ledger = open_store(args, sign.database_url.as_deref())
+        .await?
+        .revocation_ledger();
+    let after = latchkey::publisher::newest_root_crl_number(&ledger, &root, now).await?;
+    let row = latchkey::publisher::sign_root_crl(&signer, now, validity, after)?;
+    let number = latchkey::publisher::store_root_crl(&ledger, &root, &row.der, now).await?;
     println!(
         "latchkey: root CRL {number} stored (valid until {}); the CA serves it within seconds",
         super::when(row.next_update)
@@ -154,9 +156,11 @@ async fn import_root(args: &Args, import: &ImportRootArgs) -> Result<()> {
     let der = rustls_pki_types::CertificateRevocationListDer::from_pem_slice(&bytes)
         .map(|c| c.to_vec())
         .unwrap_or(bytes);
-    let store = open_store(args, import.database_url.as_deref()).await?;
+    let ledger = open_store(args, import.database_url.as_deref())
+        .await?
+        .revocation_ledger();
     let now = OffsetDateTime::now_utc();
-    let number = latchkey::authority::store_root_crl(&store, &root, &der, now).await?;
+    let number = latchkey::publisher::store_root_crl(&ledger, &root, &der, now).await?;
     println!("latchkey: root CRL {number} stored; the CA serves it within seconds");
     Ok(())
 }

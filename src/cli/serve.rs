@@ -169,7 +169,7 @@ pub async fn open_existing(
     home: &Home,
     database_url: Option<&str>,
 ) -> Result<Arc<latchkey::authority::Authority>> {
-    let (authority, _) = latchkey::server::prepare(
+    let prepared = latchkey::server::prepare(
         home,
         database_url,
         // The home exists: nothing of these options is used but the (absent) extra names.
@@ -185,7 +185,7 @@ pub async fn open_existing(
         Arc::new(SystemClock),
     )
     .await?;
-    Ok(authority)
+    Ok(prepared.authority)
 }
 
 /// `latchkey rotate-admin`: a new admin certificate in `<home>/admin/`; every earlier one

@@ -9,13 +9,14 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::ApiError;
 use super::extract::ApiQuery;
 use super::problem::RequestError;
-use super::{ApiError, AppState};
 use crate::api::CrlQuery;
-use crate::authority::{AuthorityError, PublishedCrl};
+use crate::authority::AuthorityError;
 use crate::model::SourceNet;
 use crate::per_source::PerSourceSlots;
+use crate::publisher::{PublishedCrl, PublishedCrls};
 use crate::tls::ConnectionInfo;
 
 /// The longest long poll.
@@ -28,7 +29,7 @@ pub struct LongPolls(pub Arc<PerSourceSlots>);
 
 /// `GET /v1/crl`. Needs nothing.
 pub async fn crl(
-    State(authority): State<AppState>,
+    State(crls): State<PublishedCrls>,
     Extension(LongPolls(long_polls)): Extension<LongPolls>,
     connection: Option<Extension<ConnectionInfo>>,
     headers: HeaderMap,
@@ -40,7 +41,7 @@ pub async fn crl(
         .is_some_and(|a| a.contains("application/x-pem-file"));
     let unavailable = || ApiError::from(RequestError::NoCrl);
     let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECONDS));
-    let crl = match (authority.current_crl(), query.newer_than) {
+    let crl = match (crls.current(), query.newer_than) {
         // Nothing newer than asked for yet: wait for it, or say "not modified".
         (Some(current), Some(n)) if current.number == n => {
             // Only a poll that will wait takes a share; past it, "busy" at once.
@@ -52,10 +53,10 @@ pub async fn crl(
                 ),
                 _ => None,
             };
-            match authority.crl_newer_than(n, wait).await {
+            match crls.newer_than(n, wait).await {
                 Some(newer) => newer,
                 None => {
-                    let stale = authority.crl_stale(&current)?;
+                    let stale = crls.stale(&current)?;
                     return Ok(not_modified(&current, pem, stale));
                 }
             }
@@ -63,12 +64,12 @@ pub async fn crl(
         // Older than the caller's, or newer: the current one at once. A caller ahead of this
         // CA (a restored database) must still get what the CA serves.
         (Some(current), _) => current,
-        (None, n) => authority
-            .crl_newer_than(n.unwrap_or(0).min(0), wait)
+        (None, n) => crls
+            .newer_than(n.unwrap_or(0).min(0), wait)
             .await
             .ok_or_else(unavailable)?,
     };
-    let stale = authority.crl_stale(&crl)?;
+    let stale = crls.stale(&crl)?;
     let etag = etag(&crl, pem);
     if headers
         .get(header::IF_NONE_MATCH)
@@ -131,12 +132,12 @@ fn set_common(h: &mut HeaderMap, crl: &PublishedCrl, etag: &str, stale: bool) {
 /// `GET /v1/crl/root`: the root's CRL (the intermediates it revoked), DER or PEM by
 /// `Accept`, with an ETag. Needs nothing.
 pub async fn root_crl(
-    State(authority): State<AppState>,
+    State(crls): State<PublishedCrls>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let pem = wants_pem(&headers);
-    let crl = authority.current_root_crl().ok_or_else(no_root_crl)?;
-    authority.crl_stale(&crl)?;
+    let crl = crls.current_root().ok_or_else(no_root_crl)?;
+    crls.stale(&crl)?;
     let etag = format!(
         "\"root-crl-{}{}\"",
         crl.number,
@@ -153,13 +154,13 @@ pub async fn root_crl(
 /// `GET /v1/crl/bundle.pem`: the issuing intermediate's CRL then the root's, in one PEM
 /// file: what nginx `ssl_crl` and HAProxy `crl-file` take when they check the whole chain.
 pub async fn crl_bundle(
-    State(authority): State<AppState>,
+    State(crls): State<PublishedCrls>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let crl = authority.current_crl().ok_or(RequestError::NoCrl)?;
-    let root = authority.current_root_crl().ok_or_else(no_root_crl)?;
-    authority.crl_stale(&crl)?;
-    authority.crl_stale(&root)?;
+    let crl = crls.current().ok_or(RequestError::NoCrl)?;
+    let root = crls.current_root().ok_or_else(no_root_crl)?;
+    crls.stale(&crl)?;
+    crls.stale(&root)?;
     let etag = format!("\"crl-bundle-{}-{}\"", crl.number, root.number);
     let mut body = crl.pem().to_vec();
     body.extend_from_slice(&root.pem());

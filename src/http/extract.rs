@@ -9,7 +9,7 @@
 //! code is [the table](#the-table) at the end of this file, and nowhere else.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use base64::Engine;
@@ -234,23 +234,35 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
 
 /// Authenticates a reader of the key inventory (`authority::Reader`): as a handler's first
 /// extractor, before its path, query or body is parsed.
-impl FromRequestParts<AppState> for Reader {
+impl<S> FromRequestParts<S> for Reader
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, state).await?;
-        Ok(state.authenticate_reader(&caller).await?)
+        Ok(AppState::from_ref(state)
+            .authenticate_reader(&caller)
+            .await?)
     }
 }
 
 /// Authenticates the holder of a key certificate (`authority::KeyHolder`), as [`Reader`]'s
 /// extractor does.
-impl FromRequestParts<AppState> for KeyHolder {
+impl<S> FromRequestParts<S> for KeyHolder
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, state).await?;
-        Ok(state.authenticate_key_holder(&caller).await?)
+        Ok(AppState::from_ref(state)
+            .authenticate_key_holder(&caller)
+            .await?)
     }
 }
 

@@ -6,7 +6,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use super::problem::RequestError;
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, CaState};
 use crate::authority::Caller;
 
 /// `GET /v1/ca`: the issuing intermediate and the root, PEM.
@@ -22,9 +22,10 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `GET /readyz`: the store answers and the issuer is valid.
-pub async fn readyz(State(authority): State<AppState>) -> Result<&'static str, ApiError> {
-    authority.ready().await?;
+/// `GET /readyz`: the store answers, the issuer is valid, and fresh CRLs are served.
+pub async fn readyz(State(state): State<CaState>) -> Result<&'static str, ApiError> {
+    state.authority.ready().await?;
+    state.crls.ready()?;
     Ok("ready\n")
 }
 

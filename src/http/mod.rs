@@ -12,7 +12,7 @@ mod views;
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{FromRef, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{delete, get, patch, post};
@@ -20,11 +20,34 @@ use axum::{RequestExt, Router};
 
 use crate::authority::Authority;
 use crate::per_source::PerSourceSlots;
+use crate::publisher::PublishedCrls;
 pub use body::{BODY_TIMEOUT, MAX_BODY_BYTES};
 pub use problem::{ApiError, RequestError, status};
 
-/// The state every handler shares.
+/// The authority, as the handlers that call it take it from [`CaState`].
 pub type AppState = Arc<Authority>;
+
+/// The state the CA's router holds: the authority, which decides, and the CRLs its
+/// publisher serves. Each handler takes the part it needs (axum's `FromRef`).
+#[derive(Debug, Clone)]
+pub struct CaState {
+    /// The authority.
+    pub authority: Arc<Authority>,
+    /// The CRLs being served.
+    pub crls: PublishedCrls,
+}
+
+impl FromRef<CaState> for Arc<Authority> {
+    fn from_ref(state: &CaState) -> Self {
+        state.authority.clone()
+    }
+}
+
+impl FromRef<CaState> for PublishedCrls {
+    fn from_ref(state: &CaState) -> Self {
+        state.crls.clone()
+    }
+}
 
 /// What the edge lets one client hold.
 #[derive(Debug, Clone, Copy)]
@@ -44,8 +67,8 @@ impl Default for EdgeLimits {
 /// The default of [`EdgeLimits::long_polls_per_source`].
 pub const DEFAULT_LONG_POLLS_PER_SOURCE: usize = 64;
 
-/// The CA's HTTP API.
-pub fn router(authority: Arc<Authority>, limits: EdgeLimits) -> Router {
+/// The CA's HTTP API: the authority's routes, and the CRLs `crls` serves.
+pub fn router(authority: Arc<Authority>, crls: PublishedCrls, limits: EdgeLimits) -> Router {
     let admin = Router::new()
         .route(
             "/v1/admin/tenants",
@@ -88,12 +111,12 @@ pub fn router(authority: Arc<Authority>, limits: EdgeLimits) -> Router {
             limits.long_polls_per_source,
         ))))
         .layer(middleware::from_fn(problem::log_failures))
-        .with_state(authority)
+        .with_state(CaState { authority, crls })
 }
 
 /// The CRL routes alone, for the plain-HTTP listener (`serve --crl-http-listen`): CRLs are
 /// signed, so they need no TLS, and nothing else is served without it.
-pub fn crl_router(authority: Arc<Authority>, limits: EdgeLimits) -> Router {
+pub fn crl_router(crls: PublishedCrls, limits: EdgeLimits) -> Router {
     Router::new()
         .route("/v1/crl", get(crl::crl))
         .route("/v1/crl/root", get(crl::root_crl))
@@ -105,7 +128,7 @@ pub fn crl_router(authority: Arc<Authority>, limits: EdgeLimits) -> Router {
             limits.long_polls_per_source,
         ))))
         .layer(middleware::from_fn(problem::log_failures))
-        .with_state(authority)
+        .with_state(crls)
 }
 
 /// Lets only callers with an administrator certificate anywhere under `/v1/admin`, and puts

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::api::{Code, Problem};
 use crate::authority::AuthorityError;
+use crate::publisher::CrlProblem;
 
 /// An error on its way to the client.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +22,9 @@ pub enum ApiError {
     /// The request could not be read, or names nothing the API has.
     #[error(transparent)]
     Request(#[from] RequestError),
+    /// No CRL fit to serve, or the CA is not ready for want of one.
+    #[error(transparent)]
+    Crl(#[from] CrlProblem),
 }
 
 /// Why the HTTP edge refused a request before the authority saw it.
@@ -101,6 +105,8 @@ impl ApiError {
         match self {
             Self::Authority(e) => e.code(),
             Self::Request(e) => e.code(),
+            Self::Crl(CrlProblem::Expired { .. }) => Code::CrlExpired,
+            Self::Crl(CrlProblem::NotReady(_)) => Code::NotReady,
         }
     }
 }

@@ -12,6 +12,7 @@ mod filter;
 mod issuance;
 mod issuers;
 mod keys;
+mod ledger;
 mod refusal;
 mod revocations;
 mod root_crls;
@@ -30,6 +31,7 @@ pub use audit::{AuditEvent, AuditFilter};
 pub use keys::{
     CertificateRow, KeyFilter, KeyRow, ListedCertificate, NewCertificate, NewKey, Renewal, TokenUse,
 };
+pub use ledger::RevocationLedger;
 pub use revocations::{CrlMarks, CrlRow, RevocationScope, RevokedCertificate, RevokedList};
 pub use root_crls::RootCrlRow;
 pub use rows::{CertificateKind, CertificateKindError, whole_second};

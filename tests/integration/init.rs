@@ -218,7 +218,7 @@ async fn the_cas_own_certificates_are_renewed_before_they_expire_and_recorded() 
     let start = |at: time::OffsetDateTime, options: InitOptions| {
         let home = home.clone();
         async move {
-            let (authority, created) = latchkey::server::prepare(
+            let prepared = latchkey::server::prepare(
                 &home,
                 None,
                 &options,
@@ -227,8 +227,8 @@ async fn the_cas_own_certificates_are_renewed_before_they_expire_and_recorded() 
             )
             .await
             .unwrap();
-            authority.close().await;
-            created
+            prepared.authority.close().await;
+            prepared.initialized_now
         }
     };
     assert!(start(now, options.clone()).await);
@@ -310,7 +310,7 @@ async fn a_home_moved_to_a_new_database_gets_service_certificates_recorded_there
         let (home, options) = (home.clone(), options.clone());
         async move {
             let url = latchkey::store::sqlite_url(&database);
-            let (authority, _) = latchkey::server::prepare(
+            let prepared = latchkey::server::prepare(
                 &home,
                 Some(&url),
                 &options,
@@ -319,7 +319,7 @@ async fn a_home_moved_to_a_new_database_gets_service_certificates_recorded_there
             )
             .await
             .unwrap();
-            authority.close().await;
+            prepared.authority.close().await;
         }
     };
     let serial_of = |path: &Path| {

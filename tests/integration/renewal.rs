@@ -178,7 +178,11 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
         public_url: None,
         crl_url: None,
     };
-    let (authority, _) = latchkey::server::prepare(
+    let latchkey::server::Prepared {
+        authority,
+        publisher,
+        ..
+    } = latchkey::server::prepare(
         &home,
         None,
         &options,
@@ -191,7 +195,7 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
     .await
     .unwrap();
     assert!(
-        authority.current_crl().is_none(),
+        publisher.crls().current().is_none(),
         "no CRL was ever published"
     );
     let admin_der = latchkey::tls::load_certificates(
@@ -271,7 +275,7 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
         ),
         "{refused:?}"
     );
-    assert!(authority.current_crl().is_none(), "still no CRL");
+    assert!(publisher.crls().current().is_none(), "still no CRL");
     authority.close().await;
 }
 

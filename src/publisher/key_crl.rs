@@ -1,10 +1,11 @@
-//! CRL publication. One background task per CA process builds a new CRL promptly after
-//! revocations (coalescing bursts), and again when half of the current one's validity has
-//! passed, so a fresh CRL always exists well before `nextUpdate`. Building happens off the
-//! request path; the result is stored (so a restart or a replica serves the same bytes) and
-//! published through one watch channel that `GET /v1/crl` and its long-polls read. The task
-//! also watches the store: for a CRL another replica built, which it serves, and for a
-//! revocation made by another process that no CRL lists yet, for which it builds one.
+//! The issuing intermediate's CRL. One background task per CA process builds a new CRL
+//! promptly after revocations (coalescing bursts), and again when half of the current one's
+//! validity has passed, so a fresh CRL always exists well before `nextUpdate`. Building
+//! happens off the request path; the result is stored (so a restart or a replica serves the
+//! same bytes) and published through one watch channel that `GET /v1/crl` and its
+//! long-polls read. The task also watches the store: for a CRL another replica built, which
+//! it serves, and for a revocation made by another process that no CRL lists yet, for which
+//! it builds one.
 //!
 //! The procedure, numbered as in README's architecture section:
 //! 0. Take the builder lease (across replicas, one builds at a time).
@@ -17,14 +18,12 @@
 //! 5. Publish to waiting readers.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration as StdDuration;
 
-use bytes::Bytes;
-use time::{Duration, OffsetDateTime};
-use tokio::sync::{Notify, watch};
+use time::OffsetDateTime;
 
-use super::{Authority, AuthorityError};
+use super::{Inner, PublishedCrl, Publisher, PublisherError};
 use crate::ca::{CrlEntry, CrlOrder};
 use crate::store::{CrlRow, RevokedList, StoreError};
 
@@ -43,140 +42,23 @@ const UNLISTED_GRACE: StdDuration = StdDuration::from_secs(1);
 /// The longest wait between attempts after a failed build.
 const MAX_BACKOFF: StdDuration = StdDuration::from_secs(30);
 
-/// A CRL as served, ready to copy out: DER, and PEM once somebody has asked for it (a
-/// million-entry CRL is 49 MB of DER and 66 MB of PEM, and most clients take DER).
-#[derive(Debug)]
-pub struct PublishedCrl {
-    /// The CRL number.
-    pub number: i64,
-    /// DER (`application/pkix-crl`).
-    pub der: Bytes,
-    pub(super) pem: std::sync::OnceLock<Bytes>,
-    /// thisUpdate.
-    pub this_update: OffsetDateTime,
-    /// nextUpdate.
-    pub next_update: OffsetDateTime,
-    /// How many certificates it lists.
-    pub entries: i64,
-    /// The store's revocation revision it was built from: it lists every revocation up to it.
-    pub covers: i64,
-}
-
-impl PublishedCrl {
-    fn from_row(row: CrlRow) -> Self {
-        Self {
-            number: row.number,
-            covers: row.covers,
-            this_update: row.this_update,
-            next_update: row.next_update,
-            entries: row.entries,
-            der: Bytes::from(row.der),
-            pem: std::sync::OnceLock::new(),
-        }
-    }
-
-    /// PEM (`application/x-pem-file`), encoded on first use.
-    pub fn pem(&self) -> Bytes {
-        self.pem
-            .get_or_init(|| Bytes::from(crate::pem::encode("X509 CRL", &self.der)))
-            .clone()
-    }
-}
-
-/// The publication state shared by the builder task and the readers.
-#[derive(Debug)]
-pub(super) struct CrlState {
-    current: watch::Sender<Option<Arc<PublishedCrl>>>,
-    /// This process's name as a holder of the CRL builder lease.
-    holder: String,
-    dirty: Notify,
-    failing: AtomicBool,
-    failures: AtomicU64,
-}
-
-impl CrlState {
-    pub(super) fn new() -> Self {
-        Self {
-            current: watch::Sender::new(None),
-            holder: hex::encode(crate::random_bytes::<8>()),
-            dirty: Notify::new(),
-            failing: AtomicBool::new(false),
-            failures: AtomicU64::new(0),
-        }
-    }
-
-    /// Asks for a new CRL soon (after a revocation).
-    pub(super) fn poke(&self) {
-        self.dirty.notify_one();
-    }
-}
-
-/// The CRL health figures for `/readyz` and `/metrics`.
-#[derive(Debug, Clone)]
-pub struct CrlHealth {
-    /// The published CRL's number, if any.
-    pub number: Option<i64>,
-    /// Its nextUpdate.
-    pub next_update: Option<OffsetDateTime>,
-    /// Its entries.
-    pub entries: i64,
-    /// True when the last build failed.
-    pub failing: bool,
-    /// Builds that failed since start.
-    pub failures: u64,
-}
-
-impl Authority {
-    /// The CRL being served, if one was published.
-    pub fn current_crl(&self) -> Option<Arc<PublishedCrl>> {
-        self.crl.current.borrow().clone()
-    }
-
-    /// Whether `crl` may be served, and how: `Ok(false)` when it is the truth as far as this CA
-    /// knows, `Ok(true)` when the builder's last attempt failed (revocations since may be
-    /// missing, and the answer must say so), and an error once it is past its nextUpdate.
-    pub fn crl_stale(&self, crl: &PublishedCrl) -> Result<bool, AuthorityError> {
-        if crl.next_update <= self.now() {
-            return Err(AuthorityError::CrlExpired {
-                number: crl.number,
-                next_update: crl.next_update,
-            });
-        }
-        Ok(self.crl.failing.load(Ordering::Relaxed))
-    }
-
-    /// Waits up to `wait` for a CRL numbered above `number`; `None` when none came.
-    pub async fn crl_newer_than(
-        &self,
-        number: i64,
-        wait: StdDuration,
-    ) -> Option<Arc<PublishedCrl>> {
-        let mut rx = self.crl.current.subscribe();
-        let newer = |c: &Option<Arc<PublishedCrl>>| c.as_ref().is_some_and(|c| c.number > number);
-        match tokio::time::timeout(wait, rx.wait_for(newer)).await {
-            Ok(Ok(crl)) => crl.clone(),
-            _ => None,
-        }
-    }
-
-    /// The CRL figures for readiness and metrics.
-    pub fn crl_health(&self) -> CrlHealth {
-        let current = self.current_crl();
-        CrlHealth {
-            number: current.as_ref().map(|c| c.number),
-            next_update: current.as_ref().map(|c| c.next_update),
-            entries: current.as_ref().map_or(0, |c| c.entries),
-            failing: self.crl.failing.load(Ordering::Relaxed),
-            failures: self.crl.failures.load(Ordering::Relaxed),
-        }
-    }
-
+impl Publisher {
     /// Starts the CRL builder: publishes the stored CRL if it is current and agrees with the
     /// store's revocations, otherwise builds one at once; then rebuilds after revocations and
-    /// on schedule. Runs until the process ends.
-    pub fn start_crl_publisher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let authority = self.clone();
-        tokio::spawn(async move { authority.crl_loop().await })
+    /// on schedule. Runs until the process ends (or the handle is aborted).
+    pub fn start(&self) -> tokio::task::JoinHandle<()> {
+        let inner = self.inner.clone();
+        tokio::spawn(async move { inner.crl_loop().await })
+    }
+}
+
+impl Inner {
+    fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    fn current_crl(&self) -> Option<Arc<PublishedCrl>> {
+        self.board.current.borrow().clone()
     }
 
     async fn crl_loop(self: Arc<Self>) {
@@ -193,16 +75,16 @@ impl Authority {
             if must_build {
                 match self.build_crl_exclusively().await {
                     Ok(crl) => {
-                        self.crl.failing.store(false, Ordering::Relaxed);
-                        self.metrics.crl_failing.set(0);
+                        self.board.failing.store(false, Ordering::Relaxed);
+                        self.metrics.failing.set(0);
                         backoff = StdDuration::from_secs(1);
                         tracing::info!(number = crl.number, entries = crl.entries, "CRL published");
                     }
                     Err(e) => {
-                        self.crl.failing.store(true, Ordering::Relaxed);
-                        self.crl.failures.fetch_add(1, Ordering::Relaxed);
-                        self.metrics.crl_failing.set(1);
-                        self.metrics.crl_failures.inc();
+                        self.board.failing.store(true, Ordering::Relaxed);
+                        self.board.failures.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.failing.set(1);
+                        self.metrics.failures.inc();
                         tracing::error!(error = %e, retry_in = ?backoff,
                             "CANNOT PUBLISH A CRL: revocations are not reaching relying services");
                         tokio::time::sleep(backoff).await;
@@ -213,13 +95,13 @@ impl Authority {
             }
             // Rebuilt when half of its validity is left. Not from thisUpdate, which is
             // backdated: with a short validity that would make every CRL due at once.
-            // Waited on the authority's clock, so a clock moved forward (in tests) wakes it.
+            // Waited on the CA's clock, so a clock moved forward (in tests) wakes it.
             let refresh_at = self.current_crl().map_or_else(
                 || self.now(),
-                |c| c.next_update - self.policy.crl_validity / 2,
+                |c| c.next_update - self.schedule.validity / 2,
             );
             tokio::select! {
-                () = self.crl.dirty.notified() => {
+                () = self.dirty.notified() => {
                     // Let a burst of revocations land in one CRL.
                     tokio::time::sleep(COALESCE).await;
                     must_build = true;
@@ -241,7 +123,7 @@ impl Authority {
             tokio::time::sleep(FOLLOW_INTERVAL).await;
             let (published, covers) = self.current_crl().map_or((0, 0), |c| (c.number, c.covers));
             // Two numbers first: a CRL can be tens of megabytes.
-            let marks = match self.store.crl_marks(self.issuer_id).await {
+            let marks = match self.ledger.crl_marks(self.issuer_id).await {
                 Ok(marks) => marks,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot check the store for CRL changes");
@@ -249,7 +131,7 @@ impl Authority {
                 }
             };
             if marks.highest_number > published {
-                match self.store.latest_crl(self.issuer_id).await {
+                match self.ledger.latest_crl(self.issuer_id).await {
                     Ok(Some(row)) if row.number > published => {
                         tracing::info!(number = row.number, "CRL from another replica published");
                         self.publish(Arc::new(PublishedCrl::from_row(row)));
@@ -276,32 +158,32 @@ impl Authority {
     }
 
     fn publish(&self, crl: Arc<PublishedCrl>) {
-        self.metrics.crl_number.set(crl.number);
-        self.metrics.crl_entries.set(crl.entries);
+        self.metrics.number.set(crl.number);
+        self.metrics.entries.set(crl.entries);
         self.metrics
-            .crl_next_update
+            .next_update
             .set(crl.next_update.unix_timestamp());
-        self.crl.current.send_replace(Some(crl));
+        self.board.current.send_replace(Some(crl));
     }
 
     /// Publishes the stored CRL if it is still fresh and lists exactly what the store says
     /// is revoked. Returns false when a new one must be built.
-    async fn load_stored_crl(&self) -> Result<bool, AuthorityError> {
-        let Some(row) = self.store.latest_crl(self.issuer_id).await? else {
+    async fn load_stored_crl(&self) -> Result<bool, PublisherError> {
+        let Some(row) = self.ledger.latest_crl(self.issuer_id).await? else {
             return Ok(false);
         };
         // Due for its refresh (as the builder's schedule counts), or older than a revocation
         // the store holds: build a new one.
-        let refresh_at = row.next_update - self.policy.crl_validity / 2;
-        if refresh_at <= self.now() || row.covers < self.store.crl_revision().await? {
+        let refresh_at = row.next_update - self.schedule.validity / 2;
+        if refresh_at <= self.now() || row.covers < self.ledger.crl_revision().await? {
             return Ok(false);
         }
         let built_at = (row.this_update + crate::ca::BACKDATE).unix_timestamp();
         let revoked = self
-            .store
+            .ledger
             .revoked_certificates(
                 self.issuer_id,
-                built_at - self.policy.crl_validity.whole_seconds(),
+                built_at - self.schedule.validity.whole_seconds(),
             )
             .await?;
         // The entries a new CRL would have, as the stored one must list them.
@@ -323,13 +205,13 @@ impl Authority {
 
     /// Builds a CRL holding the builder lease, so that across replicas exactly one builds
     /// each CRL; waits (a build takes at most about a second) while another holds it.
-    async fn build_crl_exclusively(self: &Arc<Self>) -> Result<Arc<PublishedCrl>, AuthorityError> {
+    async fn build_crl_exclusively(&self) -> Result<Arc<PublishedCrl>, PublisherError> {
         let lease = LEASE.as_secs() as i64;
         loop {
             let now = self.now().unix_timestamp();
             if self
-                .store
-                .take_crl_lease(self.issuer_id, &self.crl.holder, now, now + lease)
+                .ledger
+                .take_crl_lease(self.issuer_id, &self.holder, now, now + lease)
                 .await?
             {
                 break;
@@ -342,8 +224,8 @@ impl Authority {
             Err(e) => Err(e),
         };
         if let Err(e) = self
-            .store
-            .release_crl_lease(self.issuer_id, &self.crl.holder)
+            .ledger
+            .release_crl_lease(self.issuer_id, &self.holder)
             .await
         {
             tracing::warn!(error = %e, "cannot release the CRL lease; it expires by itself");
@@ -356,20 +238,20 @@ impl Authority {
     /// one published here, lists every revocation so far, and is not due for its refresh.
     /// (Replicas whose refresh timers fire together, or that all saw one revocation, build
     /// once between them.)
-    async fn stored_crl_suffices(&self) -> Result<Option<Arc<PublishedCrl>>, AuthorityError> {
+    async fn stored_crl_suffices(&self) -> Result<Option<Arc<PublishedCrl>>, PublisherError> {
         // Nothing published yet: this is the start-up build, decided because the stored CRL
         // is stale or disagrees with the store, which its revision alone cannot tell.
         let Some(published) = self.current_crl().map(|c| c.number) else {
             return Ok(None);
         };
-        let marks = self.store.crl_marks(self.issuer_id).await?;
+        let marks = self.ledger.crl_marks(self.issuer_id).await?;
         if marks.highest_number <= published {
             return Ok(None);
         }
-        let Some(row) = self.store.latest_crl(self.issuer_id).await? else {
+        let Some(row) = self.ledger.latest_crl(self.issuer_id).await? else {
             return Ok(None);
         };
-        let refresh_at = row.next_update - self.policy.crl_validity / 2;
+        let refresh_at = row.next_update - self.schedule.validity / 2;
         if row.number <= published || row.covers < marks.revision || refresh_at <= self.now() {
             return Ok(None);
         }
@@ -380,28 +262,28 @@ impl Authority {
     }
 
     /// Builds, signs, stores and publishes a new CRL.
-    async fn build_crl(self: &Arc<Self>) -> Result<Arc<PublishedCrl>, AuthorityError> {
+    async fn build_crl(&self) -> Result<Arc<PublishedCrl>, PublisherError> {
         for _ in 0..NUMBER_RETRIES {
             // 1. Number.
             let published = self.current_crl().map_or(0, |c| c.number);
-            let number = self.store.highest_crl_number().await?.max(published) + 1;
+            let number = self.ledger.highest_crl_number().await?.max(published) + 1;
             // 2. Entries.
             // thisUpdate a minute early, as for certificates, so a relying party whose clock
             // lags a little does not see a fresh CRL as "not yet valid".
             let now = self.now();
             let this_update = now - crate::ca::BACKDATE;
-            let next_update = now + self.policy.crl_validity;
-            let cutoff = (now - self.policy.crl_validity).unix_timestamp();
+            let next_update = now + self.schedule.validity;
+            let cutoff = (now - self.schedule.validity).unix_timestamp();
             // The revision before the entries: every revocation up to it has committed, so
             // the entries read next include it.
-            let covers = self.store.crl_revision().await?;
+            let covers = self.ledger.crl_revision().await?;
             let revoked = self
-                .store
+                .ledger
                 .revoked_certificates(self.issuer_id, cutoff)
                 .await?;
             // 3. Sign. Reading the entries and signing take a fifth and a third of a second
             // at a million entries: both off the async threads, which keep serving.
-            let authority = self.clone();
+            let signer = self.signer.clone();
             let (der, entries) = tokio::task::spawn_blocking(move || {
                 let order = CrlOrder {
                     number: number as u64,
@@ -410,11 +292,10 @@ impl Authority {
                     entries: crl_entries(&revoked)?,
                 };
                 drop(revoked);
-                let der = authority.signer.sign_crl(&order)?;
-                Ok::<_, AuthorityError>((der, order.entries.len() as i64))
+                let der = signer.sign_crl(&order)?;
+                Ok::<_, PublisherError>((der, order.entries.len() as i64))
             })
-            .await
-            .map_err(|e| AuthorityError::Internal(e.to_string()))??;
+            .await??;
             let row = CrlRow {
                 number,
                 this_update,
@@ -425,13 +306,13 @@ impl Authority {
             };
             // 4. Store.
             match self
-                .store
+                .ledger
                 .insert_crl(self.issuer_id, &row, row.this_update.unix_timestamp())
                 .await
             {
                 Ok(()) => {}
                 Err(StoreError::Collision) => {
-                    self.metrics.crl_number_conflicts.inc();
+                    self.metrics.number_conflicts.inc();
                     tracing::warn!(number, "another replica stored this CRL number first");
                     continue;
                 }
@@ -439,18 +320,16 @@ impl Authority {
             }
             // 5. Publish. Not failing any more from here: a reader woken by the publication
             // must not find the new CRL marked stale.
-            self.crl.failing.store(false, Ordering::Relaxed);
+            self.board.failing.store(false, Ordering::Relaxed);
             let crl = Arc::new(PublishedCrl::from_row(row));
             self.publish(crl.clone());
             return Ok(crl);
         }
-        Err(AuthorityError::Internal(
-            "CRL numbers kept colliding".into(),
-        ))
+        Err(PublisherError::NumbersKeptColliding)
     }
 }
 
-/// Why [`Authority::follow_store`] returned.
+/// Why [`Inner::follow_store`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Followed {
     /// A newer CRL another replica stored is published here now.
@@ -461,7 +340,7 @@ enum Followed {
 
 /// The entries of a CRL from the store's list of revoked certificates; a corrupt one fails
 /// the build.
-fn crl_entries(revoked: &RevokedList) -> Result<Vec<CrlEntry>, AuthorityError> {
+fn crl_entries(revoked: &RevokedList) -> Result<Vec<CrlEntry>, PublisherError> {
     revoked
         .iter()
         .map(|r| {
@@ -474,6 +353,3 @@ fn crl_entries(revoked: &RevokedList) -> Result<Vec<CrlEntry>, AuthorityError> {
         })
         .collect()
 }
-
-/// How long a CRL is valid by default.
-pub const DEFAULT_CRL_VALIDITY: Duration = Duration::hours(1);

@@ -10,35 +10,17 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use bytes::Bytes;
 use time::{Duration, OffsetDateTime};
 
-use super::{Authority, AuthorityError, PublishedCrl};
+use super::{PublishedCrl, Publisher, PublisherError, recorded_issuer};
 use crate::ca::{CrlOrder, RootCrlSigner};
-use crate::store::{RootCrlRow, StoreError, whole_second};
+use crate::store::{RevocationLedger, RootCrlRow, StoreError, whole_second};
 
 /// How often the root CRL publisher looks at the store: the root CRL changes rarely, and a
 /// CRL stored by `latchkey crl sign-root` should be served within seconds.
 const ROOT_FOLLOW_INTERVAL: StdDuration = StdDuration::from_secs(5);
 /// How often, at most, the log repeats that no fresh root CRL exists.
 const ROOT_COMPLAINT_INTERVAL: StdDuration = StdDuration::from_secs(60);
-
-/// How long a root CRL is valid by default.
-pub const DEFAULT_ROOT_CRL_VALIDITY: Duration = Duration::days(30);
-
-impl PublishedCrl {
-    fn from_root_row(row: RootCrlRow) -> Self {
-        Self {
-            number: row.number,
-            covers: 0,
-            this_update: row.this_update,
-            next_update: row.next_update,
-            entries: 0,
-            der: Bytes::from(row.der),
-            pem: std::sync::OnceLock::new(),
-        }
-    }
-}
 
 /// Signs a root CRL (no entries: intermediates are not revoked yet) valid for `validity`
 /// from `now`, numbered by `now` in seconds unless `after` is higher. For the CA and for
@@ -48,7 +30,7 @@ pub fn sign_root_crl(
     now: OffsetDateTime,
     validity: Duration,
     after: i64,
-) -> Result<RootCrlRow, AuthorityError> {
+) -> Result<RootCrlRow, PublisherError> {
     let number = now.unix_timestamp().max(after + 1);
     let this_update = now - crate::ca::BACKDATE;
     let next_update = now + validity;
@@ -67,52 +49,31 @@ pub fn sign_root_crl(
     })
 }
 
-impl Authority {
-    /// The root CRL being served, if a fresh-enough one was ever found.
-    pub fn current_root_crl(&self) -> Option<Arc<PublishedCrl>> {
-        self.root_crl.borrow().clone()
-    }
-
-    /// Why the root CRL is not fit to serve, if it is not: for `/readyz`.
-    pub(super) fn root_crl_problem(&self) -> Option<String> {
-        match self.current_root_crl() {
-            None => Some(
-                "no root CRL is stored: the root key is not in the CA home; run \
-                 `latchkey crl sign-root` where it is"
-                    .into(),
-            ),
-            Some(crl) if crl.next_update <= self.now() => Some(format!(
-                "the root CRL (number {}) is past its nextUpdate; run `latchkey crl sign-root` \
-                 where the root key is",
-                crl.number
-            )),
-            _ => None,
-        }
-    }
-
+impl Publisher {
     /// Looks once at the stored root CRL: signs a new one if it is missing or half through
     /// its validity and this CA holds the root key, then publishes the newest stored one.
     pub async fn refresh_root_crl(
-        self: &Arc<Self>,
+        &self,
         signer: Option<&Arc<RootCrlSigner>>,
-    ) -> Result<(), AuthorityError> {
-        let stored = self.store.latest_root_crl(self.root_issuer_id).await?;
-        let now = self.now();
+    ) -> Result<(), PublisherError> {
+        let inner = &self.inner;
+        let stored = inner.ledger.latest_root_crl(inner.root_issuer_id).await?;
+        let now = inner.clock.now();
+        let validity = inner.schedule.root_validity;
         let due = stored
             .as_ref()
-            .is_none_or(|row| row.next_update - self.policy.root_crl_validity / 2 <= now);
+            .is_none_or(|row| row.next_update - validity / 2 <= now);
         let newest = match (due, signer) {
             (true, Some(signer)) => {
                 let after = stored.as_ref().map_or(0, |row| row.number);
-                let (signer, validity) = (signer.clone(), self.policy.root_crl_validity);
+                let signer = signer.clone();
                 let row = tokio::task::spawn_blocking(move || {
                     sign_root_crl(&signer, now, validity, after)
                 })
-                .await
-                .map_err(|e| AuthorityError::Internal(e.to_string()))??;
-                match self
-                    .store
-                    .insert_root_crl(self.root_issuer_id, &row, now)
+                .await??;
+                match inner
+                    .ledger
+                    .insert_root_crl(inner.root_issuer_id, &row, now)
                     .await
                 {
                     Ok(()) => {
@@ -121,7 +82,7 @@ impl Authority {
                     }
                     // A replica signed one in the same second: serve the stored one.
                     Err(StoreError::Collision) => {
-                        self.store.latest_root_crl(self.root_issuer_id).await?
+                        inner.ledger.latest_root_crl(inner.root_issuer_id).await?
                     }
                     Err(e) => return Err(e.into()),
                 }
@@ -130,28 +91,29 @@ impl Authority {
         };
         if let Some(row) = newest
             && self
-                .current_root_crl()
+                .crls()
+                .current_root()
                 .is_none_or(|c| c.number < row.number)
         {
-            self.root_crl
+            inner
+                .board
+                .root
                 .send_replace(Some(Arc::new(PublishedCrl::from_root_row(row))));
         }
         Ok(())
     }
 
     /// Keeps the root CRL current until the process ends (see the module's documentation).
-    pub fn start_root_crl_publisher(
-        self: &Arc<Self>,
-        signer: Option<Arc<RootCrlSigner>>,
-    ) -> tokio::task::JoinHandle<()> {
-        let authority = self.clone();
+    pub fn start_root(&self, signer: Option<Arc<RootCrlSigner>>) -> tokio::task::JoinHandle<()> {
+        let publisher = self.clone();
         tokio::spawn(async move {
+            let crls = publisher.crls();
             let mut complained: Option<tokio::time::Instant> = None;
             loop {
-                if let Err(e) = authority.refresh_root_crl(signer.as_ref()).await {
+                if let Err(e) = publisher.refresh_root_crl(signer.as_ref()).await {
                     tracing::warn!(error = %e, "cannot refresh the root CRL");
                 }
-                match authority.root_crl_problem() {
+                match crls.root_problem() {
                     Some(problem)
                         if complained.is_none_or(|t| t.elapsed() >= ROOT_COMPLAINT_INTERVAL) =>
                     {
@@ -171,53 +133,34 @@ impl Authority {
 /// checks that the root in `root_der` signed it, records the root among the issuers, and
 /// stores it; the CA serves it within seconds. Returns its number.
 pub async fn store_root_crl(
-    store: &crate::store::Store,
+    ledger: &RevocationLedger,
     root_der: &[u8],
     crl_der: &[u8],
     now: OffsetDateTime,
-) -> Result<i64, AuthorityError> {
+) -> Result<i64, PublisherError> {
     let root = rustls_pki_types::CertificateDer::from(root_der.to_vec());
     let set = crate::profile::RevocationSet::from_crl(crl_der, &root)
-        .map_err(|e| AuthorityError::Internal(format!("root CRL: {e}")))?;
-    let issuer_id = root_issuer_id(store, root_der, now).await?;
+        .map_err(|e| PublisherError::RootCrlRefused(e.to_string()))?;
+    let issuer_id = recorded_issuer(ledger, root_der, "root", now).await?;
     let row = RootCrlRow {
         number: set.number(),
         this_update: set.this_update(),
         next_update: set.next_update(),
         der: crl_der.to_vec(),
     };
-    store.insert_root_crl(issuer_id, &row, now).await?;
+    ledger.insert_root_crl(issuer_id, &row, now).await?;
     Ok(row.number)
-}
-
-/// The issuers row of the root in `root_der`, recorded if it is not yet.
-async fn root_issuer_id(
-    store: &crate::store::Store,
-    root_der: &[u8],
-    now: OffsetDateTime,
-) -> Result<i64, AuthorityError> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(root_der)
-        .map_err(|e| AuthorityError::Internal(format!("root certificate: {e}")))?;
-    Ok(store
-        .ensure_issuer(
-            &hex::encode(ring::digest::digest(&ring::digest::SHA256, root_der)),
-            &parsed.subject().to_string(),
-            root_der,
-            parsed.validity().not_after.to_datetime(),
-            now,
-        )
-        .await?)
 }
 
 /// The newest stored root CRL's number for the root in `root_der`, 0 when none is: a CRL
 /// signed for the store is numbered above it.
 pub async fn newest_root_crl_number(
-    store: &crate::store::Store,
+    ledger: &RevocationLedger,
     root_der: &[u8],
     now: OffsetDateTime,
-) -> Result<i64, AuthorityError> {
-    let issuer_id = root_issuer_id(store, root_der, now).await?;
-    Ok(store
+) -> Result<i64, PublisherError> {
+    let issuer_id = recorded_issuer(ledger, root_der, "root", now).await?;
+    Ok(ledger
         .latest_root_crl(issuer_id)
         .await?
         .map_or(0, |row| row.number))

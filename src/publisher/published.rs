@@ -1,0 +1,61 @@
+//! A CRL as served: the signed bytes and the figures the HTTP edge and readiness read.
+
+use bytes::Bytes;
+use time::OffsetDateTime;
+
+use crate::store::{CrlRow, RootCrlRow};
+
+/// A CRL as served, ready to copy out: DER, and PEM once somebody has asked for it (a
+/// million-entry CRL is 49 MB of DER and 66 MB of PEM, and most clients take DER).
+#[derive(Debug)]
+pub struct PublishedCrl {
+    /// The CRL number.
+    pub number: i64,
+    /// DER (`application/pkix-crl`).
+    pub der: Bytes,
+    pem: std::sync::OnceLock<Bytes>,
+    /// thisUpdate.
+    pub this_update: OffsetDateTime,
+    /// nextUpdate.
+    pub next_update: OffsetDateTime,
+    /// How many certificates it lists.
+    pub entries: i64,
+    /// The store's revocation revision it was built from: it lists every revocation up to it.
+    pub covers: i64,
+}
+
+impl PublishedCrl {
+    /// The issuing intermediate's CRL as stored.
+    pub(super) fn from_row(row: CrlRow) -> Self {
+        Self {
+            number: row.number,
+            covers: row.covers,
+            this_update: row.this_update,
+            next_update: row.next_update,
+            entries: row.entries,
+            der: Bytes::from(row.der),
+            pem: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The root's CRL as stored: no entries (intermediates are not revoked yet), and no
+    /// revision (root CRLs do not follow key revocations).
+    pub(super) fn from_root_row(row: RootCrlRow) -> Self {
+        Self {
+            number: row.number,
+            covers: 0,
+            this_update: row.this_update,
+            next_update: row.next_update,
+            entries: 0,
+            der: Bytes::from(row.der),
+            pem: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// PEM (`application/x-pem-file`), encoded on first use.
+    pub fn pem(&self) -> Bytes {
+        self.pem
+            .get_or_init(|| Bytes::from(crate::pem::encode("X509 CRL", &self.der)))
+            .clone()
+    }
+}
