@@ -28,3 +28,4 @@ mod revocation;
 mod store;
 mod support;
 mod tls;
+mod verifier;
