@@ -1,8 +1,13 @@
 //! Every error code of the core CA: the status, the stable code, and proof that nothing
 //! was stored.
+//!
+//! In-process tier (the CA inside the test, on a clock the test moves), but for the timing
+//! comparison, which needs the CA restarted behind a PROXY-protocol listener. Defective CSRs
+//! are made by openssl, an independent implementation, and named after their defect.
 
 use http::Method;
 use latchkey::api::Problem;
+use latchkey::authority::Policy;
 use latchkey::client::Auth;
 
 use crate::support::{self, Ca, PASSWORD, openssl_csr, password};
@@ -101,7 +106,10 @@ async fn post_keys(ca: &Ca, auth: Option<&Auth>, body: Vec<u8>) -> (u16, String,
 
 #[tokio::test]
 async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing_on_sqlite() {
-    every_refused_enrollment_has_a_stable_code_and_changes_nothing(Ca::start()).await;
+    every_refused_enrollment_has_a_stable_code_and_changes_nothing(Ca::in_process(
+        Policy::default(),
+    ))
+    .await;
 }
 
 #[tokio::test]
@@ -113,7 +121,11 @@ async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing_on_postg
     else {
         return;
     };
-    every_refused_enrollment_has_a_stable_code_and_changes_nothing(Ca::start_on(&pg.url)).await;
+    every_refused_enrollment_has_a_stable_code_and_changes_nothing(Ca::in_process_on(
+        &pg.url,
+        Policy::default(),
+    ))
+    .await;
 }
 
 async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing(ca: Ca) {
@@ -344,7 +356,7 @@ async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing(ca: Ca) 
         .await
         .unwrap();
     let expired = token(Some(1)).await;
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    ca.wait_or_advance(time::Duration::milliseconds(2100)).await;
     let bearer = |t: &str| Some(Auth::Token(t.to_owned()));
 
     let cases = vec![
@@ -1000,7 +1012,7 @@ async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing(ca: Ca) 
 
 #[tokio::test]
 async fn a_body_without_a_json_content_type_is_refused() {
-    let ca = Ca::start();
+    let ca = Ca::in_process(Policy::default());
     let out = std::process::Command::new("curl")
         .args(["-sS", "--cacert"])
         .arg(ca.home().join("ca.pem"))
@@ -1019,7 +1031,7 @@ async fn a_body_without_a_json_content_type_is_refused() {
 
 #[tokio::test]
 async fn a_refused_request_does_not_consume_the_token() {
-    let ca = Ca::start();
+    let ca = Ca::in_process(Policy::default());
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
     let token = ca.token("build-bot@acme", &["write:events"]).await;
@@ -1056,7 +1068,7 @@ async fn a_refused_request_does_not_consume_the_token() {
 
 #[tokio::test]
 async fn a_token_raced_from_many_requests_enrolls_exactly_once() {
-    let ca = Ca::start();
+    let ca = Ca::in_process(Policy::default());
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
     let token = ca.token("build-bot@acme", &["write:events"]).await;
@@ -1087,7 +1099,7 @@ async fn a_token_raced_from_many_requests_enrolls_exactly_once() {
 
 #[tokio::test]
 async fn the_cli_prints_one_line_and_exits_non_zero() {
-    let ca = Ca::start();
+    let ca = Ca::in_process(Policy::default());
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
     let out = ca.cli_with_env(
@@ -1113,7 +1125,7 @@ async fn the_cli_prints_one_line_and_exits_non_zero() {
 
 #[tokio::test]
 async fn wrong_passwords_slow_that_user_down_without_locking_anyone_out() {
-    let ca = Ca::start();
+    let ca = Ca::in_process(Policy::default());
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
     ca.user("bob@acme", &["read:metrics"]).await;
@@ -1216,7 +1228,10 @@ async fn wrong_password_unknown_user_and_unknown_tenant_take_the_same_time() {
 /// exponent other than 65537 is refused with `weak_key`, and the refusal changes nothing.
 #[tokio::test]
 async fn a_rekey_with_an_rsa_exponent_other_than_65537_is_refused() {
-    let ca = Ca::start_with(&["--renew-interval", "0s"]);
+    let ca = Ca::in_process(Policy {
+        renew_interval: time::Duration::ZERO,
+        ..Policy::default()
+    });
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
     let a = ca.enroll_into("alice@acme", &["read:metrics"], "a").await;
