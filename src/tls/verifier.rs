@@ -376,6 +376,7 @@ impl ClientCertVerifier for LatchkeyVerifier {
             dss,
             &self.provider.signature_verification_algorithms,
         )
+        .map_err(|e| self.refuse(e, None))
     }
 
     fn verify_tls13_signature(
@@ -390,6 +391,7 @@ impl ClientCertVerifier for LatchkeyVerifier {
             dss,
             &self.provider.signature_verification_algorithms,
         )
+        .map_err(|e| self.refuse(e, None))
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

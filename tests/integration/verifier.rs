@@ -42,6 +42,8 @@ struct Fixture {
     /// The intermediate's key, for leaves built field by field.
     issuer: Issuer<'static, KeyPair>,
     leaf: CertificateDer<'static>,
+    /// The leaf's private key (PEM).
+    leaf_key_pem: String,
     serial: Serial,
 }
 
@@ -55,9 +57,8 @@ fn fixture() -> Fixture {
         "https://localhost/v1/crl",
     )
     .unwrap();
-    let csr = latchkey::client::new_key_pair(latchkey::client::KeyType::P256)
-        .unwrap()
-        .csr_pem;
+    let pair = latchkey::client::new_key_pair(latchkey::client::KeyType::P256).unwrap();
+    let csr = pair.csr_pem;
     let serial = Serial::random();
     let leaf = signer
         .sign_key_certificate(KeyOrder {
@@ -84,6 +85,7 @@ fn fixture() -> Fixture {
         signer,
         issuer,
         leaf,
+        leaf_key_pem: pair.key_pem,
         serial,
     }
 }
@@ -601,5 +603,73 @@ async fn verify_with_a_crl_past_next_update_honours_the_configured_grace() {
     assert_eq!(
         other_reason(past_it.verifier().verify(&f.leaf, &[], t)).to_string(),
         STALE
+    );
+}
+
+/// A relying service refuses a revoked key at the handshake with one warning, from the
+/// verifier, naming the key and why; the accept loop counts it without a second line.
+#[tokio::test]
+async fn a_refused_handshake_at_a_relying_service_is_logged_once_with_its_reason() {
+    // Single-threaded runtime: the service's tasks log on this thread, into the capture.
+    let log = crate::support::CapturedLog::default();
+    let _capture = log.capture();
+    let f = fixture();
+    let relying = relying(&f, crl(&f, 1, Duration::hours(1), &[f.serial])).await;
+    let service = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let service_cert = CertificateDer::from(service.cert.der().to_vec());
+    let service_key = latchkey::tls::load_private_key(
+        service.signing_key.serialize_pem().as_bytes(),
+        "service key",
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(relying.serve(
+        listener,
+        vec![service_cert.clone()],
+        service_key,
+        axum::Router::new(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+
+    let key = latchkey::tls::load_private_key(f.leaf_key_pem.as_bytes(), "key.pem").unwrap();
+    let config = latchkey::tls::client_config(
+        &[service_cert],
+        Some((vec![f.leaf.clone(), f.chain[0].clone()], key)),
+    )
+    .unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    // TLS 1.3: the client's side may finish before the server has judged its certificate,
+    // so the refusal arrives at the first read.
+    let answered = match connector.connect(name, tcp).await {
+        Ok(mut tls) => {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let _ = tls
+                .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .await;
+            let mut buf = [0u8; 64];
+            tls.read(&mut buf).await.is_ok_and(|n| n > 0)
+        }
+        Err(_) => false,
+    };
+    assert!(!answered, "a revoked key got an answer");
+    let _ = stop.send(());
+    served.await.unwrap().unwrap();
+
+    let text = log.text();
+    let warnings: Vec<&str> = text.lines().filter(|l| l.contains(" WARN ")).collect();
+    assert_eq!(warnings.len(), 1, "one warning per refusal: {text}");
+    let line = warnings[0];
+    assert!(line.contains("latchkey key refused"), "{line}");
+    assert!(line.contains(&f.serial.to_string()), "the serial: {line}");
+    assert!(line.contains("Revoked"), "the reason: {line}");
+    assert!(
+        !text.contains("TLS handshake refused"),
+        "the accept loop repeated it: {text}"
     );
 }
