@@ -18,7 +18,7 @@ use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_ma
 use latchkey::api::{EnrollRequest, NewTenant, NewToken};
 use latchkey::authority::csr::verify_pem;
 use latchkey::authority::{Authority, Caller, Credential, Policy};
-use latchkey::ca::{Bootstrap, CrlEntry, CrlOrder, KeyOrder, Signer, issue_admin_certificate};
+use latchkey::ca::{Bootstrap, CrlEntry, CrlOrder, KeyOrder, ServiceCertificate, Signer};
 use latchkey::client::{KeyType, new_key_pair};
 use latchkey::clock::SystemClock;
 use latchkey::model::{KeyId, RevocationReason, ScopeSet, Serial};
@@ -117,8 +117,6 @@ fn authority_enroll(c: &mut Criterion) {
     let ca = Bootstrap::generate(now).expect("bootstrap");
     let (authority, admin) = runtime.block_on(async {
         let url = latchkey::store::sqlite_url(&dir.path().join("latchkey.db"));
-        let (admin, _) =
-            issue_admin_certificate(&signer(&ca), &"admin".parse().unwrap(), now).expect("admin");
         let authority = Authority::connect(
             &url,
             signer(&ca),
@@ -128,10 +126,12 @@ fn authority_enroll(c: &mut Criterion) {
         )
         .await
         .expect("authority");
-        authority
-            .ensure_service_certificate_recorded(admin.der.clone())
+        let (admin, _) = authority
+            .issue_service_certificate(&ServiceCertificate::Admin {
+                name: "admin".parse().unwrap(),
+            })
             .await
-            .expect("admin recorded");
+            .expect("admin issued");
         let admin = authority
             .authenticate_admin(&Caller {
                 certificate: Some(admin.der),
@@ -140,7 +140,7 @@ fn authority_enroll(c: &mut Criterion) {
             .await
             .expect("admin authenticated");
         let tenant = NewTenant {
-            name: "bench".into(),
+            name: "bench".parse().expect("a valid tenant name"),
             max_key_days: None,
         };
         authority.add_tenant(&admin, tenant).await.expect("tenant");
@@ -154,8 +154,9 @@ fn authority_enroll(c: &mut Criterion) {
                 let mut work = Vec::new();
                 for i in 0..iters {
                     let token = NewToken {
-                        owner: format!("bench-{i}@bench"),
-                        scopes: vec!["bench:issue".into()],
+                        owner: format!("bench-{i}@bench").parse().expect("a user"),
+                        scopes: latchkey::model::ScopeSet::parse(["bench:issue"])
+                            .expect("a valid scope"),
                         ttl_seconds: Some(3600),
                     };
                     let token = authority
@@ -184,11 +185,15 @@ fn authority_enroll(c: &mut Criterion) {
                                     csr,
                                     name: "bench".into(),
                                     description: String::new(),
-                                    scopes: vec![],
+                                    scopes: latchkey::model::ScopeSet::default(),
                                     ttl_seconds: None,
                                     expires_at: None,
                                 };
-                                authority.enroll(&caller, request).await.expect("enroll");
+                                let enroller = authority
+                                    .authenticate_enroller(&caller)
+                                    .await
+                                    .expect("token accepted");
+                                authority.enroll(&enroller, request).await.expect("enroll");
                             }
                         })
                     })

@@ -147,7 +147,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return list(config, &host, port, &args.tenant, pages).await;
     }
     let tenant = NewTenant {
-        name: args.tenant.clone(),
+        name: args.tenant.parse()?,
         max_key_days: None,
     };
     if let Err(e) = admin.add_tenant(&tenant).await
@@ -169,8 +169,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             for i in 0..share {
                 let token = admin
                     .create_token(&NewToken {
-                        owner: format!("load-{w}-{i}@{tenant}"),
-                        scopes: vec!["bench:issue".into()],
+                        owner: format!("load-{w}-{i}@{tenant}")
+                            .parse()
+                            .expect("load-<n>-<n>@<tenant> is a user"),
+                        scopes: latchkey::model::ScopeSet::parse(["bench:issue"])
+                            .expect("a valid scope"),
                         ttl_seconds: Some(3600),
                     })
                     .await?
@@ -210,7 +213,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     csr,
                     name: "load".into(),
                     description: String::new(),
-                    scopes: vec![],
+                    scopes: latchkey::model::ScopeSet::default(),
                     ttl_seconds: None,
                     expires_at: None,
                 })

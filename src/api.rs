@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::model::{OwnerName, RevocationReason, ScopeSet, TenantName, UserRef};
+
 /// A value that must never reach a log: its `Debug` says only that it is redacted, and on
 /// the wire it is the bare value (`serde(transparent)`). Reading it takes [`Secret::expose`],
 /// a word that is easy to find in review.
@@ -155,6 +157,9 @@ pub enum AuditAction {
     /// The CA's own server certificate was issued.
     #[serde(rename = "server_certificate.issue")]
     ServerCertificateIssue,
+    /// The CA's own keys were encrypted at rest.
+    #[serde(rename = "ca.keys_encrypt")]
+    CaKeysEncrypt,
 }
 
 impl AuditAction {
@@ -173,6 +178,7 @@ impl AuditAction {
         Self::AdminCertificateIssue,
         Self::AdminCertificateRotate,
         Self::ServerCertificateIssue,
+        Self::CaKeysEncrypt,
     ];
 
     /// The name stored in the audit log and shown by the API.
@@ -191,6 +197,7 @@ impl AuditAction {
             Self::AdminCertificateIssue => "admin_certificate.issue",
             Self::AdminCertificateRotate => "admin_certificate.rotate",
             Self::ServerCertificateIssue => "server_certificate.issue",
+            Self::CaKeysEncrypt => "ca.keys_encrypt",
         }
     }
 }
@@ -201,10 +208,10 @@ impl AuditAction {
 pub struct KeyQuery {
     /// Only this tenant's keys (administrators only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tenant: Option<String>,
+    pub tenant: Option<TenantName>,
     /// Only this owner's keys (administrators only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
+    pub owner: Option<OwnerName>,
     /// Only keys in this state; an empty `status=` means any.
     #[serde(
         default,
@@ -234,11 +241,19 @@ pub struct AuditQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<AuditAction>,
     /// Only at or after this time (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since: Option<String>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub since: Option<OffsetDateTime>,
     /// Only before this time (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub until: Option<String>,
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub until: Option<OffsetDateTime>,
     /// The `next_cursor` of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
@@ -253,7 +268,7 @@ pub struct AuditQuery {
 pub struct TokenQuery {
     /// Only this tenant's tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tenant: Option<String>,
+    pub tenant: Option<TenantName>,
 }
 
 /// `GET /v1/crl` query.
@@ -294,8 +309,9 @@ pub struct EnrollRequest {
     /// A free-text description.
     #[serde(default)]
     pub description: String,
-    /// The scopes the key carries: a subset of the caller's grants.
-    pub scopes: Vec<String>,
+    /// The scopes the key carries: a subset of the caller's grants. Empty with a token
+    /// means every scope the token names.
+    pub scopes: ScopeSet,
     /// The key's lifetime in seconds (default 90 days, capped by the tenant).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_seconds: Option<i64>,
@@ -393,7 +409,7 @@ pub struct KeyPage {
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     /// The tenant's name.
-    pub name: String,
+    pub name: TenantName,
     /// The longest key lifetime allowed in the tenant, in days (default and maximum 180).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_key_days: Option<i64>,
@@ -418,11 +434,11 @@ pub struct TenantInfo {
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// `owner@tenant`.
-    pub user: String,
+    pub user: UserRef,
     /// The password, stored only as an argon2id hash.
     pub password: Secret<String>,
-    /// The scopes the user may put into its keys.
-    pub scopes: Vec<String>,
+    /// The scopes the user may put into its keys (at least one).
+    pub scopes: ScopeSet,
 }
 
 /// A user.
@@ -444,9 +460,9 @@ pub struct UserInfo {
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// The owner of the key the token enrolls, `owner@tenant`.
-    pub owner: String,
-    /// The scopes the key may carry.
-    pub scopes: Vec<String>,
+    pub owner: UserRef,
+    /// The scopes the key may carry (at least one).
+    pub scopes: ScopeSet,
     /// How long the token stays usable, in seconds (default one hour, at most 30 days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_seconds: Option<i64>,
@@ -511,7 +527,7 @@ pub struct RevokeRequest {
     /// `key_compromise`, `superseded`, `cessation_of_operation`, `affiliation_changed` or
     /// `unspecified` (the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<RevocationReason>,
 }
 
 /// `POST /v1/admin/revocations`: revoke every key of a tenant, or of one owner in it.
@@ -519,13 +535,13 @@ pub struct RevokeRequest {
 #[serde(deny_unknown_fields)]
 pub struct BulkRevocation {
     /// The tenant.
-    pub tenant: String,
+    pub tenant: TenantName,
     /// Only this owner's keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
+    pub owner: Option<OwnerName>,
     /// Why (as in [`RevokeRequest`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub reason: Option<RevocationReason>,
 }
 
 /// The answer to a bulk revocation.
@@ -565,9 +581,9 @@ pub struct UserChange {
     /// Disable (true) or enable (false): a disabled user gets no new keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
-    /// New grants (replacing the old ones).
+    /// New grants (replacing the old ones; at least one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scopes: Option<Vec<String>>,
+    pub scopes: Option<ScopeSet>,
     /// A new password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret<String>>,
@@ -768,9 +784,9 @@ mod tests {
     #[test]
     fn secrets_stay_out_of_debug_but_not_off_the_wire() {
         let user = NewUser {
-            user: "alice@acme".into(),
+            user: "alice@acme".parse().unwrap(),
             password: "correct horse battery".into(),
-            scopes: vec![],
+            scopes: ScopeSet::default(),
         };
         let debug = format!("{user:?}");
         assert!(!debug.contains("correct horse"), "{debug}");
@@ -806,6 +822,67 @@ mod tests {
 }
 
 #[cfg(test)]
+mod wire_tests {
+    use super::*;
+
+    /// Typed requests say on the wire exactly what the strings they replaced said: a name or
+    /// reason as its string, a set of scopes as the list of its names (sorted, as a set).
+    #[test]
+    fn typed_requests_serialise_as_the_strings_they_replaced() {
+        let scopes = ScopeSet::parse(["write:events", "read:metrics"]).unwrap();
+        fn json<T: Serialize>(value: &T) -> String {
+            serde_json::to_string(value).unwrap()
+        }
+        assert_eq!(
+            json(&NewUser {
+                user: "alice@acme".parse().unwrap(),
+                password: "correct horse battery".into(),
+                scopes: scopes.clone(),
+            }),
+            r#"{"user":"alice@acme","password":"correct horse battery","scopes":["read:metrics","write:events"]}"#
+        );
+        assert_eq!(
+            json(&NewToken {
+                owner: "bot@acme".parse().unwrap(),
+                scopes: scopes.clone(),
+                ttl_seconds: None,
+            }),
+            r#"{"owner":"bot@acme","scopes":["read:metrics","write:events"]}"#
+        );
+        assert_eq!(
+            json(&NewTenant {
+                name: "acme".parse().unwrap(),
+                max_key_days: Some(30),
+            }),
+            r#"{"name":"acme","max_key_days":30}"#
+        );
+        assert_eq!(
+            json(&BulkRevocation {
+                tenant: "acme".parse().unwrap(),
+                owner: Some("bob".parse().unwrap()),
+                reason: Some(RevocationReason::KeyCompromise),
+            }),
+            r#"{"tenant":"acme","owner":"bob","reason":"key_compromise"}"#
+        );
+        assert_eq!(json(&RevokeRequest::default()), "{}");
+        assert_eq!(
+            json(&UserChange {
+                scopes: Some(scopes),
+                ..UserChange::default()
+            }),
+            r#"{"scopes":["read:metrics","write:events"]}"#
+        );
+        assert_eq!(
+            json(&KeyQuery {
+                tenant: Some("acme".parse().unwrap()),
+                ..KeyQuery::default()
+            }),
+            r#"{"tenant":"acme"}"#
+        );
+    }
+}
+
+#[cfg(test)]
 mod enum_tests {
     use super::*;
 
@@ -829,6 +906,7 @@ mod enum_tests {
                 "admin_certificate.issue",
                 "admin_certificate.rotate",
                 "server_certificate.issue",
+                "ca.keys_encrypt",
             ]
         );
         for &action in AuditAction::ALL {

@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,8 +38,8 @@ pub enum ServeError {
 /// How to run the CA.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// The CA home.
-    pub home: PathBuf,
+    /// The CA home, with the passphrase of its keys when they are (or are to be) encrypted.
+    pub home: Home,
     /// The address to listen on.
     pub listen: SocketAddr,
     /// The database; default SQLite at `<home>/latchkey.db`.
@@ -100,9 +99,10 @@ pub struct Server {
     pub home: Home,
 }
 
-/// Initializes the CA home if it is empty, renews the CA's own certificates when due, opens
-/// the store, and makes sure every certificate the CA issued for itself is recorded. Returns
-/// the authority and whether a new CA was made.
+/// Initializes the CA home if it is empty, opens the store, and has the authority issue (and
+/// record) each of the CA's own certificates that is due before the home writes it: none yet,
+/// near its end, lacking a name asked for, or unknown to this store. Returns the authority and
+/// whether a new CA was made.
 pub async fn prepare(
     home: &Home,
     database_url: Option<&str>,
@@ -117,18 +117,25 @@ pub async fn prepare(
         true
     };
     let signer = home.signer()?;
-    home.refresh_service_certificates(&signer, &init.hostnames, clock.now())?;
     let database_url = database_url
         .map(str::to_owned)
         .unwrap_or_else(|| crate::store::sqlite_url(&home.database()));
     let root = crate::tls::load_certificates(&home.read(&home.ca_cert())?, "ca.pem")?;
     let authority =
-        Arc::new(Authority::connect(&database_url, signer, &root[0], clock, policy).await?);
-    for file in [home.admin_dir().join("cert.pem"), home.server_cert()] {
-        let leaf = crate::tls::load_certificates(&home.read(&file)?, &file.display().to_string())?;
-        authority
-            .ensure_service_certificate_recorded(leaf[0].clone())
-            .await?;
+        Arc::new(Authority::connect(&database_url, signer, &root[0], clock.clone(), policy).await?);
+    for file in home.service_certificates(&init.hostnames, clock.now())? {
+        let recorded = match &file.current {
+            Some(serial) => authority.has_recorded(serial).await?,
+            None => false,
+        };
+        if !recorded {
+            let (issued, key_pem) = authority.issue_service_certificate(&file.wanted).await?;
+            home.write_service_certificate(&file.wanted, &issued, &key_pem)?;
+        }
+    }
+    if initialized_now && init.encrypt_keys {
+        let files = [home.root_key(), home.intermediate_key()].map(|p| p.display().to_string());
+        authority.record_keys_encrypted(&files).await?;
     }
     Ok((authority, initialized_now))
 }
@@ -196,7 +203,7 @@ impl Server {
             };
             init.crl_url = Some(format!("http://{host}:{}", crl.port()));
         }
-        let home = Home::new(&options.home);
+        let home = options.home.clone();
         let (authority, initialized_now) = prepare(
             &home,
             options.database_url.as_deref(),

@@ -10,16 +10,16 @@ use time::Duration;
 use super::authenticate::stored_scopes;
 use super::{Admin, Authority, AuthorityError, MAX_KEY_DAYS, from_unix, token};
 use crate::api::{NewTenant, NewToken, NewUser, TenantInfo, TokenInfo, UserInfo};
-use crate::model::{ScopeSet, TenantName, UserRef};
+use crate::model::{ScopeSet, TenantName};
 use crate::store::{NewToken as StoredToken, TenantRow, TokenRow, UserRow};
 
 /// An enrollment token's lifetime when none is asked for, and the longest allowed.
 const DEFAULT_TOKEN_TTL: Duration = Duration::hours(1);
 const MAX_TOKEN_TTL: Duration = Duration::days(30);
 
-pub(super) fn parse_scopes(items: &[String]) -> Result<ScopeSet, AuthorityError> {
-    let scopes = ScopeSet::parse(items)
-        .map_err(|e| AuthorityError::invalid(Code::InvalidScope, e.to_string()))?;
+/// Grants and token scopes name at least one scope: a user or token that may carry nothing
+/// could only make keys no service accepts. (Each scope was parsed at the edge.)
+pub(super) fn at_least_one(scopes: ScopeSet) -> Result<ScopeSet, AuthorityError> {
     if scopes.is_empty() {
         return Err(AuthorityError::invalid(
             Code::InvalidScope,
@@ -36,7 +36,7 @@ impl Authority {
         admin: &Admin,
         request: NewTenant,
     ) -> Result<TenantInfo, AuthorityError> {
-        let name: TenantName = request.name.parse()?;
+        let name = request.name;
         let max_key_days = request.max_key_days.unwrap_or(MAX_KEY_DAYS);
         if !(1..=MAX_KEY_DAYS).contains(&max_key_days) {
             return Err(AuthorityError::TtlOutOfRange(format!(
@@ -74,8 +74,8 @@ impl Authority {
         admin: &Admin,
         request: NewUser,
     ) -> Result<UserInfo, AuthorityError> {
-        let user: UserRef = request.user.parse()?;
-        let scopes = parse_scopes(&request.scopes)?;
+        let user = request.user;
+        let scopes = at_least_one(request.scopes)?;
         let tenant = self.existing_tenant(&user.tenant).await?;
         let hash = self.passwords.hash(request.password.into_inner()).await?;
         let event = self.event(
@@ -103,10 +103,9 @@ impl Authority {
     pub async fn users(
         &self,
         _admin: &Admin,
-        tenant: &str,
+        tenant: &TenantName,
     ) -> Result<Vec<UserInfo>, AuthorityError> {
-        let name: TenantName = tenant.parse()?;
-        let tenant = self.existing_tenant(&name).await?;
+        let tenant = self.existing_tenant(tenant).await?;
         self.store
             .users(tenant.id)
             .await?
@@ -121,8 +120,8 @@ impl Authority {
         admin: &Admin,
         request: NewToken,
     ) -> Result<TokenInfo, AuthorityError> {
-        let owner: UserRef = request.owner.parse()?;
-        let scopes = parse_scopes(&request.scopes)?;
+        let owner = request.owner;
+        let scopes = at_least_one(request.scopes)?;
         let ttl = match request.ttl_seconds {
             None => DEFAULT_TOKEN_TTL,
             Some(s) if s > 0 && s <= MAX_TOKEN_TTL.whole_seconds() => Duration::seconds(s),
@@ -172,13 +171,10 @@ impl Authority {
     pub async fn tokens(
         &self,
         _admin: &Admin,
-        tenant: Option<&str>,
+        tenant: Option<&TenantName>,
     ) -> Result<Vec<TokenInfo>, AuthorityError> {
         let tenant_id = match tenant {
-            Some(name) => {
-                let name: TenantName = name.parse()?;
-                Some(self.existing_tenant(&name).await?.id)
-            }
+            Some(name) => Some(self.existing_tenant(name).await?.id),
             None => None,
         };
         let now = self.now().unix_timestamp();

@@ -10,24 +10,10 @@ use crate::api::Code;
 use crate::api::{AuditEventInfo, AuditPage, TenantChange, TenantInfo, UserChange, UserInfo};
 use crate::model::{TenantName, UserRef};
 use crate::store::{AuditFilter, UserChange as StoredChange};
+use time::OffsetDateTime;
 
 const DEFAULT_PAGE: i64 = 100;
 const MAX_PAGE: i64 = 1000;
-
-fn timestamp(field: &str, value: Option<&str>) -> Result<Option<i64>, AuthorityError> {
-    value
-        .map(|v| {
-            time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339)
-                .map(|t| t.unix_timestamp())
-                .map_err(|_| {
-                    AuthorityError::invalid(
-                        Code::InvalidRequest,
-                        format!("{field} must be an RFC 3339 time"),
-                    )
-                })
-        })
-        .transpose()
-}
 
 impl Authority {
     /// `PATCH /v1/admin/tenants/{tenant}`: sets the maximum key lifetime, disables or
@@ -36,10 +22,9 @@ impl Authority {
     pub async fn change_tenant(
         &self,
         admin: &Admin,
-        tenant: &str,
+        name: &TenantName,
         change: TenantChange,
     ) -> Result<TenantInfo, AuthorityError> {
-        let name: TenantName = tenant.parse()?;
         if let Some(days) = change.max_key_days
             && !(1..=MAX_KEY_DAYS).contains(&days)
         {
@@ -72,12 +57,11 @@ impl Authority {
     pub async fn change_user(
         &self,
         admin: &Admin,
-        user: &str,
+        user: &UserRef,
         change: UserChange,
     ) -> Result<UserInfo, AuthorityError> {
-        let user: UserRef = user.parse()?;
-        let scopes = match &change.scopes {
-            Some(list) => Some(super::admin::parse_scopes(list)?.to_stored()),
+        let scopes = match change.scopes {
+            Some(scopes) => Some(super::admin::at_least_one(scopes)?.to_stored()),
             None => None,
         };
         let tenant = self
@@ -114,8 +98,7 @@ impl Authority {
     }
 
     /// `DELETE /v1/admin/tokens/{id}`: an unused token stops working.
-    pub async fn revoke_token(&self, admin: &Admin, id: &str) -> Result<(), AuthorityError> {
-        let id: i64 = id.parse().map_err(|_| AuthorityError::NotFound("token"))?;
+    pub async fn revoke_token(&self, admin: &Admin, id: i64) -> Result<(), AuthorityError> {
         let token = self
             .store
             .token(id)
@@ -154,8 +137,8 @@ impl Authority {
             tenant: query.tenant,
             actor: query.actor,
             action: query.action.map(|a| a.as_str().to_owned()),
-            since: timestamp("since", query.since.as_deref())?,
-            until: timestamp("until", query.until.as_deref())?,
+            since: query.since.map(OffsetDateTime::unix_timestamp),
+            until: query.until.map(OffsetDateTime::unix_timestamp),
             before_id,
             limit: page.fetch(),
         };

@@ -1,15 +1,25 @@
-//! Who is calling. The HTTP edge hands over what it saw ([`Caller`]); each operation asks for
-//! the kinds of credential it accepts and gets a [`Principal`] or an error. Administration
-//! instead takes an [`Admin`], the proof that [`Authority::authenticate_admin`] gives once per
-//! request, so an admin request is authenticated once and never again further in.
+//! Who is calling. The HTTP edge hands over what it saw ([`Caller`]) to one of the
+//! `authenticate_*` methods, once per request, and gets a proof or an error; the policy
+//! methods take the proof and never look at a credential again:
+//!
+//! - [`Admin`]: an administrator certificate (the admin wall, for `/v1/admin`);
+//! - [`Reader`]: an administrator certificate, a user's password or a key's current
+//!   certificate (the key inventory and revocation);
+//! - [`KeyHolder`]: a key certificate this CA recorded, presented over mTLS (renewal, which
+//!   judges revocation and expiry itself, with codes of its own);
+//! - [`Enroller`]: a user's password or an enrollment token (getting a key).
+//!
+//! Each proof's fields are private to the authority, so only these methods make one.
 
 use rustls_pki_types::CertificateDer;
 
+use super::error::RenewalRefusal;
 use super::{Authority, AuthorityError};
+use crate::ca::PublicKey;
 use crate::model::{KeyId, OwnerName, ScopeSet, SourceNet, TenantName, UserRef};
 use crate::profile::PeerIdentity;
 use crate::profile::SpiffeId;
-use crate::store::CertificateKind;
+use crate::store::{CertificateKind, CertificateRow, TokenUse};
 
 /// A credential from the `Authorization` header.
 #[derive(Clone)]
@@ -115,6 +125,47 @@ impl Admin {
     }
 }
 
+/// Proof that the caller may read the key inventory and revoke keys: an administrator
+/// certificate, a user's password, or a current certificate of a key, checked by
+/// [`Authority::authenticate_reader`], the only maker of one. Never an enrollment token:
+/// tokens only enroll.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    principal: Principal,
+}
+
+impl Reader {
+    /// Who the caller is: [`Principal::Admin`], [`Principal::User`] or [`Principal::Key`].
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+/// Proof that the caller presented, over mTLS, a key certificate this CA recorded (this very
+/// certificate, not a look-alike), with its stored row and public key. Made only by
+/// [`Authority::authenticate_key_holder`]. Whether the key or the certificate is revoked or
+/// expired is not checked here: renewal judges that, answering with its own codes.
+#[derive(Debug, Clone)]
+pub struct KeyHolder {
+    pub(super) certificate: CertificateRow,
+    pub(super) public_key: PublicKey,
+}
+
+/// Proof of who a new key is for and what it may carry: a user by password, or the holder
+/// of an enrollment token. Made only by [`Authority::authenticate_enroller`].
+#[derive(Debug, Clone)]
+pub struct Enroller {
+    pub(super) tenant_id: i64,
+    pub(super) tenant: TenantName,
+    pub(super) owner: OwnerName,
+    /// The scopes the key may carry: the user's grants, or the token's scopes.
+    pub(super) grants: ScopeSet,
+    pub(super) max_key_days: i64,
+    /// The token spent on the key, when enrolling with one.
+    pub(super) token: Option<TokenUse>,
+    pub(super) actor: String,
+}
+
 impl Principal {
     /// The audit log's name for this principal.
     pub fn actor(&self) -> String {
@@ -143,18 +194,89 @@ impl Authority {
         }
     }
 
-    /// Authenticates by client certificate if there is one, otherwise by password.
-    /// Tokens only enroll.
-    pub(super) async fn authenticate_reader(
+    /// Authenticates by password if the `Authorization` header has one, otherwise by client
+    /// certificate (an administrator's or a key's). Tokens only enroll.
+    pub async fn authenticate_reader(&self, caller: &Caller) -> Result<Reader, AuthorityError> {
+        let principal = match (&caller.authorization, &caller.certificate) {
+            (Some(Credential::Token(_)), _) => return Err(AuthorityError::Unauthenticated),
+            (Some(_), _) => self.authenticate_header(caller).await?,
+            (None, Some(der)) => self.authenticate_certificate(der).await?,
+            (None, None) => return Err(AuthorityError::Unauthenticated),
+        };
+        Ok(Reader { principal })
+    }
+
+    /// Authenticates who a new key is for: a user by password, or an enrollment token. The
+    /// token is spent only when the key is recorded, in the same transaction.
+    pub async fn authenticate_enroller(&self, caller: &Caller) -> Result<Enroller, AuthorityError> {
+        let principal = self.authenticate_header(caller).await?;
+        let actor = principal.actor();
+        match principal {
+            Principal::User {
+                tenant_id,
+                tenant,
+                owner,
+                grants,
+                max_key_days,
+            } => Ok(Enroller {
+                tenant_id,
+                tenant,
+                owner,
+                grants,
+                max_key_days,
+                token: None,
+                actor,
+            }),
+            Principal::Token {
+                token_id,
+                tenant_id,
+                tenant,
+                owner,
+                grants,
+                max_key_days,
+            } => Ok(Enroller {
+                tenant_id,
+                tenant,
+                owner,
+                grants,
+                max_key_days,
+                token: Some(TokenUse { token_id }),
+                actor,
+            }),
+            Principal::Admin { .. } | Principal::Key { .. } => Err(AuthorityError::Unauthenticated),
+        }
+    }
+
+    /// Requires a key certificate this CA recorded, presented over mTLS: the stored row of
+    /// this very certificate (not a look-alike) and its public key. An administrator
+    /// certificate is no key's.
+    pub async fn authenticate_key_holder(
         &self,
         caller: &Caller,
-    ) -> Result<Principal, AuthorityError> {
-        match (&caller.authorization, &caller.certificate) {
-            (Some(Credential::Token(_)), _) => Err(AuthorityError::Unauthenticated),
-            (Some(_), _) => self.authenticate_header(caller).await,
-            (None, Some(der)) => self.authenticate_certificate(der).await,
-            (None, None) => Err(AuthorityError::Unauthenticated),
+    ) -> Result<KeyHolder, AuthorityError> {
+        let Some(der) = &caller.certificate else {
+            return Err(AuthorityError::Unauthenticated);
+        };
+        let unknown = || AuthorityError::InvalidCertificate("unknown certificate".into());
+        let identity = PeerIdentity::from_der(der, self.signer.trust_domain())
+            .map_err(|e| AuthorityError::InvalidCertificate(e.to_string()))?;
+        let certificate = self
+            .store
+            .recorded_certificate(&identity.serial.to_string(), der)
+            .await?
+            .ok_or_else(unknown)?;
+        if certificate.kind != CertificateKind::Key {
+            return Err(AuthorityError::RenewalRefused(
+                RenewalRefusal::CertificateNotForKey,
+            ));
         }
+        let (_, parsed) = x509_parser::parse_x509_certificate(der).map_err(|_| unknown())?;
+        let public_key = PublicKey::from_checked_spki(parsed.public_key().raw)
+            .map_err(|e| AuthorityError::Internal(e.to_string()))?;
+        Ok(KeyHolder {
+            certificate,
+            public_key,
+        })
     }
 
     /// Requires a current administrator certificate and gives the proof the admin methods

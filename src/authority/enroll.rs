@@ -1,6 +1,9 @@
 //! Getting a key. The issuance procedure, numbered as in README's architecture section:
 //!
-//! 1. Authenticate the caller by password or enrollment token.
+//! 1. Authenticate the caller by password or enrollment token
+//!    ([`Authority::authenticate_enroller`], called by the edge once the request body has
+//!    been read: a request that cannot be read costs no password check and does not count
+//!    against the password throttle), which gives the [`Enroller`] proof `enroll` takes.
 //! 2. Check the request: name, scopes (a subset of the grants), key lifetime (within the
 //!    tenant's maximum).
 //! 3. Verify the CSR and take its public key, refusing one that another key already uses.
@@ -14,12 +17,11 @@ use crate::api::AuditAction;
 use crate::api::Code;
 use time::{Duration, OffsetDateTime};
 
-use super::authenticate::Principal;
-use super::{Authority, AuthorityError, Caller, MAX_KEY_DAYS, csr};
+use super::{Authority, AuthorityError, Enroller, MAX_KEY_DAYS, csr};
 use crate::api::{EnrollRequest, EnrollResponse};
 use crate::ca::{BACKDATE, IssuedCertificate, KeyOrder};
-use crate::model::{KeyId, OwnerName, ScopeSet, Serial, TenantName};
-use crate::store::{KeyRow, NewCertificate, NewKey, StoreError, TokenUse};
+use crate::model::{KeyId, Serial, TenantName};
+use crate::store::{KeyRow, NewCertificate, NewKey, StoreError};
 
 /// How often a random serial or key id collision is retried before giving up.
 const COLLISION_RETRIES: usize = 3;
@@ -27,64 +29,14 @@ const COLLISION_RETRIES: usize = 3;
 const MAX_NAME: usize = 100;
 const MAX_DESCRIPTION: usize = 1000;
 
-/// Who a key is for and what it may carry, after authentication.
-struct Enroller {
-    tenant_id: i64,
-    tenant: TenantName,
-    owner: OwnerName,
-    grants: ScopeSet,
-    max_key_days: i64,
-    token: Option<TokenUse>,
-    actor: String,
-}
-
 impl Authority {
-    /// `POST /v1/keys`: makes a key and its first certificate.
+    /// `POST /v1/keys`: makes a key and its first certificate for `enroller` (step 1, the
+    /// authentication, made that proof: [`Authority::authenticate_enroller`]).
     pub async fn enroll(
         &self,
-        caller: &Caller,
+        enroller: &Enroller,
         request: EnrollRequest,
     ) -> Result<EnrollResponse, AuthorityError> {
-        // 1. Authenticate.
-        let principal = self.authenticate_header(caller).await?;
-        let actor = principal.actor();
-        let enroller = match principal {
-            Principal::User {
-                tenant_id,
-                tenant,
-                owner,
-                grants,
-                max_key_days,
-            } => Enroller {
-                tenant_id,
-                tenant,
-                owner,
-                grants,
-                max_key_days,
-                token: None,
-                actor,
-            },
-            Principal::Token {
-                token_id,
-                tenant_id,
-                tenant,
-                owner,
-                grants,
-                max_key_days,
-            } => Enroller {
-                tenant_id,
-                tenant,
-                owner,
-                grants,
-                max_key_days,
-                token: Some(TokenUse { token_id }),
-                actor,
-            },
-            Principal::Admin { .. } | Principal::Key { .. } => {
-                return Err(AuthorityError::Unauthenticated);
-            }
-        };
-
         // 2. Check the request.
         let now = self.now();
         // Checked before trimming, so that a separator at either end is refused, not dropped.
@@ -103,8 +55,8 @@ impl Authority {
                 format!("description must be at most {MAX_DESCRIPTION} characters"),
             ));
         }
-        let scopes = ScopeSet::parse(&request.scopes)
-            .map_err(|e| AuthorityError::invalid(Code::InvalidScope, e.to_string()))?;
+        // Each scope was parsed at the edge (`invalid_scope`); what is left is policy.
+        let scopes = request.scopes.clone();
         let scopes = match (scopes.is_empty(), enroller.token.is_some()) {
             // A token names its scopes; asking for none means all of them.
             (true, true) => enroller.grants.clone(),

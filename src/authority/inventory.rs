@@ -4,7 +4,7 @@
 
 use super::authenticate::Principal;
 use super::paging::{self, Page};
-use super::{Authority, AuthorityError, Caller, from_unix};
+use super::{Authority, AuthorityError, Reader, from_unix};
 use crate::api::{CertificateInfo, KeyInfo, KeyPage, KeyQuery, KeyStatus as WireStatus};
 use crate::model::{KeyId, OwnerName};
 use crate::store::{KeyFilter, KeyRow, KeyStatus, ListedCertificate};
@@ -21,26 +21,23 @@ impl Authority {
     /// `GET /v1/keys`: one page of keys the caller may see, newest first.
     pub async fn list_keys(
         &self,
-        caller: &Caller,
+        reader: &Reader,
         query: KeyQuery,
     ) -> Result<KeyPage, AuthorityError> {
-        let principal = self.authenticate_reader(caller).await?;
+        let principal = reader.principal();
         let status = query.status.map(|s| match s {
             WireStatus::Active => KeyStatus::Active,
             WireStatus::Expired => KeyStatus::Expired,
             WireStatus::Revoked => KeyStatus::Revoked,
         });
         let page = Page::parse(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
-        let (tenant_id, owner) = match &principal {
+        let (tenant_id, owner) = match principal {
             Principal::Admin { .. } => {
                 let tenant_id = match &query.tenant {
-                    Some(name) => Some(self.existing_tenant(&name.parse()?).await?.id),
+                    Some(name) => Some(self.existing_tenant(name).await?.id),
                     None => None,
                 };
-                let owner = match &query.owner {
-                    Some(o) => Some(o.parse::<OwnerName>()?.to_string()),
-                    None => None,
-                };
+                let owner = query.owner.as_ref().map(OwnerName::to_string);
                 (tenant_id, owner)
             }
             Principal::User {
@@ -58,7 +55,7 @@ impl Authority {
         };
         let before_seq = match paging::given(query.cursor.as_deref()) {
             None => None,
-            Some(cursor) => Some(self.key_cursor(&principal, cursor).await?),
+            Some(cursor) => Some(self.key_cursor(principal, cursor).await?),
         };
         let filter = KeyFilter {
             tenant_id,
@@ -119,15 +116,13 @@ impl Authority {
     }
 
     /// `GET /v1/keys/{id}`: one key the caller may see.
-    pub async fn show_key(&self, caller: &Caller, id: &str) -> Result<KeyInfo, AuthorityError> {
-        let principal = self.authenticate_reader(caller).await?;
-        let id: KeyId = id.parse().map_err(|_| AuthorityError::NotFound("key"))?;
+    pub async fn show_key(&self, reader: &Reader, id: &KeyId) -> Result<KeyInfo, AuthorityError> {
         let row = self
             .store
             .key(id.as_str())
             .await?
             .ok_or(AuthorityError::NotFound("key"))?;
-        if !self.may_see(&principal, &row) {
+        if !self.may_see(reader.principal(), &row) {
             return Err(AuthorityError::NotFound("key"));
         }
         let certificates = self

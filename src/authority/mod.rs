@@ -28,7 +28,7 @@ use crate::ca::Signer;
 use crate::clock::Clock;
 use crate::store::{AuditEvent, CertificateKind, Store};
 
-pub use authenticate::{Admin, Caller, Credential, Principal};
+pub use authenticate::{Admin, Caller, Credential, Enroller, KeyHolder, Principal, Reader};
 pub use crl::{CrlHealth, DEFAULT_CRL_VALIDITY, PublishedCrl};
 pub use error::{AuthorityError, RenewalRefusal};
 pub use password::Passwords;
@@ -220,30 +220,44 @@ impl Authority {
         }
     }
 
-    /// Records a certificate the CA issued for its own use (its TLS server certificate or an
-    /// administrator's), unless it is recorded already. Files are written before records, so
-    /// a crash in between leaves a certificate on disk that the next start records here.
-    pub async fn ensure_service_certificate_recorded(
+    /// Issues a certificate for the CA's own use (its TLS server certificate or an
+    /// administrator's) with a new key, and records it with its audit event before returning
+    /// it. This is the only way such a certificate is made: the caller writes it to files only
+    /// after this returns, so no certificate the CA signed is ever held anywhere unrecorded.
+    /// A crash after the record and before the files leaves a recorded certificate that nothing
+    /// holds, which is harmless; the next start issues another.
+    ///
+    /// Returns the certificate and its key's PKCS#8 PEM.
+    pub async fn issue_service_certificate(
         &self,
-        der: rustls_pki_types::CertificateDer<'static>,
-    ) -> Result<(), AuthorityError> {
-        let issued = crate::ca::IssuedCertificate::from_der(der)?;
-        if self
-            .store
-            .certificate(&issued.serial.to_string())
-            .await?
-            .is_some()
-        {
-            return Ok(());
-        }
-        let trust_domain = self.signer.trust_domain();
-        let (kind, subject) =
-            match crate::profile::PeerIdentity::from_der(&issued.der, trust_domain) {
-                Ok(identity) => (CertificateKind::Admin, identity.id.to_uri(trust_domain)),
-                Err(_) => (CertificateKind::Server, "latchkey server".to_owned()),
-            };
+        which: &crate::ca::ServiceCertificate,
+    ) -> Result<(crate::ca::IssuedCertificate, String), AuthorityError> {
+        let (issued, key_pem) = which
+            .issue(&self.signer, self.now())
+            .map_err(|e| AuthorityError::Internal(format!("issuing a service certificate: {e}")))?;
+        let (kind, subject) = match which {
+            crate::ca::ServiceCertificate::Server { .. } => {
+                (CertificateKind::Server, "latchkey server".to_owned())
+            }
+            crate::ca::ServiceCertificate::Admin { name } => (
+                CertificateKind::Admin,
+                crate::profile::SpiffeId::Admin { name: name.clone() }
+                    .to_uri(self.signer.trust_domain()),
+            ),
+        };
         self.record_service_certificate(kind, &subject, &issued)
-            .await
+            .await?;
+        Ok((issued, key_pem))
+    }
+
+    /// True when the certificate with this serial is recorded: at start-up, a service
+    /// certificate on disk that the store does not know (a home moved to a new database) is
+    /// replaced rather than used unrecorded.
+    pub async fn has_recorded(
+        &self,
+        serial: &crate::model::Serial,
+    ) -> Result<bool, AuthorityError> {
+        Ok(self.store.certificate(&serial.to_string()).await?.is_some())
     }
 
     async fn record_service_certificate(
@@ -277,22 +291,15 @@ impl Authority {
             Some(issued.serial.to_string()),
             serde_json::json!({ "subject": subject }),
         );
-        match self
+        // A new random serial; a collision is as unlikely as for any key certificate and is
+        // reported, not retried: a start-up that fails says so and the next one issues again.
+        Ok(self
             .store
             .record_service_certificate(&certificate, &event)
-            .await
-        {
-            // Replicas starting together from one home record the same certificate at once.
-            Err(crate::store::StoreError::Collision)
-                if self.store.certificate(&certificate.serial).await?.is_some() =>
-            {
-                Ok(())
-            }
-            other => Ok(other?),
-        }
+            .await?)
     }
 
-    /// `latchkey rotate-admin`: records the new admin certificate `der` if needed, then
+    /// `latchkey rotate-admin`, after the new admin certificate is issued and written:
     /// revokes every earlier admin certificate of the same administrator (superseded), so a
     /// leaked one stops working at once. Returns how many were revoked.
     ///
@@ -301,14 +308,13 @@ impl Authority {
     /// their own, and one replica's restart must not lock out the administrator on another.
     pub async fn rotate_admin_certificate(
         &self,
-        der: rustls_pki_types::CertificateDer<'static>,
+        new: &crate::ca::IssuedCertificate,
     ) -> Result<u64, AuthorityError> {
         let trust_domain = self.signer.trust_domain();
-        let identity = crate::profile::PeerIdentity::from_der(&der, trust_domain)
+        let identity = crate::profile::PeerIdentity::from_der(&new.der, trust_domain)
             .map_err(|e| AuthorityError::Internal(format!("the new admin certificate: {e}")))?;
         let subject = identity.id.to_uri(trust_domain);
         let serial = identity.serial.to_string();
-        self.ensure_service_certificate_recorded(der).await?;
         let event = self.event(
             "system",
             AuditAction::AdminCertificateRotate,
@@ -327,6 +333,19 @@ impl Authority {
         );
         self.crl.poke();
         Ok(superseded)
+    }
+
+    /// Records in the audit log that the CA's key files were encrypted at rest (`init
+    /// --encrypt-keys`, `ca encrypt-keys`); `files` names them.
+    pub async fn record_keys_encrypted(&self, files: &[String]) -> Result<(), AuthorityError> {
+        let event = self.event(
+            "system",
+            AuditAction::CaKeysEncrypt,
+            None,
+            None,
+            serde_json::json!({ "files": files, "scheme": "PKCS#8 PBES2 PBKDF2-HMAC-SHA256 AES-256-CBC" }),
+        );
+        Ok(self.store.record_event(&event).await?)
     }
 
     /// Counts a connection the listener turned away, by reason (see `tls::Refusal`).

@@ -13,34 +13,29 @@
 //!   counted from the key's creation, shortens the key.
 
 use crate::api::AuditAction;
-use rustls_pki_types::CertificateDer;
 
 use super::authenticate::stored_scopes;
 use super::error::RenewalRefusal;
-use super::{Authority, AuthorityError, Caller, MAX_KEY_DAYS, csr, from_unix};
+use super::{Authority, AuthorityError, KeyHolder, MAX_KEY_DAYS, csr, from_unix};
 use crate::api::{EnrollResponse, RenewRequest};
-use crate::ca::{BACKDATE, KeyOrder, PublicKey};
+use crate::ca::{BACKDATE, KeyOrder};
 use crate::model::{KeyId, Scope, ScopeSet, Serial};
-use crate::profile::PeerIdentity;
 use crate::store::{KeyRow, Renewal, StoreError};
 
 /// How often a random serial collision is retried.
 const COLLISION_RETRIES: usize = 3;
 
 impl Authority {
-    /// `POST /v1/keys/{id}/renew`.
+    /// `POST /v1/keys/{id}/renew`: a new certificate for `key_id`, whose holder presented one
+    /// of its certificates.
     pub async fn renew(
         &self,
-        caller: &Caller,
-        id: &str,
+        holder: &KeyHolder,
+        key_id: &KeyId,
         request: RenewRequest,
     ) -> Result<EnrollResponse, AuthorityError> {
         let refused = AuthorityError::RenewalRefused;
-        let Some(presented) = &caller.certificate else {
-            return Err(AuthorityError::Unauthenticated);
-        };
-        let key_id: KeyId = id.parse().map_err(|_| AuthorityError::NotFound("key"))?;
-        let (certificate, current_key) = self.presented_certificate(presented).await?;
+        let certificate = &holder.certificate;
         if certificate.key_id.as_deref() != Some(key_id.as_str()) {
             return Err(refused(RenewalRefusal::CertificateNotForKey));
         }
@@ -73,7 +68,7 @@ impl Authority {
                 }
                 verified.public_key
             }
-            None => current_key,
+            None => holder.public_key.clone(),
         };
         let tenant: crate::model::TenantName = super::authenticate::parse_stored(&key.tenant)?;
         let owner: crate::model::OwnerName = super::authenticate::parse_stored(&key.owner)?;
@@ -96,7 +91,7 @@ impl Authority {
                 public_key: public_key.clone(),
             };
             let issued = self.signer.sign_key_certificate(order)?;
-            let record = self.new_key_certificate(&key_id, &tenant, &issued);
+            let record = self.new_key_certificate(key_id, &tenant, &issued);
             let event = self.event(
                 &format!("key:{key_id}"),
                 AuditAction::KeyRenew,
@@ -219,31 +214,6 @@ impl Authority {
             dropped,
             expires_at,
         })
-    }
-
-    /// The stored row of the certificate presented over mTLS (it must be this very
-    /// certificate, not a look-alike), and its public key.
-    async fn presented_certificate(
-        &self,
-        der: &CertificateDer<'_>,
-    ) -> Result<(crate::store::CertificateRow, PublicKey), AuthorityError> {
-        let unknown = || AuthorityError::InvalidCertificate("unknown certificate".into());
-        let identity = PeerIdentity::from_der(der, self.signer.trust_domain())
-            .map_err(|e| AuthorityError::InvalidCertificate(e.to_string()))?;
-        let row = self
-            .store
-            .recorded_certificate(&identity.serial.to_string(), der)
-            .await?
-            .ok_or_else(unknown)?;
-        if row.kind != crate::store::CertificateKind::Key {
-            return Err(AuthorityError::RenewalRefused(
-                RenewalRefusal::CertificateNotForKey,
-            ));
-        }
-        let (_, parsed) = x509_parser::parse_x509_certificate(der).map_err(|_| unknown())?;
-        let public_key = PublicKey::from_checked_spki(parsed.public_key().raw)
-            .map_err(|e| AuthorityError::Internal(e.to_string()))?;
-        Ok((row, public_key))
     }
 }
 

@@ -4,45 +4,34 @@
 //! refuse a revoked key immediately, before any CRL is published.
 
 use super::authenticate::Principal;
-use super::{Admin, Authority, AuthorityError, Caller};
+use super::{Admin, Authority, AuthorityError, Reader};
 use crate::api::AuditAction;
-use crate::api::Code;
 use crate::api::{BulkRevocation, BulkRevocationResult, KeyInfo, RevokeRequest};
-use crate::model::{KeyId, OwnerName, RevocationReason, TenantName};
+use crate::model::{KeyId, OwnerName, RevocationReason};
 use crate::store::RevocationScope;
-
-fn reason(given: Option<&str>) -> Result<RevocationReason, AuthorityError> {
-    given
-        .unwrap_or("unspecified")
-        .parse()
-        .map_err(|e: crate::model::ReasonError| {
-            AuthorityError::invalid(Code::InvalidReason, e.to_string())
-        })
-}
 
 impl Authority {
     /// `DELETE /v1/keys/{id}`: revokes a key and every unexpired certificate of it. Revoking
     /// a revoked key changes nothing and answers the same.
     pub async fn revoke_key(
         &self,
-        caller: &Caller,
-        id: &str,
+        reader: &Reader,
+        id: &KeyId,
         request: RevokeRequest,
     ) -> Result<KeyInfo, AuthorityError> {
-        let principal = self.authenticate_reader(caller).await?;
-        let reason = reason(request.reason.as_deref())?;
-        let id: KeyId = id.parse().map_err(|_| AuthorityError::NotFound("key"))?;
+        let principal = reader.principal();
+        let reason = request.reason.unwrap_or(RevocationReason::Unspecified);
         let row = self
             .store
             .key(id.as_str())
             .await?
             .ok_or(AuthorityError::NotFound("key"))?;
-        match &principal {
+        match principal {
             Principal::Admin { .. } => {}
             // A key's certificate speaks for that key only: a leaked key cannot revoke its
             // owner's other keys.
             Principal::Key { tenant, key_id, .. }
-                if row.tenant == tenant.as_str() && key_id != &id =>
+                if row.tenant == tenant.as_str() && key_id != id =>
             {
                 return Err(AuthorityError::NotKeyOwner);
             }
@@ -65,7 +54,7 @@ impl Authority {
             Some(id.to_string()),
             serde_json::json!({ "owner": row.owner, "reason": reason.as_str() }),
         );
-        if let Some(certificates) = self.store.revoke_key(&id, reason, now, &event).await? {
+        if let Some(certificates) = self.store.revoke_key(id, reason, now, &event).await? {
             self.crl.poke();
             self.metrics.revoked.inc();
             tracing::info!(key_id = %id, tenant = %row.tenant, %reason, certificates, "key revoked");
@@ -93,12 +82,9 @@ impl Authority {
         admin: &Admin,
         request: BulkRevocation,
     ) -> Result<BulkRevocationResult, AuthorityError> {
-        let reason = reason(request.reason.as_deref())?;
-        let tenant_name: TenantName = request.tenant.parse()?;
-        let owner = match &request.owner {
-            Some(o) => Some(o.parse::<OwnerName>()?.to_string()),
-            None => None,
-        };
+        let reason = request.reason.unwrap_or(RevocationReason::Unspecified);
+        let tenant_name = request.tenant;
+        let owner = request.owner.as_ref().map(OwnerName::to_string);
         let tenant = self.existing_tenant(&tenant_name).await?;
         let event = self.event(
             &admin.actor(),

@@ -58,6 +58,36 @@ impl Bootstrap {
         now: OffsetDateTime,
         root_crl_url: Option<&str>,
     ) -> Result<Self, BootstrapError> {
+        let intermediate_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let made = RootAndIntermediate::generate(now, root_crl_url, &intermediate_key)?;
+        Ok(Self {
+            root_certificate: made.root_certificate,
+            root_key_pem: made.root_key_pem,
+            intermediate_certificate: made.intermediate_certificate,
+            intermediate_key_pem: intermediate_key.serialize_pem(),
+        })
+    }
+}
+
+/// A freshly made root (with its key) and an intermediate certificate for a key the caller
+/// holds: one kept in a PKCS#11 token, which never leaves it.
+pub struct RootAndIntermediate {
+    /// The self-signed root certificate: what clients trust.
+    pub root_certificate: CertificateDer<'static>,
+    /// The root's private key.
+    pub root_key_pem: String,
+    /// The issuing intermediate, signed by the root, for the caller's key.
+    pub intermediate_certificate: CertificateDer<'static>,
+}
+
+impl RootAndIntermediate {
+    /// Generates an ECDSA P-256 root (10 years) and signs an intermediate (5 years) for
+    /// `intermediate_key`, both naming `root_crl_url` as their CRL distribution point.
+    pub fn generate(
+        now: OffsetDateTime,
+        root_crl_url: Option<&str>,
+        intermediate_key: &impl PublicKeyData,
+    ) -> Result<Self, BootstrapError> {
         let not_before = now - BACKDATE;
         let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut root_params = ca_params("latchkey root CA", 1, not_before, now + ROOT_LIFETIME);
@@ -73,7 +103,6 @@ impl Bootstrap {
         let root_certificate = root_params.self_signed(&root_key)?;
         let root = Issuer::new(root_params, &root_key);
 
-        let intermediate_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut params = ca_params(
             "latchkey issuing CA",
             0,
@@ -89,13 +118,12 @@ impl Bootstrap {
         params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(
             super::signer::key_identifier(intermediate_key.der_bytes()),
         );
-        let intermediate_certificate = params.signed_by(&intermediate_key, &root)?;
+        let intermediate_certificate = params.signed_by(intermediate_key, &root)?;
 
         Ok(Self {
             root_certificate: root_certificate.der().clone(),
             root_key_pem: root_key.serialize_pem(),
             intermediate_certificate: intermediate_certificate.der().clone(),
-            intermediate_key_pem: intermediate_key.serialize_pem(),
         })
     }
 }
@@ -122,37 +150,45 @@ fn ca_params(
     params
 }
 
-/// A new key pair and a certificate for it, for the CA's own use.
-fn issue_for_new_key(
-    sign: impl FnOnce(&PublicKey) -> Result<IssuedCertificate, SignerError>,
-) -> Result<(IssuedCertificate, String), BootstrapError> {
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-    let public_key = PublicKey::from_checked_spki(&key.subject_public_key_info())?;
-    Ok((sign(&public_key)?, key.serialize_pem()))
+/// A certificate the CA issues for its own use, with a key it makes for it.
+///
+/// Only the authority issues these (`Authority::issue_service_certificate`), so that each one
+/// is recorded before any file holds it; this type says what to sign, never whether to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceCertificate {
+    /// The HTTPS listener's certificate, for these DNS names and IP addresses.
+    Server {
+        /// The names, loopback ones included.
+        names: Vec<String>,
+    },
+    /// An administrator's client certificate.
+    Admin {
+        /// The administrator.
+        name: OwnerName,
+    },
 }
 
-/// Issues the CA's TLS server certificate for `hostnames` (DNS names or IP addresses), with a
-/// new key. Returns the certificate and the key's PEM.
-pub fn issue_server_certificate(
-    signer: &Signer,
-    hostnames: &[String],
-    now: OffsetDateTime,
-) -> Result<(IssuedCertificate, String), BootstrapError> {
-    let not_after = (now + SERVICE_CERTIFICATE_LIFETIME).min(signer.not_after());
-    issue_for_new_key(|pk| {
-        signer.sign_server_certificate(hostnames, Serial::random(), now - BACKDATE, not_after, pk)
-    })
-}
-
-/// Issues an administrator's client certificate with a new key. Returns the certificate
-/// and the key's PEM.
-pub fn issue_admin_certificate(
-    signer: &Signer,
-    name: &OwnerName,
-    now: OffsetDateTime,
-) -> Result<(IssuedCertificate, String), BootstrapError> {
-    let not_after = (now + SERVICE_CERTIFICATE_LIFETIME).min(signer.not_after());
-    issue_for_new_key(|pk| {
-        signer.sign_admin_certificate(name, Serial::random(), now - BACKDATE, not_after, pk)
-    })
+impl ServiceCertificate {
+    /// Makes a key pair and signs a certificate for it, valid from `now` (backdated) for a
+    /// year or until the issuer ends. Returns the certificate and the key's PKCS#8 PEM.
+    pub fn issue(
+        &self,
+        signer: &Signer,
+        now: OffsetDateTime,
+    ) -> Result<(IssuedCertificate, String), BootstrapError> {
+        let not_before = now - BACKDATE;
+        let not_after = (now + SERVICE_CERTIFICATE_LIFETIME).min(signer.not_after());
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let public_key = PublicKey::from_checked_spki(&key.subject_public_key_info())?;
+        let serial = Serial::random();
+        let certificate = match self {
+            Self::Server { names } => {
+                signer.sign_server_certificate(names, serial, not_before, not_after, &public_key)
+            }
+            Self::Admin { name } => {
+                signer.sign_admin_certificate(name, serial, not_before, not_after, &public_key)
+            }
+        }?;
+        Ok((certificate, key.serialize_pem()))
+    }
 }

@@ -84,7 +84,7 @@ fn rcgen_reason(reason: RevocationReason) -> rcgen::RevocationReason {
 
 /// The CRL of `order` signed by `issuer`, whose subject key identifier is `key_identifier`.
 fn sign_crl_with(
-    issuer: &Issuer<'static, KeyPair>,
+    issuer: &Issuer<'static, impl rcgen::SigningKey>,
     key_identifier: &[u8],
     order: &CrlOrder,
 ) -> Result<Vec<u8>, SignerError> {

@@ -6,11 +6,15 @@
 
 mod bootstrap;
 mod crl;
+mod issuing_key;
+mod pkcs11;
 mod signer;
 
 pub use bootstrap::{
-    BACKDATE, Bootstrap, BootstrapError, SERVICE_CERTIFICATE_LIFETIME, issue_admin_certificate,
-    issue_server_certificate,
+    BACKDATE, Bootstrap, BootstrapError, RootAndIntermediate, SERVICE_CERTIFICATE_LIFETIME,
+    ServiceCertificate,
 };
 pub use crl::{CrlEntry, CrlOrder, RootCrlSigner, crl_lists_exactly};
+pub use issuing_key::IssuingKey;
+pub use pkcs11::{Pkcs11Error, Pkcs11Key, Pkcs11Location, Pkcs11Pin};
 pub use signer::{IssuedCertificate, KeyOrder, PublicKey, Signer, SignerError};

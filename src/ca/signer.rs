@@ -1,10 +1,11 @@
 use rcgen::{
     CertificateParams, CrlDistributionPoint, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
+    IsCa, Issuer, KeyIdMethod, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
 };
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
+use super::IssuingKey;
 use crate::model::{KeyId, OwnerName, ScopeSet, Serial, TenantName};
 use crate::profile::{self, SpiffeId};
 
@@ -127,7 +128,7 @@ impl IssuedCertificate {
 
 /// The issuing intermediate CA and what every certificate it signs says about it.
 pub struct Signer {
-    pub(super) issuer: Issuer<'static, KeyPair>,
+    pub(super) issuer: Issuer<'static, IssuingKey>,
     /// The issuer's subject key identifier: the authority key identifier of its CRLs.
     pub(super) key_identifier: Vec<u8>,
     certificate: CertificateDer<'static>,
@@ -154,7 +155,18 @@ impl Signer {
         trust_domain: &str,
         crl_url: &str,
     ) -> Result<Self, SignerError> {
-        let key = KeyPair::from_pem(key_pem).map_err(|e| SignerError::Issuer(e.to_string()))?;
+        let key = IssuingKey::from_pem(key_pem).map_err(|e| SignerError::Issuer(e.to_string()))?;
+        Self::with_key(certificate, key, trust_domain, crl_url)
+    }
+
+    /// The issuing CA from its certificate and its key, wherever that is kept. Refuses a key
+    /// that is not the certificate's.
+    pub fn with_key(
+        certificate: CertificateDer<'static>,
+        key: IssuingKey,
+        trust_domain: &str,
+        crl_url: &str,
+    ) -> Result<Self, SignerError> {
         let (_, parsed) = x509_parser::parse_x509_certificate(&certificate)
             .map_err(|e| SignerError::Issuer(e.to_string()))?;
         if parsed.public_key().raw != key.subject_public_key_info().as_slice() {

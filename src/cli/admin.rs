@@ -4,7 +4,8 @@ use anyhow::Result;
 use clap::Subcommand;
 use latchkey::api::{BulkRevocation, NewTenant, NewToken, NewUser, TenantChange, UserChange};
 
-use super::{Args, parse_duration, password, scope_list, shown, when};
+use super::{Args, parse_as, parse_duration, password, scope_set, shown, when};
+use latchkey::api::Code;
 
 #[derive(Debug, Subcommand)]
 pub enum TenantCommand {
@@ -150,7 +151,7 @@ pub async fn tenant(args: &Args, cmd: &TenantCommand) -> Result<()> {
         TenantCommand::Add { name, max_key_days } => {
             let tenant = client
                 .add_tenant(&NewTenant {
-                    name: name.clone(),
+                    name: parse_as(name, Code::InvalidName)?,
                     max_key_days: *max_key_days,
                 })
                 .await?;
@@ -216,12 +217,14 @@ pub async fn user(args: &Args, cmd: &UserCommand) -> Result<()> {
     let client = args.admin_client()?;
     match cmd {
         UserCommand::Add { user, scopes } => {
+            let user = parse_as(user, Code::InvalidName)?;
+            let scopes = scope_set(scopes)?;
             let password = password(&format!("new password for {user}: "), true)?;
             let added = client
                 .add_user(&NewUser {
-                    user: user.clone(),
+                    user,
                     password: password.into(),
-                    scopes: scope_list(scopes),
+                    scopes,
                 })
                 .await?;
             if args.json {
@@ -251,7 +254,7 @@ pub async fn user(args: &Args, cmd: &UserCommand) -> Result<()> {
         }
         UserCommand::Grants { user, scopes } => {
             let change = UserChange {
-                scopes: Some(scope_list(scopes)),
+                scopes: Some(scope_set(scopes)?),
                 ..Default::default()
             };
             let u = client.change_user(user, &change).await?;
@@ -300,8 +303,8 @@ pub async fn token(args: &Args, cmd: &TokenCommand) -> Result<()> {
         TokenCommand::Create { owner, scopes, ttl } => {
             let token = client
                 .create_token(&NewToken {
-                    owner: owner.clone(),
-                    scopes: scope_list(scopes),
+                    owner: parse_as(owner, Code::InvalidName)?,
+                    scopes: scope_set(scopes)?,
                     ttl_seconds: Some(*ttl),
                 })
                 .await?;
@@ -345,9 +348,13 @@ pub async fn revoke(args: &Args, revoke: &BulkRevokeArgs) -> Result<()> {
     let result = args
         .admin_client()?
         .revoke_many(&BulkRevocation {
-            tenant: revoke.tenant.clone(),
-            owner: revoke.owner.clone(),
-            reason: Some(revoke.reason.clone()),
+            tenant: parse_as(&revoke.tenant, Code::InvalidName)?,
+            owner: revoke
+                .owner
+                .as_deref()
+                .map(|owner| parse_as(owner, Code::InvalidName))
+                .transpose()?,
+            reason: Some(parse_as(&revoke.reason, Code::InvalidReason)?),
         })
         .await?;
     if args.json {

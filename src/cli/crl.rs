@@ -117,6 +117,8 @@ async fn sign_root(args: &Args, sign: &SignRootArgs) -> Result<()> {
         .unwrap_or_else(|| args.home.join("root-key.pem"));
     let key = String::from_utf8(Args::read(&key_path, "the root key")?)
         .context("the root key is not PEM")?;
+    let passphrase = args.ca_passphrase(latchkey::home::key_file::is_encrypted(&key), false)?;
+    let key = latchkey::home::key_file::open(&key_path, &key, passphrase.as_ref())?;
     let signer = latchkey::ca::RootCrlSigner::new(&root, &key)?;
     let now = OffsetDateTime::now_utc();
     let validity = time::Duration::seconds(sign.validity);

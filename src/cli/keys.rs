@@ -9,7 +9,8 @@ use latchkey::client::pkcs12::{self, Protection};
 use latchkey::client::{Auth, Client, KeyDir, KeyType, Renewer};
 use latchkey::files;
 
-use super::{Args, parse_duration, password_auth, scope_list, secret, shown, when};
+use super::{Args, parse_as, parse_duration, password_auth, scope_list, secret, shown, when};
+use latchkey::api::Code;
 
 #[derive(Debug, ClapArgs)]
 pub struct EnrollArgs {
@@ -280,8 +281,14 @@ pub async fn keys(args: &Args, cmd: &KeysCommand) -> Result<()> {
         } => {
             let (client, auth) = reader.client(args)?;
             let mut query = KeyQuery {
-                tenant: tenant.clone(),
-                owner: owner.clone(),
+                tenant: tenant
+                    .as_deref()
+                    .map(|t| parse_as(t, Code::InvalidName))
+                    .transpose()?,
+                owner: owner
+                    .as_deref()
+                    .map(|o| parse_as(o, Code::InvalidName))
+                    .transpose()?,
                 status: status.as_deref().map(str::parse).transpose()?,
                 cursor: cursor.clone(),
                 limit: *limit,

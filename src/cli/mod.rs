@@ -2,6 +2,7 @@
 //! [`latchkey::client::Client`]; errors print as one line and exit non-zero.
 
 mod admin;
+mod ca;
 mod crl;
 mod keys;
 mod migrate;
@@ -29,6 +30,14 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
+    /// A file holding the passphrase of the CA's encrypted keys (a systemd credential
+    /// works); without it, it is asked for at a terminal.
+    #[arg(long, global = true, env = "LATCHKEY_CA_PASSPHRASE_FILE")]
+    passphrase_file: Option<PathBuf>,
+    /// A file holding the PIN of the PKCS#11 token with the intermediate's key; without it,
+    /// it is asked for at a terminal.
+    #[arg(long, global = true, env = "LATCHKEY_PKCS11_PIN_FILE")]
+    pkcs11_pin_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,6 +77,9 @@ enum Command {
     /// CRLs: sign the root's (where the root key is), keep a proxy's CRL file current.
     #[command(subcommand)]
     Crl(crl::CrlCommand),
+    /// The CA's own keys (on the CA host).
+    #[command(subcommand)]
+    Ca(ca::CaCommand),
 }
 
 /// Runs a parsed command line.
@@ -87,10 +99,50 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Migrate(m) => migrate::migrate(&args, m).await,
         Command::RotateAdmin(rotate) => serve::rotate_admin(&args, rotate).await,
         Command::Crl(cmd) => crl::crl(&args, cmd).await,
+        Command::Ca(cmd) => ca::ca(&args, cmd).await,
     }
 }
 
 impl Args {
+    /// The CA home, holding the passphrase of its keys when they are encrypted, or when
+    /// `sealing` (they are about to be), and the PIN of its PKCS#11 token when the
+    /// intermediate's key is in one, or when `in_token` (it is about to be made there).
+    /// Without them, opening a key fails with one line saying how to give what is missing.
+    fn ca_home(&self, sealing: bool, in_token: bool) -> Result<latchkey::home::Home> {
+        let home = latchkey::home::Home::new(&self.home);
+        let passphrase = self.ca_passphrase(sealing || home.keys_encrypted(), sealing)?;
+        let in_token = in_token || home.settings().is_ok_and(|s| s.pkcs11.is_some());
+        let pin = match &self.pkcs11_pin_file {
+            Some(file) => Some(latchkey::ca::Pkcs11Pin::from_file(file)?),
+            None if in_token && std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+                let asked = rpassword::prompt_password("PKCS#11 token PIN: ")
+                    .context("cannot read the PKCS#11 PIN")?;
+                Some(latchkey::ca::Pkcs11Pin::new(asked))
+            }
+            None => None,
+        };
+        Ok(home.with_passphrase(passphrase).with_pkcs11_pin(pin))
+    }
+
+    /// The CA key passphrase from `--passphrase-file`; else, when `needed`, asked for at a
+    /// terminal (twice when `new`).
+    fn ca_passphrase(&self, needed: bool, new: bool) -> Result<Option<latchkey::home::Passphrase>> {
+        use latchkey::home::Passphrase;
+        use std::io::IsTerminal;
+        if let Some(file) = &self.passphrase_file {
+            return Ok(Some(Passphrase::from_file(file)?));
+        }
+        if !needed || !std::io::stdin().is_terminal() {
+            return Ok(None);
+        }
+        let asked = rpassword::prompt_password("CA key passphrase: ")
+            .context("cannot read the CA key passphrase")?;
+        if new && rpassword::prompt_password("again: ")? != asked {
+            bail!("the passphrases differ");
+        }
+        Ok(Some(Passphrase::new(asked)?))
+    }
+
     fn ca_cert_path(&self) -> PathBuf {
         self.ca_cert
             .clone()
@@ -214,6 +266,21 @@ fn json_shown(json: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// Parses a command-line value into a model type before anything is asked or sent, failing
+/// as the CA would: one line that ends in the CA's stable code for that value.
+fn parse_as<T: std::str::FromStr>(value: &str, code: latchkey::api::Code) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|e| anyhow::anyhow!("{e} ({code})"))
+}
+
+/// Parses `a,b c` into a set of scopes, failing as [`parse_as`] does.
+fn scope_set(s: &str) -> Result<latchkey::model::ScopeSet> {
+    latchkey::model::ScopeSet::parse_list(s)
+        .map_err(|e| anyhow::anyhow!("{e} ({})", latchkey::api::Code::InvalidScope))
 }
 
 /// Splits `a,b c` into scope strings.

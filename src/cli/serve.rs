@@ -1,11 +1,13 @@
 //! `latchkey init` and `latchkey serve`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use latchkey::authority::Policy;
+use latchkey::ca::ServiceCertificate;
 use latchkey::clock::SystemClock;
 use latchkey::home::{Home, InitOptions};
 use latchkey::http::EdgeLimits;
@@ -36,6 +38,20 @@ pub struct InitArgs {
     /// The database (default: SQLite in <home>/latchkey.db).
     #[arg(long, env = "LATCHKEY_DATABASE_URL")]
     database_url: Option<String>,
+    /// Encrypt the root and intermediate keys at rest (PKCS#8: PBKDF2-SHA256, AES-256) under a
+    /// passphrase from --passphrase-file or a prompt; every later start needs it.
+    #[arg(long)]
+    encrypt_keys: bool,
+    /// Make the intermediate's key inside a PKCS#11 token (an HSM) through this module; it
+    /// never exists in a file. Needs --pkcs11-token and the token's PIN (--pkcs11-pin-file).
+    #[arg(long, requires = "pkcs11_token")]
+    pkcs11_module: Option<PathBuf>,
+    /// The label of the PKCS#11 token to make the key in.
+    #[arg(long, requires = "pkcs11_module")]
+    pkcs11_token: Option<String>,
+    /// The label of the key made in the token.
+    #[arg(long, default_value = "latchkey-intermediate")]
+    pkcs11_key_label: String,
 }
 
 /// Options of a running CA.
@@ -105,13 +121,26 @@ impl InitArgs {
                     .unwrap_or_else(|| format!("https://{host}:{port}")),
             ),
             crl_url: self.crl_url.clone(),
+            encrypt_keys: self.encrypt_keys,
+            pkcs11: self.pkcs11_location(),
         }
+    }
+}
+
+impl InitArgs {
+    /// Where the intermediate's key is to be made, when in a token.
+    fn pkcs11_location(&self) -> Option<latchkey::ca::Pkcs11Location> {
+        Some(latchkey::ca::Pkcs11Location {
+            module: self.pkcs11_module.clone()?,
+            token: self.pkcs11_token.clone()?,
+            key_label: self.pkcs11_key_label.clone(),
+        })
     }
 }
 
 /// `latchkey init`.
 pub async fn init(args: &Args, init: &InitArgs) -> Result<()> {
-    let home = Home::new(&args.home);
+    let home = args.ca_home(init.encrypt_keys, init.pkcs11_module.is_some())?;
     if home.is_initialized() {
         anyhow::bail!(
             "a CA already exists in {}; refusing to overwrite it",
@@ -133,35 +162,57 @@ pub async fn init(args: &Args, init: &InitArgs) -> Result<()> {
     Ok(())
 }
 
-/// `latchkey rotate-admin`: a new admin certificate in `<home>/admin/`; every earlier one
-/// is revoked as it is recorded. Runs on the CA host, next to a running CA or not.
-pub async fn rotate_admin(args: &Args, rotate: &RotateAdminArgs) -> Result<()> {
-    let home = Home::new(&args.home);
-    if !home.is_initialized() {
-        anyhow::bail!("no CA in {}", args.home.display());
-    }
-    let admin = home.replace_admin_certificate(&home.signer()?, time::OffsetDateTime::now_utc())?;
-    // From here the new certificate is on disk but the old ones still work: a failure must
-    // say so, or a leaked certificate would quietly stay valid.
-    let unfinished = "the new admin certificate is in place, but earlier ones are NOT revoked \
-                      yet; run `latchkey rotate-admin` again";
+/// The authority of the existing CA in `home`, for a command run beside (or instead of) the
+/// server: opens the store and issues whatever of the CA's own certificates is due, as a
+/// start would.
+pub async fn open_existing(
+    home: &Home,
+    database_url: Option<&str>,
+) -> Result<Arc<latchkey::authority::Authority>> {
     let (authority, _) = latchkey::server::prepare(
-        &home,
-        rotate.database_url.as_deref(),
+        home,
+        database_url,
         // The home exists: nothing of these options is used but the (absent) extra names.
         &InitOptions {
             trust_domain: DEFAULT_TRUST_DOMAIN.into(),
             hostnames: Vec::new(),
             public_url: None,
             crl_url: None,
+            encrypt_keys: false,
+            pkcs11: None,
         },
         Policy::default(),
         Arc::new(SystemClock),
     )
-    .await
-    .context(unfinished)?;
+    .await?;
+    Ok(authority)
+}
+
+/// `latchkey rotate-admin`: a new admin certificate in `<home>/admin/`; every earlier one
+/// is revoked as it is recorded. Runs on the CA host, next to a running CA or not.
+pub async fn rotate_admin(args: &Args, rotate: &RotateAdminArgs) -> Result<()> {
+    let home = args.ca_home(false, false)?;
+    if !home.is_initialized() {
+        anyhow::bail!("no CA in {}", args.home.display());
+    }
+    let unfinished =
+        "earlier admin certificates are NOT revoked yet; run `latchkey rotate-admin` again";
+    let authority = open_existing(&home, rotate.database_url.as_deref())
+        .await
+        .context(unfinished)?;
+    // Issued and recorded first, written second, and only then are the earlier ones revoked:
+    // the administrator is never left without a working certificate.
+    let wanted = ServiceCertificate::Admin {
+        name: latchkey::home::ADMIN_NAME.parse()?,
+    };
+    let (admin, key_pem) = authority
+        .issue_service_certificate(&wanted)
+        .await
+        .context(unfinished)?;
+    home.write_service_certificate(&wanted, &admin, &key_pem)
+        .context(unfinished)?;
     let revoked = authority
-        .rotate_admin_certificate(admin.der.clone())
+        .rotate_admin_certificate(&admin)
         .await
         .context(unfinished)?;
     authority.close().await;
@@ -210,8 +261,19 @@ pub async fn serve(args: &Args, serve: &ServeArgs) -> Result<()> {
         root_crl_validity: time::Duration::seconds(serve.root_crl_validity),
         ..Policy::default()
     };
+    let existing = Home::new(&args.home);
+    if serve.init.encrypt_keys && existing.is_initialized() && !existing.keys_encrypted() {
+        anyhow::bail!(
+            "--encrypt-keys applies to a new CA; encrypt this one's keys with `latchkey ca encrypt-keys`"
+        );
+    }
+    let new = !existing.is_initialized();
+    let home = args.ca_home(
+        serve.init.encrypt_keys && new,
+        serve.init.pkcs11_module.is_some() && new,
+    )?;
     let server = Server::start(ServeOptions {
-        home: args.home.clone(),
+        home,
         listen: serve.listen,
         database_url: serve.init.database_url.clone(),
         // The default public URL names the port actually bound (known once bound).

@@ -16,9 +16,10 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{
     AuditPage, BulkRevocation, BulkRevocationResult, EnrollRequest, EnrollResponse, KeyInfo,
-    KeyPage, KeyQuery, NewTenant, NewToken, NewUser, Problem, RenewRequest, RevokeRequest,
+    KeyPage, KeyQuery, KeyStatus, NewTenant, NewToken, NewUser, Problem, RenewRequest,
     TenantChange, TenantInfo, TokenInfo, UserChange, UserInfo,
 };
+use crate::model::{OwnerName, ScopeSet, TenantName};
 // Raw HTTP to the CA: the client's plumbing. The CA's own tests reach it across the crate
 // boundary, so the server build exports it, hidden; the library build does not.
 #[cfg(feature = "server")]
@@ -75,6 +76,10 @@ pub enum ClientError {
     /// A key directory could not be read or written.
     #[error(transparent)]
     KeyDir(#[from] KeyDirError),
+    /// The scopes asked for in a [`KeyRequest`] are not a set of valid scopes; nothing was
+    /// sent.
+    #[error(transparent)]
+    Scope(#[from] crate::model::ScopeError),
 }
 
 /// A credential sent in the `Authorization` header.
@@ -262,8 +267,11 @@ impl Client {
         id: &str,
         reason: Option<&str>,
     ) -> Result<KeyInfo, ClientError> {
-        let body = RevokeRequest {
-            reason: reason.map(str::to_owned),
+        // The reason is sent as given, not parsed here: the CA judges it (`invalid_reason`),
+        // and the JSON is what `RevokeRequest` would be.
+        let body = match reason {
+            Some(reason) => serde_json::json!({ "reason": reason }),
+            None => serde_json::json!({}),
         };
         let path = format!("/v1/keys/{}", percent(id));
         self.call(Method::DELETE, &path, auth, Some(&body)).await
@@ -401,7 +409,7 @@ impl Client {
             csr: pair.csr_pem.clone(),
             name: request.name,
             description: request.description,
-            scopes: request.scopes,
+            scopes: ScopeSet::parse(&request.scopes)?,
             ttl_seconds: request.ttl_seconds,
             expires_at: request.expires_at,
         };
@@ -447,13 +455,13 @@ fn percent(s: &str) -> String {
 
 fn serde_urlencoded_query(query: &KeyQuery) -> String {
     let pairs: Vec<String> = [
-        ("tenant", &query.tenant),
-        ("owner", &query.owner),
-        ("status", &query.status.map(|s| s.as_str().to_owned())),
-        ("cursor", &query.cursor),
+        ("tenant", query.tenant.as_ref().map(TenantName::as_str)),
+        ("owner", query.owner.as_ref().map(OwnerName::as_str)),
+        ("status", query.status.map(KeyStatus::as_str)),
+        ("cursor", query.cursor.as_deref()),
     ]
     .into_iter()
-    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", percent(v))))
+    .filter_map(|(k, v)| v.map(|v| format!("{k}={}", percent(v))))
     .chain(query.limit.map(|l| format!("limit={l}")))
     .collect();
     if pairs.is_empty() {

@@ -1,11 +1,15 @@
-//! Initialization: making the CA's files the first time, and keeping the CA's own TLS
-//! certificate current on later starts.
+//! Initialization: making the CA's files the first time, and saying which of the CA's own
+//! certificates (its TLS server certificate, the administrator's) are due on each start.
+//! The home never signs: the authority issues and records those certificates, and the home
+//! writes them only then.
 
 use time::{Duration, OffsetDateTime};
 
+use super::key_file::{self, KeyFileError};
 use super::{Home, HomeError, Settings};
 use crate::ca::{
-    Bootstrap, IssuedCertificate, Signer, issue_admin_certificate, issue_server_certificate,
+    Bootstrap, IssuedCertificate, Pkcs11Key, Pkcs11Location, RootAndIntermediate,
+    ServiceCertificate,
 };
 use crate::files::{create_new, create_private_dir};
 use crate::model::OwnerName;
@@ -29,15 +33,21 @@ pub struct InitOptions {
     pub public_url: Option<String>,
     /// The base URL CRL distribution points name; default the public URL.
     pub crl_url: Option<String>,
+    /// Encrypt the root and intermediate keys under the home's passphrase.
+    pub encrypt_keys: bool,
+    /// Make the intermediate's key in this PKCS#11 token (with the home's PIN) instead of
+    /// a file.
+    pub pkcs11: Option<Pkcs11Location>,
 }
 
-/// The certificates `init` issued, to be recorded in the store.
+/// One of the CA's own certificates as the home holds it.
 #[derive(Debug)]
-pub struct Initialized {
-    /// The administrator's client certificate.
-    pub admin: IssuedCertificate,
-    /// The HTTPS listener's certificate.
-    pub server: IssuedCertificate,
+pub struct ServiceCertificateFile {
+    /// What it is, with the names it must carry.
+    pub wanted: ServiceCertificate,
+    /// The serial of the certificate on disk, or `None` when a new one is due: none is there,
+    /// it does not match its key, it lacks a name asked for, or it ends within 30 days.
+    pub current: Option<crate::model::Serial>,
 }
 
 impl Home {
@@ -56,14 +66,11 @@ impl Home {
         ]
     }
 
-    /// Makes a new CA here: root, intermediate, server and administrator certificates and
-    /// settings. Refuses if a CA (or part of one) exists. `ca.pem` is written last, so an
-    /// interrupted run is recognised as incomplete rather than mistaken for a CA.
-    pub fn init(
-        &self,
-        options: &InitOptions,
-        now: OffsetDateTime,
-    ) -> Result<Initialized, HomeError> {
+    /// Makes a new CA here: root, intermediate and settings. Refuses if a CA (or part of one)
+    /// exists. `ca.pem` is written last, so an interrupted run is recognised as incomplete
+    /// rather than mistaken for a CA. The CA's own certificates come after, from the authority
+    /// (see [`Home::service_certificates`]).
+    pub fn init(&self, options: &InitOptions, now: OffsetDateTime) -> Result<(), HomeError> {
         if self.is_initialized() {
             return Err(HomeError::AlreadyInitialized(self.dir.clone()));
         }
@@ -102,7 +109,6 @@ impl Home {
                 why: "the CRL URL must start with http:// or https://".into(),
             });
         }
-        let hostnames = server_names(&options.hostnames);
         let settings = Settings {
             trust_domain: options.trust_domain.clone(),
             public_url: options.public_url.clone().unwrap_or_else(|| {
@@ -114,58 +120,50 @@ impl Home {
             }),
             hostnames: options.hostnames.clone(),
             crl_url: options.crl_url.clone(),
+            pkcs11: options.pkcs11.clone(),
         };
 
-        let ca = Bootstrap::generate_with_crl_url(
-            now,
-            Some(&format!("{}/v1/crl/root", settings.crl_base())),
-        )?;
-        let signer = Signer::new(
-            ca.intermediate_certificate.clone(),
-            &ca.intermediate_key_pem,
-            &settings.trust_domain,
-            &format!("{}/v1/crl", settings.crl_base()),
-        )?;
-        let (server, server_key) = issue_server_certificate(&signer, &hostnames, now)?;
-        let admin_name: OwnerName = ADMIN_NAME.parse().map_err(|_| HomeError::Settings {
-            path: self.settings_file(),
-            why: "invalid administrator name".into(),
-        })?;
-        let (admin, admin_key) = issue_admin_certificate(&signer, &admin_name, now)?;
-
+        let root_crl_url = format!("{}/v1/crl/root", settings.crl_base());
+        // With a token, its key is made first: nothing is written if it cannot be.
+        let (ca, intermediate_key) = match &options.pkcs11 {
+            Some(location) => {
+                let key = Pkcs11Key::generate(location, self.pkcs11_pin(location)?)?;
+                (
+                    RootAndIntermediate::generate(now, Some(&root_crl_url), &key)?,
+                    None,
+                )
+            }
+            None => {
+                let ca = Bootstrap::generate_with_crl_url(now, Some(&root_crl_url))?;
+                let made = RootAndIntermediate {
+                    root_certificate: ca.root_certificate,
+                    root_key_pem: ca.root_key_pem,
+                    intermediate_certificate: ca.intermediate_certificate,
+                };
+                (made, Some(ca.intermediate_key_pem))
+            }
+        };
+        let (root_key, intermediate_key) = if options.encrypt_keys {
+            let passphrase = self.passphrase.as_ref().ok_or(KeyFileError::NoPassphrase)?;
+            (
+                key_file::encrypt(&self.root_key(), &ca.root_key_pem, passphrase)?,
+                intermediate_key
+                    .map(|pem| key_file::encrypt(&self.intermediate_key(), &pem, passphrase))
+                    .transpose()?,
+            )
+        } else {
+            (ca.root_key_pem.clone(), intermediate_key)
+        };
         let intermediate_pem = pem::encode("CERTIFICATE", &ca.intermediate_certificate);
         create_private_dir(&self.dir)?;
         create_private_dir(&self.admin_dir())?;
-        create_new(&self.root_key(), ca.root_key_pem.as_bytes(), true)?;
-        create_new(
-            &self.intermediate_key(),
-            ca.intermediate_key_pem.as_bytes(),
-            true,
-        )?;
+        create_new(&self.root_key(), root_key.as_bytes(), true)?;
+        if let Some(key) = &intermediate_key {
+            create_new(&self.intermediate_key(), key.as_bytes(), true)?;
+        }
         create_new(
             &self.intermediate_cert(),
             intermediate_pem.as_bytes(),
-            false,
-        )?;
-        create_new(&self.server_key(), server_key.as_bytes(), true)?;
-        create_new(
-            &self.server_cert(),
-            format!("{}{intermediate_pem}", server.pem()).as_bytes(),
-            false,
-        )?;
-        create_new(
-            &self.admin_dir().join("key.pem"),
-            admin_key.as_bytes(),
-            true,
-        )?;
-        create_new(
-            &self.admin_dir().join("cert.pem"),
-            admin.pem().as_bytes(),
-            false,
-        )?;
-        create_new(
-            &self.admin_dir().join("chain.pem"),
-            format!("{}{intermediate_pem}", admin.pem()).as_bytes(),
             false,
         )?;
         let settings_json =
@@ -179,19 +177,17 @@ impl Home {
             pem::encode("CERTIFICATE", &ca.root_certificate).as_bytes(),
             false,
         )?;
-        Ok(Initialized { admin, server })
+        Ok(())
     }
 
-    /// Renews the CA's own certificates at start-up: the server certificate when it has
-    /// under 30 days left, lacks a name asked for (now or at initialization) or does not
-    /// match its key; the administrator's when it has under 30 days left or does not match
-    /// its key. New names are kept in the settings. Returns what was issued, to be recorded.
-    pub fn refresh_service_certificates(
+    /// The CA's own certificates and whether each is due: the server certificate (for the
+    /// loopback names, those given at initialization and `extra_hostnames`, which are kept
+    /// in the settings from now on) and the administrator's.
+    pub fn service_certificates(
         &self,
-        signer: &Signer,
         extra_hostnames: &[String],
         now: OffsetDateTime,
-    ) -> Result<Vec<IssuedCertificate>, HomeError> {
+    ) -> Result<[ServiceCertificateFile; 2], HomeError> {
         let mut settings = self.settings()?;
         let mut names = settings.hostnames.clone();
         for name in extra_hostnames {
@@ -208,76 +204,81 @@ impl Home {
             self.replace(&self.settings_file(), &json, false)?;
         }
         let wanted = server_names(&names);
-        let intermediate_pem = pem::encode("CERTIFICATE", signer.certificate());
-        let mut issued = Vec::new();
-
-        if self.needs_renewal(&self.server_cert(), &self.server_key(), &wanted, now)? {
-            let (server, key) = issue_server_certificate(signer, &wanted, now)?;
-            // Key first: a crash between the writes leaves a certificate that does not match
-            // its key, which the next start notices and repairs the same way.
-            self.replace(&self.server_key(), key.as_bytes(), true)?;
-            self.replace(
-                &self.server_cert(),
-                format!("{}{intermediate_pem}", server.pem()).as_bytes(),
-                false,
-            )?;
-            issued.push(server);
-        }
-
+        let server = self.current(&self.server_cert(), &self.server_key(), &wanted, now)?;
         let admin_dir = self.admin_dir();
-        if self.needs_renewal(
+        let admin = self.current(
             &admin_dir.join("cert.pem"),
             &admin_dir.join("key.pem"),
             &[],
             now,
-        )? {
-            issued.push(self.replace_admin_certificate(signer, now)?);
-        }
-        Ok(issued)
-    }
-
-    /// Makes a new administrator key and certificate and replaces those in `admin/`. Once
-    /// the store records it, every earlier admin certificate is revoked (superseded): this
-    /// is how a leaked admin certificate is rotated out.
-    pub fn replace_admin_certificate(
-        &self,
-        signer: &Signer,
-        now: OffsetDateTime,
-    ) -> Result<IssuedCertificate, HomeError> {
+        )?;
         let name: OwnerName = ADMIN_NAME.parse().map_err(|_| HomeError::Settings {
             path: self.settings_file(),
             why: "invalid administrator name".into(),
         })?;
-        let (admin, key) = issue_admin_certificate(signer, &name, now)?;
-        let admin_dir = self.admin_dir();
-        let intermediate_pem = pem::encode("CERTIFICATE", signer.certificate());
-        self.replace(&admin_dir.join("key.pem"), key.as_bytes(), true)?;
-        self.replace(&admin_dir.join("cert.pem"), admin.pem().as_bytes(), false)?;
-        self.replace(
-            &admin_dir.join("chain.pem"),
-            format!("{}{intermediate_pem}", admin.pem()).as_bytes(),
-            false,
-        )?;
-        Ok(admin)
+        Ok([
+            ServiceCertificateFile {
+                wanted: ServiceCertificate::Server { names: wanted },
+                current: server,
+            },
+            ServiceCertificateFile {
+                wanted: ServiceCertificate::Admin { name },
+                current: admin,
+            },
+        ])
     }
 
-    /// True when the certificate at `cert_path` expires within 30 days, does not match the
-    /// key at `key_path`, or lacks one of `names` (DNS names or IP addresses).
-    fn needs_renewal(
+    /// Writes a service certificate the authority issued (and recorded) with its key: the
+    /// server's as `server.pem` (with the intermediate) and `server-key.pem`, an
+    /// administrator's as `admin/{cert,chain,key}.pem`. Key first: a crash between the writes
+    /// leaves a certificate that does not match its key, which the next start replaces.
+    pub fn write_service_certificate(
+        &self,
+        which: &ServiceCertificate,
+        issued: &IssuedCertificate,
+        key_pem: &str,
+    ) -> Result<(), HomeError> {
+        let intermediate_pem =
+            String::from_utf8_lossy(&self.read(&self.intermediate_cert())?).into_owned();
+        let chain = format!("{}{intermediate_pem}", issued.pem());
+        match which {
+            ServiceCertificate::Server { .. } => {
+                self.replace(&self.server_key(), key_pem.as_bytes(), true)?;
+                self.replace(&self.server_cert(), chain.as_bytes(), false)?;
+            }
+            ServiceCertificate::Admin { .. } => {
+                let admin_dir = self.admin_dir();
+                self.replace(&admin_dir.join("key.pem"), key_pem.as_bytes(), true)?;
+                self.replace(&admin_dir.join("cert.pem"), issued.pem().as_bytes(), false)?;
+                self.replace(&admin_dir.join("chain.pem"), chain.as_bytes(), false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The serial of the certificate at `cert_path`, or `None` when a new one is due: the
+    /// file is absent, the certificate expires within 30 days, does not match the key at
+    /// `key_path`, or lacks one of `names` (DNS names or IP addresses).
+    fn current(
         &self,
         cert_path: &std::path::Path,
         key_path: &std::path::Path,
         names: &[String],
         now: OffsetDateTime,
-    ) -> Result<bool, HomeError> {
+    ) -> Result<Option<crate::model::Serial>, HomeError> {
         let material = |why: String| HomeError::Material {
             path: cert_path.to_owned(),
             why,
         };
+        if !cert_path.exists() {
+            return Ok(None);
+        }
         let chain = crate::tls::load_certificates(&self.read(cert_path)?, "certificate")
             .map_err(|e| material(e.to_string()))?;
         let (_, current) =
             x509_parser::parse_x509_certificate(&chain[0]).map_err(|e| material(e.to_string()))?;
+        let serial = crate::model::Serial::from_slice(current.raw_serial())
+            .map_err(|e| material(e.to_string()))?;
         let key_matches = self
             .read(key_path)
             .ok()
@@ -288,9 +289,10 @@ impl Home {
             });
         let present = certificate_names(&current);
         let expires = current.validity().not_after.to_datetime();
-        Ok(!key_matches
+        let due = !key_matches
             || expires - now <= RENEW_BEFORE
-            || !names.iter().all(|n| present.contains(n)))
+            || !names.iter().all(|n| present.contains(n));
+        Ok((!due).then_some(serial))
     }
 }
 

@@ -3,12 +3,14 @@
 //! never overwritten.
 
 mod init;
+pub mod key_file;
 
 use std::path::{Path, PathBuf};
 
 use crate::files;
 
-pub use init::{InitOptions, Initialized};
+pub use init::{ADMIN_NAME, InitOptions, ServiceCertificateFile};
+pub use key_file::{KeyFileError, Passphrase};
 
 /// Why the CA home could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,12 @@ pub enum HomeError {
     /// The issuing CA could not be loaded.
     #[error(transparent)]
     Signer(#[from] crate::ca::SignerError),
+    /// A CA key file could not be opened or protected.
+    #[error(transparent)]
+    Key(#[from] KeyFileError),
+    /// The PKCS#11 token holding the intermediate's key could not be used.
+    #[error(transparent)]
+    Pkcs11(#[from] crate::ca::Pkcs11Error),
 }
 
 /// The settings chosen at initialization, kept in `latchkey.json`.
@@ -63,6 +71,10 @@ pub struct Settings {
     /// themselves and speak only plain HTTP (CRLs are signed; RFC 5280 §4.2.1.13).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crl_url: Option<String>,
+    /// Where the intermediate's key is, when it is in a PKCS#11 token rather than in
+    /// `intermediate-key.pem`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs11: Option<crate::ca::Pkcs11Location>,
 }
 
 impl Settings {
@@ -80,12 +92,98 @@ impl Settings {
 #[derive(Debug, Clone)]
 pub struct Home {
     dir: PathBuf,
+    passphrase: Option<Passphrase>,
+    pkcs11_pin: Option<crate::ca::Pkcs11Pin>,
 }
 
 impl Home {
     /// The CA home at `dir` (which need not exist yet).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            passphrase: None,
+            pkcs11_pin: None,
+        }
+    }
+
+    /// This home, with the PIN of the PKCS#11 token that holds (or, at `init`, is to make)
+    /// the intermediate's key.
+    pub fn with_pkcs11_pin(mut self, pin: Option<crate::ca::Pkcs11Pin>) -> Self {
+        self.pkcs11_pin = pin;
+        self
+    }
+
+    /// The PKCS#11 token's PIN, or why there is none.
+    pub(super) fn pkcs11_pin(
+        &self,
+        location: &crate::ca::Pkcs11Location,
+    ) -> Result<&crate::ca::Pkcs11Pin, HomeError> {
+        self.pkcs11_pin
+            .as_ref()
+            .ok_or_else(|| crate::ca::Pkcs11Error::NoPin(location.token.clone()).into())
+    }
+
+    /// This home, with the passphrase that opens (or, at `init` or `encrypt_keys`, seals) the
+    /// CA's keys.
+    pub fn with_passphrase(mut self, passphrase: Option<Passphrase>) -> Self {
+        self.passphrase = passphrase;
+        self
+    }
+
+    /// True when the CA's keys here are encrypted, so that a passphrase is needed to serve.
+    pub fn keys_encrypted(&self) -> bool {
+        [self.intermediate_key(), self.root_key()]
+            .iter()
+            .any(|path| {
+                files::read(path)
+                    .is_ok_and(|pem| key_file::is_encrypted(&String::from_utf8_lossy(&pem)))
+            })
+    }
+
+    /// The plain PKCS#8 PEM of the CA key at `path`, decrypted when it is encrypted.
+    fn private_key(&self, path: &Path) -> Result<zeroize::Zeroizing<String>, HomeError> {
+        let pem = String::from_utf8(files::read(path)?).map_err(|_| HomeError::Material {
+            path: path.to_owned(),
+            why: "not PEM text".into(),
+        })?;
+        Ok(key_file::open(path, &pem, self.passphrase.as_ref())?)
+    }
+
+    /// Encrypts every CA key here that is not encrypted yet under this home's passphrase.
+    /// Keys already encrypted must open with it. Every key is checked and sealed in memory
+    /// before any file is replaced (atomically), so a wrong passphrase writes nothing, and an
+    /// interrupted run leaves each key either plain or sealed, never lost; running again
+    /// finishes it. Returns the files it encrypted.
+    pub fn encrypt_keys(&self) -> Result<Vec<PathBuf>, HomeError> {
+        let passphrase = self.passphrase.as_ref().ok_or(KeyFileError::NoPassphrase)?;
+        let mut sealed = Vec::new();
+        for path in [self.root_key(), self.intermediate_key()] {
+            if !path.exists() {
+                continue; // The root key kept offline, the intermediate's in a token.
+            }
+            let pem = String::from_utf8(files::read(&path)?).map_err(|_| HomeError::Material {
+                path: path.clone(),
+                why: "not PEM text".into(),
+            })?;
+            if key_file::is_encrypted(&pem) {
+                key_file::open(&path, &pem, Some(passphrase))?;
+                continue;
+            }
+            let encrypted = key_file::encrypt(&path, &pem, passphrase)?;
+            // Never replace a key with something that does not give it back.
+            if key_file::open(&path, &encrypted, Some(passphrase))?.as_str() != pem {
+                return Err(KeyFileError::Encrypt {
+                    path,
+                    why: "the encrypted key does not decrypt to the same key".into(),
+                }
+                .into());
+            }
+            sealed.push((path, encrypted));
+        }
+        for (path, encrypted) in &sealed {
+            self.replace(path, encrypted.as_bytes(), true)?;
+        }
+        Ok(sealed.into_iter().map(|(path, _)| path).collect())
     }
 
     /// The directory.
@@ -166,14 +264,22 @@ impl Home {
                 why: e.to_string(),
             })?
             .remove(0);
-        let key_path = self.intermediate_key();
-        let key = String::from_utf8(files::read(&key_path)?).map_err(|_| HomeError::Material {
-            path: key_path,
-            why: "not PEM text".into(),
-        })?;
-        Ok(crate::ca::Signer::new(
+        let key = match &settings.pkcs11 {
+            Some(location) => crate::ca::IssuingKey::Pkcs11(crate::ca::Pkcs11Key::open(
+                location,
+                self.pkcs11_pin(location)?,
+            )?),
+            None => {
+                let pem = self.private_key(&self.intermediate_key())?;
+                crate::ca::IssuingKey::from_pem(&pem).map_err(|e| HomeError::Material {
+                    path: self.intermediate_key(),
+                    why: e.to_string(),
+                })?
+            }
+        };
+        Ok(crate::ca::Signer::with_key(
             cert,
-            &key,
+            key,
             &settings.trust_domain,
             &format!("{}/v1/crl", settings.crl_base()),
         )?)
@@ -192,10 +298,7 @@ impl Home {
                 why: e.to_string(),
             })?
             .remove(0);
-        let key = String::from_utf8(files::read(&key_path)?).map_err(|_| HomeError::Material {
-            path: key_path.clone(),
-            why: "not PEM text".into(),
-        })?;
+        let key = self.private_key(&key_path)?;
         Ok(Some(crate::ca::RootCrlSigner::new(&cert, &key)?))
     }
 }

@@ -6,13 +6,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery, TokenId};
 use super::{ApiError, AppState};
 use crate::api::{
     AuditPage, AuditQuery, BulkRevocation, BulkRevocationResult, NewTenant, NewToken, NewUser,
     TenantChange, TenantInfo, TokenInfo, TokenQuery, UserChange, UserInfo,
 };
 use crate::authority::Admin;
+use crate::model::{TenantName, UserRef};
 
 /// `POST /v1/admin/tenants`.
 pub async fn add_tenant(
@@ -50,7 +51,7 @@ pub async fn add_user(
 pub async fn users(
     State(authority): State<AppState>,
     admin: Admin,
-    ApiPath(tenant): ApiPath<String>,
+    ApiPath(tenant): ApiPath<TenantName>,
 ) -> Result<Json<Vec<UserInfo>>, ApiError> {
     Ok(Json(authority.users(&admin, &tenant).await?))
 }
@@ -73,18 +74,16 @@ pub async fn tokens(
     admin: Admin,
     ApiQuery(query): ApiQuery<TokenQuery>,
 ) -> Result<Json<Vec<TokenInfo>>, ApiError> {
-    Ok(Json(
-        authority.tokens(&admin, query.tenant.as_deref()).await?,
-    ))
+    Ok(Json(authority.tokens(&admin, query.tenant.as_ref()).await?))
 }
 
 /// `DELETE /v1/admin/tokens/{id}`: an unused token stops working.
 pub async fn revoke_token(
     State(authority): State<AppState>,
     admin: Admin,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(TokenId(id)): ApiPath<TokenId>,
 ) -> Result<StatusCode, ApiError> {
-    authority.revoke_token(&admin, &id).await?;
+    authority.revoke_token(&admin, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -92,7 +91,7 @@ pub async fn revoke_token(
 pub async fn change_tenant(
     State(authority): State<AppState>,
     admin: Admin,
-    ApiPath(tenant): ApiPath<String>,
+    ApiPath(tenant): ApiPath<TenantName>,
     ApiJson(change): ApiJson<TenantChange>,
 ) -> Result<Json<TenantInfo>, ApiError> {
     Ok(Json(
@@ -104,7 +103,7 @@ pub async fn change_tenant(
 pub async fn change_user(
     State(authority): State<AppState>,
     admin: Admin,
-    ApiPath(user): ApiPath<String>,
+    ApiPath(user): ApiPath<UserRef>,
     ApiJson(change): ApiJson<UserChange>,
 ) -> Result<Json<UserInfo>, ApiError> {
     Ok(Json(authority.change_user(&admin, &user, change).await?))

@@ -1,15 +1,29 @@
-//! Reading requests: JSON bodies with problem-document rejections, and the caller's
-//! credentials.
+//! Reading requests: JSON bodies, query strings and path parameters parsed into the API's
+//! typed requests (model newtypes included) at the edge, with problem-document rejections;
+//! and the caller's credentials.
+//!
+//! A value a model type refuses is answered with that field's own stable code (a bad scope
+//! is `invalid_scope`, a bad tenant name `invalid_name`), the same code the authority gave
+//! when it parsed these strings itself; everything else that does not parse is
+//! `invalid_json` (a body) or `invalid_request` (a query or path). Which field answers which
+//! code is [the table](#the-table) at the end of this file, and nowhere else.
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::extract::{Path, Query};
-use axum::http::header;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use base64::Engine;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
+use super::AppState;
 use super::problem::{ApiError, RequestError};
-use crate::authority::{Admin, AuthorityError, Caller, Credential};
+use crate::api::{
+    AuditQuery, BulkRevocation, Code, CrlQuery, EnrollRequest, KeyQuery, NewTenant, NewToken,
+    NewUser, RenewRequest, RevokeRequest, TenantChange, TokenQuery, UserChange,
+};
+use crate::authority::{Admin, AuthorityError, Caller, Credential, KeyHolder, Reader};
+use crate::model::{KeyId, OwnerName, RevocationReason, ScopeSet, TenantName, UserRef};
 use crate::tls::ConnectionInfo;
 
 /// A JSON body whose rejections are problem documents.
@@ -17,16 +31,87 @@ pub struct ApiJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for ApiJson<T>
 where
-    T: serde::de::DeserializeOwned,
+    T: WireRequest,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_problem(rejection)),
+        if !declares_json(req.headers()) {
+            return Err(RequestError::NotJson(
+                "Expected request with `Content-Type: application/json`".into(),
+            )
+            .into());
         }
+        // The body was read whole by `body::read_whole_body`; this only takes it.
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| RequestError::BodyUnreadable(e.body_text()))?;
+        parse_json(&bytes).map(Self)
+    }
+}
+
+/// `application/json`, or any `application/…+json`, parameters aside: what axum's `Json`
+/// accepts, so that the answer to a body without it stays what it was.
+fn declares_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    let suffix = subtype
+        .rsplit_once('+')
+        .map_or(subtype, |(_, suffix)| suffix);
+    kind.eq_ignore_ascii_case("application") && suffix.eq_ignore_ascii_case("json")
+}
+
+/// Parses a body as `T`; a refusal names the field that failed.
+fn parse_json<T: WireRequest>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+        Ok(value) => value,
+        Err(e) => {
+            use serde_json::error::Category;
+            return Err(match e.inner().classify() {
+                Category::Data => match top_field(e.path()).and_then(|field| {
+                    refusal::<T>(field, || {
+                        serde_json::from_slice::<Value>(bytes)
+                            .ok()
+                            .and_then(|body| body.get(field).cloned())
+                    })
+                }) {
+                    Some(refused) => refused,
+                    None => RequestError::Json(format!(
+                        "Failed to deserialize the JSON body into the target type: {e}"
+                    ))
+                    .into(),
+                },
+                Category::Syntax | Category::Eof | Category::Io => RequestError::Json(format!(
+                    "Failed to parse the request body as JSON: {}",
+                    e.inner()
+                ))
+                .into(),
+            });
+        }
+    };
+    deserializer.end().map_err(|e| {
+        ApiError::from(RequestError::Json(format!(
+            "Failed to parse the request body as JSON: {e}"
+        )))
+    })?;
+    Ok(value)
+}
+
+/// The top-level field a serde path starts at (`scopes` for `scopes[2]`).
+fn top_field(path: &serde_path_to_error::Path) -> Option<&str> {
+    match path.iter().next()? {
+        serde_path_to_error::Segment::Map { key } => Some(key),
+        _ => None,
     }
 }
 
@@ -35,7 +120,7 @@ pub struct OptionalJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for OptionalJson<T>
 where
-    T: serde::de::DeserializeOwned + Default,
+    T: WireRequest + Default,
     S: Send + Sync,
 {
     type Rejection = ApiError;
@@ -60,43 +145,59 @@ pub struct ApiQuery<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for ApiQuery<T>
 where
-    T: serde::de::DeserializeOwned,
+    T: WireRequest,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        match Query::<T>::from_request_parts(parts, state).await {
-            Ok(Query(value)) => Ok(Self(value)),
-            Err(rejection) => Err(RequestError::Query(rejection.body_text()).into()),
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        match serde_path_to_error::deserialize::<_, T>(deserializer) {
+            Ok(value) => Ok(Self(value)),
+            Err(e) => {
+                let refused = top_field(e.path()).and_then(|field| {
+                    refusal::<T>(field, || {
+                        form_urlencoded::parse(query.as_bytes())
+                            .find(|(name, _)| name == field)
+                            .map(|(_, value)| Value::String(value.into_owned()))
+                    })
+                });
+                Err(refused.unwrap_or_else(|| {
+                    RequestError::Query(format!("Failed to deserialize query string: {e}")).into()
+                }))
+            }
         }
     }
 }
 
-/// A path parameter whose rejections are problem documents.
+/// A route's one path parameter, parsed into `T`. A value `T` refuses answers as
+/// [`PathParam::REFUSAL`] says.
 pub struct ApiPath<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for ApiPath<T>
 where
-    T: serde::de::DeserializeOwned + Send,
+    T: PathParam + Send,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        match Path::<T>::from_request_parts(parts, state).await {
-            Ok(Path(value)) => Ok(Self(value)),
-            Err(rejection) => Err(RequestError::Path(rejection.body_text()).into()),
-        }
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| RequestError::Path(rejection.body_text()))?;
+        let mut params = params.iter();
+        let (Some((_, raw)), None) = (params.next(), params.next()) else {
+            return Err(AuthorityError::Internal(
+                "ApiPath is for routes with exactly one path parameter".into(),
+            )
+            .into());
+        };
+        raw.parse::<T>()
+            .map(Self)
+            .map_err(|e| T::REFUSAL.answer(e.to_string()))
     }
-}
-
-fn json_problem(rejection: JsonRejection) -> ApiError {
-    match &rejection {
-        JsonRejection::MissingJsonContentType(_) => RequestError::NotJson(rejection.body_text()),
-        _ => RequestError::Json(rejection.body_text()),
-    }
-    .into()
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
@@ -131,6 +232,28 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
     }
 }
 
+/// Authenticates a reader of the key inventory (`authority::Reader`): as a handler's first
+/// extractor, before its path, query or body is parsed.
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        Ok(state.authenticate_reader(&caller).await?)
+    }
+}
+
+/// Authenticates the holder of a key certificate (`authority::KeyHolder`), as [`Reader`]'s
+/// extractor does.
+impl FromRequestParts<AppState> for KeyHolder {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        Ok(state.authenticate_key_holder(&caller).await?)
+    }
+}
+
 fn parse_authorization(value: &[u8]) -> Result<Credential, ApiError> {
     let bad = |detail: &'static str| ApiError::from(RequestError::Authorization(detail));
     let value = std::str::from_utf8(value).map_err(|_| bad("not UTF-8"))?;
@@ -155,12 +278,280 @@ fn parse_authorization(value: &[u8]) -> Result<Credential, ApiError> {
     }
 }
 
+// # The table
+//
+// Which field or path parameter answers which code when its value is refused. A field has
+// one meaning wherever it appears (`tenant` is always a tenant's name), except `owner`,
+// which is `owner@tenant` where a user is meant; each request type lists its own.
+
+/// How the edge answers a value a model type refuses.
+#[derive(Debug, Clone, Copy)]
+pub enum Refusal {
+    /// With this code, and the model type's own reason as the detail.
+    Invalid(Code),
+    /// Exactly as an object that does not exist is answered: a malformed id says no more
+    /// than an unknown one does.
+    NotFound(&'static str),
+}
+
+impl Refusal {
+    fn answer(self, detail: String) -> ApiError {
+        match self {
+            Refusal::Invalid(code) => RequestError::Value { code, detail }.into(),
+            Refusal::NotFound(what) => AuthorityError::NotFound(what).into(),
+        }
+    }
+}
+
+/// A field parsed into a model type: what a refusal answers, and the check that tells a
+/// refused value (a well-formed string, or list of strings, that the type does not accept)
+/// from a malformed request (a number where a string belongs: `invalid_json`). The check
+/// gives the type's reason for refusing, the detail the authority used to give.
+#[derive(Clone, Copy)]
+pub struct Rule {
+    refusal: Refusal,
+    refused: fn(&Value) -> Option<String>,
+}
+
+/// The reason `T` refuses a JSON string, if it is one and `T` refuses it.
+fn refuses_text<T: std::str::FromStr>(value: &Value) -> Option<String>
+where
+    T::Err: std::fmt::Display,
+{
+    value.as_str()?.parse::<T>().err().map(|e| e.to_string())
+}
+
+/// Why a string is not an RFC 3339 time, if it is a string and is not one.
+fn refuses_time(value: &Value) -> Option<String> {
+    let text = value.as_str()?;
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .err()
+        .map(|_| format!("{text:?} is not an RFC 3339 time such as 2026-12-01T00:00:00Z"))
+}
+
+/// The reason a JSON list of strings is not a [`ScopeSet`], if it is such a list.
+fn refuses_scopes(value: &Value) -> Option<String> {
+    let items: Vec<String> = serde_json::from_value(value.clone()).ok()?;
+    ScopeSet::parse(items).err().map(|e| e.to_string())
+}
+
+const SCOPES: Rule = Rule {
+    refusal: Refusal::Invalid(Code::InvalidScope),
+    refused: refuses_scopes,
+};
+const TENANT: Rule = Rule {
+    refusal: Refusal::Invalid(Code::InvalidName),
+    refused: refuses_text::<TenantName>,
+};
+const OWNER: Rule = Rule {
+    refusal: Refusal::Invalid(Code::InvalidName),
+    refused: refuses_text::<OwnerName>,
+};
+const USER: Rule = Rule {
+    refusal: Refusal::Invalid(Code::InvalidName),
+    refused: refuses_text::<UserRef>,
+};
+const TIME: Rule = Rule {
+    refusal: Refusal::Invalid(Code::InvalidRequest),
+    refused: refuses_time,
+};
+const REASON: Rule = Rule {
+    refusal: Refusal::Invalid(Code::InvalidReason),
+    refused: refuses_text::<RevocationReason>,
+};
+
+/// A request body or query string of the API: its fields that parse into model types.
+pub trait WireRequest: DeserializeOwned {
+    /// Each such field's name and [`Rule`].
+    const FIELDS: &'static [(&'static str, Rule)];
+}
+
+/// The answer to a serde failure in `field` of a `T`, when that field has a [`Rule`] and its
+/// value (`value()`, fetched only then) is one the rule's type refuses; `None` otherwise.
+fn refusal<T: WireRequest>(field: &str, value: impl FnOnce() -> Option<Value>) -> Option<ApiError> {
+    let (_, rule) = T::FIELDS.iter().find(|(name, _)| *name == field)?;
+    let detail = (rule.refused)(&value()?)?;
+    Some(rule.refusal.answer(detail))
+}
+
+macro_rules! wire_requests {
+    ($($request:ty => [$($field:ident: $rule:expr),* $(,)?],)*) => {
+        $(impl WireRequest for $request {
+            const FIELDS: &'static [(&'static str, Rule)] = &[$((stringify!($field), $rule)),*];
+        })*
+    };
+}
+
+wire_requests! {
+    EnrollRequest => [scopes: SCOPES],
+    RenewRequest => [],
+    RevokeRequest => [reason: REASON],
+    KeyQuery => [tenant: TENANT, owner: OWNER],
+    NewTenant => [name: TENANT],
+    TenantChange => [],
+    NewUser => [user: USER, scopes: SCOPES],
+    UserChange => [scopes: SCOPES],
+    NewToken => [owner: USER, scopes: SCOPES],
+    TokenQuery => [tenant: TENANT],
+    BulkRevocation => [tenant: TENANT, owner: OWNER, reason: REASON],
+    AuditQuery => [since: TIME, until: TIME],
+    CrlQuery => [],
+}
+
+/// A path parameter: parsed with `FromStr`, refused as [`PathParam::REFUSAL`] says.
+pub trait PathParam: std::str::FromStr<Err: std::fmt::Display> {
+    /// The answer to a value that does not parse.
+    const REFUSAL: Refusal;
+}
+
+impl PathParam for KeyId {
+    const REFUSAL: Refusal = Refusal::NotFound("key");
+}
+
+impl PathParam for TenantName {
+    const REFUSAL: Refusal = Refusal::Invalid(Code::InvalidName);
+}
+
+impl PathParam for UserRef {
+    const REFUSAL: Refusal = Refusal::Invalid(Code::InvalidName);
+}
+
+impl PathParam for TokenId {
+    const REFUSAL: Refusal = Refusal::NotFound("token");
+}
+
+/// An enrollment token's id in a path (`/v1/admin/tokens/{token_id}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenId(pub i64);
+
+impl std::str::FromStr for TokenId {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(Self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::http::StatusCode;
     use axum::response::IntoResponse;
 
     use super::*;
+
+    fn code_of<T: WireRequest + std::fmt::Debug>(body: serde_json::Value) -> Code {
+        parse_json::<T>(&serde_json::to_vec(&body).unwrap())
+            .expect_err("refused")
+            .code()
+    }
+
+    /// A value its model type refuses answers with the field's code and the type's reason;
+    /// a value of the wrong JSON type, an unknown field or broken JSON is `invalid_json`.
+    #[test]
+    fn a_refused_value_answers_with_its_field_code_and_anything_else_is_invalid_json() {
+        let enroll = |scopes: serde_json::Value| serde_json::json!({ "csr": "c", "name": "k", "scopes": scopes });
+        let wildcard = parse_json::<EnrollRequest>(
+            &serde_json::to_vec(&enroll(serde_json::json!(["read:*"]))).unwrap(),
+        )
+        .unwrap_err();
+        assert_eq!(wildcard.code(), Code::InvalidScope);
+        assert_eq!(
+            wildcard.to_string(),
+            "read:*"
+                .parse::<crate::model::Scope>()
+                .unwrap_err()
+                .to_string()
+        );
+        let twice = enroll(serde_json::json!(["a:b", "a:b"]));
+        assert_eq!(code_of::<EnrollRequest>(twice), Code::InvalidScope);
+        for malformed in [
+            enroll(serde_json::json!("read:metrics")),
+            enroll(serde_json::json!([42])),
+            serde_json::json!({ "csr": "c", "name": "k", "scopes": [], "tenant": "Not A Name" }),
+            serde_json::json!({ "csr": "c", "name": 7, "scopes": [] }),
+        ] {
+            assert_eq!(code_of::<EnrollRequest>(malformed), Code::InvalidJson);
+        }
+        assert_eq!(
+            parse_json::<EnrollRequest>(b"{").unwrap_err().code(),
+            Code::InvalidJson
+        );
+        assert_eq!(
+            code_of::<NewToken>(serde_json::json!({ "owner": "alice", "scopes": ["a:b"] })),
+            Code::InvalidName
+        );
+        assert_eq!(
+            code_of::<NewTenant>(serde_json::json!({ "name": "Bad Name" })),
+            Code::InvalidName
+        );
+        assert_eq!(
+            code_of::<RevokeRequest>(serde_json::json!({ "reason": "because" })),
+            Code::InvalidReason
+        );
+        assert_eq!(
+            code_of::<RevokeRequest>(serde_json::json!({ "reason": 1 })),
+            Code::InvalidJson
+        );
+        assert_eq!(
+            code_of::<BulkRevocation>(serde_json::json!({ "tenant": "acme", "owner": "a@b" })),
+            Code::InvalidName
+        );
+    }
+
+    async fn query<T: WireRequest>(uri: &str) -> Result<T, ApiError> {
+        let (mut parts, ()) = axum::http::Request::get(uri).body(()).unwrap().into_parts();
+        ApiQuery::<T>::from_request_parts(&mut parts, &())
+            .await
+            .map(|ApiQuery(q)| q)
+    }
+
+    #[tokio::test]
+    async fn a_query_names_the_refused_field_or_is_an_invalid_request() {
+        let q: KeyQuery = query("/v1/keys?tenant=acme&owner=bob").await.unwrap();
+        assert_eq!(q.tenant.unwrap().as_str(), "acme");
+        let code = |r: Result<KeyQuery, ApiError>| r.err().map(|e| e.code());
+        assert_eq!(
+            code(query("/v1/keys?tenant=Acme").await),
+            Some(Code::InvalidName)
+        );
+        assert_eq!(
+            code(query("/v1/keys?owner=a%40b").await),
+            Some(Code::InvalidName)
+        );
+        let audit: AuditQuery = query("/v1/admin/audit?since=2026-12-01T00%3A00%3A00Z")
+            .await
+            .unwrap();
+        assert_eq!(audit.since.unwrap().unix_timestamp(), 1_796_083_200);
+        let Err(refused) = query::<AuditQuery>("/v1/admin/audit?until=yesterday").await else {
+            panic!("yesterday is not an RFC 3339 time");
+        };
+        assert_eq!(refused.code(), Code::InvalidRequest);
+        assert!(refused.to_string().contains("RFC 3339"), "{refused}");
+        for bad in ["?status=sleeping", "?limit=abc", "?colour=red"] {
+            assert_eq!(
+                code(query(&format!("/v1/keys{bad}")).await),
+                Some(Code::InvalidRequest),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn json_is_declared_as_axum_declares_it() {
+        let declared = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, value.parse().unwrap());
+            declares_json(&headers)
+        };
+        assert!(declared("application/json"));
+        assert!(declared("application/json; charset=utf-8"));
+        assert!(declared("Application/JSON;charset=utf-8"));
+        assert!(declared("application/problem+json"));
+        assert!(!declared("text/json"));
+        assert!(!declared("application/jsonx"));
+        assert!(!declared("application/x-www-form-urlencoded"));
+        assert!(!declares_json(&HeaderMap::new()));
+    }
 
     /// A handler that needs the proof, reached without the wall, answers 500 rather than
     /// running: the proof cannot come from anywhere but the wall.

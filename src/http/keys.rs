@@ -1,4 +1,9 @@
 //! `/v1/keys`: get a key, list keys, show a key.
+//!
+//! Each handler names its proof first: [`Reader`] or [`KeyHolder`], extracted (that is,
+//! authenticated) before the path, query or body is parsed, so that a stranger gets 401
+//! whatever it sent, and a caller 404 for a malformed key id as for an unknown one.
+//! Enrollment is the exception, and says why.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,55 +14,62 @@ use super::{ApiError, AppState};
 use crate::api::{
     EnrollRequest, EnrollResponse, KeyInfo, KeyPage, KeyQuery, RenewRequest, RevokeRequest,
 };
-use crate::authority::Caller;
+use crate::authority::{Caller, KeyHolder, Reader};
+use crate::model::KeyId;
 
 /// `POST /v1/keys`. Needs: Basic (user with the scopes granted) or Bearer (enrollment token).
+///
+/// The credential is checked after the body is read, not by an extractor before it: a body
+/// that cannot be read is refused without an argon2id verification and without counting
+/// against the password throttle, as it always was. The check is still one step, at the
+/// edge: the [`crate::authority::Enroller`] proof it gives is what `enroll` takes.
 pub async fn enroll(
     State(authority): State<AppState>,
     caller: Caller,
     ApiJson(request): ApiJson<EnrollRequest>,
 ) -> Result<(StatusCode, Json<EnrollResponse>), ApiError> {
-    let response = authority.enroll(&caller, request).await?;
+    let enroller = authority.authenticate_enroller(&caller).await?;
+    let response = authority.enroll(&enroller, request).await?;
     Ok((StatusCode::CREATED, Json(response)))
 }
 
 /// `GET /v1/keys`. Needs: a key certificate or Basic (own keys), or an admin certificate.
 pub async fn list(
     State(authority): State<AppState>,
-    caller: Caller,
+    reader: Reader,
     ApiQuery(query): ApiQuery<KeyQuery>,
 ) -> Result<Json<KeyPage>, ApiError> {
-    Ok(Json(authority.list_keys(&caller, query).await?))
+    Ok(Json(authority.list_keys(&reader, query).await?))
 }
 
-/// `GET /v1/keys/{id}`. Needs: the key's owner, or an admin certificate.
+/// `GET /v1/keys/{key_id}`. Needs: the key's owner, or an admin certificate.
 pub async fn show(
     State(authority): State<AppState>,
-    caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    reader: Reader,
+    ApiPath(id): ApiPath<KeyId>,
 ) -> Result<Json<KeyInfo>, ApiError> {
-    Ok(Json(authority.show_key(&caller, &id).await?))
+    Ok(Json(authority.show_key(&reader, &id).await?))
 }
 
-/// `DELETE /v1/keys/{id}` with an optional `{"reason": ...}`. Needs: the key's owner (its
+/// `DELETE /v1/keys/{key_id}` with an optional `{"reason": ...}`. Needs: the key's owner (its
 /// certificate or password), or an admin certificate.
 pub async fn revoke(
     State(authority): State<AppState>,
-    caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    reader: Reader,
+    ApiPath(id): ApiPath<KeyId>,
     OptionalJson(request): OptionalJson<RevokeRequest>,
 ) -> Result<Json<KeyInfo>, ApiError> {
-    Ok(Json(authority.revoke_key(&caller, &id, request).await?))
+    Ok(Json(authority.revoke_key(&reader, &id, request).await?))
 }
 
-/// `POST /v1/keys/{id}/renew` with an optional `{"csr": ...}`. Needs: a current certificate
-/// of that key, over mTLS.
+/// `POST /v1/keys/{key_id}/renew` with an optional `{"csr": ...}`. Needs: a current
+/// certificate of that key, over mTLS.
 pub async fn renew(
     State(authority): State<AppState>,
-    caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    holder: KeyHolder,
+    ApiPath(id): ApiPath<KeyId>,
     OptionalJson(request): OptionalJson<RenewRequest>,
 ) -> Result<(StatusCode, Json<EnrollResponse>), ApiError> {
-    let response = authority.renew(&caller, &id, request).await?;
+    let response = authority.renew(&holder, &id, request).await?;
     Ok((StatusCode::CREATED, Json(response)))
 }

@@ -58,13 +58,13 @@ pub fn router(authority: Arc<Authority>, limits: EdgeLimits) -> Router {
             "/v1/admin/tokens",
             post(admin::create_token).get(admin::tokens),
         )
-        .route("/v1/admin/tokens/{id}", delete(admin::revoke_token))
+        .route("/v1/admin/tokens/{token_id}", delete(admin::revoke_token))
         .route("/v1/admin/revocations", post(admin::revoke_many))
         .route("/v1/admin/audit", get(admin::audit));
     Router::new()
         .route("/v1/keys", post(keys::enroll).get(keys::list))
-        .route("/v1/keys/{id}", get(keys::show).delete(keys::revoke))
-        .route("/v1/keys/{id}/renew", post(keys::renew))
+        .route("/v1/keys/{key_id}", get(keys::show).delete(keys::revoke))
+        .route("/v1/keys/{key_id}/renew", post(keys::renew))
         .route("/v1/ca", get(meta::ca_chain))
         .route("/v1/crl", get(crl::crl))
         .route("/v1/crl/root", get(crl::root_crl))

@@ -35,6 +35,16 @@ pub enum RequestError {
     /// The body is not the JSON the endpoint takes.
     #[error("{0}")]
     Json(String),
+    /// A field or path parameter holds a well-formed value that its model type refuses
+    /// (a scope with a wildcard, a tenant name with capitals): answered with the field's own
+    /// code, as `http::extract`'s table says.
+    #[error("{detail}")]
+    Value {
+        /// The field's code, such as [`Code::InvalidScope`].
+        code: Code,
+        /// The model type's reason.
+        detail: String,
+    },
     /// The body is not declared as `application/json`.
     #[error("{0}")]
     NotJson(String),
@@ -73,6 +83,7 @@ impl RequestError {
         match self {
             Self::Query(_) | Self::Path(_) | Self::BodyUnreadable(_) => Code::InvalidRequest,
             Self::Json(_) => Code::InvalidJson,
+            Self::Value { code, .. } => *code,
             Self::NotJson(_) => Code::UnsupportedMediaType,
             Self::Authorization(_) => Code::Unauthenticated,
             Self::BodyTooLarge => Code::BodyTooLarge,

@@ -86,7 +86,7 @@ name_type!(
 );
 
 /// `owner@tenant`, the way users and token owners are written everywhere.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct UserRef {
     /// The owner part, before the `@`.
     pub owner: OwnerName,
@@ -111,6 +111,28 @@ impl fmt::Display for UserRef {
     }
 }
 
+/// `UserRef("alice@acme")`: in logs and assertions the way it is written everywhere else.
+impl fmt::Debug for UserRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UserRef({:?})", self.to_string())
+    }
+}
+
+/// On the wire as `owner@tenant`, one string.
+impl serde::Serialize for UserRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UserRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +143,10 @@ mod tests {
         assert_eq!(u.owner.as_str(), "alice");
         assert_eq!(u.tenant.as_str(), "acme");
         assert_eq!(u.to_string(), "alice@acme");
+        let json = serde_json::to_value(&u).unwrap();
+        assert_eq!(json, "alice@acme");
+        assert_eq!(serde_json::from_value::<UserRef>(json).unwrap(), u);
+        assert!(serde_json::from_value::<UserRef>("alice".into()).is_err());
     }
 
     #[test]

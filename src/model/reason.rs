@@ -66,3 +66,42 @@ impl fmt::Display for RevocationReason {
         f.write_str(self.as_str())
     }
 }
+
+/// On the wire as its API name (`key_compromise`), the form [`RevocationReason::as_str`] gives.
+impl serde::Serialize for RevocationReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RevocationReason {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_travel_as_their_api_names() {
+        for reason in [
+            RevocationReason::Unspecified,
+            RevocationReason::KeyCompromise,
+            RevocationReason::AffiliationChanged,
+            RevocationReason::Superseded,
+            RevocationReason::CessationOfOperation,
+        ] {
+            let json = serde_json::to_value(reason).unwrap();
+            assert_eq!(json, reason.as_str());
+            assert_eq!(
+                serde_json::from_value::<RevocationReason>(json).unwrap(),
+                reason
+            );
+        }
+        assert!(serde_json::from_value::<RevocationReason>("because".into()).is_err());
+    }
+}

@@ -75,6 +75,14 @@ impl fmt::Display for Scope {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// A sorted set of scopes: the order in which they are encoded in certificates and stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(transparent)]
@@ -154,5 +162,12 @@ mod tests {
         for bad in ["*", "read:*", "", "Read:x", "a b"] {
             assert!(bad.parse::<Scope>().is_err(), "{bad:?} accepted");
         }
+        // On the wire a set is the sorted list of its names, and a list that is not a set
+        // does not deserialize.
+        let json = serde_json::to_value(&set).unwrap();
+        assert_eq!(json, serde_json::json!(["read:metrics", "write:events"]));
+        assert_eq!(serde_json::from_value::<ScopeSet>(json).unwrap(), set);
+        assert!(serde_json::from_value::<ScopeSet>(serde_json::json!(["a:b", "a:b"])).is_err());
+        assert!(serde_json::from_value::<ScopeSet>(serde_json::json!(["read:*"])).is_err());
     }
 }

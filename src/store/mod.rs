@@ -289,6 +289,12 @@ impl Store {
         Ok(counts)
     }
 
+    /// Records `event` about a change outside the database that has happened (the CA's key
+    /// files were encrypted), so that the audit log holds it too.
+    pub async fn record_event(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        self.write(event, async |_, _| Ok(Change::Made(()))).await
+    }
+
     /// Closes every connection; pending work finishes first.
     pub async fn close(&self) {
         self.pool.close().await;

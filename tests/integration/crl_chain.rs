@@ -36,7 +36,7 @@ fn curl(ca: &Ca, path: &str, accept: &str, out: &str) {
 }
 
 /// `openssl verify -crl_check_all` of `cert` with the CRLs in `crls`.
-fn verify_all(ca: &Ca, crls: &str, cert: &str) -> (bool, String) {
+pub(crate) fn verify_all(ca: &Ca, crls: &str, cert: &str) -> (bool, String) {
     let out = run(
         ca.dir.path(),
         "openssl",

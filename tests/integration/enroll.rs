@@ -428,7 +428,7 @@ async fn lifetimes_follow_the_key_and_the_tenant_default() {
     // A tenant whose maximum is below the default gets its maximum by default.
     ca.admin()
         .add_tenant(&latchkey::api::NewTenant {
-            name: "brief".into(),
+            name: "brief".parse().unwrap(),
             max_key_days: Some(7),
         })
         .await
@@ -563,7 +563,7 @@ async fn expires_at_gives_exactly_that_expiry_and_beyond_the_tenant_maximum_is_r
     let ca = Ca::start();
     ca.admin()
         .add_tenant(&latchkey::api::NewTenant {
-            name: "acme".into(),
+            name: "acme".parse().unwrap(),
             max_key_days: Some(30),
         })
         .await

@@ -175,7 +175,7 @@ async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing_on_postg
 async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing(ca: Ca) {
     ca.admin()
         .add_tenant(&latchkey::api::NewTenant {
-            name: "acme".into(),
+            name: "acme".parse().unwrap(),
             max_key_days: Some(30),
         })
         .await
@@ -460,8 +460,8 @@ async fn fixtures(ca: &Ca) -> Fixtures {
         async move {
             admin
                 .create_token(&latchkey::api::NewToken {
-                    owner: "bot@acme".into(),
-                    scopes: vec!["read:metrics".into()],
+                    owner: "bot@acme".parse().unwrap(),
+                    scopes: crate::support::scope_set(&["read:metrics"]),
                     ttl_seconds: ttl,
                 })
                 .await

@@ -207,6 +207,8 @@ async fn the_cas_own_certificates_are_renewed_before_they_expire_and_recorded() 
     let dir = tempfile::tempdir().unwrap();
     let home = Home::new(dir.path().join("certs"));
     let options = InitOptions {
+        encrypt_keys: false,
+        pkcs11: None,
         trust_domain: "latchkey.internal".into(),
         hostnames: vec!["ca.example.test".into()],
         public_url: None,
@@ -277,6 +279,79 @@ async fn the_cas_own_certificates_are_renewed_before_they_expire_and_recorded() 
         );
     }
     store.close().await;
+}
+
+/// Every certificate the CA signs for itself is recorded before a file holds it: a home
+/// moved to an empty database does not go on using certificates that database has never seen,
+/// it gets new ones, recorded there, and the files change only after the record.
+#[tokio::test]
+async fn a_home_moved_to_a_new_database_gets_service_certificates_recorded_there() {
+    use latchkey::authority::Policy;
+    use latchkey::clock::FixedClock;
+    use latchkey::home::{Home, InitOptions};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let home = Home::new(dir.path().join("certs"));
+    let options = InitOptions {
+        encrypt_keys: false,
+        pkcs11: None,
+        trust_domain: "latchkey.internal".into(),
+        hostnames: vec![],
+        public_url: None,
+        crl_url: None,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let start = |database: std::path::PathBuf| {
+        let (home, options) = (home.clone(), options.clone());
+        async move {
+            let url = latchkey::store::sqlite_url(&database);
+            let (authority, _) = latchkey::server::prepare(
+                &home,
+                Some(&url),
+                &options,
+                Policy::default(),
+                Arc::new(FixedClock(now)),
+            )
+            .await
+            .unwrap();
+            authority.close().await;
+        }
+    };
+    let serial_of = |path: &Path| {
+        let pem = std::fs::read(path).unwrap();
+        let (_, cert) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+        hex::encode(cert.parse_x509().unwrap().raw_serial())
+    };
+    let files = [home.admin_dir().join("cert.pem"), home.server_cert()];
+    let first_db = dir.path().join("first.db");
+    start(first_db.clone()).await;
+    let first: Vec<String> = files.iter().map(|f| serial_of(f)).collect();
+
+    // The same database again: nothing is issued.
+    start(first_db.clone()).await;
+    let again: Vec<String> = files.iter().map(|f| serial_of(f)).collect();
+    assert_eq!(again, first);
+
+    let second_db = dir.path().join("second.db");
+    start(second_db.clone()).await;
+    let second: Vec<String> = files.iter().map(|f| serial_of(f)).collect();
+    for (old, new) in first.iter().zip(&second) {
+        assert_ne!(
+            old, new,
+            "a certificate unknown to the new database must be replaced"
+        );
+    }
+    for (db, serials, other) in [(&first_db, &first, &second), (&second_db, &second, &first)] {
+        let store = latchkey::store::Store::open_sqlite(db).await.unwrap();
+        for serial in serials {
+            assert!(store.certificate_der(serial).await.unwrap().is_some());
+        }
+        for serial in other {
+            assert!(store.certificate_der(serial).await.unwrap().is_none());
+        }
+        store.close().await;
+    }
 }
 
 /// The admin client of the CA whose home is `home`, at `url`.
@@ -404,16 +479,16 @@ async fn a_trust_domain_set_by_init_names_every_key_the_server_issues() {
     let admin = admin_client(&server.url, &home);
     admin
         .add_tenant(&latchkey::api::NewTenant {
-            name: "acme".into(),
+            name: "acme".parse().unwrap(),
             max_key_days: None,
         })
         .await
         .unwrap();
     admin
         .add_user(&latchkey::api::NewUser {
-            user: "alice@acme".into(),
+            user: "alice@acme".parse().unwrap(),
             password: PASSWORD.into(),
-            scopes: vec!["read:metrics".into()],
+            scopes: crate::support::scope_set(&["read:metrics"]),
         })
         .await
         .unwrap();

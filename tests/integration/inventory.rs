@@ -69,7 +69,7 @@ async fn key_holders_see_their_own_keys_and_the_admin_sees_all() {
     assert_eq!(by_cert.key(None, &a2.key.id).await.unwrap().name, "alice2");
     // Key holders cannot widen their view with filters.
     let widened = KeyQuery {
-        tenant: Some("globex".into()),
+        tenant: Some("globex".parse().unwrap()),
         ..Default::default()
     };
     assert_eq!(
@@ -84,13 +84,13 @@ async fn key_holders_see_their_own_keys_and_the_admin_sees_all() {
         4
     );
     let acme = KeyQuery {
-        tenant: Some("acme".into()),
+        tenant: Some("acme".parse().unwrap()),
         ..Default::default()
     };
     assert_eq!(ids(admin.list_keys(None, &acme).await.unwrap()).len(), 3);
     let bob = KeyQuery {
-        tenant: Some("acme".into()),
-        owner: Some("bob".into()),
+        tenant: Some("acme".parse().unwrap()),
+        owner: Some("bob".parse().unwrap()),
         ..Default::default()
     };
     assert_eq!(

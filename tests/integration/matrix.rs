@@ -203,3 +203,62 @@ async fn every_principal_against_every_operation(ca: Ca) {
         200
     );
 }
+
+/// Typed path parameters keep "authenticate first, then 404 for an unknown id": a stranger
+/// gets 401 for a malformed id (and a malformed query), a caller gets for a malformed key id
+/// exactly the answer an unknown one gets.
+#[tokio::test]
+async fn a_malformed_id_is_401_to_a_stranger_and_an_unknown_id_to_a_caller() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    ca.enroll_into("alice@acme", &["read:metrics"], "alice")
+        .await;
+    let answer = |who: Option<PathBuf>, method: Method, path: String| {
+        let conn = ca.raw(who.as_deref());
+        async move {
+            let (status, body) = conn.send(method, &path, None, None).await.unwrap();
+            let problem: latchkey::api::Problem = serde_json::from_slice(&body).unwrap();
+            (status.as_u16(), problem.code, problem.detail)
+        }
+    };
+    let unknown = latchkey::model::KeyId::random().to_string();
+    let alice = Some(ca.path("alice"));
+    let admin = Some(ca.home().join("admin"));
+    for (method, path) in [
+        (Method::GET, "/v1/keys/{}"),
+        (Method::DELETE, "/v1/keys/{}"),
+        (Method::POST, "/v1/keys/{}/renew"),
+    ] {
+        for malformed in ["not-a-key-id", "ABCDEF0123456789ABCDEF01", "%FF"] {
+            let path_of = |id: &str| path.replace("{}", id);
+            let stranger = answer(None, method.clone(), path_of(malformed)).await;
+            assert_eq!((stranger.0, stranger.1.as_str()), (401, "unauthenticated"));
+            if malformed == "%FF" {
+                continue;
+            }
+            let caller = answer(alice.clone(), method.clone(), path_of(malformed)).await;
+            let not_there = answer(alice.clone(), method.clone(), path_of(&unknown)).await;
+            let expected = if method == Method::POST {
+                // Renewal checks that the certificate is the key's before looking the key up.
+                (403, "certificate_not_for_key")
+            } else {
+                (404, "not_found")
+            };
+            assert_eq!((not_there.0, not_there.1.as_str()), expected, "{path}");
+            if method != Method::POST {
+                assert_eq!(caller, not_there, "{method} {path} {malformed}");
+            } else {
+                assert_eq!((caller.0, caller.1.as_str()), (404, "not_found"));
+            }
+        }
+    }
+    let stranger = answer(None, Method::GET, "/v1/keys?tenant=Not%20A%20Name".into()).await;
+    assert_eq!(stranger.0, 401);
+    let token = answer(admin.clone(), Method::DELETE, "/v1/admin/tokens/x".into()).await;
+    let no_token = answer(admin, Method::DELETE, "/v1/admin/tokens/999999".into()).await;
+    assert_eq!((token.0, token.1.as_str()), (404, "not_found"));
+    assert_eq!(token, no_token);
+    let stranger = answer(None, Method::DELETE, "/v1/admin/tokens/x".into()).await;
+    assert_eq!(stranger.0, 401);
+}

@@ -171,6 +171,8 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
     let dir = tempfile::tempdir().unwrap();
     let home = latchkey::home::Home::new(dir.path().join("certs"));
     let options = latchkey::home::InitOptions {
+        encrypt_keys: false,
+        pkcs11: None,
         trust_domain: "latchkey.internal".into(),
         hostnames: vec![],
         public_url: None,
@@ -197,8 +199,7 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
         "admin",
     )
     .unwrap();
-    // Administration takes the proof; revoking a key (shared with key holders) takes what
-    // the edge saw and authenticates it there.
+    // Every operation takes the proof its authentication gives, as the edge hands it over.
     let admin_caller = Caller {
         authorization: None,
         certificate: Some(admin_der[0].clone()),
@@ -209,7 +210,7 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
         .add_tenant(
             &admin,
             latchkey::api::NewTenant {
-                name: "acme".into(),
+                name: "acme".parse().unwrap(),
                 max_key_days: None,
             },
         )
@@ -219,8 +220,8 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
         .create_token(
             &admin,
             latchkey::api::NewToken {
-                owner: "bot@acme".into(),
-                scopes: vec!["a:b".into()],
+                owner: "bot@acme".parse().unwrap(),
+                scopes: crate::support::scope_set(&["a:b"]),
                 ttl_seconds: None,
             },
         )
@@ -229,37 +230,37 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
         .token
         .unwrap()
         .into_inner();
-    let enrolled = authority
-        .enroll(
-            &Caller {
-                authorization: Some(latchkey::authority::Credential::Token(token)),
-                certificate: None,
-                source: None,
-            },
-            request(&support::csr(), &[], "bot"),
-        )
+    let enroller = authority
+        .authenticate_enroller(&Caller {
+            authorization: Some(latchkey::authority::Credential::Token(token)),
+            certificate: None,
+            source: None,
+        })
         .await
         .unwrap();
+    let enrolled = authority
+        .enroll(&enroller, request(&support::csr(), &[], "bot"))
+        .await
+        .unwrap();
+    let key_id: latchkey::model::KeyId = enrolled.key.id.parse().unwrap();
     let leaf = latchkey::tls::load_certificates(enrolled.certificate.as_bytes(), "leaf").unwrap();
     let holder = Caller {
         authorization: None,
         certificate: Some(leaf[0].clone()),
         source: None,
     };
+    let holder = authority.authenticate_key_holder(&holder).await.unwrap();
     authority
-        .renew(&holder, &enrolled.key.id, RenewRequest::default())
+        .renew(&holder, &key_id, RenewRequest::default())
         .await
         .expect("renewable before");
+    let reader = authority.authenticate_reader(&admin_caller).await.unwrap();
     authority
-        .revoke_key(
-            &admin_caller,
-            &enrolled.key.id,
-            latchkey::api::RevokeRequest::default(),
-        )
+        .revoke_key(&reader, &key_id, latchkey::api::RevokeRequest::default())
         .await
         .unwrap();
     let refused = authority
-        .renew(&holder, &enrolled.key.id, RenewRequest::default())
+        .renew(&holder, &key_id, RenewRequest::default())
         .await
         .unwrap_err();
     assert!(

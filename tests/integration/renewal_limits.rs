@@ -317,7 +317,7 @@ async fn policy_scenario(ca: &Ca) {
         .unwrap();
     let admin = ca.admin();
     let grants = |scopes: &[&str]| UserChange {
-        scopes: Some(scopes.iter().map(|s| s.to_string()).collect()),
+        scopes: Some(crate::support::scope_set(scopes)),
         ..Default::default()
     };
     let refused = |dir: &'static str, csr: Option<String>| {

@@ -479,7 +479,7 @@ async fn migrate_moves_a_sqlite_ca_onto_postgres_and_it_serves_the_same() {
         .unwrap();
     ca.admin()
         .add_tenant(&latchkey::api::NewTenant {
-            name: "globex".into(),
+            name: "globex".parse().unwrap(),
             max_key_days: None,
         })
         .await

@@ -550,9 +550,9 @@ async fn a_bulk_revocation_of_a_tenant_leaves_no_unrevoked_certificate() {
     let result = ca
         .admin()
         .revoke_many(&BulkRevocation {
-            tenant: "acme".into(),
+            tenant: "acme".parse().unwrap(),
             owner: None,
-            reason: Some("cessation_of_operation".into()),
+            reason: Some(latchkey::model::RevocationReason::CessationOfOperation),
         })
         .await
         .unwrap();
@@ -563,7 +563,7 @@ async fn a_bulk_revocation_of_a_tenant_leaves_no_unrevoked_certificate() {
         .list_keys(
             None,
             &KeyQuery {
-                tenant: Some("acme".into()),
+                tenant: Some("acme".parse().unwrap()),
                 ..Default::default()
             },
         )
@@ -904,7 +904,7 @@ async fn the_cli_revokes_with_the_keys_certificate_a_password_or_as_admin() {
         .list_keys(
             None,
             &KeyQuery {
-                tenant: Some("globex".into()),
+                tenant: Some("globex".parse().unwrap()),
                 ..Default::default()
             },
         )

@@ -42,6 +42,8 @@ pub struct Ca {
     /// The database, when not the embedded SQLite.
     pub database_url: Option<String>,
     extra: Vec<String>,
+    /// Environment variables every start of the server gets (a PKCS#11 module's settings).
+    env: Vec<(String, String)>,
 }
 
 impl Ca {
@@ -52,17 +54,7 @@ impl Ca {
 
     /// Starts a CA with extra `serve` arguments.
     pub fn start_with(extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let server = spawn_serve(dir.path(), ANY_PORT, &extra);
-        Self {
-            dir,
-            url: server.url.clone(),
-            server: Running::Process(server),
-            clock: None,
-            database_url: None,
-            extra,
-        }
+        Self::start_in(tempfile::tempdir().expect("tempdir"), extra, &[])
     }
 
     /// Starts a CA in this process (see [`in_process`]) with `policy`, on SQLite in its
@@ -88,6 +80,7 @@ impl Ca {
             clock: Some(clock),
             database_url,
             extra: Vec::new(),
+            env: Vec::new(),
         }
     }
 
@@ -123,11 +116,31 @@ impl Ca {
         }
     }
 
+    /// Starts a CA in `dir` (whose `certs/` a test may have initialized) with extra `serve`
+    /// arguments and environment variables, which every restart keeps.
+    pub fn start_in(dir: tempfile::TempDir, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let server = spawn_serve(dir.path(), ANY_PORT, &extra, &env);
+        Self {
+            dir,
+            url: server.url.clone(),
+            server: Running::Process(server),
+            clock: None,
+            database_url: None,
+            extra,
+            env,
+        }
+    }
+
     /// Starts a CA on the PostgreSQL database at `database_url`.
     pub fn start_on(database_url: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let extra = vec!["--database-url".to_owned(), database_url.to_owned()];
-        let server = spawn_serve(dir.path(), ANY_PORT, &extra);
+        let server = spawn_serve(dir.path(), ANY_PORT, &extra, &[]);
         Self {
             dir,
             url: server.url.clone(),
@@ -135,6 +148,7 @@ impl Ca {
             clock: None,
             database_url: Some(database_url.to_owned()),
             extra,
+            env: Vec::new(),
         }
     }
 
@@ -143,7 +157,7 @@ impl Ca {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut args = vec!["--database-url".to_owned(), database_url.to_owned()];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let server = spawn_serve(dir.path(), ANY_PORT, &args);
+        let server = spawn_serve(dir.path(), ANY_PORT, &args, &[]);
         Self {
             dir,
             url: server.url.clone(),
@@ -151,13 +165,14 @@ impl Ca {
             clock: None,
             database_url: Some(database_url.to_owned()),
             extra: args,
+            env: Vec::new(),
         }
     }
 
     /// Another `latchkey serve` on the same CA home and database (a replica), on its own
     /// port. Killed when dropped.
     pub fn replica(&self) -> Replica {
-        let server = spawn_serve(self.dir.path(), ANY_PORT, &self.extra);
+        let server = spawn_serve(self.dir.path(), ANY_PORT, &self.extra, &self.env);
         Replica {
             url: server.url.clone(),
             _server: server,
@@ -186,7 +201,7 @@ impl Ca {
     /// Stops the server process (SIGKILL) and starts it again on the same home.
     pub fn restart(&mut self) -> String {
         self.stop();
-        let server = spawn_serve(self.dir.path(), ANY_PORT, &self.extra);
+        let server = spawn_serve(self.dir.path(), ANY_PORT, &self.extra, &self.env);
         self.url = server.url.clone();
         self.server = Running::Process(server);
         self.url.clone()
@@ -206,7 +221,7 @@ impl Ca {
             .strip_prefix("https://")
             .expect("an https URL")
             .to_owned();
-        let server = spawn_serve(self.dir.path(), &listen, &self.extra);
+        let server = spawn_serve(self.dir.path(), &listen, &self.extra, &self.env);
         assert_eq!(server.url, self.url, "back at the same address");
         self.server = Running::Process(server);
     }
@@ -348,7 +363,7 @@ impl Ca {
         let admin = self.admin();
         admin
             .add_tenant(&NewTenant {
-                name: tenant.into(),
+                name: tenant.parse().expect("a valid tenant name"),
                 max_key_days: None,
             })
             .await
@@ -359,9 +374,9 @@ impl Ca {
     pub async fn user(&self, user: &str, scopes: &[&str]) {
         self.admin()
             .add_user(&NewUser {
-                user: user.into(),
+                user: user.parse().expect("owner@tenant"),
                 password: PASSWORD.into(),
-                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                scopes: scope_set(scopes),
             })
             .await
             .expect("add user");
@@ -370,8 +385,8 @@ impl Ca {
     pub async fn token(&self, owner: &str, scopes: &[&str]) -> String {
         self.admin()
             .create_token(&NewToken {
-                owner: owner.into(),
-                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                owner: owner.parse().expect("owner@tenant"),
+                scopes: scope_set(scopes),
                 ttl_seconds: None,
             })
             .await
@@ -609,10 +624,11 @@ pub fn serve(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Serve {
 }
 
 /// `latchkey serve --listen LISTEN EXTRA…` for a [`Ca`].
-fn spawn_serve(dir: &Path, listen: &str, extra: &[String]) -> Serve {
+fn spawn_serve(dir: &Path, listen: &str, extra: &[String], env: &[(String, String)]) -> Serve {
     let mut args = vec!["--listen", listen];
     args.extend(extra.iter().map(String::as_str));
-    serve(dir, &args, &[])
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    serve(dir, &args, &env)
 }
 
 pub fn password(user: &str) -> Auth {
@@ -622,12 +638,17 @@ pub fn password(user: &str) -> Auth {
     }
 }
 
+/// `scopes` as a set; the test names valid, distinct scopes.
+pub fn scope_set(scopes: &[&str]) -> latchkey::model::ScopeSet {
+    latchkey::model::ScopeSet::parse(scopes).expect("valid, distinct scopes")
+}
+
 pub fn request(csr: &str, scopes: &[&str], name: &str) -> EnrollRequest {
     EnrollRequest {
         csr: csr.into(),
         name: name.into(),
         description: String::new(),
-        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        scopes: scope_set(scopes),
         ttl_seconds: None,
         expires_at: None,
     }

@@ -59,10 +59,12 @@ impl InProcess {
                 .expect("runtime");
             runtime.block_on(async move {
                 let options = ServeOptions {
-                    home,
+                    home: latchkey::home::Home::new(home),
                     listen: "127.0.0.1:0".parse().unwrap(),
                     database_url,
                     init: InitOptions {
+                        encrypt_keys: false,
+                        pkcs11: None,
                         trust_domain: latchkey::profile::DEFAULT_TRUST_DOMAIN.to_owned(),
                         hostnames: Vec::new(),
                         public_url: None,

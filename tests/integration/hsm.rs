@@ -1,0 +1,182 @@
+//! The intermediate's key in a PKCS#11 token, against SoftHSM2 (Debian's `softhsm2`): made
+//! there by `init`, never in a file, and every certificate and CRL signed through it, across
+//! a restart. OpenSSL judges what the token signed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use crate::support::{BIN, Ca};
+
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const TOKEN: &str = "latchkey-test";
+
+/// A SoftHSM2 token of its own in `dir` (its configuration file and token directory), with
+/// the user PIN in `dir/pin`; `None` (with a SKIPPED line) without SoftHSM2, except in CI.
+fn softhsm_token(dir: &Path, test: &str) -> Option<PathBuf> {
+    if !Path::new(MODULE).exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: SoftHSM2 ({MODULE}) is missing and CI=true: .ci/run installs softhsm2"
+        );
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {test}: SoftHSM2 is not installed (apt-get install softhsm2)"
+        );
+        return None;
+    }
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let made = Command::new("softhsm2-util")
+        .args(["--init-token", "--free", "--label", TOKEN])
+        .args(["--pin", "1234", "--so-pin", "5678"])
+        .env("SOFTHSM2_CONF", &conf)
+        .output()
+        .expect("softhsm2-util");
+    assert!(made.status.success(), "{}", text(&made));
+    std::fs::write(dir.join("pin"), "1234\n").unwrap();
+    std::fs::write(dir.join("wrong-pin"), "9999\n").unwrap();
+    Some(conf)
+}
+
+fn text(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// `latchkey ARGS` on the home `dir/certs` with `SOFTHSM2_CONF`.
+fn latchkey(dir: &Path, conf: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LATCHKEY_") && k != "LATCHKEY_TEST_POSTGRES_URL" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.args(args)
+        .env("LATCHKEY_HOME", dir.join("certs"))
+        .env("SOFTHSM2_CONF", conf)
+        .current_dir(dir)
+        .stdin(Stdio::null());
+    cmd.output().expect("run latchkey")
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl")
+}
+
+/// `openssl verify -crl_check_all` of the key certificate `cert` with the CA's CRL bundle,
+/// fetched now: whether it passes, and what openssl said.
+fn verify_with_crls(ca: &Ca, cert: &Path) -> (bool, String) {
+    let bundle = ca.path("bundle.pem");
+    let fetched = Command::new("curl")
+        .args(["-sS", "-f", "--cacert", "certs/ca.pem", "-o"])
+        .arg(&bundle)
+        .arg(format!("{}/v1/crl/bundle.pem", ca.url))
+        .current_dir(ca.path(""))
+        .status()
+        .unwrap();
+    assert!(fetched.success());
+    crate::crl_chain::verify_all(ca, "bundle.pem", &cert.display().to_string())
+}
+
+#[tokio::test]
+async fn an_intermediate_key_in_a_pkcs11_token_signs_everything_and_never_touches_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(conf) = softhsm_token(dir.path(), "an_intermediate_key_in_a_pkcs11_token") else {
+        return;
+    };
+    let conf_text = conf.display().to_string();
+
+    // init makes the key inside the token; a second key of the same label is refused.
+    let init = [
+        "init",
+        "--pkcs11-module",
+        MODULE,
+        "--pkcs11-token",
+        TOKEN,
+        "--pkcs11-pin-file",
+        "pin",
+    ];
+    let out = latchkey(dir.path(), &conf, &init);
+    assert!(out.status.success(), "{}", text(&out));
+    let home = dir.path().join("certs");
+    assert!(!home.join("intermediate-key.pem").exists());
+    assert!(home.join("root-key.pem").exists());
+    let settings = std::fs::read_to_string(home.join("latchkey.json")).unwrap();
+    assert!(settings.contains("\"pkcs11\"") && !settings.contains("1234"));
+    let verified = openssl(&home, &["verify", "-CAfile", "ca.pem", "intermediate.pem"]);
+    assert!(verified.status.success(), "{}", text(&verified));
+    let again = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.path().join("pin"), again.path().join("pin")).unwrap();
+    let out = latchkey(again.path(), &conf, &init);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("already holds a key"), "{}", text(&out));
+    assert!(!again.path().join("certs").exists(), "nothing is written");
+
+    // Without the PIN, or with a wrong one, serve refuses with one line.
+    for (extra, says) in [
+        (vec![], "--pkcs11-pin-file"),
+        (vec!["--pkcs11-pin-file", "wrong-pin"], "refused the PIN"),
+    ] {
+        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        args.extend(extra);
+        let out = latchkey(dir.path(), &conf, &args);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        let errors: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(errors.len(), 1, "{err}");
+        assert!(errors[0].contains(says), "{err}");
+    }
+
+    // Served with the PIN: enroll, renew and revoke, each signed by the token.
+    let pin = dir.path().join("pin").display().to_string();
+    let mut ca = Ca::start_in(
+        dir,
+        &["--pkcs11-pin-file", &pin, "--renew-interval", "0s"],
+        &[("SOFTHSM2_CONF", &conf_text)],
+    );
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let enrolled = ca
+        .enroll_into("alice@acme", &["read:metrics"], "laptop")
+        .await;
+    let cert = ca.path("laptop").join("cert.pem");
+    assert!(verify_with_crls(&ca, &cert).0);
+    let renewed = ca
+        .with_identity(&ca.path("laptop"))
+        .renew(&enrolled.key.id, None)
+        .await
+        .expect("renew through the token");
+    std::fs::write(ca.path("renewed.pem"), &renewed.certificate).unwrap();
+    assert!(verify_with_crls(&ca, &ca.path("renewed.pem")).0);
+
+    // After a restart the token still signs: a revocation reaches a CRL it signed.
+    ca.restart();
+    let (before, _) = ca.anonymous().crl(None, 0).await.unwrap().unwrap();
+    ca.admin()
+        .revoke_key(None, &enrolled.key.id, Some("key_compromise"))
+        .await
+        .unwrap();
+    ca.anonymous()
+        .crl(Some(before), 10)
+        .await
+        .unwrap()
+        .expect("a newer CRL");
+    let (ok, said) = verify_with_crls(&ca, &ca.path("renewed.pem"));
+    assert!(!ok && said.contains("certificate revoked"), "{said}");
+    ca.enroll_into("alice@acme", &["read:metrics"], "desktop")
+        .await;
+    assert!(verify_with_crls(&ca, &ca.path("desktop").join("cert.pem")).0);
+}
