@@ -276,6 +276,7 @@ impl Server {
             key,
             &roots,
             intermediates,
+            options.clock.clone(),
         )?);
         // Serve only once a CRL is published (or the builder has had its chance and says
         // why not, loudly, in the log and in /readyz).

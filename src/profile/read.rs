@@ -190,7 +190,7 @@ fn scopes_of(
 pub(crate) mod tests {
     //! Certificates built with rcgen, field by field, so that each test can break exactly one
     //! part of the profile and keep the rest. `key_profile` mirrors `ca::Signer`'s key
-    //! certificates; the verifier's tests sign the same way with the real intermediate.
+    //! certificates (`tests/integration/verifier.rs` has its own copy, signed by a real CA).
 
     use rcgen::{
         BasicConstraints, CertificateParams, CustomExtension, DistinguishedName, DnType,

@@ -341,7 +341,7 @@ impl Relying {
         let config = self.server_config(cert_chain, key)?;
         crate::tls::serve(
             listener,
-            crate::tls::Acceptor::from_config(config),
+            crate::tls::Acceptor::from_relying_config(config),
             router,
             crate::tls::axum::identity_per_connection(self.verifier.clone()),
             shutdown,

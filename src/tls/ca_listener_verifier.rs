@@ -20,6 +20,11 @@
 //! is decided against the store, which holds only certificates this CA issued and refuses
 //! expired and revoked ones and their keys (`Authority::authenticate`). Nothing outside the
 //! CA server uses this.
+//!
+//! **The CA's clock.** Dates are judged by the clock the authority decides by, not by the
+//! time rustls passes in, so the handshake and the request agree on what "now" is: in
+//! tests that move the CA's clock forward, a certificate issued after the move is valid
+//! here too, not "not yet valid" by the system's time.
 
 use std::sync::Arc;
 
@@ -29,6 +34,7 @@ use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, 
 use rustls_pki_types::{CertificateDer, UnixTime};
 
 use super::verifier::refused;
+use crate::clock::Clock;
 
 /// The most certificate bytes a client may present (leaf plus anything it sends along).
 /// A latchkey leaf is 1-2 KiB (RSA-4096 included); an intermediate and a root of this CA
@@ -45,17 +51,27 @@ pub(crate) const MAX_CLIENT_CHAIN_CERTIFICATES: usize = 3;
 pub(super) struct CaListenerVerifier {
     inner: Arc<dyn ClientCertVerifier>,
     intermediates: Vec<CertificateDer<'static>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl CaListenerVerifier {
+    /// Checks through `inner` with the CA's own `intermediates`, at the time `clock` reads.
     pub(super) fn new(
         inner: Arc<dyn ClientCertVerifier>,
         intermediates: Vec<CertificateDer<'static>>,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             inner,
             intermediates,
+            clock,
         }
+    }
+
+    /// Now by the CA's clock, as rustls counts time (a clock before 1970 reads as 1970).
+    fn now(&self) -> UnixTime {
+        let seconds = u64::try_from(self.clock.now().unix_timestamp()).unwrap_or(0);
+        UnixTime::since_unix_epoch(std::time::Duration::from_secs(seconds))
     }
 }
 
@@ -86,14 +102,14 @@ impl ClientCertVerifier for CaListenerVerifier {
         &self,
         end_entity: &CertificateDer<'_>,
         presented: &[CertificateDer<'_>],
-        now: UnixTime,
+        _system_now: UnixTime,
     ) -> Result<ClientCertVerified, Error> {
         let bytes = end_entity.len() + presented.iter().map(|c| c.len()).sum::<usize>();
         if bytes > MAX_CLIENT_CHAIN_BYTES || 1 + presented.len() > MAX_CLIENT_CHAIN_CERTIFICATES {
             return Err(refused("client certificate message too large"));
         }
         let own = &self.intermediates;
-        match self.inner.verify_client_cert(end_entity, own, now) {
+        match self.inner.verify_client_cert(end_entity, own, self.now()) {
             Err(Error::InvalidCertificate(
                 CertificateError::Expired | CertificateError::ExpiredContext { .. },
             )) => {

@@ -61,6 +61,8 @@ pub fn load_private_key(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>
 /// Paths are built only through `intermediates`, the CA's own, whatever a client sends, and
 /// a presented certificate's dates are left to the authority, which answers an expired one
 /// with a 403 that says so instead of a bare handshake failure (see `CaListenerVerifier`).
+/// What the handshake does check of them, it checks at the time `clock` (the authority's)
+/// reads.
 ///
 /// Session resumption is off: a resumed TLS session skips the client-certificate verifier,
 /// so a key revoked after its first connection could come back in on a resumed one.
@@ -70,6 +72,7 @@ pub(crate) fn ca_listener_config(
     key: PrivateKeyDer<'static>,
     client_roots: &[CertificateDer<'static>],
     intermediates: Vec<CertificateDer<'static>>,
+    clock: Arc<dyn crate::clock::Clock>,
 ) -> Result<ServerConfig, ConfigError> {
     let mut roots = RootCertStore::empty();
     for root in client_roots {
@@ -82,7 +85,7 @@ pub(crate) fn ca_listener_config(
     without_resumption(
         chain,
         key,
-        Arc::new(CaListenerVerifier::new(verifier, intermediates)),
+        Arc::new(CaListenerVerifier::new(verifier, intermediates, clock)),
     )
 }
 

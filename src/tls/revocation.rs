@@ -134,3 +134,32 @@ pub trait CrlSource: Send + 'static {
     /// retry on its own while its origin is unreachable.
     fn run(self: Box<Self>, sink: CrlSink) -> CrlSourceTask;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A set numbered `number` revoking nothing.
+    fn numbered(number: i64) -> RevocationSet {
+        let mut set = RevocationSet::from_serials([], time::Duration::hours(1));
+        set.number = number;
+        set
+    }
+
+    #[test]
+    fn offer_of_a_set_not_newer_than_the_held_one_is_refused_and_keeps_the_held_one() {
+        let revocations = Revocations::new();
+        revocations.offer(numbered(5)).unwrap();
+        assert!(matches!(
+            revocations.offer(numbered(4)),
+            Err(CrlError::NotNewer { got: 4, held: 5 })
+        ));
+        assert!(matches!(
+            revocations.offer(numbered(5)),
+            Err(CrlError::NotNewer { got: 5, held: 5 })
+        ));
+        assert_eq!(revocations.current().unwrap().number(), 5);
+        revocations.offer(numbered(6)).unwrap();
+        assert_eq!(revocations.current().unwrap().number(), 6);
+    }
+}

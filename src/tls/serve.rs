@@ -247,6 +247,10 @@ pub async fn serve_with_limits<X, F>(
                     let took = started.elapsed();
                     if refusal == Refusal::ClosedEarly {
                         tracing::debug!(%peer, error = %e, "closed during the TLS handshake");
+                    } else if acceptor.verifier_logs_refusals() && e.is_certificate_refusal() {
+                        // Logged once already, at warn, by the verifier, with the key's
+                        // tenant, id and serial: a second line would only repeat it.
+                        tracing::debug!(%peer, error = %e, "TLS handshake refused");
                     } else {
                         logs.refused.log(|left_out| {
                             tracing::warn!(

@@ -1,6 +1,8 @@
 //! Integration tests: each starts the real `latchkey serve` on an ephemeral loopback port
 //! (as a process, or in process on a clock the test moves: see `support`) and talks HTTPS
-//! and mTLS to it, with the library client, the CLI, openssl and curl.
+//! and mTLS to it, with the library client, the CLI, openssl and curl. `verifier` needs no
+//! server: it checks the relying-service verifier through its public API against a CA's
+//! chain made in the test.
 
 #![allow(clippy::unwrap_used, reason = "a panic is how a test fails")]
 
@@ -30,3 +32,4 @@ mod revocation;
 mod store;
 mod support;
 mod tls;
+mod verifier;

@@ -60,15 +60,25 @@ impl Ca {
     /// Starts a CA in this process (see [`in_process`]) with `policy`, on SQLite in its
     /// home, its rules decided by a clock the test moves with [`Ca::advance`].
     pub fn in_process(policy: latchkey::authority::Policy) -> Self {
+        Self::in_process_with(policy, None)
+    }
+
+    /// [`Ca::in_process`] on the PostgreSQL database at `database_url`.
+    pub fn in_process_on(database_url: &str, policy: latchkey::authority::Policy) -> Self {
+        Self::in_process_with(policy, Some(database_url.to_owned()))
+    }
+
+    fn in_process_with(policy: latchkey::authority::Policy, database_url: Option<String>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = latchkey::clock::ManualClock::new();
-        let server = in_process::InProcess::start(dir.path(), policy, None, clock.clone());
+        let server =
+            in_process::InProcess::start(dir.path(), policy, database_url.clone(), clock.clone());
         Self {
             url: format!("https://{}", server.addr),
             dir,
             server: Running::InProcess(server),
             clock: Some(clock),
-            database_url: None,
+            database_url,
             extra: Vec::new(),
             env: Vec::new(),
         }
@@ -93,6 +103,17 @@ impl Ca {
     /// Moves an in-process CA's clock forward by `by`: certificates and CRLs age at once.
     pub fn advance(&self, by: time::Duration) {
         self.clock().advance(by);
+    }
+
+    /// Lets `by` pass for the CA: moves an in-process CA's clock (whole seconds, rounded up),
+    /// waits in real time for a process.
+    pub async fn wait_or_advance(&self, by: time::Duration) {
+        match &self.clock {
+            Some(clock) => clock.advance(time::Duration::seconds(
+                by.whole_seconds() + i64::from(by.subsec_nanoseconds() > 0),
+            )),
+            None => tokio::time::sleep(by.try_into().expect("a positive wait")).await,
+        }
     }
 
     /// Starts a CA in `dir` (whose `certs/` a test may have initialized) with extra `serve`
@@ -377,7 +398,8 @@ impl Ca {
     }
 
     /// A key directory `<dir>/<name>/` holding a key of `user` that lived one second and has
-    /// expired by the time this returns.
+    /// expired by the time this returns: by moving the clock two seconds on for an in-process
+    /// CA, by waiting for a process.
     pub async fn expired_key(&self, user: &str, scopes: &[&str], name: &str) -> EnrollResponse {
         let pair = new_key_pair(KeyType::P256).expect("keygen");
         let mut brief = request(&pair.csr_pem, scopes, name);
@@ -391,7 +413,8 @@ impl Ca {
         dir.write_key(&pair.key_pem).expect("key.pem");
         dir.write_certificates(&answer.certificate, &answer.chain)
             .expect("cert.pem");
-        tokio::time::sleep(Duration::from_millis(2100)).await;
+        self.wait_or_advance(time::Duration::milliseconds(2100))
+            .await;
         answer
     }
 

@@ -212,3 +212,30 @@ async fn a_look_alike_certificate_from_another_ca_is_refused() {
     );
     assert!(ok && out.contains("\"keys\""), "{out}");
 }
+
+/// The listener judges a client certificate's dates by the CA's clock, as the authority
+/// does: a key issued after the clock moved two days on is accepted at the handshake (by
+/// real time it would not be valid yet), and one that expired by that clock is answered
+/// with the 403 that says so, not a handshake failure.
+#[tokio::test]
+async fn the_listener_judges_client_certificates_by_the_cas_clock() {
+    let ca = Ca::in_process(latchkey::authority::Policy::default());
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let old = ca.enroll_into("alice@acme", &["read:metrics"], "old").await;
+    ca.advance(time::Duration::days(2));
+    let new = ca.enroll_into("alice@acme", &["read:metrics"], "new").await;
+    let shown = ca
+        .with_identity(&ca.path("new"))
+        .key(None, &new.key.id)
+        .await
+        .expect("a key issued on the moved clock is accepted");
+    assert_eq!(shown.id, new.key.id);
+    // The first key's 24-hour certificate expired by the CA's clock (not by real time).
+    let err = ca
+        .with_identity(&ca.path("old"))
+        .renew(&old.key.id, None)
+        .await
+        .unwrap_err();
+    assert_eq!(crate::support::problem_code(err), "certificate_expired");
+}
