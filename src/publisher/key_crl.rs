@@ -178,13 +178,10 @@ impl Inner {
         if refresh_at <= self.now() || row.covers < self.ledger.crl_revision().await? {
             return Ok(false);
         }
-        let built_at = (row.this_update + crate::ca::BACKDATE).unix_timestamp();
+        let built_at = row.this_update + crate::ca::BACKDATE;
         let revoked = self
             .ledger
-            .revoked_certificates(
-                self.issuer_id,
-                built_at - self.schedule.validity.whole_seconds(),
-            )
+            .revoked_certificates(self.issuer_id, built_at - self.schedule.validity)
             .await?;
         // The entries a new CRL would have, as the stored one must list them.
         let expected = crl_entries(&revoked)?;
@@ -206,9 +203,9 @@ impl Inner {
     /// Builds a CRL holding the builder lease, so that across replicas exactly one builds
     /// each CRL; waits (a build takes at most about a second) while another holds it.
     async fn build_crl_exclusively(&self) -> Result<Arc<PublishedCrl>, PublisherError> {
-        let lease = LEASE.as_secs() as i64;
+        let lease = time::Duration::try_from(LEASE).unwrap_or(time::Duration::MINUTE);
         loop {
-            let now = self.now().unix_timestamp();
+            let now = self.now();
             if self
                 .ledger
                 .take_crl_lease(self.issuer_id, &self.holder, now, now + lease)
@@ -273,7 +270,7 @@ impl Inner {
             let now = self.now();
             let this_update = now - crate::ca::BACKDATE;
             let next_update = now + self.schedule.validity;
-            let cutoff = (now - self.schedule.validity).unix_timestamp();
+            let cutoff = now - self.schedule.validity;
             // The revision before the entries: every revocation up to it has committed, so
             // the entries read next include it.
             let covers = self.ledger.crl_revision().await?;
@@ -307,7 +304,7 @@ impl Inner {
             // 4. Store.
             match self
                 .ledger
-                .insert_crl(self.issuer_id, &row, row.this_update.unix_timestamp())
+                .insert_crl(self.issuer_id, &row, row.this_update)
                 .await
             {
                 Ok(()) => {}

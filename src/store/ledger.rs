@@ -39,7 +39,7 @@ impl RevocationLedger {
     pub async fn revoked_certificates(
         &self,
         issuer_id: i64,
-        expired_before: i64,
+        expired_before: time::OffsetDateTime,
     ) -> Result<RevokedList, StoreError> {
         self.store
             .revoked_certificates(issuer_id, expired_before)
@@ -71,7 +71,7 @@ impl RevocationLedger {
         &self,
         issuer_id: i64,
         crl: &CrlRow,
-        now: i64,
+        now: time::OffsetDateTime,
     ) -> Result<(), StoreError> {
         self.store.insert_crl(issuer_id, crl, now).await
     }
@@ -81,8 +81,8 @@ impl RevocationLedger {
         &self,
         issuer_id: i64,
         holder: &str,
-        now: i64,
-        expires_at: i64,
+        now: time::OffsetDateTime,
+        expires_at: time::OffsetDateTime,
     ) -> Result<bool, StoreError> {
         self.store
             .take_crl_lease(issuer_id, holder, now, expires_at)

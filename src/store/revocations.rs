@@ -217,7 +217,7 @@ impl Store {
     pub async fn revoked_certificates(
         &self,
         issuer_id: i64,
-        expired_before: i64,
+        expired_before: OffsetDateTime,
     ) -> Result<RevokedList, StoreError> {
         // Serials are hex and reasons are names, so neither holds a space or a comma.
         let aggregate = match self.backend {
@@ -231,7 +231,7 @@ impl Store {
         ));
         let (text,): (Option<String>,) = sqlx::query_as(sql)
             .bind(issuer_id)
-            .bind(expired_before)
+            .bind(expired_before.unix_timestamp())
             .fetch_one(&self.pool)
             .await?;
         Ok(RevokedList {
@@ -304,7 +304,7 @@ impl Store {
         &self,
         issuer_id: i64,
         crl: &CrlRow,
-        now: i64,
+        now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         sqlx::query(
@@ -317,7 +317,7 @@ impl Store {
         .bind(crl.next_update.unix_timestamp())
         .bind(crl.entries)
         .bind(&crl.der)
-        .bind(now)
+        .bind(now.unix_timestamp())
         .bind(crl.covers)
         .execute(&mut **tx)
         .await
@@ -345,8 +345,8 @@ impl Store {
         &self,
         issuer_id: i64,
         holder: &str,
-        now: i64,
-        expires_at: i64,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
         let taken: Option<(String,)> = sqlx::query_as(
@@ -357,8 +357,8 @@ impl Store {
         )
         .bind(issuer_id)
         .bind(holder)
-        .bind(expires_at)
-        .bind(now)
+        .bind(expires_at.unix_timestamp())
+        .bind(now.unix_timestamp())
         .fetch_optional(&mut **tx)
         .await?;
         tx.commit().await?;

@@ -438,7 +438,7 @@ async fn contract(store: Store) {
             .len(),
         0
     );
-    let revoked = store.revoked_certificates(issuer, 0).await.unwrap();
+    let revoked = store.revoked_certificates(issuer, at(0)).await.unwrap();
     let mut serials: Vec<_> = revoked.iter().map(|r| r.unwrap().serial).collect();
     serials.sort();
     let mut expected: Vec<Serial> = ["s1", "s1b", "s2", "s3"]
@@ -448,7 +448,7 @@ async fn contract(store: Store) {
     assert_eq!(serials, expected);
     assert_eq!(
         store
-            .revoked_certificates(issuer, 100_000)
+            .revoked_certificates(issuer, at(100_000))
             .await
             .unwrap()
             .iter()
@@ -467,7 +467,7 @@ async fn contract(store: Store) {
             der: vec![number as u8],
             covers: number * 10,
         };
-        store.insert_crl(issuer, &crl, number).await.unwrap();
+        store.insert_crl(issuer, &crl, at(number)).await.unwrap();
     }
     let dup = CrlRow {
         number: 5,
@@ -478,7 +478,7 @@ async fn contract(store: Store) {
         covers: 0,
     };
     assert!(matches!(
-        store.insert_crl(issuer, &dup, 9).await,
+        store.insert_crl(issuer, &dup, at(9)).await,
         Err(StoreError::Collision)
     ));
     let latest = store.latest_crl(issuer).await.unwrap().unwrap();
@@ -486,16 +486,37 @@ async fn contract(store: Store) {
     assert_eq!(store.highest_crl_number().await.unwrap(), 5);
 
     // The CRL builder lease: one holder at a time, given back, or expired.
-    assert!(store.take_crl_lease(issuer, "a", 100, 130).await.unwrap());
-    assert!(!store.take_crl_lease(issuer, "b", 110, 140).await.unwrap());
     assert!(
-        store.take_crl_lease(issuer, "a", 110, 140).await.unwrap(),
+        store
+            .take_crl_lease(issuer, "a", at(100), at(130))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .take_crl_lease(issuer, "b", at(110), at(140))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .take_crl_lease(issuer, "a", at(110), at(140))
+            .await
+            .unwrap(),
         "the holder renews"
     );
     store.release_crl_lease(issuer, "a").await.unwrap();
-    assert!(store.take_crl_lease(issuer, "b", 120, 150).await.unwrap());
     assert!(
-        store.take_crl_lease(issuer, "a", 151, 180).await.unwrap(),
+        store
+            .take_crl_lease(issuer, "b", at(120), at(150))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .take_crl_lease(issuer, "a", at(151), at(180))
+            .await
+            .unwrap(),
         "an expired lease is free"
     );
 
@@ -601,7 +622,7 @@ async fn renewal_contract(store: Store) {
     let revision = store.crl_revision().await.unwrap();
     assert_eq!(renew(renewal_at("s3", "pk0", 13_000)).await.unwrap(), 1);
     assert_eq!(store.crl_revision().await.unwrap(), revision + 1);
-    let revoked = store.revoked_certificates(issuer, 0).await.unwrap();
+    let revoked = store.revoked_certificates(issuer, at(0)).await.unwrap();
     let entries: Vec<_> = revoked.iter().map(Result::unwrap).collect();
     assert_eq!(entries.len(), 1);
     assert_eq!(
