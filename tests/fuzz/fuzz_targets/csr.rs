@@ -22,7 +22,11 @@ fuzz_target!(|data: &[u8]| {
             let _ = verify_pem(text);
             if let Ok(request) = serde_json::from_str::<EnrollRequest>(text) {
                 let _ = verify_pem(&request.csr);
-                let _ = ScopeSet::parse(&request.scopes);
+                // The scopes were parsed as the request was read: their wire form must read
+                // back as the same set.
+                let wire = serde_json::to_string(&request.scopes).expect("scopes serialise");
+                let again: ScopeSet = serde_json::from_str(&wire).expect("scopes read back");
+                assert_eq!(again, request.scopes);
             }
         }
     } else {
