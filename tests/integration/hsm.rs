@@ -1,6 +1,6 @@
 //! The intermediate's key in a PKCS#11 token, against SoftHSM2 (Debian's `softhsm2`): made
 //! there by `init`, never in a file, and every certificate and CRL signed through it, across
-//! a restart. OpenSSL judges what the token signed.
+//! a restart. OpenSSL and pkilint judge what the token signed.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -108,6 +108,9 @@ async fn an_intermediate_key_in_a_pkcs11_token_signs_everything_and_never_touche
         TOKEN,
         "--pkcs11-pin-file",
         "pin",
+        // A name pkilint accepts in the distribution points (it refuses `localhost`).
+        "--public-url",
+        "https://ca.example.test:8443",
     ];
     let out = latchkey(dir.path(), &conf, &init);
     assert!(out.status.success(), "{}", text(&out));
@@ -176,6 +179,20 @@ async fn an_intermediate_key_in_a_pkcs11_token_signs_everything_and_never_touche
         .expect("a newer CRL");
     let (ok, said) = verify_with_crls(&ca, &ca.path("renewed.pem"));
     assert!(!ok && said.contains("certificate revoked"), "{said}");
+
+    // What the token signed passes pkilint as what a file key signs does (lint.rs).
+    crate::lint::python_tools();
+    for file in ["certs/intermediate.pem", "laptop/cert.pem", "renewed.pem"] {
+        let findings = crate::lint::pkilint(&["lint_pkix_cert", "lint"], &ca.path(file));
+        assert!(findings.is_empty(), "pkilint on {file}: {findings:#?}");
+    }
+    let (_, crl) = ca.anonymous().crl(None, 0).await.unwrap().unwrap();
+    std::fs::write(ca.path("crl.pem"), latchkey::pem::encode("X509 CRL", &crl)).unwrap();
+    let findings = crate::lint::pkilint(
+        &["lint_crl", "lint", "-t", "CRL", "-p", "PKIX"],
+        &ca.path("crl.pem"),
+    );
+    assert!(findings.is_empty(), "pkilint on the CRL: {findings:#?}");
     ca.enroll_into("alice@acme", &["read:metrics"], "desktop")
         .await;
     assert!(verify_with_crls(&ca, &ca.path("desktop").join("cert.pem")).0);

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::support::{Ca, openssl};
 
 /// pkilint and cryptography, installed from PyPI if missing.
-fn python_tools() {
+pub(crate) fn python_tools() {
     let have = Command::new("python3")
         .args(["-c", "import pkilint, cryptography"])
         .status()
@@ -30,7 +30,7 @@ fn python_tools() {
 /// The findings (NOTICE and worse) pkilint reports for a file, minus the two known,
 /// deliberate ones: SPIFFE
 /// URIs (pkilint only knows web URIs) and `localhost` in the CA's own server certificate.
-fn pkilint(args: &[&str], file: &std::path::Path) -> Vec<String> {
+pub(crate) fn pkilint(args: &[&str], file: &std::path::Path) -> Vec<String> {
     let tool = args[0];
     let out = Command::new("python3")
         .args(["-m", &format!("pkilint.bin.{tool}")])
