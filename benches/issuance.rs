@@ -2,7 +2,9 @@
 //! signing at 10k, 100k and 1M entries, and the authority's whole issuance path with the
 //! store (SQLite, `synchronous=FULL`), 16 enrollments in flight as under load.
 //!
-//! `cargo bench --bench issuance` (add a filter such as `crl` to run a part)
+//! `cargo bench --bench issuance` (add a filter such as `crl` to run a part). Signing is also
+//! measured with the issuing key inside a PKCS#11 token when `LATCHKEY_BENCH_PKCS11_MODULE`,
+//! `_TOKEN` and `_PIN` name one: `scripts/bench-pkcs11.sh` makes a SoftHSM2 token for it.
 
 #![allow(clippy::unwrap_used, reason = "a panic is how a benchmark fails")]
 #![allow(
@@ -18,7 +20,10 @@ use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_ma
 use latchkey::api::{EnrollRequest, NewTenant, NewToken};
 use latchkey::authority::csr::verify_pem;
 use latchkey::authority::{Authority, Caller, Credential, Policy};
-use latchkey::ca::{Bootstrap, CrlEntry, CrlOrder, KeyOrder, ServiceCertificate, Signer};
+use latchkey::ca::{
+    Bootstrap, CrlEntry, CrlOrder, IssuingKey, KeyOrder, Pkcs11Key, Pkcs11Location, Pkcs11Pin,
+    RootAndIntermediate, ServiceCertificate, Signer,
+};
 use latchkey::client::{KeyType, new_key_pair};
 use latchkey::clock::SystemClock;
 use latchkey::model::{KeyId, RevocationReason, ScopeSet, Serial};
@@ -51,6 +56,20 @@ fn order(csr: &str, now: OffsetDateTime) -> KeyOrder {
     }
 }
 
+/// A signer whose key the token at `LATCHKEY_BENCH_PKCS11_*` makes, when those are set.
+fn token_signer(now: OffsetDateTime) -> Option<Signer> {
+    let location = Pkcs11Location {
+        module: std::env::var("LATCHKEY_BENCH_PKCS11_MODULE").ok()?.into(),
+        token: std::env::var("LATCHKEY_BENCH_PKCS11_TOKEN").ok()?,
+        key_label: format!("bench-{}", Serial::random()),
+    };
+    let pin = Pkcs11Pin::new(std::env::var("LATCHKEY_BENCH_PKCS11_PIN").ok()?);
+    let key = Pkcs11Key::generate(&location, &pin).expect("a key in the token");
+    let ca = RootAndIntermediate::generate(now, None, &key).expect("root and intermediate");
+    let key = IssuingKey::Pkcs11(key);
+    Some(Signer::with_key(ca.intermediate_certificate, key, TRUST_DOMAIN, CRL_URL).expect("signer"))
+}
+
 fn pieces(c: &mut Criterion) {
     let now = OffsetDateTime::now_utc();
     let ca = Bootstrap::generate(now).expect("bootstrap");
@@ -59,14 +78,22 @@ fn pieces(c: &mut Criterion) {
     c.bench_function("csr/verify P-256", |b| {
         b.iter(|| verify_pem(black_box(&csr)).expect("csr"))
     });
-    // An order is consumed by signing; each is made outside the timed part.
-    c.bench_function("signer/key certificate P-256", |b| {
-        b.iter_batched(
-            || order(&csr, now),
-            |order| signer.sign_key_certificate(order).expect("sign"),
-            BatchSize::SmallInput,
-        )
-    });
+    let mut signers = vec![("signer/key certificate P-256", &signer)];
+    let token = token_signer(now);
+    match &token {
+        Some(token) => signers.push(("signer/key certificate P-256 (PKCS#11)", token)),
+        None => eprintln!("SKIPPED signer/… (PKCS#11): LATCHKEY_BENCH_PKCS11_* are not set"),
+    }
+    for (name, signer) in signers {
+        // An order is consumed by signing; each is made outside the timed part.
+        c.bench_function(name, |b| {
+            b.iter_batched(
+                || order(&csr, now),
+                |order| signer.sign_key_certificate(order).expect("sign"),
+                BatchSize::SmallInput,
+            )
+        });
+    }
     let leaf = signer
         .sign_key_certificate(order(&csr, now))
         .expect("sign")
