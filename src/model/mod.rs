@@ -3,6 +3,21 @@
 //! server, the relying-service verifier and the client; none of it touches the network, the
 //! store or a signing key.
 
+/// `Deserialize` for a type whose wire form is the string its `FromStr` reads: a string that
+/// does not parse is refused with the parse error's text, which the edge turns into the
+/// field's problem code.
+macro_rules! deserialize_from_str {
+    ($type:ty) => {
+        impl<'de> serde::Deserialize<'de> for $type {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                String::deserialize(d)?
+                    .parse()
+                    .map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
 mod ip_net;
 mod key_id;
 mod name;

@@ -65,12 +65,7 @@ macro_rules! name_type {
             }
         }
 
-        impl<'de> serde::Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                s.parse().map_err(serde::de::Error::custom)
-            }
-        }
+        deserialize_from_str!($name);
     };
 }
 
@@ -125,13 +120,7 @@ impl serde::Serialize for UserRef {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for UserRef {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
+deserialize_from_str!(UserRef);
 
 #[cfg(test)]
 mod tests {

@@ -74,13 +74,7 @@ impl serde::Serialize for RevocationReason {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for RevocationReason {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
+deserialize_from_str!(RevocationReason);
 
 #[cfg(test)]
 mod tests {

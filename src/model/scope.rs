@@ -75,13 +75,7 @@ impl fmt::Display for Scope {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for Scope {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
+deserialize_from_str!(Scope);
 
 /// A sorted set of scopes: the order in which they are encoded in certificates and stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]

@@ -59,13 +59,7 @@ impl serde::Serialize for Serial {
     }
 }
 
-impl<'de> serde::Deserialize<'de> for Serial {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
-    }
-}
+deserialize_from_str!(Serial);
 
 #[cfg(test)]
 mod tests {

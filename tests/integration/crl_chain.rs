@@ -56,7 +56,7 @@ pub(crate) fn verify_all(ca: &Ca, crls: &str, cert: &str) -> (bool, String) {
 }
 
 /// Revokes `id` as admin and waits for the CRL that lists it.
-async fn revoke_and_wait(ca: &Ca, id: &str) {
+pub(crate) async fn revoke_and_wait(ca: &Ca, id: &str) {
     let (before, _) = ca.anonymous().crl(None, 0).await.unwrap().unwrap();
     ca.admin()
         .revoke_key(None, id, Some("key_compromise"))

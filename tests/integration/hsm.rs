@@ -167,16 +167,7 @@ async fn an_intermediate_key_in_a_pkcs11_token_signs_everything_and_never_touche
 
     // After a restart the token still signs: a revocation reaches a CRL it signed.
     ca.restart();
-    let (before, _) = ca.anonymous().crl(None, 0).await.unwrap().unwrap();
-    ca.admin()
-        .revoke_key(None, &enrolled.key.id, Some("key_compromise"))
-        .await
-        .unwrap();
-    ca.anonymous()
-        .crl(Some(before), 10)
-        .await
-        .unwrap()
-        .expect("a newer CRL");
+    crate::crl_chain::revoke_and_wait(&ca, &enrolled.key.id).await;
     let (ok, said) = verify_with_crls(&ca, &ca.path("renewed.pem"));
     assert!(!ok && said.contains("certificate revoked"), "{said}");
 
