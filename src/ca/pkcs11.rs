@@ -6,7 +6,7 @@
 //! signer holds. The key is ECDSA P-256 like every latchkey CA key: the token signs the
 //! SHA-256 digest (`CKM_ECDSA`), and the raw `r || s` it returns is DER-encoded here.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Mutex, mpsc};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -40,21 +40,9 @@ pub struct Pkcs11Location {
 pub struct Pkcs11Pin(Zeroizing<String>);
 
 impl Pkcs11Pin {
-    /// A PIN as given.
-    pub fn new(pin: String) -> Self {
-        Self(Zeroizing::new(pin))
-    }
-
-    /// The PIN in a file (a systemd credential, a mounted secret), without its line break.
-    pub fn from_file(path: &Path) -> Result<Self, Pkcs11Error> {
-        let text = std::fs::read_to_string(path).map_err(|e| Pkcs11Error::PinFile {
-            path: path.to_owned(),
-            why: e.to_string(),
-        })?;
-        let line = text.strip_suffix('\n').unwrap_or(&text);
-        Ok(Self(Zeroizing::new(
-            line.strip_suffix('\r').unwrap_or(line).to_owned(),
-        )))
+    /// A PIN as given (the CLI reads it from `--pkcs11-pin-file` or a prompt).
+    pub fn new(pin: impl Into<Zeroizing<String>>) -> Self {
+        Self(pin.into())
     }
 }
 
@@ -68,14 +56,6 @@ impl std::fmt::Debug for Pkcs11Pin {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Pkcs11Error {
-    /// The PIN file could not be read.
-    #[error("cannot read the PKCS#11 PIN from {path}: {why}")]
-    PinFile {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        why: String,
-    },
     /// The issuing key is in a token and no PIN was given.
     #[error(
         "the issuing key is in the PKCS#11 token {0:?}: give its PIN with --pkcs11-pin-file or LATCHKEY_PKCS11_PIN_FILE"

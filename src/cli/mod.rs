@@ -113,7 +113,9 @@ impl Args {
         let passphrase = self.ca_passphrase(sealing || home.keys_encrypted(), sealing)?;
         let in_token = in_token || home.settings().is_ok_and(|s| s.pkcs11.is_some());
         let pin = match &self.pkcs11_pin_file {
-            Some(file) => Some(latchkey::ca::Pkcs11Pin::from_file(file)?),
+            Some(file) => Some(latchkey::ca::Pkcs11Pin::new(
+                latchkey::home::key_file::read_secret_line(file, "PKCS#11 PIN")?,
+            )),
             None if in_token && std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
                 let asked = rpassword::prompt_password("PKCS#11 token PIN: ")
                     .context("cannot read the PKCS#11 PIN")?;

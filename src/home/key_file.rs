@@ -25,23 +25,42 @@ pub struct Passphrase(Zeroizing<String>);
 
 impl Passphrase {
     /// A passphrase as given. Refuses an empty one: it would encrypt with nothing.
-    pub fn new(text: String) -> Result<Self, KeyFileError> {
+    pub fn new(text: impl Into<Zeroizing<String>>) -> Result<Self, KeyFileError> {
+        let text = text.into();
         if text.is_empty() {
             return Err(KeyFileError::EmptyPassphrase);
         }
-        Ok(Self(Zeroizing::new(text)))
+        Ok(Self(text))
     }
 
-    /// The passphrase in a file (a systemd credential, a mounted secret), without the line
-    /// break an editor or `echo` leaves at its end.
+    /// The passphrase in a file (see [`read_secret_line`]).
     pub fn from_file(path: &Path) -> Result<Self, KeyFileError> {
-        let text = std::fs::read_to_string(path).map_err(|e| KeyFileError::PassphraseFile {
-            path: path.to_owned(),
-            why: e.to_string(),
-        })?;
-        let line = text.strip_suffix('\n').unwrap_or(&text);
-        Self::new(line.strip_suffix('\r').unwrap_or(line).to_owned())
+        Self::new(read_secret_line(path, "CA passphrase")?)
     }
+}
+
+/// The secret on the one line of the file `path` (a systemd credential, a mounted secret),
+/// without the line break an editor or `echo` leaves at its end; `what` names it in the error.
+/// Read into memory that is wiped when dropped, and trimmed in place.
+pub fn read_secret_line(
+    path: &Path,
+    what: &'static str,
+) -> Result<Zeroizing<String>, KeyFileError> {
+    let mut text =
+        Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|e| KeyFileError::SecretFile {
+                what,
+                path: path.to_owned(),
+                why: e.to_string(),
+            })?,
+        );
+    if text.ends_with('\n') {
+        text.pop();
+    }
+    if text.ends_with('\r') {
+        text.pop();
+    }
+    Ok(text)
 }
 
 impl fmt::Debug for Passphrase {
@@ -70,9 +89,11 @@ pub enum KeyFileError {
     /// An empty passphrase was given.
     #[error("the CA passphrase is empty")]
     EmptyPassphrase,
-    /// The passphrase file could not be read.
-    #[error("cannot read the CA passphrase from {path}: {why}")]
-    PassphraseFile {
+    /// A file holding a secret (the passphrase, a PIN) could not be read.
+    #[error("cannot read the {what} from {path}: {why}")]
+    SecretFile {
+        /// What the file holds.
+        what: &'static str,
         /// The file.
         path: PathBuf,
         /// What went wrong.
@@ -191,7 +212,7 @@ mod tests {
     fn an_encrypted_key_opens_with_its_passphrase_and_no_other() {
         let path = Path::new("intermediate-key.pem");
         let plain = key_pem();
-        let passphrase = Passphrase::new("correct horse".into()).unwrap();
+        let passphrase = Passphrase::new(String::from("correct horse")).unwrap();
         let sealed = encrypt(path, &plain, &passphrase).unwrap();
         assert!(is_encrypted(&sealed));
         assert!(!sealed.contains(&plain[30..60]));
@@ -199,7 +220,7 @@ mod tests {
             open(path, &sealed, Some(&passphrase)).unwrap().as_str(),
             plain
         );
-        let wrong = Passphrase::new("battery staple".into()).unwrap();
+        let wrong = Passphrase::new(String::from("battery staple")).unwrap();
         assert!(matches!(
             open(path, &sealed, Some(&wrong)),
             Err(KeyFileError::WrongPassphrase(_))
@@ -214,7 +235,7 @@ mod tests {
 
     #[test]
     fn a_passphrase_is_never_printed_nor_empty() {
-        let passphrase = Passphrase::new("hunter2".into()).unwrap();
+        let passphrase = Passphrase::new(String::from("hunter2")).unwrap();
         assert!(!format!("{passphrase:?}").contains("hunter2"));
         assert!(matches!(
             Passphrase::new(String::new()),
