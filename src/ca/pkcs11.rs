@@ -7,7 +7,7 @@
 //! SHA-256 digest (`CKM_ECDSA`), and the raw `r || s` it returns is DER-encoded here.
 
 use std::path::PathBuf;
-use std::sync::{Mutex, mpsc};
+use std::sync::mpsc;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -116,7 +116,8 @@ pub struct Pkcs11Key {
     label: String,
     /// The uncompressed public point.
     public_point: Vec<u8>,
-    requests: Mutex<mpsc::Sender<SignRequest>>,
+    /// To the session's thread (`Sender` is `Sync`: signers send from any thread at once).
+    requests: mpsc::Sender<SignRequest>,
 }
 
 impl std::fmt::Debug for Pkcs11Key {
@@ -152,7 +153,7 @@ impl Pkcs11Key {
         std::thread::Builder::new()
             .name("pkcs11-signer".into())
             .spawn(move || {
-                let session = match session_with_key(&location, &pin, generate) {
+                let (session, key) = match session_with_key(&location, &pin, generate) {
                     Ok((session, key, point)) => {
                         let _ = ready_tx.send(Ok(point));
                         (session, key)
@@ -162,7 +163,6 @@ impl Pkcs11Key {
                         return;
                     }
                 };
-                let (session, key) = session;
                 // Until every handle is dropped: then the session closes and logs out.
                 for (digest, answer) in requests_rx {
                     let signed = session
@@ -176,7 +176,7 @@ impl Pkcs11Key {
         let key = Self {
             label,
             public_point,
-            requests: Mutex::new(requests_tx),
+            requests: requests_tx,
         };
         key.check()?;
         Ok(key)
@@ -202,8 +202,6 @@ impl Pkcs11Key {
         let digest = ring::digest::digest(&ring::digest::SHA256, message);
         let (answer_tx, answer_rx) = mpsc::channel();
         self.requests
-            .lock()
-            .map_err(|_| Pkcs11Error::Stopped)?
             .send((digest.as_ref().to_vec(), answer_tx))
             .map_err(|_| Pkcs11Error::Stopped)?;
         let raw = answer_rx.recv().map_err(|_| Pkcs11Error::Stopped)??;
