@@ -160,6 +160,13 @@ pub enum AuditAction {
     /// The CA's own keys were encrypted at rest.
     #[serde(rename = "ca.keys_encrypt")]
     CaKeysEncrypt,
+    /// A new issuing intermediate took over from the active one (`latchkey ca rotate`, or
+    /// the CA by itself when the active one neared its end).
+    #[serde(rename = "ca.rotate")]
+    CaRotate,
+    /// An issuing intermediate whose last certificate expired stopped being published.
+    #[serde(rename = "ca.retire")]
+    CaRetire,
 }
 
 impl AuditAction {
@@ -179,6 +186,8 @@ impl AuditAction {
         Self::AdminCertificateRotate,
         Self::ServerCertificateIssue,
         Self::CaKeysEncrypt,
+        Self::CaRotate,
+        Self::CaRetire,
     ];
 
     /// The name stored in the audit log and shown by the API.
@@ -198,6 +207,8 @@ impl AuditAction {
             Self::AdminCertificateRotate => "admin_certificate.rotate",
             Self::ServerCertificateIssue => "server_certificate.issue",
             Self::CaKeysEncrypt => "ca.keys_encrypt",
+            Self::CaRotate => "ca.rotate",
+            Self::CaRetire => "ca.retire",
         }
     }
 }
@@ -281,6 +292,66 @@ pub struct CrlQuery {
     /// …waiting up to this many seconds for one (at most 60), else 304.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait: Option<u64>,
+}
+
+/// `GET /v1/issuers` query: a long poll on the set of issuers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerQuery {
+    /// Answer once the issuers' revision is above this…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub newer_than: Option<i64>,
+    /// …waiting up to this many seconds (at most 60), else 304.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<u64>,
+}
+
+/// Where an issuing intermediate stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IssuerStatus {
+    /// Signs every new certificate (of every tenant without a dedicated issuer, or of its
+    /// tenant).
+    Active,
+    /// Replaced by a newer one: signs nothing new, but its certificates are still valid, so
+    /// its CRL is still published.
+    Retiring,
+    /// Its last certificate has expired (plus one CRL validity): no CRL any more.
+    Retired,
+}
+
+/// One issuing intermediate of the CA.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuerInfo {
+    /// Its id: `GET /v1/issuers/{id}/crl`.
+    pub id: i64,
+    /// Its subject, as `openssl x509 -subject` prints it (RFC 4514 order).
+    pub subject: String,
+    /// Start of validity.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+    /// Where it stands.
+    pub status: IssuerStatus,
+    /// The tenant it is dedicated to; absent for a shared issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<TenantName>,
+    /// Its certificate, PEM.
+    pub certificate: String,
+    /// The path of its CRL (long poll, ETag and formats as `/v1/crl`); absent once retired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl: Option<String>,
+}
+
+/// `GET /v1/issuers`: every issuing intermediate the CA has had, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IssuerList {
+    /// Grows whenever an issuer is added or changes status: the long poll's `newer_than`.
+    pub revision: i64,
+    /// The issuers.
+    pub issuers: Vec<IssuerInfo>,
 }
 
 /// An absent or empty query value is `None`; anything else must parse.
