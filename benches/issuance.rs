@@ -19,7 +19,7 @@ use std::time::Instant;
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use latchkey::api::{EnrollRequest, NewTenant, NewToken};
 use latchkey::authority::csr::verify_pem;
-use latchkey::authority::{Authority, Caller, Credential, Policy};
+use latchkey::authority::{Caller, Credential, Policy};
 use latchkey::ca::{
     Bootstrap, CrlEntry, CrlOrder, IssuingKey, KeyOrder, Pkcs11Key, Pkcs11Location, Pkcs11Pin,
     RootAndIntermediate, ServiceCertificate, Signer,
@@ -140,41 +140,34 @@ fn crl_sign(c: &mut Criterion) {
 fn authority_enroll(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
-    let now = OffsetDateTime::now_utc();
-    let ca = Bootstrap::generate(now).expect("bootstrap");
     let (authority, admin) = runtime.block_on(async {
-        let url = latchkey::store::sqlite_url(&dir.path().join("latchkey.db"));
-        // Wired as `server::prepare` wires it; the publisher is never started (no CRLs here).
-        let store = latchkey::store::Store::connect(&url).await.expect("store");
-        let signer = Arc::new(signer(&ca));
-        let mut metrics = Authority::metrics_registry();
-        let publisher = latchkey::publisher::Publisher::new(
-            store.revocation_ledger(),
-            signer.clone(),
-            &ca.root_certificate,
-            Arc::new(SystemClock),
-            latchkey::publisher::CrlSchedule::default(),
-            &mut metrics,
-        )
-        .await
-        .expect("publisher");
-        let authority = Authority::new(
-            store,
-            signer,
-            &ca.root_certificate,
-            Arc::new(SystemClock),
+        // The CA as `serve` puts it together; the publisher is never started (no CRLs here).
+        let home = latchkey::home::Home::new(dir.path().join("ca"));
+        let options = latchkey::home::InitOptions {
+            trust_domain: latchkey::profile::DEFAULT_TRUST_DOMAIN.into(),
+            hostnames: Vec::new(),
+            public_url: None,
+            crl_url: None,
+            encrypt_keys: false,
+            pkcs11: None,
+        };
+        let prepared = latchkey::server::prepare(
+            &home,
+            None,
+            &options,
             Policy::default(),
-            publisher.poke(),
-            metrics,
+            Arc::new(SystemClock),
         )
         .await
-        .expect("authority");
-        let (admin, _) = authority
+        .expect("the CA");
+        let authority = prepared.authority;
+        let admin = authority
             .issue_service_certificate(&ServiceCertificate::Admin {
                 name: "admin".parse().unwrap(),
             })
             .await
-            .expect("admin issued");
+            .expect("admin issued")
+            .certificate;
         let admin = authority
             .authenticate_admin(&Caller {
                 certificate: Some(admin.der),

@@ -188,10 +188,17 @@ def items_of(code: str, root: str, part: str) -> set:
     return items
 
 
+def is_test_file(path: pathlib.Path) -> bool:
+    """A module's tests kept in a file of their own (`#[cfg(test)] mod tests;`)."""
+    return path.name == "tests.rs"
+
+
 def narrow_uses():
     """For each arrow in ONLY_ITEMS, the items its production code names."""
     found = {arrow: set() for arrow in ONLY_ITEMS}
     for path in sorted(SRC.rglob("*.rs")):
+        if is_test_file(path):
+            continue
         part = part_of(path)
         for (user, used) in ONLY_ITEMS:
             if part == user:
@@ -208,7 +215,7 @@ def actual_graph():
     graph, crates = {}, {}
     for path in sorted(SRC.rglob("*.rs")):
         part = part_of(path)
-        if part == "lib":
+        if part == "lib" or is_test_file(path):
             continue
         code = without_test_modules(strip_comments_and_strings(path.read_text()))
         # The binary (main.rs and cli/) reaches the library as `latchkey::`.

@@ -978,6 +978,8 @@ mod enum_tests {
                 "admin_certificate.rotate",
                 "server_certificate.issue",
                 "ca.keys_encrypt",
+                "ca.rotate",
+                "ca.retire",
             ]
         );
         for &action in AuditAction::ALL {

@@ -42,6 +42,8 @@ pub mod home;
 #[cfg(feature = "server")]
 pub mod http;
 #[cfg(feature = "server")]
+pub mod issuers;
+#[cfg(feature = "server")]
 pub mod publisher;
 #[cfg(feature = "server")]
 pub mod server;

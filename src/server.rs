@@ -13,6 +13,7 @@ use crate::authority::{Authority, AuthorityError, Policy};
 use crate::clock::Clock;
 use crate::home::{Home, HomeError, InitOptions};
 use crate::http::EdgeLimits;
+use crate::issuers::{IssuerError, IssuerRegistry};
 use crate::publisher::{CrlSchedule, Publisher, PublisherError};
 use crate::tls::{Acceptor, ListenerLimits, OnRefusal};
 
@@ -31,6 +32,9 @@ pub enum ServeError {
     /// The CRL publisher could not start.
     #[error(transparent)]
     Publisher(#[from] PublisherError),
+    /// The CA's intermediates could not be loaded.
+    #[error(transparent)]
+    Issuers(#[from] IssuerError),
     /// The TLS configuration was refused.
     #[error(transparent)]
     Tls(#[from] crate::tls::ConfigError),
@@ -63,6 +67,9 @@ pub struct ServeOptions {
     /// the distribution points and speak no HTTPS (`openssl -crl_download`, most CRL
     /// fetchers). A new CA initialized with it names it in its distribution points.
     pub crl_http_listen: Option<SocketAddr>,
+    /// How long before the active intermediate's end the CA makes the next one by itself
+    /// (default [`crate::issuers::DEFAULT_ROTATE_BEFORE`]).
+    pub rotate_before: time::Duration,
     /// The time every rule of the CA is decided by: [`crate::clock::SystemClock`] but in tests, which move
     /// a [`crate::clock::ManualClock`] instead of waiting for certificates and CRLs to age.
     pub clock: Arc<dyn Clock>,
@@ -96,8 +103,9 @@ pub struct Server {
     pub fd_limit: u64,
     authority: Arc<Authority>,
     crls: crate::publisher::PublishedCrls,
-    publisher: tokio::task::JoinHandle<()>,
-    root_publisher: tokio::task::JoinHandle<()>,
+    /// The publisher's builders, the issuers' follower and maintainer: aborted when the
+    /// server stops.
+    background: Vec<tokio::task::JoinHandle<()>>,
     /// True when this start initialized a new CA.
     pub initialized_now: bool,
     /// The CA home.
@@ -109,6 +117,8 @@ pub struct Server {
 pub struct Prepared {
     /// The authority, holding the publisher's poke.
     pub authority: Arc<Authority>,
+    /// The CA's intermediates, loaded; [`Server::start`] has them followed and maintained.
+    pub issuers: Arc<IssuerRegistry>,
     /// The CRL publisher, not started: [`Server::start`] starts it, one-off commands do not.
     pub publisher: Publisher,
     /// True when this start made a new CA.
@@ -132,7 +142,7 @@ pub async fn prepare(
         home.init(init, clock.now())?;
         true
     };
-    let signer = home.signer()?;
+    let signer = Arc::new(home.signer()?);
     let database_url = database_url
         .map(str::to_owned)
         .unwrap_or_else(|| crate::store::sqlite_url(&home.database()));
@@ -140,7 +150,15 @@ pub async fn prepare(
     let store = crate::store::Store::connect(&database_url)
         .await
         .map_err(AuthorityError::from)?;
-    let signer = Arc::new(signer);
+    let issuers = Arc::new(
+        IssuerRegistry::load(
+            store.clone(),
+            home.issuer_vault(signer)?,
+            root[0].clone(),
+            clock.clone(),
+        )
+        .await?,
+    );
     let mut metrics = Authority::metrics_registry();
     let schedule = CrlSchedule {
         validity: policy.crl_validity,
@@ -148,18 +166,16 @@ pub async fn prepare(
     };
     let publisher = Publisher::new(
         store.revocation_ledger(),
-        signer.clone(),
-        &root[0],
+        issuers.watch(),
+        issuers.root_issuer_id(),
         clock.clone(),
         schedule,
         &mut metrics,
-    )
-    .await?;
+    );
     let authority = Arc::new(
         Authority::new(
             store,
-            signer,
-            &root[0],
+            issuers.clone(),
             clock.clone(),
             policy,
             publisher.poke(),
@@ -173,8 +189,13 @@ pub async fn prepare(
             None => false,
         };
         if !recorded {
-            let (issued, key_pem) = authority.issue_service_certificate(&file.wanted).await?;
-            home.write_service_certificate(&file.wanted, &issued, &key_pem)?;
+            let issued = authority.issue_service_certificate(&file.wanted).await?;
+            home.write_service_certificate(
+                &file.wanted,
+                &issued.certificate,
+                &issued.chain_pem,
+                &issued.key_pem,
+            )?;
         }
     }
     if initialized_now && init.encrypt_keys {
@@ -183,9 +204,21 @@ pub async fn prepare(
     }
     Ok(Prepared {
         authority,
+        issuers,
         publisher,
         initialized_now,
     })
+}
+
+/// The certificates of every intermediate whose CRL is published.
+fn published_intermediates(
+    issuers: &IssuerRegistry,
+) -> Vec<rustls_pki_types::CertificateDer<'static>> {
+    issuers
+        .current()
+        .published()
+        .map(|i| i.certificate.clone())
+        .collect()
 }
 
 impl Server {
@@ -254,6 +287,7 @@ impl Server {
         let home = options.home.clone();
         let Prepared {
             authority,
+            issuers,
             publisher,
             initialized_now,
         } = prepare(
@@ -267,30 +301,49 @@ impl Server {
         let chain = crate::tls::load_certificates(&home.read(&home.server_cert())?, "server.pem")?;
         let key = crate::tls::load_private_key(&home.read(&home.server_key())?, "server-key.pem")?;
         let roots = crate::tls::load_certificates(&home.read(&home.ca_cert())?, "ca.pem")?;
-        let intermediates = crate::tls::load_certificates(
-            &home.read(&home.intermediate_cert())?,
-            "intermediate.pem",
-        )?;
+        // Client certificates are checked through every published intermediate, as the
+        // registry follows them: a key renewed under a new one authenticates at once.
+        let intermediates = crate::tls::CaIntermediates::new(published_intermediates(&issuers));
         let acceptor = Acceptor::from_config(crate::tls::ca_listener_config(
             chain,
             key,
             &roots,
-            intermediates,
+            intermediates.clone(),
             options.clock.clone(),
         )?);
+        let follower = issuers.follow();
+        let root_signer = home.root_signer()?.map(Arc::new);
+        let maintainer = issuers.maintain(
+            root_signer.clone(),
+            options.rotate_before,
+            options.policy.crl_validity,
+        );
+        let mut watch = issuers.watch();
+        let intermediates_follower = tokio::spawn(async move {
+            while watch.changed().await.is_ok() {
+                let set = watch.borrow_and_update().clone();
+                intermediates.replace(set.published().map(|i| i.certificate.clone()).collect());
+            }
+        });
         // Serve only once a CRL is published (or the builder has had its chance and says
         // why not, loudly, in the log and in /readyz).
         let crls = publisher.crls();
         let key_publisher = publisher.start();
         // The first root CRL before serving, so a CA holding the root key is ready at once.
-        let root_signer = home.root_crl_signer()?.map(Arc::new);
         if let Err(e) = publisher.refresh_root_crl(root_signer.as_ref()).await {
             tracing::warn!(error = %e, "cannot refresh the root CRL at start-up");
         }
         let root_publisher = publisher.start_root(root_signer);
-        if crls.newer_than(0, FIRST_CRL_WAIT).await.is_none() {
+        if !crls.wait_for_all(FIRST_CRL_WAIT).await {
             tracing::error!("no CRL could be published at start-up; /readyz reports not ready");
         }
+        let background = vec![
+            key_publisher,
+            root_publisher,
+            follower,
+            maintainer,
+            intermediates_follower,
+        ];
         Ok(Self {
             listener,
             crl_listener,
@@ -300,8 +353,7 @@ impl Server {
             fd_limit,
             authority,
             crls,
-            publisher: key_publisher,
-            root_publisher,
+            background,
             initialized_now,
             home,
         })
@@ -347,8 +399,9 @@ impl Server {
             on_refusal,
         )
         .await;
-        self.publisher.abort();
-        self.root_publisher.abort();
+        for task in &self.background {
+            task.abort();
+        }
         if let Some(crl_http) = crl_http {
             crl_http.abort();
         }

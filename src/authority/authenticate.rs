@@ -258,7 +258,7 @@ impl Authority {
             return Err(AuthorityError::Unauthenticated);
         };
         let unknown = || AuthorityError::InvalidCertificate("unknown certificate".into());
-        let identity = PeerIdentity::from_der(der, self.signer.trust_domain())
+        let identity = PeerIdentity::from_der(der, &self.trust_domain)
             .map_err(|e| AuthorityError::InvalidCertificate(e.to_string()))?;
         let certificate = self
             .store
@@ -386,7 +386,7 @@ impl Authority {
         der: &CertificateDer<'_>,
     ) -> Result<Principal, AuthorityError> {
         let bad = |why: &str| AuthorityError::InvalidCertificate(why.to_owned());
-        let identity = PeerIdentity::from_der(der, self.signer.trust_domain())
+        let identity = PeerIdentity::from_der(der, &self.trust_domain)
             .map_err(|e| AuthorityError::InvalidCertificate(e.to_string()))?;
         // The serial must name this very certificate, not a look-alike from another CA.
         let row = self

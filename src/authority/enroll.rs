@@ -81,9 +81,10 @@ impl Authority {
             return Err(AuthorityError::PublicKeyInUse);
         }
 
+        let signing = self.signing_issuer(Some(enroller.tenant_id))?;
         let not_after = (now + self.policy.certificate_lifetime)
             .min(expires_at)
-            .min(self.signer.not_after());
+            .min(signing.signer.not_after());
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -100,7 +101,7 @@ impl Authority {
                 public_key: verified.public_key.clone(),
             };
             // 5. Sign.
-            let issued = self.signer.sign_key_certificate(order)?;
+            let issued = signing.signer.sign_key_certificate(order)?;
             let key = NewKey {
                 id: key_id.clone(),
                 tenant_id: enroller.tenant_id,
@@ -111,7 +112,8 @@ impl Authority {
                 created_at: now,
                 expires_at,
             };
-            let certificate = self.new_key_certificate(&key_id, &enroller.tenant, &issued);
+            let certificate =
+                self.new_key_certificate(&key_id, &enroller.tenant, &issued, signing.issuer.id);
             let event = self.event(
                 &enroller.actor,
                 AuditAction::KeyIssue,
@@ -145,7 +147,7 @@ impl Authority {
                 1,
                 now,
             );
-            return Ok(self.issued_key(key, &issued, now));
+            return Ok(self.issued_key(key, &issued, &signing.issuer.pem, now));
         }
     }
 
@@ -194,17 +196,18 @@ impl Authority {
         key_id: &KeyId,
         tenant: &TenantName,
         issued: &IssuedCertificate,
+        issuer_id: i64,
     ) -> NewCertificate {
         NewCertificate {
             serial: issued.serial,
-            issuer_id: self.issuer_id,
+            issuer_id,
             kind: crate::store::CertificateKind::Key,
             key_id: Some(key_id.clone()),
             subject: crate::profile::SpiffeId::Key {
                 tenant: tenant.clone(),
                 key_id: key_id.clone(),
             }
-            .to_uri(self.signer.trust_domain()),
+            .to_uri(&self.trust_domain),
             public_key_sha256: issued.public_key_fingerprint.clone(),
             not_before: issued.not_before,
             not_after: issued.not_after,
@@ -214,17 +217,18 @@ impl Authority {
     }
 
     /// The answer to an enrollment or renewal at `now`: the key, and the new certificate
-    /// with its chain.
+    /// with its chain (it and `issuer_pem`, the intermediate that signed it).
     pub(super) fn issued_key(
         &self,
         key: KeyView,
         issued: &IssuedCertificate,
+        issuer_pem: &str,
         now: OffsetDateTime,
     ) -> IssuedKey {
         let certificate_pem = issued.pem();
         IssuedKey {
             key,
-            chain_pem: format!("{certificate_pem}{}", self.intermediate_pem),
+            chain_pem: format!("{certificate_pem}{issuer_pem}"),
             certificate_pem,
             expires_in: issued.not_after - now,
         }

@@ -26,6 +26,8 @@ use time::{Duration, OffsetDateTime};
 
 use crate::ca::Signer;
 use crate::clock::Clock;
+use crate::issuers::{IssuerRegistry, LiveIssuer};
+use crate::model::TenantId;
 use crate::publisher::CrlPoke;
 use crate::store::{AuditEvent, CertificateKind, Store};
 
@@ -77,17 +79,13 @@ impl Default for Policy {
     }
 }
 
-/// The authority: the store, the signer, the clock and the policy, in one place.
+/// The authority: the store, the issuers, the clock and the policy, in one place.
 pub struct Authority {
     store: Store,
-    signer: Arc<Signer>,
-    issuer_id: i64,
-    /// The CA's own public keys (intermediate and root), which no key certificate may carry.
-    ca_spkis: [Vec<u8>; 2],
-    /// The issuing intermediate and the root, PEM: `GET /v1/ca`.
-    ca_chain_pem: String,
-    /// The issuing intermediate, PEM: appended to every leaf to form its chain.
-    intermediate_pem: String,
+    /// The CA's intermediates: which one signs for whom, followed across replicas.
+    issuers: Arc<IssuerRegistry>,
+    /// The SPIFFE trust domain every certificate of this CA names.
+    trust_domain: String,
     clock: Arc<dyn Clock>,
     passwords: Passwords,
     throttle: throttle::PasswordThrottle,
@@ -100,53 +98,42 @@ pub struct Authority {
 impl std::fmt::Debug for Authority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authority")
-            .field("signer", &self.signer)
+            .field("issuers", &self.issuers)
             .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
 }
 
+/// A certificate the CA issued for its own use: what `home` writes.
+#[derive(Debug)]
+pub struct IssuedServiceCertificate {
+    /// The certificate.
+    pub certificate: crate::ca::IssuedCertificate,
+    /// It and the intermediate that signed it, PEM.
+    pub chain_pem: String,
+    /// Its new key, PKCS#8 PEM.
+    pub key_pem: String,
+}
+
 impl Authority {
-    /// Puts the authority together. `root_der` is the root the intermediate chains to;
-    /// `crl` is the CRL publisher's poke, rung after every revocation; `metrics` is the
-    /// registry `/metrics` serves, to which the authority adds its own.
+    /// Puts the authority together. `issuers` says which intermediate signs; `crl` is the
+    /// CRL publisher's poke, rung after every revocation; `metrics` is the registry
+    /// `/metrics` serves, to which the authority adds its own.
     pub async fn new(
         store: Store,
-        signer: Arc<Signer>,
-        root_der: &[u8],
+        issuers: Arc<IssuerRegistry>,
         clock: Arc<dyn Clock>,
         policy: Policy,
         crl: CrlPoke,
         metrics: prometheus_client::registry::Registry,
     ) -> Result<Self, AuthorityError> {
-        let intermediate = signer.certificate().to_vec();
-        let (_, parsed) = x509_parser::parse_x509_certificate(&intermediate)
-            .map_err(|e| AuthorityError::Internal(format!("issuer certificate: {e}")))?;
-        let issuer_id = store
-            .ensure_issuer(
-                &hex::encode(ring::digest::digest(&ring::digest::SHA256, &intermediate)),
-                &parsed.subject().to_string(),
-                &intermediate,
-                signer.not_after(),
-                clock.now(),
-            )
-            .await?;
-        let (_, root) = x509_parser::parse_x509_certificate(root_der)
-            .map_err(|e| AuthorityError::Internal(format!("root certificate: {e}")))?;
-        let ca_spkis = [
-            parsed.public_key().raw.to_vec(),
-            root.public_key().raw.to_vec(),
-        ];
         let passwords = tokio::task::spawn_blocking(Passwords::new)
             .await
             .map_err(|e| AuthorityError::Internal(e.to_string()))??;
         Ok(Self {
             store,
-            ca_chain_pem: crate::pem::encode_certificates([intermediate.as_slice(), root_der]),
-            intermediate_pem: crate::pem::encode("CERTIFICATE", &intermediate),
-            signer,
-            issuer_id,
-            ca_spkis,
+            trust_domain: issuers.trust_domain().to_owned(),
+            issuers,
             clock,
             passwords,
             throttle: throttle::PasswordThrottle::default(),
@@ -165,21 +152,42 @@ impl Authority {
     /// True when the CSR's key is one of the CA's own: a key certificate for it would let
     /// whoever holds the CA key pose as a client, and would say the CA key is a client's.
     fn is_ca_key(&self, csr: &csr::VerifiedCsr) -> bool {
-        self.ca_spkis
-            .iter()
-            .any(|spki| spki.as_slice() == csr.public_key.spki_der())
+        self.issuers.current().is_ca_key(csr.public_key.spki_der())
     }
 
-    /// The CA chain clients and relying services trust: issuing intermediate, then root.
-    pub fn ca_chain_pem(&self) -> &str {
-        &self.ca_chain_pem
+    /// The intermediate that signs `tenant`'s next certificate, with its signer: its
+    /// dedicated one, else the active shared one. Not ready when it cannot sign here.
+    fn signing_issuer(&self, tenant: Option<TenantId>) -> Result<SigningIssuer, AuthorityError> {
+        let set = self.issuers.current();
+        let issuer = set
+            .signing_for(tenant)
+            .cloned()
+            .ok_or_else(|| AuthorityError::NotReady("the CA has no active intermediate".into()))?;
+        let signer = issuer.signer.clone().ok_or_else(|| {
+            AuthorityError::NotReady(format!(
+                "the key of the active intermediate (issuer {}) cannot be opened here; see the log",
+                issuer.id
+            ))
+        })?;
+        Ok(SigningIssuer { issuer, signer })
     }
 
-    /// Ready to decide: the store answers and the issuer is valid. (Whether fresh CRLs are
-    /// served is the publisher's to say: `/readyz` asks both.)
+    /// The CA's intermediates (for `GET /v1/issuers`, and to follow their changes).
+    pub fn issuers(&self) -> &Arc<IssuerRegistry> {
+        &self.issuers
+    }
+
+    /// `GET /v1/ca`: every shared intermediate still published, newest first, then the root.
+    pub fn ca_chain_pem(&self) -> String {
+        self.issuers.current().chain_pem().to_owned()
+    }
+
+    /// Ready to decide: the store answers and the active intermediate can sign and is valid.
+    /// (Whether fresh CRLs are served is the publisher's to say: `/readyz` asks both.)
     pub async fn ready(&self) -> Result<(), AuthorityError> {
         self.store.ping().await?;
-        if self.signer.not_after() <= self.now() {
+        let signing = self.signing_issuer(None)?;
+        if signing.signer.not_after() <= self.now() {
             return Err(AuthorityError::NotReady(
                 "the issuing CA has expired".into(),
             ));
@@ -198,9 +206,10 @@ impl Authority {
     pub async fn issue_service_certificate(
         &self,
         which: &crate::ca::ServiceCertificate,
-    ) -> Result<(crate::ca::IssuedCertificate, String), AuthorityError> {
+    ) -> Result<IssuedServiceCertificate, AuthorityError> {
+        let signing = self.signing_issuer(None)?;
         let (issued, key_pem) = which
-            .issue(&self.signer, self.now())
+            .issue(&signing.signer, self.now())
             .map_err(|e| AuthorityError::Internal(format!("issuing a service certificate: {e}")))?;
         let (kind, subject) = match which {
             crate::ca::ServiceCertificate::Server { .. } => {
@@ -208,13 +217,16 @@ impl Authority {
             }
             crate::ca::ServiceCertificate::Admin { name } => (
                 CertificateKind::Admin,
-                crate::profile::SpiffeId::Admin { name: name.clone() }
-                    .to_uri(self.signer.trust_domain()),
+                crate::profile::SpiffeId::Admin { name: name.clone() }.to_uri(&self.trust_domain),
             ),
         };
-        self.record_service_certificate(kind, &subject, &issued)
+        self.record_service_certificate(kind, &subject, signing.issuer.id, &issued)
             .await?;
-        Ok((issued, key_pem))
+        Ok(IssuedServiceCertificate {
+            chain_pem: format!("{}{}", issued.pem(), signing.issuer.pem),
+            certificate: issued,
+            key_pem,
+        })
     }
 
     /// True when the certificate with this serial is recorded: at start-up, a service
@@ -231,11 +243,12 @@ impl Authority {
         &self,
         kind: CertificateKind,
         subject: &str,
+        issuer_id: i64,
         issued: &crate::ca::IssuedCertificate,
     ) -> Result<(), AuthorityError> {
         let certificate = crate::store::NewCertificate {
             serial: issued.serial,
-            issuer_id: self.issuer_id,
+            issuer_id,
             kind,
             key_id: None,
             subject: subject.to_owned(),
@@ -276,7 +289,7 @@ impl Authority {
         &self,
         new: &crate::ca::IssuedCertificate,
     ) -> Result<u64, AuthorityError> {
-        let trust_domain = self.signer.trust_domain();
+        let trust_domain = &self.trust_domain;
         let identity = crate::profile::PeerIdentity::from_der(&new.der, trust_domain)
             .map_err(|e| AuthorityError::Internal(format!("the new admin certificate: {e}")))?;
         let subject = identity.id.to_uri(trust_domain);
@@ -380,4 +393,10 @@ impl Authority {
             detail,
         }
     }
+}
+
+/// The intermediate chosen to sign one certificate, and its signer.
+struct SigningIssuer {
+    issuer: Arc<LiveIssuer>,
+    signer: Arc<Signer>,
 }

@@ -72,9 +72,11 @@ impl Authority {
         };
         let (tenant, owner) = (key.tenant.clone(), key.owner.clone());
         let scopes = standing.scopes;
+        // Renewed under the intermediate that signs now: after a rotation, the new one.
+        let signing = self.signing_issuer(Some(standing.tenant_id))?;
         let not_after = (now + self.policy.certificate_lifetime)
             .min(standing.expires_at)
-            .min(self.signer.not_after());
+            .min(signing.signer.not_after());
         let mut attempt = 0;
         let (issued, superseded) = loop {
             attempt += 1;
@@ -88,8 +90,8 @@ impl Authority {
                 not_after,
                 public_key: public_key.clone(),
             };
-            let issued = self.signer.sign_key_certificate(order)?;
-            let record = self.new_key_certificate(key_id, &tenant, &issued);
+            let issued = signing.signer.sign_key_certificate(order)?;
+            let record = self.new_key_certificate(key_id, &tenant, &issued, signing.issuer.id);
             let event = self.event(
                 &format!("key:{key_id}"),
                 AuditAction::KeyRenew,
@@ -143,7 +145,7 @@ impl Authority {
             ..key
         };
         let key = self.key_view(key).await?;
-        Ok(self.issued_key(key, &issued, now))
+        Ok(self.issued_key(key, &issued, &signing.issuer.pem, now))
     }
 
     /// What the current policy allows a renewal of `key`: refused when its tenant or owner is
@@ -197,6 +199,7 @@ impl Authority {
             return Err(AuthorityError::RenewalRefused(RenewalRefusal::KeyExpired));
         }
         Ok(StandingPolicy {
+            tenant_id: stored.id,
             scopes,
             dropped,
             expires_at,
@@ -206,6 +209,8 @@ impl Authority {
 
 /// What the current policy allows a renewal: see [`Authority::standing_policy`].
 struct StandingPolicy {
+    /// The key's tenant: its dedicated intermediate, if it has one, signs.
+    tenant_id: crate::model::TenantId,
     /// The key's scopes that its owner still holds.
     scopes: ScopeSet,
     /// The key's scopes that its owner no longer holds.

@@ -14,7 +14,7 @@ use crate::model::{OwnerName, Serial};
 /// The root CA's lifetime: ten years.
 const ROOT_LIFETIME: Duration = Duration::days(3653);
 /// The issuing intermediate's lifetime: five years.
-const INTERMEDIATE_LIFETIME: Duration = Duration::days(1826);
+pub const INTERMEDIATE_LIFETIME: Duration = Duration::days(1826);
 /// The CA's own TLS and administrator certificates: one year, renewed at start-up when
 /// fewer than 30 days remain.
 pub const SERVICE_CERTIFICATE_LIFETIME: Duration = Duration::days(365);
@@ -31,6 +31,9 @@ pub enum BootstrapError {
     /// The new intermediate could not be loaded as a signer.
     #[error(transparent)]
     Signer(#[from] SignerError),
+    /// The root ends too soon to sign another intermediate: roll it over.
+    #[error("the root expires at {0}: it cannot sign a new intermediate; roll the root over")]
+    RootExpiring(OffsetDateTime),
 }
 
 /// A freshly made root and issuing intermediate, with their PKCS#8 private keys in PEM.
@@ -103,20 +106,12 @@ impl RootAndIntermediate {
         let root_certificate = root_params.self_signed(&root_key)?;
         let root = Issuer::new(root_params, &root_key);
 
-        let mut params = ca_params(
+        let params = intermediate_params(
             "latchkey issuing CA",
-            0,
             not_before,
             now + INTERMEDIATE_LIFETIME,
-        );
-        params.use_authority_key_identifier_extension = true;
-        if let Some(url) = root_crl_url {
-            params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
-                uris: vec![url.to_owned()],
-            }];
-        }
-        params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(
-            super::signer::key_identifier(intermediate_key.der_bytes()),
+            root_crl_url,
+            intermediate_key,
         );
         let intermediate_certificate = params.signed_by(intermediate_key, &root)?;
 
@@ -125,6 +120,64 @@ impl RootAndIntermediate {
             root_key_pem: root_key.serialize_pem(),
             intermediate_certificate: intermediate_certificate.der().clone(),
         })
+    }
+}
+
+/// An intermediate's parameters: a CA that signs end entities only (path length 0), with
+/// its key identifiers, naming the root's CRL when there is one.
+fn intermediate_params(
+    common_name: &str,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+    root_crl_url: Option<&str>,
+    key: &impl PublicKeyData,
+) -> CertificateParams {
+    let mut params = ca_params(common_name, 0, not_before, not_after);
+    params.use_authority_key_identifier_extension = true;
+    if let Some(url) = root_crl_url {
+        params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+            uris: vec![url.to_owned()],
+        }];
+    }
+    params.key_identifier_method =
+        rcgen::KeyIdMethod::PreSpecified(super::signer::key_identifier(key.der_bytes()));
+    params
+}
+
+/// What a new intermediate is for: the name it gets and how long it may live.
+#[derive(Debug, Clone)]
+pub struct IntermediateOrder {
+    /// Its common name: distinct for each intermediate, because relying parties such as
+    /// OpenSSL (nginx, HAProxy) find a certificate's CRL by its issuer's name.
+    pub common_name: String,
+    /// When it is made.
+    pub now: OffsetDateTime,
+    /// Where the root's CRL is served (`<CRL URL>/v1/crl/root`), named as its distribution
+    /// point.
+    pub root_crl_url: Option<String>,
+}
+
+impl super::RootSigner {
+    /// Signs an intermediate for `key` (made by the caller, in a file or a token): five
+    /// years from now, never past the root's own end. Refuses when the root has less than a
+    /// CRL validity left.
+    pub fn sign_intermediate(
+        &self,
+        order: &IntermediateOrder,
+        key: &impl PublicKeyData,
+    ) -> Result<CertificateDer<'static>, BootstrapError> {
+        let not_after = (order.now + INTERMEDIATE_LIFETIME).min(self.not_after());
+        if not_after <= order.now + Duration::days(1) {
+            return Err(BootstrapError::RootExpiring(self.not_after()));
+        }
+        let params = intermediate_params(
+            &order.common_name,
+            order.now - BACKDATE,
+            not_after,
+            order.root_crl_url.as_deref(),
+            key,
+        );
+        Ok(params.signed_by(key, self.issuer())?.der().clone())
     }
 }
 

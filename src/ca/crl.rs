@@ -116,20 +116,21 @@ impl Signer {
     }
 }
 
-/// The root CA as a CRL signer: it signs the CRL that lists revoked intermediates. Only
-/// where the root key is (the CA home, unless the key is kept offline).
-pub struct RootCrlSigner {
+/// The root CA where its key is (the CA home, unless the key is kept offline): it signs the
+/// CRL that lists revoked intermediates, and new intermediates (`latchkey ca rotate`).
+pub struct RootSigner {
     issuer: Issuer<'static, KeyPair>,
     key_identifier: Vec<u8>,
+    not_after: time::OffsetDateTime,
 }
 
-impl std::fmt::Debug for RootCrlSigner {
+impl std::fmt::Debug for RootSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RootCrlSigner").finish_non_exhaustive()
+        f.debug_struct("RootSigner").finish_non_exhaustive()
     }
 }
 
-impl RootCrlSigner {
+impl RootSigner {
     /// Loads the root from its certificate and PKCS#8 private key.
     pub fn new(certificate: &CertificateDer<'_>, key_pem: &str) -> Result<Self, SignerError> {
         let bad = |e: String| SignerError::Issuer(format!("root: {e}"));
@@ -149,11 +150,23 @@ impl RootCrlSigner {
                 _ => None,
             })
             .ok_or_else(|| bad("the root certificate has no subject key identifier".into()))?;
+        let not_after = parsed.validity().not_after.to_datetime();
         let issuer = Issuer::from_ca_cert_der(certificate, key).map_err(|e| bad(e.to_string()))?;
         Ok(Self {
             issuer,
             key_identifier,
+            not_after,
         })
+    }
+
+    /// The end of the root's validity.
+    pub fn not_after(&self) -> time::OffsetDateTime {
+        self.not_after
+    }
+
+    /// The root as rcgen signs with it.
+    pub(super) fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
     }
 
     /// Signs a root CRL. Returns its DER.

@@ -11,10 +11,10 @@ mod pkcs11;
 mod signer;
 
 pub use bootstrap::{
-    BACKDATE, Bootstrap, BootstrapError, RootAndIntermediate, SERVICE_CERTIFICATE_LIFETIME,
-    ServiceCertificate,
+    BACKDATE, Bootstrap, BootstrapError, INTERMEDIATE_LIFETIME, IntermediateOrder,
+    RootAndIntermediate, SERVICE_CERTIFICATE_LIFETIME, ServiceCertificate,
 };
-pub use crl::{CrlEntry, CrlOrder, RootCrlSigner, crl_lists_exactly};
+pub use crl::{CrlEntry, CrlOrder, RootSigner, crl_lists_exactly};
 pub use issuing_key::IssuingKey;
 pub use pkcs11::{Pkcs11Error, Pkcs11Key, Pkcs11Location, Pkcs11Pin};
 pub use signer::{IssuedCertificate, KeyOrder, PublicKey, Signer, SignerError};

@@ -12,6 +12,19 @@ pub enum CaCommand {
     /// passphrase from --passphrase-file or a prompt; every later start needs it. Keys
     /// already encrypted must open with the same passphrase.
     EncryptKeys(EncryptKeysArgs),
+    /// Make a new issuing intermediate under the root (the root key must be in the home):
+    /// it signs every new certificate and renewal from now on, at every replica within a
+    /// second. The one it replaces stays published (`GET /v1/ca`, its CRL) until its last
+    /// certificate expires. Runs next to a running CA or not.
+    Rotate(RotateArgs),
+}
+
+/// Options of `latchkey ca rotate`.
+#[derive(Debug, Parser)]
+pub struct RotateArgs {
+    /// The CA's database (default: SQLite in <home>/latchkey.db).
+    #[arg(long, env = "LATCHKEY_DATABASE_URL")]
+    database_url: Option<String>,
 }
 
 /// Options of `latchkey ca encrypt-keys`.
@@ -26,7 +39,47 @@ pub struct EncryptKeysArgs {
 pub async fn ca(args: &Args, command: &CaCommand) -> Result<()> {
     match command {
         CaCommand::EncryptKeys(encrypt) => encrypt_keys(args, encrypt).await,
+        CaCommand::Rotate(rotate) => rotate_intermediate(args, rotate).await,
     }
+}
+
+async fn rotate_intermediate(args: &Args, rotate: &RotateArgs) -> Result<()> {
+    let home = args.ca_home(false, false)?;
+    if !home.is_initialized() {
+        bail!("no CA in {}", args.home.display());
+    }
+    let root = home.root_signer()?.with_context(|| {
+        format!(
+            "the root key is not in {}: run `latchkey ca rotate` where it is, with this CA's \
+             --database-url",
+            args.home.display()
+        )
+    })?;
+    if home.ensure_issuer_keys_secret()? {
+        println!(
+            "latchkey: made {}: copy it to every replica's CA home (mode 0600); it opens the \
+             new intermediate's key, which the database keeps sealed",
+            home.issuer_keys_secret().display()
+        );
+    }
+    let prepared = super::serve::open_existing(&home, rotate.database_url.as_deref()).await?;
+    let rotation = prepared
+        .issuers
+        .rotate(&std::sync::Arc::new(root), "system", "latchkey ca rotate")
+        .await?;
+    prepared.authority.close().await;
+    let issuer = &rotation.issuer;
+    println!(
+        "latchkey: issuer {} ({}) signs from now on, until {}; {}",
+        issuer.id,
+        issuer.subject,
+        issuer.not_after,
+        match rotation.superseded {
+            Some(old) => format!("issuer {old} stays published until its last certificate expires"),
+            None => "no intermediate was active before".into(),
+        }
+    );
+    Ok(())
 }
 
 async fn encrypt_keys(args: &Args, encrypt: &EncryptKeysArgs) -> Result<()> {
@@ -46,7 +99,8 @@ async fn encrypt_keys(args: &Args, encrypt: &EncryptKeysArgs) -> Result<()> {
     let unrecorded = "the keys are encrypted, but the audit log does not say so yet";
     let authority = super::serve::open_existing(&home, encrypt.database_url.as_deref())
         .await
-        .context(unrecorded)?;
+        .context(unrecorded)?
+        .authority;
     authority
         .record_keys_encrypted(&files)
         .await

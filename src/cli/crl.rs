@@ -119,7 +119,7 @@ async fn sign_root(args: &Args, sign: &SignRootArgs) -> Result<()> {
         .context("the root key is not PEM")?;
     let passphrase = args.ca_passphrase(latchkey::home::key_file::is_encrypted(&key), false)?;
     let key = latchkey::home::key_file::open(&key_path, &key, passphrase.as_ref())?;
-    let signer = latchkey::ca::RootCrlSigner::new(&root, &key)?;
+    let signer = latchkey::ca::RootSigner::new(&root, &key)?;
     let now = OffsetDateTime::now_utc();
     let validity = time::Duration::seconds(sign.validity);
     if let Some(out) = &sign.out {

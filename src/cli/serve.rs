@@ -99,6 +99,11 @@ pub struct ServeArgs {
     /// home, a new one is signed when half of this has passed.
     #[arg(long, default_value = "30d", value_parser = parse_duration)]
     root_crl_validity: i64,
+    /// Make the next issuing intermediate when the active one has less than this left
+    /// (needs the root key in the home; a replica without it says so in its log). Units as
+    /// for --crl-validity.
+    #[arg(long, default_value = "365d", value_parser = parse_duration, env = "LATCHKEY_ROTATE_BEFORE")]
+    rotate_before: i64,
     /// Also serve the CRLs (and nothing else) over plain HTTP on this address, for relying
     /// parties that download CRLs themselves; a new CA names it in its distribution points.
     #[arg(long, env = "LATCHKEY_CRL_HTTP_LISTEN")]
@@ -168,7 +173,7 @@ pub async fn init(args: &Args, init: &InitArgs) -> Result<()> {
 pub async fn open_existing(
     home: &Home,
     database_url: Option<&str>,
-) -> Result<Arc<latchkey::authority::Authority>> {
+) -> Result<latchkey::server::Prepared> {
     let prepared = latchkey::server::prepare(
         home,
         database_url,
@@ -185,7 +190,7 @@ pub async fn open_existing(
         Arc::new(SystemClock),
     )
     .await?;
-    Ok(prepared.authority)
+    Ok(prepared)
 }
 
 /// `latchkey rotate-admin`: a new admin certificate in `<home>/admin/`; every earlier one
@@ -199,20 +204,22 @@ pub async fn rotate_admin(args: &Args, rotate: &RotateAdminArgs) -> Result<()> {
         "earlier admin certificates are NOT revoked yet; run `latchkey rotate-admin` again";
     let authority = open_existing(&home, rotate.database_url.as_deref())
         .await
-        .context(unfinished)?;
+        .context(unfinished)?
+        .authority;
     // Issued and recorded first, written second, and only then are the earlier ones revoked:
     // the administrator is never left without a working certificate.
     let wanted = ServiceCertificate::Admin {
         name: latchkey::home::ADMIN_NAME.parse()?,
     };
-    let (admin, key_pem) = authority
+    let issued = authority
         .issue_service_certificate(&wanted)
         .await
         .context(unfinished)?;
-    home.write_service_certificate(&wanted, &admin, &key_pem)
+    let admin = &issued.certificate;
+    home.write_service_certificate(&wanted, admin, &issued.chain_pem, &issued.key_pem)
         .context(unfinished)?;
     let revoked = authority
-        .rotate_admin_certificate(&admin)
+        .rotate_admin_certificate(admin)
         .await
         .context(unfinished)?;
     authority.close().await;
@@ -242,6 +249,15 @@ pub async fn serve(args: &Args, serve: &ServeArgs) -> Result<()> {
     }
     if serve.root_crl_validity < 60 {
         anyhow::bail!("--root-crl-validity must be at least 60s");
+    }
+    if serve.rotate_before <= 0
+        || time::Duration::seconds(serve.rotate_before) >= latchkey::ca::INTERMEDIATE_LIFETIME
+    {
+        // A new intermediate would be due at once, and rotated every minute.
+        anyhow::bail!(
+            "--rotate-before must be positive and shorter than an intermediate's life ({} days)",
+            latchkey::ca::INTERMEDIATE_LIFETIME.whole_days()
+        );
     }
     if serve.certificates_per_key < 2 {
         // With 1, a renewal would revoke the certificate that asked for it, and an answer
@@ -292,6 +308,7 @@ pub async fn serve(args: &Args, serve: &ServeArgs) -> Result<()> {
             long_polls_per_source: serve.max_long_polls_per_source,
         },
         crl_http_listen: serve.crl_http_listen,
+        rotate_before: time::Duration::seconds(serve.rotate_before),
         clock: Arc::new(SystemClock),
     })
     .await?;

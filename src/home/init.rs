@@ -60,6 +60,7 @@ impl Home {
             self.server_cert(),
             self.server_key(),
             self.settings_file(),
+            self.issuer_keys_secret(),
             self.admin_dir().join("key.pem"),
             self.admin_dir().join("cert.pem"),
             self.admin_dir().join("chain.pem"),
@@ -172,6 +173,9 @@ impl Home {
                 why: e.to_string(),
             })?;
         create_new(&self.settings_file(), &settings_json, false)?;
+        // Before ca.pem: a home copied to replicas carries it from the start, so they open
+        // the keys of intermediates made later (`IssuerVault`).
+        self.ensure_issuer_keys_secret()?;
         create_new(
             &self.ca_cert(),
             pem::encode("CERTIFICATE", &ca.root_certificate).as_bytes(),
@@ -228,19 +232,18 @@ impl Home {
         ])
     }
 
-    /// Writes a service certificate the authority issued (and recorded) with its key: the
-    /// server's as `server.pem` (with the intermediate) and `server-key.pem`, an
+    /// Writes a service certificate the authority issued (and recorded) with its key and its
+    /// `chain` (it, then the intermediate that signed it): the server's as `server.pem` (the
+    /// chain) and `server-key.pem`, an
     /// administrator's as `admin/{cert,chain,key}.pem`. Key first: a crash between the writes
     /// leaves a certificate that does not match its key, which the next start replaces.
     pub fn write_service_certificate(
         &self,
         which: &ServiceCertificate,
         issued: &IssuedCertificate,
+        chain: &str,
         key_pem: &str,
     ) -> Result<(), HomeError> {
-        let intermediate_pem =
-            String::from_utf8_lossy(&self.read(&self.intermediate_cert())?).into_owned();
-        let chain = format!("{}{intermediate_pem}", issued.pem());
         match which {
             ServiceCertificate::Server { .. } => {
                 self.replace(&self.server_key(), key_pem.as_bytes(), true)?;

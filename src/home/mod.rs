@@ -4,6 +4,7 @@
 
 mod init;
 pub mod key_file;
+mod vault;
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,7 @@ use crate::files;
 
 pub use init::{ADMIN_NAME, InitOptions, ServiceCertificateFile};
 pub use key_file::{KeyFileError, Passphrase};
+pub use vault::IssuerVault;
 
 /// Why the CA home could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -286,7 +288,7 @@ impl Home {
     }
 
     /// The root as a CRL signer, or `None` when its key is not in the home (kept offline).
-    pub fn root_crl_signer(&self) -> Result<Option<crate::ca::RootCrlSigner>, HomeError> {
+    pub fn root_signer(&self) -> Result<Option<crate::ca::RootSigner>, HomeError> {
         let key_path = self.root_key();
         if !key_path.exists() {
             return Ok(None);
@@ -299,6 +301,6 @@ impl Home {
             })?
             .remove(0);
         let key = self.private_key(&key_path)?;
-        Ok(Some(crate::ca::RootCrlSigner::new(&cert, &key)?))
+        Ok(Some(crate::ca::RootSigner::new(&cert, &key)?))
     }
 }

@@ -1,11 +1,12 @@
-//! `GET /v1/crl`: the current CRL from memory, in DER or PEM, with an ETag; or, with
-//! `newer_than` and `wait`, a long poll that answers as soon as a newer CRL is published.
+//! The CRLs: `GET /v1/crl` and `GET /v1/issuers/{id}/crl` (an intermediate's current CRL from
+//! memory, in DER or PEM, with an ETag; or, with `newer_than` and `wait`, a long poll that
+//! answers as soon as a newer one is published), the root's, and the bundle of all of them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Extension;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -16,7 +17,7 @@ use crate::api::CrlQuery;
 use crate::authority::AuthorityError;
 use crate::model::SourceNet;
 use crate::per_source::PerSourceSlots;
-use crate::publisher::{PublishedCrl, PublishedCrls};
+use crate::publisher::{IssuerCrls, PublishedCrl, PublishedCrls};
 use crate::tls::ConnectionInfo;
 
 /// The longest long poll.
@@ -27,18 +28,47 @@ pub const MAX_WAIT_SECONDS: u64 = 60;
 #[derive(Debug, Clone)]
 pub struct LongPolls(pub Arc<PerSourceSlots>);
 
-/// `GET /v1/crl`. Needs nothing.
+/// `GET /v1/crl`: the CRL of the oldest shared intermediate still published (the one every
+/// certificate made before the first rotation names). Needs nothing.
 pub async fn crl(
     State(crls): State<PublishedCrls>,
-    Extension(LongPolls(long_polls)): Extension<LongPolls>,
+    long_polls: Extension<LongPolls>,
     connection: Option<Extension<ConnectionInfo>>,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<CrlQuery>,
 ) -> Result<Response, ApiError> {
-    let pem = headers
-        .get(header::ACCEPT)
-        .and_then(|a| a.to_str().ok())
-        .is_some_and(|a| a.contains("application/x-pem-file"));
+    let issuer = crls.default_issuer().ok_or(RequestError::NoCrl)?;
+    issuer_crl_response(issuer, long_polls, connection, headers, query).await
+}
+
+/// `GET /v1/issuers/{id}/crl`: one intermediate's CRL, as `GET /v1/crl` serves its own;
+/// 404 for an intermediate that is unknown or retired. Needs nothing.
+pub async fn issuer_crl(
+    State(crls): State<PublishedCrls>,
+    Path(id): Path<String>,
+    long_polls: Extension<LongPolls>,
+    connection: Option<Extension<ConnectionInfo>>,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<CrlQuery>,
+) -> Result<Response, ApiError> {
+    let issuer = id
+        .parse::<i64>()
+        .ok()
+        .and_then(|id| crls.issuer(id))
+        .ok_or(AuthorityError::NotFound("issuer"))?;
+    issuer_crl_response(issuer, long_polls, connection, headers, query).await
+}
+
+/// The CRL of one intermediate, in DER or PEM, with an ETag; or, with `newer_than` and
+/// `wait`, a long poll that answers as soon as a newer one is published.
+async fn issuer_crl_response(
+    crls: IssuerCrls,
+    Extension(LongPolls(long_polls)): Extension<LongPolls>,
+    connection: Option<Extension<ConnectionInfo>>,
+    headers: HeaderMap,
+    query: CrlQuery,
+) -> Result<Response, ApiError> {
+    let pem = wants_pem(&headers);
     let unavailable = || ApiError::from(RequestError::NoCrl);
     let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECONDS));
     let crl = match (crls.current(), query.newer_than) {
@@ -137,7 +167,7 @@ pub async fn root_crl(
 ) -> Result<Response, ApiError> {
     let pem = wants_pem(&headers);
     let crl = crls.current_root().ok_or_else(no_root_crl)?;
-    crls.stale(&crl)?;
+    crls.root_stale(&crl)?;
     let etag = format!(
         "\"root-crl-{}{}\"",
         crl.number,
@@ -151,25 +181,39 @@ pub async fn root_crl(
     Ok(answer(&headers, &etag, content_type, body, crl.number))
 }
 
-/// `GET /v1/crl/bundle.pem`: the issuing intermediate's CRL then the root's, in one PEM
-/// file: what nginx `ssl_crl` and HAProxy `crl-file` take when they check the whole chain.
+/// `GET /v1/crl/bundle.pem`: every published intermediate's CRL, then the root's, in one
+/// PEM file: what nginx `ssl_crl` and HAProxy `crl-file` take when they check the whole
+/// chain (each finds the CRL of a certificate's issuer by the issuer's name).
 pub async fn crl_bundle(
     State(crls): State<PublishedCrls>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let crl = crls.current().ok_or(RequestError::NoCrl)?;
+    let mut issued = Vec::new();
+    for issuer in crls.issuers() {
+        let crl = issuer.current().ok_or(RequestError::NoCrl)?;
+        issuer.stale(&crl)?;
+        issued.push(crl);
+    }
+    let newest = issued
+        .iter()
+        .map(|c| c.number)
+        .max()
+        .ok_or(RequestError::NoCrl)?;
     let root = crls.current_root().ok_or_else(no_root_crl)?;
-    crls.stale(&crl)?;
-    crls.stale(&root)?;
-    let etag = format!("\"crl-bundle-{}-{}\"", crl.number, root.number);
-    let mut body = crl.pem().to_vec();
+    crls.root_stale(&root)?;
+    let numbers: Vec<String> = issued.iter().map(|c| c.number.to_string()).collect();
+    let etag = format!("\"crl-bundle-{}-{}\"", numbers.join("-"), root.number);
+    let mut body = Vec::new();
+    for crl in &issued {
+        body.extend_from_slice(&crl.pem());
+    }
     body.extend_from_slice(&root.pem());
     Ok(answer(
         &headers,
         &etag,
         "application/x-pem-file",
         body.into(),
-        crl.number,
+        newest,
     ))
 }
 

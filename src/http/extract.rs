@@ -19,8 +19,8 @@ use serde_json::Value;
 use super::AppState;
 use super::problem::{ApiError, RequestError};
 use crate::api::{
-    AuditQuery, BulkRevocation, Code, CrlQuery, EnrollRequest, KeyQuery, NewTenant, NewToken,
-    NewUser, RenewRequest, RevokeRequest, TenantChange, TokenQuery, UserChange,
+    AuditQuery, BulkRevocation, Code, CrlQuery, EnrollRequest, IssuerQuery, KeyQuery, NewTenant,
+    NewToken, NewUser, RenewRequest, RevokeRequest, TenantChange, TokenQuery, UserChange,
 };
 use crate::authority::{Admin, AuthorityError, Caller, Credential, KeyHolder, Reader};
 use crate::model::{KeyId, OwnerName, RevocationReason, ScopeSet, TenantName, UserRef};
@@ -408,6 +408,7 @@ wire_requests! {
     BulkRevocation => [tenant: TENANT, owner: OWNER, reason: REASON],
     AuditQuery => [since: TIME, until: TIME],
     CrlQuery => [],
+    IssuerQuery => [],
 }
 
 /// A path parameter: parsed with `FromStr`, refused as [`PathParam::REFUSAL`] says.

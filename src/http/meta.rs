@@ -9,11 +9,12 @@ use super::problem::RequestError;
 use super::{ApiError, AppState, CaState};
 use crate::authority::Caller;
 
-/// `GET /v1/ca`: the issuing intermediate and the root, PEM.
+/// `GET /v1/ca`: every shared intermediate still published (newest first), then the root,
+/// PEM.
 pub async fn ca_chain(State(authority): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/x-pem-file")],
-        authority.ca_chain_pem().to_owned(),
+        authority.ca_chain_pem(),
     )
 }
 

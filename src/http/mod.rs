@@ -5,6 +5,7 @@ mod admin;
 mod body;
 mod crl;
 mod extract;
+mod issuers;
 mod keys;
 mod meta;
 mod problem;
@@ -90,6 +91,8 @@ pub fn router(authority: Arc<Authority>, crls: PublishedCrls, limits: EdgeLimits
         .route("/v1/keys/{key_id}", get(keys::show).delete(keys::revoke))
         .route("/v1/keys/{key_id}/renew", post(keys::renew))
         .route("/v1/ca", get(meta::ca_chain))
+        .route("/v1/issuers", get(issuers::issuers))
+        .route("/v1/issuers/{id}/crl", get(crl::issuer_crl))
         .route("/v1/crl", get(crl::crl))
         .route("/v1/crl/root", get(crl::root_crl))
         .route("/v1/crl/bundle.pem", get(crl::crl_bundle))
@@ -119,6 +122,7 @@ pub fn router(authority: Arc<Authority>, crls: PublishedCrls, limits: EdgeLimits
 pub fn crl_router(crls: PublishedCrls, limits: EdgeLimits) -> Router {
     Router::new()
         .route("/v1/crl", get(crl::crl))
+        .route("/v1/issuers/{id}/crl", get(crl::issuer_crl))
         .route("/v1/crl/root", get(crl::root_crl))
         .route("/v1/crl/bundle.pem", get(crl::crl_bundle))
         .fallback(meta::not_found)

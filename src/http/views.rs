@@ -5,14 +5,36 @@
 //! serials in lowercase hex, times in RFC 3339, names as given.
 
 use crate::api::{
-    AuditEventInfo, AuditPage, BulkRevocationResult, CertificateInfo, EnrollResponse, KeyInfo,
-    KeyPage, KeyStatus as WireKeyStatus, Secret, TenantInfo, TokenInfo,
+    AuditEventInfo, AuditPage, BulkRevocationResult, CertificateInfo, EnrollResponse, IssuerInfo,
+    IssuerList, KeyInfo, KeyPage, KeyStatus as WireKeyStatus, Secret, TenantInfo, TokenInfo,
     TokenStatus as WireTokenStatus, UserInfo,
 };
+use crate::issuers::IssuerSet;
 use crate::model::{
     AuditRecord, CertificateRecord, IssuedKey, KeyStatus, KeyView, Listing, RevocationCount,
     ScopeSet, TenantRecord, TokenStatus, TokenView, UserRecord,
 };
+
+/// `GET /v1/issuers`: every intermediate, oldest first.
+pub(super) fn issuer_list(set: &IssuerSet) -> IssuerList {
+    IssuerList {
+        revision: set.revision,
+        issuers: set
+            .issuers()
+            .iter()
+            .map(|i| IssuerInfo {
+                id: i.id,
+                subject: i.subject.clone(),
+                not_before: i.not_before,
+                not_after: i.not_after,
+                status: i.status,
+                tenant: i.tenant.as_ref().map(|(_, name)| name.clone()),
+                certificate: i.pem.clone(),
+                crl: i.is_published().then(|| i.crl_path()),
+            })
+            .collect(),
+    }
+}
 
 /// Scopes on the wire: their names, sorted.
 fn scope_names(scopes: &ScopeSet) -> Vec<String> {

@@ -332,3 +332,15 @@ mod tests {
         assert_eq!(revoked.status(at(50)), TokenStatus::Revoked);
     }
 }
+
+/// Where an intermediate's private key is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IssuerKeyLocation {
+    /// In the CA home (`intermediate-key.pem`, or the PKCS#11 key `latchkey.json` names):
+    /// the intermediate made at initialization.
+    Home,
+    /// Here, as PKCS#8 `ENCRYPTED PRIVATE KEY` PEM: every replica can open it.
+    Stored(String),
+    /// In the PKCS#11 token `latchkey.json` names, under this label.
+    Token(String),
+}

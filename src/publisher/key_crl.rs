@@ -23,8 +23,9 @@ use std::time::Duration as StdDuration;
 
 use time::OffsetDateTime;
 
-use super::{Inner, PublishedCrl, Publisher, PublisherError};
-use crate::ca::{CrlEntry, CrlOrder};
+use super::reader::IssuerBoard;
+use super::{CrlMetrics, Inner, PublishedCrl, PublisherError};
+use crate::ca::{CrlEntry, CrlOrder, Signer};
 use crate::store::{CrlRow, RevokedList, StoreError};
 
 /// Revocations arriving within this of each other share one CRL.
@@ -42,23 +43,59 @@ const UNLISTED_GRACE: StdDuration = StdDuration::from_secs(1);
 /// The longest wait between attempts after a failed build.
 const MAX_BACKOFF: StdDuration = StdDuration::from_secs(30);
 
-impl Publisher {
-    /// Starts the CRL builder: publishes the stored CRL if it is current and agrees with the
-    /// store's revocations, otherwise builds one at once; then rebuilds after revocations and
-    /// on schedule. Runs until the process ends (or the handle is aborted).
-    pub fn start(&self) -> tokio::task::JoinHandle<()> {
-        let inner = self.inner.clone();
-        tokio::spawn(async move { inner.crl_loop().await })
-    }
+/// One intermediate's CRL builder.
+pub(super) struct IssuerCrl {
+    inner: Arc<Inner>,
+    /// The intermediate, as recorded among the issuers.
+    issuer_id: i64,
+    /// Its signer; `None` when its key cannot be opened here.
+    signer: Option<Arc<Signer>>,
+    board: Arc<IssuerBoard>,
+    /// Moved by every poke.
+    pokes: tokio::sync::watch::Receiver<u64>,
 }
 
-impl Inner {
+impl IssuerCrl {
+    pub(super) fn new(
+        inner: Arc<Inner>,
+        issuer_id: i64,
+        signer: Option<Arc<Signer>>,
+        board: Arc<IssuerBoard>,
+    ) -> Self {
+        let pokes = inner.pokes.subscribe();
+        Self {
+            inner,
+            issuer_id,
+            signer,
+            board,
+            pokes,
+        }
+    }
+
+    /// Publishes the stored CRL if it is current and agrees with the store's revocations,
+    /// otherwise builds one at once; then rebuilds after revocations and on schedule. Runs
+    /// until the intermediate retires or the process ends.
+    pub(super) async fn run(self) {
+        Arc::new(self).crl_loop().await
+    }
+
     fn now(&self) -> OffsetDateTime {
-        self.clock.now()
+        self.inner.clock.now()
     }
 
     fn current_crl(&self) -> Option<Arc<PublishedCrl>> {
         self.board.current.borrow().clone()
+    }
+
+    fn metrics(&self) -> &CrlMetrics {
+        &self.inner.metrics
+    }
+
+    /// Marks this builder failing or not, in its board and in the CA-wide metric.
+    fn set_failing(&self, failing: bool) {
+        self.board.failing.store(failing, Ordering::Relaxed);
+        let any = self.inner.board.any_failing();
+        self.metrics().failing.set(i64::from(any));
     }
 
     async fn crl_loop(self: Arc<Self>) {
@@ -71,21 +108,27 @@ impl Inner {
             }
         };
         let mut backoff = StdDuration::from_secs(1);
+        // One receiver for the loop's life, so each poke is seen once.
+        let mut pokes = self.pokes.clone();
+        pokes.mark_unchanged();
         loop {
             if must_build {
                 match self.build_crl_exclusively().await {
                     Ok(crl) => {
-                        self.board.failing.store(false, Ordering::Relaxed);
-                        self.metrics.failing.set(0);
+                        self.set_failing(false);
                         backoff = StdDuration::from_secs(1);
-                        tracing::info!(number = crl.number, entries = crl.entries, "CRL published");
+                        tracing::info!(
+                            issuer = self.issuer_id,
+                            number = crl.number,
+                            entries = crl.entries,
+                            "CRL published"
+                        );
                     }
                     Err(e) => {
-                        self.board.failing.store(true, Ordering::Relaxed);
+                        self.set_failing(true);
                         self.board.failures.fetch_add(1, Ordering::Relaxed);
-                        self.metrics.failing.set(1);
-                        self.metrics.failures.inc();
-                        tracing::error!(error = %e, retry_in = ?backoff,
+                        self.metrics().failures.inc();
+                        tracing::error!(issuer = self.issuer_id, error = %e, retry_in = ?backoff,
                             "CANNOT PUBLISH A CRL: revocations are not reaching relying services");
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -98,15 +141,15 @@ impl Inner {
             // Waited on the CA's clock, so a clock moved forward (in tests) wakes it.
             let refresh_at = self.current_crl().map_or_else(
                 || self.now(),
-                |c| c.next_update - self.schedule.validity / 2,
+                |c| c.next_update - self.inner.schedule.validity / 2,
             );
             tokio::select! {
-                () = self.dirty.notified() => {
+                Ok(()) = pokes.changed() => {
                     // Let a burst of revocations land in one CRL.
                     tokio::time::sleep(COALESCE).await;
                     must_build = true;
                 }
-                () = self.clock.sleep_until(refresh_at) => must_build = true,
+                () = self.inner.clock.sleep_until(refresh_at) => must_build = true,
                 followed = self.follow_store() => must_build = followed == Followed::Unlisted,
             }
         }
@@ -123,7 +166,7 @@ impl Inner {
             tokio::time::sleep(FOLLOW_INTERVAL).await;
             let (published, covers) = self.current_crl().map_or((0, 0), |c| (c.number, c.covers));
             // Two numbers first: a CRL can be tens of megabytes.
-            let marks = match self.ledger.crl_marks(self.issuer_id).await {
+            let marks = match self.inner.ledger.crl_marks(self.issuer_id).await {
                 Ok(marks) => marks,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot check the store for CRL changes");
@@ -131,7 +174,7 @@ impl Inner {
                 }
             };
             if marks.highest_number > published {
-                match self.ledger.latest_crl(self.issuer_id).await {
+                match self.inner.ledger.latest_crl(self.issuer_id).await {
                     Ok(Some(row)) if row.number > published => {
                         tracing::info!(number = row.number, "CRL from another replica published");
                         self.publish(Arc::new(PublishedCrl::from_row(row)));
@@ -158,10 +201,13 @@ impl Inner {
     }
 
     fn publish(&self, crl: Arc<PublishedCrl>) {
-        self.metrics.number.set(crl.number);
-        self.metrics.entries.set(crl.entries);
-        self.metrics
+        let label = CrlMetrics::issuer(self.issuer_id);
+        let metrics = self.metrics();
+        metrics.number.get_or_create(&label).set(crl.number);
+        metrics.entries.get_or_create(&label).set(crl.entries);
+        metrics
             .next_update
+            .get_or_create(&label)
             .set(crl.next_update.unix_timestamp());
         self.board.current.send_replace(Some(crl));
     }
@@ -169,19 +215,20 @@ impl Inner {
     /// Publishes the stored CRL if it is still fresh and lists exactly what the store says
     /// is revoked. Returns false when a new one must be built.
     async fn load_stored_crl(&self) -> Result<bool, PublisherError> {
-        let Some(row) = self.ledger.latest_crl(self.issuer_id).await? else {
+        let Some(row) = self.inner.ledger.latest_crl(self.issuer_id).await? else {
             return Ok(false);
         };
         // Due for its refresh (as the builder's schedule counts), or older than a revocation
         // the store holds: build a new one.
-        let refresh_at = row.next_update - self.schedule.validity / 2;
-        if refresh_at <= self.now() || row.covers < self.ledger.crl_revision().await? {
+        let refresh_at = row.next_update - self.inner.schedule.validity / 2;
+        if refresh_at <= self.now() || row.covers < self.inner.ledger.crl_revision().await? {
             return Ok(false);
         }
         let built_at = row.this_update + crate::ca::BACKDATE;
         let revoked = self
+            .inner
             .ledger
-            .revoked_certificates(self.issuer_id, built_at - self.schedule.validity)
+            .revoked_certificates(self.issuer_id, built_at - self.inner.schedule.validity)
             .await?;
         // The entries a new CRL would have, as the stored one must list them.
         let expected = crl_entries(&revoked)?;
@@ -207,8 +254,9 @@ impl Inner {
         loop {
             let now = self.now();
             if self
+                .inner
                 .ledger
-                .take_crl_lease(self.issuer_id, &self.holder, now, now + lease)
+                .take_crl_lease(self.issuer_id, &self.inner.holder, now, now + lease)
                 .await?
             {
                 break;
@@ -221,8 +269,9 @@ impl Inner {
             Err(e) => Err(e),
         };
         if let Err(e) = self
+            .inner
             .ledger
-            .release_crl_lease(self.issuer_id, &self.holder)
+            .release_crl_lease(self.issuer_id, &self.inner.holder)
             .await
         {
             tracing::warn!(error = %e, "cannot release the CRL lease; it expires by itself");
@@ -241,14 +290,14 @@ impl Inner {
         let Some(published) = self.current_crl().map(|c| c.number) else {
             return Ok(None);
         };
-        let marks = self.ledger.crl_marks(self.issuer_id).await?;
+        let marks = self.inner.ledger.crl_marks(self.issuer_id).await?;
         if marks.highest_number <= published {
             return Ok(None);
         }
-        let Some(row) = self.ledger.latest_crl(self.issuer_id).await? else {
+        let Some(row) = self.inner.ledger.latest_crl(self.issuer_id).await? else {
             return Ok(None);
         };
-        let refresh_at = row.next_update - self.schedule.validity / 2;
+        let refresh_at = row.next_update - self.inner.schedule.validity / 2;
         if row.number <= published || row.covers < marks.revision || refresh_at <= self.now() {
             return Ok(None);
         }
@@ -263,24 +312,28 @@ impl Inner {
         for _ in 0..NUMBER_RETRIES {
             // 1. Number.
             let published = self.current_crl().map_or(0, |c| c.number);
-            let number = self.ledger.highest_crl_number().await?.max(published) + 1;
+            let number = self.inner.ledger.highest_crl_number().await?.max(published) + 1;
             // 2. Entries.
             // thisUpdate a minute early, as for certificates, so a relying party whose clock
             // lags a little does not see a fresh CRL as "not yet valid".
             let now = self.now();
             let this_update = now - crate::ca::BACKDATE;
-            let next_update = now + self.schedule.validity;
-            let cutoff = now - self.schedule.validity;
+            let next_update = now + self.inner.schedule.validity;
+            let cutoff = now - self.inner.schedule.validity;
             // The revision before the entries: every revocation up to it has committed, so
             // the entries read next include it.
-            let covers = self.ledger.crl_revision().await?;
+            let covers = self.inner.ledger.crl_revision().await?;
             let revoked = self
+                .inner
                 .ledger
                 .revoked_certificates(self.issuer_id, cutoff)
                 .await?;
             // 3. Sign. Reading the entries and signing take a fifth and a third of a second
             // at a million entries: both off the async threads, which keep serving.
-            let signer = self.signer.clone();
+            let signer = self
+                .signer
+                .clone()
+                .ok_or(PublisherError::NoKey(self.issuer_id))?;
             let (der, entries) = tokio::task::spawn_blocking(move || {
                 let order = CrlOrder {
                     number: number as u64,
@@ -303,13 +356,14 @@ impl Inner {
             };
             // 4. Store.
             match self
+                .inner
                 .ledger
                 .insert_crl(self.issuer_id, &row, row.this_update)
                 .await
             {
                 Ok(()) => {}
                 Err(StoreError::Collision) => {
-                    self.metrics.number_conflicts.inc();
+                    self.metrics().number_conflicts.inc();
                     tracing::warn!(number, "another replica stored this CRL number first");
                     continue;
                 }
@@ -317,7 +371,7 @@ impl Inner {
             }
             // 5. Publish. Not failing any more from here: a reader woken by the publication
             // must not find the new CRL marked stale.
-            self.board.failing.store(false, Ordering::Relaxed);
+            self.set_failing(false);
             let crl = Arc::new(PublishedCrl::from_row(row));
             self.publish(crl.clone());
             return Ok(crl);
@@ -326,7 +380,7 @@ impl Inner {
     }
 }
 
-/// Why [`Inner::follow_store`] returned.
+/// Why [`IssuerCrl::follow_store`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Followed {
     /// A newer CRL another replica stored is published here now.

@@ -13,20 +13,23 @@ mod published;
 mod reader;
 mod root_crl;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use time::{Duration, OffsetDateTime};
-use tokio::sync::Notify;
+use tokio::sync::watch;
 
-use crate::ca::{Signer, SignerError};
+use crate::ca::SignerError;
 use crate::clock::Clock;
-use crate::store::{RevocationLedger, StoreError};
+use crate::issuers::{IssuerSet, LiveIssuer};
+use crate::store::{IssuerRole, RevocationLedger, StoreError};
 
 pub use published::PublishedCrl;
-pub use reader::{CrlHealth, CrlProblem, PublishedCrls};
+pub use reader::{CrlProblem, IssuerCrls, PublishedCrls};
 pub use root_crl::{newest_root_crl_number, sign_root_crl, store_root_crl};
 
 /// How long a CRL is valid by default.
@@ -73,6 +76,9 @@ pub enum PublisherError {
     /// A root CRL given to store is not one the root signed (or not a CRL at all).
     #[error("root CRL: {0}")]
     RootCrlRefused(String),
+    /// The intermediate's key cannot be opened in this process.
+    #[error("issuer {0}'s key cannot be opened here, so its CRL cannot be signed here")]
+    NoKey(i64),
     /// Other replicas kept storing the number just chosen.
     #[error("CRL numbers kept colliding")]
     NumbersKeptColliding,
@@ -82,20 +88,22 @@ pub enum PublisherError {
 }
 
 /// The handle the authority holds: it says that revocations changed, and nothing else. A
-/// poke asks for a new CRL soon; pokes that arrive while one is pending are one.
+/// poke asks every intermediate's CRL builder for a new CRL soon; pokes that arrive while
+/// one is pending are one.
 #[derive(Debug, Clone)]
 pub struct CrlPoke {
-    dirty: Arc<Notify>,
+    pokes: Arc<watch::Sender<u64>>,
 }
 
 impl CrlPoke {
-    /// Asks for a new CRL soon (after a revocation).
+    /// Asks for new CRLs soon (after a revocation).
     pub fn poke(&self) {
-        self.dirty.notify_one();
+        self.pokes.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 
-/// The CRL publisher. [`Publisher::start`] runs the intermediate's CRL loop and
+/// The CRL publisher. [`Publisher::start`] runs a CRL builder for every intermediate whose
+/// CRL is published (starting and stopping them as the issuers change), and
 /// [`Publisher::start_root`] the root's; until then it publishes nothing.
 #[derive(Debug, Clone)]
 pub struct Publisher {
@@ -106,56 +114,51 @@ pub struct Publisher {
 #[derive(Debug)]
 struct Inner {
     ledger: RevocationLedger,
-    signer: Arc<Signer>,
     clock: Arc<dyn Clock>,
     schedule: CrlSchedule,
-    /// The issuing intermediate, as recorded among the issuers.
-    issuer_id: i64,
+    /// The CA's intermediates, as the issuer registry follows them.
+    issuers: watch::Receiver<Arc<IssuerSet>>,
     /// The root, as recorded among the issuers: its CRLs are numbered on their own.
     root_issuer_id: i64,
     /// This process's name as a holder of the CRL builder lease.
     holder: String,
-    /// Rung by [`CrlPoke::poke`].
-    dirty: Arc<Notify>,
+    /// Moved by [`CrlPoke::poke`].
+    pokes: Arc<watch::Sender<u64>>,
     board: Arc<reader::Board>,
     metrics: CrlMetrics,
 }
 
 impl Publisher {
-    /// Puts the publisher together for the intermediate of `signer` and the root in
-    /// `root_der`, recording both among the store's issuers if they are not yet, and
-    /// registers its metrics in `metrics`. Publishes nothing until started.
-    pub async fn new(
+    /// Puts the publisher together for the intermediates `issuers` holds (the registry's
+    /// watch) and the root recorded as `root_issuer_id`, and registers its metrics in
+    /// `metrics`. Publishes nothing until started.
+    pub fn new(
         ledger: RevocationLedger,
-        signer: Arc<Signer>,
-        root_der: &[u8],
+        issuers: watch::Receiver<Arc<IssuerSet>>,
+        root_issuer_id: i64,
         clock: Arc<dyn Clock>,
         schedule: CrlSchedule,
         metrics: &mut Registry,
-    ) -> Result<Self, PublisherError> {
-        let now = clock.now();
-        let issuer_id = recorded_issuer(&ledger, signer.certificate(), "issuer", now).await?;
-        let root_issuer_id = recorded_issuer(&ledger, root_der, "root", now).await?;
-        Ok(Self {
+    ) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 ledger,
-                signer,
                 board: Arc::new(reader::Board::new(clock.clone())),
                 clock,
                 schedule,
-                issuer_id,
+                issuers,
                 root_issuer_id,
                 holder: hex::encode(crate::random_bytes::<8>()),
-                dirty: Arc::new(Notify::new()),
+                pokes: Arc::new(watch::Sender::new(0)),
                 metrics: CrlMetrics::register(metrics),
             }),
-        })
+        }
     }
 
     /// The handle for the authority: "revocations changed".
     pub fn poke(&self) -> CrlPoke {
         CrlPoke {
-            dirty: self.inner.dirty.clone(),
+            pokes: self.inner.pokes.clone(),
         }
     }
 
@@ -165,10 +168,67 @@ impl Publisher {
             board: self.inner.board.clone(),
         }
     }
+
+    /// Starts a CRL builder for every intermediate whose CRL is published, and keeps doing
+    /// so as intermediates are made (a rotation, here or at a replica) and retired (its
+    /// builder stops and its CRL is no longer served). Runs until the process ends (or the
+    /// handle is aborted, which stops every builder).
+    pub fn start(&self) -> tokio::task::JoinHandle<()> {
+        let inner = self.inner.clone();
+        let mut issuers = inner.issuers.clone();
+        let mut running = HashMap::new();
+        // The first builders before returning, so that a caller waiting for every CRL
+        // waits for these.
+        let first = issuers.borrow_and_update().clone();
+        inner.run_builders_for(&first, &mut running);
+        tokio::spawn(async move {
+            while issuers.changed().await.is_ok() {
+                let set = issuers.borrow_and_update().clone();
+                inner.run_builders_for(&set, &mut running);
+            }
+        })
+    }
 }
 
-/// The issuers row of the certificate in `der` (`what` names it in errors), recorded if it
-/// is not yet. The authority records its intermediate too; the store makes both one row.
+impl Inner {
+    /// Starts a builder for each intermediate of `set` whose CRL is published and has none,
+    /// and stops those of intermediates no longer published (their CRLs are no longer
+    /// served).
+    fn run_builders_for(
+        self: &Arc<Self>,
+        set: &IssuerSet,
+        running: &mut HashMap<i64, AbortOnDrop>,
+    ) {
+        let published: HashMap<i64, &Arc<LiveIssuer>> =
+            set.published().map(|i| (i.id, i)).collect();
+        running.retain(|id, _| published.contains_key(id));
+        self.board.keep_only(|id| published.contains_key(&id));
+        for (id, issuer) in published {
+            if running.contains_key(&id) {
+                continue;
+            }
+            // `None` when its key cannot be opened here (the registry logged why): this
+            // process then serves the CRLs a replica stores, and cannot build one.
+            let signer = issuer.signer.clone();
+            let board = self.board.add(id, issuer.tenant.is_none());
+            let task = key_crl::IssuerCrl::new(self.clone(), id, signer, board);
+            running.insert(id, AbortOnDrop(tokio::spawn(task.run())));
+        }
+    }
+}
+
+/// Stops a builder when its intermediate retires, and every builder when the publisher's
+/// own task is aborted.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The issuers row of the root certificate in `der` (`what` names it in errors), recorded if
+/// it is not yet: for the CLI's root CRL commands, which run without the issuer registry.
 async fn recorded_issuer(
     ledger: &RevocationLedger,
     der: &[u8],
@@ -186,28 +246,42 @@ async fn recorded_issuer(
             &parsed.subject().to_string(),
             der,
             parsed.validity().not_after.to_datetime(),
+            IssuerRole::Root,
             now,
         )
         .await?)
 }
 
-/// The publisher's Prometheus metrics, registered in the registry `/metrics` serves.
+/// The label of a metric that is one intermediate's.
+type IssuerLabel = Vec<(&'static str, String)>;
+
+/// The publisher's Prometheus metrics, registered in the registry `/metrics` serves: per
+/// intermediate (label `issuer`, its id) the published CRL's figures; for the whole CA the
+/// failures.
 #[derive(Debug)]
 struct CrlMetrics {
-    number: Gauge,
-    entries: Gauge,
-    next_update: Gauge,
+    number: Family<IssuerLabel, Gauge>,
+    entries: Family<IssuerLabel, Gauge>,
+    next_update: Family<IssuerLabel, Gauge>,
+    /// 1 while any intermediate's builder is failing.
     failing: Gauge,
     failures: Counter,
     number_conflicts: Counter,
 }
 
 impl CrlMetrics {
+    /// The label of intermediate `issuer_id`.
+    fn issuer(issuer_id: i64) -> IssuerLabel {
+        vec![("issuer", issuer_id.to_string())]
+    }
+}
+
+impl CrlMetrics {
     fn register(registry: &mut Registry) -> Self {
         let m = Self {
-            number: Gauge::default(),
-            entries: Gauge::default(),
-            next_update: Gauge::default(),
+            number: Family::default(),
+            entries: Family::default(),
+            next_update: Family::default(),
             failing: Gauge::default(),
             failures: Counter::default(),
             number_conflicts: Counter::default(),
@@ -229,7 +303,7 @@ impl CrlMetrics {
         );
         registry.register(
             "crl_failing",
-            "1 while the CA cannot publish a new CRL",
+            "1 while the CA cannot publish a new CRL of one of its intermediates",
             m.failing.clone(),
         );
         registry.register(

@@ -1,9 +1,11 @@
-//! The readers' side of publication: the CRLs being served, a wait for a newer one (the
-//! long poll of `GET /v1/crl`), and the health that `/readyz` and `/metrics` report. The
-//! publisher writes the [`Board`]; everyone else holds a [`PublishedCrls`].
+//! The readers' side of publication: each intermediate's CRL being served, a wait for a
+//! newer one (the long poll of `GET /v1/crl` and `GET /v1/issuers/{id}/crl`), the root's, and
+//! the health that `/readyz` reports. The publisher writes the [`Board`]; everyone else
+//! holds a [`PublishedCrls`].
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration as StdDuration;
 
 use time::OffsetDateTime;
@@ -12,17 +14,28 @@ use tokio::sync::watch;
 use super::PublishedCrl;
 use crate::clock::Clock;
 
-/// What the publisher writes and readers read.
+/// One intermediate's CRL as its builder writes it.
 #[derive(Debug)]
-pub(super) struct Board {
-    /// The issuing intermediate's CRL being served.
+pub(super) struct IssuerBoard {
+    /// The intermediate's id.
+    pub(super) issuer_id: i64,
+    /// True for an intermediate shared by all tenants (not dedicated to one).
+    pub(super) shared: bool,
+    /// Its CRL being served.
     pub(super) current: watch::Sender<Option<Arc<PublishedCrl>>>,
-    /// The root's CRL being served.
-    pub(super) root: watch::Sender<Option<Arc<PublishedCrl>>>,
-    /// True while the last build of the intermediate's CRL failed.
+    /// True while the last build failed.
     pub(super) failing: AtomicBool,
     /// Builds that failed since start.
     pub(super) failures: AtomicU64,
+}
+
+/// What the publisher writes and readers read.
+#[derive(Debug)]
+pub(super) struct Board {
+    /// Every intermediate whose CRL is published, by id (ascending: oldest first).
+    issuers: RwLock<BTreeMap<i64, Arc<IssuerBoard>>>,
+    /// The root's CRL being served.
+    pub(super) root: watch::Sender<Option<Arc<PublishedCrl>>>,
     /// The time a CRL's nextUpdate is compared with: the CA's clock.
     pub(super) clock: Arc<dyn Clock>,
 }
@@ -30,12 +43,45 @@ pub(super) struct Board {
 impl Board {
     pub(super) fn new(clock: Arc<dyn Clock>) -> Self {
         Self {
-            current: watch::Sender::new(None),
+            issuers: RwLock::new(BTreeMap::new()),
             root: watch::Sender::new(None),
-            failing: AtomicBool::new(false),
-            failures: AtomicU64::new(0),
             clock,
         }
+    }
+
+    fn issuers(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<i64, Arc<IssuerBoard>>> {
+        self.issuers.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds the board of intermediate `issuer_id` (nothing published yet).
+    pub(super) fn add(&self, issuer_id: i64, shared: bool) -> Arc<IssuerBoard> {
+        let board = Arc::new(IssuerBoard {
+            issuer_id,
+            shared,
+            current: watch::Sender::new(None),
+            failing: AtomicBool::new(false),
+            failures: AtomicU64::new(0),
+        });
+        self.issuers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(issuer_id, board.clone());
+        board
+    }
+
+    /// Drops the boards of intermediates no longer published.
+    pub(super) fn keep_only(&self, keep: impl Fn(i64) -> bool) {
+        self.issuers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|id, _| keep(*id));
+    }
+
+    /// True while any intermediate's builder is failing.
+    pub(super) fn any_failing(&self) -> bool {
+        self.issuers()
+            .values()
+            .any(|b| b.failing.load(Ordering::Relaxed))
     }
 }
 
@@ -46,19 +92,11 @@ pub struct PublishedCrls {
     pub(super) board: Arc<Board>,
 }
 
-/// The CRL health figures for `/readyz` and `/metrics`.
+/// One intermediate's CRLs being served: read, wait for a newer one.
 #[derive(Debug, Clone)]
-pub struct CrlHealth {
-    /// The published CRL's number, if any.
-    pub number: Option<i64>,
-    /// Its nextUpdate.
-    pub next_update: Option<OffsetDateTime>,
-    /// Its entries.
-    pub entries: i64,
-    /// True when the last build failed.
-    pub failing: bool,
-    /// Builds that failed since start.
-    pub failures: u64,
+pub struct IssuerCrls {
+    board: Arc<IssuerBoard>,
+    clock: Arc<dyn Clock>,
 }
 
 /// Why a CRL cannot be served, or why the CA is not ready for want of one. Only the HTTP
@@ -82,9 +120,35 @@ pub enum CrlProblem {
 }
 
 impl PublishedCrls {
-    /// The issuing intermediate's CRL being served, if one was published.
-    pub fn current(&self) -> Option<Arc<PublishedCrl>> {
-        self.board.current.borrow().clone()
+    fn handle(&self, board: &Arc<IssuerBoard>) -> IssuerCrls {
+        IssuerCrls {
+            board: board.clone(),
+            clock: self.board.clock.clone(),
+        }
+    }
+
+    /// The CRLs of intermediate `issuer_id`, while it is published.
+    pub fn issuer(&self, issuer_id: i64) -> Option<IssuerCrls> {
+        self.board.issuers().get(&issuer_id).map(|b| self.handle(b))
+    }
+
+    /// The CRLs `GET /v1/crl` serves: the oldest shared intermediate's still published,
+    /// which is the one every certificate made before the first rotation names.
+    pub fn default_issuer(&self) -> Option<IssuerCrls> {
+        self.board
+            .issuers()
+            .values()
+            .find(|b| b.shared)
+            .map(|b| self.handle(b))
+    }
+
+    /// Every published intermediate's CRLs, oldest intermediate first.
+    pub fn issuers(&self) -> Vec<IssuerCrls> {
+        self.board
+            .issuers()
+            .values()
+            .map(|b| self.handle(b))
+            .collect()
     }
 
     /// The root CRL being served, if a fresh-enough one was ever found.
@@ -92,56 +156,57 @@ impl PublishedCrls {
         self.board.root.borrow().clone()
     }
 
-    /// Whether `crl` may be served, and how: `Ok(false)` when it is the truth as far as this CA
-    /// knows, `Ok(true)` when the builder's last attempt failed (revocations since may be
-    /// missing, and the answer must say so), and an error once it is past its nextUpdate.
-    pub fn stale(&self, crl: &PublishedCrl) -> Result<bool, CrlProblem> {
-        if crl.next_update <= self.board.clock.now() {
-            return Err(CrlProblem::Expired {
-                number: crl.number,
-                next_update: crl.next_update,
-            });
-        }
-        Ok(self.board.failing.load(Ordering::Relaxed))
+    /// Whether the root CRL `crl` may be served: not past its nextUpdate.
+    pub fn root_stale(&self, crl: &PublishedCrl) -> Result<(), CrlProblem> {
+        expired(crl, self.board.clock.now())
     }
 
-    /// Waits up to `wait` for a CRL numbered above `number`; `None` when none came.
-    pub async fn newer_than(&self, number: i64, wait: StdDuration) -> Option<Arc<PublishedCrl>> {
-        let mut rx = self.board.current.subscribe();
-        let newer = |c: &Option<Arc<PublishedCrl>>| c.as_ref().is_some_and(|c| c.number > number);
-        match tokio::time::timeout(wait, rx.wait_for(newer)).await {
-            Ok(Ok(crl)) => crl.clone(),
-            _ => None,
+    /// Waits up to `wait` until every published intermediate has a CRL; false when one
+    /// still has none (start-up: serve only once every CRL is out, or say why not).
+    pub async fn wait_for_all(&self, wait: StdDuration) -> bool {
+        let deadline = tokio::time::Instant::now() + wait;
+        let issuers = self.issuers();
+        if issuers.is_empty() {
+            return false;
         }
-    }
-
-    /// The CRL figures for readiness and metrics.
-    pub fn health(&self) -> CrlHealth {
-        let current = self.current();
-        CrlHealth {
-            number: current.as_ref().map(|c| c.number),
-            next_update: current.as_ref().map(|c| c.next_update),
-            entries: current.as_ref().map_or(0, |c| c.entries),
-            failing: self.board.failing.load(Ordering::Relaxed),
-            failures: self.board.failures.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Ready to serve as far as CRLs go: the intermediate's CRL is published, fresh, and its
-    /// builder is not failing; and a fresh root CRL is served.
-    pub fn ready(&self) -> Result<(), CrlProblem> {
-        let crl = self.health();
-        let not_ready = |why: &str| Err(CrlProblem::NotReady(why.into()));
-        match crl.next_update {
-            None => not_ready("no CRL has been published yet"),
-            Some(next) if next <= self.board.clock.now() => {
-                not_ready("the published CRL is past its nextUpdate")
+        for crls in issuers {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if crls.current().is_none() && crls.newer_than(0, left).await.is_none() {
+                return false;
             }
-            _ if crl.failing => not_ready("the CA cannot publish a new CRL; see its log"),
-            _ => match self.root_problem() {
-                Some(problem) => Err(CrlProblem::NotReady(problem)),
-                None => Ok(()),
-            },
+        }
+        true
+    }
+
+    /// Ready to serve as far as CRLs go: every published intermediate's CRL is published,
+    /// fresh, and its builder is not failing; and a fresh root CRL is served.
+    pub fn ready(&self) -> Result<(), CrlProblem> {
+        let not_ready = |why: String| Err(CrlProblem::NotReady(why));
+        let issuers = self.issuers();
+        if issuers.is_empty() {
+            return not_ready("no intermediate's CRL is published".into());
+        }
+        let now = self.board.clock.now();
+        for crls in issuers {
+            let id = crls.issuer_id();
+            match crls.current() {
+                None => return not_ready(format!("issuer {id}: no CRL has been published yet")),
+                Some(crl) if crl.next_update <= now => {
+                    return not_ready(format!(
+                        "issuer {id}: the published CRL is past its nextUpdate"
+                    ));
+                }
+                _ if crls.failing() => {
+                    return not_ready(format!(
+                        "issuer {id}: the CA cannot publish a new CRL; see its log"
+                    ));
+                }
+                _ => {}
+            }
+        }
+        match self.root_problem() {
+            Some(problem) => Err(CrlProblem::NotReady(problem)),
+            None => Ok(()),
         }
     }
 
@@ -161,4 +226,55 @@ impl PublishedCrls {
             _ => None,
         }
     }
+}
+
+impl IssuerCrls {
+    /// The intermediate's id.
+    pub fn issuer_id(&self) -> i64 {
+        self.board.issuer_id
+    }
+
+    /// Its CRL being served, if one was published.
+    pub fn current(&self) -> Option<Arc<PublishedCrl>> {
+        self.board.current.borrow().clone()
+    }
+
+    /// True when its builder's last attempt failed.
+    pub fn failing(&self) -> bool {
+        self.board.failing.load(Ordering::Relaxed)
+    }
+
+    /// Builds of its CRL that failed since start.
+    pub fn failures(&self) -> u64 {
+        self.board.failures.load(Ordering::Relaxed)
+    }
+
+    /// Whether `crl` may be served, and how: `Ok(false)` when it is the truth as far as this CA
+    /// knows, `Ok(true)` when the builder's last attempt failed (revocations since may be
+    /// missing, and the answer must say so), and an error once it is past its nextUpdate.
+    pub fn stale(&self, crl: &PublishedCrl) -> Result<bool, CrlProblem> {
+        expired(crl, self.clock.now())?;
+        Ok(self.failing())
+    }
+
+    /// Waits up to `wait` for a CRL numbered above `number`; `None` when none came.
+    pub async fn newer_than(&self, number: i64, wait: StdDuration) -> Option<Arc<PublishedCrl>> {
+        let mut rx = self.board.current.subscribe();
+        let newer = |c: &Option<Arc<PublishedCrl>>| c.as_ref().is_some_and(|c| c.number > number);
+        match tokio::time::timeout(wait, rx.wait_for(newer)).await {
+            Ok(Ok(crl)) => crl.clone(),
+            _ => None,
+        }
+    }
+}
+
+/// An error once `crl` is past its nextUpdate at `now`.
+fn expired(crl: &PublishedCrl, now: OffsetDateTime) -> Result<(), CrlProblem> {
+    if crl.next_update <= now {
+        return Err(CrlProblem::Expired {
+            number: crl.number,
+            next_update: crl.next_update,
+        });
+    }
+    Ok(())
 }

@@ -13,7 +13,7 @@ use std::time::Duration as StdDuration;
 use time::{Duration, OffsetDateTime};
 
 use super::{PublishedCrl, Publisher, PublisherError, recorded_issuer};
-use crate::ca::{CrlOrder, RootCrlSigner};
+use crate::ca::{CrlOrder, RootSigner};
 use crate::store::{RevocationLedger, RootCrlRow, StoreError, whole_second};
 
 /// How often the root CRL publisher looks at the store: the root CRL changes rarely, and a
@@ -26,7 +26,7 @@ const ROOT_COMPLAINT_INTERVAL: StdDuration = StdDuration::from_secs(60);
 /// from `now`, numbered by `now` in seconds unless `after` is higher. For the CA and for
 /// `latchkey crl sign-root`.
 pub fn sign_root_crl(
-    signer: &RootCrlSigner,
+    signer: &RootSigner,
     now: OffsetDateTime,
     validity: Duration,
     after: i64,
@@ -54,7 +54,7 @@ impl Publisher {
     /// its validity and this CA holds the root key, then publishes the newest stored one.
     pub async fn refresh_root_crl(
         &self,
-        signer: Option<&Arc<RootCrlSigner>>,
+        signer: Option<&Arc<RootSigner>>,
     ) -> Result<(), PublisherError> {
         let inner = &self.inner;
         let stored = inner.ledger.latest_root_crl(inner.root_issuer_id).await?;
@@ -104,7 +104,7 @@ impl Publisher {
     }
 
     /// Keeps the root CRL current until the process ends (see the module's documentation).
-    pub fn start_root(&self, signer: Option<Arc<RootCrlSigner>>) -> tokio::task::JoinHandle<()> {
+    pub fn start_root(&self, signer: Option<Arc<RootSigner>>) -> tokio::task::JoinHandle<()> {
         let publisher = self.clone();
         tokio::spawn(async move {
             let crls = publisher.crls();

@@ -7,8 +7,10 @@ use std::time::Duration as StdDuration;
 use time::Duration;
 
 use super::*;
-use crate::ca::{Bootstrap, RootCrlSigner};
+use crate::ca::{Bootstrap, RootSigner};
 use crate::clock::ManualClock;
+use crate::home::{Home, InitOptions};
+use crate::issuers::IssuerRegistry;
 use crate::store::Store;
 
 /// Long enough for a build on a loaded machine; a test that passes never waits it out.
@@ -17,7 +19,9 @@ const PATIENCE: StdDuration = StdDuration::from_secs(20);
 struct Fixture {
     _dir: tempfile::TempDir,
     store: Store,
-    ca: Bootstrap,
+    home: Home,
+    root: rustls_pki_types::CertificateDer<'static>,
+    issuers: Arc<IssuerRegistry>,
     clock: ManualClock,
 }
 
@@ -28,43 +32,64 @@ impl Fixture {
             .await
             .unwrap();
         let clock = ManualClock::new();
-        let ca = Bootstrap::generate(clock.now()).unwrap();
+        let home = Home::new(dir.path().join("ca"));
+        let options = InitOptions {
+            trust_domain: crate::profile::DEFAULT_TRUST_DOMAIN.into(),
+            hostnames: Vec::new(),
+            public_url: None,
+            crl_url: None,
+            encrypt_keys: false,
+            pkcs11: None,
+        };
+        home.init(&options, clock.now()).unwrap();
+        let root = crate::tls::load_certificates(&home.read(&home.ca_cert()).unwrap(), "ca.pem")
+            .unwrap()
+            .remove(0);
+        let vault = home.issuer_vault(Arc::new(home.signer().unwrap())).unwrap();
+        let issuers =
+            IssuerRegistry::load(store.clone(), vault, root.clone(), Arc::new(clock.clone()))
+                .await
+                .unwrap();
         Self {
             _dir: dir,
             store,
-            ca,
+            home,
+            root,
+            issuers: Arc::new(issuers),
             clock,
         }
     }
 
     async fn publisher(&self) -> Publisher {
-        let signer = Signer::new(
-            self.ca.intermediate_certificate.clone(),
-            &self.ca.intermediate_key_pem,
-            crate::profile::DEFAULT_TRUST_DOMAIN,
-            "https://localhost:8443/v1/crl",
-        )
-        .unwrap();
         Publisher::new(
             self.store.revocation_ledger(),
-            Arc::new(signer),
-            &self.ca.root_certificate,
+            self.issuers.watch(),
+            self.issuers.root_issuer_id(),
             Arc::new(self.clock.clone()),
             CrlSchedule::default(),
             &mut Registry::default(),
         )
-        .await
-        .unwrap()
     }
 
-    fn root_signer(&self) -> Arc<RootCrlSigner> {
-        Arc::new(RootCrlSigner::new(&self.ca.root_certificate, &self.ca.root_key_pem).unwrap())
+    fn root_signer(&self) -> Arc<RootSigner> {
+        Arc::new(
+            self.home
+                .root_signer()
+                .unwrap()
+                .expect("the root key in the home"),
+        )
     }
+}
+
+/// The CRLs of the intermediate `GET /v1/crl` serves.
+fn default_issuer(crls: &PublishedCrls) -> IssuerCrls {
+    crls.default_issuer().expect("a published intermediate")
 }
 
 /// The first CRL the started publisher publishes.
 async fn first_crl(crls: &PublishedCrls) -> Arc<PublishedCrl> {
-    crls.newer_than(0, PATIENCE)
+    default_issuer(crls)
+        .newer_than(0, PATIENCE)
         .await
         .expect("a CRL within the patience")
 }
@@ -74,10 +99,12 @@ async fn a_started_publisher_publishes_an_empty_crl_and_is_ready_once_a_root_crl
     let fixture = Fixture::new().await;
     let publisher = fixture.publisher().await;
     let crls = publisher.crls();
-    assert!(crls.current().is_none(), "nothing before start");
+    assert!(crls.default_issuer().is_none(), "nothing before start");
     assert_eq!(
         crls.ready(),
-        Err(CrlProblem::NotReady("no CRL has been published yet".into()))
+        Err(CrlProblem::NotReady(
+            "no intermediate's CRL is published".into()
+        ))
     );
     let task = publisher.start();
     let crl = first_crl(&crls).await;
@@ -86,7 +113,7 @@ async fn a_started_publisher_publishes_an_empty_crl_and_is_ready_once_a_root_crl
         crl.next_update - crl.this_update,
         DEFAULT_CRL_VALIDITY + crate::ca::BACKDATE
     );
-    assert_eq!(crls.stale(&crl), Ok(false));
+    assert_eq!(default_issuer(&crls).stale(&crl), Ok(false));
     assert!(
         matches!(crls.ready(), Err(CrlProblem::NotReady(why)) if why.contains("no root CRL")),
         "the root CRL is still missing"
@@ -101,10 +128,10 @@ async fn a_started_publisher_publishes_an_empty_crl_and_is_ready_once_a_root_crl
         DEFAULT_ROOT_CRL_VALIDITY + crate::ca::BACKDATE
     );
     assert_eq!(crls.ready(), Ok(()));
-    let health = crls.health();
-    assert_eq!(health.number, Some(crl.number));
-    assert!(!health.failing);
-    assert_eq!(health.failures, 0);
+    let issuer = default_issuer(&crls);
+    assert_eq!(issuer.current().map(|c| c.number), Some(crl.number));
+    assert!(!issuer.failing());
+    assert_eq!(issuer.failures(), 0);
     task.abort();
 }
 
@@ -116,7 +143,7 @@ async fn a_poke_publishes_a_newer_crl() {
     let task = publisher.start();
     let first = first_crl(&crls).await;
     publisher.poke().poke();
-    let newer = crls
+    let newer = default_issuer(&crls)
         .newer_than(first.number, PATIENCE)
         .await
         .expect("a newer CRL after the poke");
@@ -134,7 +161,7 @@ async fn half_the_validity_passing_publishes_a_newer_crl_without_a_poke() {
     fixture
         .clock
         .advance(DEFAULT_CRL_VALIDITY / 2 + Duration::seconds(1));
-    let newer = crls
+    let newer = default_issuer(&crls)
         .newer_than(first.number, PATIENCE)
         .await
         .expect("a refreshed CRL");
@@ -171,7 +198,7 @@ async fn a_crl_past_its_next_update_is_refused_and_the_ca_is_not_ready() {
     let _ = task.await;
     fixture.clock.advance(DEFAULT_CRL_VALIDITY);
     assert_eq!(
-        crls.stale(&crl),
+        default_issuer(&crls).stale(&crl),
         Err(CrlProblem::Expired {
             number: crl.number,
             next_update: crl.next_update,
@@ -179,9 +206,10 @@ async fn a_crl_past_its_next_update_is_refused_and_the_ca_is_not_ready() {
     );
     assert_eq!(
         crls.ready(),
-        Err(CrlProblem::NotReady(
-            "the published CRL is past its nextUpdate".into()
-        ))
+        Err(CrlProblem::NotReady(format!(
+            "issuer {}: the published CRL is past its nextUpdate",
+            default_issuer(&crls).issuer_id()
+        )))
     );
 }
 
@@ -200,7 +228,7 @@ async fn without_the_root_key_the_publisher_serves_the_root_crl_stored_for_it() 
 
     // `latchkey crl sign-root` where the root key is.
     let ledger = fixture.store.revocation_ledger();
-    let root = &fixture.ca.root_certificate;
+    let root = &fixture.root;
     let now = fixture.clock.now();
     let after = newest_root_crl_number(&ledger, root, now).await.unwrap();
     assert_eq!(after, 0);
@@ -217,12 +245,12 @@ async fn without_the_root_key_the_publisher_serves_the_root_crl_stored_for_it() 
 async fn a_root_crl_another_root_signed_is_not_stored() {
     let fixture = Fixture::new().await;
     let other = Bootstrap::generate(fixture.clock.now()).unwrap();
-    let signer = RootCrlSigner::new(&other.root_certificate, &other.root_key_pem).unwrap();
+    let signer = RootSigner::new(&other.root_certificate, &other.root_key_pem).unwrap();
     let now = fixture.clock.now();
     let row = sign_root_crl(&signer, now, Duration::days(30), 0).unwrap();
     let refused = store_root_crl(
         &fixture.store.revocation_ledger(),
-        &fixture.ca.root_certificate,
+        &fixture.root,
         &row.der,
         now,
     )
@@ -232,4 +260,64 @@ async fn a_root_crl_another_root_signed_is_not_stored() {
         matches!(refused, PublisherError::RootCrlRefused(_)),
         "{refused:?}"
     );
+}
+
+#[tokio::test]
+async fn a_rotation_adds_a_crl_and_a_retirement_stops_the_old_one() {
+    let fixture = Fixture::new().await;
+    let publisher = fixture.publisher().await;
+    let crls = publisher.crls();
+    let task = publisher.start();
+    let old = first_crl(&crls).await;
+    let old_id = default_issuer(&crls).issuer_id();
+
+    let rotation = fixture
+        .issuers
+        .rotate(&fixture.root_signer(), "system", "test")
+        .await
+        .unwrap();
+    assert_eq!(rotation.superseded, Some(old_id));
+    let new_id = rotation.issuer.id;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let new = loop {
+        if let Some(crl) = crls.issuer(new_id).and_then(|c| c.current()) {
+            break crl;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no CRL of the new intermediate"
+        );
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    };
+    assert!(new.number > old.number, "numbers grow across intermediates");
+    // Each CRL is signed by its own intermediate.
+    let signed_by = |id: i64| {
+        crate::profile::RevocationSet::from_crl(
+            &crls.issuer(id).unwrap().current().unwrap().der,
+            &fixture.issuers.current().by_id(id).unwrap().certificate,
+        )
+    };
+    signed_by(old_id).expect("the old CRL, signed by the old intermediate");
+    signed_by(new_id).expect("the new CRL, signed by the new intermediate");
+    // `GET /v1/crl` keeps serving the old intermediate's while it is published.
+    assert_eq!(default_issuer(&crls).issuer_id(), old_id);
+
+    // The old intermediate signed no certificate here (no authority runs), so, superseded,
+    // it retires at once.
+    let retired = fixture
+        .issuers
+        .retire_expired(DEFAULT_CRL_VALIDITY)
+        .await
+        .unwrap();
+    assert_eq!(retired, vec![old_id]);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while crls.issuer(old_id).is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the retired CRL still served"
+        );
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+    assert_eq!(default_issuer(&crls).issuer_id(), new_id);
+    task.abort();
 }

@@ -28,6 +28,17 @@ type Table = (&'static str, &'static [Column], Option<&'static str>);
 
 const TABLES: &[Table] = &[
     (
+        "tenants",
+        &[
+            ("id", Int),
+            ("name", Text),
+            ("max_key_days", Int),
+            ("disabled_at", Int),
+            ("created_at", Int),
+        ],
+        Some("id"),
+    ),
+    (
         "issuers",
         &[
             ("id", Int),
@@ -36,17 +47,12 @@ const TABLES: &[Table] = &[
             ("certificate", Bytes),
             ("not_after", Int),
             ("created_at", Int),
-        ],
-        Some("id"),
-    ),
-    (
-        "tenants",
-        &[
-            ("id", Int),
-            ("name", Text),
-            ("max_key_days", Int),
-            ("disabled_at", Int),
-            ("created_at", Int),
+            ("role", Text),
+            ("tenant_id", Int),
+            ("key_pem", Text),
+            ("key_label", Text),
+            ("superseded_at", Int),
+            ("retired_at", Int),
         ],
         Some("id"),
     ),

@@ -2,7 +2,7 @@
 //! serves, the lease that lets one replica build at a time, and the issuers its CRLs are
 //! numbered by. Nothing of keys, tenants or tokens: a publisher cannot issue or revoke.
 
-use super::{CrlMarks, CrlRow, RevokedList, RootCrlRow, Store, StoreError};
+use super::{CrlMarks, CrlRow, IssuerRole, RevokedList, RootCrlRow, Store, StoreError};
 
 /// A narrow handle on the [`Store`] for the CRL publisher. Cheap to clone (it shares the
 /// store's connection pool); the SQL stays in the store's own modules.
@@ -28,10 +28,11 @@ impl RevocationLedger {
         subject: &str,
         certificate: &[u8],
         not_after: time::OffsetDateTime,
+        role: IssuerRole,
         now: time::OffsetDateTime,
     ) -> Result<i64, StoreError> {
         self.store
-            .ensure_issuer(fingerprint, subject, certificate, not_after, now)
+            .ensure_issuer(fingerprint, subject, certificate, not_after, role, now)
             .await
     }
 

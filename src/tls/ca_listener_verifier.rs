@@ -44,13 +44,30 @@ pub(crate) const MAX_CLIENT_CHAIN_BYTES: usize = 16 * 1024;
 /// intermediate and root after it.
 pub(crate) const MAX_CLIENT_CHAIN_CERTIFICATES: usize = 3;
 
+/// The CA's own intermediates, shared with whoever follows them (the server replaces the list
+/// when an intermediate is made or retired): read on every handshake, lock-free.
+#[derive(Debug, Clone)]
+pub(crate) struct CaIntermediates(Arc<arc_swap::ArcSwap<Vec<CertificateDer<'static>>>>);
+
+impl CaIntermediates {
+    /// The list `intermediates`, to be replaced as they change.
+    pub(crate) fn new(intermediates: Vec<CertificateDer<'static>>) -> Self {
+        Self(Arc::new(arc_swap::ArcSwap::from_pointee(intermediates)))
+    }
+
+    /// Replaces the list.
+    pub(crate) fn replace(&self, intermediates: Vec<CertificateDer<'static>>) {
+        self.0.store(Arc::new(intermediates));
+    }
+}
+
 /// Wraps a webpki client verifier built over the CA's root: checks a presented leaf through
 /// the CA's own intermediates only, refuses oversized chains unparsed, and verifies an
 /// expired leaf again as of the second before its `notAfter`.
 #[derive(Debug)]
 pub(super) struct CaListenerVerifier {
     inner: Arc<dyn ClientCertVerifier>,
-    intermediates: Vec<CertificateDer<'static>>,
+    intermediates: CaIntermediates,
     clock: Arc<dyn Clock>,
 }
 
@@ -58,7 +75,7 @@ impl CaListenerVerifier {
     /// Checks through `inner` with the CA's own `intermediates`, at the time `clock` reads.
     pub(super) fn new(
         inner: Arc<dyn ClientCertVerifier>,
-        intermediates: Vec<CertificateDer<'static>>,
+        intermediates: CaIntermediates,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
@@ -108,7 +125,8 @@ impl ClientCertVerifier for CaListenerVerifier {
         if bytes > MAX_CLIENT_CHAIN_BYTES || 1 + presented.len() > MAX_CLIENT_CHAIN_CERTIFICATES {
             return Err(refused("client certificate message too large"));
         }
-        let own = &self.intermediates;
+        let own = self.intermediates.0.load();
+        let own = own.as_slice();
         match self.inner.verify_client_cert(end_entity, own, self.now()) {
             Err(Error::InvalidCertificate(
                 CertificateError::Expired | CertificateError::ExpiredContext { .. },

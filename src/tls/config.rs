@@ -71,7 +71,7 @@ pub(crate) fn ca_listener_config(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     client_roots: &[CertificateDer<'static>],
-    intermediates: Vec<CertificateDer<'static>>,
+    intermediates: super::CaIntermediates,
     clock: Arc<dyn crate::clock::Clock>,
 ) -> Result<ServerConfig, ConfigError> {
     let mut roots = RootCertStore::empty();

@@ -27,6 +27,8 @@ mod verifier;
 #[cfg(feature = "axum")]
 pub(crate) use accept::Acceptor;
 #[cfg(feature = "server")]
+pub(crate) use ca_listener_verifier::CaIntermediates;
+#[cfg(feature = "server")]
 pub(crate) use config::ca_listener_config;
 pub(crate) use config::provider;
 pub(crate) use config::relying_server_config;

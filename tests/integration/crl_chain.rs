@@ -37,6 +37,17 @@ fn curl(ca: &Ca, path: &str, accept: &str, out: &str) {
 
 /// `openssl verify -crl_check_all` of `cert` with the CRLs in `crls`.
 pub(crate) fn verify_all(ca: &Ca, crls: &str, cert: &str) -> (bool, String) {
+    verify_all_with(ca, "certs/intermediate.pem", crls, cert)
+}
+
+/// [`verify_all`] with the intermediates in `intermediates` (after a rotation, there are
+/// several).
+pub(crate) fn verify_all_with(
+    ca: &Ca,
+    intermediates: &str,
+    crls: &str,
+    cert: &str,
+) -> (bool, String) {
     let out = run(
         ca.dir.path(),
         "openssl",
@@ -46,7 +57,7 @@ pub(crate) fn verify_all(ca: &Ca, crls: &str, cert: &str) -> (bool, String) {
             "-CAfile",
             "certs/ca.pem",
             "-untrusted",
-            "certs/intermediate.pem",
+            intermediates,
             "-CRLfile",
             crls,
             cert,

@@ -29,6 +29,7 @@ mod renewal;
 mod renewal_limits;
 mod replicas;
 mod revocation;
+mod rotation;
 mod store;
 mod support;
 mod tls;

@@ -101,12 +101,26 @@ fn renewal(certificate: NewCertificate, now: i64) -> Renewal {
 async fn contract(store: Store) {
     // Issuers are recorded once.
     let issuer = store
-        .ensure_issuer("fp", "CN=issuer", b"der", at(9_999_999), at(1_000))
+        .ensure_issuer(
+            "fp",
+            "CN=issuer",
+            b"der",
+            at(9_999_999),
+            latchkey::store::IssuerRole::Intermediate,
+            at(1_000),
+        )
         .await
         .unwrap();
     assert_eq!(
         store
-            .ensure_issuer("fp", "CN=issuer", b"der", at(9_999_999), at(1_000))
+            .ensure_issuer(
+                "fp",
+                "CN=issuer",
+                b"der",
+                at(9_999_999),
+                latchkey::store::IssuerRole::Intermediate,
+                at(1_000),
+            )
             .await
             .unwrap(),
         issuer
@@ -565,7 +579,14 @@ async fn the_store_contract_holds_on_postgres() {
 /// certificates, a rekey's sweep, narrowing, and the owner's and tenant's disables.
 async fn renewal_contract(store: Store) {
     let issuer = store
-        .ensure_issuer("fp", "CN=issuer", b"der", at(9_999_999), at(1_000))
+        .ensure_issuer(
+            "fp",
+            "CN=issuer",
+            b"der",
+            at(9_999_999),
+            latchkey::store::IssuerRole::Intermediate,
+            at(1_000),
+        )
         .await
         .unwrap();
     let acme = store

@@ -75,6 +75,7 @@ impl InProcess {
                     listener: ListenerLimits::default(),
                     edge: EdgeLimits::default(),
                     crl_http_listen: None,
+                    rotate_before: latchkey::issuers::DEFAULT_ROTATE_BEFORE,
                     clock: Arc::new(clock),
                 };
                 let server = match Server::start(options).await {

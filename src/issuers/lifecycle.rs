@@ -1,0 +1,203 @@
+//! An intermediate's life: made by a rotation (by `latchkey ca rotate`, or by the CA when
+//! the active one has less than [`DEFAULT_ROTATE_BEFORE`] left), superseded by the next one,
+//! retired once its last certificate has expired and one more CRL validity has passed.
+//!
+//! A rotation is one transaction: the new intermediate's row (with its key, sealed, or the
+//! label of its key in the token) and the old one's `superseded_at` commit together, with
+//! the audit event, or not at all. A kill -9 at any point leaves the old state or the new
+//! one, never an intermediate without its key or a key without its record. (With a PKCS#11
+//! token the key is made inside the token first; a rotation killed before its commit leaves
+//! an unused key object there, under a label no row names, and nothing else.)
+
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime};
+
+use super::{IssuerError, IssuerRegistry, LiveIssuer};
+use crate::api::AuditAction;
+use crate::ca::{IntermediateOrder, RootSigner};
+use crate::store::{AuditEvent, NewIssuer, StoreError};
+
+/// By default the CA rotates by itself when the active intermediate has less than this left
+/// (a year of its five).
+pub const DEFAULT_ROTATE_BEFORE: Duration = Duration::days(365);
+
+/// How often the CA looks whether an intermediate is due for rotation or retirement.
+const MAINTENANCE_INTERVAL: Duration = Duration::minutes(1);
+
+/// What a rotation did.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// The new active intermediate.
+    pub issuer: Arc<LiveIssuer>,
+    /// The id of the one it took over from.
+    pub superseded: Option<i64>,
+}
+
+impl IssuerRegistry {
+    /// Makes a new shared intermediate under the root and makes it the active one: it signs
+    /// every certificate and renewal from the moment this returns (at every replica within a
+    /// second), and the one it replaces keeps its CRL until it retires. `actor` and `reason`
+    /// go to the audit log.
+    pub async fn rotate(
+        &self,
+        root: &Arc<RootSigner>,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Rotation, IssuerError> {
+        self.refresh().await?;
+        let set = self.current();
+        let superseded = set.signing_for(None).map(|i| i.id);
+        let shared = set.issuers().iter().filter(|i| i.tenant.is_none()).count();
+        let now = self.clock.now();
+        let order = IntermediateOrder {
+            common_name: format!("latchkey issuing CA {}", shared + 1),
+            now,
+            root_crl_url: Some(self.vault.root_crl_url()),
+        };
+        let (vault, root) = (self.vault.clone(), root.clone());
+        // Key generation (maybe in a token), sealing (PBKDF2) and signing: off the async
+        // threads.
+        let (location, certificate) = tokio::task::spawn_blocking(move || {
+            let (key, location) = vault.new_key()?;
+            let certificate = root.sign_intermediate(&order, &key)?;
+            Ok::<_, IssuerError>((location, certificate))
+        })
+        .await??;
+        let (_, parsed) = x509_parser::parse_x509_certificate(&certificate).map_err(|e| {
+            IssuerError::Certificate {
+                what: "new intermediate",
+                detail: e.to_string(),
+            }
+        })?;
+        let new = NewIssuer {
+            fingerprint: hex::encode(ring::digest::digest(&ring::digest::SHA256, &certificate)),
+            subject: parsed.subject().to_string(),
+            certificate: certificate.to_vec(),
+            not_after: parsed.validity().not_after.to_datetime(),
+            tenant_id: None,
+            key: location,
+        };
+        let event = AuditEvent {
+            at: now,
+            actor: actor.to_owned(),
+            action: AuditAction::CaRotate.as_str(),
+            tenant: None,
+            target: Some(new.subject.clone()),
+            detail: serde_json::json!({
+                "reason": reason,
+                "not_after": new.not_after.unix_timestamp(),
+            }),
+        };
+        let id = match self
+            .store
+            .record_rotation(&new, superseded, now, &event)
+            .await
+        {
+            Ok(id) => id,
+            Err(StoreError::AlreadyExists(_)) => return Err(IssuerError::RotatedElsewhere),
+            Err(e) => return Err(e.into()),
+        };
+        self.refresh().await?;
+        let issuer = self
+            .current()
+            .by_id(id)
+            .cloned()
+            .ok_or_else(|| IssuerError::Certificate {
+                what: "new intermediate",
+                detail: format!("issuer {id} was recorded but does not read back"),
+            })?;
+        tracing::info!(issuer = id, subject = %issuer.subject, ?superseded, reason,
+            "intermediate rotated: the new one signs from now on");
+        Ok(Rotation { issuer, superseded })
+    }
+
+    /// Retires every superseded intermediate whose certificates have all expired more than
+    /// `crl_validity` ago (so each stayed on a published CRL until it expired). Returns the
+    /// ids retired.
+    pub async fn retire_expired(&self, crl_validity: Duration) -> Result<Vec<i64>, IssuerError> {
+        let now = self.clock.now();
+        let mut retired = Vec::new();
+        for issuer in self.current().issuers() {
+            if issuer.status != crate::api::IssuerStatus::Retiring {
+                continue;
+            }
+            let event = AuditEvent {
+                at: now,
+                actor: "system".into(),
+                action: AuditAction::CaRetire.as_str(),
+                tenant: issuer.tenant.as_ref().map(|(_, name)| name.to_string()),
+                target: Some(issuer.subject.clone()),
+                detail: serde_json::json!({ "issuer": issuer.id }),
+            };
+            if self
+                .store
+                .retire_issuer(issuer.id, now - crl_validity, now, &event)
+                .await?
+            {
+                tracing::info!(issuer = issuer.id, subject = %issuer.subject,
+                    "intermediate retired: its last certificate has expired; its CRL stops");
+                retired.push(issuer.id);
+            }
+        }
+        if !retired.is_empty() {
+            self.refresh().await?;
+        }
+        Ok(retired)
+    }
+
+    /// Rotates when the active shared intermediate has less than `rotate_before` left and
+    /// the root key is here; says once per check, loudly, when it is due and cannot.
+    pub async fn rotate_if_due(
+        &self,
+        root: Option<&Arc<RootSigner>>,
+        rotate_before: Duration,
+    ) -> Result<Option<Rotation>, IssuerError> {
+        let now = self.clock.now();
+        let Some(active) = self.current().signing_for(None).cloned() else {
+            return Ok(None);
+        };
+        if active.not_after - now > rotate_before {
+            return Ok(None);
+        }
+        let Some(root) = root else {
+            tracing::error!(issuer = active.id, not_after = %active.not_after,
+                "the active intermediate is due for rotation, and the root key is not in \
+                 the CA home: run `latchkey ca rotate` where the root key is");
+            return Ok(None);
+        };
+        let reason = format!(
+            "automatic: the active intermediate ends at {}",
+            active.not_after
+        );
+        match self.rotate(root, "system", &reason).await {
+            Ok(rotation) => Ok(Some(rotation)),
+            // Another replica saw it due too, and won.
+            Err(IssuerError::RotatedElsewhere) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs rotation and retirement checks every minute of the CA's clock until the process
+    /// ends.
+    pub fn maintain(
+        self: &Arc<Self>,
+        root: Option<Arc<RootSigner>>,
+        rotate_before: Duration,
+        crl_validity: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let registry = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = registry.rotate_if_due(root.as_ref(), rotate_before).await {
+                    tracing::error!(error = %e, "cannot rotate the intermediate");
+                }
+                if let Err(e) = registry.retire_expired(crl_validity).await {
+                    tracing::warn!(error = %e, "cannot retire intermediates");
+                }
+                let next: OffsetDateTime = registry.clock.now() + MAINTENANCE_INTERVAL;
+                registry.clock.sleep_until(next).await;
+            }
+        })
+    }
+}

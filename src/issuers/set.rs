@@ -1,0 +1,209 @@
+//! A snapshot of the CA's intermediates: what each reader of the registry works from.
+
+use std::sync::Arc;
+
+use rustls_pki_types::CertificateDer;
+use time::OffsetDateTime;
+
+use super::IssuerError;
+use crate::api::IssuerStatus;
+use crate::ca::Signer;
+use crate::model::{TenantId, TenantName};
+use crate::store::IssuerRecord;
+
+/// One intermediate as the CA holds it.
+pub struct LiveIssuer {
+    /// Its id among the store's issuers.
+    pub id: i64,
+    /// Its signer; `None` once retired, or when its key cannot be opened here (logged).
+    pub signer: Option<Arc<Signer>>,
+    /// Its certificate.
+    pub certificate: CertificateDer<'static>,
+    /// Its certificate, PEM.
+    pub pem: String,
+    /// Its subject, as printed.
+    pub subject: String,
+    /// Start of validity.
+    pub not_before: OffsetDateTime,
+    /// End of validity.
+    pub not_after: OffsetDateTime,
+    /// Its public key (SubjectPublicKeyInfo DER): no key certificate may carry it.
+    pub spki: Vec<u8>,
+    /// The tenant it is dedicated to, if any.
+    pub tenant: Option<(TenantId, TenantName)>,
+    /// Where it stands.
+    pub status: IssuerStatus,
+}
+
+impl std::fmt::Debug for LiveIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveIssuer")
+            .field("id", &self.id)
+            .field("subject", &self.subject)
+            .field("status", &self.status)
+            .field("can_sign", &self.signer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LiveIssuer {
+    pub(super) fn new(
+        record: IssuerRecord,
+        signer: Option<Arc<Signer>>,
+    ) -> Result<Self, IssuerError> {
+        let certificate = CertificateDer::from(record.certificate);
+        let (_, parsed) = x509_parser::parse_x509_certificate(&certificate).map_err(|e| {
+            IssuerError::Certificate {
+                what: "intermediate",
+                detail: e.to_string(),
+            }
+        })?;
+        let status = match (record.superseded_at, record.retired_at) {
+            (_, Some(_)) => IssuerStatus::Retired,
+            (Some(_), None) => IssuerStatus::Retiring,
+            (None, None) => IssuerStatus::Active,
+        };
+        Ok(Self {
+            id: record.id,
+            signer: signer.filter(|_| status != IssuerStatus::Retired),
+            pem: crate::pem::encode("CERTIFICATE", &certificate),
+            subject: parsed.subject().to_string(),
+            not_before: parsed.validity().not_before.to_datetime(),
+            not_after: parsed.validity().not_after.to_datetime(),
+            spki: parsed.public_key().raw.to_vec(),
+            tenant: record.tenant,
+            status,
+            certificate,
+        })
+    }
+
+    /// True while its CRL is published: until it is retired.
+    pub fn is_published(&self) -> bool {
+        self.status != IssuerStatus::Retired
+    }
+
+    /// The path of its CRL.
+    pub fn crl_path(&self) -> String {
+        format!("/v1/issuers/{}/crl", self.id)
+    }
+}
+
+/// Every intermediate, oldest first, with the answers readers need precomputed.
+#[derive(Debug)]
+pub struct IssuerSet {
+    /// The store's issuers revision this set was read at.
+    pub revision: i64,
+    issuers: Vec<Arc<LiveIssuer>>,
+    root: CertificateDer<'static>,
+    root_pem: String,
+    /// The root's public key (SubjectPublicKeyInfo DER).
+    root_spki: Vec<u8>,
+    /// `GET /v1/ca`: the shared intermediates still published, newest first, then the root.
+    chain_pem: String,
+}
+
+impl IssuerSet {
+    /// No intermediate yet: only while the registry loads.
+    pub(super) fn empty(root: &CertificateDer<'static>) -> Self {
+        Self::new(-1, Vec::new(), root)
+    }
+
+    pub(super) fn new(
+        revision: i64,
+        issuers: Vec<LiveIssuer>,
+        root: &CertificateDer<'static>,
+    ) -> Self {
+        let issuers: Vec<Arc<LiveIssuer>> = issuers.into_iter().map(Arc::new).collect();
+        let root_pem = crate::pem::encode("CERTIFICATE", root);
+        let root_spki = x509_parser::parse_x509_certificate(root)
+            .map(|(_, parsed)| parsed.public_key().raw.to_vec())
+            .unwrap_or_default();
+        let mut set = Self {
+            revision,
+            issuers,
+            root: root.clone(),
+            root_pem,
+            root_spki,
+            chain_pem: String::new(),
+        };
+        set.chain_pem = set.chain_pem_for(None);
+        set
+    }
+
+    /// True when `other` holds other issuers or statuses (not merely another revision).
+    pub(super) fn differs_from(&self, other: &IssuerSet) -> bool {
+        let view = |s: &IssuerSet| {
+            s.issuers
+                .iter()
+                .map(|i| (i.id, i.status, i.signer.is_some()))
+                .collect::<Vec<_>>()
+        };
+        view(self) != view(other)
+    }
+
+    /// Every intermediate, oldest first.
+    pub fn issuers(&self) -> &[Arc<LiveIssuer>] {
+        &self.issuers
+    }
+
+    /// The intermediate with this id.
+    pub fn by_id(&self, id: i64) -> Option<&Arc<LiveIssuer>> {
+        self.issuers.iter().find(|i| i.id == id)
+    }
+
+    /// The intermediates whose CRLs are published, oldest first.
+    pub fn published(&self) -> impl Iterator<Item = &Arc<LiveIssuer>> {
+        self.issuers.iter().filter(|i| i.is_published())
+    }
+
+    /// The intermediate that signs a certificate for `tenant` now: its dedicated one, if it
+    /// has one, else the active shared one.
+    pub fn signing_for(&self, tenant: Option<TenantId>) -> Option<&Arc<LiveIssuer>> {
+        let active = |dedicated: Option<TenantId>| {
+            self.issuers.iter().rev().find(|i| {
+                i.status == IssuerStatus::Active
+                    && i.tenant.as_ref().map(|(id, _)| *id) == dedicated
+            })
+        };
+        tenant
+            .and_then(|t| active(Some(t)))
+            .or_else(|| active(None))
+    }
+
+    /// The intermediate whose CRL `GET /v1/crl` serves: the oldest shared one still
+    /// published, which is the one every certificate made before the first rotation names.
+    pub fn default_crl_issuer(&self) -> Option<&Arc<LiveIssuer>> {
+        self.published().find(|i| i.tenant.is_none())
+    }
+
+    /// True when `spki` is the public key of one of the CA's own certificates.
+    pub fn is_ca_key(&self, spki: &[u8]) -> bool {
+        self.issuers.iter().any(|i| i.spki == spki) || self.root_spki == spki
+    }
+
+    /// The root.
+    pub fn root(&self) -> &CertificateDer<'static> {
+        &self.root
+    }
+
+    /// `GET /v1/ca`: every shared intermediate still published, newest first, then the root.
+    pub fn chain_pem(&self) -> &str {
+        &self.chain_pem
+    }
+
+    /// The chain for `tenant` (its dedicated intermediates when it has any, else the shared
+    /// ones), newest first, then the root.
+    pub fn chain_pem_for(&self, tenant: Option<TenantId>) -> String {
+        let dedicated = |i: &&Arc<LiveIssuer>| i.tenant.as_ref().map(|(id, _)| *id) == tenant;
+        let mut pem: String = self
+            .issuers
+            .iter()
+            .rev()
+            .filter(|i| i.is_published())
+            .filter(dedicated)
+            .map(|i| i.pem.as_str())
+            .collect();
+        pem.push_str(&self.root_pem);
+        pem
+    }
+}

@@ -1,0 +1,427 @@
+//! Rotating the issuing intermediate (issue 12): `latchkey ca rotate` next to a running CA,
+//! automatic rotation, retirement, per-issuer CRLs and `GET /v1/issuers`, replicas on
+//! PostgreSQL, and a rotation killed at any moment. Judged by openssl and pkilint as well as
+//! by the API.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use latchkey::api::{IssuerList, IssuerStatus};
+use rustls_pki_types::pem::PemObject;
+
+use crate::crl_chain::verify_all_with;
+use crate::support::{Ca, PgSchema, openssl};
+
+/// `GET path` with curl, trusting the CA's root; the body.
+fn curl(ca: &Ca, url: &str, path: &str, accept: &str) -> Vec<u8> {
+    let out = Command::new("curl")
+        .args(["-sS", "-f", "--cacert", "certs/ca.pem", "-H"])
+        .arg(format!("Accept: {accept}"))
+        .arg(format!("{url}{path}"))
+        .current_dir(ca.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// The HTTP status of `GET path`.
+fn status(ca: &Ca, path: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg("certs/ca.pem")
+        .arg(format!("{}{path}", ca.url))
+        .current_dir(ca.dir.path())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn issuers_at(ca: &Ca, url: &str) -> IssuerList {
+    serde_json::from_slice(&curl(ca, url, "/v1/issuers", "application/json")).unwrap()
+}
+
+fn issuers(ca: &Ca) -> IssuerList {
+    issuers_at(ca, &ca.url)
+}
+
+/// The issuer (subject) of the certificate in `pem`.
+fn issuer_of(pem: &str) -> String {
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+    cert.issuer().to_string()
+}
+
+/// The serials a CRL (DER) lists, lowercase hex.
+fn listed(der: &[u8]) -> Vec<String> {
+    let (_, crl) = x509_parser::parse_x509_crl(der).unwrap();
+    crl.iter_revoked_certificates()
+        .map(|r| hex::encode(r.raw_serial()))
+        .collect()
+}
+
+/// Runs `latchkey ca rotate` on the CA's home (and database) and returns what it printed.
+fn rotate(ca: &Ca, extra: &[&str]) -> String {
+    let mut args = vec!["ca", "rotate"];
+    args.extend_from_slice(extra);
+    let out = ca.cli(&args);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ca rotate: {text}");
+    text
+}
+
+/// Waits until the CA at `url` reports `count` intermediates.
+async fn wait_for_issuers(ca: &Ca, url: &str, count: usize) -> IssuerList {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = issuers_at(ca, url);
+        if list.issuers.len() == count {
+            return list;
+        }
+        assert!(Instant::now() < deadline, "still {:?}", list.issuers.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `path` serves a CRL listing `serial`.
+async fn wait_listed(ca: &Ca, path: &str, serial: &str) -> Vec<u8> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let der = curl(ca, &ca.url, path, "application/pkix-crl");
+        if listed(&der).iter().any(|s| s == serial) {
+            return der;
+        }
+        assert!(Instant::now() < deadline, "{path} never listed {serial}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn write(dir: &Path, name: &str, contents: &[u8]) {
+    std::fs::write(dir.join(name), contents).unwrap();
+}
+
+#[tokio::test]
+async fn a_rotation_signs_new_keys_and_renewals_with_the_new_intermediate_and_keeps_old_ones_revocable()
+ {
+    crate::lint::python_tools();
+    // A public URL pkilint accepts in the distribution points (it refuses `localhost`).
+    let ca = Ca::start_with(&[
+        "--renew-interval",
+        "0s",
+        "--public-url",
+        "https://ca.example.test:8443",
+    ]);
+    let dir = ca.dir.path();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let old = ca.enroll_into("alice@acme", &["read:metrics"], "old").await;
+    let doomed = ca
+        .enroll_into("alice@acme", &["read:metrics"], "doomed")
+        .await;
+    let before = issuers(&ca);
+    assert_eq!(before.issuers.len(), 1);
+    assert_eq!(before.issuers[0].status, IssuerStatus::Active);
+    let first = before.issuers[0].id;
+
+    let said = rotate(&ca, &[]);
+    assert!(said.contains("signs from now on"), "{said}");
+    // The running CA follows the store: no restart.
+    let after = wait_for_issuers(&ca, &ca.url, 2).await;
+    assert!(after.revision > before.revision);
+    let (was, now) = (&after.issuers[0], &after.issuers[1]);
+    assert_eq!((was.id, was.status), (first, IssuerStatus::Retiring));
+    assert_eq!(now.status, IssuerStatus::Active);
+    assert_eq!(now.subject, "CN=latchkey issuing CA 2, O=latchkey");
+    assert_eq!(
+        now.crl.as_deref(),
+        Some(&*format!("/v1/issuers/{}/crl", now.id))
+    );
+
+    // GET /v1/ca: both intermediates, the new one first, then the root.
+    let chain = String::from_utf8(curl(&ca, &ca.url, "/v1/ca", "*/*")).unwrap();
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 3);
+    assert!(chain.starts_with(now.certificate.as_str()), "{chain}");
+    write(
+        dir,
+        "intermediates.pem",
+        (now.certificate.clone() + &was.certificate).as_bytes(),
+    );
+
+    // A new key, and a renewal of an old one, are signed by the new intermediate; the
+    // answer's chain carries it.
+    let new = ca.enroll_into("alice@acme", &["read:metrics"], "new").await;
+    assert_eq!(issuer_of(&new.certificate), now.subject);
+    assert!(new.chain.contains(now.certificate.trim()), "{}", new.chain);
+    let renewed = ca
+        .with_identity(&ca.path("old"))
+        .renew(&old.key.id, None)
+        .await
+        .unwrap();
+    assert_eq!(issuer_of(&renewed.certificate), now.subject);
+    write(dir, "renewed.pem", renewed.certificate.as_bytes());
+    // The old key's first certificate still authenticates at the CA (its issuer is
+    // published), so its holder can see it.
+    ca.with_identity(&ca.path("doomed"))
+        .key(None, &doomed.key.id)
+        .await
+        .expect("a certificate of the old intermediate still works");
+
+    // Revoking an old key lists its certificate on the old intermediate's CRL only, served
+    // at /v1/crl (the address its certificate names) and at its issuer's path.
+    ca.admin()
+        .revoke_key(None, &doomed.key.id, Some("key_compromise"))
+        .await
+        .unwrap();
+    let serial = doomed.key.certificates[0].serial.clone();
+    wait_listed(&ca, &format!("/v1/issuers/{first}/crl"), &serial).await;
+    wait_listed(&ca, "/v1/crl", &serial).await;
+    let new_crl = curl(
+        &ca,
+        &ca.url,
+        &now.crl.clone().unwrap(),
+        "application/pkix-crl",
+    );
+    assert!(
+        !listed(&new_crl).contains(&serial),
+        "only its issuer's CRL lists it"
+    );
+    // A key of the new intermediate, revoked, is on the new CRL.
+    ca.admin()
+        .revoke_key(None, &new.key.id, Some("key_compromise"))
+        .await
+        .unwrap();
+    let new_serial = new.key.certificates[0].serial.clone();
+    let new_crl = wait_listed(&ca, &now.crl.clone().unwrap(), &new_serial).await;
+    write(dir, "new-crl.der", &new_crl);
+
+    // openssl, with the bundle (every intermediate's CRL and the root's): old and renewed
+    // keys verify, the revoked ones of either intermediate do not.
+    write(
+        dir,
+        "bundle.pem",
+        &curl(&ca, &ca.url, "/v1/crl/bundle.pem", "*/*"),
+    );
+    for (cert, good) in [
+        ("old/cert.pem", true),
+        ("renewed.pem", true),
+        ("doomed/cert.pem", false),
+        ("new/cert.pem", false),
+    ] {
+        let (ok, out) = verify_all_with(&ca, "intermediates.pem", "bundle.pem", cert);
+        assert_eq!(ok, good, "{cert}: {out}");
+        if !good {
+            assert!(out.contains("certificate revoked"), "{cert}: {out}");
+        }
+    }
+
+    // pkilint on the new intermediate, a certificate it signed and its CRL.
+    write(dir, "new-intermediate.pem", now.certificate.as_bytes());
+    openssl(
+        dir,
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "new-crl.der",
+            "-out",
+            "new-crl.pem",
+        ],
+    );
+    for (file, lint) in [
+        ("new-intermediate.pem", ["lint_pkix_cert", "lint"]),
+        ("renewed.pem", ["lint_pkix_cert", "lint"]),
+        ("new-crl.pem", ["lint_crl", "lint"]),
+    ] {
+        let mut args = lint.to_vec();
+        if file.ends_with("crl.pem") {
+            args.extend(["-t", "CRL", "-p", "PKIX"]);
+        }
+        let findings = crate::lint::pkilint(&args, &dir.join(file));
+        assert!(findings.is_empty(), "pkilint on {file}: {findings:#?}");
+    }
+
+    // The audit log says who rotated.
+    let audit = ca
+        .admin()
+        .audit(&[("action", "ca.rotate".to_owned())])
+        .await
+        .unwrap();
+    assert_eq!(audit.events.len(), 1, "{audit:?}");
+}
+
+#[tokio::test]
+async fn an_intermediate_near_its_end_is_rotated_by_the_ca_and_the_old_one_retires_once_its_certificates_expired()
+ {
+    // In process, on a clock the test moves.
+    let ca = Ca::in_process(latchkey::authority::Policy::default());
+    let list = issuers(&ca);
+    assert_eq!(list.issuers.len(), 1);
+    let first = list.issuers[0].id;
+    assert_eq!(status(&ca, &format!("/v1/issuers/{first}/crl")), "200");
+
+    // Four years on, the first intermediate (five years) has less than a year left: the CA
+    // makes the next one. Everything the first signed (the CA's own certificates, a year
+    // each) has expired, so it retires in the same pass.
+    ca.advance(time::Duration::days(4 * 365 + 2));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let list = loop {
+        let list = issuers(&ca);
+        if list.issuers.len() == 2 && list.issuers[0].status == IssuerStatus::Retired {
+            break list;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not rotated and retired: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let second = &list.issuers[1];
+    assert_eq!(second.status, IssuerStatus::Active);
+    assert!(ca.log().contains("intermediate rotated"), "{}", ca.log());
+    assert_eq!(list.issuers[0].crl, None);
+    assert_eq!(status(&ca, &format!("/v1/issuers/{first}/crl")), "404");
+    // `GET /v1/crl` now serves the oldest intermediate still published, once it has a
+    // fresh CRL.
+    let signer =
+        rustls_pki_types::CertificateDer::from_pem_slice(second.certificate.as_bytes()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = Command::new("curl")
+            .args(["-sS", "-f", "--cacert", "certs/ca.pem"])
+            .arg(format!("{}/v1/crl", ca.url))
+            .current_dir(ca.dir.path())
+            .output()
+            .unwrap();
+        if answer.status.success()
+            && latchkey::profile::RevocationSet::from_crl(&answer.stdout, &signer).is_ok()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/v1/crl never became issuer {}'s",
+            second.id
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let store = ca.store().await;
+    for action in ["ca.rotate", "ca.retire"] {
+        let events = store
+            .audit_events(&latchkey::store::AuditFilter {
+                action: Some(action.into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 1, "{action}: {events:?}");
+        assert_eq!(events[0].actor, "system");
+    }
+}
+
+#[tokio::test]
+async fn replicas_sign_with_an_intermediate_rotated_at_another_within_a_second() {
+    let Some(schema) = PgSchema::create("replicas_rotate").await else {
+        return;
+    };
+    let ca = Ca::start_on(&schema.url);
+    let replica = ca.replica();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    rotate(&ca, &["--database-url", &schema.url]);
+    let rotated = Instant::now();
+    let list = wait_for_issuers(&ca, &replica.url, 2).await;
+    let active = list.issuers[1].subject.clone();
+    // The replica signs with it as soon as it reports it.
+    assert!(
+        rotated.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        rotated.elapsed()
+    );
+    let client = latchkey::client::Client::new(&replica.url, &ca.ca_pem(), None).unwrap();
+    let pair = latchkey::client::new_key_pair(latchkey::client::KeyType::P256).unwrap();
+    let issued = client
+        .enroll(
+            &crate::support::password("alice@acme"),
+            &crate::support::request(&pair.csr_pem, &["read:metrics"], "at-replica"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(issuer_of(&issued.certificate), active);
+}
+
+#[tokio::test]
+async fn a_rotation_killed_at_any_moment_leaves_the_old_state_or_the_new() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let store = ca.store().await;
+    let rotate = || {
+        Command::new(crate::support::BIN)
+            .args(["--home", "certs", "ca", "rotate"])
+            .current_dir(ca.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    // One whole rotation, timed: the kills below spread over that time and past it.
+    let started = Instant::now();
+    assert!(rotate().wait().unwrap().success());
+    let whole = started.elapsed();
+    let mut completed = 0;
+    for tenths in [1u32, 3, 5, 7, 9, 12] {
+        let before = store.intermediates().await.unwrap().len();
+        let mut child = rotate();
+        std::thread::sleep(whole * tenths / 10);
+        let _ = child.kill();
+        let _ = child.wait();
+        // Exactly one active intermediate, and a new one only if its row (with its key)
+        // and the old one's supersession committed together.
+        let records = store.intermediates().await.unwrap();
+        let active: Vec<_> = records
+            .iter()
+            .filter(|r| r.superseded_at.is_none())
+            .collect();
+        assert_eq!(active.len(), 1, "killed at {tenths}/10: {records:?}");
+        assert!(records.len() <= before + 1);
+        completed += records.len() - before;
+        assert!(
+            records
+                .iter()
+                .skip(1)
+                .all(|r| matches!(r.key, latchkey::model::IssuerKeyLocation::Stored(_))),
+            "every rotated intermediate has its key: {records:?}"
+        );
+    }
+    assert!(
+        completed < 6,
+        "the first kills land before the commit (a rotation takes {whole:?})"
+    );
+    // The running CA signs with the active one, whatever was killed when.
+    let list = wait_for_issuers(&ca, &ca.url, store.intermediates().await.unwrap().len()).await;
+    let active = list
+        .issuers
+        .iter()
+        .find(|i| i.status == IssuerStatus::Active)
+        .unwrap();
+    let key = ca
+        .enroll_into("alice@acme", &["read:metrics"], "after")
+        .await;
+    assert_eq!(issuer_of(&key.certificate), active.subject);
+    // A restart opens every key the store holds.
+    let mut ca = ca;
+    ca.restart();
+    assert!(!ca.log().contains("CANNOT OPEN"), "{}", ca.log());
+    let key = ca
+        .enroll_into("alice@acme", &["read:metrics"], "restarted")
+        .await;
+    assert_eq!(issuer_of(&key.certificate), active.subject);
+}
