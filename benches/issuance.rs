@@ -178,6 +178,7 @@ fn authority_enroll(c: &mut Criterion) {
         let tenant = NewTenant {
             name: "bench".parse().expect("a valid tenant name"),
             max_key_days: None,
+            dedicated_issuer: false,
         };
         authority.add_tenant(&admin, tenant).await.expect("tenant");
         (Arc::new(authority), admin)

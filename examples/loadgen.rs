@@ -149,6 +149,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tenant = NewTenant {
         name: args.tenant.parse()?,
         max_key_days: None,
+        dedicated_issuer: false,
     };
     if let Err(e) = admin.add_tenant(&tenant).await
         && !e.to_string().contains("already_exists")

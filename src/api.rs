@@ -167,6 +167,12 @@ pub enum AuditAction {
     /// An issuing intermediate whose last certificate expired stopped being published.
     #[serde(rename = "ca.retire")]
     CaRetire,
+    /// A tenant got an issuing intermediate of its own.
+    #[serde(rename = "ca.dedicate")]
+    CaDedicate,
+    /// A tenant's own intermediate stopped signing: its keys renew under the shared one.
+    #[serde(rename = "ca.undedicate")]
+    CaUndedicate,
 }
 
 impl AuditAction {
@@ -188,6 +194,8 @@ impl AuditAction {
         Self::CaKeysEncrypt,
         Self::CaRotate,
         Self::CaRetire,
+        Self::CaDedicate,
+        Self::CaUndedicate,
     ];
 
     /// The name stored in the audit log and shown by the API.
@@ -209,6 +217,8 @@ impl AuditAction {
             Self::CaKeysEncrypt => "ca.keys_encrypt",
             Self::CaRotate => "ca.rotate",
             Self::CaRetire => "ca.retire",
+            Self::CaDedicate => "ca.dedicate",
+            Self::CaUndedicate => "ca.undedicate",
         }
     }
 }
@@ -292,6 +302,16 @@ pub struct CrlQuery {
     /// …waiting up to this many seconds for one (at most 60), else 304.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait: Option<u64>,
+}
+
+/// `GET /v1/ca` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaQuery {
+    /// The chain of this tenant's keys: its own intermediates when it has a dedicated one,
+    /// else the shared ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<TenantName>,
 }
 
 /// `GET /v1/issuers` query: a long poll on the set of issuers.
@@ -484,6 +504,10 @@ pub struct NewTenant {
     /// The longest key lifetime allowed in the tenant, in days (default and maximum 180).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_key_days: Option<i64>,
+    /// Give the tenant an issuing intermediate of its own (`GET /v1/ca?tenant=`), so that a
+    /// relying service trusting only it accepts no other tenant's key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dedicated_issuer: bool,
 }
 
 /// A tenant.
@@ -643,6 +667,11 @@ pub struct TenantChange {
     /// Disable (true) or enable (false): a disabled tenant gets no new keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled: Option<bool>,
+    /// Give the tenant an intermediate of its own (true; its keys renew under it), or go
+    /// back to the shared one (false; the dedicated one stays published until its
+    /// certificates expire).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedicated_issuer: Option<bool>,
 }
 
 /// `PATCH /v1/admin/users/{user}`: fields left out stay as they are.
@@ -924,6 +953,7 @@ mod wire_tests {
             json(&NewTenant {
                 name: "acme".parse().unwrap(),
                 max_key_days: Some(30),
+                dedicated_issuer: false,
             }),
             r#"{"name":"acme","max_key_days":30}"#
         );
@@ -980,6 +1010,8 @@ mod enum_tests {
                 "ca.keys_encrypt",
                 "ca.rotate",
                 "ca.retire",
+                "ca.dedicate",
+                "ca.undedicate",
             ]
         );
         for &action in AuditAction::ALL {

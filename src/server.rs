@@ -155,6 +155,7 @@ pub async fn prepare(
             store.clone(),
             home.issuer_vault(signer)?,
             root[0].clone(),
+            home.root_signer()?.map(Arc::new),
             clock.clone(),
         )
         .await?,
@@ -312,12 +313,8 @@ impl Server {
             options.clock.clone(),
         )?);
         let follower = issuers.follow();
-        let root_signer = home.root_signer()?.map(Arc::new);
-        let maintainer = issuers.maintain(
-            root_signer.clone(),
-            options.rotate_before,
-            options.policy.crl_validity,
-        );
+        let root_signer = issuers.root_signer().cloned();
+        let maintainer = issuers.maintain(options.rotate_before, options.policy.crl_validity);
         let mut watch = issuers.watch();
         let intermediates_follower = tokio::spawn(async move {
             while watch.changed().await.is_ok() {

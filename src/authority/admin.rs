@@ -44,17 +44,33 @@ impl Authority {
                 "max_key_days must be 1 to {MAX_KEY_DAYS}"
             )));
         }
+        if request.dedicated_issuer && self.issuers.root_signer().is_none() {
+            // Refused before the tenant exists: nothing is half made.
+            return Err(crate::issuers::IssuerError::NoRootKey.into());
+        }
         let event = self.event(
             &admin.actor(),
             AuditAction::TenantAdd,
             Some(name.as_str()),
             Some(name.to_string()),
-            serde_json::json!({ "max_key_days": max_key_days }),
+            serde_json::json!({
+                "max_key_days": max_key_days,
+                "dedicated_issuer": request.dedicated_issuer,
+            }),
         );
         let row = self
             .store
             .insert_tenant(&name, max_key_days, event.at, &event)
             .await?;
+        if request.dedicated_issuer {
+            self.issuers
+                .rotate(
+                    Some((row.id, name)),
+                    &admin.actor(),
+                    "a tenant with its own issuer",
+                )
+                .await?;
+        }
         Ok(row.tenant)
     }
 

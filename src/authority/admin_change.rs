@@ -36,13 +36,38 @@ impl Authority {
             AuditAction::TenantChange,
             Some(name.as_str()),
             Some(name.to_string()),
-            serde_json::json!({ "max_key_days": change.max_key_days, "disabled": change.disabled }),
+            serde_json::json!({
+                "max_key_days": change.max_key_days,
+                "disabled": change.disabled,
+                "dedicated_issuer": change.dedicated_issuer,
+            }),
         );
+        if change.dedicated_issuer == Some(true) && self.issuers.root_signer().is_none() {
+            return Err(crate::issuers::IssuerError::NoRootKey.into());
+        }
         let row = self
             .store
             .update_tenant(name, change.max_key_days, change.disabled, event.at, &event)
             .await?
             .ok_or(AuthorityError::NotFound("tenant"))?;
+        let tenant = (row.id, name.clone());
+        let dedicated = self.issuers.current().active_in(Some(row.id)).is_some();
+        match change.dedicated_issuer {
+            // Its existing keys renew under the new one.
+            Some(true) if !dedicated => {
+                self.issuers
+                    .rotate(
+                        Some(tenant),
+                        &admin.actor(),
+                        "the tenant gets its own issuer",
+                    )
+                    .await?;
+            }
+            Some(false) if dedicated => {
+                self.issuers.undedicate(tenant, &admin.actor()).await?;
+            }
+            _ => {}
+        }
         Ok(row.tenant)
     }
 

@@ -180,6 +180,20 @@ impl From<crate::model::NameError> for AuthorityError {
     }
 }
 
+impl From<crate::issuers::IssuerError> for AuthorityError {
+    fn from(err: crate::issuers::IssuerError) -> Self {
+        use crate::issuers::IssuerError as E;
+        match err {
+            E::Store(e) => e.into(),
+            // Not this CA's to fix by itself: the operator must bring the root key, or sign
+            // where it is.
+            E::NoRootKey => Self::NotReady(err.to_string()),
+            E::RotatedElsewhere => Self::Busy,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<StoreError> for AuthorityError {
     fn from(err: StoreError) -> Self {
         match err {

@@ -177,9 +177,14 @@ impl Authority {
         &self.issuers
     }
 
-    /// `GET /v1/ca`: every shared intermediate still published, newest first, then the root.
-    pub fn ca_chain_pem(&self) -> String {
-        self.issuers.current().chain_pem().to_owned()
+    /// `GET /v1/ca`: every shared intermediate still published, newest first, then the root;
+    /// with a tenant, the chain of its keys (its own intermediates when it has them).
+    pub fn ca_chain_pem(&self, tenant: Option<&crate::model::TenantName>) -> String {
+        let set = self.issuers.current();
+        match tenant {
+            None => set.chain_pem().to_owned(),
+            Some(name) => set.chain_pem_for_name(name),
+        }
     }
 
     /// Ready to decide: the store answers and the active intermediate can sign and is valid.

@@ -16,6 +16,10 @@ pub enum TenantCommand {
         /// The longest key lifetime in the tenant, in days (at most 180).
         #[arg(long)]
         max_key_days: Option<i64>,
+        /// Give the tenant an issuing intermediate of its own (`GET /v1/ca?tenant=NAME`): a
+        /// relying service that trusts only it accepts no other tenant's key.
+        #[arg(long)]
+        dedicated_issuer: bool,
     },
     /// List tenants.
     List,
@@ -29,13 +33,21 @@ pub enum TenantCommand {
         /// The tenant.
         name: String,
     },
-    /// Set a tenant's policy.
+    /// Set a tenant's policy, or its issuer.
+    #[command(group = clap::ArgGroup::new("change").required(true).multiple(true))]
     Set {
         /// The tenant.
         name: String,
         /// The longest key lifetime in the tenant, in days (at most 180).
-        #[arg(long)]
-        max_key_days: i64,
+        #[arg(long, group = "change")]
+        max_key_days: Option<i64>,
+        /// Give the tenant an issuing intermediate of its own; its keys renew under it.
+        #[arg(long, group = "change", conflicts_with = "shared_issuer")]
+        dedicated_issuer: bool,
+        /// Go back to the shared intermediate; the tenant's own stays published until its
+        /// certificates have expired.
+        #[arg(long, group = "change")]
+        shared_issuer: bool,
     },
 }
 
@@ -148,20 +160,30 @@ pub struct AuditArgs {
 pub async fn tenant(args: &Args, cmd: &TenantCommand) -> Result<()> {
     let client = args.admin_client()?;
     match cmd {
-        TenantCommand::Add { name, max_key_days } => {
+        TenantCommand::Add {
+            name,
+            max_key_days,
+            dedicated_issuer,
+        } => {
             let tenant = client
                 .add_tenant(&NewTenant {
                     name: parse_as(name, Code::InvalidName)?,
                     max_key_days: *max_key_days,
+                    dedicated_issuer: *dedicated_issuer,
                 })
                 .await?;
             if args.json {
                 return args.print_json(&tenant);
             }
             println!(
-                "tenant {} added (keys up to {} days)",
+                "tenant {} added (keys up to {} days{})",
                 shown(&tenant.name),
-                tenant.max_key_days
+                tenant.max_key_days,
+                if *dedicated_issuer {
+                    "; its own issuer: GET /v1/ca?tenant=NAME"
+                } else {
+                    ""
+                }
             );
         }
         TenantCommand::Disable { name } | TenantCommand::Enable { name } => {
@@ -180,17 +202,32 @@ pub async fn tenant(args: &Args, cmd: &TenantCommand) -> Result<()> {
                 if t.disabled { "disabled" } else { "enabled" }
             );
         }
-        TenantCommand::Set { name, max_key_days } => {
+        TenantCommand::Set {
+            name,
+            max_key_days,
+            dedicated_issuer,
+            shared_issuer,
+        } => {
             let change = TenantChange {
-                max_key_days: Some(*max_key_days),
+                max_key_days: *max_key_days,
+                dedicated_issuer: match (dedicated_issuer, shared_issuer) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
                 ..Default::default()
             };
             let t = client.change_tenant(name, &change).await?;
             if args.json {
                 return args.print_json(&t);
             }
+            let issuer = match change.dedicated_issuer {
+                Some(true) => "; its own issuer signs its keys (GET /v1/ca?tenant=NAME)",
+                Some(false) => "; the shared issuer signs its keys",
+                None => "",
+            };
             println!(
-                "tenant {}: keys up to {} days",
+                "tenant {}: keys up to {} days{issuer}",
                 shown(&t.name),
                 t.max_key_days
             );

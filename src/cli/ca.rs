@@ -22,6 +22,9 @@ pub enum CaCommand {
 /// Options of `latchkey ca rotate`.
 #[derive(Debug, Parser)]
 pub struct RotateArgs {
+    /// Rotate this tenant's own intermediate instead of the shared one.
+    #[arg(long)]
+    tenant: Option<String>,
     /// The CA's database (default: SQLite in <home>/latchkey.db).
     #[arg(long, env = "LATCHKEY_DATABASE_URL")]
     database_url: Option<String>,
@@ -48,13 +51,13 @@ async fn rotate_intermediate(args: &Args, rotate: &RotateArgs) -> Result<()> {
     if !home.is_initialized() {
         bail!("no CA in {}", args.home.display());
     }
-    let root = home.root_signer()?.with_context(|| {
-        format!(
+    if !home.root_key().exists() {
+        bail!(
             "the root key is not in {}: run `latchkey ca rotate` where it is, with this CA's \
              --database-url",
             args.home.display()
-        )
-    })?;
+        );
+    }
     if home.ensure_issuer_keys_secret()? {
         println!(
             "latchkey: made {}: copy it to every replica's CA home (mode 0600); it opens the \
@@ -63,9 +66,25 @@ async fn rotate_intermediate(args: &Args, rotate: &RotateArgs) -> Result<()> {
         );
     }
     let prepared = super::serve::open_existing(&home, rotate.database_url.as_deref()).await?;
+    let scope = match &rotate.tenant {
+        None => None,
+        Some(name) => {
+            let set = prepared.issuers.current();
+            let dedicated = set
+                .issuers()
+                .iter()
+                .find_map(|i| i.tenant.clone().filter(|(_, t)| t.as_str() == name));
+            Some(dedicated.with_context(|| {
+                format!(
+                    "tenant {name} has no intermediate of its own: give it one with \
+                     `latchkey tenant set {name} --dedicated-issuer`"
+                )
+            })?)
+        }
+    };
     let rotation = prepared
         .issuers
-        .rotate(&std::sync::Arc::new(root), "system", "latchkey ca rotate")
+        .rotate(scope, "system", "latchkey ca rotate")
         .await?;
     prepared.authority.close().await;
     let issuer = &rotation.issuer;

@@ -19,8 +19,9 @@ use serde_json::Value;
 use super::AppState;
 use super::problem::{ApiError, RequestError};
 use crate::api::{
-    AuditQuery, BulkRevocation, Code, CrlQuery, EnrollRequest, IssuerQuery, KeyQuery, NewTenant,
-    NewToken, NewUser, RenewRequest, RevokeRequest, TenantChange, TokenQuery, UserChange,
+    AuditQuery, BulkRevocation, CaQuery, Code, CrlQuery, EnrollRequest, IssuerQuery, KeyQuery,
+    NewTenant, NewToken, NewUser, RenewRequest, RevokeRequest, TenantChange, TokenQuery,
+    UserChange,
 };
 use crate::authority::{Admin, AuthorityError, Caller, Credential, KeyHolder, Reader};
 use crate::model::{KeyId, OwnerName, RevocationReason, ScopeSet, TenantName, UserRef};
@@ -409,6 +410,7 @@ wire_requests! {
     AuditQuery => [since: TIME, until: TIME],
     CrlQuery => [],
     IssuerQuery => [],
+    CaQuery => [tenant: TENANT],
 }
 
 /// A path parameter: parsed with `FromStr`, refused as [`PathParam::REFUSAL`] says.

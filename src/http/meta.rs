@@ -5,16 +5,21 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
+use super::extract::ApiQuery;
 use super::problem::RequestError;
 use super::{ApiError, AppState, CaState};
+use crate::api::CaQuery;
 use crate::authority::Caller;
 
 /// `GET /v1/ca`: every shared intermediate still published (newest first), then the root,
-/// PEM.
-pub async fn ca_chain(State(authority): State<AppState>) -> impl IntoResponse {
+/// PEM; `?tenant=` gives the chain of that tenant's keys.
+pub async fn ca_chain(
+    State(authority): State<AppState>,
+    ApiQuery(query): ApiQuery<CaQuery>,
+) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/x-pem-file")],
-        authority.ca_chain_pem(),
+        authority.ca_chain_pem(query.tenant.as_ref()),
     )
 }
 

@@ -15,7 +15,8 @@ use time::{Duration, OffsetDateTime};
 
 use super::{IssuerError, IssuerRegistry, LiveIssuer};
 use crate::api::AuditAction;
-use crate::ca::{IntermediateOrder, RootSigner};
+use crate::ca::IntermediateOrder;
+use crate::model::{TenantId, TenantName};
 use crate::store::{AuditEvent, NewIssuer, StoreError};
 
 /// By default the CA rotates by itself when the active intermediate has less than this left
@@ -28,34 +29,41 @@ const MAINTENANCE_INTERVAL: Duration = Duration::minutes(1);
 /// What a rotation did.
 #[derive(Debug, Clone)]
 pub struct Rotation {
-    /// The new active intermediate.
+    /// The new active intermediate (of its tenant, or the shared one).
     pub issuer: Arc<LiveIssuer>,
     /// The id of the one it took over from.
     pub superseded: Option<i64>,
 }
 
 impl IssuerRegistry {
-    /// Makes a new shared intermediate under the root and makes it the active one: it signs
-    /// every certificate and renewal from the moment this returns (at every replica within a
-    /// second), and the one it replaces keeps its CRL until it retires. `actor` and `reason`
-    /// go to the audit log.
+    /// Makes a new intermediate under the root for `scope` (a tenant to dedicate it to, or
+    /// `None` for the one all other tenants share) and makes it the active one there: it
+    /// signs every certificate and renewal in that scope from the moment this returns (at
+    /// every replica within a second), and the one it replaces keeps its CRL until it
+    /// retires. A tenant without an intermediate of its own gets one (a dedication). `actor`
+    /// and `reason` go to the audit log.
     pub async fn rotate(
         &self,
-        root: &Arc<RootSigner>,
+        scope: Option<(TenantId, TenantName)>,
         actor: &str,
         reason: &str,
     ) -> Result<Rotation, IssuerError> {
+        let root = self.root_signer.clone().ok_or(IssuerError::NoRootKey)?;
         self.refresh().await?;
         let set = self.current();
-        let superseded = set.signing_for(None).map(|i| i.id);
-        let shared = set.issuers().iter().filter(|i| i.tenant.is_none()).count();
+        let tenant_id = scope.as_ref().map(|(id, _)| *id);
+        let superseded = set.active_in(tenant_id).map(|i| i.id);
+        let number = set.issuers().len() + 1;
         let now = self.clock.now();
         let order = IntermediateOrder {
-            common_name: format!("latchkey issuing CA {}", shared + 1),
+            common_name: match &scope {
+                None => format!("latchkey issuing CA {number}"),
+                Some((_, tenant)) => format!("latchkey issuing CA {number} for {tenant}"),
+            },
             now,
             root_crl_url: Some(self.vault.root_crl_url()),
         };
-        let (vault, root) = (self.vault.clone(), root.clone());
+        let vault = self.vault.clone();
         // Key generation (maybe in a token), sealing (PBKDF2) and signing: off the async
         // threads.
         let (location, certificate) = tokio::task::spawn_blocking(move || {
@@ -75,14 +83,18 @@ impl IssuerRegistry {
             subject: parsed.subject().to_string(),
             certificate: certificate.to_vec(),
             not_after: parsed.validity().not_after.to_datetime(),
-            tenant_id: None,
+            tenant_id,
             key: location,
+        };
+        let action = match (&scope, superseded) {
+            (Some(_), None) => AuditAction::CaDedicate,
+            _ => AuditAction::CaRotate,
         };
         let event = AuditEvent {
             at: now,
             actor: actor.to_owned(),
-            action: AuditAction::CaRotate.as_str(),
-            tenant: None,
+            action: action.as_str(),
+            tenant: scope.as_ref().map(|(_, name)| name.to_string()),
             target: Some(new.subject.clone()),
             detail: serde_json::json!({
                 "reason": reason,
@@ -110,6 +122,34 @@ impl IssuerRegistry {
         tracing::info!(issuer = id, subject = %issuer.subject, ?superseded, reason,
             "intermediate rotated: the new one signs from now on");
         Ok(Rotation { issuer, superseded })
+    }
+
+    /// Ends `tenant`'s own intermediate: its keys renew under the shared one from now on,
+    /// and the dedicated one stays published until its certificates have expired. Returns
+    /// the id of the intermediate it ended, `None` when the tenant had none.
+    pub async fn undedicate(
+        &self,
+        tenant: (TenantId, TenantName),
+        actor: &str,
+    ) -> Result<Option<i64>, IssuerError> {
+        self.refresh().await?;
+        let Some(issuer) = self.current().active_in(Some(tenant.0)).cloned() else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        let event = AuditEvent {
+            at: now,
+            actor: actor.to_owned(),
+            action: AuditAction::CaUndedicate.as_str(),
+            tenant: Some(tenant.1.to_string()),
+            target: Some(issuer.subject.clone()),
+            detail: serde_json::json!({ "issuer": issuer.id }),
+        };
+        if !self.store.supersede_issuer(issuer.id, now, &event).await? {
+            return Err(IssuerError::RotatedElsewhere);
+        }
+        self.refresh().await?;
+        Ok(Some(issuer.id))
     }
 
     /// Retires every superseded intermediate whose certificates have all expired more than
@@ -146,50 +186,55 @@ impl IssuerRegistry {
         Ok(retired)
     }
 
-    /// Rotates when the active shared intermediate has less than `rotate_before` left and
-    /// the root key is here; says once per check, loudly, when it is due and cannot.
+    /// Rotates each active intermediate (the shared one, and each tenant's) that has less
+    /// than `rotate_before` left, when the root key is here; says once per check, loudly,
+    /// when one is due and cannot be. Returns the rotations made.
     pub async fn rotate_if_due(
         &self,
-        root: Option<&Arc<RootSigner>>,
         rotate_before: Duration,
-    ) -> Result<Option<Rotation>, IssuerError> {
+    ) -> Result<Vec<Rotation>, IssuerError> {
         let now = self.clock.now();
-        let Some(active) = self.current().signing_for(None).cloned() else {
-            return Ok(None);
-        };
-        if active.not_after - now > rotate_before {
-            return Ok(None);
+        let due: Vec<Arc<LiveIssuer>> = self
+            .current()
+            .issuers()
+            .iter()
+            .filter(|i| i.status == crate::api::IssuerStatus::Active)
+            .filter(|i| i.not_after - now <= rotate_before)
+            .cloned()
+            .collect();
+        let mut made = Vec::new();
+        for active in due {
+            if self.root_signer.is_none() {
+                tracing::error!(issuer = active.id, not_after = %active.not_after,
+                    "an active intermediate is due for rotation, and the root key is not in \
+                     the CA home: run `latchkey ca rotate` where the root key is");
+                continue;
+            }
+            let reason = format!(
+                "automatic: the active intermediate ends at {}",
+                active.not_after
+            );
+            match self.rotate(active.tenant.clone(), "system", &reason).await {
+                Ok(rotation) => made.push(rotation),
+                // Another replica saw it due too, and won.
+                Err(IssuerError::RotatedElsewhere) => {}
+                Err(e) => return Err(e),
+            }
         }
-        let Some(root) = root else {
-            tracing::error!(issuer = active.id, not_after = %active.not_after,
-                "the active intermediate is due for rotation, and the root key is not in \
-                 the CA home: run `latchkey ca rotate` where the root key is");
-            return Ok(None);
-        };
-        let reason = format!(
-            "automatic: the active intermediate ends at {}",
-            active.not_after
-        );
-        match self.rotate(root, "system", &reason).await {
-            Ok(rotation) => Ok(Some(rotation)),
-            // Another replica saw it due too, and won.
-            Err(IssuerError::RotatedElsewhere) => Ok(None),
-            Err(e) => Err(e),
-        }
+        Ok(made)
     }
 
     /// Runs rotation and retirement checks every minute of the CA's clock until the process
     /// ends.
     pub fn maintain(
         self: &Arc<Self>,
-        root: Option<Arc<RootSigner>>,
         rotate_before: Duration,
         crl_validity: Duration,
     ) -> tokio::task::JoinHandle<()> {
         let registry = self.clone();
         tokio::spawn(async move {
             loop {
-                if let Err(e) = registry.rotate_if_due(root.as_ref(), rotate_before).await {
+                if let Err(e) = registry.rotate_if_due(rotate_before).await {
                     tracing::error!(error = %e, "cannot rotate the intermediate");
                 }
                 if let Err(e) = registry.retire_expired(crl_validity).await {

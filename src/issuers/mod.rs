@@ -17,6 +17,7 @@ use std::time::Duration as StdDuration;
 
 use tokio::sync::watch;
 
+use crate::ca::RootSigner;
 use crate::clock::Clock;
 use crate::home::{HomeError, IssuerVault};
 use crate::store::{IssuerRole, Store, StoreError};
@@ -48,6 +49,12 @@ pub enum IssuerError {
         /// The parser's complaint.
         detail: String,
     },
+    /// The root's key is not in the CA home, and only the root signs intermediates.
+    #[error(
+        "the root key is not in the CA home: new intermediates are signed where it is \
+         (`latchkey ca rotate` there, with this CA's --database-url)"
+    )]
+    NoRootKey,
     /// Another process rotated at the same moment; its intermediate stands.
     #[error("another rotation happened at the same time; its intermediate is the active one")]
     RotatedElsewhere,
@@ -61,6 +68,8 @@ pub struct IssuerRegistry {
     store: Store,
     vault: Arc<IssuerVault>,
     root: rustls_pki_types::CertificateDer<'static>,
+    /// The root as a signer, when its key is in the CA home: what makes new intermediates.
+    root_signer: Option<Arc<RootSigner>>,
     root_issuer_id: i64,
     clock: Arc<dyn Clock>,
     current: watch::Sender<Arc<IssuerSet>>,
@@ -79,11 +88,13 @@ impl std::fmt::Debug for IssuerRegistry {
 impl IssuerRegistry {
     /// Records the root and the home's intermediate among the store's issuers (if they are
     /// not yet) and loads every intermediate, opening the keys of those that still sign or
-    /// are published.
+    /// are published. `root_signer` (the root with its key, if the home has it) makes new
+    /// intermediates; without it, rotations and dedications are refused.
     pub async fn load(
         store: Store,
         vault: IssuerVault,
         root: rustls_pki_types::CertificateDer<'static>,
+        root_signer: Option<Arc<RootSigner>>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, IssuerError> {
         let now = clock.now();
@@ -95,6 +106,7 @@ impl IssuerRegistry {
             store,
             vault: Arc::new(vault),
             root,
+            root_signer,
             root_issuer_id,
             clock,
             current: watch::Sender::new(Arc::new(empty)),
@@ -112,6 +124,11 @@ impl IssuerRegistry {
     /// The issuers now and every change from here on.
     pub fn watch(&self) -> watch::Receiver<Arc<IssuerSet>> {
         self.current.subscribe()
+    }
+
+    /// The root as a signer, when its key is in the CA home (it also signs the root CRL).
+    pub fn root_signer(&self) -> Option<&Arc<RootSigner>> {
+        self.root_signer.as_ref()
     }
 
     /// The SPIFFE trust domain every certificate of this CA names.

@@ -159,15 +159,30 @@ impl IssuerSet {
     /// The intermediate that signs a certificate for `tenant` now: its dedicated one, if it
     /// has one, else the active shared one.
     pub fn signing_for(&self, tenant: Option<TenantId>) -> Option<&Arc<LiveIssuer>> {
-        let active = |dedicated: Option<TenantId>| {
-            self.issuers.iter().rev().find(|i| {
-                i.status == IssuerStatus::Active
-                    && i.tenant.as_ref().map(|(id, _)| *id) == dedicated
-            })
-        };
         tenant
-            .and_then(|t| active(Some(t)))
-            .or_else(|| active(None))
+            .and_then(|t| self.active_in(Some(t)))
+            .or_else(|| self.active_in(None))
+    }
+
+    /// The active intermediate dedicated to exactly `tenant` (`None`: the shared one).
+    pub fn active_in(&self, tenant: Option<TenantId>) -> Option<&Arc<LiveIssuer>> {
+        self.issuers.iter().rev().find(|i| {
+            i.status == IssuerStatus::Active && i.tenant.as_ref().map(|(id, _)| *id) == tenant
+        })
+    }
+
+    /// The chain of the tenant named `tenant` (see [`IssuerSet::chain_pem_for`]); a tenant
+    /// that never had an intermediate of its own, or an unknown one, gets the shared chain.
+    pub fn chain_pem_for_name(&self, tenant: &TenantName) -> String {
+        let id = self
+            .issuers
+            .iter()
+            .find_map(|i| i.tenant.as_ref().filter(|(_, name)| name == tenant))
+            .map(|(id, _)| *id);
+        match id {
+            Some(id) => self.chain_pem_for(Some(id)),
+            None => self.chain_pem.clone(),
+        }
     }
 
     /// The intermediate whose CRL `GET /v1/crl` serves: the oldest shared one still
@@ -191,16 +206,24 @@ impl IssuerSet {
         &self.chain_pem
     }
 
-    /// The chain for `tenant` (its dedicated intermediates when it has any, else the shared
-    /// ones), newest first, then the root.
+    /// The chain of `tenant`'s keys, newest intermediate first, then the root: the
+    /// intermediates dedicated to it still published, and, unless one of them is active,
+    /// the shared ones still published (which sign its new keys then). `None`: the shared
+    /// chain.
     pub fn chain_pem_for(&self, tenant: Option<TenantId>) -> String {
-        let dedicated = |i: &&Arc<LiveIssuer>| i.tenant.as_ref().map(|(id, _)| *id) == tenant;
+        let own = |i: &Arc<LiveIssuer>| {
+            tenant.is_some() && i.tenant.as_ref().map(|(id, _)| *id) == tenant
+        };
+        let has_active_own = self
+            .issuers
+            .iter()
+            .any(|i| own(i) && i.status == IssuerStatus::Active);
         let mut pem: String = self
             .issuers
             .iter()
             .rev()
             .filter(|i| i.is_published())
-            .filter(dedicated)
+            .filter(|i| own(i) || (!has_active_own && i.tenant.is_none()))
             .map(|i| i.pem.as_str())
             .collect();
         pem.push_str(&self.root_pem);

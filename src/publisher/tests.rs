@@ -46,10 +46,15 @@ impl Fixture {
             .unwrap()
             .remove(0);
         let vault = home.issuer_vault(Arc::new(home.signer().unwrap())).unwrap();
-        let issuers =
-            IssuerRegistry::load(store.clone(), vault, root.clone(), Arc::new(clock.clone()))
-                .await
-                .unwrap();
+        let issuers = IssuerRegistry::load(
+            store.clone(),
+            vault,
+            root.clone(),
+            home.root_signer().unwrap().map(Arc::new),
+            Arc::new(clock.clone()),
+        )
+        .await
+        .unwrap();
         Self {
             _dir: dir,
             store,
@@ -273,7 +278,7 @@ async fn a_rotation_adds_a_crl_and_a_retirement_stops_the_old_one() {
 
     let rotation = fixture
         .issuers
-        .rotate(&fixture.root_signer(), "system", "test")
+        .rotate(None, "system", "test")
         .await
         .unwrap();
     assert_eq!(rotation.superseded, Some(old_id));

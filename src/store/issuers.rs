@@ -209,6 +209,32 @@ impl Store {
         .await
     }
 
+    /// Marks an active intermediate superseded without a successor (a tenant's own, when
+    /// the tenant goes back to the shared one), with its audit event; false (and nothing
+    /// written) when it was superseded already.
+    pub async fn supersede_issuer(
+        &self,
+        id: i64,
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        self.write(event, async |tx, _| {
+            let superseded = sqlx::query(
+                "UPDATE issuers SET superseded_at = $1 WHERE id = $2 AND superseded_at IS NULL",
+            )
+            .bind(seconds(now))
+            .bind(id)
+            .execute(tx.conn())
+            .await?;
+            Ok(if superseded.rows_affected() == 1 {
+                Change::Made(true)
+            } else {
+                Change::None(false)
+            })
+        })
+        .await
+    }
+
     /// Retires a superseded intermediate none of whose certificates is valid after
     /// `expired_before`, with its audit event; false (and nothing written) when it still has
     /// one, is active, or was retired already. Decided in one statement, so a renewal racing

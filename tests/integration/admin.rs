@@ -142,6 +142,7 @@ async fn admin_input_is_checked() {
         .add_tenant(&NewTenant {
             name: "acme".parse().unwrap(),
             max_key_days: None,
+            dedicated_issuer: false,
         })
         .await
         .unwrap();
@@ -518,6 +519,7 @@ async fn a_password_is_asked_for_without_echo_on_a_terminal() {
         .add_tenant(&NewTenant {
             name: "acme".parse().unwrap(),
             max_key_days: None,
+            dedicated_issuer: false,
         })
         .await
         .unwrap();
@@ -599,6 +601,7 @@ async fn weak_passwords_are_refused_with_the_rule_they_break() {
         .add_tenant(&NewTenant {
             name: "acme".parse().unwrap(),
             max_key_days: None,
+            dedicated_issuer: false,
         })
         .await
         .unwrap();

@@ -430,6 +430,7 @@ async fn lifetimes_follow_the_key_and_the_tenant_default() {
         .add_tenant(&latchkey::api::NewTenant {
             name: "brief".parse().unwrap(),
             max_key_days: Some(7),
+            dedicated_issuer: false,
         })
         .await
         .unwrap();
@@ -565,6 +566,7 @@ async fn expires_at_gives_exactly_that_expiry_and_beyond_the_tenant_maximum_is_r
         .add_tenant(&latchkey::api::NewTenant {
             name: "acme".parse().unwrap(),
             max_key_days: Some(30),
+            dedicated_issuer: false,
         })
         .await
         .unwrap();

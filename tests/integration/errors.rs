@@ -177,6 +177,7 @@ async fn every_refused_enrollment_has_a_stable_code_and_changes_nothing(ca: Ca) 
         .add_tenant(&latchkey::api::NewTenant {
             name: "acme".parse().unwrap(),
             max_key_days: Some(30),
+            dedicated_issuer: false,
         })
         .await
         .unwrap();

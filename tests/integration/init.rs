@@ -487,6 +487,7 @@ async fn a_trust_domain_set_by_init_names_every_key_the_server_issues() {
         .add_tenant(&latchkey::api::NewTenant {
             name: "acme".parse().unwrap(),
             max_key_days: None,
+            dedicated_issuer: false,
         })
         .await
         .unwrap();

@@ -220,6 +220,7 @@ async fn renewal_is_refused_after_revocation_before_any_new_crl_exists() {
             latchkey::api::NewTenant {
                 name: "acme".parse().unwrap(),
                 max_key_days: None,
+                dedicated_issuer: false,
             },
         )
         .await

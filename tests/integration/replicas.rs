@@ -481,6 +481,7 @@ async fn migrate_moves_a_sqlite_ca_onto_postgres_and_it_serves_the_same() {
         .add_tenant(&latchkey::api::NewTenant {
             name: "globex".parse().unwrap(),
             max_key_days: None,
+            dedicated_issuer: false,
         })
         .await
         .unwrap();

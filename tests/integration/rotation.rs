@@ -425,3 +425,158 @@ async fn a_rotation_killed_at_any_moment_leaves_the_old_state_or_the_new() {
         .await;
     assert_eq!(issuer_of(&key.certificate), active.subject);
 }
+
+#[tokio::test]
+async fn a_tenant_with_its_own_intermediate_is_out_of_reach_of_other_tenants_keys() {
+    let ca = Ca::start_with(&["--renew-interval", "0s"]);
+    let dir = ca.dir.path();
+    let out = ca.cli(&["tenant", "add", "acme", "--dedicated-issuer"]);
+    assert!(out.status.success(), "{out:?}");
+    ca.user("alice@acme", &["read:metrics"]).await;
+    ca.tenant_with_user("globex", "bob@globex", &["read:metrics"])
+        .await;
+    let list = issuers(&ca);
+    let own = list
+        .issuers
+        .iter()
+        .find(|i| i.tenant.as_ref().map(|t| t.as_str()) == Some("acme"))
+        .expect("acme's intermediate")
+        .clone();
+    assert_eq!(own.status, IssuerStatus::Active);
+    assert!(
+        own.subject.ends_with("for acme, O=latchkey"),
+        "{}",
+        own.subject
+    );
+    let acme = ca
+        .enroll_into("alice@acme", &["read:metrics"], "acme-key")
+        .await;
+    let globex = ca
+        .enroll_into("bob@globex", &["read:metrics"], "globex-key")
+        .await;
+    assert_eq!(issuer_of(&acme.certificate), own.subject);
+    assert_eq!(
+        issuer_of(&globex.certificate),
+        "CN=latchkey issuing CA, O=latchkey"
+    );
+
+    // GET /v1/ca?tenant=acme: acme's intermediate, then the root; the plain chain is the
+    // shared one.
+    let chain = String::from_utf8(curl(&ca, &ca.url, "/v1/ca?tenant=acme", "*/*")).unwrap();
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2);
+    assert!(chain.starts_with(own.certificate.as_str()));
+    let shared = String::from_utf8(curl(&ca, &ca.url, "/v1/ca", "*/*")).unwrap();
+    assert!(!shared.contains(own.certificate.trim()));
+
+    // A relying party that trusts only acme's intermediate: openssl (a partial chain
+    // anchored there) accepts acme's key and no other, whatever the other presents.
+    write(dir, "acme-only.pem", own.certificate.as_bytes());
+    let verify = |cert: &str| {
+        Command::new("openssl")
+            .args(["verify", "-partial_chain", "-CAfile", "acme-only.pem"])
+            .args(["-untrusted", "certs/intermediate.pem", cert])
+            .current_dir(dir)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(verify("acme-key/cert.pem"));
+    assert!(!verify("globex-key/cert.pem"));
+
+    // The library, given acme's chain and acme's CRL, the same, however its tenants are
+    // pinned (here: any tenant).
+    let crl_path = dir.join("acme.crl");
+    let crl_url = own.crl.clone().unwrap();
+    write(
+        dir,
+        "acme.crl",
+        &curl(&ca, &ca.url, &crl_url, "application/pkix-crl"),
+    );
+    let acme_chain: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(chain.as_bytes())
+        .map(|c| c.unwrap())
+        .collect();
+    let relying = latchkey::relying::Relying::builder(latchkey::profile::DEFAULT_TRUST_DOMAIN)
+        .any_tenant()
+        .ca_chain(acme_chain)
+        .crl_file(&crl_path)
+        .build()
+        .await
+        .unwrap();
+    let leaf =
+        |pem: &str| rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+    let shared_intermediate =
+        rustls_pki_types::CertificateDer::from_pem_file(ca.home().join("intermediate.pem"))
+            .unwrap();
+    let now = rustls_pki_types::UnixTime::now();
+    relying
+        .verifier()
+        .verify(&leaf(&acme.certificate), &[], now)
+        .expect("acme's key");
+    assert!(
+        relying
+            .verifier()
+            .verify(&leaf(&globex.certificate), &[shared_intermediate], now)
+            .is_err(),
+        "another tenant's key, even with its intermediate"
+    );
+
+    // The tenant's CRL holds only the tenant's revocations.
+    ca.admin()
+        .revoke_key(None, &globex.key.id, Some("key_compromise"))
+        .await
+        .unwrap();
+    let globex_serial = globex.key.certificates[0].serial.clone();
+    wait_listed(&ca, "/v1/crl", &globex_serial).await;
+    ca.admin()
+        .revoke_key(None, &acme.key.id, Some("key_compromise"))
+        .await
+        .unwrap();
+    let acme_serial = acme.key.certificates[0].serial.clone();
+    let acme_crl = wait_listed(&ca, &crl_url, &acme_serial).await;
+    assert_eq!(listed(&acme_crl), vec![acme_serial.clone()]);
+    let shared_crl = curl(&ca, &ca.url, "/v1/crl", "application/pkix-crl");
+    assert!(!listed(&shared_crl).contains(&acme_serial));
+
+    // An existing tenant gets its own intermediate: its keys renew under it.
+    let kept = ca
+        .enroll_into("bob@globex", &["read:metrics"], "kept")
+        .await;
+    let out = ca.cli(&["tenant", "set", "globex", "--dedicated-issuer"]);
+    assert!(out.status.success(), "{out:?}");
+    let renewed = ca
+        .with_identity(&ca.path("kept"))
+        .renew(&kept.key.id, None)
+        .await
+        .unwrap();
+    assert!(
+        issuer_of(&renewed.certificate).ends_with("for globex, O=latchkey"),
+        "{}",
+        issuer_of(&renewed.certificate)
+    );
+    // ... and back to the shared one.
+    let out = ca.cli(&["tenant", "set", "globex", "--shared-issuer"]);
+    assert!(out.status.success(), "{out:?}");
+    let renewed = ca
+        .with_identity(&ca.path("kept"))
+        .renew(&kept.key.id, None)
+        .await;
+    // The holder's directory still has its first certificate (shared), which authenticates.
+    let renewed = renewed.unwrap();
+    assert_eq!(
+        issuer_of(&renewed.certificate),
+        "CN=latchkey issuing CA, O=latchkey"
+    );
+    let audit = ca
+        .admin()
+        .audit(&[("action", "ca.dedicate".to_owned())])
+        .await
+        .unwrap();
+    assert_eq!(audit.events.len(), 2, "{audit:?}");
+    let audit = ca
+        .admin()
+        .audit(&[("action", "ca.undedicate".to_owned())])
+        .await
+        .unwrap();
+    assert_eq!(audit.events.len(), 1, "{audit:?}");
+}

@@ -366,6 +366,7 @@ impl Ca {
             .add_tenant(&NewTenant {
                 name: tenant.parse().expect("a valid tenant name"),
                 max_key_days: None,
+                dedicated_issuer: false,
             })
             .await
             .expect("add tenant");
