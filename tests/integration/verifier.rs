@@ -23,7 +23,7 @@ use rustls::{CertificateError, Error};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use time::{Duration, OffsetDateTime};
 
-const TRUST_DOMAIN: &str = "latchkey.internal";
+pub(crate) const TRUST_DOMAIN: &str = "latchkey.internal";
 
 /// The refusal reasons the verifier gives a certificate that chains to the CA but is no
 /// latchkey key certificate (one per `IdentityError`; `tls::verifier`'s unit test keeps
@@ -33,24 +33,24 @@ const NO_KEY_URI: &str = "not a latchkey key certificate: no key URI SAN in this
 const SUBJECT_MISMATCH: &str =
     "not a latchkey key certificate: the subject does not match the URI SAN";
 const STALE: &str = "the CRL is stale";
-const NO_CRL_YET: &str = "no CRL yet: refusing until one is verified";
+pub(crate) const NO_CRL_YET: &str = "no CRL yet: refusing until one is verified";
 
 /// A CA (root and intermediate) with one key certificate of alice@acme.
-struct Fixture {
+pub(crate) struct Fixture {
     /// Intermediate, then root: what `GET /v1/ca` serves.
-    chain: Vec<CertificateDer<'static>>,
-    signer: Signer,
+    pub(crate) chain: Vec<CertificateDer<'static>>,
+    pub(crate) signer: Signer,
     /// The intermediate's key, for leaves built field by field.
     issuer: Issuer<'static, KeyPair>,
     /// The root's key, for more intermediates (as after a rotation).
-    root: Issuer<'static, KeyPair>,
-    leaf: CertificateDer<'static>,
+    pub(crate) root: Issuer<'static, KeyPair>,
+    pub(crate) leaf: CertificateDer<'static>,
     /// The leaf's private key (PEM).
     leaf_key_pem: String,
     serial: Serial,
 }
 
-fn fixture() -> Fixture {
+pub(crate) fn fixture() -> Fixture {
     let now = OffsetDateTime::now_utc();
     let ca = Bootstrap::generate(now).unwrap();
     let signer = Signer::new(
@@ -84,7 +84,7 @@ fn fixture() -> Fixture {
 
 /// A key certificate of alice@acme (`read:metrics`, valid for an hour) signed by `signer`:
 /// the certificate, its serial and its private key (PEM).
-fn key_certificate(signer: &Signer) -> (CertificateDer<'static>, Serial, String) {
+pub(crate) fn key_certificate(signer: &Signer) -> (CertificateDer<'static>, Serial, String) {
     let now = OffsetDateTime::now_utc();
     let pair = latchkey::client::new_key_pair(latchkey::client::KeyType::P256).unwrap();
     let serial = Serial::random();
@@ -108,7 +108,7 @@ fn key_certificate(signer: &Signer) -> (CertificateDer<'static>, Serial, String)
 
 /// Another issuing intermediate under the fixture's root, `CN=<cn>, O=latchkey` (as `ca
 /// rotate` makes one), and its signer.
-fn rotated(f: &Fixture, cn: &str) -> (CertificateDer<'static>, Signer) {
+pub(crate) fn rotated(f: &Fixture, cn: &str) -> (CertificateDer<'static>, Signer) {
     let now = OffsetDateTime::now_utc();
     let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::default();
@@ -135,12 +135,17 @@ fn rotated(f: &Fixture, cn: &str) -> (CertificateDer<'static>, Signer) {
 
 /// A CRL of the fixture's intermediate, numbered `number`, listing `revoked` (for key
 /// compromise), whose `nextUpdate` lies `next_update` from now (negative: overdue).
-fn crl(f: &Fixture, number: u64, next_update: Duration, revoked: &[Serial]) -> Vec<u8> {
+pub(crate) fn crl(f: &Fixture, number: u64, next_update: Duration, revoked: &[Serial]) -> Vec<u8> {
     crl_of(&f.signer, number, next_update, revoked)
 }
 
 /// [`crl`] signed by any intermediate's `signer`.
-fn crl_of(signer: &Signer, number: u64, next_update: Duration, revoked: &[Serial]) -> Vec<u8> {
+pub(crate) fn crl_of(
+    signer: &Signer,
+    number: u64,
+    next_update: Duration,
+    revoked: &[Serial],
+) -> Vec<u8> {
     let now = OffsetDateTime::now_utc();
     signer
         .sign_crl(&CrlOrder {
@@ -229,7 +234,7 @@ async fn fresh(f: &Fixture) -> Relying {
 }
 
 /// The reason carried by a refusal that rustls only knows as `CertificateError::Other`.
-fn other_reason(
+pub(crate) fn other_reason(
     result: Result<Identity, Error>,
 ) -> std::sync::Arc<dyn std::error::Error + Send + Sync> {
     match result {
