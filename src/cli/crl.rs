@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+use latchkey::api::{IssuerList, IssuerStatus};
 use latchkey::client::Client;
 use latchkey::tls::RevocationSet;
 use rustls_pki_types::CertificateDer;
@@ -58,11 +59,13 @@ pub struct SyncArgs {
     /// The file to keep current (replaced atomically).
     #[arg(long)]
     out: PathBuf,
-    /// Write the intermediate's and the root's CRL (what `-crl_check_all`-style checking of
-    /// the whole chain needs); default the intermediate's alone.
+    /// Write every issuing intermediate's CRL and the root's (what `-crl_check_all`-style
+    /// checking of the whole chain needs); default every issuing intermediate's alone (one,
+    /// or several after a rotation: each CA the proxy may meet needs its CRL).
     #[arg(long)]
     bundle: bool,
-    /// Write DER instead of PEM (one CRL only: not with --bundle).
+    /// Write DER instead of PEM (one CRL only: not with --bundle, and refused while the CA
+    /// publishes several issuing intermediates).
     #[arg(long, conflicts_with = "bundle")]
     der: bool,
     /// A shell command run after the file changed (e.g. 'nginx -s reload').
@@ -167,10 +170,33 @@ async fn import_root(args: &Args, import: &ImportRootArgs) -> Result<()> {
 
 /// The CRLs as last fetched and verified.
 struct Fetched {
-    intermediate: (i64, Vec<u8>),
+    /// Each published intermediate's CRL (number, DER), oldest intermediate first.
+    intermediates: Vec<(i64, Vec<u8>)>,
     root: (i64, Vec<u8>),
-    /// The earliest nextUpdate of the two.
+    /// The earliest nextUpdate of them all.
     next_update: OffsetDateTime,
+}
+
+/// One issuing intermediate whose CRL the file carries.
+struct Followed {
+    /// Where its CRL is: `/v1/issuers/{id}/crl`, or `/v1/crl` on a CA without
+    /// `/v1/issuers`.
+    path: String,
+    /// Who may have signed that CRL: the intermediate; on a CA without `/v1/issuers`, each
+    /// intermediate of `/v1/ca` the root signed.
+    signers: Vec<CertificateDer<'static>>,
+    /// The last CRL fetched from it and verified: number, DER, nextUpdate.
+    held: Option<(i64, Vec<u8>, OffsetDateTime)>,
+}
+
+/// What woke a long poll.
+enum Wake {
+    /// Every poll ended without news.
+    Nothing,
+    /// An intermediate's CRL is newer.
+    Crl,
+    /// The CA's issuers changed (a rotation, a retirement).
+    Issuers(IssuerList),
 }
 
 /// The sync daemon's state between rounds.
@@ -178,88 +204,222 @@ struct Syncer<'a> {
     args: &'a SyncArgs,
     client: Client,
     root: CertificateDer<'static>,
-    /// The intermediates the root signed, as the CA names them.
-    intermediates: Vec<CertificateDer<'static>>,
-    number: Option<i64>,
-    root_crl: Option<(i64, Vec<u8>)>,
+    /// The intermediates the root signed whose CRLs the CA publishes, oldest first.
+    followed: Vec<Followed>,
+    /// The revision of `GET /v1/issuers` they come from; `None` on a CA without it.
+    revision: Option<i64>,
 }
 
 impl Syncer<'_> {
-    /// Reads the chain from the CA, keeping only certificates the trusted root signed.
-    async fn load_chain(&mut self) -> Result<()> {
-        let chain = self.client.ca_chain().await?;
-        let (_, root) = x509_parser::parse_x509_certificate(&self.root)?;
-        self.intermediates = chain
-            .into_iter()
-            .filter(|c| {
-                x509_parser::parse_x509_certificate(c).is_ok_and(|(_, cert)| {
-                    cert.issuer() == root.subject()
-                        && cert.subject() != root.subject()
-                        && cert.verify_signature(Some(root.public_key())).is_ok()
-                })
-            })
-            .collect();
-        if self.intermediates.is_empty() {
+    /// True when the root signed `certificate`, a CA certificate (not the root itself).
+    fn signed_by_root(&self, certificate: &CertificateDer<'_>) -> bool {
+        let Ok((_, root)) = x509_parser::parse_x509_certificate(&self.root) else {
+            return false;
+        };
+        x509_parser::parse_x509_certificate(certificate).is_ok_and(|(_, cert)| {
+            cert.is_ca()
+                && cert.issuer() == root.subject()
+                && cert.subject() != root.subject()
+                && cert.verify_signature(Some(root.public_key())).is_ok()
+        })
+    }
+
+    /// Reads which intermediates the CA publishes (`GET /v1/issuers`: every one not
+    /// retired; `list` if already fetched), keeping only those the trusted root signed, and
+    /// the CRLs already held of those still there. A CA without `/v1/issuers` (404) has one
+    /// CRL at `/v1/crl`, signed by an intermediate of `/v1/ca`.
+    async fn load_issuers(&mut self, list: Option<IssuerList>) -> Result<()> {
+        let list = match list {
+            Some(list) => Some(list),
+            None => match self.client.issuers(None, 0).await {
+                Ok(Some(list)) => Some(list),
+                Ok(None) => bail!("the CA answered GET /v1/issuers with 304"),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e.into()),
+            },
+        };
+        let mut previous = std::mem::take(&mut self.followed);
+        let mut held = |path: &str| {
+            previous
+                .iter_mut()
+                .find(|f| f.path == path)
+                .and_then(|f| f.held.take())
+        };
+        let mut followed = Vec::new();
+        match list {
+            Some(list) => {
+                for issuer in list.issuers {
+                    let Some(path) = issuer
+                        .crl
+                        .filter(|_| issuer.status != IssuerStatus::Retired)
+                    else {
+                        continue;
+                    };
+                    let certificate = latchkey::tls::load_certificates(
+                        issuer.certificate.as_bytes(),
+                        "an issuer's certificate",
+                    )
+                    .ok()
+                    .and_then(|mut c| (c.len() == 1).then(|| c.remove(0)));
+                    match certificate {
+                        Some(c) if self.signed_by_root(&c) => followed.push(Followed {
+                            held: held(&path),
+                            path,
+                            signers: vec![c],
+                        }),
+                        _ => tracing::warn!(
+                            issuer = issuer.id,
+                            subject = issuer.subject,
+                            "an issuer the trusted root did not sign: its CRL is not written"
+                        ),
+                    }
+                }
+                self.revision = Some(list.revision);
+            }
+            None => {
+                let signers: Vec<_> = self
+                    .client
+                    .ca_chain()
+                    .await?
+                    .into_iter()
+                    .filter(|c| self.signed_by_root(c))
+                    .collect();
+                if !signers.is_empty() {
+                    followed.push(Followed {
+                        held: held("/v1/crl"),
+                        path: "/v1/crl".into(),
+                        signers,
+                    });
+                }
+                self.revision = None;
+            }
+        }
+        if followed.is_empty() {
             bail!("the CA names no intermediate signed by the trusted root");
         }
+        if self.args.der && followed.len() > 1 {
+            bail!(
+                "--der writes one CRL, but the CA publishes {} issuing intermediates (a rotation): write PEM (without --der)",
+                followed.len()
+            );
+        }
+        self.followed = followed;
         Ok(())
     }
 
-    /// One round: the intermediate's CRL (long-polling for a newer one when one is held),
-    /// and the root's; both verified. `None` when nothing changed.
-    async fn fetch(&mut self, wait: u64) -> Result<Option<Fetched>> {
-        if self.intermediates.is_empty() {
-            self.load_chain().await?;
+    /// True once a CRL of every intermediate is held: the next round may long-poll.
+    fn holds_all(&self) -> bool {
+        !self.followed.is_empty() && self.followed.iter().all(|f| f.held.is_some())
+    }
+
+    /// Forgets the CRLs held, so the next round fetches and writes them again.
+    fn forget(&mut self) {
+        for f in &mut self.followed {
+            f.held = None;
         }
-        let Some((number, der)) = self.client.crl(self.number, wait).await? else {
-            return Ok(None);
-        };
-        let set = match self.verify_intermediate(&der) {
-            Ok(set) => set,
-            Err(_) => {
-                // Perhaps a new intermediate: read the chain again, once.
-                self.load_chain().await?;
-                self.verify_intermediate(&der)?
+    }
+
+    /// Long-polls every intermediate's CRL and the issuer list at once for up to `wait`
+    /// seconds: what changed first, if anything.
+    async fn wait_for_change(&self, wait: u64) -> Result<Wake> {
+        let mut polls = tokio::task::JoinSet::new();
+        for f in &self.followed {
+            let (client, path) = (self.client.clone(), f.path.clone());
+            let held = f.held.as_ref().map(|(number, ..)| *number);
+            polls.spawn(async move {
+                let crl = client.issuer_crl(&path, held, wait).await?;
+                Ok::<_, latchkey::client::ClientError>(crl.map_or(Wake::Nothing, |_| Wake::Crl))
+            });
+        }
+        if let Some(revision) = self.revision {
+            let client = self.client.clone();
+            polls.spawn(async move {
+                let list = client.issuers(Some(revision), wait).await?;
+                Ok(list.map_or(Wake::Nothing, Wake::Issuers))
+            });
+        }
+        // The others are aborted when `polls` is dropped.
+        while let Some(done) = polls.join_next().await {
+            match done.context("a long poll failed")?? {
+                Wake::Nothing => {}
+                wake => return Ok(wake),
             }
-        };
+        }
+        Ok(Wake::Nothing)
+    }
+
+    /// One round: waits up to `wait` seconds for a change (when every CRL is held), then
+    /// fetches every intermediate's CRL that is newer than the one held, and the root's;
+    /// each verified against the intermediate it is published for. `None` when nothing
+    /// changed.
+    async fn fetch(&mut self, wait: u64) -> Result<Option<Fetched>> {
+        if self.followed.is_empty() {
+            self.load_issuers(None).await?;
+        } else if wait > 0 && self.holds_all() {
+            match self.wait_for_change(wait).await? {
+                Wake::Nothing => return Ok(None),
+                Wake::Crl => {}
+                Wake::Issuers(list) => self.load_issuers(Some(list)).await?,
+            }
+        }
+        for i in 0..self.followed.len() {
+            let f = &self.followed[i];
+            let newer_than = f.held.as_ref().map(|(number, ..)| *number);
+            let Some((_, der)) = self.client.issuer_crl(&f.path, newer_than, 0).await? else {
+                continue;
+            };
+            let set = match verify_crl(&der, &self.followed[i].signers) {
+                Ok(set) => set,
+                Err(_) if self.revision.is_none() => {
+                    // Perhaps a new intermediate: read the chain again, once.
+                    self.load_issuers(None).await?;
+                    match self.followed.get(i) {
+                        Some(f) if self.revision.is_none() => verify_crl(&der, &f.signers)?,
+                        _ => bail!("the CA's issuers changed while fetching its CRL; trying again"),
+                    }
+                }
+                Err(e) => return Err(e.context(format!("the CRL at {}", self.followed[i].path))),
+            };
+            self.followed[i].held = Some((set.number(), der, set.next_update()));
+        }
         let root_crl = self.client.root_crl().await?;
         let root_set = RevocationSet::from_crl(&root_crl.1, &self.root)
             .context("the root CRL does not verify against --ca-cert")?;
-        self.number = Some(number);
-        self.root_crl = Some(root_crl.clone());
+        let mut next_update = root_set.next_update();
+        let mut intermediates = Vec::new();
+        for f in &self.followed {
+            let (number, der, next) = f.held.clone().context("an intermediate's CRL is missing")?;
+            next_update = next_update.min(next);
+            intermediates.push((number, der));
+        }
         Ok(Some(Fetched {
-            intermediate: (set.number(), der),
+            intermediates,
             root: root_crl,
-            next_update: set.next_update().min(root_set.next_update()),
+            next_update,
         }))
     }
 
-    fn verify_intermediate(&self, der: &[u8]) -> Result<RevocationSet> {
-        let mut last = None;
-        for intermediate in &self.intermediates {
-            match RevocationSet::from_crl(der, intermediate) {
-                Ok(set) => return Ok(set),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(anyhow::anyhow!(
-            "the CRL does not verify against the CA chain: {}",
-            last.map_or("no intermediate".into(), |e| e.to_string())
-        ))
-    }
-
-    /// What the file holds for these CRLs.
+    /// What the file holds for these CRLs: every intermediate's (PEM), then with --bundle
+    /// the root's; with --der the one intermediate's.
     fn content(&self, fetched: &Fetched) -> Vec<u8> {
         let pem = |der: &[u8]| latchkey::pem::encode("X509 CRL", der).into_bytes();
         if self.args.der {
-            fetched.intermediate.1.clone()
-        } else if self.args.bundle {
-            let mut both = pem(&fetched.intermediate.1);
-            both.extend(pem(&fetched.root.1));
-            both
-        } else {
-            pem(&fetched.intermediate.1)
+            // `load_issuers` refuses --der with more than one intermediate.
+            return fetched
+                .intermediates
+                .first()
+                .map(|(_, der)| der.clone())
+                .unwrap_or_default();
         }
+        let mut content: Vec<u8> = fetched
+            .intermediates
+            .iter()
+            .flat_map(|(_, der)| pem(der))
+            .collect();
+        if self.args.bundle {
+            content.extend(pem(&fetched.root.1));
+        }
+        content
     }
 
     /// Writes the file if it changed, then tells HAProxy and runs the hook. True when it
@@ -272,7 +432,7 @@ impl Syncer<'_> {
         latchkey::files::replace(&self.args.out, &content, false)
             .with_context(|| format!("cannot write {}", self.args.out.display()))?;
         tracing::info!(
-            number = fetched.intermediate.0,
+            numbers = ?fetched.intermediates.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             root_number = fetched.root.0,
             file = %self.args.out.display(),
             "CRL file updated"
@@ -307,7 +467,11 @@ impl Syncer<'_> {
     /// HAProxy takes PEM whatever the file holds.
     fn content_pem(&self, fetched: &Fetched) -> Vec<u8> {
         if self.args.der {
-            latchkey::pem::encode("X509 CRL", &fetched.intermediate.1).into_bytes()
+            fetched
+                .intermediates
+                .iter()
+                .flat_map(|(_, der)| latchkey::pem::encode("X509 CRL", der).into_bytes())
+                .collect()
         } else {
             self.content(fetched)
         }
@@ -360,9 +524,8 @@ async fn sync(args: &Args, sync: &SyncArgs) -> Result<()> {
         args: sync,
         client: Client::new(&args.server, &ca, None)?,
         root,
-        intermediates: Vec::new(),
-        number: None,
-        root_crl: None,
+        followed: Vec::new(),
+        revision: None,
     };
     if sync.once {
         let fetched = syncer.fetch(0).await;
@@ -387,7 +550,7 @@ async fn sync(args: &Args, sync: &SyncArgs) -> Result<()> {
     let mut next_update: Option<OffsetDateTime> = None;
     let mut backoff = Duration::from_secs(1);
     loop {
-        let wait = if syncer.number.is_some() { 60 } else { 0 };
+        let wait = if syncer.holds_all() { 60 } else { 0 };
         match syncer.fetch(wait).await {
             Ok(fetched) => {
                 last_good = Instant::now();
@@ -395,8 +558,8 @@ async fn sync(args: &Args, sync: &SyncArgs) -> Result<()> {
                 if let Some(fetched) = fetched {
                     if let Err(e) = syncer.write(&fetched).await {
                         tracing::error!(error = %e, "cannot install the new CRL");
-                        // Try again with the same CRL next round.
-                        syncer.number = None;
+                        // Try again with the same CRLs next round.
+                        syncer.forget();
                         tokio::time::sleep(backoff).await;
                     }
                     next_update = Some(fetched.next_update);
@@ -423,6 +586,21 @@ async fn sync(args: &Args, sync: &SyncArgs) -> Result<()> {
             }
         }
     }
+}
+
+/// The CRL `der` verified against whichever of `signers` signed it.
+fn verify_crl(der: &[u8], signers: &[CertificateDer<'static>]) -> Result<RevocationSet> {
+    let mut last = None;
+    for signer in signers {
+        match RevocationSet::from_crl(der, signer) {
+            Ok(set) => return Ok(set),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(anyhow::anyhow!(
+        "the CRL does not verify against the CA chain: {}",
+        last.map_or("no intermediate".into(), |e| e.to_string())
+    ))
 }
 
 /// Says loudly when the CRLs on disk are near (or past) their nextUpdate: past it, the proxy

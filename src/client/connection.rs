@@ -109,10 +109,28 @@ impl Connection {
         path: &str,
         wait: Duration,
     ) -> Result<(StatusCode, http::HeaderMap, Bytes), ClientError> {
+        self.get_after(path, wait, MAX_CRL_BYTES).await
+    }
+
+    /// GETs `path`, answered after a long poll of up to `wait`.
+    pub async fn long_poll(
+        &self,
+        path: &str,
+        wait: Duration,
+    ) -> Result<(StatusCode, http::HeaderMap, Bytes), ClientError> {
+        self.get_after(path, wait, MAX_RESPONSE_BYTES).await
+    }
+
+    async fn get_after(
+        &self,
+        path: &str,
+        wait: Duration,
+        limit: usize,
+    ) -> Result<(StatusCode, http::HeaderMap, Bytes), ClientError> {
         let deadline = REQUEST_TIMEOUT + wait;
         tokio::time::timeout(
             deadline,
-            self.send_inner(Method::GET, path, None, None, MAX_CRL_BYTES),
+            self.send_inner(Method::GET, path, None, None, limit),
         )
         .await
         .map_err(|_| self.failed("timed out"))?

@@ -15,8 +15,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    AuditPage, BulkRevocation, BulkRevocationResult, EnrollRequest, EnrollResponse, KeyInfo,
-    KeyPage, KeyQuery, KeyStatus, NewTenant, NewToken, NewUser, Problem, RenewRequest,
+    AuditPage, BulkRevocation, BulkRevocationResult, EnrollRequest, EnrollResponse, IssuerList,
+    KeyInfo, KeyPage, KeyQuery, KeyStatus, NewTenant, NewToken, NewUser, Problem, RenewRequest,
     TenantChange, TenantInfo, TokenInfo, UserChange, UserInfo,
 };
 use crate::model::{OwnerName, ScopeSet, TenantName};
@@ -80,6 +80,22 @@ pub enum ClientError {
     /// sent.
     #[error(transparent)]
     Scope(#[from] crate::model::ScopeError),
+    /// [`Client::issuer_crl`] was given neither an issuer id nor a CRL path of the CA's;
+    /// nothing was sent.
+    #[error("{0:?} is neither an issuer id nor a CRL path such as /v1/issuers/3/crl")]
+    IssuerCrl(String),
+}
+
+impl ClientError {
+    /// True when the CA answered 404: an unknown (or retired) issuer, or an endpoint this
+    /// CA does not have (a CA older than `GET /v1/issuers`).
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            Self::Problem(problem) => problem.status == 404,
+            Self::Unexpected { status, .. } => *status == 404,
+            _ => false,
+        }
+    }
 }
 
 /// A credential sent in the `Authorization` header.
@@ -345,16 +361,81 @@ impl Client {
         self.call(Method::GET, &path, None, None::<&()>).await
     }
 
-    /// `GET /v1/crl` in DER: the CRL and its number; `None` when a long poll
-    /// (`newer_than` with `wait` seconds) ended without a newer one.
+    /// `GET /v1/crl` in DER: the CRL (of the oldest shared issuer the CA still publishes)
+    /// and its number; `None` when a long poll (`newer_than` with `wait` seconds) ended
+    /// without a newer one.
     pub async fn crl(
         &self,
         newer_than: Option<i64>,
         wait: u64,
     ) -> Result<Option<(i64, Vec<u8>)>, ClientError> {
+        self.crl_at("/v1/crl", newer_than, wait).await
+    }
+
+    /// `GET /v1/issuers`: every issuing intermediate the CA has had, oldest first, with
+    /// where each one's CRL is. With `newer_than`, a long poll of up to `wait` seconds (the
+    /// CA allows 60) for a list whose revision is above it: `None` when it ended without
+    /// one. A CA older than this endpoint answers 404 ([`ClientError::is_not_found`]).
+    pub async fn issuers(
+        &self,
+        newer_than: Option<i64>,
+        wait: u64,
+    ) -> Result<Option<IssuerList>, ClientError> {
         let path = match newer_than {
-            Some(n) => format!("/v1/crl?newer_than={n}&wait={wait}"),
-            None => "/v1/crl".to_owned(),
+            Some(n) => format!("/v1/issuers?newer_than={n}&wait={wait}"),
+            None => "/v1/issuers".to_owned(),
+        };
+        let (status, _, bytes) = self
+            .connection
+            .long_poll(&path, std::time::Duration::from_secs(wait))
+            .await?;
+        if status == http::StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(problem_or_unexpected(status.as_u16(), &bytes));
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|_| unexpected(status.as_u16(), &bytes))
+    }
+
+    /// `GET /v1/issuers/{id}/crl` in DER: the CRL of one issuing intermediate, given by its
+    /// id (`3`) or by the CRL path `GET /v1/issuers` names (`/v1/issuers/3/crl`), and its
+    /// number; the long poll and answers of [`Client::crl`]. An unknown or retired issuer
+    /// is a 404 ([`ClientError::is_not_found`]).
+    pub async fn issuer_crl(
+        &self,
+        issuer: &str,
+        newer_than: Option<i64>,
+        wait: u64,
+    ) -> Result<Option<(i64, Vec<u8>)>, ClientError> {
+        let path = if !issuer.is_empty() && issuer.bytes().all(|b| b.is_ascii_digit()) {
+            format!("/v1/issuers/{issuer}/crl")
+        } else if issuer.starts_with("/v1/")
+            && !issuer.contains("..")
+            && issuer
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b))
+        {
+            issuer.to_owned()
+        } else {
+            return Err(ClientError::IssuerCrl(issuer.to_owned()));
+        };
+        self.crl_at(&path, newer_than, wait).await
+    }
+
+    /// A CRL at `path` (`/v1/crl` or an issuer's), in DER, with the long poll of
+    /// [`Client::crl`].
+    async fn crl_at(
+        &self,
+        path: &str,
+        newer_than: Option<i64>,
+        wait: u64,
+    ) -> Result<Option<(i64, Vec<u8>)>, ClientError> {
+        let path = match newer_than {
+            Some(n) => format!("{path}?newer_than={n}&wait={wait}"),
+            None => path.to_owned(),
         };
         let (status, headers, bytes) = self
             .connection

@@ -129,11 +129,3 @@ impl RevocationSet {
         self.serials.is_empty()
     }
 }
-
-/// A CRL file's bytes as DER: PEM (`X509 CRL`) is decoded, anything else is taken as DER.
-pub(crate) fn crl_der(bytes: &[u8]) -> Vec<u8> {
-    use rustls_pki_types::pem::PemObject;
-    rustls_pki_types::CertificateRevocationListDer::from_pem_slice(bytes)
-        .map(|c| c.as_ref().to_vec())
-        .unwrap_or_else(|_| bytes.to_vec())
-}

@@ -20,6 +20,11 @@ pub struct Identity {
     serial: Serial,
     #[serde(with = "time::serde::rfc3339")]
     not_after: OffsetDateTime,
+    /// The SHA-256 of the certificate of the intermediate that issued it, as the verifier
+    /// found it on the verified path (never as the certificate claims): the per-request
+    /// check reads that issuer's CRL. Set only by the verifier; not part of the JSON.
+    #[serde(skip)]
+    issuer: Option<[u8; 32]>,
 }
 
 impl Identity {
@@ -41,7 +46,21 @@ impl Identity {
             scopes: peer.scopes,
             serial: peer.serial,
             not_after: peer.not_after,
+            issuer: None,
         })
+    }
+
+    /// The identity, issued by the intermediate whose certificate hashes (SHA-256) to
+    /// `issuer`. Crate-private: only the verifier, which found that intermediate on the
+    /// verified path, says which one it is.
+    pub(crate) fn issued_by(mut self, issuer: [u8; 32]) -> Self {
+        self.issuer = Some(issuer);
+        self
+    }
+
+    /// The SHA-256 of the issuing intermediate's certificate, once the verifier set it.
+    pub(crate) fn issuer(&self) -> Option<&[u8; 32]> {
+        self.issuer.as_ref()
     }
 
     /// The key's tenant.

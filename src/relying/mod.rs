@@ -1,8 +1,10 @@
 //! Configuring a relying service: one builder takes the CA, the tenants to accept and where
-//! the CRLs come from, fetches the CA's chain if asked, starts following the CRL, **waits
-//! for the first verified CRL**, and hands back a [`Relying`] holding ONE verifier. Both
-//! places that need it (the TLS listener's handshake check and the per-request check that a
-//! keep-alive connection's key still stands) get it from there, so they can never differ.
+//! the CRLs come from, fetches the CA's issuing intermediates if asked (`GET /v1/issuers`,
+//! followed from then on: a rotation needs no restart), starts following each one's CRL,
+//! **waits for the first verified CRLs**, and hands back a [`Relying`] holding ONE verifier.
+//! Both places that need it (the TLS listener's handshake check and the per-request check
+//! that a keep-alive connection's key still stands) get it from there, so they can never
+//! differ.
 //!
 //! ```no_run
 //! # #[cfg(feature = "axum")]
@@ -19,7 +21,7 @@
 //! let relying = Relying::builder("latchkey.internal")
 //!     .tenants(["acme".parse()?])                  // or .any_tenant(): a choice is required
 //!     .follow_ca("https://127.0.0.1:8443", &std::fs::read("certs/ca.pem")?)
-//!     .build()                                     // fetches the chain, waits for a CRL
+//!     .build()                                     // fetches the issuers, waits for CRLs
 //!     .await?;
 //!
 //! // This service's own certificate and key.
@@ -36,6 +38,7 @@
 //! # }
 //! ```
 
+mod follow;
 mod sources;
 
 use std::collections::HashSet;
@@ -47,10 +50,9 @@ use time::Duration;
 
 use crate::client::{Client, ClientError};
 use crate::model::TenantName;
-use crate::tls::{
-    ConfigError, CrlSink, CrlSource, LatchkeyVerifier, Revocations, Tenants, VerifierError,
-};
-pub(crate) use sources::{CrlFile, FollowCa};
+use crate::tls::{ConfigError, CrlSink, CrlSource, LatchkeyVerifier, Tenants, VerifierError};
+use follow::Discovery;
+pub(crate) use sources::CrlFile;
 
 /// How long [`RelyingBuilder::build`] waits for the first CRL by default.
 pub const DEFAULT_FIRST_CRL_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
@@ -69,7 +71,8 @@ pub enum RelyingError {
     /// The root certificate given to [`RelyingBuilder::follow_ca`] is unreadable.
     #[error("the CA root certificate: {0}")]
     Root(#[from] ConfigError),
-    /// The CA could not be asked for its chain.
+    /// The CA could not be asked for its issuing intermediates (or, on a CA older than
+    /// `GET /v1/issuers`, its chain).
     #[error("fetching the CA chain: {0}")]
     Client(#[from] ClientError),
     /// The CA answered `GET /v1/ca` with no certificate.
@@ -79,7 +82,8 @@ pub enum RelyingError {
     /// of range, an invalid trust domain, an empty tenant list).
     #[error(transparent)]
     Verifier(#[from] VerifierError),
-    /// No CRL signed by the CA's intermediate arrived in time; every key would be refused.
+    /// No CRL signed by any of the CA's intermediates arrived in time; every key would be
+    /// refused.
     #[error("no valid CRL within {0:?}: is the CA reachable, and is the chain its own?")]
     NoCrl(std::time::Duration),
 }
@@ -139,31 +143,41 @@ impl<T> RelyingBuilder<T> {
     }
 
     /// The CA at `url` (`https://host:port`), trusted through its root certificate
-    /// `root_pem` (PEM): its chain is fetched from `GET /v1/ca` and anchored at this root
-    /// (not at whatever root the CA sends), and its CRL is followed by long poll, each new
-    /// one verified once and swapped in. Replaces any other revocation source.
+    /// `root_pem` (PEM): its issuing intermediates are fetched from `GET /v1/issuers` and
+    /// anchored at this root (never at a root the CA sends; an intermediate the root did not
+    /// sign is logged and skipped), and followed by long poll: a new one (after the CA
+    /// rotates) is added, a retired one dropped, without a restart. Each one's CRL is
+    /// followed by long poll, each new one verified once against that intermediate and
+    /// swapped in. A CA older than `/v1/issuers` has one intermediate (`GET /v1/ca`) and
+    /// one CRL (`GET /v1/crl`): then those are followed. Replaces any other revocation
+    /// source.
     pub fn follow_ca(mut self, url: &str, root_pem: &[u8]) -> Self {
         self.ca = Some((url.to_owned(), root_pem.to_vec()));
         self.revocation = Revocation::FollowCa;
         self
     }
 
-    /// The CA chain (intermediate, then root), when it is not fetched from the CA: required
-    /// with [`Self::crl_file`] or [`Self::crl_source`].
+    /// The CA chain (the issuing intermediates, then the root), when it is not fetched from
+    /// the CA: required with [`Self::crl_file`] or [`Self::crl_source`]. With
+    /// [`Self::follow_ca`], the intermediates to start with (so building needs the CA only
+    /// for the CRLs); the CA's list replaces them once it is fetched.
     pub fn ca_chain(mut self, chain: Vec<CertificateDer<'static>>) -> Self {
         self.chain = Some(chain);
         self
     }
 
-    /// Takes the CRL from a file (DER or PEM), read again whenever it changes; a tool such as
-    /// `latchkey crl fetch` keeps it current. Replaces any other revocation source.
+    /// Takes the CRLs from a file (DER, or PEM holding one CRL or several, such as `GET
+    /// /v1/crl/bundle.pem`: each is filed under the intermediate of the chain that signed
+    /// it), read again whenever it changes; `latchkey crl sync` keeps it current. Replaces
+    /// any other revocation source.
     pub fn crl_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.revocation = Revocation::Source(Box::new(CrlFile::new(path.into())));
         self
     }
 
-    /// Takes CRLs from a source of your own. Each is verified against the chain's
-    /// intermediate before it counts. Replaces any other revocation source.
+    /// Takes CRLs from a source of your own. Each is verified against the intermediate of
+    /// the chain that signed it before it counts for that intermediate. Replaces any other
+    /// revocation source.
     pub fn crl_source(mut self, source: impl CrlSource) -> Self {
         self.revocation = Revocation::Source(Box::new(source));
         self
@@ -184,8 +198,10 @@ impl<T> RelyingBuilder<T> {
         self
     }
 
-    /// How long [`RelyingBuilder::build`] waits for the first verified CRL (default
-    /// [`DEFAULT_FIRST_CRL_WITHIN`]) before it gives up with [`RelyingError::NoCrl`].
+    /// How long [`RelyingBuilder::build`] waits for the first verified CRL of every
+    /// intermediate (default [`DEFAULT_FIRST_CRL_WITHIN`]). If none has one by then, it
+    /// gives up with [`RelyingError::NoCrl`]; if only some have, it starts, logging an error
+    /// for each of the others, whose keys are refused until their CRL comes.
     pub fn first_crl_within(mut self, wait: std::time::Duration) -> Self {
         self.first_crl_within = wait;
         self
@@ -210,59 +226,67 @@ impl RelyingBuilder<TenantsNotChosen> {
 }
 
 impl RelyingBuilder<TenantsChosen> {
-    /// Fetches the chain if asked, builds the verifier (refusing a configuration that could
-    /// never accept a key), starts the revocation source and waits for its first verified
-    /// CRL. The source runs until the returned [`Relying`] is dropped.
+    /// Fetches the CA's intermediates if asked, builds the verifier (refusing a
+    /// configuration that could never accept a key), starts the revocation sources and waits
+    /// for their first verified CRLs. The sources run until the returned [`Relying`] is
+    /// dropped.
     pub async fn build(self) -> Result<Relying, RelyingError> {
         let client = match &self.ca {
             Some((url, root_pem)) => Some(Client::new(url, root_pem, None)?),
             None => None,
         };
-        let chain = match (self.chain, &self.ca, &client) {
-            (Some(chain), _, _) => chain,
+        let (chain, known) = match (self.chain, &self.ca, &client) {
+            (Some(chain), _, _) => (chain, None),
             (None, Some((_, root_pem)), Some(client)) => {
                 let root = crate::tls::load_certificates(root_pem, "the CA root certificate")?;
-                let intermediate = client
-                    .ca_chain()
-                    .await?
-                    .into_iter()
-                    .next()
-                    .ok_or(RelyingError::EmptyChain)?;
+                let discovery = Discovery::ask(client).await?;
                 // Anchored at the root we were given, not at whatever root the CA sends.
-                std::iter::once(intermediate).chain(root).collect()
+                let intermediates = match &discovery {
+                    // Only those the root signed: the follower logs the others.
+                    Discovery::Issuers(list) => follow::published(list)
+                        .into_iter()
+                        .map(|p| p.certificate)
+                        .filter(|c| crate::tls::issued_by_root(c, &root).is_ok())
+                        .collect(),
+                    Discovery::Legacy => vec![
+                        client
+                            .ca_chain()
+                            .await?
+                            .into_iter()
+                            .next()
+                            .ok_or(RelyingError::EmptyChain)?,
+                    ],
+                };
+                (
+                    intermediates.into_iter().chain(root).collect(),
+                    Some(discovery),
+                )
             }
             _ => return Err(RelyingError::NoChain),
         };
-        let source: Box<dyn CrlSource> = match (self.revocation, client) {
-            (Revocation::FollowCa, Some(client)) => Box::new(FollowCa::new(client)),
-            (Revocation::Source(source), _) => source,
-            _ => return Err(RelyingError::NoCrlSource),
-        };
-        let revocations = Revocations::new();
-        let mut verifier = LatchkeyVerifier::new(
-            &chain,
-            &self.trust_domain,
-            self.tenants.0,
-            revocations.clone(),
-        )?;
+        let mut verifier = LatchkeyVerifier::new(&chain, &self.trust_domain, self.tenants.0)?;
         if let Some(grace) = self.grace {
             verifier = verifier.grace(grace)?;
         }
         if self.insecure_allow_stale_crl {
             verifier = verifier.insecure_allow_stale_crl();
         }
-        // The chain passed the verifier's checks, so its first non-root is the issuer.
-        let issuer = verifier.issuer().clone();
-        let task = AbortOnDrop(tokio::spawn(
-            source.run(CrlSink::new(revocations.clone(), issuer)),
-        ));
-        let deadline = tokio::time::Instant::now() + self.first_crl_within;
-        while revocations.current().is_none() {
-            if tokio::time::Instant::now() >= deadline {
-                return Err(RelyingError::NoCrl(self.first_crl_within));
+        let issuers = verifier.issuer_set().clone();
+        let task = match (self.revocation, client) {
+            (Revocation::FollowCa, Some(client)) => {
+                // The chain passed the verifier's checks, so it holds an intermediate.
+                let Some(first) = verifier.issuers().into_iter().next() else {
+                    return Err(VerifierError::NoIntermediate.into());
+                };
+                tokio::spawn(follow::follow(client, issuers.clone(), first, known))
             }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+            (Revocation::Source(source), _) => {
+                tokio::spawn(source.run(CrlSink::by_signer(issuers.clone())))
+            }
+            _ => return Err(RelyingError::NoCrlSource),
+        };
+        let task = AbortOnDrop(task);
+        first_crls(&verifier, self.first_crl_within).await?;
         Ok(Relying {
             verifier: Arc::new(verifier),
             _source: Arc::new(task),
@@ -270,7 +294,43 @@ impl RelyingBuilder<TenantsChosen> {
     }
 }
 
-/// Aborts the revocation source when the last [`Relying`] holding it goes.
+/// Waits until every intermediate of `verifier` holds a CRL, or `within` passed: then
+/// refuses if none holds one, and otherwise says which ones do not.
+async fn first_crls(
+    verifier: &LatchkeyVerifier,
+    within: std::time::Duration,
+) -> Result<(), RelyingError> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let set = verifier.issuer_set().load();
+        let without: Vec<&str> = set
+            .iter()
+            .filter(|(_, i)| i.revocations.current().is_none())
+            .map(|(_, i)| i.subject.as_str())
+            .collect();
+        let some = without.len() < set.iter().count();
+        if some && without.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            if !some {
+                return Err(RelyingError::NoCrl(within));
+            }
+            for issuer in without {
+                tracing::error!(
+                    %issuer,
+                    "no CRL of this issuer yet: its keys are refused until one is verified"
+                );
+            }
+            return Ok(());
+        }
+        drop(set);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// Aborts a revocation source when the last [`Relying`] holding it goes (or, for one
+/// intermediate's CRL, when its follower drops it).
 #[derive(Debug)]
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 

@@ -13,16 +13,21 @@ use crate::tls::{CrlSink, CrlSource, CrlSourceTask};
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// Follows the CA's CRL with long polls (`GET /v1/crl?newer_than=N&wait=30`), handing each
-/// new CRL to the sink once. Retries with backoff while the CA is unreachable.
+/// Follows one CRL of the CA with long polls (`GET <path>?newer_than=N&wait=30`, where the
+/// path is `/v1/crl` or an issuer's `/v1/issuers/{id}/crl`), handing each new CRL to the
+/// sink once. Retries with backoff while the CA is unreachable.
 pub(crate) struct FollowCa {
     client: Client,
+    path: String,
 }
 
 impl FollowCa {
-    /// Follows the CA `client` talks to (only `ca_chain` and `crl` are used).
-    pub(crate) fn new(client: Client) -> Self {
-        Self { client }
+    /// Follows the CRL at `path` of the CA `client` talks to.
+    pub(crate) fn new(client: Client, path: &str) -> Self {
+        Self {
+            client,
+            path: path.to_owned(),
+        }
     }
 }
 
@@ -31,7 +36,7 @@ impl CrlSource for FollowCa {
         Box::pin(async move {
             let mut backoff = FIRST_BACKOFF;
             loop {
-                match self.client.crl(sink.held(), 30).await {
+                match self.client.issuer_crl(&self.path, sink.held(), 30).await {
                     Ok(Some((_, der))) => {
                         if sink.take(&der) {
                             backoff = FIRST_BACKOFF;
@@ -43,7 +48,7 @@ impl CrlSource for FollowCa {
                     }
                     Ok(None) => backoff = FIRST_BACKOFF,
                     Err(e) => {
-                        tracing::warn!(error = %e, retry_in = ?backoff, "cannot fetch the CRL");
+                        tracing::warn!(error = %e, path = self.path, retry_in = ?backoff, "cannot fetch the CRL");
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(MAX_BACKOFF);
                     }
@@ -53,8 +58,8 @@ impl CrlSource for FollowCa {
     }
 }
 
-/// Watches a CRL file (DER or PEM), handing it to the sink whenever it changes. Polls once a
-/// second.
+/// Watches a CRL file (DER, or PEM holding one CRL or several such as `GET
+/// /v1/crl/bundle.pem`), handing it to the sink whenever it changes. Polls once a second.
 pub(crate) struct CrlFile {
     path: PathBuf,
 }

@@ -201,7 +201,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
 }
 
 /// The per-connection step for [`super::serve`]: reads the verified leaf's identity once,
-/// with the verifier's trust domain, and keeps the verifier for the per-request checks.
+/// with the verifier's trust domain and the intermediate that issued it (whose CRL the
+/// per-request checks read), and keeps the verifier for those checks.
 /// Crate-private: `relying::Relying::serve` passes it the verifier of the listener, so the
 /// two can never differ.
 pub(crate) fn identity_per_connection(
@@ -211,7 +212,7 @@ pub(crate) fn identity_per_connection(
         let identity = info
             .certificate
             .as_ref()
-            .and_then(|c| Identity::from_der(c, verifier.trust_domain()).ok())?;
+            .and_then(|c| verifier.identity_after_handshake(c))?;
         Some(VerifiedConnection {
             identity,
             verifier: verifier.clone(),

@@ -14,6 +14,7 @@ mod ca_listener_verifier;
 mod config;
 #[cfg(feature = "axum")]
 mod forwarded;
+mod issuers;
 #[cfg(feature = "axum")]
 mod linger;
 mod log_limit;
@@ -37,6 +38,7 @@ pub use config::{ConfigError, client_config, load_certificates, load_private_key
 pub(crate) use forwarded::serve_behind_proxy;
 #[cfg(feature = "axum")]
 pub use forwarded::{ForwardedClientCert, ForwardedHeader};
+pub(crate) use issuers::{Issuers, issued_by_root};
 pub use revocation::{CrlSink, CrlSource, CrlSourceTask, Revocations};
 #[cfg(feature = "axum")]
 pub use serve::ConnectionInfo;

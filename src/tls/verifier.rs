@@ -1,13 +1,18 @@
 //! The relying service's client-certificate verifier. Each handshake:
-//! 1. builds and checks the chain with webpki (to the CA's root, through its intermediate
-//!    whether or not the client sent it; a CA certificate, an expired one, a wrong EKU or an
-//!    unknown critical extension fails here);
+//! 1. builds and checks the chain with webpki (to the CA's root, through one of the issuing
+//!    intermediates it holds, whatever intermediates the client sent; a CA certificate, an
+//!    expired one, a wrong EKU or an unknown critical extension fails here), and notes which
+//!    intermediate the path went through: the leaf's issuer;
 //! 2. reads the latchkey identity (the clientAuth EKU, exactly one URI SAN in the trust
 //!    domain, a subject that agrees with it, the scopes): admin certificates and anything
 //!    else are refused;
 //! 3. checks the tenant against the accepted ones;
-//! 4. looks the serial up in the revocation set of the last verified CRL: one hash lookup.
-//!    No CRL yet, or one past `nextUpdate` plus the grace, refuses (fail closed).
+//! 4. looks the serial up in the revocation set of the last verified CRL of that issuer:
+//!    one hash lookup. No CRL of that issuer yet, or one past `nextUpdate` plus the grace,
+//!    refuses (fail closed).
+//!
+//! The intermediates can change while it runs (`issuers.rs`): a relying service following
+//! the CA adds the new one after a rotation and drops a retired one, each with its own CRL.
 //!
 //! Every refusal is logged at warn with its reason (at most once a second per verifier, with
 //! a count of the ones left out), so that a misconfigured service says why it refuses keys.
@@ -22,6 +27,7 @@ use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error, 
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use time::{Duration, OffsetDateTime};
 
+use super::issuers::{Issuer, Issuers};
 use super::log_limit::LogLimit;
 use super::revocation::Revocations;
 use crate::model::TenantName;
@@ -48,7 +54,7 @@ pub enum VerifierError {
         "the CA chain holds no issuing intermediate: every key would be refused; give the chain of GET /v1/ca (intermediate, then root)"
     )]
     NoIntermediate,
-    /// An intermediate of the chain is not a CA certificate signed by a root of the chain.
+    /// An intermediate is not a CA certificate signed by a root of the chain.
     #[error("the intermediate {0:?} is not a CA certificate issued by the root given")]
     NotIssuedByRoot(String),
     /// The trust domain is not a valid SPIFFE trust domain, so no URI SAN could match it.
@@ -96,10 +102,9 @@ pub(crate) enum Tenants {
 /// and the per-request checks; loosen it only through the `insecure_` settings.
 pub struct LatchkeyVerifier {
     anchors: Vec<TrustAnchor<'static>>,
-    intermediates: Vec<CertificateDer<'static>>,
+    issuers: Issuers,
     hints: Vec<DistinguishedName>,
     trust_domain: String,
-    revocations: Revocations,
     grace: Duration,
     tenants: Tenants,
     insecure_allow_stale_crl: bool,
@@ -119,16 +124,15 @@ impl fmt::Debug for LatchkeyVerifier {
 }
 
 impl LatchkeyVerifier {
-    /// A verifier for certificates of the CA whose chain (`GET /v1/ca`: intermediate, then
-    /// root) is `chain`, in `trust_domain`, accepting keys of `tenants`, reading revocations
-    /// from `revocations`. Refuses a chain that could never verify a key: one without a
-    /// self-signed root, without the issuing intermediate, or whose intermediate the root
-    /// did not sign.
+    /// A verifier for certificates of the CA whose chain (`GET /v1/ca`: the issuing
+    /// intermediates, then the root) is `chain`, in `trust_domain`, accepting keys of
+    /// `tenants`; each intermediate starts without a CRL. Refuses a chain that could never
+    /// verify a key: one without a self-signed root, without an issuing intermediate, or
+    /// with an intermediate the root did not sign.
     pub(crate) fn new(
         chain: &[CertificateDer<'static>],
         trust_domain: &str,
         tenants: Tenants,
-        revocations: Revocations,
     ) -> Result<Self, VerifierError> {
         if !crate::profile::valid_trust_domain(trust_domain) {
             return Err(VerifierError::TrustDomain(trust_domain.to_owned()));
@@ -152,18 +156,9 @@ impl LatchkeyVerifier {
         if intermediates.is_empty() {
             return Err(VerifierError::NoIntermediate);
         }
-        for (_, intermediate) in &intermediates {
-            let signed_by_a_root = roots.iter().any(|(_, root)| {
-                intermediate.issuer() == root.subject()
-                    && intermediate
-                        .verify_signature(Some(root.public_key()))
-                        .is_ok()
-            });
-            if !intermediate.is_ca() || !signed_by_a_root {
-                return Err(VerifierError::NotIssuedByRoot(
-                    intermediate.subject().to_string(),
-                ));
-            }
+        let issuers = Issuers::new(roots.iter().map(|(c, _)| (*c).clone()).collect());
+        for (intermediate, _) in &intermediates {
+            issuers.add(intermediate)?;
         }
         let mut anchors = Vec::new();
         let mut hints = Vec::new();
@@ -177,10 +172,9 @@ impl LatchkeyVerifier {
         }
         Ok(Self {
             anchors,
-            intermediates: intermediates.iter().map(|(c, _)| (*c).clone()).collect(),
+            issuers,
             hints,
             trust_domain: trust_domain.to_owned(),
-            revocations,
             grace: DEFAULT_GRACE,
             tenants,
             insecure_allow_stale_crl: false,
@@ -213,14 +207,47 @@ impl LatchkeyVerifier {
         &self.trust_domain
     }
 
-    /// The issuing intermediate, whose CRLs this verifier's revocation set takes.
-    pub(crate) fn issuer(&self) -> &CertificateDer<'static> {
-        &self.intermediates[0]
+    /// The issuing intermediates whose keys this verifier accepts now, each with its own
+    /// CRL: crate-private, for the revocation sources that add and remove them.
+    pub(crate) fn issuer_set(&self) -> &Issuers {
+        &self.issuers
     }
 
-    /// The revocation state this verifier reads.
-    pub fn revocations(&self) -> &Revocations {
-        &self.revocations
+    /// The issuing intermediates whose keys this verifier accepts now (their certificates,
+    /// in the order they were added). A relying service following the CA adds one after a
+    /// rotation and drops one the CA retired.
+    pub fn issuers(&self) -> Vec<CertificateDer<'static>> {
+        self.issuers.load().certificates.clone()
+    }
+
+    /// The revocation state of the intermediate `issuer`, if this verifier accepts its keys.
+    pub fn revocations_of(&self, issuer: &CertificateDer<'_>) -> Option<Revocations> {
+        self.issuers
+            .load()
+            .by_certificate(issuer)
+            .map(|i| i.revocations.clone())
+    }
+
+    /// The revocation state of the newest intermediate (the latest start of validity: the
+    /// one signing new certificates; with one intermediate, that one). Empty, with no CRL,
+    /// when no intermediate is left. Each intermediate has its own: see
+    /// [`Self::revocations_of`].
+    pub fn revocations(&self) -> Revocations {
+        self.issuers
+            .load()
+            .newest()
+            .map(|i| i.revocations.clone())
+            .unwrap_or_default()
+    }
+
+    /// The identity a leaf proves whose chain a handshake with this verifier already
+    /// checked: its fields, and the intermediate that issued it among those held now (see
+    /// `IssuerSet::issuer_of`). `None` when it carries no identity or its issuer is gone.
+    #[cfg(feature = "axum")]
+    pub(crate) fn identity_after_handshake(&self, leaf: &[u8]) -> Option<Identity> {
+        let identity = Identity::from_der(leaf, &self.trust_domain).ok()?;
+        let issuer = self.issuers.load().issuer_of(leaf)?.fingerprint;
+        Some(identity.issued_by(issuer))
     }
 
     /// Checks, for a request on a connection whose handshake proved `identity`, that it
@@ -234,19 +261,35 @@ impl LatchkeyVerifier {
                 Some(identity),
             ));
         }
-        self.check_revocation(identity, now)
+        let issuers = self.issuers.load();
+        let issuer = identity
+            .issuer()
+            .and_then(|fingerprint| issuers.by_fingerprint(fingerprint));
+        let Some(issuer) = issuer else {
+            return Err(self.refuse(
+                refused("its issuing intermediate is no longer accepted here"),
+                Some(identity),
+            ));
+        };
+        self.check_revocation(issuer, identity, now)
             .map_err(|e| self.refuse(e, Some(identity)))
     }
 
-    fn check_revocation(&self, identity: &Identity, now: OffsetDateTime) -> Result<(), Error> {
-        let Some(set) = self.revocations.current() else {
+    /// Looks `identity` up in the CRL of `issuer`, the intermediate that issued it.
+    fn check_revocation(
+        &self,
+        issuer: &Issuer,
+        identity: &Identity,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let Some(set) = issuer.revocations.current() else {
             return Err(refused("no CRL yet: refusing until one is verified"));
         };
         if now > set.next_update() + self.grace {
             if self.insecure_allow_stale_crl {
-                tracing::warn!(number = set.number(), "accepting a stale CRL");
+                tracing::warn!(number = set.number(), issuer = %issuer.subject, "accepting a stale CRL");
             } else {
-                tracing::error!(number = set.number(), next_update = %set.next_update(), "the CRL is stale; refusing");
+                tracing::error!(number = set.number(), next_update = %set.next_update(), issuer = %issuer.subject, "the CRL is stale; refusing");
                 return Err(refused("the CRL is stale"));
             }
         }
@@ -282,35 +325,45 @@ impl LatchkeyVerifier {
         now: UnixTime,
     ) -> Result<Identity, Error> {
         // 1. Chain, validity, clientAuth, criticality, CA-as-leaf.
-        // Only the CA's own intermediate builds the path, whatever the client sends: the
-        // revocation set belongs to that issuer, so a leaf of any other intermediate under
-        // the root (an old or rotated one) must not pass with revocations nobody checks.
+        // Only the intermediates held here build the path, whatever the client sends: each
+        // has its own revocation set, so a leaf of any other intermediate under the root (a
+        // retired one, one never followed) must not pass with revocations nobody checks.
         let _ = intermediates;
+        let issuers = self.issuers.load();
         let leaf = webpki::EndEntityCert::try_from(end_entity)
             .map_err(|e| self.refuse(pki_error(e), None))?;
-        leaf.verify_for_usage(
-            self.provider.signature_verification_algorithms.all,
-            &self.anchors,
-            &self.intermediates,
-            now,
-            // Checked on every certificate of the path, so "if present" here; the leaf's
-            // clientAuth is required by the identity check below.
-            webpki::KeyUsage::client_auth(),
-            None,
-            None,
-        )
-        .map_err(|e| self.refuse(pki_error(e), None))?;
+        let path = leaf
+            .verify_for_usage(
+                self.provider.signature_verification_algorithms.all,
+                &self.anchors,
+                &issuers.certificates,
+                now,
+                // Checked on every certificate of the path, so "if present" here; the leaf's
+                // clientAuth is required by the identity check below.
+                webpki::KeyUsage::client_auth(),
+                None,
+                None,
+            )
+            .map_err(|e| self.refuse(pki_error(e), None))?;
+        // The leaf's issuer is the intermediate next to it on the verified path (its key
+        // signed the leaf), never what the leaf or the client names.
+        let issuer = path
+            .intermediate_certificates()
+            .next()
+            .and_then(|cert| issuers.by_certificate(cert.der().as_ref()))
+            .ok_or_else(|| self.refuse(refused("not issued by an issuing intermediate"), None))?;
         // 2. The latchkey identity.
         let identity = Identity::from_der(end_entity, &self.trust_domain)
-            .map_err(|e| self.refuse(refused(not_a_key(&e)), None))?;
+            .map_err(|e| self.refuse(refused(not_a_key(&e)), None))?
+            .issued_by(issuer.fingerprint);
         // 3. Accepted tenants.
         if let Tenants::Only(tenants) = &self.tenants
             && !tenants.contains(identity.tenant())
         {
             return Err(self.refuse(refused("tenant not accepted here"), Some(&identity)));
         }
-        // 4. Revocation.
-        self.check_revocation(&identity, offset(now))
+        // 4. Revocation, by the issuer's CRL.
+        self.check_revocation(issuer, &identity, offset(now))
             .map_err(|e| self.refuse(e, Some(&identity)))?;
         Ok(identity)
     }

@@ -2,7 +2,7 @@
 //! (as a process, or in process on a clock the test moves: see `support`) and talks HTTPS
 //! and mTLS to it, with the library client, the CLI, openssl and curl. `verifier` needs no
 //! server: it checks the relying-service verifier through its public API against a CA's
-//! chain made in the test.
+//! chain made in the test; `relying` follows a fake CA's issuer list through a rotation.
 
 #![allow(clippy::unwrap_used, reason = "a panic is how a test fails")]
 
@@ -25,6 +25,7 @@ mod matrix;
 mod pkcs12;
 mod readme;
 mod recipes;
+mod relying;
 mod renewal;
 mod renewal_limits;
 mod replicas;

@@ -23,7 +23,7 @@ use rustls::{CertificateError, Error};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use time::{Duration, OffsetDateTime};
 
-const TRUST_DOMAIN: &str = "latchkey.internal";
+pub(crate) const TRUST_DOMAIN: &str = "latchkey.internal";
 
 /// The refusal reasons the verifier gives a certificate that chains to the CA but is no
 /// latchkey key certificate (one per `IdentityError`; `tls::verifier`'s unit test keeps
@@ -33,21 +33,24 @@ const NO_KEY_URI: &str = "not a latchkey key certificate: no key URI SAN in this
 const SUBJECT_MISMATCH: &str =
     "not a latchkey key certificate: the subject does not match the URI SAN";
 const STALE: &str = "the CRL is stale";
+pub(crate) const NO_CRL_YET: &str = "no CRL yet: refusing until one is verified";
 
 /// A CA (root and intermediate) with one key certificate of alice@acme.
-struct Fixture {
+pub(crate) struct Fixture {
     /// Intermediate, then root: what `GET /v1/ca` serves.
-    chain: Vec<CertificateDer<'static>>,
-    signer: Signer,
+    pub(crate) chain: Vec<CertificateDer<'static>>,
+    pub(crate) signer: Signer,
     /// The intermediate's key, for leaves built field by field.
     issuer: Issuer<'static, KeyPair>,
-    leaf: CertificateDer<'static>,
+    /// The root's key, for more intermediates (as after a rotation).
+    pub(crate) root: Issuer<'static, KeyPair>,
+    pub(crate) leaf: CertificateDer<'static>,
     /// The leaf's private key (PEM).
     leaf_key_pem: String,
     serial: Serial,
 }
 
-fn fixture() -> Fixture {
+pub(crate) fn fixture() -> Fixture {
     let now = OffsetDateTime::now_utc();
     let ca = Bootstrap::generate(now).unwrap();
     let signer = Signer::new(
@@ -57,8 +60,33 @@ fn fixture() -> Fixture {
         "https://localhost/v1/crl",
     )
     .unwrap();
+    let (leaf, serial, leaf_key_pem) = key_certificate(&signer);
+    let issuer = Issuer::from_ca_cert_der(
+        &ca.intermediate_certificate,
+        KeyPair::from_pem(&ca.intermediate_key_pem).unwrap(),
+    )
+    .unwrap();
+    let root = Issuer::from_ca_cert_der(
+        &ca.root_certificate,
+        KeyPair::from_pem(&ca.root_key_pem).unwrap(),
+    )
+    .unwrap();
+    Fixture {
+        chain: vec![ca.intermediate_certificate, ca.root_certificate],
+        signer,
+        issuer,
+        root,
+        leaf,
+        leaf_key_pem,
+        serial,
+    }
+}
+
+/// A key certificate of alice@acme (`read:metrics`, valid for an hour) signed by `signer`:
+/// the certificate, its serial and its private key (PEM).
+pub(crate) fn key_certificate(signer: &Signer) -> (CertificateDer<'static>, Serial, String) {
+    let now = OffsetDateTime::now_utc();
     let pair = latchkey::client::new_key_pair(latchkey::client::KeyType::P256).unwrap();
-    let csr = pair.csr_pem;
     let serial = Serial::random();
     let leaf = signer
         .sign_key_certificate(KeyOrder {
@@ -69,32 +97,57 @@ fn fixture() -> Fixture {
             scopes: ScopeSet::parse(["read:metrics"]).unwrap(),
             not_before: now - Duration::minutes(1),
             not_after: now + Duration::hours(1),
-            public_key: latchkey::authority::csr::verify_pem(&csr)
+            public_key: latchkey::authority::csr::verify_pem(&pair.csr_pem)
                 .unwrap()
                 .public_key,
         })
         .unwrap()
         .der;
-    let issuer = Issuer::from_ca_cert_der(
-        &ca.intermediate_certificate,
-        KeyPair::from_pem(&ca.intermediate_key_pem).unwrap(),
+    (leaf, serial, pair.key_pem)
+}
+
+/// Another issuing intermediate under the fixture's root, `CN=<cn>, O=latchkey` (as `ca
+/// rotate` makes one), and its signer.
+pub(crate) fn rotated(f: &Fixture, cn: &str) -> (CertificateDer<'static>, Signer) {
+    let now = OffsetDateTime::now_utc();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::default();
+    params.distinguished_name = subject(cn, "latchkey");
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.not_before = now - Duration::minutes(1);
+    params.not_after = now + Duration::days(30);
+    params.use_authority_key_identifier_extension = true;
+    let certificate = CertificateDer::from(params.signed_by(&key, &f.root).unwrap().der().to_vec());
+    let signer = Signer::new(
+        certificate.clone(),
+        &key.serialize_pem(),
+        TRUST_DOMAIN,
+        "https://localhost/v1/issuers/2/crl",
     )
     .unwrap();
-    Fixture {
-        chain: vec![ca.intermediate_certificate, ca.root_certificate],
-        signer,
-        issuer,
-        leaf,
-        leaf_key_pem: pair.key_pem,
-        serial,
-    }
+    (certificate, signer)
 }
 
 /// A CRL of the fixture's intermediate, numbered `number`, listing `revoked` (for key
 /// compromise), whose `nextUpdate` lies `next_update` from now (negative: overdue).
-fn crl(f: &Fixture, number: u64, next_update: Duration, revoked: &[Serial]) -> Vec<u8> {
+pub(crate) fn crl(f: &Fixture, number: u64, next_update: Duration, revoked: &[Serial]) -> Vec<u8> {
+    crl_of(&f.signer, number, next_update, revoked)
+}
+
+/// [`crl`] signed by any intermediate's `signer`.
+pub(crate) fn crl_of(
+    signer: &Signer,
+    number: u64,
+    next_update: Duration,
+    revoked: &[Serial],
+) -> Vec<u8> {
     let now = OffsetDateTime::now_utc();
-    f.signer
+    signer
         .sign_crl(&CrlOrder {
             number,
             this_update: now - Duration::hours(1),
@@ -109,6 +162,13 @@ fn crl(f: &Fixture, number: u64, next_update: Duration, revoked: &[Serial]) -> V
                 .collect(),
         })
         .unwrap()
+}
+
+/// CRLs in one PEM bundle, as `GET /v1/crl/bundle.pem` serves them.
+fn bundle(crls: &[&[u8]]) -> Vec<u8> {
+    crls.iter()
+        .flat_map(|der| latchkey::pem::encode("X509 CRL", der).into_bytes())
+        .collect()
 }
 
 /// A CRL source driven by the test: it delivers `first` (if any), then hands its sink to the
@@ -174,7 +234,7 @@ async fn fresh(f: &Fixture) -> Relying {
 }
 
 /// The reason carried by a refusal that rustls only knows as `CertificateError::Other`.
-fn other_reason(
+pub(crate) fn other_reason(
     result: Result<Identity, Error>,
 ) -> std::sync::Arc<dyn std::error::Error + Send + Sync> {
     match result {
@@ -408,6 +468,187 @@ async fn crls_are_taken_only_when_signed_by_the_issuer_and_newer() {
     let held = relying.verifier().revocations().current().unwrap();
     assert_eq!(held.number(), 5);
     assert!(held.is_revoked(f.serial.as_bytes()));
+}
+
+/// The CA after a rotation: two intermediates under one root, newest first as `GET /v1/ca`
+/// serves them, with the first CRL of each in one bundle. Returns the service, its sink, the
+/// second intermediate, a key certificate it signed (with its serial) and its signer.
+async fn rotated_ca(
+    f: &Fixture,
+) -> (
+    Relying,
+    CrlSink,
+    CertificateDer<'static>,
+    (CertificateDer<'static>, Serial),
+    Signer,
+) {
+    let (second, signer) = rotated(f, "latchkey issuing CA 2");
+    let (leaf, serial, _) = key_certificate(&signer);
+    let chain = vec![second.clone(), f.chain[0].clone(), f.chain[1].clone()];
+    let first = bundle(&[
+        &crl(f, 1, Duration::hours(1), &[]),
+        &crl_of(&signer, 1, Duration::hours(1), &[]),
+    ]);
+    let (relying, sink) = build_on(chain, any_tenant(), Some(first)).await.unwrap();
+    (relying, sink, second, (leaf, serial), signer)
+}
+
+#[tokio::test]
+async fn verify_with_two_intermediates_checks_each_leaf_against_its_own_issuers_crl() {
+    let f = fixture();
+    let (relying, sink, second, (leaf, serial), signer) = rotated_ca(&f).await;
+    let v = relying.verifier();
+    assert_eq!(v.issuers(), vec![second.clone(), f.chain[0].clone()]);
+    let old = v.verify(&f.leaf, &[], UnixTime::now()).unwrap();
+    let new = v.verify(&leaf, &[], UnixTime::now()).unwrap();
+    assert_eq!(*new.serial(), serial);
+
+    // The first intermediate's CRL lists the second's key: it counts for neither.
+    assert!(sink.take(&crl(&f, 2, Duration::hours(1), &[serial])));
+    assert!(v.verify(&leaf, &[], UnixTime::now()).is_ok());
+    v.still_valid(&new, UnixTime::now()).unwrap();
+    // The second's own CRL revokes it, at the handshake and on a connection already open;
+    // listing the first's key too, it leaves that one standing.
+    assert!(sink.take(&crl_of(&signer, 2, Duration::hours(1), &[serial, f.serial])));
+    assert!(matches!(
+        v.verify(&leaf, &[], UnixTime::now()),
+        Err(Error::InvalidCertificate(CertificateError::Revoked))
+    ));
+    assert!(v.still_valid(&new, UnixTime::now()).is_err());
+    assert!(v.verify(&f.leaf, &[], UnixTime::now()).is_ok());
+    v.still_valid(&old, UnixTime::now()).unwrap();
+    // Each CRL was filed under the intermediate that signed it.
+    let first_held = v.revocations_of(&f.chain[0]).unwrap().current().unwrap();
+    assert_eq!(first_held.number(), 2);
+    assert!(first_held.is_revoked(serial.as_bytes()));
+    let second_held = v.revocations_of(&second).unwrap().current().unwrap();
+    assert_eq!(second_held.number(), 2);
+    assert!(second_held.is_revoked(serial.as_bytes()));
+
+    // A CRL in the second's name signed by another key (another root's intermediate of the
+    // same name) counts for nobody, alone or in a bundle.
+    let other = fixture();
+    let (_, impostor) = rotated(&other, "latchkey issuing CA 2");
+    let forged = crl_of(&impostor, 9, Duration::hours(1), &[]);
+    assert!(!sink.take(&forged));
+    assert!(!sink.take(&bundle(&[&crl(&f, 3, Duration::hours(1), &[]), &forged])));
+    assert_eq!(
+        v.revocations_of(&second)
+            .unwrap()
+            .current()
+            .unwrap()
+            .number(),
+        2
+    );
+    assert!(matches!(
+        v.verify(&leaf, &[], UnixTime::now()),
+        Err(Error::InvalidCertificate(CertificateError::Revoked))
+    ));
+    // The root's CRL in a bundle (as `bundle.pem` ends) is passed over, not refused.
+    let now = OffsetDateTime::now_utc();
+    let root_crl = latchkey::ca::RootSigner::new(&f.chain[1], &f.root.key().serialize_pem())
+        .unwrap()
+        .sign(&CrlOrder {
+            number: 1,
+            this_update: now,
+            next_update: now + Duration::days(30),
+            entries: Vec::new(),
+        })
+        .unwrap();
+    assert!(sink.take(&bundle(&[
+        &crl(&f, 4, Duration::hours(1), &[]),
+        &crl_of(&signer, 3, Duration::hours(1), &[]),
+        &root_crl,
+    ])));
+    assert!(v.verify(&leaf, &[], UnixTime::now()).is_ok());
+    assert_eq!(sink.held(), Some(3), "the lowest number held");
+}
+
+#[tokio::test]
+async fn verify_of_a_leaf_whose_intermediate_has_no_crl_yet_is_refused_until_its_crl_is_taken() {
+    let f = fixture();
+    let (second, signer) = rotated(&f, "latchkey issuing CA 2");
+    let (leaf, _, _) = key_certificate(&signer);
+    let chain = vec![second.clone(), f.chain[0].clone(), f.chain[1].clone()];
+    // Only the first intermediate's CRL comes: the builder waits for the other's in vain,
+    // then starts, refusing the second's keys.
+    let (relying, sink) = build_on(
+        chain,
+        any_tenant(),
+        Some(crl(&f, 1, Duration::hours(1), &[])),
+    )
+    .await
+    .unwrap();
+    let v = relying.verifier();
+    assert!(v.revocations_of(&second).unwrap().current().is_none());
+    assert!(v.verify(&f.leaf, &[], UnixTime::now()).is_ok());
+    assert_eq!(
+        other_reason(v.verify(&leaf, &[], UnixTime::now())).to_string(),
+        NO_CRL_YET
+    );
+    // Another intermediate's fresh CRL is no CRL of this one.
+    assert!(sink.take(&crl(&f, 2, Duration::hours(1), &[])));
+    assert_eq!(
+        other_reason(v.verify(&leaf, &[], UnixTime::now())).to_string(),
+        NO_CRL_YET
+    );
+    assert_eq!(sink.held(), None, "not every intermediate holds a CRL");
+    assert!(sink.take(&crl_of(&signer, 1, Duration::hours(1), &[])));
+    assert!(v.verify(&leaf, &[], UnixTime::now()).is_ok());
+    assert_eq!(sink.held(), Some(1));
+}
+
+#[tokio::test]
+async fn an_intermediate_the_root_did_not_sign_is_refused_and_so_are_its_keys() {
+    let f = fixture();
+    let other = fixture();
+    let (foreign, foreign_signer) = rotated(&other, "latchkey issuing CA 2");
+    // Beside the CA's own intermediate in the chain: refused when built, by name.
+    let chain = vec![foreign.clone(), f.chain[0].clone(), f.chain[1].clone()];
+    let first = Some(crl(&f, 1, Duration::hours(1), &[]));
+    match build_on(chain, any_tenant(), first).await {
+        Err(RelyingError::Verifier(VerifierError::NotIssuedByRoot(subject))) => {
+            assert!(subject.contains("latchkey issuing CA 2"), "{subject}")
+        }
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("built with an intermediate of another root"),
+    }
+    // A certificate the root signed that is no CA certificate is no intermediate either.
+    let not_a_ca = {
+        let mut params = CertificateParams::default();
+        params.distinguished_name = subject("latchkey issuing CA 3", "latchkey");
+        params.is_ca = IsCa::ExplicitNoCa;
+        let key = KeyPair::generate().unwrap();
+        CertificateDer::from(params.signed_by(&key, &f.root).unwrap().der().to_vec())
+    };
+    let chain = vec![not_a_ca, f.chain[0].clone(), f.chain[1].clone()];
+    assert!(matches!(
+        build_on(
+            chain,
+            any_tenant(),
+            Some(crl(&f, 1, Duration::hours(1), &[]))
+        )
+        .await,
+        Err(RelyingError::Verifier(VerifierError::NotIssuedByRoot(_)))
+    ));
+
+    // A service holding two intermediates of its root takes no third from the client: not
+    // another root's, not even its own root's when it was not given.
+    let (relying, _, second, _, _) = rotated_ca(&f).await;
+    let v = relying.verifier();
+    let (foreign_leaf, _, _) = key_certificate(&foreign_signer);
+    let (unlisted, unlisted_signer) = rotated(&f, "latchkey issuing CA 3");
+    let (unlisted_leaf, _, _) = key_certificate(&unlisted_signer);
+    // Another root's, named like the second intermediate held here: that one's key did not
+    // sign it.
+    assert!(matches!(
+        v.verify(&foreign_leaf, &[foreign, second.clone()], UnixTime::now()),
+        Err(Error::InvalidCertificate(CertificateError::BadSignature))
+    ));
+    assert!(matches!(
+        v.verify(&unlisted_leaf, &[unlisted, second], UnixTime::now()),
+        Err(Error::InvalidCertificate(CertificateError::UnknownIssuer))
+    ));
 }
 
 #[tokio::test]
