@@ -187,4 +187,73 @@ async fn an_intermediate_key_in_a_pkcs11_token_signs_everything_and_never_touche
     ca.enroll_into("alice@acme", &["read:metrics"], "desktop")
         .await;
     assert!(verify_with_crls(&ca, &ca.path("desktop").join("cert.pem")).0);
+
+    // A rotation makes the next intermediate's key in the token too, under a label of its
+    // own; the running CA opens it there and signs with it.
+    let out = ca.cli_with_env(
+        &["--pkcs11-pin-file", &pin, "ca", "rotate"],
+        &[("SOFTHSM2_CONF", &conf_text)],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let store = ca.store().await;
+    let records = store.intermediates().await.unwrap();
+    assert_eq!(records.len(), 2);
+    assert!(
+        matches!(&records[1].key, latchkey::model::IssuerKeyLocation::Token(label)
+            if label.starts_with("latchkey-intermediate-")),
+        "{:?}",
+        records[1].key
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut attempt = 0;
+    let rotated = loop {
+        attempt += 1;
+        let key = ca
+            .enroll_into(
+                "alice@acme",
+                &["read:metrics"],
+                &format!("rotated-{attempt}"),
+            )
+            .await;
+        if key.chain.matches("BEGIN CERTIFICATE").count() == 2
+            && key.chain.contains(
+                &latchkey::pem::encode("CERTIFICATE", &records[1].certificate)
+                    .trim()
+                    .to_owned(),
+            )
+        {
+            break key;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the CA never signed with the new key"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(!ca.log().contains("CANNOT OPEN"), "{}", ca.log());
+    std::fs::write(ca.path("rotated.pem"), &rotated.certificate).unwrap();
+    std::fs::write(
+        ca.path("intermediates.pem"),
+        latchkey::pem::encode_certificates(records.iter().map(|r| r.certificate.as_slice())),
+    )
+    .unwrap();
+    std::fs::write(
+        ca.path("new-intermediate.pem"),
+        latchkey::pem::encode("CERTIFICATE", &records[1].certificate),
+    )
+    .unwrap();
+    let bundle = Command::new("curl")
+        .args(["-sS", "-f", "--cacert", "certs/ca.pem", "-o", "bundle.pem"])
+        .arg(format!("{}/v1/crl/bundle.pem", ca.url))
+        .current_dir(ca.path(""))
+        .status()
+        .unwrap();
+    assert!(bundle.success());
+    let (ok, said) =
+        crate::crl_chain::verify_all_with(&ca, "intermediates.pem", "bundle.pem", "rotated.pem");
+    assert!(ok, "{said}");
+    for file in ["new-intermediate.pem", "rotated.pem"] {
+        let findings = crate::lint::pkilint(&["lint_pkix_cert", "lint"], &ca.path(file));
+        assert!(findings.is_empty(), "pkilint on {file}: {findings:#?}");
+    }
 }

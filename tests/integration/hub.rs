@@ -786,3 +786,119 @@ async fn the_ca_revocation_source_waits_out_an_outage_and_takes_only_its_issuers
         log.text()
     );
 }
+
+#[tokio::test]
+async fn a_following_hub_accepts_good_keys_through_a_rotation_and_follows_the_new_intermediates_crl()
+ {
+    let ca = Ca::start_with(&["--renew-interval", "0s"]);
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let alice = ca
+        .enroll_into("alice@acme", &["read:metrics"], "alice")
+        .await;
+    let hub = Arc::new(Hub::start(&ca, &[]));
+    let before = Arc::new(hub.client(&ca.path("alice")));
+    still_serves(&hub, &before).await;
+
+    // Alice calls the hub on a new connection every 20 ms, all through the rotation: none
+    // may be refused.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let caller = {
+        let (stop, config, hub) = (stop.clone(), before.clone(), hub.clone());
+        tokio::spawn(async move {
+            let mut calls = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (status, body) = hub
+                    .call(config.clone(), "GET", "/api/v1/whoami", "")
+                    .await
+                    .unwrap_or_else(|e| panic!("alice refused after {calls} calls: {e}"));
+                assert_eq!(status, 200, "{body}");
+                calls += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            calls
+        })
+    };
+    let out = ca.cli(&["ca", "rotate"]);
+    assert!(out.status.success(), "{out:?}");
+    // The CA follows its store within a fraction of a second.
+    let client = ca.anonymous();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while client
+        .issuers(None, 0)
+        .await
+        .unwrap()
+        .unwrap()
+        .issuers
+        .len()
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the CA never took the rotation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A key of the new intermediate gets in once the hub follows it (it long-polls the
+    // CA's issuers, then fetches the new one's CRL), with no restart.
+    let bob = ca.enroll_into("alice@acme", &["read:metrics"], "bob").await;
+    let new_issuer = {
+        use rustls_pki_types::pem::PemObject;
+        let der =
+            rustls_pki_types::CertificateDer::from_pem_slice(bob.certificate.as_bytes()).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        cert.issuer().to_string()
+    };
+    assert_eq!(new_issuer, "CN=latchkey issuing CA 2, O=latchkey");
+    let bob_config = Arc::new(hub.client(&ca.path("bob")));
+    let followed = tokio::time::timeout(Duration::from_secs(5), async {
+        while hub
+            .call(bob_config.clone(), "GET", "/api/v1/whoami", "")
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        followed.is_ok(),
+        "the hub never accepted the new intermediate's key"
+    );
+
+    // Alice renews under the new intermediate; her new certificate gets in at once.
+    let renewed = ca
+        .with_identity(&ca.path("alice"))
+        .renew(&alice.key.id, None)
+        .await
+        .unwrap();
+    let dir = latchkey::client::KeyDir::new(ca.path("alice"));
+    dir.write_certificates(&renewed.certificate, &renewed.chain)
+        .unwrap();
+    let after = Arc::new(hub.client(&ca.path("alice")));
+    still_serves(&hub, &after).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let calls = caller.await.unwrap();
+    assert!(calls > 5, "alice called {calls} times through the rotation");
+
+    // A revocation of a key of the new intermediate reaches the hub within a second.
+    ca.admin()
+        .revoke_key(None, &bob.key.id, Some("key_compromise"))
+        .await
+        .unwrap();
+    let refused = tokio::time::timeout(Duration::from_secs(1), async {
+        while hub
+            .call(bob_config.clone(), "GET", "/api/v1/whoami", "")
+            .await
+            .is_ok()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        refused.is_ok(),
+        "the revoked key still got in a second later"
+    );
+    still_serves(&hub, &after).await;
+}
