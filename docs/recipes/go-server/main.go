@@ -2,9 +2,11 @@
 //
 // Usage: go run ./go-server PORT SERVER_CERT SERVER_KEY CA_CHAIN CRL
 //
-// CA_CHAIN is `GET /v1/ca` (the intermediate, then the root). CRL is the intermediate's CRL
-// (DER or PEM) that `latchkey crl sync --out CRL` keeps fresh; it is read again whenever the
-// file changes. Clients may send their leaf alone: the chain is built from CA_CHAIN.
+// CA_CHAIN is `GET /v1/ca` (every published intermediate, then the root). CRL is the file
+// `latchkey crl sync --out CRL` keeps fresh (every intermediate's CRL, PEM; or one CRL in
+// DER); it is read again whenever the file changes, and each leaf is checked against the
+// CRL of the intermediate that issued it (after a rotation there are several). Clients may
+// send their leaf alone: the chain is built from CA_CHAIN.
 package main
 
 import (
@@ -22,18 +24,29 @@ import (
 	"time"
 )
 
-type revocations struct {
-	mu      sync.Mutex
-	path    string
-	issuer  *x509.Certificate
-	stamp   time.Time
+// issued is what one intermediate's CRL says.
+type issued struct {
 	revoked map[string]bool
 	next    time.Time
 }
 
-// current reads the CRL again if the file changed, checks its signature, and returns the
-// revoked serials; a CRL past its nextUpdate fails closed.
-func (r *revocations) current() (map[string]bool, error) {
+type revocations struct {
+	mu      sync.Mutex
+	path    string
+	issuers []*x509.Certificate
+	stamp   time.Time
+	// By the issuing intermediate's raw subject and key.
+	crls map[string]issued
+}
+
+func issuerKey(cert *x509.Certificate) string {
+	return string(cert.RawSubject) + string(cert.SubjectKeyId)
+}
+
+// current reads the CRLs again if the file changed, files each under the intermediate that
+// signed it (a CRL no intermediate signed, such as the root's, is left out), and returns
+// the revoked serials of `issuer`'s; no CRL for it, or one past its nextUpdate, fails closed.
+func (r *revocations) current(issuer *x509.Certificate) (map[string]bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	info, err := os.Stat(r.path)
@@ -45,7 +58,8 @@ func (r *revocations) current() (map[string]bool, error) {
 		if err != nil {
 			return nil, err
 		}
-		// The first X509 CRL block of a PEM bundle, or DER.
+		// Every X509 CRL block of a PEM bundle, or one DER CRL.
+		var blocks [][]byte
 		for rest := raw; ; {
 			var block *pem.Block
 			block, rest = pem.Decode(rest)
@@ -53,27 +67,38 @@ func (r *revocations) current() (map[string]bool, error) {
 				break
 			}
 			if block.Type == "X509 CRL" {
-				raw = block.Bytes
-				break
+				blocks = append(blocks, block.Bytes)
 			}
 		}
-		crl, err := x509.ParseRevocationList(raw)
-		if err != nil {
-			return nil, err
+		if len(blocks) == 0 {
+			blocks = [][]byte{raw}
 		}
-		if err := crl.CheckSignatureFrom(r.issuer); err != nil {
-			return nil, err
+		crls := map[string]issued{}
+		for _, der := range blocks {
+			crl, err := x509.ParseRevocationList(der)
+			if err != nil {
+				return nil, err
+			}
+			for _, candidate := range r.issuers {
+				if crl.CheckSignatureFrom(candidate) == nil {
+					revoked := map[string]bool{}
+					for _, entry := range crl.RevokedCertificates {
+						revoked[entry.SerialNumber.String()] = true
+					}
+					crls[issuerKey(candidate)] = issued{revoked, crl.NextUpdate}
+				}
+			}
 		}
-		revoked := map[string]bool{}
-		for _, entry := range crl.RevokedCertificates {
-			revoked[entry.SerialNumber.String()] = true
-		}
-		r.revoked, r.next, r.stamp = revoked, crl.NextUpdate, info.ModTime()
+		r.crls, r.stamp = crls, info.ModTime()
 	}
-	if time.Now().After(r.next) {
+	crl, ok := r.crls[issuerKey(issuer)]
+	if !ok {
+		return nil, errors.New("no CRL of the certificate's issuer")
+	}
+	if time.Now().After(crl.next) {
 		return nil, errors.New("the CRL is past its nextUpdate")
 	}
-	return r.revoked, nil
+	return crl.revoked, nil
 }
 
 func main() {
@@ -83,7 +108,7 @@ func main() {
 		log.Fatal(err)
 	}
 	roots, intermediates := x509.NewCertPool(), x509.NewCertPool()
-	var issuer *x509.Certificate
+	var issuers []*x509.Certificate
 	for rest := chain; ; {
 		var block *pem.Block
 		block, rest = pem.Decode(rest)
@@ -98,10 +123,10 @@ func main() {
 			roots.AddCert(cert)
 		} else {
 			intermediates.AddCert(cert)
-			issuer = cert
+			issuers = append(issuers, cert)
 		}
 	}
-	crl := &revocations{path: crlPath, issuer: issuer}
+	crl := &revocations{path: crlPath, issuers: issuers}
 	pair, err := tls.LoadX509KeyPair(serverCert, serverKey)
 	if err != nil {
 		log.Fatal(err)
@@ -112,7 +137,7 @@ func main() {
 		ClientAuth: tls.RequireAnyClientCert,
 		VerifyConnection: func(state tls.ConnectionState) error {
 			leaf := state.PeerCertificates[0]
-			_, err := leaf.Verify(x509.VerifyOptions{
+			chains, err := leaf.Verify(x509.VerifyOptions{
 				Roots:         roots,
 				Intermediates: intermediates,
 				KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
@@ -120,7 +145,11 @@ func main() {
 			if err != nil {
 				return err
 			}
-			revoked, err := crl.current()
+			// The intermediate that issued the leaf, on the path Go verified.
+			if len(chains[0]) < 3 {
+				return errors.New("not issued by one of the CA's intermediates")
+			}
+			revoked, err := crl.current(chains[0][1])
 			if err != nil {
 				return err
 			}
