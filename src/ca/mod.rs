@@ -17,4 +17,4 @@ pub use bootstrap::{
 pub use crl::{CrlEntry, CrlOrder, RootSigner, crl_lists_exactly};
 pub use issuing_key::IssuingKey;
 pub use pkcs11::{Pkcs11Error, Pkcs11Key, Pkcs11Location, Pkcs11Pin};
-pub use signer::{IssuedCertificate, KeyOrder, PublicKey, Signer, SignerError};
+pub use signer::{IssuedCertificate, IssuerFacts, KeyOrder, PublicKey, Signer, SignerError};

@@ -63,6 +63,29 @@ pub fn key_identifier(subject_public_key: &[u8]) -> Vec<u8> {
     ring::digest::digest(&ring::digest::SHA256, subject_public_key).as_ref()[..20].to_vec()
 }
 
+/// What the store records of a CA certificate (a root or an intermediate) among its issuers.
+#[derive(Debug, Clone)]
+pub struct IssuerFacts {
+    /// SHA-256 of the DER certificate, lowercase hex.
+    pub fingerprint: String,
+    /// Its subject, as printed (RFC 4514 order).
+    pub subject: String,
+    /// The end of its validity.
+    pub not_after: OffsetDateTime,
+}
+
+impl IssuerFacts {
+    /// The facts of the DER certificate `der`, or the parser's complaint.
+    pub fn of(der: &[u8]) -> Result<Self, String> {
+        let (_, parsed) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
+        Ok(Self {
+            fingerprint: hex::encode(ring::digest::digest(&ring::digest::SHA256, der)),
+            subject: parsed.subject().to_string(),
+            not_after: parsed.validity().not_after.to_datetime(),
+        })
+    }
+}
+
 /// An approved request for a key certificate. Only the authority makes these; the signer
 /// consumes one per certificate.
 #[derive(Debug)]

@@ -16,7 +16,7 @@ use super::problem::RequestError;
 use crate::api::CrlQuery;
 use crate::authority::AuthorityError;
 use crate::model::SourceNet;
-use crate::per_source::PerSourceSlots;
+use crate::per_source::{PerSourceSlots, SourceSlot};
 use crate::publisher::{IssuerCrls, PublishedCrl, PublishedCrls};
 use crate::tls::ConnectionInfo;
 
@@ -27,6 +27,26 @@ pub const MAX_WAIT_SECONDS: u64 = 60;
 /// minute, so without a share one client could hold every socket the CA has.
 #[derive(Debug, Clone)]
 pub struct LongPolls(pub Arc<PerSourceSlots>);
+
+impl LongPolls {
+    /// The share a poll that will `wait` takes for the caller's source network, held until
+    /// it is dropped; none for a poll that will not wait (or without connection facts);
+    /// "busy" at once when the source's shares are all taken.
+    pub(super) fn share(
+        &self,
+        connection: Option<Extension<ConnectionInfo>>,
+        wait: Duration,
+    ) -> Result<Option<SourceSlot>, AuthorityError> {
+        match connection {
+            Some(Extension(info)) if !wait.is_zero() => self
+                .0
+                .try_take(SourceNet::from(info.peer.ip()))
+                .map(Some)
+                .ok_or(AuthorityError::Busy),
+            _ => Ok(None),
+        }
+    }
+}
 
 /// `GET /v1/crl`: the CRL of the oldest shared intermediate still published (the one every
 /// certificate made before the first rotation names). Needs nothing.
@@ -63,7 +83,7 @@ pub async fn issuer_crl(
 /// `wait`, a long poll that answers as soon as a newer one is published.
 async fn issuer_crl_response(
     crls: IssuerCrls,
-    Extension(LongPolls(long_polls)): Extension<LongPolls>,
+    Extension(long_polls): Extension<LongPolls>,
     connection: Option<Extension<ConnectionInfo>>,
     headers: HeaderMap,
     query: CrlQuery,
@@ -75,14 +95,7 @@ async fn issuer_crl_response(
         // Nothing newer than asked for yet: wait for it, or say "not modified".
         (Some(current), Some(n)) if current.number == n => {
             // Only a poll that will wait takes a share; past it, "busy" at once.
-            let _share = match connection {
-                Some(Extension(info)) if !wait.is_zero() => Some(
-                    long_polls
-                        .try_take(SourceNet::from(info.peer.ip()))
-                        .ok_or(AuthorityError::Busy)?,
-                ),
-                _ => None,
-            };
+            let _share = long_polls.share(connection, wait)?;
             match crls.newer_than(n, wait).await {
                 Some(newer) => newer,
                 None => {

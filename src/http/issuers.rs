@@ -14,14 +14,12 @@ use super::crl::{LongPolls, MAX_WAIT_SECONDS};
 use super::extract::ApiQuery;
 use super::{ApiError, AppState};
 use crate::api::IssuerQuery;
-use crate::authority::AuthorityError;
-use crate::model::SourceNet;
 use crate::tls::ConnectionInfo;
 
 /// `GET /v1/issuers`. Needs nothing: what it says is in every certificate chain anyway.
 pub async fn issuers(
     State(authority): State<AppState>,
-    Extension(LongPolls(long_polls)): Extension<LongPolls>,
+    Extension(long_polls): Extension<LongPolls>,
     connection: Option<Extension<ConnectionInfo>>,
     ApiQuery(query): ApiQuery<IssuerQuery>,
 ) -> Result<Response, ApiError> {
@@ -32,14 +30,7 @@ pub async fn issuers(
         Some(n) if held.revision <= n => {
             let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECONDS));
             // Only a poll that will wait takes a share; past it, "busy" at once.
-            let _share = match connection {
-                Some(Extension(info)) if !wait.is_zero() => Some(
-                    long_polls
-                        .try_take(SourceNet::from(info.peer.ip()))
-                        .ok_or(AuthorityError::Busy)?,
-                ),
-                _ => None,
-            };
+            let _share = long_polls.share(connection, wait)?;
             let newer = match tokio::time::timeout(wait, watch.wait_for(|s| s.revision > n)).await {
                 Ok(Ok(set)) => Some(set.clone()),
                 _ => None,

@@ -15,7 +15,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::{IssuerError, IssuerRegistry, LiveIssuer};
 use crate::api::AuditAction;
-use crate::ca::IntermediateOrder;
+use crate::ca::{IntermediateOrder, IssuerFacts};
 use crate::model::{TenantId, TenantName};
 use crate::store::{AuditEvent, NewIssuer, StoreError};
 
@@ -72,17 +72,15 @@ impl IssuerRegistry {
             Ok::<_, IssuerError>((location, certificate))
         })
         .await??;
-        let (_, parsed) = x509_parser::parse_x509_certificate(&certificate).map_err(|e| {
-            IssuerError::Certificate {
-                what: "new intermediate",
-                detail: e.to_string(),
-            }
+        let facts = IssuerFacts::of(&certificate).map_err(|detail| IssuerError::Certificate {
+            what: "new intermediate",
+            detail,
         })?;
         let new = NewIssuer {
-            fingerprint: hex::encode(ring::digest::digest(&ring::digest::SHA256, &certificate)),
-            subject: parsed.subject().to_string(),
+            fingerprint: facts.fingerprint,
+            subject: facts.subject,
             certificate: certificate.to_vec(),
-            not_after: parsed.validity().not_after.to_datetime(),
+            not_after: facts.not_after,
             tenant_id,
             key: location,
         };

@@ -17,7 +17,7 @@ use std::time::Duration as StdDuration;
 
 use tokio::sync::watch;
 
-use crate::ca::RootSigner;
+use crate::ca::{IssuerFacts, RootSigner};
 use crate::clock::Clock;
 use crate::home::{HomeError, IssuerVault};
 use crate::store::{IssuerRole, Store, StoreError};
@@ -211,19 +211,9 @@ async fn record(
     what: &'static str,
     now: time::OffsetDateTime,
 ) -> Result<i64, IssuerError> {
-    let (_, parsed) =
-        x509_parser::parse_x509_certificate(der).map_err(|e| IssuerError::Certificate {
-            what,
-            detail: e.to_string(),
-        })?;
+    let facts = IssuerFacts::of(der).map_err(|detail| IssuerError::Certificate { what, detail })?;
+    let (fingerprint, subject) = (&facts.fingerprint, &facts.subject);
     Ok(store
-        .ensure_issuer(
-            &hex::encode(ring::digest::digest(&ring::digest::SHA256, der)),
-            &parsed.subject().to_string(),
-            der,
-            parsed.validity().not_after.to_datetime(),
-            role,
-            now,
-        )
+        .ensure_issuer(fingerprint, subject, der, facts.not_after, role, now)
         .await?)
 }

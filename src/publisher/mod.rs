@@ -235,20 +235,12 @@ async fn recorded_issuer(
     what: &'static str,
     now: OffsetDateTime,
 ) -> Result<i64, PublisherError> {
-    let (_, parsed) =
-        x509_parser::parse_x509_certificate(der).map_err(|e| PublisherError::Certificate {
-            what,
-            detail: e.to_string(),
-        })?;
+    let facts = crate::ca::IssuerFacts::of(der)
+        .map_err(|detail| PublisherError::Certificate { what, detail })?;
+    let (fingerprint, subject) = (&facts.fingerprint, &facts.subject);
+    let role = IssuerRole::Root;
     Ok(ledger
-        .ensure_issuer(
-            &hex::encode(ring::digest::digest(&ring::digest::SHA256, der)),
-            &parsed.subject().to_string(),
-            der,
-            parsed.validity().not_after.to_datetime(),
-            IssuerRole::Root,
-            now,
-        )
+        .ensure_issuer(fingerprint, subject, der, facts.not_after, role, now)
         .await?)
 }
 

@@ -218,20 +218,12 @@ impl Store {
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        self.write(event, async |tx, _| {
-            let superseded = sqlx::query(
-                "UPDATE issuers SET superseded_at = $1 WHERE id = $2 AND superseded_at IS NULL",
-            )
-            .bind(seconds(now))
-            .bind(id)
-            .execute(tx.conn())
-            .await?;
-            Ok(if superseded.rows_affected() == 1 {
-                Change::Made(true)
-            } else {
-                Change::None(false)
-            })
-        })
+        self.update_one_row(
+            "UPDATE issuers SET superseded_at = $1 WHERE id = $2 AND superseded_at IS NULL",
+            now,
+            id,
+            event,
+        )
         .await
     }
 
@@ -258,11 +250,7 @@ impl Store {
             .bind(seconds(expired_before))
             .execute(tx.conn())
             .await?;
-            Ok(if retired.rows_affected() == 1 {
-                Change::Made(true)
-            } else {
-                Change::None(false)
-            })
+            Ok(Change::one_row(retired.rows_affected()))
         })
         .await
     }

@@ -328,6 +328,26 @@ impl Store {
         Ok(value)
     }
 
+    /// Runs `sql`, an `UPDATE` of one row whose `$1` is `now` and `$2` the row's `id`, with
+    /// its audit event: true when it changed the row, false (and nothing written) otherwise.
+    async fn update_one_row(
+        &self,
+        sql: &'static str,
+        now: time::OffsetDateTime,
+        id: i64,
+        event: &AuditEvent,
+    ) -> Result<bool, StoreError> {
+        self.write(event, async |tx, _| {
+            let changed = sqlx::query(sql)
+                .bind(rows::seconds(now))
+                .bind(id)
+                .execute(tx.conn())
+                .await?;
+            Ok(Change::one_row(changed.rows_affected()))
+        })
+        .await
+    }
+
     /// Starts a write transaction. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails with
     /// "database is locked" without waiting.
@@ -345,6 +365,17 @@ enum Change<T> {
     /// Something, revoking certificates: the event is written and, last in the transaction,
     /// the revocation revision moves, so that CRL builders learn of it.
     Revoked(T),
+}
+
+impl Change<bool> {
+    /// An update of one row by id: made (true) when it matched, nothing (false) otherwise.
+    fn one_row(rows_affected: u64) -> Self {
+        if rows_affected == 1 {
+            Self::Made(true)
+        } else {
+            Self::None(false)
+        }
+    }
 }
 
 impl<R> Change<Option<R>> {

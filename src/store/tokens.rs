@@ -123,21 +123,13 @@ impl Store {
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        self.write(event, async |tx, _| {
-            let changed = sqlx::query(
-                "UPDATE enrollment_tokens SET revoked_at = $1 \
-                 WHERE id = $2 AND used_at IS NULL AND revoked_at IS NULL",
-            )
-            .bind(seconds(now))
-            .bind(id)
-            .execute(tx.conn())
-            .await?;
-            Ok(if changed.rows_affected() == 1 {
-                Change::Made(true)
-            } else {
-                Change::None(false)
-            })
-        })
+        self.update_one_row(
+            "UPDATE enrollment_tokens SET revoked_at = $1 \
+             WHERE id = $2 AND used_at IS NULL AND revoked_at IS NULL",
+            now,
+            id,
+            event,
+        )
         .await
     }
 

@@ -161,6 +161,28 @@ impl Hub {
         latchkey::tls::client_config(&roots, Some((leaf, key))).unwrap()
     }
 
+    /// True once a call with `config` on a new connection gets in (`accepted`) or is refused
+    /// (not `accepted`) within `within`, trying every 20 ms.
+    async fn accepts_within(
+        &self,
+        config: &Arc<rustls::ClientConfig>,
+        accepted: bool,
+        within: Duration,
+    ) -> bool {
+        tokio::time::timeout(within, async {
+            while self
+                .call(config.clone(), "GET", "/api/v1/whoami", "")
+                .await
+                .is_ok()
+                != accepted
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .is_ok()
+    }
+
     /// One request on a new connection: the status and body, or the connection's error.
     async fn call(
         &self,
@@ -788,7 +810,8 @@ async fn the_ca_revocation_source_waits_out_an_outage_and_takes_only_its_issuers
     );
 }
 
-#[tokio::test]
+// Multi-threaded: alice's calls go on while the test waits for `latchkey ca rotate`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_following_hub_accepts_good_keys_through_a_rotation_and_follows_the_new_intermediates_crl()
  {
     let ca = Ca::start_with(&["--renew-interval", "0s"]);
@@ -820,7 +843,7 @@ async fn a_following_hub_accepts_good_keys_through_a_rotation_and_follows_the_ne
             calls
         })
     };
-    let out = ca.cli(&["ca", "rotate"]);
+    let out = tokio::task::block_in_place(|| ca.cli(&["ca", "rotate"]));
     assert!(out.status.success(), "{out:?}");
     // The CA follows its store within a fraction of a second.
     let client = ca.anonymous();
@@ -852,18 +875,9 @@ async fn a_following_hub_accepts_good_keys_through_a_rotation_and_follows_the_ne
     };
     assert_eq!(new_issuer, "CN=latchkey issuing CA 2, O=latchkey");
     let bob_config = Arc::new(hub.client(&ca.path("bob")));
-    let followed = tokio::time::timeout(Duration::from_secs(5), async {
-        while hub
-            .call(bob_config.clone(), "GET", "/api/v1/whoami", "")
-            .await
-            .is_err()
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
     assert!(
-        followed.is_ok(),
+        hub.accepts_within(&bob_config, true, Duration::from_secs(5))
+            .await,
         "the hub never accepted the new intermediate's key"
     );
 
@@ -887,18 +901,9 @@ async fn a_following_hub_accepts_good_keys_through_a_rotation_and_follows_the_ne
         .revoke_key(None, &bob.key.id, Some("key_compromise"))
         .await
         .unwrap();
-    let refused = tokio::time::timeout(Duration::from_secs(1), async {
-        while hub
-            .call(bob_config.clone(), "GET", "/api/v1/whoami", "")
-            .await
-            .is_ok()
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
     assert!(
-        refused.is_ok(),
+        hub.accepts_within(&bob_config, false, Duration::from_secs(1))
+            .await,
         "the revoked key still got in a second later"
     );
     still_serves(&hub, &after).await;

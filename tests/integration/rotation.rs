@@ -165,6 +165,15 @@ async fn a_rotation_signs_new_keys_and_renewals_with_the_new_intermediate_and_ke
         .unwrap();
     assert_eq!(issuer_of(&renewed.certificate), now.subject);
     write(dir, "renewed.pem", renewed.certificate.as_bytes());
+    // The CA's own listener takes a certificate of the new intermediate at once, sent with
+    // its chain or alone.
+    latchkey::client::KeyDir::new(ca.path("old"))
+        .write_certificates(&renewed.certificate, &renewed.chain)
+        .unwrap();
+    ca.with_identity(&ca.path("old"))
+        .key(None, &old.key.id)
+        .await
+        .expect("the new intermediate's certificate authenticates at the CA");
     // The old key's first certificate still authenticates at the CA (its issuer is
     // published), so its holder can see it.
     ca.with_identity(&ca.path("doomed"))

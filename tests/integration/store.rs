@@ -100,31 +100,12 @@ fn renewal(certificate: NewCertificate, now: i64) -> Renewal {
 
 async fn contract(store: Store) {
     // Issuers are recorded once.
-    let issuer = store
-        .ensure_issuer(
-            "fp",
-            "CN=issuer",
-            b"der",
-            at(9_999_999),
-            latchkey::store::IssuerRole::Intermediate,
-            at(1_000),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        store
-            .ensure_issuer(
-                "fp",
-                "CN=issuer",
-                b"der",
-                at(9_999_999),
-                latchkey::store::IssuerRole::Intermediate,
-                at(1_000),
-            )
-            .await
-            .unwrap(),
-        issuer
-    );
+    let record_issuer = || {
+        let role = latchkey::store::IssuerRole::Intermediate;
+        store.ensure_issuer("fp", "CN=issuer", b"der", at(9_999_999), role, at(1_000))
+    };
+    let issuer = record_issuer().await.unwrap();
+    assert_eq!(record_issuer().await.unwrap(), issuer);
 
     // Tenants and users.
     let acme = store
