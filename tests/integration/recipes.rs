@@ -163,11 +163,13 @@ fn within(limit: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> 
 
 /// The nginx recipe's configuration, with the test's paths and ports.
 fn nginx_conf(dir: &Path, ca: &Ca, port: u16, upstream: u16) -> String {
+    nginx_recipe("nginx.conf", dir, ca, port, upstream)
+}
+
+/// The nginx recipe `name` (in docs/recipes/), with the test's paths and ports.
+fn nginx_recipe(name: &str, dir: &Path, ca: &Ca, port: u16, upstream: u16) -> String {
     let home = ca.home();
-    let recipe = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/recipes/nginx.conf"),
-    )
-    .expect("docs/recipes/nginx.conf");
+    let recipe = std::fs::read_to_string(recipe(name)).expect("an nginx recipe");
     recipe
         .replace(
             "/etc/nginx/latchkey/server.pem",
@@ -815,4 +817,78 @@ async fn openssl_s_client_and_curl_with_the_leaf_alone_are_accepted_and_refused_
         0,
         "curl with a revoked key"
     );
+}
+
+/// The key directory `name` with its chain as its certificate (`cert.pem` holding the leaf
+/// and the intermediate, so that curl sends both).
+fn with_chain_as_cert(ca: &Ca, name: &str) -> std::path::PathBuf {
+    let dir = ca.path(&format!("{name}-chain"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(ca.path(name).join("chain.pem"), dir.join("cert.pem")).unwrap();
+    std::fs::copy(ca.path(name).join("key.pem"), dir.join("key.pem")).unwrap();
+    dir
+}
+
+// Multi-threaded: the echo upstream runs while the test blocks on curl.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_for_one_tenant_with_its_own_intermediate_refuses_every_other_tenants_key() {
+    let ca = Ca::start();
+    let out = ca.cli(&["tenant", "add", "acme", "--dedicated-issuer"]);
+    assert!(out.status.success(), "{out:?}");
+    ca.user("alice@acme", &["read:metrics"]).await;
+    ca.tenant_with_user("globex", "bob@globex", &["read:metrics"])
+        .await;
+    ca.enroll_into("alice@acme", &["read:metrics"], "alice")
+        .await;
+    ca.enroll_into("bob@globex", &["read:metrics"], "bob").await;
+    let upstream = EchoUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let port = free_port();
+    // GET /v1/ca?tenant=acme: acme's intermediate, then the root.
+    let chain = latchkey::tls::load_certificates(
+        &Command::new("curl")
+            .args(["-sS", "-f", "--cacert"])
+            .arg(ca.home().join("ca.pem"))
+            .arg(format!("{}/v1/ca?tenant=acme", ca.url))
+            .output()
+            .unwrap()
+            .stdout,
+        "acme's chain",
+    )
+    .unwrap();
+    assert_eq!(chain.len(), 2);
+    std::fs::write(
+        dir.join("ca-chain.pem"),
+        latchkey::pem::encode_certificates(chain.iter().map(|c| c.as_ref())),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("nginx.conf"),
+        nginx_recipe("nginx-one-tenant.conf", dir, &ca, port, upstream.port),
+    )
+    .unwrap();
+    let reload = format!("nginx {} -s reload", nginx_args(dir).join(" "));
+    let _sync = crl_sync(&ca, &dir.join("crl.pem"), &reload);
+    wait_for_file(&dir.join("crl.pem"));
+    let _nginx = start_nginx(dir);
+    let url = format!("https://localhost:{port}/api/v1/whoami");
+    let ca_file = ca.home().join("ca.pem");
+
+    let served = within(Duration::from_secs(10), || {
+        curl(&ca_file, &ca.path("alice"), &url).0 == 200
+    });
+    assert!(
+        served.is_some(),
+        "nginx never served acme's key: {}",
+        nginx_log(dir)
+    );
+    assert_eq!(
+        curl(&ca_file, &with_chain_as_cert(&ca, "alice"), &url).0,
+        200
+    );
+    // Another tenant's key: no path without its intermediate (400), and refused with it
+    // (403), though it is a valid key of the same CA.
+    assert_eq!(curl(&ca_file, &ca.path("bob"), &url).0, 400);
+    assert_eq!(curl(&ca_file, &with_chain_as_cert(&ca, "bob"), &url).0, 403);
 }
