@@ -340,6 +340,17 @@ pub enum IssuerStatus {
     Retired,
 }
 
+impl IssuerStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Retiring => "retiring",
+            Self::Retired => "retired",
+        }
+    }
+}
+
 /// One issuing intermediate of the CA.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IssuerInfo {

@@ -161,6 +161,7 @@ pub async fn prepare(
         .await?,
     );
     let mut metrics = Authority::metrics_registry();
+    issuers.register_metrics(&mut metrics);
     let schedule = CrlSchedule {
         validity: policy.crl_validity,
         root_validity: policy.root_crl_validity,

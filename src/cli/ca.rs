@@ -131,3 +131,29 @@ async fn encrypt_keys(args: &Args, encrypt: &EncryptKeysArgs) -> Result<()> {
     );
     Ok(())
 }
+
+/// `latchkey issuers`: `GET /v1/issuers`, one line each (or the JSON with --json).
+pub async fn issuers(args: &Args) -> Result<()> {
+    let list = args
+        .anonymous_client()?
+        .issuers(None, 0)
+        .await?
+        .context("the CA answered GET /v1/issuers with no list")?;
+    if args.json {
+        return args.print_json(&list);
+    }
+    for issuer in &list.issuers {
+        let status = issuer.status.as_str();
+        let scope = match &issuer.tenant {
+            Some(tenant) => format!("tenant {}", super::shown(tenant.as_str())),
+            None => "shared".to_owned(),
+        };
+        println!(
+            "{}\t{status}\t{scope}\tuntil {}\t{}",
+            issuer.id,
+            super::when(issuer.not_after),
+            issuer.subject
+        );
+    }
+    Ok(())
+}

@@ -80,6 +80,8 @@ enum Command {
     /// The CA's own keys (on the CA host).
     #[command(subcommand)]
     Ca(ca::CaCommand),
+    /// List the CA's issuing intermediates: which signs, which are still published.
+    Issuers,
 }
 
 /// Runs a parsed command line.
@@ -100,6 +102,7 @@ pub async fn run(args: Args) -> Result<()> {
         Command::RotateAdmin(rotate) => serve::rotate_admin(&args, rotate).await,
         Command::Crl(cmd) => crl::crl(&args, cmd).await,
         Command::Ca(cmd) => ca::ca(&args, cmd).await,
+        Command::Issuers => ca::issuers(&args).await,
     }
 }
 

@@ -15,6 +15,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
 
 use crate::ca::{IssuerFacts, RootSigner};
@@ -75,7 +77,12 @@ pub struct IssuerRegistry {
     current: watch::Sender<Arc<IssuerSet>>,
     /// One refresh at a time, so two never open the same key twice.
     refreshing: tokio::sync::Mutex<()>,
+    /// `latchkey_issuer_not_after_timestamp_seconds`, set anew at each change.
+    not_after: Family<IssuerLabels, Gauge>,
 }
+
+/// The labels of an intermediate's metric: its id, status and tenant ("" when shared).
+type IssuerLabels = Vec<(&'static str, String)>;
 
 impl std::fmt::Debug for IssuerRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -111,6 +118,7 @@ impl IssuerRegistry {
             clock,
             current: watch::Sender::new(Arc::new(empty)),
             refreshing: tokio::sync::Mutex::new(()),
+            not_after: Family::default(),
         };
         registry.refresh().await?;
         Ok(registry)
@@ -179,8 +187,40 @@ impl IssuerRegistry {
         }
         let set = IssuerSet::new(revision, issuers, &self.root);
         let changed = set.differs_from(&held);
+        self.set_metrics(&set);
         self.current.send_replace(Arc::new(set));
         Ok(changed)
+    }
+
+    /// Registers the registry's metric in `metrics` (the registry `/metrics` serves): the end
+    /// of every intermediate still published, so that an alert can fire well before one
+    /// runs out (automatic rotation needs the root key in the home).
+    pub fn register_metrics(&self, metrics: &mut prometheus_client::registry::Registry) {
+        metrics.register(
+            "issuer_not_after_timestamp_seconds",
+            "End of each issuing intermediate still published (labels: issuer id, status, tenant)",
+            self.not_after.clone(),
+        );
+    }
+
+    fn set_metrics(&self, set: &IssuerSet) {
+        self.not_after.clear();
+        for issuer in set.published() {
+            let labels = vec![
+                ("issuer", issuer.id.to_string()),
+                ("status", issuer.status.as_str().to_owned()),
+                (
+                    "tenant",
+                    issuer
+                        .tenant
+                        .as_ref()
+                        .map_or_else(String::new, |(_, name)| name.to_string()),
+                ),
+            ];
+            self.not_after
+                .get_or_create(&labels)
+                .set(issuer.not_after.unix_timestamp());
+        }
     }
 
     /// Follows the store until the process ends: issuers made, superseded or retired by

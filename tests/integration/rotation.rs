@@ -142,6 +142,37 @@ async fn a_rotation_signs_new_keys_and_renewals_with_the_new_intermediate_and_ke
         now.crl.as_deref(),
         Some(&*format!("/v1/issuers/{}/crl", now.id))
     );
+    // `latchkey issuers` says the same, and /metrics has each one's end for alerts.
+    let out = ca.cli(&["issuers"]);
+    let listed_issuers = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(listed_issuers.lines().count(), 2, "{listed_issuers}");
+    assert!(
+        listed_issuers
+            .lines()
+            .next()
+            .unwrap()
+            .contains("\tretiring\tshared\t")
+    );
+    assert!(
+        listed_issuers
+            .lines()
+            .nth(1)
+            .unwrap()
+            .contains("\tactive\tshared\t")
+    );
+    let (_, metrics) = ca
+        .raw(Some(&ca.home().join("admin")))
+        .send(http::Method::GET, "/metrics", None, None)
+        .await
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics);
+    let gauge = format!(
+        "latchkey_issuer_not_after_timestamp_seconds{{issuer=\"{}\",status=\"active\",tenant=\"\"}} {}",
+        now.id,
+        now.not_after.unix_timestamp()
+    );
+    assert!(metrics.contains(&gauge), "{metrics}");
 
     // GET /v1/ca: both intermediates, the new one first, then the root.
     let chain = String::from_utf8(curl(&ca, &ca.url, "/v1/ca", "*/*")).unwrap();
