@@ -383,6 +383,11 @@ pub struct IssuerList {
     pub revision: i64,
     /// The issuers.
     pub issuers: Vec<IssuerInfo>,
+    /// After a root rollover (`latchkey ca rotate --root`): the cross-certificates between the
+    /// CA's roots, PEM (each root's key certified by the other root), so that a party trusting
+    /// either root accepts keys of intermediates under both. Empty before any rollover.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cross_certificates: Vec<String>,
 }
 
 /// An absent or empty query value is `None`; anything else must parse.

@@ -33,6 +33,7 @@ pub(super) fn issuer_list(set: &IssuerSet) -> IssuerList {
                 crl: i.is_published().then(|| i.crl_path()),
             })
             .collect(),
+        cross_certificates: set.cross_certificates_pem(),
     }
 }
 

@@ -196,6 +196,11 @@ impl IssuerSet {
         self.issuers.iter().any(|i| i.spki == spki) || self.root_spki == spki
     }
 
+    /// The cross-certificates between the CA's roots, PEM (none before a root rollover).
+    pub fn cross_certificates_pem(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The root.
     pub fn root(&self) -> &CertificateDer<'static> {
         &self.root
