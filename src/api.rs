@@ -167,6 +167,10 @@ pub enum AuditAction {
     /// An issuing intermediate whose last certificate expired stopped being published.
     #[serde(rename = "ca.retire")]
     CaRetire,
+    /// A new root took over (`latchkey ca rotate --root`), with a new intermediate under it
+    /// and cross-certificates of the intermediates by the other root.
+    #[serde(rename = "ca.rotate_root")]
+    CaRotateRoot,
     /// A tenant got an issuing intermediate of its own.
     #[serde(rename = "ca.dedicate")]
     CaDedicate,
@@ -194,6 +198,7 @@ impl AuditAction {
         Self::CaKeysEncrypt,
         Self::CaRotate,
         Self::CaRetire,
+        Self::CaRotateRoot,
         Self::CaDedicate,
         Self::CaUndedicate,
     ];
@@ -217,6 +222,7 @@ impl AuditAction {
             Self::CaKeysEncrypt => "ca.keys_encrypt",
             Self::CaRotate => "ca.rotate",
             Self::CaRetire => "ca.retire",
+            Self::CaRotateRoot => "ca.rotate_root",
             Self::CaDedicate => "ca.dedicate",
             Self::CaUndedicate => "ca.undedicate",
         }
@@ -383,9 +389,10 @@ pub struct IssuerList {
     pub revision: i64,
     /// The issuers.
     pub issuers: Vec<IssuerInfo>,
-    /// After a root rollover (`latchkey ca rotate --root`): the cross-certificates between the
-    /// CA's roots, PEM (each root's key certified by the other root), so that a party trusting
-    /// either root accepts keys of intermediates under both. Empty before any rollover.
+    /// After a root rollover (`latchkey ca rotate --root`): the cross-certificates, PEM: each
+    /// intermediate still published certified by the root that did not sign it (same subject
+    /// and key, the other root as issuer), so that a party trusting either root accepts keys
+    /// of every intermediate. Empty before any rollover.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cross_certificates: Vec<String>,
 }
@@ -1026,6 +1033,7 @@ mod enum_tests {
                 "ca.keys_encrypt",
                 "ca.rotate",
                 "ca.retire",
+                "ca.rotate_root",
                 "ca.dedicate",
                 "ca.undedicate",
             ]

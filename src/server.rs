@@ -169,7 +169,6 @@ pub async fn prepare(
     let publisher = Publisher::new(
         store.revocation_ledger(),
         issuers.watch(),
-        issuers.root_issuer_id(),
         clock.clone(),
         schedule,
         &mut metrics,
@@ -212,14 +211,14 @@ pub async fn prepare(
     })
 }
 
-/// The certificates of every intermediate whose CRL is published.
-fn published_intermediates(
-    issuers: &IssuerRegistry,
+/// The certificates a client certificate's path may go through: every intermediate whose
+/// CRL is published, and the cross-certificates between roots.
+fn path_certificates(
+    set: &crate::issuers::IssuerSet,
 ) -> Vec<rustls_pki_types::CertificateDer<'static>> {
-    issuers
-        .current()
-        .published()
+    set.published()
         .map(|i| i.certificate.clone())
+        .chain(set.cross_certificates().iter().cloned())
         .collect()
 }
 
@@ -303,24 +302,31 @@ impl Server {
         let chain = crate::tls::load_certificates(&home.read(&home.server_cert())?, "server.pem")?;
         let key = crate::tls::load_private_key(&home.read(&home.server_key())?, "server-key.pem")?;
         let roots = crate::tls::load_certificates(&home.read(&home.ca_cert())?, "ca.pem")?;
-        // Client certificates are checked through every published intermediate, as the
-        // registry follows them: a key renewed under a new one authenticates at once.
-        let intermediates = crate::tls::CaIntermediates::new(published_intermediates(&issuers));
-        let acceptor = Acceptor::from_config(crate::tls::ca_listener_config(
+        // Client certificates are checked through every published intermediate (and the
+        // cross-certificates between roots), as the registry follows them: a key renewed
+        // under a new one authenticates at once. The server's own chain carries the
+        // cross-certificates too, for clients that trust only the newest root.
+        let intermediates = crate::tls::CaIntermediates::new(path_certificates(&issuers.current()));
+        let server_chain = crate::tls::CaServerChain::new(
             chain,
             key,
+            issuers.current().cross_certificates().to_vec(),
+        )
+        .map_err(crate::tls::ConfigError::from)?;
+        let acceptor = Acceptor::from_config(crate::tls::ca_listener_config(
+            server_chain.clone(),
             &roots,
             intermediates.clone(),
             options.clock.clone(),
         )?);
         let follower = issuers.follow();
-        let root_signer = issuers.root_signer().cloned();
         let maintainer = issuers.maintain(options.rotate_before, options.policy.crl_validity);
         let mut watch = issuers.watch();
         let intermediates_follower = tokio::spawn(async move {
             while watch.changed().await.is_ok() {
                 let set = watch.borrow_and_update().clone();
-                intermediates.replace(set.published().map(|i| i.certificate.clone()).collect());
+                intermediates.replace(path_certificates(&set));
+                server_chain.set_extra(set.cross_certificates().to_vec());
             }
         });
         // Serve only once a CRL is published (or the builder has had its chance and says
@@ -328,10 +334,10 @@ impl Server {
         let crls = publisher.crls();
         let key_publisher = publisher.start();
         // The first root CRL before serving, so a CA holding the root key is ready at once.
-        if let Err(e) = publisher.refresh_root_crl(root_signer.as_ref()).await {
+        if let Err(e) = publisher.refresh_root_crls().await {
             tracing::warn!(error = %e, "cannot refresh the root CRL at start-up");
         }
-        let root_publisher = publisher.start_root(root_signer);
+        let root_publisher = publisher.start_root();
         if !crls.wait_for_all(FIRST_CRL_WAIT).await {
             tracing::error!("no CRL could be published at start-up; /readyz reports not ready");
         }

@@ -2,7 +2,7 @@
 -- to a tenant, and the keys of those made after initialization live here, encrypted, so
 -- that every replica can sign with a new intermediate without a file being copied.
 --
--- role:          'root' or 'intermediate', set by the CA when it records the row (rows
+-- role:          'root', 'intermediate' or 'cross', set by the CA when it records the row (rows
 --                recorded before this version are named at the next start).
 -- tenant_id:     the tenant a dedicated intermediate signs for; NULL for a shared one.
 -- key_pem:       the intermediate's key as PKCS#8 ENCRYPTED PRIVATE KEY (PEM); NULL when
@@ -21,3 +21,9 @@ ALTER TABLE issuers ADD COLUMN retired_at BIGINT;
 -- rotating at once cannot both win.
 CREATE UNIQUE INDEX issuers_one_active ON issuers (COALESCE(tenant_id, 0))
     WHERE role = 'intermediate' AND superseded_at IS NULL;
+
+-- One active root: a root rollover (`latchkey ca rotate --root`) supersedes the old one in the
+-- transaction that records the new one. Cross-certificates between roots are rows of role
+-- 'cross' (no key, no CRL of their own).
+CREATE UNIQUE INDEX issuers_one_active_root ON issuers (role)
+    WHERE role = 'root' AND superseded_at IS NULL;

@@ -44,7 +44,7 @@ impl Authority {
                 "max_key_days must be 1 to {MAX_KEY_DAYS}"
             )));
         }
-        if request.dedicated_issuer && self.issuers.root_signer().is_none() {
+        if request.dedicated_issuer && !self.issuers.can_sign_intermediates() {
             // Refused before the tenant exists: nothing is half made.
             return Err(crate::issuers::IssuerError::NoRootKey.into());
         }

@@ -42,7 +42,7 @@ impl Authority {
                 "dedicated_issuer": change.dedicated_issuer,
             }),
         );
-        if change.dedicated_issuer == Some(true) && self.issuers.root_signer().is_none() {
+        if change.dedicated_issuer == Some(true) && !self.issuers.can_sign_intermediates() {
             return Err(crate::issuers::IssuerError::NoRootKey.into());
         }
         let row = self

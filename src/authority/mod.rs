@@ -177,6 +177,15 @@ impl Authority {
         &self.issuers
     }
 
+    /// `GET /v1/ca/root`: the root that signs new intermediates, PEM.
+    pub fn active_root_pem(&self) -> String {
+        self.issuers
+            .current()
+            .active_root()
+            .map(|root| root.pem.clone())
+            .unwrap_or_default()
+    }
+
     /// `GET /v1/ca`: every shared intermediate still published, newest first, then the root;
     /// with a tenant, the chain of its keys (its own intermediates when it has them).
     pub fn ca_chain_pem(&self, tenant: Option<&crate::model::TenantName>) -> String {

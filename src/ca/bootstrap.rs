@@ -93,16 +93,7 @@ impl RootAndIntermediate {
     ) -> Result<Self, BootstrapError> {
         let not_before = now - BACKDATE;
         let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let mut root_params = ca_params("latchkey root CA", 1, not_before, now + ROOT_LIFETIME);
-        root_params.key_identifier_method =
-            rcgen::KeyIdMethod::PreSpecified(super::signer::key_identifier(root_key.der_bytes()));
-        // The root names its own CRL too: a relying party checking every certificate of the
-        // path (`openssl verify -crl_check_all -crl_download`) looks for one for the root.
-        if let Some(url) = root_crl_url {
-            root_params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
-                uris: vec![url.to_owned()],
-            }];
-        }
+        let root_params = root_params("latchkey root CA", now, root_crl_url, &root_key);
         let root_certificate = root_params.self_signed(&root_key)?;
         let root = Issuer::new(root_params, &root_key);
 
@@ -119,6 +110,59 @@ impl RootAndIntermediate {
             root_certificate: root_certificate.der().clone(),
             root_key_pem: root_key.serialize_pem(),
             intermediate_certificate: intermediate_certificate.der().clone(),
+        })
+    }
+}
+
+/// A root's parameters: a CA over one level of intermediates, ten years from `now`
+/// (backdated), with its key identifier, naming its own CRL (a relying party checking every
+/// certificate of the path, `openssl verify -crl_check_all -crl_download`, looks for one).
+fn root_params(
+    common_name: &str,
+    now: OffsetDateTime,
+    crl_url: Option<&str>,
+    key: &impl PublicKeyData,
+) -> CertificateParams {
+    let mut params = ca_params(common_name, 1, now - BACKDATE, now + ROOT_LIFETIME);
+    params.key_identifier_method =
+        rcgen::KeyIdMethod::PreSpecified(super::signer::key_identifier(key.der_bytes()));
+    if let Some(url) = crl_url {
+        params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+            uris: vec![url.to_owned()],
+        }];
+    }
+    params
+}
+
+/// A new root for a root rollover (`latchkey ca rotate --root`): its self-signed
+/// certificate, its key (which the caller seals for the store) and its key identifier.
+pub struct NewRoot {
+    /// The self-signed certificate.
+    pub certificate: CertificateDer<'static>,
+    /// Its key.
+    pub key: KeyPair,
+    /// Its subject key identifier.
+    pub key_id: Vec<u8>,
+}
+
+impl NewRoot {
+    /// An ECDSA P-256 root named `common_name`, ten years from `now`, naming as its
+    /// distribution point the URL `crl_url` gives for its key identifier.
+    pub fn generate(
+        common_name: &str,
+        now: OffsetDateTime,
+        crl_url: impl FnOnce(&[u8]) -> String,
+    ) -> Result<Self, BootstrapError> {
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let key_id = super::signer::key_identifier(key.der_bytes());
+        let certificate = root_params(common_name, now, Some(&crl_url(&key_id)), &key)
+            .self_signed(&key)?
+            .der()
+            .clone();
+        Ok(Self {
+            certificate,
+            key,
+            key_id,
         })
     }
 }
@@ -178,6 +222,69 @@ impl super::RootSigner {
             key,
         );
         Ok(params.signed_by(key, self.issuer())?.der().clone())
+    }
+}
+
+impl super::RootSigner {
+    /// A cross-certificate: the intermediate `other` (its subject, key and key identifier),
+    /// certified by this root, which did not sign it: after a root rollover, the paths that
+    /// let a party trusting only one root accept keys of the other root's intermediates.
+    /// (Certifying the other root itself would put two CA certificates under a root, and
+    /// every latchkey root allows one: OpenSSL and Go enforce that on the trust anchor.) An
+    /// intermediate of path length 0, from `now` (backdated) until the first of `other` and
+    /// this root ends, naming `crl_url` (this root's CRL) as its distribution point.
+    pub fn sign_cross(
+        &self,
+        other: &CertificateDer<'_>,
+        now: OffsetDateTime,
+        crl_url: Option<&str>,
+    ) -> Result<CertificateDer<'static>, BootstrapError> {
+        let bad = |why: String| BootstrapError::Signer(SignerError::Issuer(why));
+        let (_, parsed) =
+            x509_parser::parse_x509_certificate(other).map_err(|e| bad(e.to_string()))?;
+        let attribute = |value: Option<&x509_parser::x509::AttributeTypeAndValue<'_>>| {
+            value
+                .and_then(|v| v.as_str().ok())
+                .map(str::to_owned)
+                .ok_or_else(|| bad("an intermediate without a CN and an O".into()))
+        };
+        let subject = parsed.subject();
+        let common_name = attribute(subject.iter_common_name().next())?;
+        let organization = attribute(subject.iter_organization().next())?;
+        let key_identifier = parsed
+            .extensions()
+            .iter()
+            .find_map(|ext| match ext.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(ski) => {
+                    Some(ski.0.to_vec())
+                }
+                _ => None,
+            })
+            .ok_or_else(|| bad("an intermediate without a subject key identifier".into()))?;
+        let not_after = parsed
+            .validity()
+            .not_after
+            .to_datetime()
+            .min(self.not_after());
+        // The intermediate's own name (CN, then O, as every latchkey CA writes it) and key
+        // identifier: paths and CRLs are found by them.
+        let mut params = ca_params(&common_name, 0, now - BACKDATE, not_after);
+        params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, organization);
+        params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(key_identifier);
+        params.use_authority_key_identifier_extension = true;
+        if let Some(url) = crl_url {
+            params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+                uris: vec![url.to_owned()],
+            }];
+        }
+        let key = rcgen::SubjectPublicKeyInfo::from_der(parsed.public_key().raw)?;
+        Ok(params.signed_by(&key, self.issuer())?.der().clone())
     }
 }
 

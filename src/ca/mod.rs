@@ -11,7 +11,7 @@ mod pkcs11;
 mod signer;
 
 pub use bootstrap::{
-    BACKDATE, Bootstrap, BootstrapError, INTERMEDIATE_LIFETIME, IntermediateOrder,
+    BACKDATE, Bootstrap, BootstrapError, INTERMEDIATE_LIFETIME, IntermediateOrder, NewRoot,
     RootAndIntermediate, SERVICE_CERTIFICATE_LIFETIME, ServiceCertificate,
 };
 pub use crl::{CrlEntry, CrlOrder, RootSigner, crl_lists_exactly};

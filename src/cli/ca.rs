@@ -23,8 +23,13 @@ pub enum CaCommand {
 #[derive(Debug, Parser)]
 pub struct RotateArgs {
     /// Rotate this tenant's own intermediate instead of the shared one.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "root")]
     tenant: Option<String>,
+    /// Roll the root over: a new root, a new shared intermediate under it, and a
+    /// cross-certificate each way, so that parties trusting either root accept every key.
+    /// The new root is written to <home>/root-<id>.pem (and served at GET /v1/ca/root).
+    #[arg(long)]
+    root: bool,
     /// The CA's database (default: SQLite in <home>/latchkey.db).
     #[arg(long, env = "LATCHKEY_DATABASE_URL")]
     database_url: Option<String>,
@@ -66,6 +71,22 @@ async fn rotate_intermediate(args: &Args, rotate: &RotateArgs) -> Result<()> {
         );
     }
     let prepared = super::serve::open_existing(&home, rotate.database_url.as_deref()).await?;
+    if rotate.root {
+        let (root, rotation) = prepared.issuers.rotate_root("system").await?;
+        prepared.authority.close().await;
+        let file = home.dir().join(format!("root-{}.pem", root.id));
+        home.replace(&file, root.pem.as_bytes(), false)?;
+        println!(
+            "latchkey: root {} is the new root (in {}; GET /v1/ca/root), and issuer {} ({}) \
+             under it signs from now on; parties trusting the old ca.pem keep accepting every \
+             key through the cross-certificates in GET /v1/ca",
+            root.id,
+            file.display(),
+            rotation.issuer.id,
+            rotation.issuer.subject
+        );
+        return Ok(());
+    }
     let scope = match &rotate.tenant {
         None => None,
         Some(name) => {

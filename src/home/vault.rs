@@ -89,10 +89,14 @@ impl IssuerVault {
         &self.home_signer
     }
 
-    /// Where the root's CRL is served: what a new intermediate names as its distribution
-    /// point.
-    pub fn root_crl_url(&self) -> String {
-        format!("{}/v1/crl/root", self.crl_base)
+    /// Where the first root's CRL is served (`/v1/crl/root`), or with `Some(key id)`, the
+    /// CRL of a root a rollover made (`/v1/roots/{key id, hex}/crl`): what an intermediate
+    /// or a cross-certificate it signs names as its distribution point.
+    pub fn root_crl_url(&self, rolled: Option<&[u8]>) -> String {
+        match rolled {
+            None => format!("{}/v1/crl/root", self.crl_base),
+            Some(key_id) => format!("{}/v1/roots/{}/crl", self.crl_base, hex::encode(key_id)),
+        }
     }
 
     /// The signer of a recorded intermediate. Key certificates of the home's intermediate
@@ -164,12 +168,27 @@ impl IssuerVault {
         }
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
             .map_err(crate::ca::BootstrapError::from)?;
+        let sealed = self.seal(&key)?;
+        Ok((IssuingKey::File(Box::new(key)), sealed))
+    }
+
+    /// `key` sealed for the store (a new root's key, or an intermediate's outside a token).
+    pub fn seal(&self, key: &rcgen::KeyPair) -> Result<IssuerKeyLocation, HomeError> {
         let pem = Zeroizing::new(key.serialize_pem());
         let sealed = key_file::encrypt(&self.secret_path, &pem, &self.sealing_passphrase()?)?;
-        Ok((
-            IssuingKey::File(Box::new(key)),
-            IssuerKeyLocation::Stored(sealed),
-        ))
+        Ok(IssuerKeyLocation::Stored(sealed))
+    }
+
+    /// The signer of a root a rollover made, from its certificate and its sealed key.
+    pub fn open_root(
+        &self,
+        id: i64,
+        certificate: &[u8],
+        sealed: &str,
+    ) -> Result<crate::ca::RootSigner, HomeError> {
+        let pem = self.unseal(id, sealed)?;
+        let certificate = rustls_pki_types::CertificateDer::from(certificate.to_vec());
+        Ok(crate::ca::RootSigner::new(&certificate, &pem)?)
     }
 
     /// The passphrase new keys are sealed under: the CA's, else `issuer-keys.secret`.

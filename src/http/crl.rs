@@ -172,15 +172,37 @@ fn set_common(h: &mut HeaderMap, crl: &PublishedCrl, etag: &str, stale: bool) {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
 }
 
-/// `GET /v1/crl/root`: the root's CRL (the intermediates it revoked), DER or PEM by
+/// `GET /v1/crl/root`: the first root's CRL (the intermediates it revoked), DER or PEM by
 /// `Accept`, with an ETag. Needs nothing.
 pub async fn root_crl(
     State(crls): State<PublishedCrls>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let pem = wants_pem(&headers);
     let crl = crls.current_root().ok_or_else(no_root_crl)?;
-    crls.root_stale(&crl)?;
+    root_crl_response(&crls, &crl, &headers)
+}
+
+/// `GET /v1/roots/{key id}/crl`: the CRL of the root with that subject key identifier (hex),
+/// as `GET /v1/crl/root` serves the first root's; a root a rollover made names it. Needs
+/// nothing.
+pub async fn root_crl_by_key_id(
+    State(crls): State<PublishedCrls>,
+    Path(key_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let crl = crls
+        .root_by_key_id(&key_id)
+        .ok_or(AuthorityError::NotFound("root"))?;
+    root_crl_response(&crls, &crl, &headers)
+}
+
+fn root_crl_response(
+    crls: &PublishedCrls,
+    crl: &PublishedCrl,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let pem = wants_pem(headers);
+    crls.root_stale(crl)?;
     let etag = format!(
         "\"root-crl-{}{}\"",
         crl.number,
@@ -191,10 +213,10 @@ pub async fn root_crl(
     } else {
         ("application/pkix-crl", crl.der.clone())
     };
-    Ok(answer(&headers, &etag, content_type, body, crl.number))
+    Ok(answer(headers, &etag, content_type, body, crl.number))
 }
 
-/// `GET /v1/crl/bundle.pem`: every published intermediate's CRL, then the root's, in one
+/// `GET /v1/crl/bundle.pem`: every published intermediate's CRL, then every root's, in one
 /// PEM file: what nginx `ssl_crl` and HAProxy `crl-file` take when they check the whole
 /// chain (each finds the CRL of a certificate's issuer by the issuer's name).
 pub async fn crl_bundle(
@@ -212,15 +234,23 @@ pub async fn crl_bundle(
         .map(|c| c.number)
         .max()
         .ok_or(RequestError::NoCrl)?;
-    let root = crls.current_root().ok_or_else(no_root_crl)?;
-    crls.root_stale(&root)?;
-    let numbers: Vec<String> = issued.iter().map(|c| c.number.to_string()).collect();
-    let etag = format!("\"crl-bundle-{}-{}\"", numbers.join("-"), root.number);
+    let roots = crls.all_roots();
+    if roots.is_empty() {
+        return Err(no_root_crl());
+    }
+    for root in &roots {
+        crls.root_stale(root)?;
+    }
+    let numbers: Vec<String> = issued
+        .iter()
+        .chain(&roots)
+        .map(|c| c.number.to_string())
+        .collect();
+    let etag = format!("\"crl-bundle-{}\"", numbers.join("-"));
     let mut body = Vec::new();
-    for crl in &issued {
+    for crl in issued.iter().chain(&roots) {
         body.extend_from_slice(&crl.pem());
     }
-    body.extend_from_slice(&root.pem());
     Ok(answer(
         &headers,
         &etag,

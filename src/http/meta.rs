@@ -23,6 +23,15 @@ pub async fn ca_chain(
     )
 }
 
+/// `GET /v1/ca/root`: the root that signs new intermediates, PEM: after a root rollover,
+/// the new root a relying party may trust instead of the old one.
+pub async fn active_root(State(authority): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        authority.active_root_pem(),
+    )
+}
+
 /// `GET /healthz`: the process is alive.
 pub async fn healthz() -> &'static str {
     "ok\n"

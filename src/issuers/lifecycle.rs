@@ -13,11 +13,11 @@ use std::sync::Arc;
 
 use time::{Duration, OffsetDateTime};
 
-use super::{IssuerError, IssuerRegistry, LiveIssuer};
+use super::{IssuerError, IssuerRegistry, LiveIssuer, LiveRoot};
 use crate::api::AuditAction;
-use crate::ca::{IntermediateOrder, IssuerFacts};
+use crate::ca::{IntermediateOrder, IssuerFacts, NewRoot, RootSigner};
 use crate::model::{TenantId, TenantName};
-use crate::store::{AuditEvent, NewIssuer, StoreError};
+use crate::store::{AuditEvent, NewIssuer, RootRollover, StoreError};
 
 /// By default the CA rotates by itself when the active intermediate has less than this left
 /// (a year of its five).
@@ -48,9 +48,11 @@ impl IssuerRegistry {
         actor: &str,
         reason: &str,
     ) -> Result<Rotation, IssuerError> {
-        let root = self.root_signer.clone().ok_or(IssuerError::NoRootKey)?;
         self.refresh().await?;
         let set = self.current();
+        let active_root = set.active_root().ok_or(IssuerError::NoRootKey)?;
+        let root = active_root.signer.clone().ok_or(IssuerError::NoRootKey)?;
+        let root_crl_url = self.root_crl_url(active_root);
         let tenant_id = scope.as_ref().map(|(id, _)| *id);
         let superseded = set.active_in(tenant_id).map(|i| i.id);
         let number = set.issuers().len() + 1;
@@ -61,15 +63,27 @@ impl IssuerRegistry {
                 Some((_, tenant)) => format!("latchkey issuing CA {number} for {tenant}"),
             },
             now,
-            root_crl_url: Some(self.vault.root_crl_url()),
+            root_crl_url: Some(root_crl_url),
         };
+        // After a root rollover, each other root whose key is here certifies the new
+        // intermediate too, so that parties still trusting only that root accept its keys.
+        let others: Vec<(Arc<RootSigner>, String)> = set
+            .roots()
+            .iter()
+            .filter(|r| r.id != active_root.id && r.not_after > now)
+            .filter_map(|r| Some((r.signer.clone()?, self.root_crl_url(r))))
+            .collect();
         let vault = self.vault.clone();
         // Key generation (maybe in a token), sealing (PBKDF2) and signing: off the async
         // threads.
-        let (location, certificate) = tokio::task::spawn_blocking(move || {
+        let (location, certificate, crosses) = tokio::task::spawn_blocking(move || {
             let (key, location) = vault.new_key()?;
             let certificate = root.sign_intermediate(&order, &key)?;
-            Ok::<_, IssuerError>((location, certificate))
+            let crosses = others
+                .iter()
+                .map(|(other, url)| other.sign_cross(&certificate, now, Some(url)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, IssuerError>((location, certificate, crosses))
         })
         .await??;
         let facts = IssuerFacts::of(&certificate).map_err(|detail| IssuerError::Certificate {
@@ -99,9 +113,13 @@ impl IssuerRegistry {
                 "not_after": new.not_after.unix_timestamp(),
             }),
         };
+        let crosses = crosses
+            .iter()
+            .map(cross_row)
+            .collect::<Result<Vec<_>, _>>()?;
         let id = match self
             .store
-            .record_rotation(&new, superseded, now, &event)
+            .record_rotation(&new, &crosses, superseded, now, &event)
             .await
         {
             Ok(id) => id,
@@ -120,6 +138,119 @@ impl IssuerRegistry {
         tracing::info!(issuer = id, subject = %issuer.subject, ?superseded, reason,
             "intermediate rotated: the new one signs from now on");
         Ok(Rotation { issuer, superseded })
+    }
+
+    /// Where `root`'s CRL is served, as what it signs names it.
+    fn root_crl_url(&self, root: &LiveRoot) -> String {
+        self.vault
+            .root_crl_url((!root.first).then_some(root.key_id.as_slice()))
+    }
+
+    /// Rolls the root over: a new root (its key sealed in the store, so every replica can
+    /// sign its CRLs and intermediates), a cross-certificate each way between it and the
+    /// active root, and a new shared intermediate under it that signs from now on (the old
+    /// one retires as after any rotation). A party trusting either root accepts keys of both
+    /// (through the cross-certificates `GET /v1/ca` and `GET /v1/issuers` serve). One
+    /// transaction, as an intermediate rotation. Returns the new root and the rotation.
+    pub async fn rotate_root(&self, actor: &str) -> Result<(Arc<LiveRoot>, Rotation), IssuerError> {
+        self.refresh().await?;
+        let set = self.current();
+        let old_root = set.active_root().cloned().ok_or(IssuerError::NoRootKey)?;
+        let old_signer = old_root.signer.clone().ok_or(IssuerError::NoRootKey)?;
+        let superseded = set.active_in(None).map(|i| i.id);
+        let now = self.clock.now();
+        let (roots, intermediates) = (set.roots().len() + 1, set.issuers().len() + 1);
+        let old_crl_url = self.root_crl_url(&old_root);
+        let (vault, old_root_id) = (self.vault.clone(), old_root.id);
+        let published: Vec<_> = set.published().map(|i| i.certificate.clone()).collect();
+        let made = tokio::task::spawn_blocking(move || {
+            let root = NewRoot::generate(&format!("latchkey root CA {roots}"), now, |key_id| {
+                vault.root_crl_url(Some(key_id))
+            })?;
+            let new_crl_url = vault.root_crl_url(Some(&root.key_id));
+            let signer = RootSigner::new(&root.certificate, &root.key.serialize_pem())
+                .map_err(crate::ca::BootstrapError::from)?;
+            let (key, location) = vault.new_key()?;
+            let order = IntermediateOrder {
+                common_name: format!("latchkey issuing CA {intermediates}"),
+                now,
+                root_crl_url: Some(new_crl_url.clone()),
+            };
+            let intermediate = signer.sign_intermediate(&order, &key)?;
+            // The new intermediate certified by the old root, and every intermediate still
+            // published (all under the old root) by the new one.
+            let mut crosses =
+                vec![old_signer.sign_cross(&intermediate, now, Some(&old_crl_url))?];
+            for old in &published {
+                crosses.push(signer.sign_cross(old, now, Some(&new_crl_url))?);
+            }
+            let sealed = vault.seal(&root.key)?;
+            Ok::<_, IssuerError>((root.certificate, sealed, crosses, intermediate, location))
+        })
+        .await??;
+        let (root, sealed, crosses, intermediate, location) = made;
+        let row = |certificate: &rustls_pki_types::CertificateDer<'_>,
+                   key: crate::model::IssuerKeyLocation| {
+            let facts =
+                IssuerFacts::of(certificate).map_err(|detail| IssuerError::Certificate {
+                    what: "new root",
+                    detail,
+                })?;
+            Ok::<_, IssuerError>(NewIssuer {
+                fingerprint: facts.fingerprint,
+                subject: facts.subject,
+                certificate: certificate.to_vec(),
+                not_after: facts.not_after,
+                tenant_id: None,
+                key,
+            })
+        };
+        let rollover = RootRollover {
+            root: row(&root, sealed)?,
+            crosses: crosses.iter().map(cross_row).collect::<Result<_, _>>()?,
+            intermediate: row(&intermediate, location)?,
+            supersedes_root: old_root_id,
+            supersedes_intermediate: superseded,
+        };
+        let event = AuditEvent {
+            at: now,
+            actor: actor.to_owned(),
+            action: AuditAction::CaRotateRoot.as_str(),
+            tenant: None,
+            target: Some(rollover.root.subject.clone()),
+            detail: serde_json::json!({ "not_after": rollover.root.not_after.unix_timestamp() }),
+        };
+        let (root_id, issuer_id) = match self
+            .store
+            .record_root_rollover(&rollover, now, &event)
+            .await
+        {
+            Ok(ids) => ids,
+            Err(StoreError::AlreadyExists(_)) => return Err(IssuerError::RotatedElsewhere),
+            Err(e) => return Err(e.into()),
+        };
+        self.refresh().await?;
+        let set = self.current();
+        let missing = |what: &'static str, id: i64| IssuerError::Certificate {
+            what,
+            detail: format!("{id} was recorded but does not read back"),
+        };
+        let root = set
+            .roots()
+            .iter()
+            .find(|r| r.id == root_id)
+            .cloned()
+            .ok_or_else(|| missing("new root", root_id))?;
+        let issuer = set
+            .by_id(issuer_id)
+            .cloned()
+            .ok_or_else(|| missing("new intermediate", issuer_id))?;
+        tracing::info!(
+            root = root_id,
+            issuer = issuer_id,
+            "root rolled over: the new root's intermediate signs from now on"
+        );
+        Ok((root, Rotation { issuer, superseded }))
     }
 
     /// Ends `tenant`'s own intermediate: its keys renew under the shared one from now on,
@@ -243,4 +374,20 @@ impl IssuerRegistry {
             }
         })
     }
+}
+
+/// The row of a cross-certificate (it has no key of its own).
+fn cross_row(certificate: &rustls_pki_types::CertificateDer<'_>) -> Result<NewIssuer, IssuerError> {
+    let facts = IssuerFacts::of(certificate).map_err(|detail| IssuerError::Certificate {
+        what: "cross-certificate",
+        detail,
+    })?;
+    Ok(NewIssuer {
+        fingerprint: facts.fingerprint,
+        subject: facts.subject,
+        certificate: certificate.to_vec(),
+        not_after: facts.not_after,
+        tenant_id: None,
+        key: crate::model::IssuerKeyLocation::Home,
+    })
 }

@@ -25,7 +25,7 @@ use crate::home::{HomeError, IssuerVault};
 use crate::store::{IssuerRole, Store, StoreError};
 
 pub use lifecycle::{DEFAULT_ROTATE_BEFORE, Rotation};
-pub use set::{IssuerSet, LiveIssuer};
+pub use set::{IssuerSet, LiveIssuer, LiveRoot};
 
 /// How often the registry looks at the store for issuers made or changed elsewhere.
 const FOLLOW_INTERVAL: StdDuration = StdDuration::from_millis(250);
@@ -69,8 +69,7 @@ pub enum IssuerError {
 pub struct IssuerRegistry {
     store: Store,
     vault: Arc<IssuerVault>,
-    root: rustls_pki_types::CertificateDer<'static>,
-    /// The root as a signer, when its key is in the CA home: what makes new intermediates.
+    /// The first root as a signer, when its key is in the CA home.
     root_signer: Option<Arc<RootSigner>>,
     root_issuer_id: i64,
     clock: Arc<dyn Clock>,
@@ -108,11 +107,17 @@ impl IssuerRegistry {
         let home = vault.home_signer().certificate().clone();
         record(&store, &home, IssuerRole::Intermediate, "intermediate", now).await?;
         let root_issuer_id = record(&store, &root, IssuerRole::Root, "root", now).await?;
-        let empty = IssuerSet::empty(&root);
+        let first = LiveRoot::new(
+            root_issuer_id,
+            root.clone(),
+            true,
+            true,
+            root_signer.clone(),
+        )?;
+        let empty = IssuerSet::empty(Arc::new(first));
         let registry = Self {
             store,
             vault: Arc::new(vault),
-            root,
             root_signer,
             root_issuer_id,
             clock,
@@ -134,9 +139,16 @@ impl IssuerRegistry {
         self.current.subscribe()
     }
 
-    /// The root as a signer, when its key is in the CA home (it also signs the root CRL).
+    /// The first root as a signer, when its key is in the CA home.
     pub fn root_signer(&self) -> Option<&Arc<RootSigner>> {
         self.root_signer.as_ref()
+    }
+
+    /// True when the root that signs new intermediates has its key here.
+    pub fn can_sign_intermediates(&self) -> bool {
+        self.current()
+            .active_root()
+            .is_some_and(|root| root.signer.is_some())
     }
 
     /// The SPIFFE trust domain every certificate of this CA names.
@@ -144,7 +156,7 @@ impl IssuerRegistry {
         self.vault.home_signer().trust_domain()
     }
 
-    /// The root's id among the store's issuers (its CRLs are numbered on their own).
+    /// The first root's id among the store's issuers.
     pub fn root_issuer_id(&self) -> i64 {
         self.root_issuer_id
     }
@@ -185,11 +197,64 @@ impl IssuerRegistry {
             };
             issuers.push(LiveIssuer::new(record, signer)?);
         }
-        let set = IssuerSet::new(revision, issuers, &self.root);
+        let (roots, crosses) = self.load_roots(&held).await?;
+        let set = IssuerSet::new(revision, issuers, roots, crosses);
         let changed = set.differs_from(&held);
         self.set_metrics(&set);
         self.current.send_replace(Arc::new(set));
         Ok(changed)
+    }
+
+    /// The roots and cross-certificates as the store records them, each root's key opened
+    /// (the first root's is the home's; one a rollover made is sealed in the store).
+    async fn load_roots(
+        &self,
+        held: &IssuerSet,
+    ) -> Result<
+        (
+            Vec<Arc<LiveRoot>>,
+            Vec<rustls_pki_types::CertificateDer<'static>>,
+        ),
+        IssuerError,
+    > {
+        let mut roots = Vec::new();
+        let mut crosses = Vec::new();
+        for record in self.store.roots_and_crosses().await? {
+            let certificate = rustls_pki_types::CertificateDer::from(record.certificate);
+            if record.role == IssuerRole::Cross {
+                crosses.push(certificate);
+                continue;
+            }
+            let first = record.id == self.root_issuer_id;
+            let active = record.superseded_at.is_none();
+            let signer = match (&record.key, held.roots().iter().find(|r| r.id == record.id)) {
+                (_, Some(opened)) if opened.signer.is_some() => opened.signer.clone(),
+                (_, _) if first => self.root_signer.clone(),
+                (crate::model::IssuerKeyLocation::Stored(sealed), _) => {
+                    let (vault, id, sealed) = (self.vault.clone(), record.id, sealed.clone());
+                    let der = certificate.to_vec();
+                    let opened =
+                        tokio::task::spawn_blocking(move || vault.open_root(id, &der, &sealed));
+                    match opened.await? {
+                        Ok(signer) => Some(Arc::new(signer)),
+                        Err(e) => {
+                            tracing::error!(root = record.id, error = %e,
+                                "CANNOT OPEN A ROOT'S KEY: its CRL cannot be signed here");
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            roots.push(Arc::new(LiveRoot::new(
+                record.id,
+                certificate,
+                first,
+                active,
+                signer,
+            )?));
+        }
+        Ok((roots, crosses))
     }
 
     /// Registers the registry's metric in `metrics` (the registry `/metrics` serves): the end

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::IssuerError;
 use crate::api::IssuerStatus;
-use crate::ca::Signer;
+use crate::ca::{RootSigner, Signer};
 use crate::model::{TenantId, TenantName};
 use crate::store::IssuerRecord;
 
@@ -88,42 +88,131 @@ impl LiveIssuer {
     }
 }
 
+/// One root of the CA as it holds it: the first one (in the CA home), or one a rollover made.
+pub struct LiveRoot {
+    /// Its id among the store's issuers (what its CRLs reference).
+    pub id: i64,
+    /// Its self-signed certificate.
+    pub certificate: CertificateDer<'static>,
+    /// Its certificate, PEM.
+    pub pem: String,
+    /// Its public key (SubjectPublicKeyInfo DER).
+    pub spki: Vec<u8>,
+    /// Its subject key identifier: a rolled-over root's CRL is served under it.
+    pub key_id: Vec<u8>,
+    /// The end of its validity.
+    pub not_after: OffsetDateTime,
+    /// True for the root made at initialization (its CRL is `/v1/crl/root`, its key the
+    /// home's `root-key.pem`).
+    pub first: bool,
+    /// True until a rollover supersedes it: the active root signs new intermediates.
+    pub active: bool,
+    /// Its signer, when its key is here.
+    pub signer: Option<Arc<RootSigner>>,
+}
+
+impl std::fmt::Debug for LiveRoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveRoot")
+            .field("id", &self.id)
+            .field("active", &self.active)
+            .field("can_sign", &self.signer.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LiveRoot {
+    pub(super) fn new(
+        id: i64,
+        certificate: CertificateDer<'static>,
+        first: bool,
+        active: bool,
+        signer: Option<Arc<RootSigner>>,
+    ) -> Result<Self, IssuerError> {
+        let bad = |detail: String| IssuerError::Certificate {
+            what: "root",
+            detail,
+        };
+        let (_, parsed) =
+            x509_parser::parse_x509_certificate(&certificate).map_err(|e| bad(e.to_string()))?;
+        let key_id = parsed
+            .extensions()
+            .iter()
+            .find_map(|ext| match ext.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(ski) => {
+                    Some(ski.0.to_vec())
+                }
+                _ => None,
+            })
+            .ok_or_else(|| bad("no subject key identifier".into()))?;
+        Ok(Self {
+            id,
+            pem: crate::pem::encode("CERTIFICATE", &certificate),
+            spki: parsed.public_key().raw.to_vec(),
+            not_after: parsed.validity().not_after.to_datetime(),
+            key_id,
+            first,
+            active,
+            signer,
+            certificate,
+        })
+    }
+
+    /// The path of its CRL: `/v1/crl/root` for the first root, `/v1/roots/{key id}/crl`
+    /// for one a rollover made.
+    pub fn crl_path(&self) -> String {
+        if self.first {
+            "/v1/crl/root".into()
+        } else {
+            format!("/v1/roots/{}/crl", hex::encode(&self.key_id))
+        }
+    }
+}
+
 /// Every intermediate, oldest first, with the answers readers need precomputed.
 #[derive(Debug)]
 pub struct IssuerSet {
     /// The store's issuers revision this set was read at.
     pub revision: i64,
     issuers: Vec<Arc<LiveIssuer>>,
-    root: CertificateDer<'static>,
-    root_pem: String,
-    /// The root's public key (SubjectPublicKeyInfo DER).
-    root_spki: Vec<u8>,
-    /// `GET /v1/ca`: the shared intermediates still published, newest first, then the root.
+    /// Every root, oldest first (one until a rollover).
+    roots: Vec<Arc<LiveRoot>>,
+    /// The cross-certificates (intermediates certified by a root that did not sign them)
+    /// of intermediates still published.
+    crosses: Vec<CertificateDer<'static>>,
+    /// `GET /v1/ca`: the shared intermediates still published, newest first, then the
+    /// cross-certificates and the roots (newest first).
     chain_pem: String,
 }
 
 impl IssuerSet {
     /// No intermediate yet: only while the registry loads.
-    pub(super) fn empty(root: &CertificateDer<'static>) -> Self {
-        Self::new(-1, Vec::new(), root)
+    pub(super) fn empty(root: Arc<LiveRoot>) -> Self {
+        Self::new(-1, Vec::new(), vec![root], Vec::new())
     }
 
     pub(super) fn new(
         revision: i64,
         issuers: Vec<LiveIssuer>,
-        root: &CertificateDer<'static>,
+        roots: Vec<Arc<LiveRoot>>,
+        crosses: Vec<CertificateDer<'static>>,
     ) -> Self {
         let issuers: Vec<Arc<LiveIssuer>> = issuers.into_iter().map(Arc::new).collect();
-        let root_pem = crate::pem::encode("CERTIFICATE", root);
-        let root_spki = x509_parser::parse_x509_certificate(root)
-            .map(|(_, parsed)| parsed.public_key().raw.to_vec())
-            .unwrap_or_default();
+        // A cross-certificate counts while the intermediate it certifies is published.
+        let crosses = crosses
+            .into_iter()
+            .filter(|cross| {
+                x509_parser::parse_x509_certificate(cross).is_ok_and(|(_, parsed)| {
+                    let spki = parsed.public_key().raw;
+                    issuers.iter().any(|i| i.is_published() && i.spki == spki)
+                })
+            })
+            .collect();
         let mut set = Self {
             revision,
             issuers,
-            root: root.clone(),
-            root_pem,
-            root_spki,
+            roots,
+            crosses,
             chain_pem: String::new(),
         };
         set.chain_pem = set.chain_pem_for(None);
@@ -133,10 +222,13 @@ impl IssuerSet {
     /// True when `other` holds other issuers or statuses (not merely another revision).
     pub(super) fn differs_from(&self, other: &IssuerSet) -> bool {
         let view = |s: &IssuerSet| {
-            s.issuers
+            let issuers: Vec<_> = s
+                .issuers
                 .iter()
                 .map(|i| (i.id, i.status, i.signer.is_some()))
-                .collect::<Vec<_>>()
+                .collect();
+            let roots: Vec<_> = s.roots.iter().map(|r| (r.id, r.active)).collect();
+            (issuers, roots, s.crosses.len())
         };
         view(self) != view(other)
     }
@@ -193,17 +285,31 @@ impl IssuerSet {
 
     /// True when `spki` is the public key of one of the CA's own certificates.
     pub fn is_ca_key(&self, spki: &[u8]) -> bool {
-        self.issuers.iter().any(|i| i.spki == spki) || self.root_spki == spki
+        self.issuers.iter().any(|i| i.spki == spki) || self.roots.iter().any(|r| r.spki == spki)
     }
 
-    /// The cross-certificates between the CA's roots, PEM (none before a root rollover).
+    /// Every root, oldest first.
+    pub fn roots(&self) -> &[Arc<LiveRoot>] {
+        &self.roots
+    }
+
+    /// The root that signs new intermediates.
+    pub fn active_root(&self) -> Option<&Arc<LiveRoot>> {
+        self.roots.iter().rev().find(|r| r.active)
+    }
+
+    /// The cross-certificates: each intermediate still published certified by the other
+    /// roots (none before a root rollover).
+    pub fn cross_certificates(&self) -> &[CertificateDer<'static>] {
+        &self.crosses
+    }
+
+    /// [`IssuerSet::cross_certificates`], PEM.
     pub fn cross_certificates_pem(&self) -> Vec<String> {
-        Vec::new()
-    }
-
-    /// The root.
-    pub fn root(&self) -> &CertificateDer<'static> {
-        &self.root
+        self.crosses
+            .iter()
+            .map(|c| crate::pem::encode("CERTIFICATE", c))
+            .collect()
     }
 
     /// `GET /v1/ca`: every shared intermediate still published, newest first, then the root.
@@ -211,7 +317,8 @@ impl IssuerSet {
         &self.chain_pem
     }
 
-    /// The chain of `tenant`'s keys, newest intermediate first, then the root: the
+    /// The chain of `tenant`'s keys, newest intermediate first, then the cross-certificates
+    /// and the roots (newest first): the
     /// intermediates dedicated to it still published, and, unless one of them is active,
     /// the shared ones still published (which sign its new keys then). `None`: the shared
     /// chain.
@@ -231,7 +338,12 @@ impl IssuerSet {
             .filter(|i| own(i) || (!has_active_own && i.tenant.is_none()))
             .map(|i| i.pem.as_str())
             .collect();
-        pem.push_str(&self.root_pem);
+        for cross in &self.crosses {
+            pem.push_str(&crate::pem::encode("CERTIFICATE", cross));
+        }
+        for root in self.roots.iter().rev() {
+            pem.push_str(&root.pem);
+        }
         pem
     }
 }

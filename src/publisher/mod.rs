@@ -118,8 +118,6 @@ struct Inner {
     schedule: CrlSchedule,
     /// The CA's intermediates, as the issuer registry follows them.
     issuers: watch::Receiver<Arc<IssuerSet>>,
-    /// The root, as recorded among the issuers: its CRLs are numbered on their own.
-    root_issuer_id: i64,
     /// This process's name as a holder of the CRL builder lease.
     holder: String,
     /// Moved by [`CrlPoke::poke`].
@@ -129,13 +127,12 @@ struct Inner {
 }
 
 impl Publisher {
-    /// Puts the publisher together for the intermediates `issuers` holds (the registry's
-    /// watch) and the root recorded as `root_issuer_id`, and registers its metrics in
-    /// `metrics`. Publishes nothing until started.
+    /// Puts the publisher together for the intermediates and roots `issuers` holds (the
+    /// registry's watch), and registers its metrics in `metrics`. Publishes nothing until
+    /// started.
     pub fn new(
         ledger: RevocationLedger,
         issuers: watch::Receiver<Arc<IssuerSet>>,
-        root_issuer_id: i64,
         clock: Arc<dyn Clock>,
         schedule: CrlSchedule,
         metrics: &mut Registry,
@@ -147,7 +144,6 @@ impl Publisher {
                 clock,
                 schedule,
                 issuers,
-                root_issuer_id,
                 holder: hex::encode(crate::random_bytes::<8>()),
                 pokes: Arc::new(watch::Sender::new(0)),
                 metrics: CrlMetrics::register(metrics),

@@ -29,13 +29,26 @@ pub(super) struct IssuerBoard {
     pub(super) failures: AtomicU64,
 }
 
+/// One root's CRL as served.
+#[derive(Debug, Clone)]
+pub(super) struct RootSlot {
+    /// The root's id among the issuers.
+    pub(super) id: i64,
+    /// True for the root made at initialization: its CRL is `/v1/crl/root`.
+    pub(super) first: bool,
+    /// Its subject key identifier, hex: `/v1/roots/{key id}/crl`.
+    pub(super) key_id: String,
+    /// Its newest CRL, if one was ever found.
+    pub(super) crl: Option<Arc<PublishedCrl>>,
+}
+
 /// What the publisher writes and readers read.
 #[derive(Debug)]
 pub(super) struct Board {
     /// Every intermediate whose CRL is published, by id (ascending: oldest first).
     issuers: RwLock<BTreeMap<i64, Arc<IssuerBoard>>>,
-    /// The root's CRL being served.
-    pub(super) root: watch::Sender<Option<Arc<PublishedCrl>>>,
+    /// Every root's CRL being served (one root until a rollover), oldest root first.
+    roots: RwLock<Vec<RootSlot>>,
     /// The time a CRL's nextUpdate is compared with: the CA's clock.
     pub(super) clock: Arc<dyn Clock>,
 }
@@ -44,7 +57,7 @@ impl Board {
     pub(super) fn new(clock: Arc<dyn Clock>) -> Self {
         Self {
             issuers: RwLock::new(BTreeMap::new()),
-            root: watch::Sender::new(None),
+            roots: RwLock::new(Vec::new()),
             clock,
         }
     }
@@ -75,6 +88,28 @@ impl Board {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|id, _| keep(*id));
+    }
+
+    fn roots(&self) -> std::sync::RwLockReadGuard<'_, Vec<RootSlot>> {
+        self.roots.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Publishes the roots of `slots` (the CA's roots now, each with the newest CRL found
+    /// for it), keeping a CRL already served when it is newer than the one offered.
+    pub(super) fn publish_roots(&self, mut slots: Vec<RootSlot>) {
+        let mut roots = self.roots.write().unwrap_or_else(|e| e.into_inner());
+        for slot in &mut slots {
+            let held = roots
+                .iter()
+                .find(|r| r.id == slot.id)
+                .and_then(|r| r.crl.clone());
+            if let Some(held) = held
+                && slot.crl.as_ref().is_none_or(|c| c.number < held.number)
+            {
+                slot.crl = Some(held);
+            }
+        }
+        *roots = slots;
     }
 
     /// True while any intermediate's builder is failing.
@@ -151,9 +186,32 @@ impl PublishedCrls {
             .collect()
     }
 
-    /// The root CRL being served, if a fresh-enough one was ever found.
+    /// The first root's CRL being served (`/v1/crl/root`), if one was ever found.
     pub fn current_root(&self) -> Option<Arc<PublishedCrl>> {
-        self.board.root.borrow().clone()
+        self.board
+            .roots()
+            .iter()
+            .find(|r| r.first)
+            .and_then(|r| r.crl.clone())
+    }
+
+    /// The CRL of the root whose subject key identifier is `key_id` (hex): one a rollover
+    /// made (`/v1/roots/{key id}/crl`) or the first.
+    pub fn root_by_key_id(&self, key_id: &str) -> Option<Arc<PublishedCrl>> {
+        self.board
+            .roots()
+            .iter()
+            .find(|r| r.key_id == key_id)
+            .and_then(|r| r.crl.clone())
+    }
+
+    /// Every root's CRL being served, oldest root first: the bundle's.
+    pub fn all_roots(&self) -> Vec<Arc<PublishedCrl>> {
+        self.board
+            .roots()
+            .iter()
+            .filter_map(|r| r.crl.clone())
+            .collect()
     }
 
     /// Whether the root CRL `crl` may be served: not past its nextUpdate.
@@ -210,21 +268,25 @@ impl PublishedCrls {
         }
     }
 
-    /// Why the root CRL is not fit to serve, if it is not: for `/readyz` and the log.
+    /// Why a root's CRL is not fit to serve, if one is not: for `/readyz` and the log.
     pub(super) fn root_problem(&self) -> Option<String> {
-        match self.current_root() {
-            None => Some(
-                "no root CRL is stored: the root key is not in the CA home; run \
-                 `latchkey crl sign-root` where it is"
-                    .into(),
-            ),
+        let roots = self.board.roots();
+        if roots.is_empty() {
+            return Some("no root CRL has been looked for yet".into());
+        }
+        roots.iter().find_map(|root| match &root.crl {
+            None => Some(format!(
+                "no CRL of root {} is stored: its key is not in the CA home; run `latchkey \
+                 crl sign-root` where it is",
+                root.id
+            )),
             Some(crl) if crl.next_update <= self.board.clock.now() => Some(format!(
-                "the root CRL (number {}) is past its nextUpdate; run `latchkey crl sign-root` \
-                 where the root key is",
-                crl.number
+                "the CRL of root {} (number {}) is past its nextUpdate; run `latchkey crl \
+                 sign-root` where its key is",
+                root.id, crl.number
             )),
             _ => None,
-        }
+        })
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration as StdDuration;
 
 use time::{Duration, OffsetDateTime};
 
+use super::reader::RootSlot;
 use super::{PublishedCrl, Publisher, PublisherError, recorded_issuer};
 use crate::ca::{CrlOrder, RootSigner};
 use crate::store::{RevocationLedger, RootCrlRow, StoreError, whole_second};
@@ -50,20 +51,49 @@ pub fn sign_root_crl(
 }
 
 impl Publisher {
-    /// Looks once at the stored root CRL: signs a new one if it is missing or half through
-    /// its validity and this CA holds the root key, then publishes the newest stored one.
-    pub async fn refresh_root_crl(
+    /// Looks once at every root's stored CRL (one root until a rollover; the issuer
+    /// registry says which, and holds their keys): signs a new one where it is missing or
+    /// half through its validity and this CA holds that root's key, then publishes the
+    /// newest stored one of each. A root that fails is logged; the others go on.
+    pub async fn refresh_root_crls(&self) -> Result<(), PublisherError> {
+        let set = self.inner.issuers.borrow().clone();
+        let mut slots = Vec::new();
+        let mut failed = None;
+        for root in set.roots() {
+            let crl = match self.refresh_root_crl(root.id, root.signer.as_ref()).await {
+                Ok(row) => row.map(|row| Arc::new(PublishedCrl::from_root_row(row))),
+                Err(e) => {
+                    tracing::warn!(root = root.id, error = %e, "cannot refresh a root's CRL");
+                    failed = Some(e);
+                    None
+                }
+            };
+            slots.push(RootSlot {
+                id: root.id,
+                first: root.first,
+                key_id: hex::encode(&root.key_id),
+                crl,
+            });
+        }
+        self.inner.board.publish_roots(slots);
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// The newest CRL of root `root_id`, signed anew first when it is due and `signer` is
+    /// its key.
+    async fn refresh_root_crl(
         &self,
+        root_id: i64,
         signer: Option<&Arc<RootSigner>>,
-    ) -> Result<(), PublisherError> {
+    ) -> Result<Option<RootCrlRow>, PublisherError> {
         let inner = &self.inner;
-        let stored = inner.ledger.latest_root_crl(inner.root_issuer_id).await?;
+        let stored = inner.ledger.latest_root_crl(root_id).await?;
         let now = inner.clock.now();
         let validity = inner.schedule.root_validity;
         let due = stored
             .as_ref()
             .is_none_or(|row| row.next_update - validity / 2 <= now);
-        let newest = match (due, signer) {
+        Ok(match (due, signer) {
             (true, Some(signer)) => {
                 let after = stored.as_ref().map_or(0, |row| row.number);
                 let signer = signer.clone();
@@ -71,47 +101,30 @@ impl Publisher {
                     sign_root_crl(&signer, now, validity, after)
                 })
                 .await??;
-                match inner
-                    .ledger
-                    .insert_root_crl(inner.root_issuer_id, &row, now)
-                    .await
-                {
+                match inner.ledger.insert_root_crl(root_id, &row, now).await {
                     Ok(()) => {
-                        tracing::info!(number = row.number, "root CRL signed");
+                        tracing::info!(root = root_id, number = row.number, "root CRL signed");
                         Some(row)
                     }
                     // A replica signed one in the same second: serve the stored one.
-                    Err(StoreError::Collision) => {
-                        inner.ledger.latest_root_crl(inner.root_issuer_id).await?
-                    }
+                    Err(StoreError::Collision) => inner.ledger.latest_root_crl(root_id).await?,
                     Err(e) => return Err(e.into()),
                 }
             }
             _ => stored,
-        };
-        if let Some(row) = newest
-            && self
-                .crls()
-                .current_root()
-                .is_none_or(|c| c.number < row.number)
-        {
-            inner
-                .board
-                .root
-                .send_replace(Some(Arc::new(PublishedCrl::from_root_row(row))));
-        }
-        Ok(())
+        })
     }
 
     /// Keeps the root CRL current until the process ends (see the module's documentation).
-    pub fn start_root(&self, signer: Option<Arc<RootSigner>>) -> tokio::task::JoinHandle<()> {
+    pub fn start_root(&self) -> tokio::task::JoinHandle<()> {
         let publisher = self.clone();
         tokio::spawn(async move {
             let crls = publisher.crls();
+            let mut issuers = publisher.inner.issuers.clone();
             let mut complained: Option<tokio::time::Instant> = None;
             loop {
-                if let Err(e) = publisher.refresh_root_crl(signer.as_ref()).await {
-                    tracing::warn!(error = %e, "cannot refresh the root CRL");
+                if let Err(e) = publisher.refresh_root_crls().await {
+                    tracing::warn!(error = %e, "cannot refresh the root CRLs");
                 }
                 match crls.root_problem() {
                     Some(problem)
@@ -123,7 +136,11 @@ impl Publisher {
                     Some(_) => {}
                     None => complained = None,
                 }
-                tokio::time::sleep(ROOT_FOLLOW_INTERVAL).await;
+                // A rollover adds a root: its CRL is signed at once, not at the next look.
+                tokio::select! {
+                    () = tokio::time::sleep(ROOT_FOLLOW_INTERVAL) => {}
+                    _ = issuers.changed() => {}
+                }
             }
         })
     }

@@ -27,6 +27,11 @@ struct Fixture {
 
 impl Fixture {
     async fn new() -> Self {
+        Self::with_root_key(true).await
+    }
+
+    /// A CA whose registry holds the root's key (`root_key`), or not (kept offline).
+    async fn with_root_key(root_key: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_sqlite(&dir.path().join("latchkey.db"))
             .await
@@ -50,7 +55,10 @@ impl Fixture {
             store.clone(),
             vault,
             root.clone(),
-            home.root_signer().unwrap().map(Arc::new),
+            home.root_signer()
+                .unwrap()
+                .map(Arc::new)
+                .filter(|_| root_key),
             Arc::new(clock.clone()),
         )
         .await
@@ -69,7 +77,6 @@ impl Fixture {
         Publisher::new(
             self.store.revocation_ledger(),
             self.issuers.watch(),
-            self.issuers.root_issuer_id(),
             Arc::new(self.clock.clone()),
             CrlSchedule::default(),
             &mut Registry::default(),
@@ -123,10 +130,7 @@ async fn a_started_publisher_publishes_an_empty_crl_and_is_ready_once_a_root_crl
         matches!(crls.ready(), Err(CrlProblem::NotReady(why)) if why.contains("no root CRL")),
         "the root CRL is still missing"
     );
-    publisher
-        .refresh_root_crl(Some(&fixture.root_signer()))
-        .await
-        .unwrap();
+    publisher.refresh_root_crls().await.unwrap();
     let root = crls.current_root().expect("a root CRL");
     assert_eq!(
         root.next_update - root.this_update,
@@ -220,10 +224,10 @@ async fn a_crl_past_its_next_update_is_refused_and_the_ca_is_not_ready() {
 
 #[tokio::test]
 async fn without_the_root_key_the_publisher_serves_the_root_crl_stored_for_it() {
-    let fixture = Fixture::new().await;
+    let fixture = Fixture::with_root_key(false).await;
     let publisher = fixture.publisher().await;
     let crls = publisher.crls();
-    publisher.refresh_root_crl(None).await.unwrap();
+    publisher.refresh_root_crls().await.unwrap();
     assert!(
         crls.current_root().is_none(),
         "nothing stored, nothing signed"
@@ -241,7 +245,7 @@ async fn without_the_root_key_the_publisher_serves_the_root_crl_stored_for_it() 
     let number = store_root_crl(&ledger, root, &row.der, now).await.unwrap();
     assert_eq!(number, row.number);
 
-    publisher.refresh_root_crl(None).await.unwrap();
+    publisher.refresh_root_crls().await.unwrap();
     assert_eq!(crls.current_root().map(|c| c.number), Some(number));
     assert_eq!(crls.root_problem(), None);
 }

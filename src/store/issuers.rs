@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 
 use super::audit::AuditEvent;
 use super::rows::{seconds, time};
-use super::{Change, Store, StoreError, unique_as};
+use super::{Change, Store, StoreError, WriteTx, unique_as};
 use crate::model::{IssuerKeyLocation, TenantId, TenantName};
 
 /// What an issuer is in the chain.
@@ -16,6 +16,9 @@ pub enum IssuerRole {
     Root,
     /// An intermediate: signs the CA's certificates and its own CRL.
     Intermediate,
+    /// A cross-certificate between two roots of the CA (after a root rollover): signs
+    /// nothing; recorded so that every replica serves it.
+    Cross,
 }
 
 impl IssuerRole {
@@ -23,8 +26,41 @@ impl IssuerRole {
         match self {
             Self::Root => "root",
             Self::Intermediate => "intermediate",
+            Self::Cross => "cross",
         }
     }
+}
+
+/// A root, or a cross-certificate between roots, as recorded.
+#[derive(Debug, Clone)]
+pub struct RootRecord {
+    /// Its id among the issuers (what root CRLs reference).
+    pub id: i64,
+    /// [`IssuerRole::Root`] or [`IssuerRole::Cross`].
+    pub role: IssuerRole,
+    /// Its DER certificate.
+    pub certificate: Vec<u8>,
+    /// Where a root's key is: the home's `root-key.pem` for the first root, sealed here for
+    /// one made by a rollover. (A cross-certificate has no key of its own.)
+    pub key: IssuerKeyLocation,
+    /// When a newer root took over from it.
+    pub superseded_at: Option<OffsetDateTime>,
+}
+
+/// A root rollover, recorded at once: the new root (its key sealed), the two
+/// cross-certificates, and the new shared intermediate under the new root.
+#[derive(Debug, Clone)]
+pub struct RootRollover {
+    /// The new root.
+    pub root: NewIssuer,
+    /// The cross-certificates (each root certified by the other).
+    pub crosses: Vec<NewIssuer>,
+    /// The new shared intermediate, signed by the new root.
+    pub intermediate: NewIssuer,
+    /// The root it takes over from.
+    pub supersedes_root: i64,
+    /// The shared intermediate it takes over from.
+    pub supersedes_intermediate: Option<i64>,
 }
 
 /// An intermediate as recorded.
@@ -62,6 +98,10 @@ pub struct NewIssuer {
     /// initialization, which [`Store::ensure_issuer`] records).
     pub key: IssuerKeyLocation,
 }
+
+/// A root's or a cross-certificate's `issuers` row as read: id, role, certificate, sealed
+/// key, superseded_at.
+type RootSqlRow = (i64, String, Vec<u8>, Option<String>, Option<i64>);
 
 /// One `issuers` row as read.
 type IssuerSqlRow = (
@@ -154,52 +194,26 @@ impl Store {
     }
 
     /// Records a new intermediate that takes over from `supersedes` (the active one it
-    /// replaces, if any), with its audit event, in one transaction. When another process
-    /// superseded it first (two rotations at once), nothing is written and the answer is
-    /// [`StoreError::AlreadyExists`]: the other rotation stands.
+    /// replaces, if any), and its cross-certificates by other roots, with its audit event,
+    /// in one transaction. When another process superseded it first (two rotations at
+    /// once), nothing is written and the answer is [`StoreError::AlreadyExists`]: the other
+    /// rotation stands.
     pub async fn record_rotation(
         &self,
         new: &NewIssuer,
+        crosses: &[NewIssuer],
         supersedes: Option<i64>,
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<i64, StoreError> {
-        let (key_pem, key_label) = match &new.key {
-            IssuerKeyLocation::Home => (None, None),
-            IssuerKeyLocation::Stored(pem) => (Some(pem.as_str()), None),
-            IssuerKeyLocation::Token(label) => (None, Some(label.as_str())),
-        };
         self.write(event, async |tx, event| {
             if let Some(old) = supersedes {
-                let superseded = sqlx::query(
-                    "UPDATE issuers SET superseded_at = $1 \
-                     WHERE id = $2 AND superseded_at IS NULL",
-                )
-                .bind(seconds(now))
-                .bind(old)
-                .execute(tx.conn())
-                .await?;
-                if superseded.rows_affected() == 0 {
-                    return Err(StoreError::AlreadyExists("rotation"));
-                }
+                supersede(tx, old, now).await?;
             }
-            let (id,): (i64,) = sqlx::query_as(
-                "INSERT INTO issuers (fingerprint, subject, certificate, not_after, created_at, \
-                 role, tenant_id, key_pem, key_label) \
-                 VALUES ($1, $2, $3, $4, $5, 'intermediate', $6, $7, $8) RETURNING id",
-            )
-            .bind(&new.fingerprint)
-            .bind(&new.subject)
-            .bind(&new.certificate)
-            .bind(seconds(new.not_after))
-            .bind(seconds(now))
-            .bind(new.tenant_id.map(TenantId::get))
-            .bind(key_pem)
-            .bind(key_label)
-            .fetch_one(tx.conn())
-            .await
-            // The one-active index: another rotation committed first.
-            .map_err(|e| unique_as(e, StoreError::AlreadyExists("rotation")))?;
+            let id = insert_issuer(tx, new, IssuerRole::Intermediate, now).await?;
+            for cross in crosses {
+                insert_issuer(tx, cross, IssuerRole::Cross, now).await?;
+            }
             event.detail["issuer"] = id.into();
             if let Some(old) = supersedes {
                 event.detail["supersedes"] = old.into();
@@ -207,6 +221,62 @@ impl Store {
             Ok(Change::Made(id))
         })
         .await
+    }
+
+    /// Records a root rollover in one transaction with its audit event: the old root and the
+    /// old shared intermediate superseded, the new root, the cross-certificates and the new
+    /// intermediate recorded. Returns the new root's and the new intermediate's ids. When
+    /// another process rotated first, nothing is written ([`StoreError::AlreadyExists`]).
+    pub async fn record_root_rollover(
+        &self,
+        rollover: &RootRollover,
+        now: OffsetDateTime,
+        event: &AuditEvent,
+    ) -> Result<(i64, i64), StoreError> {
+        self.write(event, async |tx, event| {
+            supersede(tx, rollover.supersedes_root, now).await?;
+            if let Some(old) = rollover.supersedes_intermediate {
+                supersede(tx, old, now).await?;
+            }
+            let root = insert_issuer(tx, &rollover.root, IssuerRole::Root, now).await?;
+            for cross in &rollover.crosses {
+                insert_issuer(tx, cross, IssuerRole::Cross, now).await?;
+            }
+            let intermediate =
+                insert_issuer(tx, &rollover.intermediate, IssuerRole::Intermediate, now).await?;
+            event.detail["root"] = root.into();
+            event.detail["issuer"] = intermediate.into();
+            event.detail["supersedes_root"] = rollover.supersedes_root.into();
+            Ok(Change::Made((root, intermediate)))
+        })
+        .await
+    }
+
+    /// Every root and cross-certificate, oldest first.
+    pub async fn roots_and_crosses(&self) -> Result<Vec<RootRecord>, StoreError> {
+        let rows: Vec<RootSqlRow> = sqlx::query_as(
+            "SELECT id, role, certificate, key_pem, superseded_at FROM issuers \
+             WHERE role IN ('root', 'cross') ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(id, role, certificate, key_pem, superseded)| {
+                Ok(RootRecord {
+                    id,
+                    role: match role.as_str() {
+                        "root" => IssuerRole::Root,
+                        "cross" => IssuerRole::Cross,
+                        _ => return Err(StoreError::corrupt("issuers", "role", role)),
+                    },
+                    certificate,
+                    key: key_pem.map_or(IssuerKeyLocation::Home, IssuerKeyLocation::Stored),
+                    superseded_at: superseded
+                        .map(|t| time("issuers", "superseded_at", t))
+                        .transpose()?,
+                })
+            })
+            .collect()
     }
 
     /// Marks an active intermediate superseded without a successor (a tenant's own, when
@@ -286,4 +356,53 @@ fn issuer_record(row: IssuerSqlRow) -> Result<IssuerRecord, StoreError> {
             .map(|t| time("issuers", "retired_at", t))
             .transpose()?,
     })
+}
+
+/// Marks issuer `id` superseded at `now`, in a rotation's transaction; another process's
+/// rotation that came first makes it [`StoreError::AlreadyExists`].
+async fn supersede(tx: &mut WriteTx, id: i64, now: OffsetDateTime) -> Result<(), StoreError> {
+    let superseded = sqlx::query(
+        "UPDATE issuers SET superseded_at = $1 WHERE id = $2 AND superseded_at IS NULL",
+    )
+    .bind(seconds(now))
+    .bind(id)
+    .execute(tx.conn())
+    .await?;
+    if superseded.rows_affected() == 0 {
+        return Err(StoreError::AlreadyExists("rotation"));
+    }
+    Ok(())
+}
+
+/// Inserts `new` with `role` in a rotation's transaction; its id. The one-active indexes
+/// make a rotation another process committed first [`StoreError::AlreadyExists`].
+async fn insert_issuer(
+    tx: &mut WriteTx,
+    new: &NewIssuer,
+    role: IssuerRole,
+    now: OffsetDateTime,
+) -> Result<i64, StoreError> {
+    let (key_pem, key_label) = match &new.key {
+        IssuerKeyLocation::Home => (None, None),
+        IssuerKeyLocation::Stored(pem) => (Some(pem.as_str()), None),
+        IssuerKeyLocation::Token(label) => (None, Some(label.as_str())),
+    };
+    let (id,): (i64,) = sqlx::query_as(
+        "INSERT INTO issuers (fingerprint, subject, certificate, not_after, created_at, \
+         role, tenant_id, key_pem, key_label) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+    )
+    .bind(&new.fingerprint)
+    .bind(&new.subject)
+    .bind(&new.certificate)
+    .bind(seconds(new.not_after))
+    .bind(seconds(now))
+    .bind(role.as_str())
+    .bind(new.tenant_id.map(TenantId::get))
+    .bind(key_pem)
+    .bind(key_label)
+    .fetch_one(tx.conn())
+    .await
+    .map_err(|e| unique_as(e, StoreError::AlreadyExists("rotation")))?;
+    Ok(id)
 }

@@ -28,7 +28,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use audit::{AuditEvent, AuditFilter};
-pub use issuers::{IssuerRecord, IssuerRole, NewIssuer};
+pub use issuers::{IssuerRecord, IssuerRole, NewIssuer, RootRecord, RootRollover};
 pub use keys::{
     CertificateRow, KeyFilter, KeyRow, ListedCertificate, NewCertificate, NewKey, Renewal, TokenUse,
 };

@@ -61,6 +61,59 @@ impl CaIntermediates {
     }
 }
 
+/// The CA's own TLS certificate chain (its `server.pem`) with the certificates sent after
+/// it, replaceable while serving: after a root rollover, the cross-certificates, so that a
+/// client trusting only the new root still verifies a server certificate the old root's
+/// intermediate signed.
+#[derive(Debug, Clone)]
+pub(crate) struct CaServerChain {
+    chain: Vec<CertificateDer<'static>>,
+    key: Arc<dyn rustls::sign::SigningKey>,
+    current: Arc<arc_swap::ArcSwap<rustls::sign::CertifiedKey>>,
+}
+
+impl CaServerChain {
+    /// `chain` (leaf first) and its `key`, followed by `extra`.
+    pub(crate) fn new(
+        chain: Vec<CertificateDer<'static>>,
+        key: rustls_pki_types::PrivateKeyDer<'static>,
+        extra: Vec<CertificateDer<'static>>,
+    ) -> Result<Self, rustls::Error> {
+        let key = super::provider().key_provider.load_private_key(key)?;
+        let certified = Self::certified(&chain, &key, extra);
+        Ok(Self {
+            chain,
+            key,
+            current: Arc::new(arc_swap::ArcSwap::from_pointee(certified)),
+        })
+    }
+
+    /// Sends `extra` after the chain from the next handshake on.
+    pub(crate) fn set_extra(&self, extra: Vec<CertificateDer<'static>>) {
+        self.current
+            .store(Arc::new(Self::certified(&self.chain, &self.key, extra)));
+    }
+
+    fn certified(
+        chain: &[CertificateDer<'static>],
+        key: &Arc<dyn rustls::sign::SigningKey>,
+        extra: Vec<CertificateDer<'static>>,
+    ) -> rustls::sign::CertifiedKey {
+        let mut certificates = chain.to_vec();
+        certificates.extend(extra);
+        rustls::sign::CertifiedKey::new(certificates, key.clone())
+    }
+}
+
+impl rustls::server::ResolvesServerCert for CaServerChain {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
 /// Wraps a webpki client verifier built over the CA's root: checks a presented leaf through
 /// the CA's own intermediates only, refuses oversized chains unparsed, and verifies an
 /// expired leaf again as of the second before its `notAfter`.

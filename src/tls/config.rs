@@ -68,8 +68,7 @@ pub fn load_private_key(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>
 /// so a key revoked after its first connection could come back in on a resumed one.
 #[cfg(feature = "server")]
 pub(crate) fn ca_listener_config(
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
+    chain: super::CaServerChain,
     client_roots: &[CertificateDer<'static>],
     intermediates: super::CaIntermediates,
     clock: Arc<dyn crate::clock::Clock>,
@@ -82,11 +81,15 @@ pub(crate) fn ca_listener_config(
         rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
             .allow_unauthenticated()
             .build()?;
-    without_resumption(
-        chain,
-        key,
-        Arc::new(CaListenerVerifier::new(verifier, intermediates, clock)),
-    )
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(Arc::new(CaListenerVerifier::new(
+            verifier,
+            intermediates,
+            clock,
+        )))
+        .with_cert_resolver(Arc::new(chain));
+    Ok(never_resumed(config))
 }
 
 /// A TLS server configuration for a relying service: presents `chain`, requires a client
@@ -107,14 +110,20 @@ fn without_resumption(
     key: PrivateKeyDer<'static>,
     verifier: Arc<dyn rustls::server::danger::ClientCertVerifier>,
 ) -> Result<ServerConfig, ConfigError> {
-    let mut config = ServerConfig::builder_with_provider(provider())
+    let config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)?;
+    Ok(never_resumed(config))
+}
+
+/// `config` with session resumption off (no session storage, no TLS 1.3 tickets) and
+/// HTTP/1.1 only.
+fn never_resumed(mut config: ServerConfig) -> ServerConfig {
     config.session_storage = Arc::new(NoServerSessionStorage {});
     config.send_tls13_tickets = 0;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+    config
 }
 
 /// A client that trusts `roots` and, if given, presents `identity` (chain and key).

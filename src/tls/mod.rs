@@ -28,7 +28,7 @@ mod verifier;
 #[cfg(feature = "axum")]
 pub(crate) use accept::Acceptor;
 #[cfg(feature = "server")]
-pub(crate) use ca_listener_verifier::CaIntermediates;
+pub(crate) use ca_listener_verifier::{CaIntermediates, CaServerChain};
 #[cfg(feature = "server")]
 pub(crate) use config::ca_listener_config;
 pub(crate) use config::provider;

@@ -620,3 +620,211 @@ async fn a_tenant_with_its_own_intermediate_is_out_of_reach_of_other_tenants_key
         .unwrap();
     assert_eq!(audit.events.len(), 1, "{audit:?}");
 }
+
+#[tokio::test]
+async fn a_root_rollover_keeps_every_key_valid_under_either_root_through_cross_certificates() {
+    crate::lint::python_tools();
+    // A public URL pkilint accepts in the distribution points.
+    let ca = Ca::start_with(&[
+        "--renew-interval",
+        "0s",
+        "--public-url",
+        "https://ca.example.test:8443",
+    ]);
+    let dir = ca.dir.path();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    ca.enroll_into("alice@acme", &["read:metrics"], "old").await;
+    let doomed = ca
+        .enroll_into("alice@acme", &["read:metrics"], "doomed")
+        .await;
+
+    let said = rotate(&ca, &["--root"]);
+    assert!(said.contains("is the new root"), "{said}");
+    let list = wait_for_issuers(&ca, &ca.url, 2).await;
+    // The new intermediate certified by the old root, the old one by the new root.
+    assert_eq!(list.cross_certificates.len(), 2, "{list:?}");
+    assert_eq!(list.issuers[1].status, IssuerStatus::Active);
+    // The new root: written into the home and served at GET /v1/ca/root.
+    let new_root = String::from_utf8(curl(&ca, &ca.url, "/v1/ca/root", "*/*")).unwrap();
+    let written = std::fs::read_dir(ca.home())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("root-") && name != "root-key.pem"
+        })
+        .expect("root-<id>.pem in the home");
+    assert_eq!(std::fs::read_to_string(written).unwrap(), new_root);
+    assert!(issuer_of(&new_root).starts_with("CN=latchkey root CA 2"));
+    write(dir, "new-root.pem", new_root.as_bytes());
+    // GET /v1/ca: the intermediates, the cross-certificates, both roots.
+    let chain = String::from_utf8(curl(&ca, &ca.url, "/v1/ca", "*/*")).unwrap();
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 6, "{chain}");
+
+    // A new key is signed by the new root's intermediate.
+    let new = ca.enroll_into("alice@acme", &["read:metrics"], "new").await;
+    assert_eq!(
+        issuer_of(&new.certificate),
+        "CN=latchkey issuing CA 2, O=latchkey"
+    );
+    // What a party trusting one root is given besides it: the certificates that root
+    // issued, intermediates and cross-certificates alike. (OpenSSL takes the first issuer
+    // that matches by name and key, so it is given the ones that lead to its root.)
+    let old_root = std::fs::read_to_string(ca.home().join("ca.pem")).unwrap();
+    for (anchor, name) in [(&old_root, "old"), (&new_root, "new")] {
+        let root_subject = {
+            let der = rustls_pki_types::CertificateDer::from_pem_slice(anchor.as_bytes()).unwrap();
+            let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+            cert.subject().to_string()
+        };
+        let under: String = list
+            .issuers
+            .iter()
+            .map(|i| i.certificate.clone())
+            .chain(list.cross_certificates.iter().cloned())
+            .filter(|c| issuer_of(c) == root_subject)
+            .collect();
+        assert_eq!(
+            under.matches("BEGIN CERTIFICATE").count(),
+            2,
+            "{name}: {under}"
+        );
+        write(dir, &format!("under-{name}.pem"), under.as_bytes());
+    }
+    let verify = |anchor: &str, cert: &str| {
+        let under = if anchor == "certs/ca.pem" {
+            "under-old.pem"
+        } else {
+            "under-new.pem"
+        };
+        let out = Command::new("openssl")
+            .args(["verify", "-crl_check_all", "-CAfile", anchor])
+            .args(["-untrusted", under, "-CRLfile", "bundle.pem", cert])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), said)
+    };
+    // Every CRL of the chain, both roots' included, in the bundle.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let bundle = curl(&ca, &ca.url, "/v1/crl/bundle.pem", "*/*");
+        if String::from_utf8_lossy(&bundle)
+            .matches("BEGIN X509 CRL")
+            .count()
+            == 4
+        {
+            write(dir, "bundle.pem", &bundle);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the bundle never held four CRLs");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // openssl trusting the old root alone, or the new root alone, accepts old and new keys.
+    for anchor in ["certs/ca.pem", "new-root.pem"] {
+        for cert in ["old/cert.pem", "new/cert.pem", "doomed/cert.pem"] {
+            let (ok, said) = verify(anchor, cert);
+            assert!(ok, "{cert} trusting {anchor}: {said}");
+        }
+    }
+    // A revocation on either side shows under either root.
+    for (id, serial, path) in [
+        (
+            &doomed.key.id,
+            &doomed.key.certificates[0].serial,
+            "/v1/crl".to_owned(),
+        ),
+        (
+            &new.key.id,
+            &new.key.certificates[0].serial,
+            list.issuers[1].crl.clone().unwrap(),
+        ),
+    ] {
+        ca.admin()
+            .revoke_key(None, id, Some("key_compromise"))
+            .await
+            .unwrap();
+        wait_listed(&ca, &path, serial).await;
+    }
+    write(
+        dir,
+        "bundle.pem",
+        &curl(&ca, &ca.url, "/v1/crl/bundle.pem", "*/*"),
+    );
+    for anchor in ["certs/ca.pem", "new-root.pem"] {
+        for (cert, good) in [
+            ("old/cert.pem", true),
+            ("doomed/cert.pem", false),
+            ("new/cert.pem", false),
+        ] {
+            let (ok, said) = verify(anchor, cert);
+            assert_eq!(ok, good, "{cert} trusting {anchor}: {said}");
+            if !good {
+                assert!(said.contains("certificate revoked"), "{said}");
+            }
+        }
+    }
+
+    // The CA itself is reached by a client that trusts only the new root.
+    let out = ca.cli(&["--ca-cert", "new-root.pem", "issuers"]);
+    assert!(out.status.success(), "{out:?}");
+
+    // pkilint on the new root, the cross-certificates, the new intermediate and the new
+    // root's CRL.
+    write(
+        dir,
+        "new-intermediate.pem",
+        list.issuers[1].certificate.as_bytes(),
+    );
+    for (i, cross) in list.cross_certificates.iter().enumerate() {
+        write(dir, &format!("cross-{i}.pem"), cross.as_bytes());
+    }
+    let key_id = {
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(new_root.as_bytes()).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let ski = cert
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => {
+                    Some(hex::encode(k.0))
+                }
+                _ => None,
+            })
+            .unwrap();
+        ski
+    };
+    write(
+        dir,
+        "new-root-crl.pem",
+        &curl(
+            &ca,
+            &ca.url,
+            &format!("/v1/roots/{key_id}/crl"),
+            "application/x-pem-file",
+        ),
+    );
+    for (file, lint) in [
+        ("new-root.pem", vec!["lint_pkix_cert", "lint"]),
+        ("cross-0.pem", vec!["lint_pkix_cert", "lint"]),
+        ("cross-1.pem", vec!["lint_pkix_cert", "lint"]),
+        ("new-intermediate.pem", vec!["lint_pkix_cert", "lint"]),
+        ("new/cert.pem", vec!["lint_pkix_cert", "lint"]),
+        (
+            "new-root-crl.pem",
+            vec!["lint_crl", "lint", "-t", "CRL", "-p", "PKIX"],
+        ),
+    ] {
+        let findings = crate::lint::pkilint(&lint, &dir.join(file));
+        assert!(findings.is_empty(), "pkilint on {file}: {findings:#?}");
+    }
+    let audit = ca
+        .admin()
+        .audit(&[("action", "ca.rotate_root".to_owned())])
+        .await
+        .unwrap();
+    assert_eq!(audit.events.len(), 1, "{audit:?}");
+}
