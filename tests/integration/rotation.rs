@@ -785,8 +785,7 @@ async fn a_root_rollover_keeps_every_key_valid_under_either_root_through_cross_c
     let key_id = {
         let der = rustls_pki_types::CertificateDer::from_pem_slice(new_root.as_bytes()).unwrap();
         let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
-        let ski = cert
-            .extensions()
+        cert.extensions()
             .iter()
             .find_map(|e| match e.parsed_extension() {
                 x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(k) => {
@@ -794,8 +793,7 @@ async fn a_root_rollover_keeps_every_key_valid_under_either_root_through_cross_c
                 }
                 _ => None,
             })
-            .unwrap();
-        ski
+            .unwrap()
     };
     write(
         dir,
