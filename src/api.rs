@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::model::{OwnerName, RevocationReason, ScopeSet, TenantName, UserRef};
+use crate::model::{OwnerName, RevocationReason, ScopeSet, Span, TenantName, UserRef};
 
 /// A value that must never reach a log: its `Debug` says only that it is redacted, and on
 /// the wire it is the bare value (`serde(transparent)`). Reading it takes [`Secret::expose`],
@@ -246,6 +246,16 @@ pub struct KeyQuery {
         deserialize_with = "empty_as_none"
     )]
     pub status: Option<KeyStatus>,
+    /// Only active keys (neither revoked nor expired) whose `expires_at` is at most this far
+    /// from now, by the CA's clock: `expiring_within=14d` (a [`Span`]: `14d`, `12h`, `30m`,
+    /// `90s`). An empty `expiring_within=` means any; with `status=expired` or
+    /// `status=revoked` it is refused (`invalid_request`), as no key can be both.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "empty_as_none"
+    )]
+    pub expiring_within: Option<Span>,
     /// The `next_cursor` of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cursor: Option<String>,
@@ -1053,5 +1063,15 @@ mod enum_tests {
         let q: KeyQuery = serde_json::from_value(serde_json::json!({"status": "revoked"})).unwrap();
         assert_eq!(q.status, Some(KeyStatus::Revoked));
         assert!(serde_json::from_value::<KeyQuery>(serde_json::json!({"status": "gone"})).is_err());
+        let q: KeyQuery =
+            serde_json::from_value(serde_json::json!({"expiring_within": ""})).unwrap();
+        assert_eq!(q.expiring_within, None);
+        let q: KeyQuery =
+            serde_json::from_value(serde_json::json!({"expiring_within": "14d"})).unwrap();
+        assert_eq!(q.expiring_within, Some("1209600".parse().unwrap()));
+        assert!(
+            serde_json::from_value::<KeyQuery>(serde_json::json!({"expiring_within": "soon"}))
+                .is_err()
+        );
     }
 }

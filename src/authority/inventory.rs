@@ -5,7 +5,7 @@
 use super::authenticate::Principal;
 use super::paging::{self, Page};
 use super::{Authority, AuthorityError, Reader};
-use crate::api::{KeyQuery, KeyStatus as WireStatus};
+use crate::api::{Code, KeyQuery, KeyStatus as WireStatus};
 use crate::model::{KeyId, KeyRecord, KeyStatus, KeyView, Listing};
 use crate::store::{KeyFilter, ListedCertificate};
 
@@ -18,18 +18,31 @@ const MAX_PAGE: i64 = 100;
 pub(super) const CERTIFICATES_LISTED: i64 = 10;
 
 impl Authority {
-    /// `GET /v1/keys`: one page of keys the caller may see, newest first.
+    /// `GET /v1/keys`: one page of keys the caller may see, newest first; with
+    /// `expiring_within`, only the active ones whose end is within that span of now.
     pub async fn list_keys(
         &self,
         reader: &Reader,
         query: KeyQuery,
     ) -> Result<Listing<KeyView>, AuthorityError> {
         let principal = reader.principal();
-        let status = query.status.map(|s| match s {
-            WireStatus::Active => KeyStatus::Active,
-            WireStatus::Expired => KeyStatus::Expired,
-            WireStatus::Revoked => KeyStatus::Revoked,
-        });
+        let status = match (query.status, query.expiring_within) {
+            (Some(refused @ (WireStatus::Expired | WireStatus::Revoked)), Some(_)) => {
+                return Err(AuthorityError::invalid(
+                    Code::InvalidRequest,
+                    format!(
+                        "expiring_within lists active keys only, so it cannot be combined \
+                         with status={}: drop one of the two",
+                        refused.as_str()
+                    ),
+                ));
+            }
+            // Expiring means active: not revoked, not expired yet.
+            (_, Some(_)) | (Some(WireStatus::Active), None) => Some(KeyStatus::Active),
+            (Some(WireStatus::Expired), None) => Some(KeyStatus::Expired),
+            (Some(WireStatus::Revoked), None) => Some(KeyStatus::Revoked),
+            (None, None) => None,
+        };
         let page = Page::parse(query.limit, DEFAULT_PAGE, MAX_PAGE)?;
         let (tenant_id, owner) = match principal {
             Principal::Admin { .. } => {
@@ -58,11 +71,17 @@ impl Authority {
             Some(cursor) => Some(self.key_cursor(principal, cursor).await?),
         };
         let now = self.now();
+        // A span beyond the last representable time covers every active key.
+        let expires_by = query.expiring_within.map(|within| {
+            now.checked_add(within.duration())
+                .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc())
+        });
         let filter = KeyFilter {
             tenant_id,
             owner,
             status,
             now,
+            expires_by,
             before_seq,
             limit: page.fetch(),
         };

@@ -8,6 +8,7 @@ use latchkey::api::{KeyInfo, KeyQuery};
 use latchkey::client::pkcs12::{self, Protection};
 use latchkey::client::{Auth, Client, KeyDir, KeyType, Renewer};
 use latchkey::files;
+use latchkey::model::Span;
 
 use super::{Args, parse_as, parse_duration, password_auth, scope_list, secret, shown, when};
 use latchkey::api::Code;
@@ -100,6 +101,9 @@ pub enum KeysCommand {
         /// Only keys in this status: active, expired or revoked.
         #[arg(long)]
         status: Option<String>,
+        /// Only active keys that expire within this time from now (e.g. 14d, 12h, 30m, 90s).
+        #[arg(long, value_name = "DURATION")]
+        expiring_within: Option<Span>,
         /// Only this tenant's (admin).
         #[arg(long)]
         tenant: Option<String>,
@@ -272,6 +276,7 @@ pub async fn keys(args: &Args, cmd: &KeysCommand) -> Result<()> {
     match cmd {
         KeysCommand::List {
             status,
+            expiring_within,
             tenant,
             owner,
             cursor,
@@ -290,6 +295,7 @@ pub async fn keys(args: &Args, cmd: &KeysCommand) -> Result<()> {
                     .map(|o| parse_as(o, Code::InvalidName))
                     .transpose()?,
                 status: status.as_deref().map(str::parse).transpose()?,
+                expiring_within: *expiring_within,
                 cursor: cursor.clone(),
                 limit: *limit,
             };

@@ -212,25 +212,13 @@ fn password_auth(user: &str) -> Result<Auth> {
     })
 }
 
-/// Parses `90d`, `12h`, `30m`, `45s` or plain seconds.
+/// Parses `90d`, `12h`, `30m`, `45s` or plain seconds: a [`latchkey::model::Span`], the
+/// form the API reads too (`expiring_within`), in seconds.
 pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let s = s.trim();
-    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: i64 = digits
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: use e.g. 90d, 12h, 30m, 45s"))?;
-    let factor = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(format!("invalid duration unit in {s:?}: use d, h, m or s")),
-    };
-    n.checked_mul(factor)
-        .ok_or_else(|| format!("duration {s:?} is too long"))
+    s.trim()
+        .parse::<latchkey::model::Span>()
+        .map(latchkey::model::Span::seconds)
+        .map_err(|e| e.to_string())
 }
 
 /// A time as RFC 3339, the way every command prints one.

@@ -535,10 +535,12 @@ fn percent(s: &str) -> String {
 }
 
 fn serde_urlencoded_query(query: &KeyQuery) -> String {
+    let within = query.expiring_within.map(|w| w.to_string());
     let pairs: Vec<String> = [
         ("tenant", query.tenant.as_ref().map(TenantName::as_str)),
         ("owner", query.owner.as_ref().map(OwnerName::as_str)),
         ("status", query.status.map(KeyStatus::as_str)),
+        ("expiring_within", within.as_deref()),
         ("cursor", query.cursor.as_deref()),
     ]
     .into_iter()

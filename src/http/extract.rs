@@ -24,7 +24,7 @@ use crate::api::{
     UserChange,
 };
 use crate::authority::{Admin, AuthorityError, Caller, Credential, KeyHolder, Reader};
-use crate::model::{KeyId, OwnerName, RevocationReason, ScopeSet, TenantName, UserRef};
+use crate::model::{KeyId, OwnerName, RevocationReason, ScopeSet, Span, TenantName, UserRef};
 use crate::tls::ConnectionInfo;
 
 /// A JSON body whose rejections are problem documents.
@@ -368,6 +368,10 @@ const TIME: Rule = Rule {
     refusal: Refusal::Invalid(Code::InvalidRequest),
     refused: refuses_time,
 };
+const SPAN: Rule = Rule {
+    refusal: Refusal::Invalid(Code::InvalidRequest),
+    refused: refuses_text::<Span>,
+};
 const REASON: Rule = Rule {
     refusal: Refusal::Invalid(Code::InvalidReason),
     refused: refuses_text::<RevocationReason>,
@@ -399,7 +403,7 @@ wire_requests! {
     EnrollRequest => [scopes: SCOPES],
     RenewRequest => [],
     RevokeRequest => [reason: REASON],
-    KeyQuery => [tenant: TENANT, owner: OWNER],
+    KeyQuery => [tenant: TENANT, owner: OWNER, expiring_within: SPAN],
     NewTenant => [name: TENANT],
     TenantChange => [],
     NewUser => [user: USER, scopes: SCOPES],
@@ -542,6 +546,20 @@ mod tests {
         };
         assert_eq!(refused.code(), Code::InvalidRequest);
         assert!(refused.to_string().contains("RFC 3339"), "{refused}");
+        let q: KeyQuery = query("/v1/keys?expiring_within=14d&status=active")
+            .await
+            .unwrap();
+        assert_eq!(q.expiring_within.map(Span::seconds), Some(14 * 86_400));
+        let q: KeyQuery = query("/v1/keys?expiring_within=").await.unwrap();
+        assert_eq!(q.expiring_within, None);
+        let Err(refused) = query::<KeyQuery>("/v1/keys?expiring_within=2w").await else {
+            panic!("2w is not a span");
+        };
+        assert_eq!(refused.code(), Code::InvalidRequest);
+        assert_eq!(
+            refused.to_string(),
+            "2w".parse::<Span>().unwrap_err().to_string()
+        );
         for bad in ["?status=sleeping", "?limit=abc", "?colour=red"] {
             assert_eq!(
                 code(query(&format!("/v1/keys{bad}")).await),

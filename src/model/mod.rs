@@ -1,4 +1,4 @@
-//! The vocabulary of latchkey: identifiers parsed once at the edge, scopes, serials (the
+//! The vocabulary of latchkey: identifiers parsed once at the edge, scopes, serials, durations (the
 //! certificate profile is [`crate::profile`]). Everything here is plain data, shared by the
 //! server, the relying-service verifier and the client; none of it touches the network, the
 //! store or a signing key.
@@ -27,6 +27,7 @@ mod record;
 mod scope;
 mod serial;
 mod source;
+mod span;
 #[cfg(feature = "server")]
 mod tenant_id;
 #[cfg(feature = "server")]
@@ -44,5 +45,6 @@ pub use record::{
 pub use scope::{MAX_SCOPE_LEN, Scope, ScopeError, ScopeSet};
 pub use serial::Serial;
 pub use source::SourceNet;
+pub use span::{Span, SpanError};
 #[cfg(feature = "server")]
 pub use tenant_id::TenantId;

@@ -170,6 +170,9 @@ pub struct KeyFilter {
     pub status: Option<KeyStatus>,
     /// The time `status` is judged at.
     pub now: OffsetDateTime,
+    /// Only keys whose `expires_at` is at or before this; with `status` active, the keys
+    /// expiring between `now` and then.
+    pub expires_by: Option<OffsetDateTime>,
     /// Only keys older than this paging position.
     pub before_seq: Option<i64>,
     /// At most this many.
@@ -350,6 +353,11 @@ impl Store {
             Some(KeyStatus::Revoked) => sql.push(" AND k.revoked_at IS NOT NULL"),
             None => &mut sql,
         };
+        // In the statement, not after a page was read: pages stay full, and the cursor
+        // keeps meaning the same position.
+        if filter.expires_by.is_some() {
+            sql.push(" AND k.expires_at <= $?");
+        }
         sql.push(" ORDER BY k.seq DESC LIMIT $?");
 
         let mut query =
@@ -362,6 +370,9 @@ impl Store {
         }
         if matches!(filter.status, Some(KeyStatus::Active | KeyStatus::Expired)) {
             query = query.bind(seconds(filter.now));
+        }
+        if let Some(by) = filter.expires_by {
+            query = query.bind(seconds(by));
         }
         convert_all(query.bind(filter.limit).fetch_all(&self.pool).await?)
     }

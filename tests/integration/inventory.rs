@@ -670,3 +670,343 @@ async fn cursors_name_the_last_key_shown_and_leak_nothing_across_tenants() {
     assert_eq!(seen.len(), 7, "{seen:?}");
     assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 7, "no key twice");
 }
+
+/// A key of `user` that lives `ttl` from now (the CA's clock): its id.
+async fn key_lasting(ca: &Ca, user: &str, name: &str, ttl: time::Duration) -> String {
+    let mut brief = request(&support::csr(), &["read:metrics"], name);
+    brief.ttl_seconds = Some(ttl.whole_seconds());
+    ca.anonymous()
+        .enroll(&password(user), &brief)
+        .await
+        .expect("enroll")
+        .key
+        .id
+}
+
+/// `GET /v1/keys?expiring_within=` answers: its status, code and detail (a problem) or the
+/// ids listed.
+async fn raw_keys(ca: &Ca, query: &str) -> Result<Vec<String>, (u16, String, String)> {
+    let (status, body) = ca
+        .raw(Some(&ca.home().join("admin")))
+        .send(http::Method::GET, &format!("/v1/keys{query}"), None, None)
+        .await
+        .unwrap();
+    if status.is_success() {
+        let page: latchkey::api::KeyPage = serde_json::from_slice(&body).unwrap();
+        return Ok(page.keys.into_iter().map(|k| k.id).collect());
+    }
+    let problem: latchkey::api::Problem = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| panic!("{query}: {}", String::from_utf8_lossy(&body)));
+    Err((status.as_u16(), problem.code, problem.detail))
+}
+
+/// Issue 15, point 5: `expiring_within` lists the active keys whose end is within the span
+/// of now by the CA's clock, and nothing else: not a revoked key, not an expired one, not a
+/// key that ends just after the window; it combines with the owner, tenant and status
+/// filters, pages full pages through the cursor, and the CLI prints the same keys.
+#[tokio::test]
+async fn expiring_within_lists_the_active_keys_that_end_within_the_window() {
+    use time::Duration;
+    let ca = Ca::in_process(latchkey::authority::Policy::default());
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    ca.user("bob@acme", &["read:metrics"]).await;
+    ca.tenant_with_user("globex", "carol@globex", &["read:metrics"])
+        .await;
+    let day = Duration::days(1);
+    let a_expired = ca
+        .expired_key("alice@acme", &["read:metrics"], "a-expired")
+        .await
+        .key
+        .id;
+    let a_1d = key_lasting(&ca, "alice@acme", "a-1d", day).await;
+    let a_revoked = key_lasting(&ca, "alice@acme", "a-revoked", day * 5).await;
+    ca.admin()
+        .revoke_key(None, &a_revoked, Some("superseded"))
+        .await
+        .unwrap();
+    let b_3d = key_lasting(&ca, "bob@acme", "b-3d", day * 3).await;
+    let c_7d = key_lasting(&ca, "carol@globex", "c-7d", day * 7).await;
+    let a_10d = key_lasting(&ca, "alice@acme", "a-10d", day * 10).await;
+    let a_inside = key_lasting(&ca, "alice@acme", "a-14d-1h", day * 14 - Duration::hours(1)).await;
+    let a_outside = key_lasting(&ca, "alice@acme", "a-14d+1h", day * 14 + Duration::hours(1)).await;
+    let a_30d = key_lasting(&ca, "alice@acme", "a-30d", day * 30).await;
+    // The default lifetime (90 days), in a key directory: alice's certificate.
+    let a_90d = ca
+        .enroll_into("alice@acme", &["read:metrics"], "a-90d")
+        .await
+        .key
+        .id;
+
+    let set = |ids: &[&String]| ids.iter().map(|s| s.to_string()).collect::<HashSet<_>>();
+    let admin = ca.admin();
+    let within = |span: &str| KeyQuery {
+        expiring_within: Some(span.parse().unwrap()),
+        ..Default::default()
+    };
+    let list = |query: KeyQuery| {
+        let admin = admin.clone();
+        async move {
+            let page = admin.list_keys(None, &query).await.unwrap();
+            assert_eq!(page.next_cursor, None);
+            page.keys.into_iter().map(|k| k.id).collect::<Vec<_>>()
+        }
+    };
+    let expiring = set(&[&a_1d, &b_3d, &c_7d, &a_10d, &a_inside]);
+    let in_order = list(within("14d")).await;
+    assert_eq!(
+        in_order.iter().cloned().collect::<HashSet<_>>(),
+        expiring,
+        "exactly the active keys ending within 14 days"
+    );
+    assert_eq!(in_order.len(), expiring.len(), "a key twice: {in_order:?}");
+    // Newest first, like every list.
+    assert_eq!(
+        in_order,
+        [&a_inside, &a_10d, &c_7d, &b_3d, &a_1d].map(String::clone)
+    );
+    // The same span in other units and as bare seconds; `status=active` says it again.
+    for span in ["336h", "20160m", "1209600s", "1209600"] {
+        assert_eq!(list(within(span)).await, in_order, "{span}");
+    }
+    let active = KeyQuery {
+        status: Some(KeyStatus::Active),
+        ..within("14d")
+    };
+    assert_eq!(list(active).await, in_order);
+    assert_eq!(
+        list(within("2d")).await,
+        std::slice::from_ref(&a_1d),
+        "a narrower window"
+    );
+    assert_eq!(list(within("0s")).await, Vec::<String>::new());
+    assert_eq!(
+        list(within("100d"))
+            .await
+            .into_iter()
+            .collect::<HashSet<_>>(),
+        set(&[
+            &a_1d, &b_3d, &c_7d, &a_10d, &a_inside, &a_outside, &a_30d, &a_90d
+        ]),
+        "every active key, never the revoked or the expired one"
+    );
+
+    // With the owner and tenant filters.
+    let of = |tenant: &str, owner: Option<&str>| KeyQuery {
+        tenant: Some(tenant.parse().unwrap()),
+        owner: owner.map(|o| o.parse().unwrap()),
+        ..within("14d")
+    };
+    assert_eq!(
+        list(of("acme", Some("bob"))).await,
+        std::slice::from_ref(&b_3d)
+    );
+    assert_eq!(
+        list(of("acme", Some("alice"))).await,
+        [&a_inside, &a_10d, &a_1d].map(String::clone)
+    );
+    assert_eq!(list(of("globex", None)).await, std::slice::from_ref(&c_7d));
+    assert_eq!(
+        list(of("globex", Some("alice"))).await,
+        Vec::<String>::new()
+    );
+
+    // Paging with a small limit: full pages (2, 2, 1), each key once, in the same order.
+    let mut query = KeyQuery {
+        limit: Some(2),
+        ..within("14d")
+    };
+    let mut pages = Vec::new();
+    let mut walked = Vec::new();
+    loop {
+        let page = admin.list_keys(None, &query).await.unwrap();
+        pages.push(page.keys.len());
+        walked.extend(page.keys.into_iter().map(|k| k.id));
+        match page.next_cursor {
+            Some(c) => query.cursor = Some(c),
+            None => break,
+        }
+        assert!(pages.len() < 5, "the cursor never ends");
+    }
+    assert_eq!(pages, [2, 2, 1]);
+    assert_eq!(walked, in_order);
+
+    // The owner's own view: by password and by key certificate, alice's expiring keys only.
+    let alice_expiring = vec![a_inside.clone(), a_10d.clone(), a_1d.clone()];
+    let by_password = ca
+        .anonymous()
+        .list_keys(Some(&password("alice@acme")), &within("14d"))
+        .await
+        .unwrap();
+    let ids =
+        |page: latchkey::api::KeyPage| page.keys.into_iter().map(|k| k.id).collect::<Vec<_>>();
+    assert_eq!(ids(by_password), alice_expiring);
+    let by_certificate = ca
+        .with_identity(&ca.path("a-90d"))
+        .list_keys(None, &within("14d"))
+        .await
+        .unwrap();
+    assert_eq!(ids(by_certificate), alice_expiring);
+
+    // The CLI prints the same keys, as `keys list` prints them, and as JSON; the owner's
+    // view too; --all walks the pages.
+    let cli_ids = |args: &[&str], env: &[(&str, &str)]| {
+        let mut all = vec!["keys", "list"];
+        all.extend_from_slice(args);
+        let (ids, cursor) = listed(&ca.cli_with_env(&all, env));
+        assert_eq!(cursor, None, "{args:?}");
+        ids
+    };
+    assert_eq!(cli_ids(&["--expiring-within", "14d"], &[]), in_order);
+    assert_eq!(
+        cli_ids(&["--expiring-within", "14d", "--limit", "2", "--all"], &[]),
+        in_order
+    );
+    assert_eq!(
+        cli_ids(
+            &[
+                "--expiring-within",
+                "14d",
+                "--tenant",
+                "acme",
+                "--owner",
+                "bob"
+            ],
+            &[]
+        ),
+        std::slice::from_ref(&b_3d)
+    );
+    let pw = [("LATCHKEY_PASSWORD", support::PASSWORD)];
+    assert_eq!(
+        cli_ids(&["--expiring-within", "14d", "--user", "alice@acme"], &pw),
+        alice_expiring
+    );
+    let dir = ca.path("a-90d");
+    assert_eq!(
+        cli_ids(
+            &["--expiring-within", "14d", "--dir", dir.to_str().unwrap()],
+            &[]
+        ),
+        alice_expiring
+    );
+    let out = ca.cli(&["--json", "keys", "list", "--expiring-within", "14d"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let printed: Vec<&str> = printed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(printed, in_order);
+    let out = ca.cli(&["keys", "list", "--expiring-within", "14d"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.starts_with(&a_inside) && first.contains(" active ") && first.contains("a-14d-1h"),
+        "{first}"
+    );
+
+    // "From now" is the CA's now: two hours on, the key that ended 14 days and an hour out is
+    // within 14 days; a day on, the one-day key has expired and is gone from the list.
+    ca.advance(Duration::hours(2));
+    assert!(list(within("14d")).await.contains(&a_outside));
+    ca.advance(day);
+    let later = list(within("14d")).await;
+    assert!(!later.contains(&a_1d), "{later:?}");
+    assert_eq!(
+        later.into_iter().collect::<HashSet<_>>(),
+        set(&[&b_3d, &c_7d, &a_10d, &a_inside, &a_outside])
+    );
+    assert!(!list(within("1000d")).await.contains(&a_expired));
+}
+
+/// A span that does not parse, and `expiring_within` with a status no expiring key can
+/// have, are `invalid_request` with a detail that says why; in the CLI too.
+#[tokio::test]
+async fn expiring_within_refuses_a_malformed_span_and_a_contradicting_status() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let soon = key_lasting(&ca, "alice@acme", "soon", time::Duration::days(3)).await;
+    assert_eq!(
+        raw_keys(&ca, "?expiring_within=14d").await,
+        Ok(vec![soon.clone()])
+    );
+    assert_eq!(
+        raw_keys(&ca, "?expiring_within=14d&status=active").await,
+        Ok(vec![soon.clone()])
+    );
+    // A span that ends past the last time the CA can write covers every active key.
+    assert_eq!(
+        raw_keys(&ca, "?expiring_within=99999999999999d").await,
+        Ok(vec![soon.clone()])
+    );
+    // Empty means no filter, as for `status=`.
+    assert_eq!(raw_keys(&ca, "?expiring_within=").await, Ok(vec![soon]));
+
+    for (value, reason) in [
+        ("2w", "invalid duration unit in \"2w\": use d, h, m or s"),
+        (
+            "soon",
+            "invalid duration \"soon\": use e.g. 90d, 12h, 30m, 45s",
+        ),
+        (
+            "-1d",
+            "invalid duration \"-1d\": use e.g. 90d, 12h, 30m, 45s",
+        ),
+        (
+            "1.5d",
+            "invalid duration unit in \"1.5d\": use d, h, m or s",
+        ),
+        (
+            "999999999999999d",
+            "duration \"999999999999999d\" is too long",
+        ),
+    ] {
+        assert_eq!(
+            raw_keys(&ca, &format!("?expiring_within={value}")).await,
+            Err((400, "invalid_request".into(), reason.into())),
+            "{value}"
+        );
+    }
+    for status in ["expired", "revoked"] {
+        let (code, problem, detail) =
+            raw_keys(&ca, &format!("?expiring_within=14d&status={status}"))
+                .await
+                .unwrap_err();
+        assert_eq!((code, problem.as_str()), (400, "invalid_request"));
+        assert!(
+            detail.contains("expiring_within lists active keys only")
+                && detail.contains(&format!("status={status}")),
+            "{detail}"
+        );
+    }
+
+    // The CLI: the contradiction is the CA's one line; a malformed span never leaves.
+    let out = ca.cli(&[
+        "keys",
+        "list",
+        "--status",
+        "revoked",
+        "--expiring-within",
+        "14d",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("status=revoked") && stderr.contains("(invalid_request)"),
+        "{stderr}"
+    );
+    let out = ca.cli(&["keys", "list", "--expiring-within", "2w"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("invalid duration unit in \"2w\": use d, h, m or s"),
+        "{stderr}"
+    );
+}

@@ -298,6 +298,7 @@ async fn contract(store: Store) {
         owner: Some(owner("bot")),
         status,
         now: at(3_000),
+        expires_by: None,
         before_seq: before,
         limit,
     };
