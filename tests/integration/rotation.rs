@@ -825,4 +825,41 @@ async fn a_root_rollover_keeps_every_key_valid_under_either_root_through_cross_c
         .await
         .unwrap();
     assert_eq!(audit.events.len(), 1, "{audit:?}");
+
+    // The next rotation, under the new root, is certified by the old root too: a party
+    // trusting only the old root accepts its keys as well.
+    rotate(&ca, &[]);
+    let list = wait_for_issuers(&ca, &ca.url, 3).await;
+    assert_eq!(list.cross_certificates.len(), 3, "{list:?}");
+    let newest = ca
+        .enroll_into("alice@acme", &["read:metrics"], "newest")
+        .await;
+    assert_eq!(
+        issuer_of(&newest.certificate),
+        "CN=latchkey issuing CA 3, O=latchkey"
+    );
+    let under_old: String = list
+        .cross_certificates
+        .iter()
+        .chain(list.issuers.iter().map(|i| &i.certificate))
+        .filter(|c| issuer_of(c) == "CN=latchkey root CA, O=latchkey")
+        .cloned()
+        .collect();
+    write(dir, "under-old.pem", under_old.as_bytes());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let bundle = curl(&ca, &ca.url, "/v1/crl/bundle.pem", "*/*");
+        write(dir, "bundle.pem", &bundle);
+        if String::from_utf8_lossy(&bundle)
+            .matches("BEGIN X509 CRL")
+            .count()
+            == 5
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the bundle never held five CRLs");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (ok, said) = verify("certs/ca.pem", "newest/cert.pem");
+    assert!(ok, "{said}");
 }
