@@ -50,7 +50,9 @@ use time::Duration;
 
 use crate::client::{Client, ClientError};
 use crate::model::TenantName;
-use crate::tls::{ConfigError, CrlSink, CrlSource, LatchkeyVerifier, Tenants, VerifierError};
+use crate::tls::{
+    Chain, ConfigError, CrlSink, CrlSource, LatchkeyVerifier, Tenants, VerifierError, anchored,
+};
 use follow::Discovery;
 pub(crate) use sources::CrlFile;
 
@@ -157,8 +159,11 @@ impl<T> RelyingBuilder<T> {
         self
     }
 
-    /// The CA chain (the issuing intermediates, then the root), when it is not fetched from
-    /// the CA: required with [`Self::crl_file`] or [`Self::crl_source`]. With
+    /// The CA chain (the issuing intermediates, then the root; after a root rollover, as `GET
+    /// /v1/ca` serves it, the cross-certificates and every root too: each root is a trust
+    /// anchor, and an intermediate may be signed by a root or by the key of another root
+    /// that a cross-certificate a root signed certifies), when it is not fetched from the
+    /// CA: required with [`Self::crl_file`] or [`Self::crl_source`]. With
     /// [`Self::follow_ca`], the intermediates to start with (so building needs the CA only
     /// for the CRLs); the CA's list replaces them once it is fetched.
     pub fn ca_chain(mut self, chain: Vec<CertificateDer<'static>>) -> Self {
@@ -236,35 +241,34 @@ impl RelyingBuilder<TenantsChosen> {
             None => None,
         };
         let (chain, known) = match (self.chain, &self.ca, &client) {
-            (Some(chain), _, _) => (chain, None),
+            (Some(chain), _, _) => (Chain::sort(&chain)?, None),
             (None, Some((_, root_pem)), Some(client)) => {
                 let root = crate::tls::load_certificates(root_pem, "the CA root certificate")?;
+                let mut chain = Chain::sort(&root)?;
                 let discovery = Discovery::ask(client).await?;
                 // Anchored at the root we were given, not at whatever root the CA sends.
-                let intermediates = match &discovery {
+                match &discovery {
                     // Only those the root signed: the follower logs the others.
-                    Discovery::Issuers(list) => follow::published(list)
-                        .into_iter()
-                        .map(|p| p.certificate)
-                        .filter(|c| crate::tls::issued_by_root(c, &root).is_ok())
-                        .collect(),
-                    Discovery::Legacy => vec![
+                    Discovery::Issuers(list) => chain.intermediates.extend(
+                        follow::published(list)
+                            .into_iter()
+                            .map(|p| p.certificate)
+                            .filter(|c| anchored(c, &chain.roots, &[]).is_ok()),
+                    ),
+                    Discovery::Legacy => chain.intermediates.push(
                         client
                             .ca_chain()
                             .await?
                             .into_iter()
                             .next()
                             .ok_or(RelyingError::EmptyChain)?,
-                    ],
+                    ),
                 };
-                (
-                    intermediates.into_iter().chain(root).collect(),
-                    Some(discovery),
-                )
+                (chain, Some(discovery))
             }
             _ => return Err(RelyingError::NoChain),
         };
-        let mut verifier = LatchkeyVerifier::new(&chain, &self.trust_domain, self.tenants.0)?;
+        let mut verifier = LatchkeyVerifier::new(chain, &self.trust_domain, self.tenants.0)?;
         if let Some(grace) = self.grace {
             verifier = verifier.grace(grace)?;
         }
