@@ -148,11 +148,14 @@ impl<T> RelyingBuilder<T> {
     /// `root_pem` (PEM): its issuing intermediates are fetched from `GET /v1/issuers` and
     /// anchored at this root (never at a root the CA sends; an intermediate the root did not
     /// sign is logged and skipped), and followed by long poll: a new one (after the CA
-    /// rotates) is added, a retired one dropped, without a restart. Each one's CRL is
-    /// followed by long poll, each new one verified once against that intermediate and
-    /// swapped in. A CA older than `/v1/issuers` has one intermediate (`GET /v1/ca`) and
-    /// one CRL (`GET /v1/crl`): then those are followed. Replaces any other revocation
-    /// source.
+    /// rotates) is added, a retired one dropped, without a restart. After a root rollover
+    /// the list carries cross-certificates: the one this root signed is taken too, so the
+    /// other root's intermediates (signed by the key it certifies) are followed like the
+    /// others and a service given the old root accepts keys of the new one's. Each
+    /// intermediate's CRL is followed by long poll, each new one verified once against that
+    /// intermediate and swapped in. A CA older than `/v1/issuers` has one intermediate (`GET
+    /// /v1/ca`) and one CRL (`GET /v1/crl`): then those are followed. Replaces any other
+    /// revocation source.
     pub fn follow_ca(mut self, url: &str, root_pem: &[u8]) -> Self {
         self.ca = Some((url.to_owned(), root_pem.to_vec()));
         self.revocation = Revocation::FollowCa;
@@ -248,13 +251,18 @@ impl RelyingBuilder<TenantsChosen> {
                 let discovery = Discovery::ask(client).await?;
                 // Anchored at the root we were given, not at whatever root the CA sends.
                 match &discovery {
-                    // Only those the root signed: the follower logs the others.
-                    Discovery::Issuers(list) => chain.intermediates.extend(
-                        follow::published(list)
-                            .into_iter()
-                            .map(|p| p.certificate)
-                            .filter(|c| anchored(c, &chain.roots, &[]).is_ok()),
-                    ),
+                    // Only the cross-certificates the root signed, then the intermediates it
+                    // signed directly or through one of them: the follower logs the others.
+                    Discovery::Issuers(list) => {
+                        let crosses = follow::crosses(list, &chain.roots);
+                        chain.intermediates.extend(
+                            follow::published(list)
+                                .into_iter()
+                                .map(|p| p.certificate)
+                                .filter(|c| anchored(c, &chain.roots, &crosses).is_ok()),
+                        );
+                        chain.crosses.extend(crosses);
+                    }
                     Discovery::Legacy => chain.intermediates.push(
                         client
                             .ca_chain()

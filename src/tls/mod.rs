@@ -38,7 +38,7 @@ pub use config::{ConfigError, client_config, load_certificates, load_private_key
 pub(crate) use forwarded::serve_behind_proxy;
 #[cfg(feature = "axum")]
 pub use forwarded::{ForwardedClientCert, ForwardedHeader};
-pub(crate) use issuers::{Issuers, anchored};
+pub(crate) use issuers::{Issuers, anchored, certifies_a_root, cross_certified};
 pub use revocation::{CrlSink, CrlSource, CrlSourceTask, Revocations};
 #[cfg(feature = "axum")]
 pub use serve::ConnectionInfo;
