@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use crate::support::BIN;
 use crate::verifier::{
     Fixture, NO_CRL_YET, TRUST_DOMAIN, crl, crl_of, fixture, key_certificate, other_reason,
-    rollover, rotated,
+    rollover, root_crl, rotated,
 };
 
 /// What the fake CA publishes.
@@ -540,4 +540,47 @@ async fn crl_sync_writes_the_crl_of_every_published_intermediate_and_follows_a_r
         "{out:?}"
     );
     assert!(!dir.path().join("crl.der").exists());
+}
+
+#[tokio::test]
+async fn crl_sync_after_a_root_rollover_writes_the_crls_of_both_roots_intermediates_trusting_either_root()
+ {
+    let f = fixture();
+    let r = rollover(&f);
+    let mut published = Published::one(&f);
+    published.revision = 2;
+    published.issuers = vec![
+        issuer(1, &f.chain[0], IssuerStatus::Retiring),
+        issuer(2, &r.i2, IssuerStatus::Active),
+    ];
+    published.crosses = vec![pem(&r.x21), pem(&r.x12)];
+    published.crls.insert(
+        crl_path(2),
+        (1, crl_of(&r.i2_signer, 1, Duration::hours(1), &[])),
+    );
+    // The root CRL served is the new root's: trusting R1, it verifies through X21.
+    published.root_crl = root_crl(&r.r2, &r.r2_key_pem, 1);
+    let ca = FakeCa::start_presenting(&f, published, std::slice::from_ref(&r.x12)).await;
+    let dir = tempfile::tempdir().unwrap();
+    for (file, root) in [("r1.pem", &f.chain[1]), ("r2.pem", &r.r2)] {
+        std::fs::write(dir.path().join(file), pem(root)).unwrap();
+        let mut sync = std::process::Command::new(BIN);
+        sync.args(["crl", "sync", "--server", &ca.url, "--ca-cert", file])
+            .args(["--bundle", "--once", "--out", "synced.pem"])
+            .current_dir(dir.path());
+        let out = tokio::task::spawn_blocking(move || sync.output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(out.status.success(), "trusting {file}: {out:?}");
+        assert_eq!(
+            crl_issuers(&dir.path().join("synced.pem")),
+            [
+                "CN=latchkey issuing CA, O=latchkey",
+                "CN=latchkey issuing CA 2, O=latchkey",
+                "CN=latchkey root CA 2, O=latchkey",
+            ],
+            "trusting {file}"
+        );
+    }
 }
