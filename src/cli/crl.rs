@@ -204,24 +204,51 @@ struct Syncer<'a> {
     args: &'a SyncArgs,
     client: Client,
     root: CertificateDer<'static>,
-    /// The intermediates the root signed whose CRLs the CA publishes, oldest first.
+    /// After a root rollover: the cross-certificates of `GET /v1/issuers` the root signed
+    /// (each certifies the key of another root of the CA).
+    crosses: Vec<CertificateDer<'static>>,
+    /// The intermediates the root signed (directly or through one of `crosses`) whose CRLs
+    /// the CA publishes, oldest first.
     followed: Vec<Followed>,
     /// The revision of `GET /v1/issuers` they come from; `None` on a CA without it.
     revision: Option<i64>,
 }
 
+/// True when `issuer` signed `certificate`, a CA certificate that is not `issuer` itself.
+fn ca_signed_by(certificate: &CertificateDer<'_>, issuer: &CertificateDer<'_>) -> bool {
+    let Ok((_, issuer)) = x509_parser::parse_x509_certificate(issuer) else {
+        return false;
+    };
+    x509_parser::parse_x509_certificate(certificate).is_ok_and(|(_, cert)| {
+        cert.is_ca()
+            && cert.issuer() == issuer.subject()
+            && cert.subject() != issuer.subject()
+            && cert.verify_signature(Some(issuer.public_key())).is_ok()
+    })
+}
+
 impl Syncer<'_> {
-    /// True when the root signed `certificate`, a CA certificate (not the root itself).
+    /// True when the root signed `certificate`, a CA certificate (not the root itself),
+    /// directly or (one level only) through one of the cross-certificates it signed.
     fn signed_by_root(&self, certificate: &CertificateDer<'_>) -> bool {
-        let Ok((_, root)) = x509_parser::parse_x509_certificate(&self.root) else {
-            return false;
-        };
-        x509_parser::parse_x509_certificate(certificate).is_ok_and(|(_, cert)| {
-            cert.is_ca()
-                && cert.issuer() == root.subject()
-                && cert.subject() != root.subject()
-                && cert.verify_signature(Some(root.public_key())).is_ok()
-        })
+        std::iter::once(&self.root)
+            .chain(&self.crosses)
+            .any(|issuer| ca_signed_by(certificate, issuer))
+    }
+
+    /// The cross-certificates of `list` the root signed: after a root rollover, the one that
+    /// certifies the other root's key, through which that root's intermediates chain to
+    /// the root trusted here.
+    fn crosses_of(&self, list: &IssuerList) -> Vec<CertificateDer<'static>> {
+        list.cross_certificates
+            .iter()
+            .filter_map(|pem| {
+                let mut certificates =
+                    latchkey::tls::load_certificates(pem.as_bytes(), "a cross-certificate").ok()?;
+                (certificates.len() == 1).then(|| certificates.remove(0))
+            })
+            .filter(|cross| ca_signed_by(cross, &self.root))
+            .collect()
     }
 
     /// Reads which intermediates the CA publishes (`GET /v1/issuers`: every one not
@@ -248,6 +275,7 @@ impl Syncer<'_> {
         let mut followed = Vec::new();
         match list {
             Some(list) => {
+                self.crosses = self.crosses_of(&list);
                 for issuer in list.issuers {
                     let Some(path) = issuer
                         .crl
@@ -270,13 +298,14 @@ impl Syncer<'_> {
                         _ => tracing::warn!(
                             issuer = issuer.id,
                             subject = issuer.subject,
-                            "an issuer the trusted root did not sign: its CRL is not written"
+                            "an issuer the trusted root did not sign (directly or through a cross-certificate): its CRL is not written"
                         ),
                     }
                 }
                 self.revision = Some(list.revision);
             }
             None => {
+                self.crosses.clear();
                 let signers: Vec<_> = self
                     .client
                     .ca_chain()
@@ -383,7 +412,11 @@ impl Syncer<'_> {
             self.followed[i].held = Some((set.number(), der, set.next_update()));
         }
         let root_crl = self.client.root_crl().await?;
-        let root_set = RevocationSet::from_crl(&root_crl.1, &self.root)
+        // The root's, or after a root rollover the other root's, whose key a cross-certificate
+        // the root signed certifies.
+        let root_set = std::iter::once(&self.root)
+            .chain(&self.crosses)
+            .find_map(|root| RevocationSet::from_crl(&root_crl.1, root).ok())
             .context("the root CRL does not verify against --ca-cert")?;
         let mut next_update = root_set.next_update();
         let mut intermediates = Vec::new();
@@ -524,6 +557,7 @@ async fn sync(args: &Args, sync: &SyncArgs) -> Result<()> {
         args: sync,
         client: Client::new(&args.server, &ca, None)?,
         root,
+        crosses: Vec::new(),
         followed: Vec::new(),
         revision: None,
     };

@@ -195,7 +195,9 @@ impl Client {
         Err(problem_or_unexpected(status.as_u16(), &bytes))
     }
 
-    /// `GET /v1/ca`: the CA chain (issuing intermediate, then root).
+    /// `GET /v1/ca`: the CA chain (the issuing intermediates still published, newest first,
+    /// then the root; after a root rollover, the cross-certificates, then every root, newest
+    /// first).
     pub async fn ca_chain(
         &self,
     ) -> Result<Vec<rustls_pki_types::CertificateDer<'static>>, ClientError> {

@@ -5,6 +5,13 @@
 //! a CRL (its keys are refused until its first one is taken: fail closed); a retired one is
 //! dropped. The list itself is long-polled, so a rotation needs no restart.
 //!
+//! After a root rollover (`latchkey ca rotate --root`) the list also carries the
+//! cross-certificates between the CA's roots. Those the root given to `follow_ca` signed are
+//! taken first, on every answer, so that the new root's intermediates (signed by a key the
+//! root certified) are taken too: a service trusting the old root accepts keys of the new
+//! intermediate once its CRL is in, with no restart. A cross-certificate the CA stops
+//! publishing takes the intermediates that chained through it along.
+//!
 //! A CA older than `/v1/issuers` (404) has one intermediate and one CRL at `/v1/crl`: then
 //! that is followed, as before, and the CA is asked again every few minutes in case it was
 //! upgraded since.
@@ -18,7 +25,7 @@ use super::AbortOnDrop;
 use super::sources::FollowCa;
 use crate::api::{IssuerInfo, IssuerList, IssuerStatus};
 use crate::client::{Client, ClientError};
-use crate::tls::{CrlSink, CrlSource, Issuers};
+use crate::tls::{CrlSink, CrlSource, Issuers, certifies_a_root, cross_certified};
 
 /// The first and the longest wait between two attempts while the CA is unreachable.
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
@@ -96,9 +103,43 @@ pub(crate) fn published(list: &IssuerList) -> Vec<Published> {
 }
 
 fn certificate(info: &IssuerInfo) -> Option<CertificateDer<'static>> {
-    let mut certificates =
-        crate::tls::load_certificates(info.certificate.as_bytes(), "an issuer").ok()?;
+    one_certificate(&info.certificate)
+}
+
+/// The one certificate of `pem`, if it holds exactly one that reads.
+fn one_certificate(pem: &str) -> Option<CertificateDer<'static>> {
+    let mut certificates = crate::tls::load_certificates(pem.as_bytes(), "a certificate").ok()?;
     (certificates.len() == 1).then(|| certificates.remove(0))
+}
+
+/// The cross-certificates of `list` that one of `roots` signed (after a root rollover, the
+/// one certifying the other root's key). One that certifies a root of `roots` itself (the
+/// other root's, at a service trusting both or the one it certifies) adds nothing and is
+/// passed over quietly; any other is logged and skipped.
+pub(crate) fn crosses(
+    list: &IssuerList,
+    roots: &[CertificateDer<'static>],
+) -> Vec<CertificateDer<'static>> {
+    list.cross_certificates
+        .iter()
+        .filter_map(|pem| {
+            let Some(cross) = one_certificate(pem) else {
+                tracing::warn!("a cross-certificate of the CA does not read: skipped");
+                return None;
+            };
+            if certifies_a_root(&cross, roots) {
+                tracing::debug!(subject = %subject(&cross), "cross-certificate of a root trusted here already: nothing to take");
+                return None;
+            }
+            match cross_certified(&cross, roots) {
+                Ok(()) => Some(cross),
+                Err(e) => {
+                    tracing::debug!(error = %e, "cross-certificate skipped: not signed by the root trusted here");
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 /// One intermediate being followed: its CRL's long poll runs until this is dropped.
@@ -205,21 +246,29 @@ async fn follow_list(client: &Client, issuers: &Issuers, list: IssuerList) -> ! 
     }
 }
 
-/// Makes the verifier's intermediates those `list` publishes that the root signed: drops the
-/// others (their keys are refused from then on) and adds the new ones, each with its CRL
-/// follower. An intermediate already held keeps its CRL.
+/// Makes the verifier's cross-certificates those of `list` the root signed, and its
+/// intermediates those `list` publishes that the root signed (directly or through one of
+/// those cross-certificates): drops the others (their keys are refused from then on) and
+/// adds the new ones, each with its CRL follower. An intermediate already held keeps its
+/// CRL.
 fn apply(
     client: &Client,
     issuers: &Issuers,
     followed: &mut HashMap<i64, Followed>,
     list: &IssuerList,
 ) {
+    for dropped in issuers.set_crosses(&crosses(list, issuers.roots())) {
+        tracing::info!(subject = %dropped, "issuer no longer chains to the root trusted here (its cross-certificate is gone): its keys are refused from now on");
+    }
     let published = published(list);
+    let held = issuers.load();
     followed.retain(|id, f| {
-        published
-            .iter()
-            .any(|p| p.id == *id && p.certificate == f.certificate)
+        held.by_certificate(&f.certificate).is_some()
+            && published
+                .iter()
+                .any(|p| p.id == *id && p.certificate == f.certificate)
     });
+    drop(held);
     let held: Vec<CertificateDer<'static>> = issuers
         .load()
         .iter()

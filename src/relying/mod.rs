@@ -50,7 +50,9 @@ use time::Duration;
 
 use crate::client::{Client, ClientError};
 use crate::model::TenantName;
-use crate::tls::{ConfigError, CrlSink, CrlSource, LatchkeyVerifier, Tenants, VerifierError};
+use crate::tls::{
+    Chain, ConfigError, CrlSink, CrlSource, LatchkeyVerifier, Tenants, VerifierError, anchored,
+};
 use follow::Discovery;
 pub(crate) use sources::CrlFile;
 
@@ -146,19 +148,25 @@ impl<T> RelyingBuilder<T> {
     /// `root_pem` (PEM): its issuing intermediates are fetched from `GET /v1/issuers` and
     /// anchored at this root (never at a root the CA sends; an intermediate the root did not
     /// sign is logged and skipped), and followed by long poll: a new one (after the CA
-    /// rotates) is added, a retired one dropped, without a restart. Each one's CRL is
-    /// followed by long poll, each new one verified once against that intermediate and
-    /// swapped in. A CA older than `/v1/issuers` has one intermediate (`GET /v1/ca`) and
-    /// one CRL (`GET /v1/crl`): then those are followed. Replaces any other revocation
-    /// source.
+    /// rotates) is added, a retired one dropped, without a restart. After a root rollover
+    /// the list carries cross-certificates: the one this root signed is taken too, so the
+    /// other root's intermediates (signed by the key it certifies) are followed like the
+    /// others and a service given the old root accepts keys of the new one's. Each
+    /// intermediate's CRL is followed by long poll, each new one verified once against that
+    /// intermediate and swapped in. A CA older than `/v1/issuers` has one intermediate (`GET
+    /// /v1/ca`) and one CRL (`GET /v1/crl`): then those are followed. Replaces any other
+    /// revocation source.
     pub fn follow_ca(mut self, url: &str, root_pem: &[u8]) -> Self {
         self.ca = Some((url.to_owned(), root_pem.to_vec()));
         self.revocation = Revocation::FollowCa;
         self
     }
 
-    /// The CA chain (the issuing intermediates, then the root), when it is not fetched from
-    /// the CA: required with [`Self::crl_file`] or [`Self::crl_source`]. With
+    /// The CA chain (the issuing intermediates, then the root; after a root rollover, as `GET
+    /// /v1/ca` serves it, the cross-certificates and every root too: each root is a trust
+    /// anchor, and an intermediate may be signed by a root or by the key of another root
+    /// that a cross-certificate a root signed certifies), when it is not fetched from the
+    /// CA: required with [`Self::crl_file`] or [`Self::crl_source`]. With
     /// [`Self::follow_ca`], the intermediates to start with (so building needs the CA only
     /// for the CRLs); the CA's list replaces them once it is fetched.
     pub fn ca_chain(mut self, chain: Vec<CertificateDer<'static>>) -> Self {
@@ -236,35 +244,39 @@ impl RelyingBuilder<TenantsChosen> {
             None => None,
         };
         let (chain, known) = match (self.chain, &self.ca, &client) {
-            (Some(chain), _, _) => (chain, None),
+            (Some(chain), _, _) => (Chain::sort(&chain)?, None),
             (None, Some((_, root_pem)), Some(client)) => {
                 let root = crate::tls::load_certificates(root_pem, "the CA root certificate")?;
+                let mut chain = Chain::sort(&root)?;
                 let discovery = Discovery::ask(client).await?;
                 // Anchored at the root we were given, not at whatever root the CA sends.
-                let intermediates = match &discovery {
-                    // Only those the root signed: the follower logs the others.
-                    Discovery::Issuers(list) => follow::published(list)
-                        .into_iter()
-                        .map(|p| p.certificate)
-                        .filter(|c| crate::tls::issued_by_root(c, &root).is_ok())
-                        .collect(),
-                    Discovery::Legacy => vec![
+                match &discovery {
+                    // Only the cross-certificates the root signed, then the intermediates it
+                    // signed directly or through one of them: the follower logs the others.
+                    Discovery::Issuers(list) => {
+                        let crosses = follow::crosses(list, &chain.roots);
+                        chain.intermediates.extend(
+                            follow::published(list)
+                                .into_iter()
+                                .map(|p| p.certificate)
+                                .filter(|c| anchored(c, &chain.roots, &crosses).is_ok()),
+                        );
+                        chain.crosses.extend(crosses);
+                    }
+                    Discovery::Legacy => chain.intermediates.push(
                         client
                             .ca_chain()
                             .await?
                             .into_iter()
                             .next()
                             .ok_or(RelyingError::EmptyChain)?,
-                    ],
+                    ),
                 };
-                (
-                    intermediates.into_iter().chain(root).collect(),
-                    Some(discovery),
-                )
+                (chain, Some(discovery))
             }
             _ => return Err(RelyingError::NoChain),
         };
-        let mut verifier = LatchkeyVerifier::new(&chain, &self.trust_domain, self.tenants.0)?;
+        let mut verifier = LatchkeyVerifier::new(chain, &self.trust_domain, self.tenants.0)?;
         if let Some(grace) = self.grace {
             verifier = verifier.grace(grace)?;
         }

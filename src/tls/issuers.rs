@@ -2,16 +2,23 @@
 //! The CA rotates its intermediate (and may give a tenant its own), so the set changes while
 //! a relying service runs: it is one immutable value swapped atomically, read once per
 //! handshake without a lock, and changed only through [`Issuers::add`] (which checks the
-//! intermediate against the configured root) and [`Issuers::remove`].
+//! intermediate against the configured root), [`Issuers::remove`] and
+//! [`Issuers::set_crosses`].
 //!
-//! The root stays the only trust anchor: an intermediate is taken only when it is a CA
-//! certificate the root signed, whoever offers it.
+//! The roots stay the only trust anchors: an intermediate is taken only when it is a CA
+//! certificate a root signed, whoever offers it, or (after a root rollover, `latchkey ca
+//! rotate --root`) one signed by the key of another root that a root certified in a
+//! cross-certificate: root → cross-certificate → intermediate, one level only. The
+//! cross-certificates held are set as a whole ([`Issuers::set_crosses`]), each checked
+//! against the roots like an intermediate; webpki builds a leaf's path through them, but no
+//! CRL is ever filed under one and no key is ever taken as issued by one.
 
 use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Guard};
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
+use x509_parser::certificate::X509Certificate;
 
 use super::revocation::Revocations;
 use super::verifier::VerifierError;
@@ -34,12 +41,43 @@ pub(crate) struct Issuer {
 /// The intermediates in force at one moment: `certificates[i]` is `issuers[i]`'s.
 #[derive(Debug, Default)]
 pub(crate) struct IssuerSet {
-    /// For webpki's path building, which takes a slice of certificates.
+    /// The intermediates' certificates.
     pub(crate) certificates: Vec<CertificateDer<'static>>,
     issuers: Vec<Issuer>,
+    /// The cross-certificates a root signed: each certifies another root's key.
+    crosses: Vec<CertificateDer<'static>>,
+    /// What webpki builds a path through (it takes one slice): the intermediates, then the
+    /// cross-certificates.
+    path: Vec<CertificateDer<'static>>,
 }
 
 impl IssuerSet {
+    /// A set of these intermediates and cross-certificates.
+    fn of(
+        certificates: Vec<CertificateDer<'static>>,
+        issuers: Vec<Issuer>,
+        crosses: Vec<CertificateDer<'static>>,
+    ) -> Arc<Self> {
+        let path = certificates.iter().chain(&crosses).cloned().collect();
+        Arc::new(Self {
+            certificates,
+            issuers,
+            crosses,
+            path,
+        })
+    }
+
+    /// The certificates a leaf's path may go through: the intermediates and the
+    /// cross-certificates (the leaf's issuer must still be one of the intermediates).
+    pub(crate) fn path(&self) -> &[CertificateDer<'static>] {
+        &self.path
+    }
+
+    /// The cross-certificates held.
+    pub(crate) fn crosses(&self) -> &[CertificateDer<'static>] {
+        &self.crosses
+    }
+
     /// The intermediates with their certificates.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&CertificateDer<'static>, &Issuer)> {
         self.certificates.iter().zip(&self.issuers)
@@ -126,13 +164,16 @@ impl Issuers {
     }
 
     /// Adds `certificate` once it proves to be a CA certificate one of the roots signed,
-    /// with no CRL yet (its keys are refused until one is taken). Adding one already held
-    /// keeps it, CRL and all. Returns its revocation state, where its CRLs go.
+    /// directly or through a cross-certificate held (see [`anchored`]), with no CRL yet (its
+    /// keys are refused until one is taken). Adding one already held keeps it, CRL and all.
+    /// Returns its revocation state, where its CRLs go. Set the cross-certificates first.
     pub(crate) fn add(
         &self,
         certificate: &CertificateDer<'static>,
     ) -> Result<Revocations, VerifierError> {
-        let fresh = issued_by_root(certificate, &self.roots)?;
+        // The one writer of a verifier's set (its builder, then its follower) sets the
+        // cross-certificates and adds intermediates in turn, never at once.
+        let fresh = anchored(certificate, &self.roots, self.load().crosses())?;
         let mut held = fresh.revocations.clone();
         self.set.rcu(|set| {
             if let Some(existing) = set.by_certificate(certificate) {
@@ -144,12 +185,38 @@ impl Issuers {
             let mut issuers = set.issuers.clone();
             certificates.push(certificate.clone());
             issuers.push(fresh.clone());
-            Arc::new(IssuerSet {
-                certificates,
-                issuers,
-            })
+            IssuerSet::of(certificates, issuers, set.crosses.clone())
         });
         Ok(held)
+    }
+
+    /// Makes the cross-certificates held exactly those of `crosses` that a root signed (see
+    /// [`cross_certified`]; the others are left out: check them first to say why), and drops
+    /// every intermediate held that no root signed any more, directly or through one of
+    /// them: their keys are refused from then on. Returns the subjects of those dropped.
+    pub(crate) fn set_crosses(&self, crosses: &[CertificateDer<'static>]) -> Vec<String> {
+        let crosses: Vec<CertificateDer<'static>> = crosses
+            .iter()
+            .filter(|cross| cross_certified(cross, &self.roots).is_ok())
+            .cloned()
+            .collect();
+        let mut dropped = Vec::new();
+        self.set.rcu(|set| {
+            dropped.clear();
+            let (certificates, issuers) = set
+                .iter()
+                .filter(|(cert, issuer)| {
+                    let kept = anchored(cert, &self.roots, &crosses).is_ok();
+                    if !kept {
+                        dropped.push(issuer.subject.clone());
+                    }
+                    kept
+                })
+                .map(|(cert, issuer)| (cert.clone(), issuer.clone()))
+                .unzip();
+            IssuerSet::of(certificates, issuers, crosses.clone())
+        });
+        dropped
     }
 
     /// Removes `certificate`: its keys are refused from then on. True when it was held.
@@ -162,32 +229,80 @@ impl Issuers {
                 .filter(|(cert, _)| cert.as_ref() != certificate.as_ref())
                 .map(|(cert, issuer)| (cert.clone(), issuer.clone()))
                 .unzip();
-            IssuerSet {
-                certificates,
-                issuers,
-            }
+            IssuerSet::of(certificates, issuers, set.crosses.clone())
         });
         removed
     }
 }
 
-/// Checks that `certificate` is a CA certificate (not self-signed) that one of `roots`
-/// signed, and describes it with an empty revocation state.
-pub(crate) fn issued_by_root(
+/// True when `issuer`'s key signed `certificate` and `certificate` names it as its issuer.
+fn signed_by(certificate: &X509Certificate<'_>, issuer: &X509Certificate<'_>) -> bool {
+    certificate.issuer() == issuer.subject()
+        && certificate
+            .verify_signature(Some(issuer.public_key()))
+            .is_ok()
+}
+
+/// The certificates of `ders` that parse.
+fn parsed<'a>(ders: &'a [CertificateDer<'a>]) -> impl Iterator<Item = X509Certificate<'a>> {
+    ders.iter().filter_map(|der| {
+        x509_parser::parse_x509_certificate(der)
+            .ok()
+            .map(|(_, c)| c)
+    })
+}
+
+/// Checks that `certificate` is a cross-certificate one of `roots` signed: a CA certificate,
+/// not self-signed, that certifies another root's subject and key (after a root rollover,
+/// the new root's, signed by the old root, or the other way round).
+pub(crate) fn cross_certified(
     certificate: &CertificateDer<'_>,
     roots: &[CertificateDer<'_>],
-) -> Result<Issuer, VerifierError> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(certificate)
+) -> Result<(), VerifierError> {
+    let (_, parsed_cross) = x509_parser::parse_x509_certificate(certificate)
         .map_err(|e| VerifierError::Malformed(e.to_string()))?;
-    let subject = parsed.subject().to_string();
-    let signed_by_a_root = parsed.subject() != parsed.issuer()
-        && roots.iter().any(|root| {
-            x509_parser::parse_x509_certificate(root).is_ok_and(|(_, root)| {
-                parsed.issuer() == root.subject()
-                    && parsed.verify_signature(Some(root.public_key())).is_ok()
-            })
-        });
-    if !parsed.is_ca() || !signed_by_a_root {
+    let signed_by_a_root = parsed_cross.subject() != parsed_cross.issuer()
+        && parsed(roots).any(|root| signed_by(&parsed_cross, &root));
+    if !parsed_cross.is_ca() || !signed_by_a_root {
+        return Err(VerifierError::CrossNotIssuedByRoot(
+            parsed_cross.subject().to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// True when `certificate` certifies one of `roots` itself (the same subject and key): a
+/// cross-certificate that adds nothing where that root is trusted already (the one the new
+/// root signed for the old, at a service trusting the old).
+pub(crate) fn certifies_a_root(
+    certificate: &CertificateDer<'_>,
+    roots: &[CertificateDer<'_>],
+) -> bool {
+    let Ok((_, certificate)) = x509_parser::parse_x509_certificate(certificate) else {
+        return false;
+    };
+    parsed(roots).any(|root| {
+        root.subject() == certificate.subject()
+            && root.public_key().raw == certificate.public_key().raw
+    })
+}
+
+/// Checks that `certificate` is a CA certificate (not self-signed) that one of `roots`
+/// signed, or that the key certified by one of `crosses` (cross-certificates the caller
+/// checked against `roots`) signed, and describes it with an empty revocation state.
+pub(crate) fn anchored(
+    certificate: &CertificateDer<'_>,
+    roots: &[CertificateDer<'_>],
+    crosses: &[CertificateDer<'_>],
+) -> Result<Issuer, VerifierError> {
+    let (_, parsed_cert) = x509_parser::parse_x509_certificate(certificate)
+        .map_err(|e| VerifierError::Malformed(e.to_string()))?;
+    let subject = parsed_cert.subject().to_string();
+    let signed = parsed_cert.subject() != parsed_cert.issuer()
+        && parsed(roots)
+            .chain(parsed(crosses))
+            .any(|issuer| signed_by(&parsed_cert, &issuer));
+    if !parsed_cert.is_ca() || !signed {
         return Err(VerifierError::NotIssuedByRoot(subject));
     }
     let digest = ring::digest::digest(&ring::digest::SHA256, certificate);
@@ -196,8 +311,8 @@ pub(crate) fn issued_by_root(
     Ok(Issuer {
         fingerprint,
         subject,
-        subject_der: parsed.subject().as_raw().to_vec(),
-        not_before: parsed.validity().not_before.to_datetime(),
+        subject_der: parsed_cert.subject().as_raw().to_vec(),
+        not_before: parsed_cert.validity().not_before.to_datetime(),
         revocations: Revocations::new(),
     })
 }

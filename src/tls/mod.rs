@@ -38,7 +38,7 @@ pub use config::{ConfigError, client_config, load_certificates, load_private_key
 pub(crate) use forwarded::serve_behind_proxy;
 #[cfg(feature = "axum")]
 pub use forwarded::{ForwardedClientCert, ForwardedHeader};
-pub(crate) use issuers::{Issuers, issued_by_root};
+pub(crate) use issuers::{Issuers, anchored, certifies_a_root, cross_certified};
 pub use revocation::{CrlSink, CrlSource, CrlSourceTask, Revocations};
 #[cfg(feature = "axum")]
 pub use serve::ConnectionInfo;
@@ -51,7 +51,7 @@ pub(crate) use serve::serve;
 pub use serve::{DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_SOURCE, ListenerLimits};
 #[cfg(feature = "server")]
 pub(crate) use serve::{OnRefusal, serve_with_limits};
-pub(crate) use verifier::Tenants;
+pub(crate) use verifier::{Chain, Tenants};
 pub use verifier::{DEFAULT_GRACE, LatchkeyVerifier, MAX_GRACE, VerifierError};
 
 pub use crate::profile::{CrlError, Identity, IdentityError, RevocationSet};

@@ -78,7 +78,9 @@ impl Revocations {
 /// A sink either feeds one intermediate (a source following that intermediate's CRL), or
 /// files each CRL it is given under the intermediate that signed it among the verifier's
 /// (a file or a source of your own, which may hand over several CRLs in one PEM bundle such
-/// as `GET /v1/crl/bundle.pem`; the root's CRL in it is passed over).
+/// as `GET /v1/crl/bundle.pem`; the roots' CRLs in it, after a root rollover those of both
+/// roots, are passed over: only an intermediate's CRL revokes keys, and a CRL is filed under
+/// an intermediate only when it carries that intermediate's name and its key signed it).
 #[derive(Debug, Clone)]
 pub struct CrlSink {
     target: Target,
@@ -213,12 +215,14 @@ impl CrlSink {
                 let named: Vec<_> = set.named(parsed.issuer().as_raw()).collect();
                 if named.is_empty() {
                     let issuer = parsed.issuer().to_string();
-                    let by_root = issuers.roots().iter().any(|root| {
+                    // A root's, or another root's whose key a cross-certificate held here
+                    // certifies (after a root rollover).
+                    let by_root = issuers.roots().iter().chain(set.crosses()).any(|root| {
                         x509_parser::parse_x509_certificate(root)
                             .is_ok_and(|(_, root)| root.subject() == parsed.issuer())
                     });
                     if by_root {
-                        tracing::debug!(%issuer, "the root's CRL passed over: it revokes no key");
+                        tracing::debug!(%issuer, "a root's CRL passed over: it revokes no key");
                     } else {
                         tracing::warn!(%issuer, "CRL passed over: its issuer is not an intermediate followed here");
                     }

@@ -1,8 +1,9 @@
 //! The relying service's client-certificate verifier. Each handshake:
-//! 1. builds and checks the chain with webpki (to the CA's root, through one of the issuing
-//!    intermediates it holds, whatever intermediates the client sent; a CA certificate, an
-//!    expired one, a wrong EKU or an unknown critical extension fails here), and notes which
-//!    intermediate the path went through: the leaf's issuer;
+//! 1. builds and checks the chain with webpki (to one of the CA's roots, through one of the
+//!    issuing intermediates it holds and, after a root rollover, a cross-certificate it
+//!    holds, whatever intermediates the client sent; a CA certificate, an expired one, a
+//!    wrong EKU or an unknown critical extension fails here), and notes which intermediate
+//!    the path went through next to the leaf: the leaf's issuer;
 //! 2. reads the latchkey identity (the clientAuth EKU, exactly one URI SAN in the trust
 //!    domain, a subject that agrees with it, the scopes): admin certificates and anything
 //!    else are refused;
@@ -12,7 +13,9 @@
 //!    refuses (fail closed).
 //!
 //! The intermediates can change while it runs (`issuers.rs`): a relying service following
-//! the CA adds the new one after a rotation and drops a retired one, each with its own CRL.
+//! the CA adds the new one after a rotation and drops a retired one, each with its own CRL;
+//! after a root rollover it takes the cross-certificates first, through which the other
+//! root's intermediates chain to the root it trusts.
 //!
 //! Every refusal is logged at warn with its reason (at most once a second per verifier, with
 //! a count of the ones left out), so that a misconfigured service says why it refuses keys.
@@ -54,9 +57,16 @@ pub enum VerifierError {
         "the CA chain holds no issuing intermediate: every key would be refused; give the chain of GET /v1/ca (intermediate, then root)"
     )]
     NoIntermediate,
-    /// An intermediate is not a CA certificate signed by a root of the chain.
-    #[error("the intermediate {0:?} is not a CA certificate issued by the root given")]
+    /// An intermediate is not a CA certificate signed by a root of the chain, nor by another
+    /// root's key that a cross-certificate of the chain certifies.
+    #[error(
+        "the intermediate {0:?} is not a CA certificate issued by the root given (directly or through a cross-certificate it signed)"
+    )]
     NotIssuedByRoot(String),
+    /// A cross-certificate of the chain (a CA certificate carrying another root's name) is
+    /// not signed by a root of the chain.
+    #[error("the cross-certificate {0:?} is not a CA certificate issued by the root given")]
+    CrossNotIssuedByRoot(String),
     /// The trust domain is not a valid SPIFFE trust domain, so no URI SAN could match it.
     #[error("invalid trust domain {0:?}: lowercase letters, digits, dots and dashes")]
     TrustDomain(String),
@@ -97,6 +107,61 @@ pub(crate) enum Tenants {
     Only(HashSet<TenantName>),
 }
 
+/// A CA chain sorted out: what a verifier is built from.
+#[derive(Debug, Default)]
+pub(crate) struct Chain {
+    /// The self-signed roots: each is a trust anchor.
+    pub(crate) roots: Vec<CertificateDer<'static>>,
+    /// The cross-certificates between roots (after a root rollover), to be checked against
+    /// the roots.
+    pub(crate) crosses: Vec<CertificateDer<'static>>,
+    /// The issuing intermediates, to be checked against the roots and cross-certificates.
+    pub(crate) intermediates: Vec<CertificateDer<'static>>,
+}
+
+impl Chain {
+    /// Sorts `chain` (as `GET /v1/ca` serves it: the issuing intermediates, then after a
+    /// root rollover the cross-certificates, then every root; any order is read): a
+    /// self-signed certificate is a root; a CA certificate that is not is a cross-certificate
+    /// when it carries the name of a root of the chain or of the issuer of another CA
+    /// certificate of the chain (the other root, whose key it certifies); every other
+    /// certificate is an intermediate.
+    pub(crate) fn sort(chain: &[CertificateDer<'static>]) -> Result<Self, VerifierError> {
+        let parsed = chain
+            .iter()
+            .map(|cert| {
+                x509_parser::parse_x509_certificate(cert)
+                    .map(|(_, parsed)| (cert, parsed))
+                    .map_err(|e| VerifierError::Malformed(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let self_signed =
+            |p: &x509_parser::certificate::X509Certificate<'_>| p.subject() == p.issuer();
+        let mut sorted = Self::default();
+        for (i, (cert, p)) in parsed.iter().enumerate() {
+            let names_another_ca = || {
+                parsed.iter().enumerate().any(|(j, (_, other))| {
+                    j != i
+                        && if self_signed(other) {
+                            other.subject() == p.subject()
+                        } else {
+                            other.is_ca() && other.issuer() == p.subject()
+                        }
+                })
+            };
+            let kind = if self_signed(p) {
+                &mut sorted.roots
+            } else if p.is_ca() && names_another_ca() {
+                &mut sorted.crosses
+            } else {
+                &mut sorted.intermediates
+            };
+            kind.push((*cert).clone());
+        }
+        Ok(sorted)
+    }
+}
+
 /// Verifies latchkey key certificates with live revocation. Built by
 /// [`crate::relying::Relying::builder`], which wires the same verifier into the TLS listener
 /// and the per-request checks; loosen it only through the `insecure_` settings.
@@ -124,13 +189,15 @@ impl fmt::Debug for LatchkeyVerifier {
 }
 
 impl LatchkeyVerifier {
-    /// A verifier for certificates of the CA whose chain (`GET /v1/ca`: the issuing
-    /// intermediates, then the root) is `chain`, in `trust_domain`, accepting keys of
-    /// `tenants`; each intermediate starts without a CRL. Refuses a chain that could never
-    /// verify a key: one without a self-signed root, without an issuing intermediate, or
-    /// with an intermediate the root did not sign.
+    /// A verifier for certificates of the CA whose chain is `chain` (`GET /v1/ca`, sorted:
+    /// see [`Chain::sort`]), in `trust_domain`, accepting keys of `tenants`; each
+    /// intermediate starts without a CRL. Every root is a trust anchor. Refuses a chain that
+    /// could never verify a key: one without a self-signed root, without an issuing
+    /// intermediate, with an intermediate no root signed (directly, or through a
+    /// cross-certificate a root signed), or with a cross-certificate no root signed (one
+    /// that certifies a root of the chain itself adds nothing and is passed over).
     pub(crate) fn new(
-        chain: &[CertificateDer<'static>],
+        chain: Chain,
         trust_domain: &str,
         tenants: Tenants,
     ) -> Result<Self, VerifierError> {
@@ -140,29 +207,30 @@ impl LatchkeyVerifier {
         if matches!(&tenants, Tenants::Only(t) if t.is_empty()) {
             return Err(VerifierError::NoTenants);
         }
-        let parsed = chain
-            .iter()
-            .map(|cert| {
-                x509_parser::parse_x509_certificate(cert)
-                    .map(|(_, parsed)| (cert, parsed))
-                    .map_err(|e| VerifierError::Malformed(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let (roots, intermediates): (Vec<_>, Vec<_>) =
-            parsed.iter().partition(|(_, p)| p.subject() == p.issuer());
-        if roots.is_empty() {
+        if chain.roots.is_empty() {
             return Err(VerifierError::NoRoot);
         }
-        if intermediates.is_empty() {
+        if chain.intermediates.is_empty() {
             return Err(VerifierError::NoIntermediate);
         }
-        let issuers = Issuers::new(roots.iter().map(|(c, _)| (*c).clone()).collect());
-        for (intermediate, _) in &intermediates {
+        let mut crosses = Vec::new();
+        for cross in chain.crosses {
+            if super::issuers::certifies_a_root(&cross, &chain.roots) {
+                continue;
+            }
+            super::issuers::cross_certified(&cross, &chain.roots)?;
+            crosses.push(cross);
+        }
+        let issuers = Issuers::new(chain.roots.clone());
+        issuers.set_crosses(&crosses);
+        for intermediate in &chain.intermediates {
             issuers.add(intermediate)?;
         }
         let mut anchors = Vec::new();
         let mut hints = Vec::new();
-        for (cert, root) in &roots {
+        for cert in &chain.roots {
+            let (_, root) = x509_parser::parse_x509_certificate(cert)
+                .map_err(|e| VerifierError::Malformed(e.to_string()))?;
             anchors.push(
                 webpki::anchor_from_trusted_cert(cert)
                     .map_err(|e| VerifierError::Malformed(format!("{e:?}")))?
@@ -325,9 +393,10 @@ impl LatchkeyVerifier {
         now: UnixTime,
     ) -> Result<Identity, Error> {
         // 1. Chain, validity, clientAuth, criticality, CA-as-leaf.
-        // Only the intermediates held here build the path, whatever the client sends: each
-        // has its own revocation set, so a leaf of any other intermediate under the root (a
-        // retired one, one never followed) must not pass with revocations nobody checks.
+        // Only the intermediates (and cross-certificates) held here build the path, whatever
+        // the client sends: each intermediate has its own revocation set, so a leaf of any
+        // other intermediate under the root (a retired one, one never followed) must not
+        // pass with revocations nobody checks.
         let _ = intermediates;
         let issuers = self.issuers.load();
         let leaf = webpki::EndEntityCert::try_from(end_entity)
@@ -336,7 +405,7 @@ impl LatchkeyVerifier {
             .verify_for_usage(
                 self.provider.signature_verification_algorithms.all,
                 &self.anchors,
-                &issuers.certificates,
+                issuers.path(),
                 now,
                 // Checked on every certificate of the path, so "if present" here; the leaf's
                 // clientAuth is required by the identity check below.
@@ -346,7 +415,8 @@ impl LatchkeyVerifier {
             )
             .map_err(|e| self.refuse(pki_error(e), None))?;
         // The leaf's issuer is the intermediate next to it on the verified path (its key
-        // signed the leaf), never what the leaf or the client names.
+        // signed the leaf), never what the leaf or the client names; a cross-certificate
+        // there (a leaf another root's key signed) is no issuer.
         let issuer = path
             .intermediate_certificates()
             .next()

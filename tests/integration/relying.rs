@@ -1,5 +1,5 @@
 //! The relying library and `crl sync` following the CA's issuing intermediates through a
-//! rotation, against a fake CA: an HTTPS server on loopback (its certificate signed by the
+//! rotation and a root rollover, against a fake CA: an HTTPS server on loopback (its certificate signed by the
 //! test's root) answering `GET /v1/issuers` and each issuer's CRL, both with their long poll,
 //! and the root's CRL, from what the test publishes. It pins the following side of the
 //! contract of `src/api.rs` (`IssuerList`); the real CA's rotation is tested end to end
@@ -21,7 +21,8 @@ use tokio::sync::watch;
 
 use crate::support::BIN;
 use crate::verifier::{
-    Fixture, NO_CRL_YET, TRUST_DOMAIN, crl, crl_of, fixture, key_certificate, other_reason, rotated,
+    Fixture, NO_CRL_YET, TRUST_DOMAIN, crl, crl_of, fixture, key_certificate, other_reason,
+    rollover, root_crl, rotated,
 };
 
 /// What the fake CA publishes.
@@ -32,6 +33,8 @@ struct Published {
     /// Each issuer's CRL by its path: number and DER. A listed issuer without one is a 404.
     crls: HashMap<String, (i64, Vec<u8>)>,
     root_crl: Vec<u8>,
+    /// After a root rollover: the cross-certificates between the roots (PEM).
+    crosses: Vec<String>,
 }
 
 impl Published {
@@ -52,6 +55,7 @@ impl Published {
             issuers: vec![issuer(1, &f.chain[0], IssuerStatus::Active)],
             crls: HashMap::from([(crl_path(1), (1, crl(f, 1, Duration::hours(1), &[])))]),
             root_crl,
+            crosses: Vec::new(),
         }
     }
 }
@@ -91,6 +95,16 @@ impl Drop for FakeCa {
 impl FakeCa {
     /// Serves `published` on loopback with a certificate the fixture's root signed.
     async fn start(f: &Fixture, published: Published) -> Self {
+        Self::start_presenting(f, published, &[]).await
+    }
+
+    /// [`FakeCa::start`], sending `more` after its certificate in every handshake (a
+    /// cross-certificate, so that a client trusting another root reaches it too).
+    async fn start_presenting(
+        f: &Fixture,
+        published: Published,
+        more: &[CertificateDer<'static>],
+    ) -> Self {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::default();
         params.subject_alt_names = vec![SanType::IpAddress("127.0.0.1".parse().unwrap())];
@@ -104,7 +118,7 @@ impl FakeCa {
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(vec![cert], key)
+        .with_single_cert([vec![cert], more.to_vec()].concat(), key)
         .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -167,7 +181,7 @@ async fn answer(target: &str, watching: watch::Receiver<Published>) -> Vec<u8> {
                 let list = IssuerList {
                     revision: p.revision,
                     issuers: p.issuers,
-                    cross_certificates: Vec::new(),
+                    cross_certificates: p.crosses,
                 };
                 response("200 OK", &[], &serde_json::to_vec(&list).unwrap())
             }
@@ -324,6 +338,104 @@ async fn follow_ca_takes_a_new_intermediate_once_its_crl_is_in_and_drops_a_retir
     assert!(v.still_valid(&old, UnixTime::now()).is_err());
 }
 
+fn pem(certificate: &CertificateDer<'_>) -> String {
+    latchkey::pem::encode("CERTIFICATE", certificate)
+}
+
+/// A service following `ca`, trusting `root` alone.
+async fn following(ca: &FakeCa, root: &CertificateDer<'_>) -> Relying {
+    Relying::builder(TRUST_DOMAIN)
+        .any_tenant()
+        .follow_ca(&ca.url, pem(root).as_bytes())
+        .first_crl_within(StdDuration::from_secs(5))
+        .build()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn follow_ca_trusting_the_old_root_takes_the_new_roots_intermediate_through_the_cross_certificate_without_a_restart()
+ {
+    let f = fixture();
+    let r = rollover(&f);
+    let (r1, i1) = (&f.chain[1], &f.chain[0]);
+    let mut published = Published::one(&f);
+    // The fake CA's certificate (R1 signed it) reaches a client trusting R2 through X12.
+    let ca = FakeCa::start_presenting(&f, published.clone(), std::slice::from_ref(&r.x12)).await;
+    let old_root = following(&ca, r1).await;
+    let v = old_root.verifier();
+    assert_eq!(v.issuers(), vec![i1.clone()]);
+    let sent = [r.i2.clone(), r.x21.clone()];
+    assert!(matches!(
+        v.verify(&r.leaf, &sent, UnixTime::now()),
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer
+        ))
+    ));
+
+    // `ca rotate --root`: I2 under R2 signs from now on, its CRL not served yet; the list
+    // carries the cross-certificates, through the long poll.
+    published.revision = 2;
+    published.issuers = vec![
+        issuer(1, i1, IssuerStatus::Retiring),
+        issuer(2, &r.i2, IssuerStatus::Active),
+    ];
+    published.crosses = vec![pem(&r.x21), pem(&r.x12)];
+    ca.publish(&published);
+    eventually("I2 followed", || v.issuers().len() == 2).await;
+    assert_eq!(v.issuers(), vec![i1.clone(), r.i2.clone()]);
+    assert_eq!(
+        other_reason(v.verify(&r.leaf, &[], UnixTime::now())).to_string(),
+        NO_CRL_YET
+    );
+
+    // Its first CRL: its keys pass (leaf → I2 → X21 → R1), no restart; then its own CRL
+    // revokes one, on a connection already open too, and leaves I1's keys standing.
+    published.crls.insert(
+        crl_path(2),
+        (1, crl_of(&r.i2_signer, 1, Duration::hours(1), &[])),
+    );
+    ca.publish(&published);
+    eventually("I2's CRL taken", || {
+        v.verify(&r.leaf, &[], UnixTime::now()).is_ok()
+    })
+    .await;
+    let new = v.verify(&r.leaf, &[], UnixTime::now()).unwrap();
+    let old = v.verify(&f.leaf, &[], UnixTime::now()).unwrap();
+    published.crls.insert(
+        crl_path(2),
+        (2, crl_of(&r.i2_signer, 2, Duration::hours(1), &[r.serial])),
+    );
+    ca.publish(&published);
+    eventually("the revocation taken", || {
+        v.still_valid(&new, UnixTime::now()).is_err()
+    })
+    .await;
+    v.still_valid(&old, UnixTime::now()).unwrap();
+
+    // A service given the new root alone follows both, I1 through X12.
+    let new_root = following(&ca, &r.r2).await;
+    let w = new_root.verifier();
+    assert_eq!(w.issuers(), vec![i1.clone(), r.i2.clone()]);
+    assert!(w.verify(&f.leaf, &[], UnixTime::now()).is_ok());
+    assert!(matches!(
+        w.verify(&r.leaf, &[], UnixTime::now()),
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::Revoked
+        ))
+    ));
+
+    // The CA stops publishing the cross-certificates: each service drops the other root's
+    // intermediate, whose keys no longer chain to the root it trusts.
+    published.revision = 3;
+    published.crosses.clear();
+    ca.publish(&published);
+    eventually("I2 dropped", || v.issuers() == vec![i1.clone()]).await;
+    eventually("I1 dropped", || w.issuers() == vec![r.i2.clone()]).await;
+    assert!(v.still_valid(&old, UnixTime::now()).is_ok());
+    assert!(w.verify(&f.leaf, &[], UnixTime::now()).is_err());
+}
+
 /// The CRLs (their issuers' subjects, in order) of a PEM file.
 fn crl_issuers(path: &Path) -> Vec<String> {
     use rustls_pki_types::pem::PemObject;
@@ -428,4 +540,47 @@ async fn crl_sync_writes_the_crl_of_every_published_intermediate_and_follows_a_r
         "{out:?}"
     );
     assert!(!dir.path().join("crl.der").exists());
+}
+
+#[tokio::test]
+async fn crl_sync_after_a_root_rollover_writes_the_crls_of_both_roots_intermediates_trusting_either_root()
+ {
+    let f = fixture();
+    let r = rollover(&f);
+    let mut published = Published::one(&f);
+    published.revision = 2;
+    published.issuers = vec![
+        issuer(1, &f.chain[0], IssuerStatus::Retiring),
+        issuer(2, &r.i2, IssuerStatus::Active),
+    ];
+    published.crosses = vec![pem(&r.x21), pem(&r.x12)];
+    published.crls.insert(
+        crl_path(2),
+        (1, crl_of(&r.i2_signer, 1, Duration::hours(1), &[])),
+    );
+    // The root CRL served is the new root's: trusting R1, it verifies through X21.
+    published.root_crl = root_crl(&r.r2, &r.r2_key_pem, 1);
+    let ca = FakeCa::start_presenting(&f, published, std::slice::from_ref(&r.x12)).await;
+    let dir = tempfile::tempdir().unwrap();
+    for (file, root) in [("r1.pem", &f.chain[1]), ("r2.pem", &r.r2)] {
+        std::fs::write(dir.path().join(file), pem(root)).unwrap();
+        let mut sync = std::process::Command::new(BIN);
+        sync.args(["crl", "sync", "--server", &ca.url, "--ca-cert", file])
+            .args(["--bundle", "--once", "--out", "synced.pem"])
+            .current_dir(dir.path());
+        let out = tokio::task::spawn_blocking(move || sync.output())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(out.status.success(), "trusting {file}: {out:?}");
+        assert_eq!(
+            crl_issuers(&dir.path().join("synced.pem")),
+            [
+                "CN=latchkey issuing CA, O=latchkey",
+                "CN=latchkey issuing CA 2, O=latchkey",
+                "CN=latchkey root CA 2, O=latchkey",
+            ],
+            "trusting {file}"
+        );
+    }
 }

@@ -109,11 +109,16 @@ pub(crate) fn key_certificate(signer: &Signer) -> (CertificateDer<'static>, Seri
 /// Another issuing intermediate under the fixture's root, `CN=<cn>, O=latchkey` (as `ca
 /// rotate` makes one), and its signer.
 pub(crate) fn rotated(f: &Fixture, cn: &str) -> (CertificateDer<'static>, Signer) {
+    intermediate_under(&f.root, cn)
+}
+
+/// The parameters of a CA certificate `CN=<cn>, O=latchkey` at most `path_length` CAs above
+/// a leaf, valid from a minute ago for 30 days.
+fn ca_profile(cn: &str, path_length: u8) -> CertificateParams {
     let now = OffsetDateTime::now_utc();
-    let key = KeyPair::generate().unwrap();
     let mut params = CertificateParams::default();
     params.distinguished_name = subject(cn, "latchkey");
-    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_length));
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
@@ -122,7 +127,14 @@ pub(crate) fn rotated(f: &Fixture, cn: &str) -> (CertificateDer<'static>, Signer
     params.not_before = now - Duration::minutes(1);
     params.not_after = now + Duration::days(30);
     params.use_authority_key_identifier_extension = true;
-    let certificate = CertificateDer::from(params.signed_by(&key, &f.root).unwrap().der().to_vec());
+    params
+}
+
+/// An issuing intermediate `CN=<cn>, O=latchkey` under `root`, and its signer.
+fn intermediate_under(root: &Issuer<'_, KeyPair>, cn: &str) -> (CertificateDer<'static>, Signer) {
+    let key = KeyPair::generate().unwrap();
+    let params = ca_profile(cn, 0);
+    let certificate = CertificateDer::from(params.signed_by(&key, root).unwrap().der().to_vec());
     let signer = Signer::new(
         certificate.clone(),
         &key.serialize_pem(),
@@ -131,6 +143,80 @@ pub(crate) fn rotated(f: &Fixture, cn: &str) -> (CertificateDer<'static>, Signer
     )
     .unwrap();
     (certificate, signer)
+}
+
+/// The CA after a root rollover (`latchkey ca rotate --root`): beside the fixture's root R1
+/// and intermediate I1, a new root R2, an intermediate I2 under it with a key certificate it
+/// signed, and the two cross-certificates: X21 (R2's subject and key, signed by R1) and X12
+/// (R1's subject and key, signed by R2).
+pub(crate) struct Rollover {
+    pub(crate) r2: CertificateDer<'static>,
+    /// R2's key, for its CRLs.
+    pub(crate) r2_key_pem: String,
+    pub(crate) x21: CertificateDer<'static>,
+    pub(crate) x12: CertificateDer<'static>,
+    pub(crate) i2: CertificateDer<'static>,
+    pub(crate) i2_signer: Signer,
+    /// A key certificate of alice@acme I2 signed, and its serial.
+    pub(crate) leaf: CertificateDer<'static>,
+    pub(crate) serial: Serial,
+}
+
+/// A cross-certificate as `ca rotate --root` makes one: another root's name `subject_cn` and
+/// key, issued by `issuer` (a CA with one CA below it, pathlen 1; its authority key id is
+/// the issuer's, its subject key id the other root's).
+fn cross(
+    subject_cn: &str,
+    key: &KeyPair,
+    issuer: &Issuer<'_, impl rcgen::SigningKey>,
+) -> CertificateDer<'static> {
+    let params = ca_profile(subject_cn, 1);
+    CertificateDer::from(params.signed_by(key, issuer).unwrap().der().to_vec())
+}
+
+pub(crate) fn rollover(f: &Fixture) -> Rollover {
+    let r2_key = KeyPair::generate().unwrap();
+    let mut params = ca_profile("latchkey root CA 2", 1);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.not_after = OffsetDateTime::now_utc() + Duration::days(3650);
+    let r2 = CertificateDer::from(params.self_signed(&r2_key).unwrap().der().to_vec());
+    let x21 = cross("latchkey root CA 2", &r2_key, &f.root);
+    let r2_key_pem = r2_key.serialize_pem();
+    let r2_issuer = Issuer::from_ca_cert_der(&r2, r2_key).unwrap();
+    let x12 = cross("latchkey root CA", f.root.key(), &r2_issuer);
+    // The cross-certificates carry exactly the roots' names, which paths are built on.
+    let name = |der: &[u8]| {
+        let (_, c) = x509_parser::parse_x509_certificate(der).unwrap();
+        c.subject().as_raw().to_vec()
+    };
+    assert_eq!(name(&x12), name(&f.chain[1]));
+    assert_eq!(name(&x21), name(&r2));
+    let (i2, i2_signer) = intermediate_under(&r2_issuer, "latchkey issuing CA 2");
+    let (leaf, serial, _) = key_certificate(&i2_signer);
+    Rollover {
+        r2,
+        r2_key_pem,
+        x21,
+        x12,
+        i2,
+        i2_signer,
+        leaf,
+        serial,
+    }
+}
+
+/// A root's CRL numbered `number`, revoking nothing, valid 30 days.
+pub(crate) fn root_crl(root: &CertificateDer<'_>, key_pem: &str, number: u64) -> Vec<u8> {
+    let now = OffsetDateTime::now_utc();
+    latchkey::ca::RootSigner::new(root, key_pem)
+        .unwrap()
+        .sign(&CrlOrder {
+            number,
+            this_update: now,
+            next_update: now + Duration::days(30),
+            entries: Vec::new(),
+        })
+        .unwrap()
 }
 
 /// A CRL of the fixture's intermediate, numbered `number`, listing `revoked` (for key
@@ -649,6 +735,237 @@ async fn an_intermediate_the_root_did_not_sign_is_refused_and_so_are_its_keys() 
         v.verify(&unlisted_leaf, &[unlisted, second], UnixTime::now()),
         Err(Error::InvalidCertificate(CertificateError::UnknownIssuer))
     ));
+}
+
+/// A service anchored at `anchor` alone, given `intermediates` and `cross` (a
+/// cross-certificate, if any) in its chain, holding the first CRL of I1 and I2.
+async fn anchored_at(
+    f: &Fixture,
+    r: &Rollover,
+    anchor: &CertificateDer<'static>,
+    intermediates: &[&CertificateDer<'static>],
+    cross: Option<&CertificateDer<'static>>,
+) -> Result<(Relying, CrlSink), RelyingError> {
+    let chain = intermediates
+        .iter()
+        .copied()
+        .chain(cross)
+        .chain([anchor])
+        .cloned()
+        .collect();
+    let first = bundle(&[
+        &crl(f, 1, Duration::hours(1), &[]),
+        &crl_of(&r.i2_signer, 1, Duration::hours(1), &[]),
+    ]);
+    build_on(chain, any_tenant(), Some(first)).await
+}
+
+#[tokio::test]
+async fn verify_after_a_root_rollover_accepts_keys_of_both_roots_intermediates_each_against_its_own_crl()
+ {
+    let f = fixture();
+    let r = rollover(&f);
+    let (r1, i1) = (&f.chain[1], &f.chain[0]);
+    // Trusting only the old root (the old ca.pem: leaf → I2 → X21 → R1), or only the new
+    // one (leaf → I1 → X12 → R2).
+    for (anchor, cross) in [(r1, &r.x21), (&r.r2, &r.x12)] {
+        let (relying, sink) = anchored_at(&f, &r, anchor, &[i1, &r.i2], Some(cross))
+            .await
+            .unwrap();
+        let v = relying.verifier();
+        let name = subject_of(anchor);
+        // The cross-certificate builds paths; it issues nothing and has no CRL.
+        assert_eq!(v.issuers(), vec![i1.clone(), r.i2.clone()], "{name}");
+        assert!(v.revocations_of(cross).is_none(), "{name}");
+        let old = v.verify(&f.leaf, &[], UnixTime::now()).unwrap();
+        let new = v.verify(&r.leaf, &[], UnixTime::now()).unwrap();
+        assert_eq!(*new.serial(), r.serial);
+
+        // I1's CRL listing I2's key counts for I1's keys only.
+        assert!(sink.take(&crl(&f, 2, Duration::hours(1), &[r.serial])));
+        assert!(v.verify(&r.leaf, &[], UnixTime::now()).is_ok(), "{name}");
+        // I2's own CRL revokes it, at the handshake and on a connection already open; listing
+        // I1's key too, it leaves that one standing.
+        assert!(sink.take(&crl_of(
+            &r.i2_signer,
+            2,
+            Duration::hours(1),
+            &[r.serial, f.serial]
+        )));
+        assert!(
+            matches!(
+                v.verify(&r.leaf, &[], UnixTime::now()),
+                Err(Error::InvalidCertificate(CertificateError::Revoked))
+            ),
+            "{name}"
+        );
+        assert!(v.still_valid(&new, UnixTime::now()).is_err(), "{name}");
+        assert!(v.verify(&f.leaf, &[], UnixTime::now()).is_ok(), "{name}");
+        v.still_valid(&old, UnixTime::now()).unwrap();
+        // And the other way round: I1's CRL revokes I1's key, not I2's.
+        assert!(sink.take(&crl(&f, 3, Duration::hours(1), &[f.serial])));
+        assert!(matches!(
+            v.verify(&f.leaf, &[], UnixTime::now()),
+            Err(Error::InvalidCertificate(CertificateError::Revoked))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn verify_after_a_root_rollover_refuses_the_other_roots_keys_without_the_cross_certificate_or_with_a_forged_one()
+ {
+    let f = fixture();
+    let r = rollover(&f);
+    let (r1, i1) = (&f.chain[1], &f.chain[0]);
+    // With the cross-certificate, I2's key passes at a service trusting R1.
+    let (relying, _) = anchored_at(&f, &r, r1, &[i1, &r.i2], Some(&r.x21))
+        .await
+        .unwrap();
+    assert!(
+        relying
+            .verifier()
+            .verify(&r.leaf, &[], UnixTime::now())
+            .is_ok()
+    );
+
+    // Without it: I2 is refused when the service is built, and its keys at the handshake
+    // even when the client sends I2 and the cross-certificate itself (the client's own
+    // certificates never count). The same at a service trusting R2 for I1's keys.
+    for (anchor, own, (other, other_leaf), cross) in [
+        (r1, i1, (&r.i2, &r.leaf), &r.x21),
+        (&r.r2, &r.i2, (i1, &f.leaf), &r.x12),
+    ] {
+        let name = subject_of(anchor);
+        match anchored_at(&f, &r, anchor, &[own, other], None).await {
+            Err(RelyingError::Verifier(VerifierError::NotIssuedByRoot(subject))) => {
+                assert_eq!(subject, subject_of(other), "{name}")
+            }
+            Err(e) => panic!("{name}: refused for another reason: {e}"),
+            Ok(_) => panic!("{name}: built with the other root's intermediate and no cross"),
+        }
+        let (relying, _) = anchored_at(&f, &r, anchor, &[own], None).await.unwrap();
+        let v = relying.verifier();
+        assert_eq!(v.issuers(), vec![own.clone()]);
+        let sent = [other.clone(), cross.clone()];
+        assert!(
+            matches!(
+                v.verify(other_leaf, &sent, UnixTime::now()),
+                Err(Error::InvalidCertificate(CertificateError::UnknownIssuer))
+            ),
+            "{name}"
+        );
+    }
+
+    // A forged cross-certificate: R2's name and key, R1's name as its issuer, signed by a
+    // third key. Refused by name when built; sent by a client, it gains nothing.
+    let forger = {
+        let mut params = ca_profile("latchkey root CA", 1);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        Issuer::new(params, KeyPair::generate().unwrap())
+    };
+    let r2_key = KeyPair::from_pem(&r.r2_key_pem).unwrap();
+    let forged = cross("latchkey root CA 2", &r2_key, &forger);
+    let (_, parsed) = x509_parser::parse_x509_certificate(&forged).unwrap();
+    assert_eq!(parsed.issuer().to_string(), subject_of(r1), "forged well");
+    match anchored_at(&f, &r, r1, &[i1, &r.i2], Some(&forged)).await {
+        Err(RelyingError::Verifier(VerifierError::CrossNotIssuedByRoot(subject))) => {
+            assert_eq!(subject, subject_of(&r.r2))
+        }
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("built with a forged cross-certificate"),
+    }
+    let (relying, _) = anchored_at(&f, &r, r1, &[i1], None).await.unwrap();
+    let v = relying.verifier();
+    assert!(
+        v.verify(&f.leaf, std::slice::from_ref(&forged), UnixTime::now())
+            .is_ok()
+    );
+    assert!(matches!(
+        v.verify(&r.leaf, &[r.i2.clone(), forged], UnixTime::now()),
+        Err(Error::InvalidCertificate(CertificateError::UnknownIssuer))
+    ));
+}
+
+#[tokio::test]
+async fn a_chain_after_a_root_rollover_as_get_v1_ca_serves_it_anchors_at_both_roots_and_files_no_root_crl_under_an_intermediate()
+ {
+    let f = fixture();
+    let r = rollover(&f);
+    let (r1, i1) = (&f.chain[1], &f.chain[0]);
+    let hour = Duration::hours(1);
+    let r1_crl = root_crl(r1, &f.root.key().serialize_pem(), 1);
+    let r2_crl = root_crl(&r.r2, &r.r2_key_pem, 1);
+    // `GET /v1/ca`: the intermediates newest first, the cross-certificates, every root
+    // newest first. Both roots are anchors; the cross-certificates are neither issuers nor
+    // CRL signers.
+    let chain = vec![
+        r.i2.clone(),
+        i1.clone(),
+        r.x21.clone(),
+        r.x12.clone(),
+        r.r2.clone(),
+        r1.clone(),
+    ];
+    let first = bundle(&[
+        &crl(&f, 1, hour, &[]),
+        &crl_of(&r.i2_signer, 1, hour, &[]),
+        &r2_crl,
+        &r1_crl,
+    ]);
+    let (relying, sink) = build_on(chain, any_tenant(), Some(first)).await.unwrap();
+    let v = relying.verifier();
+    assert_eq!(v.issuers(), vec![r.i2.clone(), i1.clone()]);
+    assert!(v.verify(&f.leaf, &[], UnixTime::now()).is_ok());
+    assert!(v.verify(&r.leaf, &[], UnixTime::now()).is_ok());
+    assert_eq!(sink.held(), Some(1));
+
+    // Trusting R1 alone with X21 (R2's name and key) in the chain: a bundle with both
+    // roots' CRLs is taken for the intermediates; R2's CRL, which X21's key verifies, is
+    // passed over, not filed as anybody's.
+    let (relying, sink) = anchored_at(&f, &r, r1, &[i1, &r.i2], Some(&r.x21))
+        .await
+        .unwrap();
+    let v = relying.verifier();
+    assert!(sink.take(&bundle(&[
+        &crl(&f, 2, hour, &[]),
+        &crl_of(&r.i2_signer, 2, hour, &[]),
+        &r1_crl,
+        &r2_crl,
+    ])));
+    assert_eq!(sink.held(), Some(2));
+    assert!(v.revocations_of(&r.x21).is_none());
+    // A CRL in I2's name signed by R2's key is no CRL of I2's: refused, alone or in a bundle.
+    let r2_key = KeyPair::from_pem(&r.r2_key_pem).unwrap();
+    let named_like_i2 = ca_profile("latchkey issuing CA 2", 0)
+        .self_signed(&r2_key)
+        .unwrap();
+    let by_r2 = latchkey::ca::RootSigner::new(
+        &CertificateDer::from(named_like_i2.der().to_vec()),
+        &r.r2_key_pem,
+    )
+    .unwrap()
+    .sign(&CrlOrder {
+        number: 9,
+        this_update: OffsetDateTime::now_utc() - hour,
+        next_update: OffsetDateTime::now_utc() + hour,
+        entries: vec![CrlEntry {
+            serial: r.serial,
+            revoked_at: OffsetDateTime::now_utc(),
+            reason: RevocationReason::KeyCompromise,
+        }],
+    })
+    .unwrap();
+    assert!(!sink.take(&by_r2));
+    assert!(!sink.take(&bundle(&[&crl(&f, 3, hour, &[]), &by_r2])));
+    let held = v.revocations_of(&r.i2).unwrap().current().unwrap();
+    assert_eq!(held.number(), 2);
+    assert!(v.verify(&r.leaf, &[], UnixTime::now()).is_ok());
+}
+
+/// A certificate's subject, as x509-parser prints it.
+fn subject_of(certificate: &CertificateDer<'_>) -> String {
+    let (_, parsed) = x509_parser::parse_x509_certificate(certificate).unwrap();
+    parsed.subject().to_string()
 }
 
 #[tokio::test]
