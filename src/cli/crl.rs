@@ -214,6 +214,20 @@ struct Syncer<'a> {
     revision: Option<i64>,
 }
 
+/// True when `a` and `b` carry the same subject and key: an intermediate and the
+/// cross-certificate another root signed for it.
+fn same_name_and_key(a: &CertificateDer<'_>, b: &CertificateDer<'_>) -> bool {
+    match (
+        x509_parser::parse_x509_certificate(a),
+        x509_parser::parse_x509_certificate(b),
+    ) {
+        (Ok((_, a)), Ok((_, b))) => {
+            a.subject().as_raw() == b.subject().as_raw() && a.public_key().raw == b.public_key().raw
+        }
+        _ => false,
+    }
+}
+
 /// True when `issuer` signed `certificate`, a CA certificate that is not `issuer` itself.
 fn ca_signed_by(certificate: &CertificateDer<'_>, issuer: &CertificateDer<'_>) -> bool {
     let Ok((_, issuer)) = x509_parser::parse_x509_certificate(issuer) else {
@@ -234,11 +248,15 @@ impl Syncer<'_> {
         std::iter::once(&self.root)
             .chain(&self.crosses)
             .any(|issuer| ca_signed_by(certificate, issuer))
+            || self
+                .crosses
+                .iter()
+                .any(|cross| same_name_and_key(cross, certificate))
     }
 
-    /// The cross-certificates of `list` the root signed: after a root rollover, the one that
-    /// certifies the other root's key, through which that root's intermediates chain to
-    /// the root trusted here.
+    /// The cross-certificates of `list` the root signed: after a root rollover, those that
+    /// certify the other root's intermediates (or its key), through which they chain to the
+    /// root trusted here.
     fn crosses_of(&self, list: &IssuerList) -> Vec<CertificateDer<'static>> {
         list.cross_certificates
             .iter()

@@ -90,6 +90,22 @@ impl IssuerSet {
             .map(|(_, issuer)| issuer)
     }
 
+    /// The intermediate held with the same name and key as `der` (its own certificate, or a
+    /// cross-certificate another root signed for it): the issuer of a leaf whose verified
+    /// path went through either.
+    pub(crate) fn by_name_and_key(&self, der: &[u8]) -> Option<&Issuer> {
+        if let Some(issuer) = self.by_certificate(der) {
+            return Some(issuer);
+        }
+        let (_, wanted) = x509_parser::parse_x509_certificate(der).ok()?;
+        self.iter()
+            .find(|(cert, _)| {
+                x509_parser::parse_x509_certificate(cert)
+                    .is_ok_and(|(_, held)| same_name_and_key(&held, &wanted))
+            })
+            .map(|(_, issuer)| issuer)
+    }
+
     /// The issuer whose certificate hashes to `fingerprint`.
     pub(crate) fn by_fingerprint(&self, fingerprint: &[u8; 32]) -> Option<&Issuer> {
         self.issuers.iter().find(|i| &i.fingerprint == fingerprint)
@@ -271,6 +287,12 @@ pub(crate) fn cross_certified(
     Ok(())
 }
 
+/// True when `a` and `b` carry the same subject and the same key: two certificates of one
+/// CA, by different issuers.
+pub(crate) fn same_name_and_key(a: &X509Certificate<'_>, b: &X509Certificate<'_>) -> bool {
+    a.subject().as_raw() == b.subject().as_raw() && a.public_key().raw == b.public_key().raw
+}
+
 /// True when `certificate` certifies one of `roots` itself (the same subject and key): a
 /// cross-certificate that adds nothing where that root is trusted already (the one the new
 /// root signed for the old, at a service trusting the old).
@@ -299,9 +321,12 @@ pub(crate) fn anchored(
         .map_err(|e| VerifierError::Malformed(e.to_string()))?;
     let subject = parsed_cert.subject().to_string();
     let signed = parsed_cert.subject() != parsed_cert.issuer()
-        && parsed(roots)
+        && (parsed(roots)
             .chain(parsed(crosses))
-            .any(|issuer| signed_by(&parsed_cert, &issuer));
+            .any(|issuer| signed_by(&parsed_cert, &issuer))
+            // Or a cross-certificate a root signed certifies this very intermediate (its
+            // name and key, another root as issuer): what a latchkey root rollover makes.
+            || parsed(crosses).any(|cross| same_name_and_key(&cross, &parsed_cert)));
     if !parsed_cert.is_ca() || !signed {
         return Err(VerifierError::NotIssuedByRoot(subject));
     }

@@ -149,9 +149,17 @@ impl Chain {
                         }
                 })
             };
+            // A certificate with the name and key of another CA certificate of the chain
+            // (an intermediate certified by the root that did not sign it) is a
+            // cross-certificate too.
+            let twin = || {
+                parsed.iter().enumerate().any(|(j, (_, other))| {
+                    j != i && !self_signed(other) && super::issuers::same_name_and_key(other, p)
+                })
+            };
             let kind = if self_signed(p) {
                 &mut sorted.roots
-            } else if p.is_ca() && names_another_ca() {
+            } else if p.is_ca() && (names_another_ca() || twin()) {
                 &mut sorted.crosses
             } else {
                 &mut sorted.intermediates
@@ -415,12 +423,13 @@ impl LatchkeyVerifier {
             )
             .map_err(|e| self.refuse(pki_error(e), None))?;
         // The leaf's issuer is the intermediate next to it on the verified path (its key
-        // signed the leaf), never what the leaf or the client names; a cross-certificate
-        // there (a leaf another root's key signed) is no issuer.
+        // signed the leaf), never what the leaf or the client names: a held intermediate, or
+        // a cross-certificate of one (same name and key), which counts as that intermediate
+        // and takes its CRL; a cross-certificate of a root there is no issuer.
         let issuer = path
             .intermediate_certificates()
             .next()
-            .and_then(|cert| issuers.by_certificate(cert.der().as_ref()))
+            .and_then(|cert| issuers.by_name_and_key(cert.der().as_ref()))
             .ok_or_else(|| self.refuse(refused("not issued by an issuing intermediate"), None))?;
         // 2. The latchkey identity.
         let identity = Identity::from_der(end_entity, &self.trust_domain)

@@ -772,6 +772,33 @@ async fn a_root_rollover_keeps_every_key_valid_under_either_root_through_cross_c
     let out = ca.cli(&["--ca-cert", "new-root.pem", "issuers"]);
     assert!(out.status.success(), "{out:?}");
 
+    // The library, following the CA from either root alone: the old key gets in, the
+    // revoked ones of either intermediate do not.
+    let leaf = |name: &str| {
+        rustls_pki_types::CertificateDer::from_pem_file(dir.join(name).join("cert.pem")).unwrap()
+    };
+    let fresh = ca
+        .enroll_into("alice@acme", &["read:metrics"], "fresh")
+        .await;
+    for anchor in [old_root.as_bytes(), new_root.as_bytes()] {
+        let relying = latchkey::relying::Relying::builder(latchkey::profile::DEFAULT_TRUST_DOMAIN)
+            .any_tenant()
+            .follow_ca(&ca.url, anchor)
+            .build()
+            .await
+            .unwrap();
+        let now = rustls_pki_types::UnixTime::now();
+        let verifier = relying.verifier();
+        verifier
+            .verify(&leaf("old"), &[], now)
+            .expect("the old key");
+        verifier
+            .verify(&leaf("fresh"), &[], now)
+            .unwrap_or_else(|e| panic!("a new key ({}): {e}", issuer_of(&fresh.certificate)));
+        assert!(verifier.verify(&leaf("doomed"), &[], now).is_err());
+        assert!(verifier.verify(&leaf("new"), &[], now).is_err());
+    }
+
     // pkilint on the new root, the cross-certificates, the new intermediate and the new
     // root's CRL.
     write(
