@@ -214,6 +214,22 @@ struct Syncer<'a> {
     revision: Option<i64>,
 }
 
+/// The subject key identifier of `certificate` (the root given by --ca-cert).
+fn key_identifier(certificate: &CertificateDer<'_>) -> Result<Vec<u8>> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(certificate)
+        .map_err(|e| anyhow::anyhow!("--ca-cert does not read: {e}"))?;
+    parsed
+        .extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(ski) => {
+                Some(ski.0.to_vec())
+            }
+            _ => None,
+        })
+        .context("--ca-cert has no subject key identifier")
+}
+
 /// True when `a` and `b` carry the same subject and key: an intermediate and the
 /// cross-certificate another root signed for it.
 fn same_name_and_key(a: &CertificateDer<'_>, b: &CertificateDer<'_>) -> bool {
@@ -429,12 +445,13 @@ impl Syncer<'_> {
             };
             self.followed[i].held = Some((set.number(), der, set.next_update()));
         }
-        let root_crl = self.client.root_crl().await?;
-        // The root's, or after a root rollover the other root's, whose key a cross-certificate
-        // the root signed certifies.
-        let root_set = std::iter::once(&self.root)
-            .chain(&self.crosses)
-            .find_map(|root| RevocationSet::from_crl(&root_crl.1, root).ok())
+        // The CRL of the root given by --ca-cert (after a root rollover each root has its
+        // own): what a proxy checking every level of a path to that root needs.
+        let root_crl = self
+            .client
+            .root_crl_of(&key_identifier(&self.root)?)
+            .await?;
+        let root_set = RevocationSet::from_crl(&root_crl.1, &self.root)
             .context("the root CRL does not verify against --ca-cert")?;
         let mut next_update = root_set.next_update();
         let mut intermediates = Vec::new();

@@ -457,11 +457,28 @@ impl Client {
         Ok(Some((number, bytes.to_vec())))
     }
 
-    /// `GET /v1/crl/root` in DER: the root's CRL and its number.
+    /// `GET /v1/crl/root` in DER: the (first) root's CRL and its number.
     pub async fn root_crl(&self) -> Result<(i64, Vec<u8>), ClientError> {
+        self.root_crl_at("/v1/crl/root").await
+    }
+
+    /// The CRL of the root whose subject key identifier is `key_id`, in DER, and its number:
+    /// `GET /v1/roots/{key id}/crl` (after a root rollover each root has its own), or on a CA
+    /// older than that route, `GET /v1/crl/root`: its one root's.
+    pub async fn root_crl_of(&self, key_id: &[u8]) -> Result<(i64, Vec<u8>), ClientError> {
+        match self
+            .root_crl_at(&format!("/v1/roots/{}/crl", hex::encode(key_id)))
+            .await
+        {
+            Err(e) if e.is_not_found() => self.root_crl().await,
+            other => other,
+        }
+    }
+
+    async fn root_crl_at(&self, path: &str) -> Result<(i64, Vec<u8>), ClientError> {
         let (status, headers, bytes) = self
             .connection
-            .fetch_crl("/v1/crl/root", std::time::Duration::ZERO)
+            .fetch_crl(path, std::time::Duration::ZERO)
             .await?;
         if !status.is_success() {
             return Err(problem_or_unexpected(status.as_u16(), &bytes));

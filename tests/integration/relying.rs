@@ -33,6 +33,9 @@ struct Published {
     /// Each issuer's CRL by its path: number and DER. A listed issuer without one is a 404.
     crls: HashMap<String, (i64, Vec<u8>)>,
     root_crl: Vec<u8>,
+    /// Each root's CRL at `/v1/roots/{key id}/crl`, by key id (hex); none: a CA older than
+    /// that route, whose one root CRL is `/v1/crl/root`.
+    roots_crls: HashMap<String, Vec<u8>>,
     /// After a root rollover: the cross-certificates between the roots (PEM).
     crosses: Vec<String>,
 }
@@ -55,6 +58,7 @@ impl Published {
             issuers: vec![issuer(1, &f.chain[0], IssuerStatus::Active)],
             crls: HashMap::from([(crl_path(1), (1, crl(f, 1, Duration::hours(1), &[])))]),
             root_crl,
+            roots_crls: HashMap::new(),
             crosses: Vec::new(),
         }
     }
@@ -186,6 +190,20 @@ async fn answer(target: &str, watching: watch::Receiver<Published>) -> Vec<u8> {
                 response("200 OK", &[], &serde_json::to_vec(&list).unwrap())
             }
             None => response("304 Not Modified", &[], b""),
+        };
+    }
+    if let Some(key_id) = path
+        .strip_prefix("/v1/roots/")
+        .and_then(|rest| rest.strip_suffix("/crl"))
+    {
+        let root_crl = watching.borrow().roots_crls.get(key_id).cloned();
+        return match root_crl {
+            Some(crl) => response("200 OK", &[("latchkey-crl-number", "1".into())], &crl),
+            None => response(
+                "404 Not Found",
+                &[],
+                br#"{"type":"about:blank","title":"Not Found","status":404,"detail":"no such root","code":"not_found"}"#,
+            ),
         };
     }
     if path == "/v1/crl/root" {
@@ -558,8 +576,11 @@ async fn crl_sync_after_a_root_rollover_writes_the_crls_of_both_roots_intermedia
         crl_path(2),
         (1, crl_of(&r.i2_signer, 1, Duration::hours(1), &[])),
     );
-    // The root CRL served is the new root's: trusting R1, it verifies through X21.
-    published.root_crl = root_crl(&r.r2, &r.r2_key_pem, 1);
+    // Each root's CRL at its own address; /v1/crl/root stays the first root's.
+    published.roots_crls = HashMap::from([
+        (key_id(&f.chain[1]), published.root_crl.clone()),
+        (key_id(&r.r2), root_crl(&r.r2, &r.r2_key_pem, 1)),
+    ]);
     let ca = FakeCa::start_presenting(&f, published, std::slice::from_ref(&r.x12)).await;
     let dir = tempfile::tempdir().unwrap();
     for (file, root) in [("r1.pem", &f.chain[1]), ("r2.pem", &r.r2)] {
@@ -573,14 +594,35 @@ async fn crl_sync_after_a_root_rollover_writes_the_crls_of_both_roots_intermedia
             .unwrap()
             .unwrap();
         assert!(out.status.success(), "trusting {file}: {out:?}");
+        // The intermediates' CRLs, then the CRL of the root trusted here.
+        let trusted = if file == "r1.pem" {
+            "CN=latchkey root CA, O=latchkey"
+        } else {
+            "CN=latchkey root CA 2, O=latchkey"
+        };
         assert_eq!(
             crl_issuers(&dir.path().join("synced.pem")),
             [
                 "CN=latchkey issuing CA, O=latchkey",
                 "CN=latchkey issuing CA 2, O=latchkey",
-                "CN=latchkey root CA 2, O=latchkey",
+                trusted,
             ],
             "trusting {file}"
         );
     }
+}
+
+/// The subject key identifier of `certificate`, hex.
+fn key_id(certificate: &CertificateDer<'_>) -> String {
+    let (_, parsed) = x509_parser::parse_x509_certificate(certificate).unwrap();
+    parsed
+        .extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(ski) => {
+                Some(hex::encode(ski.0))
+            }
+            _ => None,
+        })
+        .expect("a subject key identifier")
 }
