@@ -251,15 +251,7 @@ impl super::RootSigner {
         let subject = parsed.subject();
         let common_name = attribute(subject.iter_common_name().next())?;
         let organization = attribute(subject.iter_organization().next())?;
-        let key_identifier = parsed
-            .extensions()
-            .iter()
-            .find_map(|ext| match ext.parsed_extension() {
-                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(ski) => {
-                    Some(ski.0.to_vec())
-                }
-                _ => None,
-            })
+        let key_identifier = crate::profile::subject_key_identifier(&parsed)
             .ok_or_else(|| bad("an intermediate without a subject key identifier".into()))?;
         let not_after = parsed
             .validity()

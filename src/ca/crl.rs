@@ -140,15 +140,7 @@ impl RootSigner {
         if parsed.public_key().raw != key.subject_public_key_info().as_slice() {
             return Err(bad("the root key does not match ca.pem".into()));
         }
-        let key_identifier = parsed
-            .extensions()
-            .iter()
-            .find_map(|ext| match ext.parsed_extension() {
-                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(ski) => {
-                    Some(ski.0.to_vec())
-                }
-                _ => None,
-            })
+        let key_identifier = crate::profile::subject_key_identifier(&parsed)
             .ok_or_else(|| bad("the root certificate has no subject key identifier".into()))?;
         let not_after = parsed.validity().not_after.to_datetime();
         let issuer = Issuer::from_ca_cert_der(certificate, key).map_err(|e| bad(e.to_string()))?;

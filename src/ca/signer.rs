@@ -199,18 +199,9 @@ impl Signer {
         }
         let not_before = parsed.validity().not_before.to_datetime();
         let not_after = parsed.validity().not_after.to_datetime();
-        let key_identifier = parsed
-            .extensions()
-            .iter()
-            .find_map(|ext| match ext.parsed_extension() {
-                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(ski) => {
-                    Some(ski.0.to_vec())
-                }
-                _ => None,
-            })
-            .ok_or_else(|| {
-                SignerError::Issuer("the issuing certificate has no subject key identifier".into())
-            })?;
+        let key_identifier = crate::profile::subject_key_identifier(&parsed).ok_or_else(|| {
+            SignerError::Issuer("the issuing certificate has no subject key identifier".into())
+        })?;
         let issuer = Issuer::from_ca_cert_der(&certificate, key)
             .map_err(|e| SignerError::Issuer(e.to_string()))?;
         Ok(Self {

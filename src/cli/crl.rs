@@ -218,15 +218,7 @@ struct Syncer<'a> {
 fn key_identifier(certificate: &CertificateDer<'_>) -> Result<Vec<u8>> {
     let (_, parsed) = x509_parser::parse_x509_certificate(certificate)
         .map_err(|e| anyhow::anyhow!("--ca-cert does not read: {e}"))?;
-    parsed
-        .extensions()
-        .iter()
-        .find_map(|ext| match ext.parsed_extension() {
-            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(ski) => {
-                Some(ski.0.to_vec())
-            }
-            _ => None,
-        })
+    latchkey::profile::subject_key_identifier(&parsed)
         .context("--ca-cert has no subject key identifier")
 }
 

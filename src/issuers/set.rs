@@ -135,15 +135,7 @@ impl LiveRoot {
         };
         let (_, parsed) =
             x509_parser::parse_x509_certificate(&certificate).map_err(|e| bad(e.to_string()))?;
-        let key_id = parsed
-            .extensions()
-            .iter()
-            .find_map(|ext| match ext.parsed_extension() {
-                x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(ski) => {
-                    Some(ski.0.to_vec())
-                }
-                _ => None,
-            })
+        let key_id = crate::profile::subject_key_identifier(&parsed)
             .ok_or_else(|| bad("no subject key identifier".into()))?;
         Ok(Self {
             id,

@@ -34,6 +34,22 @@ pub use spiffe::{SpiffeId, valid_trust_domain};
 pub(crate) use subject::replace_subject;
 pub use subject::subject_der;
 
+/// The subject key identifier of a parsed certificate, if it has one: how the CA's
+/// certificates and CRLs name the key that signed them.
+pub fn subject_key_identifier(
+    certificate: &x509_parser::certificate::X509Certificate<'_>,
+) -> Option<Vec<u8>> {
+    certificate
+        .extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::SubjectKeyIdentifier(ski) => {
+                Some(ski.0.to_vec())
+            }
+            _ => None,
+        })
+}
+
 /// `userId` (RFC 4519 `uid`, 0.9.2342.19200300.100.1.1): the key id in a key certificate's
 /// subject.
 pub const USER_ID: &[u64] = &[0, 9, 2342, 19200300, 100, 1, 1];
