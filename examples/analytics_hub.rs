@@ -45,6 +45,15 @@ struct Args {
     /// The SPIFFE trust domain of the CA.
     #[arg(long, default_value = latchkey::profile::DEFAULT_TRUST_DOMAIN)]
     trust_domain: String,
+    /// Trust only this chain instead of following the CA's issuers (PEM, e.g. `GET
+    /// /v1/ca?tenant=acme` for a tenant with an intermediate of its own: no other tenant's
+    /// key gets in, whatever --tenant says); revocations come from --crl-file then.
+    #[arg(long, requires = "crl_file")]
+    ca_chain: Option<PathBuf>,
+    /// With --ca-chain: the CRL file to follow (DER or PEM, re-read when it changes; `latchkey
+    /// crl sync` keeps one fresh).
+    #[arg(long, requires = "ca_chain")]
+    crl_file: Option<PathBuf>,
     /// This service's TLS certificate chain (PEM); default a self-signed localhost one.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -129,7 +138,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // One builder: the CA's chain (its intermediate, anchored at the root we were given),
     // live revocation by long poll, the tenants accepted; it returns once the first CRL is
     // verified, and the one verifier it holds checks both handshakes and requests.
-    let builder = Relying::builder(&args.trust_domain).follow_ca(&args.ca_url, &root_pem);
+    let builder = Relying::builder(&args.trust_domain);
+    let builder = match (&args.ca_chain, &args.crl_file) {
+        (Some(chain), Some(crl)) => builder
+            .ca_chain(latchkey::tls::load_certificates(
+                &std::fs::read(chain)?,
+                "--ca-chain",
+            )?)
+            .crl_file(crl),
+        _ => builder.follow_ca(&args.ca_url, &root_pem),
+    };
     let builder = if args.tenants.is_empty() {
         builder.any_tenant()
     } else {

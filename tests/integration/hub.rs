@@ -908,3 +908,55 @@ async fn a_following_hub_accepts_good_keys_through_a_rotation_and_follows_the_ne
     );
     still_serves(&hub, &after).await;
 }
+
+#[tokio::test]
+async fn a_hub_trusting_only_a_tenants_own_intermediate_refuses_every_other_tenants_key() {
+    let ca = Ca::start();
+    let out = ca.cli(&["tenant", "add", "acme", "--dedicated-issuer"]);
+    assert!(out.status.success(), "{out:?}");
+    ca.user("alice@acme", &["read:metrics"]).await;
+    ca.tenant_with_user("globex", "bob@globex", &["read:metrics"])
+        .await;
+    ca.enroll_into("alice@acme", &["read:metrics"], "alice")
+        .await;
+    ca.enroll_into("bob@globex", &["read:metrics"], "bob").await;
+    // acme's chain (GET /v1/ca?tenant=acme) and its intermediate's CRL.
+    let fetch = |path: &str, file: &str| {
+        let status = Command::new("curl")
+            .args(["-sS", "-f", "--cacert", "certs/ca.pem", "-o", file])
+            .arg(format!("{}{path}", ca.url))
+            .current_dir(ca.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "GET {path}");
+    };
+    fetch("/v1/ca?tenant=acme", "acme-chain.pem");
+    let list = ca.anonymous().issuers(None, 0).await.unwrap().unwrap();
+    let acme = list
+        .issuers
+        .iter()
+        .find(|i| i.tenant.as_ref().is_some_and(|t| t.as_str() == "acme"))
+        .unwrap();
+    fetch(acme.crl.as_deref().unwrap(), "acme.crl");
+    // No tenant pinned: only the chain decides.
+    let hub = Hub::start(
+        &ca,
+        &["--ca-chain", "acme-chain.pem", "--crl-file", "acme.crl"],
+    );
+    still_serves(&hub, &Arc::new(hub.client(&ca.path("alice")))).await;
+    let bob = Arc::new(hub.client(&ca.path("bob")));
+    let refused = hub
+        .call(bob, "GET", "/api/v1/whoami", "")
+        .await
+        .expect_err("another tenant's key, with its own intermediate, got in");
+    assert!(
+        refused.contains("UnknownIssuer") || refused.contains("alert"),
+        "{refused}"
+    );
+    let bob_leaf = Arc::new(hub.leaf_only_client(&ca.path("bob")));
+    assert!(
+        hub.call(bob_leaf, "GET", "/api/v1/whoami", "")
+            .await
+            .is_err()
+    );
+}
