@@ -156,11 +156,20 @@ impl IssuerRegistry {
         self.refresh().await?;
         let set = self.current();
         let old_root = set.active_root().cloned().ok_or(IssuerError::NoRootKey)?;
-        let old_signer = old_root.signer.clone().ok_or(IssuerError::NoRootKey)?;
+        // The active root must certify the new intermediate: its relying parties are the
+        // ones a rollover must not lose.
+        old_root.signer.as_ref().ok_or(IssuerError::NoRootKey)?;
         let superseded = set.active_in(None).map(|i| i.id);
         let now = self.clock.now();
         let (roots, intermediates) = (set.roots().len() + 1, set.issuers().len() + 1);
-        let old_crl_url = self.root_crl_url(&old_root);
+        // Every root still valid whose key is here certifies the new intermediate (after
+        // a second rollover, the first root's parties keep accepting new keys too).
+        let others: Vec<(Arc<RootSigner>, String)> = set
+            .roots()
+            .iter()
+            .filter(|r| r.not_after > now)
+            .filter_map(|r| Some((r.signer.clone()?, self.root_crl_url(r))))
+            .collect();
         let (vault, old_root_id) = (self.vault.clone(), old_root.id);
         let published: Vec<_> = set.published().map(|i| i.certificate.clone()).collect();
         let made = tokio::task::spawn_blocking(move || {
@@ -177,10 +186,12 @@ impl IssuerRegistry {
                 root_crl_url: Some(new_crl_url.clone()),
             };
             let intermediate = signer.sign_intermediate(&order, &key)?;
-            // The new intermediate certified by the old root, and every intermediate still
-            // published (all under the old root) by the new one.
-            let mut crosses =
-                vec![old_signer.sign_cross(&intermediate, now, Some(&old_crl_url))?];
+            // The new intermediate certified by the earlier roots, and every intermediate
+            // still published (under an earlier root) by the new one.
+            let mut crosses = others
+                .iter()
+                .map(|(other, url)| other.sign_cross(&intermediate, now, Some(url)))
+                .collect::<Result<Vec<_>, _>>()?;
             for old in &published {
                 crosses.push(signer.sign_cross(old, now, Some(&new_crl_url))?);
             }

@@ -403,15 +403,17 @@ async fn a_rotation_killed_at_any_moment_leaves_the_old_state_or_the_new() {
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
     let store = ca.store().await;
-    let rotate = || {
+    let rotate_with = |extra: &[&str]| {
         Command::new(crate::support::BIN)
             .args(["--home", "certs", "ca", "rotate"])
+            .args(extra)
             .current_dir(ca.dir.path())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap()
     };
+    let rotate = || rotate_with(&[]);
     // One whole rotation, timed: the kills below spread over that time and past it.
     let started = Instant::now();
     assert!(rotate().wait().unwrap().success());
@@ -445,6 +447,36 @@ async fn a_rotation_killed_at_any_moment_leaves_the_old_state_or_the_new() {
         completed < 6,
         "the first kills land before the commit (a rotation takes {whole:?})"
     );
+    // A root rollover killed likewise: one active root and one active shared intermediate,
+    // and a new root only with its key, its intermediate and its cross-certificates.
+    let started = Instant::now();
+    assert!(rotate_with(&["--root"]).wait().unwrap().success());
+    let whole = started.elapsed();
+    for tenths in [1u32, 5, 9, 12] {
+        let (roots_before, _) = roots_and_crosses(&store).await;
+        let mut child = rotate_with(&["--root"]);
+        std::thread::sleep(whole * tenths / 10);
+        let _ = child.kill();
+        let _ = child.wait();
+        let (roots, crosses) = roots_and_crosses(&store).await;
+        let active: Vec<_> = roots.iter().filter(|r| r.superseded_at.is_none()).collect();
+        assert_eq!(active.len(), 1, "killed at {tenths}/10: {roots:?}");
+        assert!(roots.len() <= roots_before.len() + 1);
+        assert!(
+            roots
+                .iter()
+                .skip(1)
+                .all(|r| matches!(r.key, latchkey::model::IssuerKeyLocation::Stored(_))),
+            "every rolled-over root has its key: {roots:?}"
+        );
+        assert!(
+            crosses >= 2 * (roots.len() - 1),
+            "{crosses} cross-certificates"
+        );
+        let records = store.intermediates().await.unwrap();
+        let active = records.iter().filter(|r| r.superseded_at.is_none()).count();
+        assert_eq!(active, 1, "killed at {tenths}/10: {records:?}");
+    }
     // The running CA signs with the active one, whatever was killed when.
     let list = wait_for_issuers(&ca, &ca.url, store.intermediates().await.unwrap().len()).await;
     let active = list
@@ -889,4 +921,15 @@ async fn a_root_rollover_keeps_every_key_valid_under_either_root_through_cross_c
     }
     let (ok, said) = verify("certs/ca.pem", "newest/cert.pem");
     assert!(ok, "{said}");
+}
+
+/// The roots the store records, and how many cross-certificates.
+async fn roots_and_crosses(
+    store: &latchkey::store::Store,
+) -> (Vec<latchkey::store::RootRecord>, usize) {
+    let all = store.roots_and_crosses().await.unwrap();
+    let (roots, crosses): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .partition(|r| r.role == latchkey::store::IssuerRole::Root);
+    (roots, crosses.len())
 }
