@@ -109,17 +109,8 @@ fn write(dir: &Path, name: &str, contents: &[u8]) {
 #[tokio::test]
 async fn a_rotation_signs_new_keys_and_renewals_with_the_new_intermediate_and_keeps_old_ones_revocable()
  {
-    crate::lint::python_tools();
-    // A public URL pkilint accepts in the distribution points (it refuses `localhost`).
-    let ca = Ca::start_with(&[
-        "--renew-interval",
-        "0s",
-        "--public-url",
-        "https://ca.example.test:8443",
-    ]);
+    let ca = linted_ca_with_alice().await;
     let dir = ca.dir.path();
-    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
-        .await;
     let old = ca.enroll_into("alice@acme", &["read:metrics"], "old").await;
     let doomed = ca
         .enroll_into("alice@acme", &["read:metrics"], "doomed")
@@ -655,17 +646,8 @@ async fn a_tenant_with_its_own_intermediate_is_out_of_reach_of_other_tenants_key
 
 #[tokio::test]
 async fn a_root_rollover_keeps_every_key_valid_under_either_root_through_cross_certificates() {
-    crate::lint::python_tools();
-    // A public URL pkilint accepts in the distribution points.
-    let ca = Ca::start_with(&[
-        "--renew-interval",
-        "0s",
-        "--public-url",
-        "https://ca.example.test:8443",
-    ]);
+    let ca = linted_ca_with_alice().await;
     let dir = ca.dir.path();
-    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
-        .await;
     ca.enroll_into("alice@acme", &["read:metrics"], "old").await;
     let doomed = ca
         .enroll_into("alice@acme", &["read:metrics"], "doomed")
@@ -932,4 +914,19 @@ async fn roots_and_crosses(
         .into_iter()
         .partition(|r| r.role == latchkey::store::IssuerRole::Root);
     (roots, crosses.len())
+}
+
+/// A CA whose certificates pkilint can judge (a public URL it accepts in the distribution
+/// points: it refuses `localhost`), renewing at any time, with alice@acme; pkilint installed.
+async fn linted_ca_with_alice() -> Ca {
+    crate::lint::python_tools();
+    let ca = Ca::start_with(&[
+        "--renew-interval",
+        "0s",
+        "--public-url",
+        "https://ca.example.test:8443",
+    ]);
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    ca
 }
