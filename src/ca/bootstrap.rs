@@ -126,11 +126,7 @@ fn root_params(
     let mut params = ca_params(common_name, 1, now - BACKDATE, now + ROOT_LIFETIME);
     params.key_identifier_method =
         rcgen::KeyIdMethod::PreSpecified(super::signer::key_identifier(key.der_bytes()));
-    if let Some(url) = crl_url {
-        params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
-            uris: vec![url.to_owned()],
-        }];
-    }
+    params.crl_distribution_points = distribution_point(crl_url);
     params
 }
 
@@ -178,11 +174,7 @@ fn intermediate_params(
 ) -> CertificateParams {
     let mut params = ca_params(common_name, 0, not_before, not_after);
     params.use_authority_key_identifier_extension = true;
-    if let Some(url) = root_crl_url {
-        params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
-            uris: vec![url.to_owned()],
-        }];
-    }
+    params.crl_distribution_points = distribution_point(root_crl_url);
     params.key_identifier_method =
         rcgen::KeyIdMethod::PreSpecified(super::signer::key_identifier(key.der_bytes()));
     params
@@ -258,9 +250,12 @@ impl super::RootSigner {
             .not_after
             .to_datetime()
             .min(self.not_after());
-        // The intermediate's own name (CN, then O, as every latchkey CA writes it) and key
-        // identifier: paths and CRLs are found by them.
-        let mut params = ca_params(&common_name, 0, now - BACKDATE, not_after);
+        let key = rcgen::SubjectPublicKeyInfo::from_der(parsed.public_key().raw)?;
+        // An intermediate's parameters, with the intermediate's own name (CN, then O, as
+        // every latchkey CA writes it) and key identifier as it was issued: paths and CRLs
+        // are found by them.
+        let mut params =
+            intermediate_params(&common_name, now - BACKDATE, not_after, crl_url, &key);
         params.distinguished_name = DistinguishedName::new();
         params
             .distinguished_name
@@ -269,15 +264,17 @@ impl super::RootSigner {
             .distinguished_name
             .push(DnType::OrganizationName, organization);
         params.key_identifier_method = rcgen::KeyIdMethod::PreSpecified(key_identifier);
-        params.use_authority_key_identifier_extension = true;
-        if let Some(url) = crl_url {
-            params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
-                uris: vec![url.to_owned()],
-            }];
-        }
-        let key = rcgen::SubjectPublicKeyInfo::from_der(parsed.public_key().raw)?;
         Ok(params.signed_by(&key, self.issuer())?.der().clone())
     }
+}
+
+/// The distribution point naming `url`, where a CRL covering the certificate is served.
+pub(super) fn distribution_point(url: Option<&str>) -> Vec<rcgen::CrlDistributionPoint> {
+    url.map(|url| rcgen::CrlDistributionPoint {
+        uris: vec![url.to_owned()],
+    })
+    .into_iter()
+    .collect()
 }
 
 fn ca_params(

@@ -1,6 +1,6 @@
 use rcgen::{
-    CertificateParams, CrlDistributionPoint, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyIdMethod, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyIdMethod, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
 };
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
@@ -337,9 +337,7 @@ impl Signer {
         params.subject_alt_names = vec![SanType::URI(id.to_uri(&self.trust_domain).try_into()?)];
         self.common(&mut params, serial, not_before, not_after)?;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.crl_distribution_points = vec![CrlDistributionPoint {
-            uris: vec![self.crl_url.clone()],
-        }];
+        params.crl_distribution_points = super::bootstrap::distribution_point(Some(&self.crl_url));
         Ok(params)
     }
 

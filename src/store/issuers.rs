@@ -288,13 +288,7 @@ impl Store {
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<bool, StoreError> {
-        self.update_one_row(
-            "UPDATE issuers SET superseded_at = $1 WHERE id = $2 AND superseded_at IS NULL",
-            now,
-            id,
-            event,
-        )
-        .await
+        self.update_one_row(SUPERSEDE, now, id, event).await
     }
 
     /// Retires a superseded intermediate none of whose certificates is valid after
@@ -358,16 +352,18 @@ fn issuer_record(row: IssuerSqlRow) -> Result<IssuerRecord, StoreError> {
     })
 }
 
+/// Marks issuer `$2` superseded at `$1`, unless it was already.
+const SUPERSEDE: &str =
+    "UPDATE issuers SET superseded_at = $1 WHERE id = $2 AND superseded_at IS NULL";
+
 /// Marks issuer `id` superseded at `now`, in a rotation's transaction; another process's
 /// rotation that came first makes it [`StoreError::AlreadyExists`].
 async fn supersede(tx: &mut WriteTx, id: i64, now: OffsetDateTime) -> Result<(), StoreError> {
-    let superseded = sqlx::query(
-        "UPDATE issuers SET superseded_at = $1 WHERE id = $2 AND superseded_at IS NULL",
-    )
-    .bind(seconds(now))
-    .bind(id)
-    .execute(tx.conn())
-    .await?;
+    let superseded = sqlx::query(SUPERSEDE)
+        .bind(seconds(now))
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
     if superseded.rows_affected() == 0 {
         return Err(StoreError::AlreadyExists("rotation"));
     }

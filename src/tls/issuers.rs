@@ -32,6 +32,9 @@ pub(crate) struct Issuer {
     pub(crate) subject: String,
     /// Its subject as DER, to match a CRL's or a leaf's issuer name.
     subject_der: Vec<u8>,
+    /// Its public key (SubjectPublicKeyInfo DER): with the name, what a cross-certificate of
+    /// it shares.
+    spki: Vec<u8>,
     /// Its start of validity: the newest of a set signs new certificates.
     pub(crate) not_before: OffsetDateTime,
     /// What its CRLs revoke.
@@ -97,13 +100,12 @@ impl IssuerSet {
         if let Some(issuer) = self.by_certificate(der) {
             return Some(issuer);
         }
+        // One parse, of the certificate on the path; the held ones are compared by what
+        // each keeps of itself.
         let (_, wanted) = x509_parser::parse_x509_certificate(der).ok()?;
-        self.iter()
-            .find(|(cert, _)| {
-                x509_parser::parse_x509_certificate(cert)
-                    .is_ok_and(|(_, held)| same_name_and_key(&held, &wanted))
-            })
-            .map(|(_, issuer)| issuer)
+        self.issuers.iter().find(|held| {
+            held.subject_der == wanted.subject().as_raw() && held.spki == wanted.public_key().raw
+        })
     }
 
     /// The issuer whose certificate hashes to `fingerprint`.
@@ -337,6 +339,7 @@ pub(crate) fn anchored(
         fingerprint,
         subject,
         subject_der: parsed_cert.subject().as_raw().to_vec(),
+        spki: parsed_cert.public_key().raw.to_vec(),
         not_before: parsed_cert.validity().not_before.to_datetime(),
         revocations: Revocations::new(),
     })
