@@ -11,8 +11,13 @@
 //! 0. Take the builder lease (across replicas, one builds at a time).
 //! 1. Choose the number: one above the highest stored (numbers never repeat).
 //! 2. Collect the entries: revoked certificates whose `not_after` is within one validity
-//!    interval of now, so each stays until the first scheduled CRL after it expires. The
-//!    store's revocation revision, read first, is recorded as what the CRL covers.
+//!    interval of now (the cutoff), so each stays until the first scheduled CRL after it
+//!    expires, stamped at or below the store's revocation revision, read first and recorded
+//!    as what the CRL covers. Incrementally: the builder keeps the last CRL's entries,
+//!    encoded, and reads only the revocations stamped since the revision that CRL covered
+//!    (migration 0011 says why that order is the commit order), dropping the expired ones; it
+//!    starts from the whole list at start-up, when the clock moved back, and once per half
+//!    validity, so that nothing it could have missed lasts.
 //! 3. Sign (on the blocking pool).
 //! 4. Store; a number taken meanwhile (by a replica) goes back to step 1.
 //! 5. Publish to waiting readers.
@@ -25,8 +30,8 @@ use time::OffsetDateTime;
 
 use super::reader::IssuerBoard;
 use super::{CrlMetrics, Inner, PublishedCrl, PublisherError};
-use crate::ca::{CrlEntry, CrlOrder, Signer};
-use crate::store::{CrlRow, RevokedList, StoreError};
+use crate::ca::{CrlEntries, CrlEntry, CrlHeader, CrlKind, Signer};
+use crate::store::{CrlRow, Revisions, RevokedCertificate, StoreError};
 
 /// Revocations arriving within this of each other share one CRL.
 const COALESCE: StdDuration = StdDuration::from_millis(50);
@@ -42,6 +47,20 @@ const FOLLOW_INTERVAL: StdDuration = StdDuration::from_millis(200);
 const UNLISTED_GRACE: StdDuration = StdDuration::from_secs(1);
 /// The longest wait between attempts after a failed build.
 const MAX_BACKOFF: StdDuration = StdDuration::from_secs(30);
+/// How long the CA keeps what a CRL listed, so that a follower holding it gets a delta; one
+/// that held a CRL older than this gets the whole CRL.
+pub(super) const DELTA_HORIZON: time::Duration = time::Duration::hours(24);
+
+/// What the builder keeps between CRLs: the last one's entries, encoded, and what they are.
+struct Accumulated {
+    entries: CrlEntries,
+    /// Every revocation stamped up to this revision is in `entries`.
+    covers: i64,
+    /// No certificate whose notAfter is at or before this is.
+    cutoff: OffsetDateTime,
+    /// When the entries were last read whole.
+    read_whole_at: OffsetDateTime,
+}
 
 /// One intermediate's CRL builder.
 pub(super) struct IssuerCrl {
@@ -53,6 +72,8 @@ pub(super) struct IssuerCrl {
     board: Arc<IssuerBoard>,
     /// Moved by every poke.
     pokes: tokio::sync::watch::Receiver<u64>,
+    /// The last CRL's entries; taken out while a build runs.
+    accumulated: std::sync::Mutex<Option<Accumulated>>,
 }
 
 impl IssuerCrl {
@@ -69,6 +90,7 @@ impl IssuerCrl {
             signer,
             board,
             pokes,
+            accumulated: std::sync::Mutex::new(None),
         }
     }
 
@@ -225,13 +247,19 @@ impl IssuerCrl {
             return Ok(false);
         }
         let built_at = row.this_update + crate::ca::BACKDATE;
+        let cutoff = row
+            .cutoff
+            .unwrap_or(built_at - self.inner.schedule.validity);
         let revoked = self
             .inner
             .ledger
-            .revoked_certificates(self.issuer_id, built_at - self.inner.schedule.validity)
+            .revoked_certificates(self.issuer_id, Revisions::up_to(row.covers), cutoff)
             .await?;
         // The entries a new CRL would have, as the stored one must list them.
-        let expected = crl_entries(&revoked)?;
+        let expected: Vec<CrlEntry> = revoked
+            .iter()
+            .map(|r| r.map(|r| crl_entry(&r)))
+            .collect::<Result<_, _>>()?;
         drop(revoked);
         // A negative stored number cannot be the CRL's: rebuild.
         let agrees = u64::try_from(row.number)
@@ -317,48 +345,78 @@ impl IssuerCrl {
             // thisUpdate a minute early, as for certificates, so a relying party whose clock
             // lags a little does not see a fresh CRL as "not yet valid".
             let now = self.now();
-            let this_update = now - crate::ca::BACKDATE;
-            let next_update = now + self.inner.schedule.validity;
+            let header = CrlHeader {
+                number: number as u64,
+                this_update: now - crate::ca::BACKDATE,
+                next_update: now + self.inner.schedule.validity,
+            };
             let cutoff = now - self.inner.schedule.validity;
-            // The revision before the entries: every revocation up to it has committed, so
-            // the entries read next include it.
+            // The revision before the entries: every revocation stamped up to it has
+            // committed, and none will be stamped at or below it.
             let covers = self.inner.ledger.crl_revision().await?;
+            let held = self.take_accumulated();
+            let (mut entries, revisions) = match held {
+                Some(held)
+                    if held.covers <= covers
+                        && held.cutoff <= cutoff
+                        && now - held.read_whole_at < self.inner.schedule.validity / 2 =>
+                {
+                    let since = Revisions {
+                        after: held.covers,
+                        up_to: covers,
+                    };
+                    (held, since)
+                }
+                _ => (
+                    Accumulated {
+                        entries: CrlEntries::new(),
+                        covers: -1,
+                        cutoff,
+                        read_whole_at: now,
+                    },
+                    Revisions::up_to(covers),
+                ),
+            };
             let revoked = self
                 .inner
                 .ledger
-                .revoked_certificates(self.issuer_id, cutoff)
+                .revoked_certificates(self.issuer_id, revisions, cutoff)
                 .await?;
-            // 3. Sign. Reading the entries and signing take a fifth and a third of a second
-            // at a million entries: both off the async threads, which keep serving.
+            // 3. Sign. Adding entries and signing take a fraction of a second at a million
+            // entries: off the async threads, which keep serving.
             let signer = self
                 .signer
                 .clone()
                 .ok_or(PublisherError::NoKey(self.issuer_id))?;
-            let (der, entries) = tokio::task::spawn_blocking(move || {
-                let order = CrlOrder {
-                    number: number as u64,
-                    this_update,
-                    next_update,
-                    entries: crl_entries(&revoked)?,
-                };
+            let (der, mut entries) = tokio::task::spawn_blocking(move || {
+                entries.entries.retain_unexpired(cutoff);
+                for r in revoked.iter() {
+                    let r = r?;
+                    entries.entries.insert(&crl_entry(&r), r.not_after);
+                }
                 drop(revoked);
-                let der = signer.sign_crl(&order)?;
-                Ok::<_, PublisherError>((der, order.entries.len() as i64))
+                entries.covers = covers;
+                entries.cutoff = cutoff;
+                let der = signer.sign_crl_of(&header, CrlKind::Complete, &entries.entries)?;
+                Ok::<_, PublisherError>((der, entries))
             })
             .await??;
             let row = CrlRow {
                 number,
-                this_update,
-                next_update,
-                entries,
+                this_update: header.this_update,
+                next_update: header.next_update,
+                entries: entries.entries.len() as i64,
                 der,
                 covers,
+                cutoff: Some(cutoff),
             };
+            entries.covers = covers;
+            self.put_accumulated(entries);
             // 4. Store.
             match self
                 .inner
                 .ledger
-                .insert_crl(self.issuer_id, &row, row.this_update)
+                .insert_crl(self.issuer_id, &row, now, now - DELTA_HORIZON)
                 .await
             {
                 Ok(()) => {}
@@ -378,6 +436,17 @@ impl IssuerCrl {
         }
         Err(PublisherError::NumbersKeptColliding)
     }
+
+    fn take_accumulated(&self) -> Option<Accumulated> {
+        self.accumulated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    fn put_accumulated(&self, accumulated: Accumulated) {
+        *self.accumulated.lock().unwrap_or_else(|e| e.into_inner()) = Some(accumulated);
+    }
 }
 
 /// Why [`IssuerCrl::follow_store`] returned.
@@ -389,18 +458,11 @@ enum Followed {
     Unlisted,
 }
 
-/// The entries of a CRL from the store's list of revoked certificates; a corrupt one fails
-/// the build.
-fn crl_entries(revoked: &RevokedList) -> Result<Vec<CrlEntry>, PublisherError> {
-    revoked
-        .iter()
-        .map(|r| {
-            let r = r?;
-            Ok(CrlEntry {
-                serial: r.serial,
-                revoked_at: r.revoked_at,
-                reason: r.reason,
-            })
-        })
-        .collect()
+/// The CRL entry of a revoked certificate.
+fn crl_entry(r: &RevokedCertificate) -> CrlEntry {
+    CrlEntry {
+        serial: r.serial,
+        revoked_at: r.revoked_at,
+        reason: r.reason,
+    }
 }

@@ -22,6 +22,11 @@ pub struct PublishedCrl {
     pub entries: i64,
     /// The store's revocation revision it was built from: it lists every revocation up to it.
     pub covers: i64,
+    /// It lists the revoked certificates whose notAfter is after this (`None`: built before
+    /// CRLs recorded it; no delta starts from it).
+    pub cutoff: Option<OffsetDateTime>,
+    /// For a delta CRL, the number of the CRL it applies to.
+    pub delta_base: Option<i64>,
 }
 
 impl PublishedCrl {
@@ -30,10 +35,12 @@ impl PublishedCrl {
         Self {
             number: row.number,
             covers: row.covers,
+            cutoff: row.cutoff,
+            delta_base: None,
             this_update: row.this_update,
             next_update: row.next_update,
             entries: row.entries,
-            der: Bytes::from(row.der),
+            der: row.der,
             pem: std::sync::OnceLock::new(),
         }
     }
@@ -44,6 +51,8 @@ impl PublishedCrl {
         Self {
             number: row.number,
             covers: 0,
+            cutoff: None,
+            delta_base: None,
             this_update: row.this_update,
             next_update: row.next_update,
             entries: 0,

@@ -33,7 +33,9 @@ pub use keys::{
     CertificateRow, KeyFilter, KeyRow, ListedCertificate, NewCertificate, NewKey, Renewal, TokenUse,
 };
 pub use ledger::RevocationLedger;
-pub use revocations::{CrlMarks, CrlRow, RevocationScope, RevokedCertificate, RevokedList};
+pub use revocations::{
+    CrlBasis, CrlMarks, CrlRow, RevocationScope, Revisions, RevokedCertificate, RevokedList,
+};
 pub use root_crls::RootCrlRow;
 pub use rows::{CertificateKind, CertificateKindError, whole_second};
 pub use tenants::UserChange;
