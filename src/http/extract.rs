@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::AppState;
 use super::problem::{ApiError, RequestError};
 use crate::api::{
-    AuditQuery, BulkRevocation, CaQuery, Code, CrlQuery, EnrollRequest, IssuerQuery, KeyQuery,
+    AuditQuery, BulkRevocation, CaQuery, Code, CrlQuery, DeltaQuery, EnrollRequest, IssuerQuery, KeyQuery,
     NewTenant, NewToken, NewUser, RenewRequest, RevokeRequest, TenantChange, TokenQuery,
     UserChange,
 };
@@ -413,6 +413,7 @@ wire_requests! {
     BulkRevocation => [tenant: TENANT, owner: OWNER, reason: REASON],
     AuditQuery => [since: TIME, until: TIME],
     CrlQuery => [],
+    DeltaQuery => [],
     IssuerQuery => [],
     CaQuery => [tenant: TENANT],
 }

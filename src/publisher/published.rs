@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use time::OffsetDateTime;
 
-use crate::store::{CrlRow, RootCrlRow};
+use crate::store::{CrlBasis, CrlRow, RootCrlRow};
 
 /// A CRL as served, ready to copy out: DER, and PEM once somebody has asked for it (a
 /// million-entry CRL is 49 MB of DER and 66 MB of PEM, and most clients take DER).
@@ -58,6 +58,21 @@ impl PublishedCrl {
             entries: 0,
             der: Bytes::from(row.der),
             pem: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// A delta CRL to `target` from CRL `base`: `der`, listing `entries` changes.
+    pub(super) fn delta(target: &CrlBasis, base: i64, der: Bytes, entries: i64) -> Self {
+        Self {
+            number: target.number,
+            der,
+            pem: std::sync::OnceLock::new(),
+            this_update: target.this_update,
+            next_update: target.next_update,
+            entries,
+            covers: target.covers,
+            cutoff: Some(target.cutoff),
+            delta_base: Some(base),
         }
     }
 

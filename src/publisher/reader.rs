@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use super::PublishedCrl;
+use super::delta::{DeltaError, Deltas};
 use crate::clock::Clock;
 
 /// One intermediate's CRL as its builder writes it.
@@ -125,13 +126,15 @@ impl Board {
 #[derive(Debug, Clone)]
 pub struct PublishedCrls {
     pub(super) board: Arc<Board>,
+    pub(super) deltas: Arc<Deltas>,
 }
 
-/// One intermediate's CRLs being served: read, wait for a newer one.
+/// One intermediate's CRLs being served: read, wait for a newer one, ask for a delta.
 #[derive(Debug, Clone)]
 pub struct IssuerCrls {
     board: Arc<IssuerBoard>,
     clock: Arc<dyn Clock>,
+    deltas: Arc<Deltas>,
 }
 
 /// Why a CRL cannot be served, or why the CA is not ready for want of one. Only the HTTP
@@ -159,6 +162,7 @@ impl PublishedCrls {
         IssuerCrls {
             board: board.clone(),
             clock: self.board.clock.clone(),
+            deltas: self.deltas.clone(),
         }
     }
 
@@ -294,6 +298,14 @@ impl IssuerCrls {
     /// The intermediate's id.
     pub fn issuer_id(&self) -> i64 {
         self.board.issuer_id
+    }
+
+    /// The delta CRL from CRL `base` to CRL `target` of this intermediate (see `delta.rs`).
+    pub async fn delta(&self, base: i64, target: i64) -> Result<Arc<PublishedCrl>, DeltaError> {
+        let current = self.current();
+        self.deltas
+            .delta(self.board.issuer_id, base, target, current.as_deref())
+            .await
     }
 
     /// Its CRL being served, if one was published.
