@@ -19,8 +19,8 @@ use serde_json::Value;
 use super::AppState;
 use super::problem::{ApiError, RequestError};
 use crate::api::{
-    AuditQuery, BulkRevocation, CaQuery, Code, CrlQuery, DeltaQuery, EnrollRequest, IssuerQuery, KeyQuery,
-    NewTenant, NewToken, NewUser, RenewRequest, RevokeRequest, TenantChange, TokenQuery,
+    AuditQuery, BulkRevocation, CaQuery, Code, CrlQuery, DeltaQuery, EnrollRequest, IssuerQuery,
+    KeyQuery, NewTenant, NewToken, NewUser, RenewRequest, RevokeRequest, TenantChange, TokenQuery,
     UserChange,
 };
 use crate::authority::{Admin, AuthorityError, Caller, Credential, KeyHolder, Reader};

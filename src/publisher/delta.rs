@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{OnceCell, watch};
 
 use super::PublishedCrl;
+use super::key_crl::DELTA_HORIZON;
 use crate::ca::{CrlEntries, CrlEntry, CrlHeader, CrlKind, SignerError};
+use crate::clock::Clock;
 use crate::issuers::IssuerSet;
 use crate::store::{CrlBasis, Revisions, RevocationLedger, StoreError};
 
@@ -78,14 +80,21 @@ type Outcome = Result<Arc<PublishedCrl>, DeltaUnavailable>;
 #[derive(Debug)]
 pub(super) struct Deltas {
     ledger: RevocationLedger,
+    /// The CA's clock: a base older than the delta horizon is refused.
+    clock: Arc<dyn Clock>,
     issuers: watch::Receiver<Arc<IssuerSet>>,
     kept: Mutex<HashMap<DeltaKey, Arc<OnceCell<Outcome>>>>,
 }
 
 impl Deltas {
-    pub(super) fn new(ledger: RevocationLedger, issuers: watch::Receiver<Arc<IssuerSet>>) -> Self {
+    pub(super) fn new(
+        ledger: RevocationLedger,
+        clock: Arc<dyn Clock>,
+        issuers: watch::Receiver<Arc<IssuerSet>>,
+    ) -> Self {
         Self {
             ledger,
+            clock,
             issuers,
             kept: Mutex::new(HashMap::new()),
         }
@@ -148,8 +157,10 @@ impl Deltas {
             return Ok(Err(DeltaUnavailable::UnknownTarget(key.target)));
         };
         let base = self.ledger.crl_basis(key.issuer, key.base).await?;
-        let Some(base) = base.filter(|b| b.covers <= target.covers && b.cutoff <= target.cutoff)
-        else {
+        let horizon_start = self.clock.now() - DELTA_HORIZON;
+        let Some(base) = base.filter(|b| {
+            b.covers <= target.covers && b.cutoff <= target.cutoff && b.this_update >= horizon_start
+        }) else {
             return Ok(Err(DeltaUnavailable::UnknownBase(key.base)));
         };
         let signer = self
@@ -208,7 +219,10 @@ impl Deltas {
         })
         .await??;
         Ok(Ok(Arc::new(PublishedCrl::delta(
-            &target, base.number, der, count,
+            &target,
+            base.number,
+            der,
+            count,
         ))))
     }
 }

@@ -142,7 +142,11 @@ impl Publisher {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                deltas: Arc::new(delta::Deltas::new(ledger.clone(), issuers.clone())),
+                deltas: Arc::new(delta::Deltas::new(
+                    ledger.clone(),
+                    clock.clone(),
+                    issuers.clone(),
+                )),
                 ledger,
                 board: Arc::new(reader::Board::new(clock.clone())),
                 clock,

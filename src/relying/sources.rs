@@ -47,7 +47,10 @@ impl CrlSource for FollowCa {
                     match self.follow_latest(&sink).await {
                         Ok(()) => backoff = FIRST_BACKOFF,
                         Err(e) if e.is_not_found() && sink.held().is_none() => {
-                            tracing::info!(path = self.path, "the CA has no CRL deltas: following the whole CRL");
+                            tracing::info!(
+                                path = self.path,
+                                "the CA has no CRL deltas: following the whole CRL"
+                            );
                             deltas = false;
                         }
                         Err(e) => {
@@ -94,7 +97,11 @@ impl FollowCa {
                 Ok(der) if sink.take_delta(&der) => return Ok(()),
                 Ok(_) => {}
                 Err(e) if e.code() == Some(crate::api::Code::DeltaUnavailable.as_str()) => {
-                    tracing::info!(held, number = latest.number, "no delta from the CRL held: fetching the whole CRL");
+                    tracing::info!(
+                        held,
+                        number = latest.number,
+                        "no delta from the CRL held: fetching the whole CRL"
+                    );
                 }
                 Err(e) => return Err(e),
             }

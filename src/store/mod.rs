@@ -34,7 +34,7 @@ pub use keys::{
 };
 pub use ledger::RevocationLedger;
 pub use revocations::{
-    CrlBasis, CrlMarks, CrlRow, RevocationScope, Revisions, RevokedCertificate, RevokedList,
+    CrlBasis, CrlMarks, CrlRow, Revisions, RevocationScope, RevokedCertificate, RevokedList,
 };
 pub use root_crls::RootCrlRow;
 pub use rows::{CertificateKind, CertificateKindError, whole_second};

@@ -544,8 +544,14 @@ mod tests {
     fn corrupt_revoked_items_are_errors() {
         let serial = "0123456789abcdef0123456789abcdef";
         for (text, column) in [
-            (format!("{serial} 1700000000 1700000000 bogus"), "revocation_reason"),
-            (format!("{serial} yesterday 1700000000 superseded"), "revoked_at"),
+            (
+                format!("{serial} 1700000000 1700000000 bogus"),
+                "revocation_reason",
+            ),
+            (
+                format!("{serial} yesterday 1700000000 superseded"),
+                "revoked_at",
+            ),
             (format!("{serial} 1700000000 never superseded"), "not_after"),
             ("zz 1700000000 1700000000 superseded".to_owned(), "serial"),
             (serial.to_owned(), "revoked_at"),
