@@ -103,31 +103,34 @@ pub async fn latest_crl(
 ) -> Result<Response, ApiError> {
     let issuer = issuer_by_id(&crls, &id)?;
     let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECONDS));
-    let crl = match (issuer.current(), query.newer_than) {
-        (Some(current), Some(n)) if current.number == n => {
+    let newest = match (issuer.newest(), query.newer_than) {
+        (Some(newest), Some(n)) if newest.number == n => {
             let _share = long_polls.share(connection, wait)?;
-            issuer.newer_than(n, wait).await.unwrap_or(current)
+            issuer.newest_after(n, wait).await.unwrap_or(newest)
         }
-        (Some(current), _) => current,
+        (Some(newest), _) => newest,
         (None, _) => issuer
-            .newer_than(0, wait)
+            .newest_after(0, wait)
             .await
             .ok_or(RequestError::NoCrl)?,
     };
-    issuer.stale(&crl)?;
+    // The whole CRL served, which may be older than the newest number while that one's
+    // whole CRL is being signed: a follower that holds none starts from it.
+    let whole = issuer.current().ok_or(RequestError::NoCrl)?;
+    issuer.stale(&whole)?;
     let id = issuer.issuer_id();
     let latest = LatestCrl {
         issuer: id,
-        number: crl.number,
-        crl: format!("/v1/issuers/{id}/crls/{}", crl.number),
+        number: newest.number,
+        crl: format!("/v1/issuers/{id}/crls/{}", whole.number),
         delta: query
             .newer_than
-            .filter(|n| (1..crl.number).contains(n))
-            .map(|n| format!("/v1/issuers/{id}/crls/{}/delta/{n}", crl.number)),
+            .filter(|n| (1..newest.number).contains(n))
+            .map(|n| format!("/v1/issuers/{id}/crls/{}/delta/{n}", newest.number)),
     };
     let mut response = axum::Json(latest).into_response();
     let h = response.headers_mut();
-    h.insert("latchkey-crl-number", HeaderValue::from(crl.number));
+    h.insert("latchkey-crl-number", HeaderValue::from(newest.number));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(response)
 }
@@ -175,8 +178,9 @@ pub async fn default_delta(
     let issuer = crls.default_issuer().ok_or(RequestError::NoCrl)?;
     let current = issuer.current().ok_or(RequestError::NoCrl)?;
     issuer.stale(&current)?;
+    let newest = issuer.newest().map_or(current.number, |n| n.number);
     let delta = issuer
-        .delta(query.base, current.number)
+        .delta(query.base, newest)
         .await
         .map_err(delta_error)?;
     let mut response = immutable(&headers, &delta);

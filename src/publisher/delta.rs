@@ -100,16 +100,16 @@ impl Deltas {
         }
     }
 
-    /// The delta of intermediate `issuer` from CRL `base` to CRL `target`; `current` is the
-    /// intermediate's CRL being served (the usual target, described without asking the
-    /// store). Made once however many ask at the same time; kept while it is among the
+    /// The delta of intermediate `issuer` from CRL `base` to CRL `target`; `newest` is the
+    /// intermediate's newest CRL number decided (the usual target, described without asking
+    /// the store). Made once however many ask at the same time; kept while it is among the
     /// newest asked for.
     pub(super) async fn delta(
         &self,
         issuer: i64,
         base: i64,
         target: i64,
-        current: Option<&PublishedCrl>,
+        newest: Option<&CrlBasis>,
     ) -> Result<Arc<PublishedCrl>, DeltaError> {
         let key = DeltaKey {
             issuer,
@@ -126,31 +126,19 @@ impl Deltas {
             kept.entry(key).or_default().clone()
         };
         // A store or signing failure is not kept: the next request tries again.
-        let outcome = cell.get_or_try_init(|| self.make(key, current)).await?;
+        let outcome = cell.get_or_try_init(|| self.make(key, newest)).await?;
         Ok(outcome.clone()?)
     }
 
-    async fn make(
-        &self,
-        key: DeltaKey,
-        current: Option<&PublishedCrl>,
-    ) -> Result<Outcome, DeltaError> {
+    async fn make(&self, key: DeltaKey, newest: Option<&CrlBasis>) -> Result<Outcome, DeltaError> {
         if key.base >= key.target {
             return Ok(Err(DeltaUnavailable::NotOlder {
                 base: key.base,
                 target: key.target,
             }));
         }
-        let target = match current {
-            Some(c) if c.number == key.target && c.delta_base.is_none() => {
-                c.cutoff.map(|cutoff| CrlBasis {
-                    number: c.number,
-                    this_update: c.this_update,
-                    next_update: c.next_update,
-                    covers: c.covers,
-                    cutoff,
-                })
-            }
+        let target = match newest {
+            Some(n) if n.number == key.target => Some(*n),
             _ => self.ledger.crl_basis(key.issuer, key.target).await?,
         };
         let Some(target) = target else {

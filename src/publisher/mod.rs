@@ -81,6 +81,9 @@ pub enum PublisherError {
     /// The intermediate's key cannot be opened in this process.
     #[error("issuer {0}'s key cannot be opened here, so its CRL cannot be signed here")]
     NoKey(i64),
+    /// A whole CRL was to be signed before any number was decided here.
+    #[error("no CRL number decided here yet")]
+    NothingDecided,
     /// Other replicas kept storing the number just chosen.
     #[error("CRL numbers kept colliding")]
     NumbersKeptColliding,

@@ -76,6 +76,17 @@ impl PublishedCrl {
         }
     }
 
+    /// What it lists, for deltas from or to it; `None` for one built without a cutoff.
+    pub fn basis(&self) -> Option<CrlBasis> {
+        Some(CrlBasis {
+            number: self.number,
+            this_update: self.this_update,
+            next_update: self.next_update,
+            covers: self.covers,
+            cutoff: self.cutoff?,
+        })
+    }
+
     /// PEM (`application/x-pem-file`), encoded on first use.
     pub fn pem(&self) -> Bytes {
         self.pem

@@ -63,6 +63,21 @@ impl RevocationLedger {
             .await
     }
 
+    /// See [`Store::newest_crl_basis`].
+    pub async fn newest_crl_basis(&self, issuer_id: i64) -> Result<Option<CrlBasis>, StoreError> {
+        self.store.newest_crl_basis(issuer_id).await
+    }
+
+    /// See [`Store::store_crl_bytes`].
+    pub async fn store_crl_bytes(
+        &self,
+        issuer_id: i64,
+        number: i64,
+        der: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.store.store_crl_bytes(issuer_id, number, der).await
+    }
+
     /// See [`Store::crl_basis`].
     pub async fn crl_basis(
         &self,

@@ -275,9 +275,17 @@ impl Store {
         revisions: Revisions,
         expired_before: OffsetDateTime,
     ) -> Result<RevokedList, StoreError> {
-        self.revoked_list(
+        // Read whole, a certificate revoked outside the stamping (a row edited by hand, with
+        // no revision) counts as stamped 0: a whole read, and the start-up check, see it.
+        let filter = if revisions.after < 0 {
+            "issuer_id = $1 AND revoked_at IS NOT NULL AND not_after > $4 \
+             AND COALESCE(revocation_revision, 0) > $2 AND COALESCE(revocation_revision, 0) <= $3"
+        } else {
             "issuer_id = $1 AND revocation_revision > $2 AND revocation_revision <= $3 \
-             AND not_after > $4",
+             AND not_after > $4"
+        };
+        self.revoked_list(
+            filter,
             issuer_id,
             revisions,
             expired_before.unix_timestamp(),
@@ -297,8 +305,8 @@ impl Store {
         until: OffsetDateTime,
     ) -> Result<RevokedList, StoreError> {
         self.revoked_list(
-            "issuer_id = $1 AND revoked_at IS NOT NULL AND revocation_revision > $2 \
-             AND revocation_revision <= $3 AND not_after > $4 AND not_after <= $5",
+            "issuer_id = $1 AND revoked_at IS NOT NULL AND COALESCE(revocation_revision, 0) > $2 \
+             AND COALESCE(revocation_revision, 0) <= $3 AND not_after > $4 AND not_after <= $5",
             issuer_id,
             revisions,
             after.unix_timestamp(),
@@ -339,11 +347,12 @@ impl Store {
         })
     }
 
-    /// The newest CRL of an issuer.
+    /// The newest whole CRL of an issuer (newer numbers may be decided whose CRL is still
+    /// being signed: see [`Store::newest_crl_basis`]).
     pub async fn latest_crl(&self, issuer_id: i64) -> Result<Option<CrlRow>, StoreError> {
         let row: Option<(i64, i64, i64, i64, Vec<u8>, i64, Option<i64>)> = sqlx::query_as(
             "SELECT number, this_update, next_update, entries, der, covers, cutoff FROM crls \
-             WHERE issuer_id = $1 ORDER BY number DESC LIMIT 1",
+             WHERE issuer_id = $1 AND length(der) > 0 ORDER BY number DESC LIMIT 1",
         )
         .bind(issuer_id)
         .fetch_optional(&self.pool)
@@ -360,6 +369,17 @@ impl Store {
             covers,
             cutoff: cutoff.map(|t| crl_time("cutoff", t)).transpose()?,
         }))
+    }
+
+    /// What the newest CRL number decided for an issuer lists (its whole CRL may still be
+    /// being signed), if it was decided with a cutoff.
+    pub async fn newest_crl_basis(&self, issuer_id: i64) -> Result<Option<CrlBasis>, StoreError> {
+        let (number,): (i64,) =
+            sqlx::query_as("SELECT COALESCE(MAX(number), 0) FROM crls WHERE issuer_id = $1")
+                .bind(issuer_id)
+                .fetch_one(&self.pool)
+                .await?;
+        self.crl_basis(issuer_id, number).await
     }
 
     /// What CRL `number` of an issuer listed, if it is still within the delta horizon and was
@@ -422,10 +442,10 @@ impl Store {
         })
     }
 
-    /// Stores a signed CRL. `Collision` means its number was taken meanwhile (by another
-    /// replica): build again with a higher one. The newest few keep their bytes; older ones
-    /// keep only what a delta from them needs (see [`Store::crl_basis`]) until they leave
-    /// the delta horizon (`horizon_start`: built before it).
+    /// Stores a CRL: its number, what it lists and, when `crl.der` is not empty, its bytes
+    /// (else they follow with [`Store::store_crl_bytes`]). `Collision` means its number was
+    /// taken meanwhile (by another replica): decide again with a higher one. Rows of CRLs
+    /// built before `horizon_start` whose bytes are gone leave: no delta starts from them.
     pub async fn insert_crl(
         &self,
         issuer_id: i64,
@@ -450,17 +470,6 @@ impl Store {
         .execute(&mut **tx)
         .await
         .map_err(|e| unique_as(e, StoreError::Collision))?;
-        // Only the newest few are ever served whole; a million-entry CRL is ~49 MB.
-        sqlx::query(
-            "UPDATE crls SET der = $3 WHERE issuer_id = $1 AND number < \
-             (SELECT MIN(number) FROM (SELECT number FROM crls WHERE issuer_id = $1 \
-              ORDER BY number DESC LIMIT $2) AS recent) AND length(der) > 0",
-        )
-        .bind(issuer_id)
-        .bind(CRLS_KEPT)
-        .bind(Vec::<u8>::new())
-        .execute(&mut **tx)
-        .await?;
         sqlx::query(
             "DELETE FROM crls WHERE issuer_id = $1 AND created_at < $2 AND length(der) = 0",
         )
@@ -468,9 +477,55 @@ impl Store {
         .bind(horizon_start.unix_timestamp())
         .execute(&mut **tx)
         .await?;
+        if !crl.der.is_empty() {
+            prune_crl_bytes(&mut tx, issuer_id).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
+
+    /// Stores the signed bytes of CRL `number`, decided with [`Store::insert_crl`] before. False
+    /// when it has them already or its row has left.
+    pub async fn store_crl_bytes(
+        &self,
+        issuer_id: i64,
+        number: i64,
+        der: &[u8],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let stored = sqlx::query(
+            "UPDATE crls SET der = $3 WHERE issuer_id = $1 AND number = $2 AND length(der) = 0",
+        )
+        .bind(issuer_id)
+        .bind(number)
+        .bind(der)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+            == 1;
+        prune_crl_bytes(&mut tx, issuer_id).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+}
+
+/// Drops the bytes of an issuer's CRLs but the newest few that have them: only those are ever
+/// served whole (a million-entry CRL is ~49 MB); the rows stay for deltas.
+async fn prune_crl_bytes(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    issuer_id: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE crls SET der = $3 WHERE issuer_id = $1 AND length(der) > 0 AND number < \
+         (SELECT MIN(number) FROM (SELECT number FROM crls WHERE issuer_id = $1 \
+          AND length(der) > 0 ORDER BY number DESC LIMIT $2) AS recent)",
+    )
+    .bind(issuer_id)
+    .bind(CRLS_KEPT)
+    .bind(Vec::<u8>::new())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 impl Store {
