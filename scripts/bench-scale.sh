@@ -4,6 +4,9 @@
 #   scripts/bench-scale.sh crl        # 1M revoked: start-up, CRL rebuild time, memory,
 #                                     # issuance while 1M-entry CRLs are being rebuilt
 #   scripts/bench-scale.sh inventory  # 10M keys (1% revoked): start-up, listing pages
+#   scripts/bench-scale.sh followers  # 1M revoked: 100 relying services of the library (p99
+#                                     # revocation -> applied), then 10,000 followers of the
+#                                     # delta protocol (CA RSS per follower, time to the last)
 #
 # KEYS overrides the count. Loopback only; the CA is stopped at the end; the data lives in a
 # temporary directory (about 0.6 GB per million keys) removed at the end.
@@ -23,7 +26,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release --bin latchkey --example loadgen --example bulkload 2>&1 | tail -n 1 >&2
+cargo build --release --bin latchkey --example loadgen --example bulkload --example followers 2>&1 | tail -n 1 >&2
 lk() { target/release/latchkey --server "$server" --home "$home" --ca-cert "$home/ca.pem" "$@"; }
 now() { date +%s.%N; }
 since() { echo "$(now) - $1" | bc; }
@@ -33,10 +36,11 @@ wait_for() {
   echo "$1 did not answer 200" >&2
   exit 1
 }
-start_ca() {
+start_ca() { start_ca_with; }
+start_ca_with() {
   local started
   started="$(now)"
-  target/release/latchkey --home "$home" serve --listen "127.0.0.1:$port" >>"$work/serve.log" 2>&1 &
+  target/release/latchkey --home "$home" serve --listen "127.0.0.1:$port" "$@" >>"$work/serve.log" 2>&1 &
   pid=$!
   wait_for /healthz
   echo "start-up: listening after $(since "$started") s (the CA waits for its first CRL)"
@@ -78,7 +82,9 @@ case "$mode" in
         now >"$work/applied$i"
       ) &
       follower=$!
-      sleep 0.3
+      # Apart by more than a whole CRL's share of the CPU (see WHOLE_SHARE): each is a
+      # revocation on a quiet CA.
+      sleep 4
       revoked="$(now)"
       lk keys revoke "$id" >/dev/null
       wait "$poller" "$follower"
@@ -89,13 +95,26 @@ case "$mode" in
     echo "memory after the rebuilds: $(peak_rss)"
     # Issuance with and without CRL rebuilds going on (a revocation every second).
     target/release/examples/loadgen --server "$server" --home "$home" --concurrency 16 \
-      --count 2000 --warmup 100 --server-pid "$pid" | sed 's/^/quiet: /'
+      --count 10000 --warmup 100 --server-pid "$pid" | sed 's/^/quiet: /'
     ( for i in $(seq 1 30); do lk revoke --tenant bench --owner "load-0-$i" >/dev/null 2>&1 || true; sleep 1; done ) &
     revoker=$!
     target/release/examples/loadgen --server "$server" --home "$home" --concurrency 16 \
-      --count 2000 --warmup 100 --server-pid "$pid" | sed 's/^/rebuilding: /'
+      --count 10000 --warmup 100 --server-pid "$pid" | sed 's/^/rebuilding: /'
     kill "$revoker" 2>/dev/null || true
     echo "CRLs published during the run: $(grep -c 'CRL published' "$work/serve.log")"
+    echo "whole CRL phases (ms), last five: $(grep 'CRL published' "$work/serve.log" | sed 's/\x1b\[[0-9;]*m//g' | tail -n 5 | grep -o 'sign_ms=[0-9]* store_ms=[0-9]*' | tr '\n' ' ')"
+    echo "memory at the end: $(peak_rss)"
+    ;;
+  followers)
+    keys="${KEYS:-1000000}"
+    target/release/examples/bulkload --home "$home" --keys "$keys" --revoke-every 1 --tenant bulk
+    # Ten thousand followers from one address: no per-source shares, room for every socket.
+    ulimit -n "$(ulimit -Hn)"
+    start_ca_with --max-long-polls-per-source 0 --max-connections-per-source 0 --max-connections 12000
+    target/release/examples/followers --server "$server" --home "$home" --server-pid "$pid" \
+      --library "${LIBRARY:-100}" --revocations "${REVOCATIONS:-100}"
+    target/release/examples/followers --server "$server" --home "$home" --server-pid "$pid" \
+      --pollers "${POLLERS:-10000}" --revocations 5
     echo "memory at the end: $(peak_rss)"
     ;;
   inventory)
@@ -108,7 +127,7 @@ case "$mode" in
     echo "memory: $(peak_rss)"
     ;;
   *)
-    echo "usage: $0 crl|inventory" >&2
+    echo "usage: $0 crl|followers|inventory" >&2
     exit 2
     ;;
 esac

@@ -27,3 +27,7 @@ CREATE INDEX certificates_pending_revision
 -- CRLs built before this version (no delta starts from them). CRLs older than the newest
 -- few keep this row without their bytes (`der` empty) for the delta horizon.
 ALTER TABLE crls ADD COLUMN cutoff BIGINT;
+-- 1 while the row holds the CRL's bytes, 0 for a number decided whose bytes are still being
+-- signed, or whose bytes were dropped: asking SQLite for the length of a 49 MB value reads it.
+ALTER TABLE crls ADD COLUMN has_der BIGINT NOT NULL DEFAULT 1;
+CREATE INDEX crls_by_issuer ON crls (issuer_id, has_der, number);

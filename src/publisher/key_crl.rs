@@ -278,7 +278,7 @@ impl IssuerCrl {
                     Err(e) => tracing::warn!(error = %e, "cannot read a newer CRL number"),
                 }
             }
-            if marks.highest_number > whole {
+            if marks.highest_whole > whole {
                 match self.inner.ledger.latest_crl(self.issuer_id).await {
                     Ok(Some(row)) if row.number > whole => {
                         tracing::info!(number = row.number, "CRL from another replica published");
@@ -424,7 +424,7 @@ impl IssuerCrl {
             return Ok(false);
         };
         let marks = self.inner.ledger.crl_marks(self.issuer_id).await?;
-        if marks.highest_number <= published {
+        if marks.highest_whole <= published {
             return Ok(false);
         }
         let Some(row) = self.inner.ledger.latest_crl(self.issuer_id).await? else {
@@ -574,6 +574,7 @@ impl IssuerCrl {
         let (covers, cutoff, entries) = (held.covers, held.cutoff, held.entries.len() as i64);
         self.put_accumulated(held);
         let der = der?;
+        let signed = started.elapsed();
         let number = header.number as i64;
         if !self
             .inner
@@ -601,7 +602,14 @@ impl IssuerCrl {
             covers,
             cutoff: Some(cutoff),
         }));
-        tracing::info!(issuer = self.issuer_id, number, entries, "CRL published");
+        tracing::info!(
+            issuer = self.issuer_id,
+            number,
+            entries,
+            sign_ms = signed.as_millis() as u64,
+            store_ms = (started.elapsed() - signed).as_millis() as u64,
+            "CRL published"
+        );
         self.publish(crl);
         Ok(())
     }

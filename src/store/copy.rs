@@ -135,6 +135,7 @@ const TABLES: &[Table] = &[
             ("created_at", Int),
             ("covers", Int),
             ("cutoff", Int),
+            ("has_der", Int),
         ],
         None,
     ),

@@ -109,8 +109,11 @@ pub struct CrlBasis {
 /// What a CRL builder watches: see [`Store::crl_marks`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CrlMarks {
-    /// The highest number of the issuer's stored CRLs, 0 when none is.
+    /// The highest number of the issuer's CRLs, 0 when none is (its whole CRL may still be
+    /// being signed).
     pub highest_number: i64,
+    /// The highest number of the issuer's CRLs stored whole, 0 when none is.
+    pub highest_whole: i64,
     /// The revocation revision.
     pub revision: i64,
 }
@@ -352,7 +355,7 @@ impl Store {
     pub async fn latest_crl(&self, issuer_id: i64) -> Result<Option<CrlRow>, StoreError> {
         let row: Option<(i64, i64, i64, i64, Vec<u8>, i64, Option<i64>)> = sqlx::query_as(
             "SELECT number, this_update, next_update, entries, der, covers, cutoff FROM crls \
-             WHERE issuer_id = $1 AND length(der) > 0 ORDER BY number DESC LIMIT 1",
+             WHERE issuer_id = $1 AND has_der = 1 ORDER BY number DESC LIMIT 1",
         )
         .bind(issuer_id)
         .fetch_optional(&self.pool)
@@ -429,8 +432,9 @@ impl Store {
     /// query: what a CRL builder watches to learn that another replica published, or that a
     /// revocation is in no CRL yet.
     pub async fn crl_marks(&self, issuer_id: i64) -> Result<CrlMarks, StoreError> {
-        let (highest_number, revision): (i64, i64) = sqlx::query_as(
+        let (highest_number, highest_whole, revision): (i64, i64, i64) = sqlx::query_as(
             "SELECT (SELECT COALESCE(MAX(number), 0) FROM crls WHERE issuer_id = $1), \
+                    (SELECT COALESCE(MAX(number), 0) FROM crls WHERE issuer_id = $1 AND has_der = 1), \
                     (SELECT COALESCE(MAX(revision), 0) FROM crl_demand)",
         )
         .bind(issuer_id)
@@ -438,6 +442,7 @@ impl Store {
         .await?;
         Ok(CrlMarks {
             highest_number,
+            highest_whole,
             revision,
         })
     }
@@ -456,7 +461,7 @@ impl Store {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO crls (number, issuer_id, this_update, next_update, entries, der, \
-             created_at, covers, cutoff) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             created_at, covers, cutoff, has_der) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(crl.number)
         .bind(issuer_id)
@@ -467,16 +472,15 @@ impl Store {
         .bind(now.unix_timestamp())
         .bind(crl.covers)
         .bind(crl.cutoff.map(OffsetDateTime::unix_timestamp))
+        .bind(i64::from(!crl.der.is_empty()))
         .execute(&mut **tx)
         .await
         .map_err(|e| unique_as(e, StoreError::Collision))?;
-        sqlx::query(
-            "DELETE FROM crls WHERE issuer_id = $1 AND created_at < $2 AND length(der) = 0",
-        )
-        .bind(issuer_id)
-        .bind(horizon_start.unix_timestamp())
-        .execute(&mut **tx)
-        .await?;
+        sqlx::query("DELETE FROM crls WHERE issuer_id = $1 AND created_at < $2 AND has_der = 0")
+            .bind(issuer_id)
+            .bind(horizon_start.unix_timestamp())
+            .execute(&mut **tx)
+            .await?;
         if !crl.der.is_empty() {
             prune_crl_bytes(&mut tx, issuer_id).await?;
         }
@@ -494,7 +498,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
         let stored = sqlx::query(
-            "UPDATE crls SET der = $3 WHERE issuer_id = $1 AND number = $2 AND length(der) = 0",
+            "UPDATE crls SET der = $3, has_der = 1 WHERE issuer_id = $1 AND number = $2 AND has_der = 0",
         )
         .bind(issuer_id)
         .bind(number)
@@ -516,9 +520,9 @@ async fn prune_crl_bytes(
     issuer_id: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "UPDATE crls SET der = $3 WHERE issuer_id = $1 AND length(der) > 0 AND number < \
+        "UPDATE crls SET der = $3, has_der = 0 WHERE issuer_id = $1 AND has_der = 1 AND number < \
          (SELECT MIN(number) FROM (SELECT number FROM crls WHERE issuer_id = $1 \
-          AND length(der) > 0 ORDER BY number DESC LIMIT $2) AS recent)",
+          AND has_der = 1 ORDER BY number DESC LIMIT $2) AS recent)",
     )
     .bind(issuer_id)
     .bind(CRLS_KEPT)
