@@ -13,6 +13,7 @@ mod issuance;
 mod issuers;
 mod keys;
 mod ledger;
+mod outbox;
 mod refusal;
 mod revocations;
 mod root_crls;
@@ -20,6 +21,7 @@ mod rows;
 mod synthetic;
 mod tenants;
 mod tokens;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -38,7 +40,9 @@ pub use root_crls::RootCrlRow;
 pub use rows::{CertificateKind, CertificateKindError, whole_second};
 pub use tenants::UserChange;
 pub use tenants::{TenantRow, UserRow};
+pub use outbox::{AttemptOutcome, OutboxMessage, WebhookOutbox};
 pub use tokens::{NewToken, TokenCredential, TokenRow};
+pub use webhooks::{NewWebhook, WebhookRow};
 
 /// What went wrong in the store.
 ///
