@@ -35,3 +35,4 @@ mod store;
 mod support;
 mod tls;
 mod verifier;
+mod webhooks;
