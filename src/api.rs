@@ -1152,6 +1152,8 @@ mod enum_tests {
                 "ca.rotate_root",
                 "ca.dedicate",
                 "ca.undedicate",
+                "webhook.add",
+                "webhook.remove",
             ]
         );
         for &action in AuditAction::ALL {

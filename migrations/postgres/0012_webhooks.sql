@@ -45,12 +45,14 @@ CREATE INDEX webhook_outbox_due ON webhook_outbox (next_attempt_at)
 CREATE INDEX webhook_outbox_by_webhook ON webhook_outbox (webhook_id, id);
 
 -- Which expiry notices each webhook was given: once per key and lead time.
+-- (The id orders the rows for `latchkey migrate`'s copy; the unique triple is the rule.)
 CREATE TABLE webhook_expiry_notices (
+    id            BIGSERIAL PRIMARY KEY,
     webhook_id    BIGINT NOT NULL REFERENCES webhooks (id),
     key_id        TEXT   NOT NULL REFERENCES keys (id),
     lead_seconds  BIGINT NOT NULL,
     noticed_at    BIGINT NOT NULL,
-    PRIMARY KEY (webhook_id, key_id, lead_seconds)
+    UNIQUE (webhook_id, key_id, lead_seconds)
 );
 
 -- The expiry scan reads a subscribed tenant's active keys by their end.

@@ -34,7 +34,10 @@ fn new_secret() -> String {
 /// receiver on the CA's own host. Anything else is `invalid_webhook_url`.
 pub(super) fn check_url(url: &str, allow_http: bool) -> Result<(), AuthorityError> {
     let refuse = |why: &str| {
-        AuthorityError::invalid(Code::InvalidWebhookUrl, format!("webhook URL {url:?}: {why}"))
+        AuthorityError::invalid(
+            Code::InvalidWebhookUrl,
+            format!("webhook URL {url:?}: {why}"),
+        )
     };
     if url.len() > MAX_URL_LEN {
         return Err(refuse("longer than 2048 characters"));
@@ -44,13 +47,18 @@ pub(super) fn check_url(url: &str, allow_http: bool) -> Result<(), AuthorityErro
     if authority.as_str().contains('@') {
         return Err(refuse("user information is not allowed"));
     }
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     if host.is_empty() {
         return Err(refuse("no host"));
     }
     match uri.scheme_str() {
         Some("https") => Ok(()),
-        Some("http") if !allow_http => Err(refuse("https only (plain http needs allow_http, to a loopback address)")),
+        Some("http") if !allow_http => Err(refuse(
+            "https only (plain http needs allow_http, to a loopback address)",
+        )),
         Some("http") => {
             let loopback = host.eq_ignore_ascii_case("localhost")
                 || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
@@ -203,7 +211,13 @@ mod tests {
         use base64::Engine;
         let secret = super::new_secret();
         let key = secret.strip_prefix("whsec_").unwrap();
-        assert_eq!(base64::engine::general_purpose::STANDARD.decode(key).unwrap().len(), 32);
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(key)
+                .unwrap()
+                .len(),
+            32
+        );
         assert_ne!(secret, super::new_secret());
     }
 }

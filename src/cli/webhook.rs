@@ -17,7 +17,10 @@ pub enum WebhookCommand {
         #[arg(long)]
         url: String,
         /// What to send, comma-separated: key.issued, key.renewed, key.revoked, key.expiring.
-        #[arg(long, default_value = "key.issued,key.renewed,key.revoked,key.expiring")]
+        #[arg(
+            long,
+            default_value = "key.issued,key.renewed,key.revoked,key.expiring"
+        )]
         events: String,
         /// Allow plain http, to a loopback address only (a receiver on the CA's host).
         #[arg(long)]
@@ -94,9 +97,7 @@ pub async fn webhook(args: &Args, cmd: &WebhookCommand) -> Result<()> {
             println!("webhook {id} removed");
         }
         WebhookCommand::Deliveries { tenant, limit } => {
-            let deliveries = client
-                .webhook_deliveries(tenant.as_deref(), *limit)
-                .await?;
+            let deliveries = client.webhook_deliveries(tenant.as_deref(), *limit).await?;
             if args.json {
                 return args.print_json(&deliveries);
             }

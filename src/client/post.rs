@@ -112,7 +112,10 @@ impl Poster {
             .uri(path)
             .header(header::HOST, authority.as_str())
             .header(header::CONTENT_TYPE, "application/json")
-            .header(header::USER_AGENT, concat!("latchkey/", env!("CARGO_PKG_VERSION")));
+            .header(
+                header::USER_AGENT,
+                concat!("latchkey/", env!("CARGO_PKG_VERSION")),
+            );
         for (name, value) in headers {
             request = request.header(*name, value);
         }

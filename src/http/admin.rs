@@ -10,8 +10,9 @@ use super::extract::{ApiJson, ApiPath, ApiQuery, TokenId, WebhookId};
 use super::views;
 use super::{ApiError, AppState};
 use crate::api::{
-    AuditPage, AuditQuery, BulkRevocation, BulkRevocationResult, NewTenant, NewToken, NewUser,
-    TenantChange, TenantInfo, TokenInfo, TokenQuery, UserChange, UserInfo, NewWebhook, WebhookInfo, WebhookQuery, DeliveryInfo,
+    AuditPage, AuditQuery, BulkRevocation, BulkRevocationResult, DeliveryInfo, NewTenant, NewToken,
+    NewUser, NewWebhook, TenantChange, TenantInfo, TokenInfo, TokenQuery, UserChange, UserInfo,
+    WebhookInfo, WebhookQuery,
 };
 use crate::authority::Admin;
 use crate::model::{TenantName, UserRef};

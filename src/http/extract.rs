@@ -20,8 +20,8 @@ use super::AppState;
 use super::problem::{ApiError, RequestError};
 use crate::api::{
     AuditQuery, BulkRevocation, CaQuery, Code, CrlQuery, EnrollRequest, IssuerQuery, KeyQuery,
-    NewTenant, NewToken, NewUser, RenewRequest, RevokeRequest, TenantChange, TokenQuery,
-    UserChange, NewWebhook, WebhookQuery,
+    NewTenant, NewToken, NewUser, NewWebhook, RenewRequest, RevokeRequest, TenantChange,
+    TokenQuery, UserChange, WebhookQuery,
 };
 use crate::authority::{Admin, AuthorityError, Caller, Credential, KeyHolder, Reader};
 use crate::model::{KeyId, OwnerName, RevocationReason, ScopeSet, Span, TenantName, UserRef};

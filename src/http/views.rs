@@ -5,14 +5,14 @@
 //! serials in lowercase hex, times in RFC 3339, names as given.
 
 use crate::api::{
-    AuditEventInfo, AuditPage, BulkRevocationResult, CertificateInfo, EnrollResponse, IssuerInfo,
-    IssuerList, KeyInfo, KeyPage, KeyStatus as WireKeyStatus, Secret, TenantInfo, TokenInfo,
-    TokenStatus as WireTokenStatus, UserInfo, WebhookInfo, DeliveryInfo,
+    AuditEventInfo, AuditPage, BulkRevocationResult, CertificateInfo, DeliveryInfo, EnrollResponse,
+    IssuerInfo, IssuerList, KeyInfo, KeyPage, KeyStatus as WireKeyStatus, Secret, TenantInfo,
+    TokenInfo, TokenStatus as WireTokenStatus, UserInfo, WebhookInfo,
 };
 use crate::issuers::IssuerSet;
 use crate::model::{
-    AuditRecord, CertificateRecord, IssuedKey, KeyStatus, KeyView, Listing, RevocationCount,
-    ScopeSet, TenantRecord, TokenStatus, TokenView, UserRecord, WebhookRecord, DeliveryRecord,
+    AuditRecord, CertificateRecord, DeliveryRecord, IssuedKey, KeyStatus, KeyView, Listing,
+    RevocationCount, ScopeSet, TenantRecord, TokenStatus, TokenView, UserRecord, WebhookRecord,
 };
 
 /// `GET /v1/issuers`: every intermediate, oldest first.
@@ -200,7 +200,11 @@ pub(super) fn webhook_info(webhook: WebhookRecord, secret: Option<Secret<String>
         id: webhook.id,
         tenant: webhook.tenant.to_string(),
         url: webhook.url,
-        events: webhook.events.iter().map(|e| e.as_str().to_owned()).collect(),
+        events: webhook
+            .events
+            .iter()
+            .map(|e| e.as_str().to_owned())
+            .collect(),
         secret,
         created_by: webhook.created_by,
         created_at: webhook.created_at,

@@ -211,10 +211,16 @@ mod tests {
     fn event_sets_round_trip_through_their_stored_form() {
         let events: WebhookEvents = "key.revoked,key.issued".parse().unwrap();
         assert_eq!(events.to_stored(), ",key.issued,key.revoked,");
-        assert_eq!(WebhookEvents::from_stored(&events.to_stored()).unwrap(), events);
+        assert_eq!(
+            WebhookEvents::from_stored(&events.to_stored()).unwrap(),
+            events
+        );
         assert!(events.contains(WebhookEvent::KeyIssued));
         assert!(!events.contains(WebhookEvent::KeyExpiring));
-        assert_eq!(WebhookEvents::like_pattern(WebhookEvent::KeyRevoked), "%,key.revoked,%");
+        assert_eq!(
+            WebhookEvents::like_pattern(WebhookEvent::KeyRevoked),
+            "%,key.revoked,%"
+        );
     }
 
     #[test]

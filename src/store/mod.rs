@@ -35,12 +35,12 @@ pub use keys::{
     CertificateRow, KeyFilter, KeyRow, ListedCertificate, NewCertificate, NewKey, Renewal, TokenUse,
 };
 pub use ledger::RevocationLedger;
+pub use outbox::{AttemptOutcome, OutboxMessage, WebhookOutbox};
 pub use revocations::{CrlMarks, CrlRow, RevocationScope, RevokedCertificate, RevokedList};
 pub use root_crls::RootCrlRow;
 pub use rows::{CertificateKind, CertificateKindError, whole_second};
 pub use tenants::UserChange;
 pub use tenants::{TenantRow, UserRow};
-pub use outbox::{AttemptOutcome, OutboxMessage, WebhookOutbox};
 pub use tokens::{NewToken, TokenCredential, TokenRow};
 pub use webhooks::{NewWebhook, WebhookRow};
 

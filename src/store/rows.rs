@@ -93,7 +93,11 @@ pub(super) fn optional_time(
 }
 
 /// A stored name (key id, tenant, owner, reason, kind…), or `Corrupt` naming `table.column`.
-pub(super) fn parse<T: FromStr>(table: &'static str, column: &'static str, s: &str) -> Result<T, StoreError> {
+pub(super) fn parse<T: FromStr>(
+    table: &'static str,
+    column: &'static str,
+    s: &str,
+) -> Result<T, StoreError> {
     s.parse().map_err(|_| StoreError::corrupt(table, column, s))
 }
 

@@ -162,7 +162,10 @@ impl Store {
     }
 
     /// The webhooks not removed, of one tenant or all, oldest first.
-    pub async fn webhooks(&self, tenant_id: Option<TenantId>) -> Result<Vec<WebhookRow>, StoreError> {
+    pub async fn webhooks(
+        &self,
+        tenant_id: Option<TenantId>,
+    ) -> Result<Vec<WebhookRow>, StoreError> {
         let sql = format!(
             "SELECT {WEBHOOK_COLUMNS} FROM webhooks w JOIN tenants t ON t.id = w.tenant_id \
              WHERE w.removed_at IS NULL AND ($1 = 0 OR w.tenant_id = $1) ORDER BY w.id"
@@ -299,4 +302,3 @@ pub(super) fn renewed_detail(certificate: &super::NewCertificate) -> serde_json:
         "not_after": rfc3339(certificate.not_after),
     })
 }
-

@@ -29,11 +29,8 @@ use crate::store::{AttemptOutcome, OutboxMessage, StoreError, WebhookOutbox};
 pub use message::{SignError, body, headers, signature};
 
 /// The default lead times of `key.expiring`: 14, 3 and 1 days before a key's end.
-pub const DEFAULT_EXPIRY_NOTICE: [Span; 3] = [
-    Span::from_days(14),
-    Span::from_days(3),
-    Span::from_days(1),
-];
+pub const DEFAULT_EXPIRY_NOTICE: [Span; 3] =
+    [Span::from_days(14), Span::from_days(3), Span::from_days(1)];
 /// Attempts per message before it is given up.
 pub const MAX_ATTEMPTS: i64 = 24;
 /// The longest wait between two attempts.
@@ -87,7 +84,9 @@ impl Metrics {
     }
 
     fn count(&self, outcome: &'static str) {
-        self.attempts.get_or_create(&vec![("outcome", outcome)]).inc();
+        self.attempts
+            .get_or_create(&vec![("outcome", outcome)])
+            .inc();
     }
 }
 
@@ -143,7 +142,11 @@ impl WebhookWorker {
                     && last_scan.is_none_or(|at| at.elapsed() >= EXPIRY_SCAN_EVERY)
                 {
                     last_scan = Some(tokio::time::Instant::now());
-                    match worker.outbox.notice_expiring(&worker.leads, worker.now(), EXPIRY_BATCH).await {
+                    match worker
+                        .outbox
+                        .notice_expiring(&worker.leads, worker.now(), EXPIRY_BATCH)
+                        .await
+                    {
                         Ok(n) => {
                             worker.metrics.expiry_notices.inc_by(n);
                         }
@@ -163,7 +166,6 @@ impl WebhookWorker {
             }
         })
     }
-
 }
 
 impl Running {
@@ -174,7 +176,10 @@ impl Running {
     /// Claims the messages due and sends them concurrently; how many were claimed.
     async fn send_due(self: &Arc<Self>) -> Result<usize, StoreError> {
         let now = self.now();
-        let due = self.outbox.claim(&self.holder, now, now + LEASE, BATCH).await?;
+        let due = self
+            .outbox
+            .claim(&self.holder, now, now + LEASE, BATCH)
+            .await?;
         let claimed = due.len();
         let mut sending = tokio::task::JoinSet::new();
         for message in due {
@@ -226,11 +231,19 @@ impl Running {
         };
         match &outcome {
             AttemptOutcome::Delivered { .. } => self.metrics.count("delivered"),
-            AttemptOutcome::Failed { retry_at: Some(_), error, .. } => {
+            AttemptOutcome::Failed {
+                retry_at: Some(_),
+                error,
+                ..
+            } => {
                 self.metrics.count("retry");
                 tracing::info!(message = %message.message_id, webhook = message.webhook_id, attempt = failures, error, "webhook not delivered; will retry");
             }
-            AttemptOutcome::Failed { retry_at: None, error, .. } => {
+            AttemptOutcome::Failed {
+                retry_at: None,
+                error,
+                ..
+            } => {
                 self.metrics.count("failed");
                 tracing::warn!(message = %message.message_id, webhook = message.webhook_id, attempts = failures, error, "webhook given up");
             }
@@ -243,10 +256,14 @@ impl Running {
 
 /// The outcome of the `failures`-th failed attempt at `now`: another after the backoff, or
 /// none after [`MAX_ATTEMPTS`].
-fn failed(status: Option<u16>, error: String, failures: i64, now: OffsetDateTime) -> AttemptOutcome {
-    let retry_at = (failures < MAX_ATTEMPTS).then(|| {
-        now + time::Duration::try_from(backoff(failures)).unwrap_or(LEASE)
-    });
+fn failed(
+    status: Option<u16>,
+    error: String,
+    failures: i64,
+    now: OffsetDateTime,
+) -> AttemptOutcome {
+    let retry_at = (failures < MAX_ATTEMPTS)
+        .then(|| now + time::Duration::try_from(backoff(failures)).unwrap_or(LEASE));
     AttemptOutcome::Failed {
         status,
         error,
@@ -268,6 +285,9 @@ mod tests {
         assert_eq!(backoff(13), Duration::from_secs(3600));
         assert_eq!(backoff(MAX_ATTEMPTS), Duration::from_secs(3600));
         let total: Duration = (1..MAX_ATTEMPTS).map(backoff).sum();
-        assert!(total > Duration::from_secs(11 * 3600) && total < Duration::from_secs(13 * 3600), "{total:?}");
+        assert!(
+            total > Duration::from_secs(11 * 3600) && total < Duration::from_secs(13 * 3600),
+            "{total:?}"
+        );
     }
 }

@@ -80,6 +80,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "path": self.path,
                 "content_type": self.headers.get("content-type", ""),
                 "body": json.loads(body) if body else None,
+                "raw": body.decode(),
+                "headers": {
+                    name: self.headers.get(name, "")
+                    for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
+                },
             }
             with open(os.path.join(DIR, "received.jsonl"), "a") as f:
                 f.write(json.dumps(record) + "\n")
