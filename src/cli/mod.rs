@@ -48,7 +48,7 @@ enum Command {
     /// Make a new CA in the home directory (serve does this on its first start).
     Init(serve::InitArgs),
     /// Run the CA (initializing it on the first start).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Manage tenants (admin).
     #[command(subcommand)]
     Tenant(admin::TenantCommand),

@@ -219,7 +219,7 @@ async fn record_one_as_statement(
         Ok(_) => {
             // The tenant's webhooks hear of it from this same transaction.
             super::webhooks::enqueue(
-                &mut **tx,
+                tx,
                 key.tenant_id.get(),
                 WebhookEvent::KeyIssued,
                 key.id.as_str(),
