@@ -170,6 +170,18 @@ fn readme_verify(secret: &str, request: &Value) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// Tenant `acme` with alice (`read:metrics`), a receiver started with `receiver_args`, and
+/// a webhook of acme to it (plain http to loopback) for `events`, whose secret the receiver
+/// checks.
+async fn acme_with_receiver(ca: &Ca, receiver_args: &[&str], events: &str) -> Receiver {
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let receiver = Receiver::start(&ca.path("receiver"), receiver_args);
+    let url = format!("{}/hooks/latchkey", receiver.url);
+    receiver.set_secret(&add_webhook(ca, &url, events, &["--allow-http"]));
+    receiver
+}
+
 fn cli_json(ca: &Ca, args: &[&str]) -> Value {
     let out = ca.cli(args);
     assert!(
@@ -447,16 +459,7 @@ async fn webhook_urls_must_be_https_or_loopback_http() {
 #[tokio::test]
 async fn a_receiver_failing_three_times_gets_the_message_on_the_fourth_attempt() {
     let ca = Ca::start();
-    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
-        .await;
-    let receiver = Receiver::start(&ca.path("receiver"), &["--fail-first", "3"]);
-    let secret = add_webhook(
-        &ca,
-        &format!("{}/hooks/latchkey", receiver.url),
-        "key.issued",
-        &["--allow-http"],
-    );
-    receiver.set_secret(&secret);
+    let receiver = acme_with_receiver(&ca, &["--fail-first", "3"], "key.issued").await;
     let key = ca
         .enroll_into("alice@acme", &["read:metrics"], "laptop")
         .await
@@ -507,17 +510,8 @@ async fn a_receiver_failing_three_times_gets_the_message_on_the_fourth_attempt()
 #[tokio::test]
 async fn a_ca_killed_before_delivering_delivers_after_its_restart() {
     let mut ca = Ca::start();
-    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
-        .await;
-    let receiver = Receiver::start(&ca.path("receiver"), &[]);
+    let receiver = acme_with_receiver(&ca, &[], "key.issued,key.revoked").await;
     receiver.hold(true);
-    let secret = add_webhook(
-        &ca,
-        &format!("{}/hooks/latchkey", receiver.url),
-        "key.issued,key.revoked",
-        &["--allow-http"],
-    );
-    receiver.set_secret(&secret);
     let key = ca
         .enroll_into("alice@acme", &["read:metrics"], "laptop")
         .await
@@ -648,16 +642,7 @@ async fn two_replicas_deliver_each_message_once() {
     };
     let ca = Ca::start_on(&pg.url);
     let _replica = ca.replica();
-    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
-        .await;
-    let receiver = Receiver::start(&ca.path("receiver"), &[]);
-    let secret = add_webhook(
-        &ca,
-        &format!("{}/hooks/latchkey", receiver.url),
-        "key.issued",
-        &["--allow-http"],
-    );
-    receiver.set_secret(&secret);
+    let receiver = acme_with_receiver(&ca, &[], "key.issued").await;
     const KEYS: usize = 12;
     for i in 0..KEYS {
         ca.enroll_into("alice@acme", &["read:metrics"], &format!("key{i}"))
