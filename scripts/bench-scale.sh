@@ -62,17 +62,29 @@ case "$mode" in
     target/release/examples/bulkload --home "$home" --keys "$keys" --revoke-every 1 --tenant bulk
     start_ca
     echo "memory after the first CRL ($keys entries): $(peak_rss)"
-    # Build, sign, store and publish after one revocation, seen by a long-polling client.
+    # Build, sign, store and publish after one revocation, seen by a long-polling client of
+    # the whole CRL, and by a follower of deltas: the long poll of the newest number, then the
+    # delta from the CRL it held (the bytes it receives are both answers' bodies).
+    issuer="$(curl -sk "$server/v1/issuers" | python3 -c 'import json,sys; print(json.load(sys.stdin)["issuers"][0]["id"])')"
     for i in 1 2 3 4 5; do
       id="$(new_key "r$i")"
       n="$(crl_number)"
       ( curl -sk -o /dev/null "$server/v1/crl?newer_than=$n&wait=60"; now >"$work/seen$i" ) &
       poller=$!
+      (
+        curl -sk -o "$work/latest$i" "$server/v1/issuers/$issuer/crl/latest?newer_than=$n&wait=60"
+        delta="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["delta"])' "$work/latest$i")"
+        curl -sk -o "$work/delta$i" "$server$delta"
+        now >"$work/applied$i"
+      ) &
+      follower=$!
       sleep 0.3
       revoked="$(now)"
       lk keys revoke "$id" >/dev/null
-      wait "$poller"
+      wait "$poller" "$follower"
       echo "rebuild $i: revocation to new CRL at the client: $(echo "$(cat "$work/seen$i") - $revoked" | bc) s"
+      echo "rebuild $i: revocation to delta at a follower: $(echo "$(cat "$work/applied$i") - $revoked" | bc) s," \
+        "bytes received: $(( $(stat -c %s "$work/latest$i") + $(stat -c %s "$work/delta$i") ))"
     done
     echo "memory after the rebuilds: $(peak_rss)"
     # Issuance with and without CRL rebuilds going on (a revocation every second).

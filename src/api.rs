@@ -332,6 +332,29 @@ pub struct CrlQuery {
     pub wait: Option<u64>,
 }
 
+/// `GET /v1/crl/delta` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaQuery {
+    /// The number of the CRL the caller holds.
+    pub base: i64,
+}
+
+/// `GET /v1/issuers/{id}/crl/latest`: the newest CRL of an intermediate, by number, and
+/// where to fetch it whole or as a delta from the caller's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatestCrl {
+    /// The intermediate's id.
+    pub issuer: i64,
+    /// The newest CRL's number.
+    pub number: i64,
+    /// Where the whole CRL is (immutable).
+    pub crl: String,
+    /// Where the delta from the caller's CRL (`newer_than`) is, when one was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<String>,
+}
+
 /// `GET /v1/ca` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -963,6 +986,9 @@ codes! {
     AlreadyExists => "already_exists",
     /// No CRL has been published yet.
     CrlUnavailable => "crl_unavailable",
+    /// No delta CRL from that base: it is unknown here or older than the delta horizon.
+    /// Fetch the whole CRL.
+    DeltaUnavailable => "delta_unavailable",
     /// The newest CRL is past its nextUpdate and no newer one could be made.
     CrlExpired => "crl_expired",
     /// The CA cannot serve correctly right now.

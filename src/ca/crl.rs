@@ -1,6 +1,8 @@
 //! Signing CRLs: v2, with the authority key identifier, the CRL number and reason codes
 //! (RFC 5280 §5). What goes into one is decided by the authority.
 
+use bytes::Bytes;
+use rcgen::SigningKey;
 use rcgen::{
     CertificateRevocationListParams, Issuer, KeyIdMethod, KeyPair, PublicKeyData,
     RevokedCertParams, SerialNumber,
@@ -8,6 +10,7 @@ use rcgen::{
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
+use super::crl_der::{CrlEntries, CrlHeader, CrlKind, CrlTemplate};
 use super::{Signer, SignerError};
 use crate::model::{RevocationReason, Serial};
 
@@ -109,10 +112,51 @@ fn sign_crl_with(
     Ok(rustls_pki_types::CertificateRevocationListDer::from(crl).to_vec())
 }
 
+/// The template of the CRLs `issuer` signs: a CRL with no entries, signed by rcgen, read
+/// back (see `crl_der`).
+pub(super) fn crl_template(
+    issuer: &Issuer<'static, impl rcgen::SigningKey>,
+    key_identifier: &[u8],
+) -> Result<CrlTemplate, SignerError> {
+    let now = OffsetDateTime::now_utc();
+    let order = CrlOrder {
+        number: 1,
+        this_update: now,
+        next_update: now + time::Duration::HOUR,
+        entries: Vec::new(),
+    };
+    CrlTemplate::from_signed_crl(&sign_crl_with(issuer, key_identifier, &order)?)
+}
+
 impl Signer {
-    /// Signs a CRL. Returns its DER.
+    /// Signs a CRL listing `order`'s entries. Returns its DER.
     pub fn sign_crl(&self, order: &CrlOrder) -> Result<Vec<u8>, SignerError> {
-        sign_crl_with(&self.issuer, &self.key_identifier, order)
+        let mut entries = CrlEntries::new();
+        for entry in &order.entries {
+            entries.insert(entry, order.next_update);
+        }
+        let header = CrlHeader {
+            number: order.number,
+            this_update: order.this_update,
+            next_update: order.next_update,
+        };
+        Ok(self
+            .sign_crl_of(&header, CrlKind::Complete, &entries)?
+            .to_vec())
+    }
+
+    /// Signs a complete or delta CRL listing `entries` (encoded once, kept by the caller
+    /// between CRLs). Returns its DER.
+    pub fn sign_crl_of(
+        &self,
+        header: &CrlHeader,
+        kind: CrlKind,
+        entries: &CrlEntries,
+    ) -> Result<Bytes, SignerError> {
+        self.crl_template
+            .sign(header, kind, &self.key_identifier, entries, |tbs| {
+                Ok(self.issuer.key().sign(tbs)?)
+            })
     }
 }
 
@@ -214,5 +258,119 @@ mod tests {
         other_reason[1].reason = RevocationReason::Superseded;
         assert!(!crl_lists_exactly(&der, 7, &other_reason));
         assert!(!crl_lists_exactly(b"not a CRL", 7, &entries));
+    }
+
+    /// The CRL writer of `crl_der` writes, byte for byte, the TBSCertList rcgen writes for
+    /// the same CRL (so both are read alike everywhere), with and without entries; its
+    /// signature verifies; a delta CRL carries a critical Delta CRL Indicator naming its base
+    /// and removeFromCRL entries.
+    #[test]
+    fn crls_are_written_as_rcgen_writes_them() {
+        let now = OffsetDateTime::now_utc();
+        let ca = Bootstrap::generate(now).unwrap();
+        let signer = Signer::new(
+            ca.intermediate_certificate.clone(),
+            &ca.intermediate_key_pem,
+            "latchkey.internal",
+            "https://localhost/v1/crl",
+        )
+        .unwrap();
+        let tbs = |der: &[u8]| {
+            let outer = super::super::crl_der::items(der).unwrap();
+            let content = super::super::crl_der::content(outer[0]).unwrap();
+            super::super::crl_der::items(content).unwrap()[0].to_vec()
+        };
+        let later = now + time::Duration::days(20_000); // GeneralizedTime from 2050
+        for entries in [
+            vec![],
+            (0..300)
+                .map(|i| CrlEntry {
+                    serial: Serial::random(),
+                    revoked_at: if i % 7 == 0 { later } else { now },
+                    reason: [
+                        RevocationReason::Unspecified,
+                        RevocationReason::KeyCompromise,
+                        RevocationReason::Superseded,
+                    ][i % 3],
+                })
+                .collect(),
+        ] {
+            let order = CrlOrder {
+                number: 70_000,
+                this_update: now,
+                next_update: now + time::Duration::hours(1),
+                entries,
+            };
+            let ours = signer.sign_crl(&order).unwrap();
+            let theirs = sign_crl_with(&signer.issuer, &signer.key_identifier, &order).unwrap();
+            assert_eq!(tbs(&ours), tbs(&theirs), "{} entries", order.entries.len());
+            let (rest, parsed) = x509_parser::parse_x509_crl(&ours).unwrap();
+            assert!(rest.is_empty());
+            let (_, issuer) = x509_parser::parse_x509_certificate(signer.certificate()).unwrap();
+            parsed.verify_signature(issuer.public_key()).unwrap();
+        }
+
+        let mut delta = CrlEntries::new();
+        let (gone, added) = (Serial::random(), Serial::random());
+        delta.insert_removal(&gone, now);
+        delta.insert(
+            &CrlEntry {
+                serial: added,
+                revoked_at: now,
+                reason: RevocationReason::KeyCompromise,
+            },
+            now,
+        );
+        let header = CrlHeader {
+            number: 12,
+            this_update: now,
+            next_update: now + time::Duration::hours(1),
+        };
+        let der = signer
+            .sign_crl_of(&header, CrlKind::Delta { base: 9 }, &delta)
+            .unwrap();
+        let (_, parsed) = x509_parser::parse_x509_crl(&der).unwrap();
+        let indicator = parsed
+            .extensions()
+            .iter()
+            .find(|e| e.oid.to_id_string() == "2.5.29.27")
+            .expect("a delta CRL indicator");
+        assert!(indicator.critical);
+        assert_eq!(indicator.value, [2, 1, 9]);
+        let listed: Vec<_> = parsed
+            .iter_revoked_certificates()
+            .map(|r| (r.raw_serial().to_vec(), r.reason_code().map(|(_, c)| c.0)))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (gone.as_bytes().to_vec(), Some(8)),
+                (added.as_bytes().to_vec(), Some(1))
+            ]
+        );
+    }
+
+    /// Expired entries go in one pass; the rest stay, in order.
+    #[test]
+    fn expired_entries_are_dropped() {
+        let now = OffsetDateTime::now_utc();
+        let mut entries = CrlEntries::new();
+        let serials: Vec<Serial> = (0..10).map(|_| Serial::random()).collect();
+        for (i, serial) in serials.iter().enumerate() {
+            let entry = CrlEntry {
+                serial: *serial,
+                revoked_at: now,
+                reason: RevocationReason::Superseded,
+            };
+            entries.insert(&entry, now + time::Duration::minutes(i as i64 - 5));
+        }
+        assert_eq!(entries.retain_unexpired(now), 6);
+        assert_eq!(entries.len(), 4);
+        assert_eq!(entries.retain_unexpired(now), 0);
+        let der = entries.der_for_tests();
+        let kept = super::super::crl_der::items(&der).unwrap();
+        for (item, serial) in kept.iter().zip(&serials[6..]) {
+            assert!(item.windows(16).any(|w| w == serial.as_bytes()));
+        }
     }
 }

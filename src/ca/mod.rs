@@ -6,6 +6,7 @@
 
 mod bootstrap;
 mod crl;
+mod crl_der;
 mod issuing_key;
 mod pkcs11;
 mod signer;
@@ -15,6 +16,7 @@ pub use bootstrap::{
     RootAndIntermediate, SERVICE_CERTIFICATE_LIFETIME, ServiceCertificate,
 };
 pub use crl::{CrlEntry, CrlOrder, RootSigner, crl_lists_exactly};
+pub use crl_der::{CrlEntries, CrlHeader, CrlKind};
 pub use issuing_key::IssuingKey;
 pub use pkcs11::{Pkcs11Error, Pkcs11Key, Pkcs11Location, Pkcs11Pin};
 pub use signer::{IssuedCertificate, IssuerFacts, KeyOrder, PublicKey, Signer, SignerError};

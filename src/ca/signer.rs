@@ -159,6 +159,8 @@ pub struct Signer {
     not_after: OffsetDateTime,
     trust_domain: String,
     crl_url: String,
+    /// What the CRLs it signs share (see `crl_der`).
+    pub(super) crl_template: super::crl_der::CrlTemplate,
 }
 
 impl std::fmt::Debug for Signer {
@@ -204,7 +206,9 @@ impl Signer {
         })?;
         let issuer = Issuer::from_ca_cert_der(&certificate, key)
             .map_err(|e| SignerError::Issuer(e.to_string()))?;
+        let crl_template = super::crl::crl_template(&issuer, &key_identifier)?;
         Ok(Self {
+            crl_template,
             issuer,
             key_identifier,
             certificate,

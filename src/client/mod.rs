@@ -102,6 +102,14 @@ impl ClientError {
             _ => false,
         }
     }
+
+    /// The stable code of the CA's problem answer, if it gave one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Problem(problem) => Some(problem.code.as_str()),
+            _ => None,
+        }
+    }
 }
 
 /// A credential sent in the `Authorization` header.
@@ -422,19 +430,60 @@ impl Client {
         newer_than: Option<i64>,
         wait: u64,
     ) -> Result<Option<(i64, Vec<u8>)>, ClientError> {
-        let path = if !issuer.is_empty() && issuer.bytes().all(|b| b.is_ascii_digit()) {
-            format!("/v1/issuers/{issuer}/crl")
-        } else if issuer.starts_with("/v1/")
-            && !issuer.contains("..")
-            && issuer
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b))
-        {
-            issuer.to_owned()
-        } else {
-            return Err(ClientError::IssuerCrl(issuer.to_owned()));
-        };
+        let path = self.issuer_crl_path(issuer)?;
         self.crl_at(&path, newer_than, wait).await
+    }
+
+    /// `GET /v1/issuers/{id}/crl/latest`: the newest CRL's number of an issuing
+    /// intermediate (its CRL path as `GET /v1/issuers` names it, `/v1/issuers/3/crl`) and
+    /// where to fetch it whole, or as a delta from `newer_than`; a long poll of up to `wait`
+    /// seconds for one newer than `newer_than`. A CA older than this endpoint answers 404
+    /// ([`ClientError::is_not_found`]).
+    pub async fn latest_crl(
+        &self,
+        crl_path: &str,
+        newer_than: Option<i64>,
+        wait: u64,
+    ) -> Result<crate::api::LatestCrl, ClientError> {
+        let base = self.issuer_crl_path(crl_path)?;
+        let path = match newer_than {
+            Some(n) => format!("{base}/latest?newer_than={n}&wait={wait}"),
+            None => format!("{base}/latest"),
+        };
+        let (status, _, bytes) = self
+            .connection
+            .long_poll(&path, std::time::Duration::from_secs(wait))
+            .await?;
+        if !status.is_success() {
+            return Err(problem_or_unexpected(status.as_u16(), &bytes));
+        }
+        serde_json::from_slice(&bytes).map_err(|_| unexpected(status.as_u16(), &bytes))
+    }
+
+    /// A CRL or delta CRL at one of the immutable paths `GET .../crl/latest` names, in DER.
+    pub async fn crl_file(&self, path: &str) -> Result<Vec<u8>, ClientError> {
+        if !path.starts_with("/v1/issuers/") || !safe_path(path) {
+            return Err(ClientError::IssuerCrl(path.to_owned()));
+        }
+        let (status, _, bytes) = self
+            .connection
+            .fetch_crl(path, std::time::Duration::ZERO)
+            .await?;
+        if !status.is_success() {
+            return Err(problem_or_unexpected(status.as_u16(), &bytes));
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// The CRL path of an issuer given by its id (`3`) or its path (`/v1/issuers/3/crl`).
+    fn issuer_crl_path(&self, issuer: &str) -> Result<String, ClientError> {
+        if !issuer.is_empty() && issuer.bytes().all(|b| b.is_ascii_digit()) {
+            Ok(format!("/v1/issuers/{issuer}/crl"))
+        } else if issuer.starts_with("/v1/") && safe_path(issuer) {
+            Ok(issuer.to_owned())
+        } else {
+            Err(ClientError::IssuerCrl(issuer.to_owned()))
+        }
     }
 
     /// A CRL at `path` (`/v1/crl` or an issuer's), in DER, with the long poll of
@@ -581,4 +630,13 @@ fn serde_urlencoded_query(query: &KeyQuery) -> String {
     } else {
         format!("?{}", pairs.join("&"))
     }
+}
+
+/// True for a path of plain characters, with no `..`: one a CA's answer may name for this
+/// client to fetch.
+fn safe_path(path: &str) -> bool {
+    !path.contains("..")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b))
 }

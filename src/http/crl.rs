@@ -1,6 +1,11 @@
 //! The CRLs: `GET /v1/crl` and `GET /v1/issuers/{id}/crl` (an intermediate's current CRL from
 //! memory, in DER or PEM, with an ETag; or, with `newer_than` and `wait`, a long poll that
 //! answers as soon as a newer one is published), the root's, and the bundle of all of them.
+//!
+//! The follow protocol for large CRLs: `GET /v1/issuers/{id}/crl/latest` long-polls for the
+//! newest number (a few hundred bytes), then the follower fetches the delta from the CRL it
+//! holds, or the whole CRL, from immutable URLs (`/v1/issuers/{id}/crls/{number}` and
+//! `.../crls/{number}/delta/{base}`) that a cache in front of the CA can serve.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,11 +18,11 @@ use axum::response::{IntoResponse, Response};
 use super::ApiError;
 use super::extract::ApiQuery;
 use super::problem::RequestError;
-use crate::api::CrlQuery;
+use crate::api::{CrlQuery, DeltaQuery, LatestCrl};
 use crate::authority::AuthorityError;
 use crate::model::SourceNet;
 use crate::per_source::{PerSourceSlots, SourceSlot};
-use crate::publisher::{IssuerCrls, PublishedCrl, PublishedCrls};
+use crate::publisher::{DeltaError, IssuerCrls, PublishedCrl, PublishedCrls};
 use crate::tls::ConnectionInfo;
 
 /// The longest long poll.
@@ -71,12 +76,179 @@ pub async fn issuer_crl(
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<CrlQuery>,
 ) -> Result<Response, ApiError> {
-    let issuer = id
+    let issuer = issuer_by_id(&crls, &id)?;
+    issuer_crl_response(issuer, long_polls, connection, headers, query).await
+}
+
+/// The published intermediate whose id is `id`; 404 for one unknown or retired.
+fn issuer_by_id(crls: &PublishedCrls, id: &str) -> Result<IssuerCrls, ApiError> {
+    Ok(id
         .parse::<i64>()
         .ok()
         .and_then(|id| crls.issuer(id))
-        .ok_or(AuthorityError::NotFound("issuer"))?;
-    issuer_crl_response(issuer, long_polls, connection, headers, query).await
+        .ok_or(AuthorityError::NotFound("issuer"))?)
+}
+
+/// `GET /v1/issuers/{id}/crl/latest`: the number of the intermediate's newest CRL and the
+/// immutable URLs of it and of the delta from the caller's CRL (`newer_than`); with `wait`,
+/// a long poll that answers as soon as a CRL newer than `newer_than` is published (or, after
+/// `wait`, with the same number). A few hundred bytes: a follower of a million-entry CRL
+/// learns of a revocation without fetching anything it holds. Needs nothing.
+pub async fn latest_crl(
+    State(crls): State<PublishedCrls>,
+    Path(id): Path<String>,
+    Extension(long_polls): Extension<LongPolls>,
+    connection: Option<Extension<ConnectionInfo>>,
+    ApiQuery(query): ApiQuery<CrlQuery>,
+) -> Result<Response, ApiError> {
+    let issuer = issuer_by_id(&crls, &id)?;
+    let wait = Duration::from_secs(query.wait.unwrap_or(0).min(MAX_WAIT_SECONDS));
+    let newest = match (issuer.newest(), query.newer_than) {
+        (Some(newest), Some(n)) if newest.number == n => {
+            let _share = long_polls.share(connection, wait)?;
+            issuer.newest_after(n, wait).await.unwrap_or(newest)
+        }
+        (Some(newest), _) => newest,
+        (None, _) => issuer
+            .newest_after(0, wait)
+            .await
+            .ok_or(RequestError::NoCrl)?,
+    };
+    // The whole CRL served, which may be older than the newest number while that one's
+    // whole CRL is being signed: a follower that holds none starts from it.
+    let whole = issuer.current().ok_or(RequestError::NoCrl)?;
+    issuer.stale(&whole)?;
+    let id = issuer.issuer_id();
+    let latest = LatestCrl {
+        issuer: id,
+        number: newest.number,
+        crl: format!("/v1/issuers/{id}/crls/{}", whole.number),
+        delta: query
+            .newer_than
+            .filter(|n| (1..newest.number).contains(n))
+            .map(|n| format!("/v1/issuers/{id}/crls/{}/delta/{n}", newest.number)),
+    };
+    let mut response = axum::Json(latest).into_response();
+    let h = response.headers_mut();
+    h.insert("latchkey-crl-number", HeaderValue::from(newest.number));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    Ok(response)
+}
+
+/// `GET /v1/issuers/{id}/crls/{number}`: that CRL whole, while it is the one served (404
+/// once a newer one is: ask `.../crl/latest` again). Immutable. Needs nothing.
+pub async fn numbered_crl(
+    State(crls): State<PublishedCrls>,
+    Path((id, number)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let issuer = issuer_by_id(&crls, &id)?;
+    let crl = issuer
+        .current()
+        .filter(|c| number.parse() == Ok(c.number))
+        .ok_or(AuthorityError::NotFound("CRL"))?;
+    issuer.stale(&crl)?;
+    Ok(immutable(&headers, &crl))
+}
+
+/// `GET /v1/issuers/{id}/crls/{number}/delta/{base}`: the delta CRL from CRL `base` to CRL
+/// `number` of the intermediate; 404 `delta_unavailable` when `base` is unknown here or
+/// older than the delta horizon (fetch the whole CRL). Immutable. Needs nothing.
+pub async fn delta_crl(
+    State(crls): State<PublishedCrls>,
+    Path((id, number, base)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let issuer = issuer_by_id(&crls, &id)?;
+    let (Ok(number), Ok(base)) = (number.parse(), base.parse()) else {
+        return Err(AuthorityError::NotFound("CRL").into());
+    };
+    let delta = issuer.delta(base, number).await.map_err(delta_error)?;
+    Ok(immutable(&headers, &delta))
+}
+
+/// `GET /v1/crl/delta?base=N`: for plain tools, the delta CRL from CRL `N` to the newest CRL
+/// of `GET /v1/crl`'s intermediate (`Content-Location` names its immutable URL); 404
+/// `delta_unavailable` when `N` is unknown here, too old, or the newest. Needs nothing.
+pub async fn default_delta(
+    State(crls): State<PublishedCrls>,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<DeltaQuery>,
+) -> Result<Response, ApiError> {
+    let issuer = crls.default_issuer().ok_or(RequestError::NoCrl)?;
+    let current = issuer.current().ok_or(RequestError::NoCrl)?;
+    issuer.stale(&current)?;
+    let newest = issuer.newest().map_or(current.number, |n| n.number);
+    let delta = issuer
+        .delta(query.base, newest)
+        .await
+        .map_err(delta_error)?;
+    let mut response = immutable(&headers, &delta);
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let location = format!(
+        "/v1/issuers/{}/crls/{}/delta/{}",
+        issuer.issuer_id(),
+        delta.number,
+        query.base
+    );
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        h.insert(header::CONTENT_LOCATION, v);
+    }
+    Ok(response)
+}
+
+fn delta_error(e: DeltaError) -> ApiError {
+    match e {
+        DeltaError::Unavailable(why) => RequestError::NoDelta(why).into(),
+        DeltaError::Store(e) => AuthorityError::from(e).into(),
+        other => AuthorityError::Internal(other.to_string()).into(),
+    }
+}
+
+/// The header that says whether a CRL answer is a whole CRL or a delta.
+pub const KIND_HEADER: &str = "latchkey-crl-kind";
+
+/// A CRL or delta at an immutable URL: DER or PEM by `Accept`, a strong ETag, cacheable by
+/// anyone until its nextUpdate.
+fn immutable(headers: &HeaderMap, crl: &PublishedCrl) -> Response {
+    let pem = wants_pem(headers);
+    let etag = match crl.delta_base {
+        None => etag(crl, pem),
+        // Two replicas sign the same delta with different (randomized) signatures.
+        Some(base) => {
+            let digest = ring::digest::digest(&ring::digest::SHA256, &crl.der);
+            format!(
+                "\"delta-{}-{base}-{}{}\"",
+                crl.number,
+                hex::encode(&digest.as_ref()[..8]),
+                if pem { "-pem" } else { "" }
+            )
+        }
+    };
+    let (content_type, body) = if pem {
+        ("application/x-pem-file", crl.pem())
+    } else {
+        ("application/pkix-crl", crl.der.clone())
+    };
+    let mut response = answer(headers, &etag, content_type, body, crl.number);
+    let h = response.headers_mut();
+    let left = (crl.next_update - time::OffsetDateTime::now_utc())
+        .whole_seconds()
+        .max(0);
+    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={left}, immutable")) {
+        h.insert(header::CACHE_CONTROL, v);
+    }
+    match crl.delta_base {
+        None => {
+            h.insert(KIND_HEADER, HeaderValue::from_static("complete"));
+        }
+        Some(base) => {
+            h.insert(KIND_HEADER, HeaderValue::from_static("delta"));
+            h.insert("latchkey-crl-base", HeaderValue::from(base));
+        }
+    }
+    response
 }
 
 /// The CRL of one intermediate, in DER or PEM, with an ETag; or, with `newer_than` and

@@ -19,8 +19,8 @@ use serde_json::Value;
 use super::AppState;
 use super::problem::{ApiError, RequestError};
 use crate::api::{
-    AuditQuery, BulkRevocation, CaQuery, Code, CrlQuery, EnrollRequest, IssuerQuery, KeyQuery,
-    NewTenant, NewToken, NewUser, NewWebhook, RenewRequest, RevokeRequest, TenantChange,
+    AuditQuery, BulkRevocation, CaQuery, Code, CrlQuery, DeltaQuery, EnrollRequest, IssuerQuery,
+    KeyQuery, NewTenant, NewToken, NewUser, NewWebhook, RenewRequest, RevokeRequest, TenantChange,
     TokenQuery, UserChange, WebhookQuery,
 };
 use crate::authority::{Admin, AuthorityError, Caller, Credential, KeyHolder, Reader};
@@ -426,6 +426,7 @@ wire_requests! {
     BulkRevocation => [tenant: TENANT, owner: OWNER, reason: REASON],
     AuditQuery => [since: TIME, until: TIME],
     CrlQuery => [],
+    DeltaQuery => [],
     IssuerQuery => [],
     CaQuery => [tenant: TENANT],
     NewWebhook => [tenant: TENANT, events: EVENTS],

@@ -105,7 +105,14 @@ pub fn router(authority: Arc<Authority>, crls: PublishedCrls, limits: EdgeLimits
         .route("/v1/ca", get(meta::ca_chain))
         .route("/v1/issuers", get(issuers::issuers))
         .route("/v1/issuers/{id}/crl", get(crl::issuer_crl))
+        .route("/v1/issuers/{id}/crl/latest", get(crl::latest_crl))
+        .route("/v1/issuers/{id}/crls/{number}", get(crl::numbered_crl))
+        .route(
+            "/v1/issuers/{id}/crls/{number}/delta/{base}",
+            get(crl::delta_crl),
+        )
         .route("/v1/crl", get(crl::crl))
+        .route("/v1/crl/delta", get(crl::default_delta))
         .route("/v1/crl/root", get(crl::root_crl))
         .route("/v1/roots/{key_id}/crl", get(crl::root_crl_by_key_id))
         .route("/v1/crl/bundle.pem", get(crl::crl_bundle))
@@ -136,7 +143,14 @@ pub fn router(authority: Arc<Authority>, crls: PublishedCrls, limits: EdgeLimits
 pub fn crl_router(crls: PublishedCrls, limits: EdgeLimits) -> Router {
     Router::new()
         .route("/v1/crl", get(crl::crl))
+        .route("/v1/crl/delta", get(crl::default_delta))
         .route("/v1/issuers/{id}/crl", get(crl::issuer_crl))
+        .route("/v1/issuers/{id}/crl/latest", get(crl::latest_crl))
+        .route("/v1/issuers/{id}/crls/{number}", get(crl::numbered_crl))
+        .route(
+            "/v1/issuers/{id}/crls/{number}/delta/{base}",
+            get(crl::delta_crl),
+        )
         .route("/v1/crl/root", get(crl::root_crl))
         .route("/v1/roots/{key_id}/crl", get(crl::root_crl_by_key_id))
         .route("/v1/crl/bundle.pem", get(crl::crl_bundle))

@@ -79,6 +79,9 @@ pub enum RequestError {
          stored; see the CA's log"
     )]
     NoRootCrl,
+    /// No delta CRL from the base asked for.
+    #[error("{0}; fetch the whole CRL")]
+    NoDelta(crate::publisher::DeltaUnavailable),
 }
 
 impl RequestError {
@@ -95,6 +98,7 @@ impl RequestError {
             Self::NoSuchEndpoint => Code::NotFound,
             Self::MethodNotAllowed => Code::MethodNotAllowed,
             Self::NoCrl | Self::NoRootCrl => Code::CrlUnavailable,
+            Self::NoDelta(_) => Code::DeltaUnavailable,
         }
     }
 }
@@ -130,7 +134,7 @@ pub fn status(code: Code) -> StatusCode {
         | C::KeyExpired
         | C::CertificateRevoked
         | C::CertificateExpired => StatusCode::FORBIDDEN,
-        C::NotFound => StatusCode::NOT_FOUND,
+        C::NotFound | C::DeltaUnavailable => StatusCode::NOT_FOUND,
         C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         C::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         C::PublicKeyInUse | C::AlreadyExists => StatusCode::CONFLICT,

@@ -11,8 +11,13 @@
 //! 0. Take the builder lease (across replicas, one builds at a time).
 //! 1. Choose the number: one above the highest stored (numbers never repeat).
 //! 2. Collect the entries: revoked certificates whose `not_after` is within one validity
-//!    interval of now, so each stays until the first scheduled CRL after it expires. The
-//!    store's revocation revision, read first, is recorded as what the CRL covers.
+//!    interval of now (the cutoff), so each stays until the first scheduled CRL after it
+//!    expires, stamped at or below the store's revocation revision, read first and recorded
+//!    as what the CRL covers. Incrementally: the builder keeps the last CRL's entries,
+//!    encoded, and reads only the revocations stamped since the revision that CRL covered
+//!    (migration 0011 says why that order is the commit order), dropping the expired ones; it
+//!    starts from the whole list at start-up, when the clock moved back, and once per half
+//!    validity, so that nothing it could have missed lasts.
 //! 3. Sign (on the blocking pool).
 //! 4. Store; a number taken meanwhile (by a replica) goes back to step 1.
 //! 5. Publish to waiting readers.
@@ -25,8 +30,8 @@ use time::OffsetDateTime;
 
 use super::reader::IssuerBoard;
 use super::{CrlMetrics, Inner, PublishedCrl, PublisherError};
-use crate::ca::{CrlEntry, CrlOrder, Signer};
-use crate::store::{CrlRow, RevokedList, StoreError};
+use crate::ca::{CrlEntries, CrlEntry, CrlHeader, CrlKind, Signer};
+use crate::store::{CrlBasis, CrlRow, Revisions, RevokedCertificate, StoreError};
 
 /// Revocations arriving within this of each other share one CRL.
 const COALESCE: StdDuration = StdDuration::from_millis(50);
@@ -42,6 +47,52 @@ const FOLLOW_INTERVAL: StdDuration = StdDuration::from_millis(200);
 const UNLISTED_GRACE: StdDuration = StdDuration::from_secs(1);
 /// The longest wait between attempts after a failed build.
 const MAX_BACKOFF: StdDuration = StdDuration::from_secs(30);
+/// How long the CA keeps what a CRL listed, so that a follower holding it gets a delta; one
+/// that held a CRL older than this gets the whole CRL.
+pub(super) const DELTA_HORIZON: time::Duration = time::Duration::hours(24);
+
+/// What the builder keeps between CRLs: the last one's entries, encoded, and what they are.
+struct Accumulated {
+    entries: CrlEntries,
+    /// Every revocation stamped up to this revision is in `entries`.
+    covers: i64,
+    /// No certificate whose notAfter is at or before this is.
+    cutoff: OffsetDateTime,
+    /// When the entries were last read whole.
+    read_whole_at: OffsetDateTime,
+    /// The number and times of the CRL they are the entries of.
+    header: CrlHeader,
+}
+
+/// What the builder does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Work {
+    /// Nothing: wait.
+    None,
+    /// Revocations changed: decide a new number (followers get its delta at once), and sign
+    /// its whole CRL as its share of the CPU allows.
+    Decide,
+    /// Sign the whole CRL of the newest number decided.
+    Whole,
+    /// The CRL is due (half its validity passed, or start-up): a new number and its whole CRL
+    /// now.
+    Refresh,
+}
+
+/// What a decision came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decided {
+    /// A new number, decided here.
+    Number,
+    /// A replica had decided and signed one that does.
+    Followed,
+}
+
+/// How many times the cost of the last whole CRL passes before the next is signed, when
+/// revocations keep coming: whole CRLs take at most a fifth of one core, however many
+/// revocations and however large the CRL. Followers of deltas get every revocation at once;
+/// a reader of whole CRLs gets them batched (at a million entries, every second or two).
+const WHOLE_SHARE: u32 = 4;
 
 /// One intermediate's CRL builder.
 pub(super) struct IssuerCrl {
@@ -53,6 +104,10 @@ pub(super) struct IssuerCrl {
     board: Arc<IssuerBoard>,
     /// Moved by every poke.
     pokes: tokio::sync::watch::Receiver<u64>,
+    /// The last CRL's entries; taken out while a build runs.
+    accumulated: std::sync::Mutex<Option<Accumulated>>,
+    /// How long the last whole CRL took to sign and store.
+    whole_cost: std::sync::Mutex<StdDuration>,
 }
 
 impl IssuerCrl {
@@ -69,6 +124,8 @@ impl IssuerCrl {
             signer,
             board,
             pokes,
+            accumulated: std::sync::Mutex::new(None),
+            whole_cost: std::sync::Mutex::new(StdDuration::ZERO),
         }
     }
 
@@ -99,42 +156,67 @@ impl IssuerCrl {
     }
 
     async fn crl_loop(self: Arc<Self>) {
-        let mut must_build = match self.load_stored_crl().await {
-            Ok(true) => false,
-            Ok(false) => true,
+        let mut work = match self.load_stored_crl().await {
+            Ok(true) => Work::None,
+            Ok(false) => Work::Refresh,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot check the stored CRL; building a new one");
-                true
+                Work::Refresh
             }
         };
         let mut backoff = StdDuration::from_secs(1);
+        // When the newest number's whole CRL may be signed (its share of the CPU), while it
+        // lacks one.
+        let mut whole_due: Option<tokio::time::Instant> = None;
+        let mut whole_allowed_at = tokio::time::Instant::now();
         // One receiver for the loop's life, so each poke is seen once.
         let mut pokes = self.pokes.clone();
         pokes.mark_unchanged();
         loop {
-            if must_build {
-                match self.build_crl_exclusively().await {
-                    Ok(crl) => {
-                        self.set_failing(false);
-                        backoff = StdDuration::from_secs(1);
-                        tracing::info!(
-                            issuer = self.issuer_id,
-                            number = crl.number,
-                            entries = crl.entries,
-                            "CRL published"
-                        );
-                    }
-                    Err(e) => {
-                        self.set_failing(true);
-                        self.board.failures.fetch_add(1, Ordering::Relaxed);
-                        self.metrics().failures.inc();
-                        tracing::error!(issuer = self.issuer_id, error = %e, retry_in = ?backoff,
-                            "CANNOT PUBLISH A CRL: revocations are not reaching relying services");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
-                        continue;
+            let done = match work {
+                Work::None => Ok(()),
+                Work::Decide | Work::Refresh => {
+                    let refresh = work == Work::Refresh;
+                    match self.decide_exclusively(refresh).await {
+                        Ok(Decided::Number) if refresh => self.sign_whole().await,
+                        Ok(Decided::Number) => {
+                            whole_due = Some(whole_allowed_at);
+                            Ok(())
+                        }
+                        Ok(Decided::Followed) => Ok(()),
+                        Err(e) => Err(e),
                     }
                 }
+                Work::Whole => self.sign_whole().await,
+            };
+            match done {
+                Ok(()) => {
+                    backoff = StdDuration::from_secs(1);
+                    if work != Work::None {
+                        self.set_failing(false);
+                    }
+                }
+                Err(e) => {
+                    self.set_failing(true);
+                    self.board.failures.fetch_add(1, Ordering::Relaxed);
+                    self.metrics().failures.inc();
+                    tracing::error!(issuer = self.issuer_id, error = %e, retry_in = ?backoff,
+                        "CANNOT PUBLISH A CRL: revocations are not reaching relying services");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    work = Work::Refresh;
+                    continue;
+                }
+            }
+            if matches!(work, Work::Whole | Work::Refresh) {
+                whole_due = None;
+                // The next whole CRL waits for the CPU share of this one (see WHOLE_SHARE).
+                whole_allowed_at =
+                    tokio::time::Instant::now() + self.last_whole_cost() * WHOLE_SHARE;
+            }
+            if whole_due.is_some_and(|due| due <= tokio::time::Instant::now()) {
+                work = Work::Whole;
+                continue;
             }
             // Rebuilt when half of its validity is left. Not from thisUpdate, which is
             // backdated: with a short validity that would make every CRL due at once.
@@ -143,15 +225,26 @@ impl IssuerCrl {
                 || self.now(),
                 |c| c.next_update - self.inner.schedule.validity / 2,
             );
-            tokio::select! {
+            let whole_at = whole_due
+                .unwrap_or_else(|| tokio::time::Instant::now() + StdDuration::from_secs(86_400));
+            work = tokio::select! {
                 Ok(()) = pokes.changed() => {
                     // Let a burst of revocations land in one CRL.
                     tokio::time::sleep(COALESCE).await;
-                    must_build = true;
+                    Work::Decide
                 }
-                () = self.inner.clock.sleep_until(refresh_at) => must_build = true,
-                followed = self.follow_store() => must_build = followed == Followed::Unlisted,
-            }
+                () = self.inner.clock.sleep_until(refresh_at) => Work::Refresh,
+                () = tokio::time::sleep_until(whole_at), if whole_due.is_some() => Work::Whole,
+                followed = self.follow_store() => match followed {
+                    Followed::Unlisted => {
+                        // Something revoked that its process did not list: read the whole
+                        // list again rather than trust what was revoked since.
+                        self.take_accumulated();
+                        Work::Decide
+                    }
+                    Followed::Published => Work::None,
+                },
+            };
         }
     }
 
@@ -164,7 +257,9 @@ impl IssuerCrl {
         let mut unlisted_since: Option<tokio::time::Instant> = None;
         loop {
             tokio::time::sleep(FOLLOW_INTERVAL).await;
-            let (published, covers) = self.current_crl().map_or((0, 0), |c| (c.number, c.covers));
+            let newest = self.newest();
+            let (published, covers) = newest.map_or((0, 0), |n| (n.number, n.covers));
+            let whole = self.current_crl().map_or(0, |c| c.number);
             // Two numbers first: a CRL can be tens of megabytes.
             let marks = match self.inner.ledger.crl_marks(self.issuer_id).await {
                 Ok(marks) => marks,
@@ -174,8 +269,18 @@ impl IssuerCrl {
                 }
             };
             if marks.highest_number > published {
+                // A number another replica decided: deltas lead to it from now on.
+                match self.inner.ledger.newest_crl_basis(self.issuer_id).await {
+                    Ok(Some(basis)) if basis.number > published => {
+                        self.board.newest.send_replace(Some(basis));
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot read a newer CRL number"),
+                }
+            }
+            if marks.highest_number > whole {
                 match self.inner.ledger.latest_crl(self.issuer_id).await {
-                    Ok(Some(row)) if row.number > published => {
+                    Ok(Some(row)) if row.number > whole => {
                         tracing::info!(number = row.number, "CRL from another replica published");
                         self.publish(Arc::new(PublishedCrl::from_row(row)));
                         return Followed::Published;
@@ -221,17 +326,29 @@ impl IssuerCrl {
         // Due for its refresh (as the builder's schedule counts), or older than a revocation
         // the store holds: build a new one.
         let refresh_at = row.next_update - self.inner.schedule.validity / 2;
-        if refresh_at <= self.now() || row.covers < self.inner.ledger.crl_revision().await? {
+        let marks = self.inner.ledger.crl_marks(self.issuer_id).await?;
+        // A newer number decided whose whole CRL was never stored (the process died while
+        // signing it) is also a reason: its entries are not held here.
+        if refresh_at <= self.now()
+            || row.covers < marks.revision
+            || marks.highest_number > row.number
+        {
             return Ok(false);
         }
         let built_at = row.this_update + crate::ca::BACKDATE;
+        let cutoff = row
+            .cutoff
+            .unwrap_or(built_at - self.inner.schedule.validity);
         let revoked = self
             .inner
             .ledger
-            .revoked_certificates(self.issuer_id, built_at - self.inner.schedule.validity)
+            .revoked_certificates(self.issuer_id, Revisions::up_to(row.covers), cutoff)
             .await?;
         // The entries a new CRL would have, as the stored one must list them.
-        let expected = crl_entries(&revoked)?;
+        let expected: Vec<CrlEntry> = revoked
+            .iter()
+            .map(|r| r.map(|r| crl_entry(&r)))
+            .collect::<Result<_, _>>()?;
         drop(revoked);
         // A negative stored number cannot be the CRL's: rebuild.
         let agrees = u64::try_from(row.number)
@@ -247,9 +364,25 @@ impl IssuerCrl {
         Ok(true)
     }
 
-    /// Builds a CRL holding the builder lease, so that across replicas exactly one builds
-    /// each CRL; waits (a build takes at most about a second) while another holds it.
-    async fn build_crl_exclusively(&self) -> Result<Arc<PublishedCrl>, PublisherError> {
+    /// The newest number decided here or at a replica, as far as this process knows.
+    fn newest(&self) -> Option<CrlBasis> {
+        let newest = *self.board.newest.borrow();
+        let whole = self.current_crl().and_then(|c| c.basis());
+        match (newest, whole) {
+            (Some(n), Some(w)) => Some(if w.number > n.number { w } else { n }),
+            (n, w) => n.or(w),
+        }
+    }
+
+    /// How long the last whole CRL took to sign and store.
+    fn last_whole_cost(&self) -> StdDuration {
+        *self.whole_cost.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Decides the next CRL number holding the builder lease, so that across replicas one
+    /// decides at a time; waits (a decision takes milliseconds, a first one a fraction of a
+    /// second) while another holds it.
+    async fn decide_exclusively(&self, refresh: bool) -> Result<Decided, PublisherError> {
         let lease = time::Duration::try_from(LEASE).unwrap_or(time::Duration::MINUTE);
         loop {
             let now = self.now();
@@ -263,9 +396,9 @@ impl IssuerCrl {
             }
             tokio::time::sleep(COALESCE).await;
         }
-        let built = match self.stored_crl_suffices().await {
-            Ok(Some(stored)) => Ok(stored),
-            Ok(None) => self.build_crl().await,
+        let decided = match self.stored_crl_suffices(refresh).await {
+            Ok(true) => Ok(Decided::Followed),
+            Ok(false) => self.decide().await.map(|()| Decided::Number),
             Err(e) => Err(e),
         };
         if let Err(e) = self
@@ -276,89 +409,119 @@ impl IssuerCrl {
         {
             tracing::warn!(error = %e, "cannot release the CRL lease; it expires by itself");
         }
-        built
+        decided
     }
 
-    /// Publishes the newest stored CRL instead of building one when another replica stored it
+    /// Publishes the newest stored CRL instead of deciding one when another replica stored it
     /// while this one waited for the lease, and it leaves nothing to do: it is newer than the
-    /// one published here, lists every revocation so far, and is not due for its refresh.
-    /// (Replicas whose refresh timers fire together, or that all saw one revocation, build
-    /// once between them.)
-    async fn stored_crl_suffices(&self) -> Result<Option<Arc<PublishedCrl>>, PublisherError> {
+    /// one published here, lists every revocation so far, and (for a refresh) is not due for
+    /// its own. (Replicas whose refresh timers fire together, or that all saw one
+    /// revocation, build once between them.)
+    async fn stored_crl_suffices(&self, refresh: bool) -> Result<bool, PublisherError> {
         // Nothing published yet: this is the start-up build, decided because the stored CRL
         // is stale or disagrees with the store, which its revision alone cannot tell.
         let Some(published) = self.current_crl().map(|c| c.number) else {
-            return Ok(None);
+            return Ok(false);
         };
         let marks = self.inner.ledger.crl_marks(self.issuer_id).await?;
         if marks.highest_number <= published {
-            return Ok(None);
+            return Ok(false);
         }
         let Some(row) = self.inner.ledger.latest_crl(self.issuer_id).await? else {
-            return Ok(None);
+            return Ok(false);
         };
         let refresh_at = row.next_update - self.inner.schedule.validity / 2;
-        if row.number <= published || row.covers < marks.revision || refresh_at <= self.now() {
-            return Ok(None);
+        if row.number <= published
+            || row.covers < marks.revision
+            || (refresh && refresh_at <= self.now())
+        {
+            return Ok(false);
         }
         tracing::info!(number = row.number, "CRL from another replica published");
-        let crl = Arc::new(PublishedCrl::from_row(row));
-        self.publish(crl.clone());
-        Ok(Some(crl))
+        self.publish(Arc::new(PublishedCrl::from_row(row)));
+        Ok(true)
     }
 
-    /// Builds, signs, stores and publishes a new CRL.
-    async fn build_crl(&self) -> Result<Arc<PublishedCrl>, PublisherError> {
+    /// Decides the next CRL: its number, times, and entries (every revocation stamped up to
+    /// the store's revision, none expired), stored without its bytes and published as the
+    /// newest number, so that followers get the delta to it at once; its whole CRL is signed
+    /// by [`IssuerCrl::sign_whole`], as its share of the CPU allows.
+    async fn decide(&self) -> Result<(), PublisherError> {
         for _ in 0..NUMBER_RETRIES {
             // 1. Number.
-            let published = self.current_crl().map_or(0, |c| c.number);
+            let published = self.newest().map_or(0, |c| c.number);
             let number = self.inner.ledger.highest_crl_number().await?.max(published) + 1;
             // 2. Entries.
             // thisUpdate a minute early, as for certificates, so a relying party whose clock
             // lags a little does not see a fresh CRL as "not yet valid".
             let now = self.now();
-            let this_update = now - crate::ca::BACKDATE;
-            let next_update = now + self.inner.schedule.validity;
+            let header = CrlHeader {
+                number: number as u64,
+                this_update: now - crate::ca::BACKDATE,
+                next_update: now + self.inner.schedule.validity,
+            };
             let cutoff = now - self.inner.schedule.validity;
-            // The revision before the entries: every revocation up to it has committed, so
-            // the entries read next include it.
+            // The revision before the entries: every revocation stamped up to it has
+            // committed, and none will be stamped at or below it.
             let covers = self.inner.ledger.crl_revision().await?;
+            let (held, revisions) = match self.take_accumulated() {
+                Some(held)
+                    if held.covers <= covers
+                        && held.cutoff <= cutoff
+                        && now - held.read_whole_at < self.inner.schedule.validity / 2 =>
+                {
+                    let since = Revisions {
+                        after: held.covers,
+                        up_to: covers,
+                    };
+                    (held, since)
+                }
+                _ => (
+                    Accumulated {
+                        entries: CrlEntries::new(),
+                        covers: -1,
+                        cutoff,
+                        read_whole_at: now,
+                        header,
+                    },
+                    Revisions::up_to(covers),
+                ),
+            };
             let revoked = self
                 .inner
                 .ledger
-                .revoked_certificates(self.issuer_id, cutoff)
+                .revoked_certificates(self.issuer_id, revisions, cutoff)
                 .await?;
-            // 3. Sign. Reading the entries and signing take a fifth and a third of a second
-            // at a million entries: both off the async threads, which keep serving.
-            let signer = self
-                .signer
-                .clone()
-                .ok_or(PublisherError::NoKey(self.issuer_id))?;
-            let (der, entries) = tokio::task::spawn_blocking(move || {
-                let order = CrlOrder {
-                    number: number as u64,
-                    this_update,
-                    next_update,
-                    entries: crl_entries(&revoked)?,
-                };
-                drop(revoked);
-                let der = signer.sign_crl(&order)?;
-                Ok::<_, PublisherError>((der, order.entries.len() as i64))
+            // Off the async threads: a first read encodes a million entries.
+            let mut held = tokio::task::spawn_blocking(move || {
+                let mut held = held;
+                held.entries.retain_unexpired(cutoff);
+                for r in revoked.iter() {
+                    let r = r?;
+                    held.entries.insert(&crl_entry(&r), r.not_after);
+                }
+                held.covers = covers;
+                held.cutoff = cutoff;
+                Ok::<_, PublisherError>(held)
             })
             .await??;
+            held.header = header;
             let row = CrlRow {
                 number,
-                this_update,
-                next_update,
-                entries,
-                der,
+                this_update: header.this_update,
+                next_update: header.next_update,
+                entries: held.entries.len() as i64,
+                der: bytes::Bytes::new(),
                 covers,
+                cutoff: Some(cutoff),
             };
-            // 4. Store.
+            // What the entries are stays true whatever becomes of this number.
+            self.put_accumulated(held);
+            // 3. Store, without the bytes.
             match self
                 .inner
                 .ledger
-                .insert_crl(self.issuer_id, &row, row.this_update)
+                .insert_crl(self.issuer_id, &row, now, now - DELTA_HORIZON)
                 .await
             {
                 Ok(()) => {}
@@ -369,14 +532,89 @@ impl IssuerCrl {
                 }
                 Err(e) => return Err(e.into()),
             }
-            // 5. Publish. Not failing any more from here: a reader woken by the publication
-            // must not find the new CRL marked stale.
-            self.set_failing(false);
-            let crl = Arc::new(PublishedCrl::from_row(row));
-            self.publish(crl.clone());
-            return Ok(crl);
+            // 4. Publish the number: long polls of `.../crl/latest` wake.
+            self.board.newest.send_replace(Some(CrlBasis {
+                number,
+                this_update: header.this_update,
+                next_update: header.next_update,
+                covers,
+                cutoff,
+            }));
+            return Ok(());
         }
         Err(PublisherError::NumbersKeptColliding)
+    }
+
+    /// Signs, stores and publishes the whole CRL of the newest number decided here.
+    async fn sign_whole(&self) -> Result<(), PublisherError> {
+        let Some(held) = self.take_accumulated() else {
+            return Err(PublisherError::NothingDecided);
+        };
+        let header = held.header;
+        if self
+            .current_crl()
+            .is_some_and(|c| c.number >= header.number as i64)
+        {
+            self.put_accumulated(held);
+            return Ok(());
+        }
+        let started = tokio::time::Instant::now();
+        let signer = match self.signer.clone() {
+            Some(signer) => signer,
+            None => {
+                self.put_accumulated(held);
+                return Err(PublisherError::NoKey(self.issuer_id));
+            }
+        };
+        let (der, held) = tokio::task::spawn_blocking(move || {
+            let der = signer.sign_crl_of(&header, CrlKind::Complete, &held.entries);
+            (der, held)
+        })
+        .await?;
+        let (covers, cutoff, entries) = (held.covers, held.cutoff, held.entries.len() as i64);
+        self.put_accumulated(held);
+        let der = der?;
+        let number = header.number as i64;
+        if !self
+            .inner
+            .ledger
+            .store_crl_bytes(self.issuer_id, number, &der)
+            .await?
+        {
+            // Its row left (past the horizon) or has its bytes: nothing to publish.
+            tracing::warn!(
+                number,
+                "the CRL's row took other bytes or left; not published"
+            );
+            return Ok(());
+        }
+        *self.whole_cost.lock().unwrap_or_else(|e| e.into_inner()) = started.elapsed();
+        // Not failing any more from here: a reader woken by the publication must not find the
+        // new CRL marked stale.
+        self.set_failing(false);
+        let crl = Arc::new(PublishedCrl::from_row(CrlRow {
+            number,
+            this_update: header.this_update,
+            next_update: header.next_update,
+            entries,
+            der,
+            covers,
+            cutoff: Some(cutoff),
+        }));
+        tracing::info!(issuer = self.issuer_id, number, entries, "CRL published");
+        self.publish(crl);
+        Ok(())
+    }
+
+    fn take_accumulated(&self) -> Option<Accumulated> {
+        self.accumulated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    fn put_accumulated(&self, accumulated: Accumulated) {
+        *self.accumulated.lock().unwrap_or_else(|e| e.into_inner()) = Some(accumulated);
     }
 }
 
@@ -389,18 +627,11 @@ enum Followed {
     Unlisted,
 }
 
-/// The entries of a CRL from the store's list of revoked certificates; a corrupt one fails
-/// the build.
-fn crl_entries(revoked: &RevokedList) -> Result<Vec<CrlEntry>, PublisherError> {
-    revoked
-        .iter()
-        .map(|r| {
-            let r = r?;
-            Ok(CrlEntry {
-                serial: r.serial,
-                revoked_at: r.revoked_at,
-                reason: r.reason,
-            })
-        })
-        .collect()
+/// The CRL entry of a revoked certificate.
+fn crl_entry(r: &RevokedCertificate) -> CrlEntry {
+    CrlEntry {
+        serial: r.serial,
+        revoked_at: r.revoked_at,
+        reason: r.reason,
+    }
 }

@@ -8,6 +8,7 @@
 //! [`PublishedCrls`] (read and wait), the authority a [`CrlPoke`] (say that revocations
 //! changed). `key_crl` builds the intermediate's CRL, `root_crl` keeps the root's.
 
+mod delta;
 mod key_crl;
 mod published;
 mod reader;
@@ -28,6 +29,7 @@ use crate::clock::Clock;
 use crate::issuers::{IssuerSet, LiveIssuer};
 use crate::store::{IssuerRole, RevocationLedger, StoreError};
 
+pub use delta::{DeltaError, DeltaUnavailable};
 pub use published::PublishedCrl;
 pub use reader::{CrlProblem, IssuerCrls, PublishedCrls};
 pub use root_crl::{newest_root_crl_number, sign_root_crl, store_root_crl};
@@ -79,6 +81,9 @@ pub enum PublisherError {
     /// The intermediate's key cannot be opened in this process.
     #[error("issuer {0}'s key cannot be opened here, so its CRL cannot be signed here")]
     NoKey(i64),
+    /// A whole CRL was to be signed before any number was decided here.
+    #[error("no CRL number decided here yet")]
+    NothingDecided,
     /// Other replicas kept storing the number just chosen.
     #[error("CRL numbers kept colliding")]
     NumbersKeptColliding,
@@ -123,6 +128,7 @@ struct Inner {
     /// Moved by [`CrlPoke::poke`].
     pokes: Arc<watch::Sender<u64>>,
     board: Arc<reader::Board>,
+    deltas: Arc<delta::Deltas>,
     metrics: CrlMetrics,
 }
 
@@ -139,6 +145,11 @@ impl Publisher {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                deltas: Arc::new(delta::Deltas::new(
+                    ledger.clone(),
+                    clock.clone(),
+                    issuers.clone(),
+                )),
                 ledger,
                 board: Arc::new(reader::Board::new(clock.clone())),
                 clock,
@@ -162,6 +173,7 @@ impl Publisher {
     pub fn crls(&self) -> PublishedCrls {
         PublishedCrls {
             board: self.inner.board.clone(),
+            deltas: self.inner.deltas.clone(),
         }
     }
 

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 use time::OffsetDateTime;
 
-use crate::store::{CrlRow, RootCrlRow};
+use crate::store::{CrlBasis, CrlRow, RootCrlRow};
 
 /// A CRL as served, ready to copy out: DER, and PEM once somebody has asked for it (a
 /// million-entry CRL is 49 MB of DER and 66 MB of PEM, and most clients take DER).
@@ -22,6 +22,11 @@ pub struct PublishedCrl {
     pub entries: i64,
     /// The store's revocation revision it was built from: it lists every revocation up to it.
     pub covers: i64,
+    /// It lists the revoked certificates whose notAfter is after this (`None`: built before
+    /// CRLs recorded it; no delta starts from it).
+    pub cutoff: Option<OffsetDateTime>,
+    /// For a delta CRL, the number of the CRL it applies to.
+    pub delta_base: Option<i64>,
 }
 
 impl PublishedCrl {
@@ -30,10 +35,12 @@ impl PublishedCrl {
         Self {
             number: row.number,
             covers: row.covers,
+            cutoff: row.cutoff,
+            delta_base: None,
             this_update: row.this_update,
             next_update: row.next_update,
             entries: row.entries,
-            der: Bytes::from(row.der),
+            der: row.der,
             pem: std::sync::OnceLock::new(),
         }
     }
@@ -44,12 +51,40 @@ impl PublishedCrl {
         Self {
             number: row.number,
             covers: 0,
+            cutoff: None,
+            delta_base: None,
             this_update: row.this_update,
             next_update: row.next_update,
             entries: 0,
             der: Bytes::from(row.der),
             pem: std::sync::OnceLock::new(),
         }
+    }
+
+    /// A delta CRL to `target` from CRL `base`: `der`, listing `entries` changes.
+    pub(super) fn delta(target: &CrlBasis, base: i64, der: Bytes, entries: i64) -> Self {
+        Self {
+            number: target.number,
+            der,
+            pem: std::sync::OnceLock::new(),
+            this_update: target.this_update,
+            next_update: target.next_update,
+            entries,
+            covers: target.covers,
+            cutoff: Some(target.cutoff),
+            delta_base: Some(base),
+        }
+    }
+
+    /// What it lists, for deltas from or to it; `None` for one built without a cutoff.
+    pub fn basis(&self) -> Option<CrlBasis> {
+        Some(CrlBasis {
+            number: self.number,
+            this_update: self.this_update,
+            next_update: self.next_update,
+            covers: self.covers,
+            cutoff: self.cutoff?,
+        })
     }
 
     /// PEM (`application/x-pem-file`), encoded on first use.

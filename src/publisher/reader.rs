@@ -12,7 +12,9 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use super::PublishedCrl;
+use super::delta::{DeltaError, Deltas};
 use crate::clock::Clock;
+use crate::store::CrlBasis;
 
 /// One intermediate's CRL as its builder writes it.
 #[derive(Debug)]
@@ -23,6 +25,9 @@ pub(super) struct IssuerBoard {
     pub(super) shared: bool,
     /// Its CRL being served.
     pub(super) current: watch::Sender<Option<Arc<PublishedCrl>>>,
+    /// The newest CRL number decided, which deltas lead to: the whole CRL of that number
+    /// may still be being signed.
+    pub(super) newest: watch::Sender<Option<CrlBasis>>,
     /// True while the last build failed.
     pub(super) failing: AtomicBool,
     /// Builds that failed since start.
@@ -72,6 +77,7 @@ impl Board {
             issuer_id,
             shared,
             current: watch::Sender::new(None),
+            newest: watch::Sender::new(None),
             failing: AtomicBool::new(false),
             failures: AtomicU64::new(0),
         });
@@ -125,13 +131,15 @@ impl Board {
 #[derive(Debug, Clone)]
 pub struct PublishedCrls {
     pub(super) board: Arc<Board>,
+    pub(super) deltas: Arc<Deltas>,
 }
 
-/// One intermediate's CRLs being served: read, wait for a newer one.
+/// One intermediate's CRLs being served: read, wait for a newer one, ask for a delta.
 #[derive(Debug, Clone)]
 pub struct IssuerCrls {
     board: Arc<IssuerBoard>,
     clock: Arc<dyn Clock>,
+    deltas: Arc<Deltas>,
 }
 
 /// Why a CRL cannot be served, or why the CA is not ready for want of one. Only the HTTP
@@ -159,6 +167,7 @@ impl PublishedCrls {
         IssuerCrls {
             board: board.clone(),
             clock: self.board.clock.clone(),
+            deltas: self.deltas.clone(),
         }
     }
 
@@ -294,6 +303,47 @@ impl IssuerCrls {
     /// The intermediate's id.
     pub fn issuer_id(&self) -> i64 {
         self.board.issuer_id
+    }
+
+    /// The delta CRL from CRL `base` to CRL `target` of this intermediate (see `delta.rs`).
+    pub async fn delta(&self, base: i64, target: i64) -> Result<Arc<PublishedCrl>, DeltaError> {
+        let newest = self.newest();
+        self.deltas
+            .delta(self.board.issuer_id, base, target, newest.as_ref())
+            .await
+    }
+
+    /// The newest CRL number decided (what a delta leads to), if any: the whole CRL being
+    /// served, or a newer one whose whole CRL is still being signed.
+    pub fn newest(&self) -> Option<CrlBasis> {
+        let newest = *self.board.newest.borrow();
+        let current = self.current();
+        match (newest, current) {
+            (Some(n), Some(c)) if c.number > n.number => c.basis(),
+            (Some(n), _) => Some(n),
+            (None, c) => c.and_then(|c| c.basis()),
+        }
+    }
+
+    /// Waits up to `wait` for a CRL number above `number` to be decided; `None` when none
+    /// was.
+    pub async fn newest_after(&self, number: i64, wait: StdDuration) -> Option<CrlBasis> {
+        if let Some(newest) = self.newest().filter(|n| n.number > number) {
+            return Some(newest);
+        }
+        let mut newest = self.board.newest.subscribe();
+        let mut current = self.board.current.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            tokio::select! {
+                changed = newest.changed() => changed.ok()?,
+                changed = current.changed() => changed.ok()?,
+                () = tokio::time::sleep_until(deadline) => return None,
+            }
+            if let Some(n) = self.newest().filter(|n| n.number > number) {
+                return Some(n);
+            }
+        }
     }
 
     /// Its CRL being served, if one was published.

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::client::Client;
+use crate::client::{Client, ClientError};
 use crate::tls::{CrlSink, CrlSource, CrlSourceTask};
 
 /// The first and the longest wait between two attempts while the CA is unreachable or sends
@@ -13,9 +13,15 @@ use crate::tls::{CrlSink, CrlSource, CrlSourceTask};
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// Follows one CRL of the CA with long polls (`GET <path>?newer_than=N&wait=30`, where the
-/// path is `/v1/crl` or an issuer's `/v1/issuers/{id}/crl`), handing each new CRL to the
-/// sink once. Retries with backoff while the CA is unreachable.
+/// Follows one CRL of the CA, handing each new CRL to the sink once. Retries with backoff
+/// while the CA is unreachable.
+///
+/// For an issuer's CRL (`/v1/issuers/{id}/crl`) it long-polls `.../crl/latest` for the newest
+/// number, then fetches the delta CRL from the one it holds and applies it, and fetches the
+/// whole CRL only when it holds none, the CA has no delta from its CRL (offline past the
+/// horizon), or the delta is refused (a wrong base, a bad signature): a revocation costs the
+/// follower a few hundred bytes, not the whole CRL again. A CA without `.../crl/latest`, and
+/// `/v1/crl`, are followed with long polls of the whole CRL (`GET <path>?newer_than=N&wait=30`).
 pub(crate) struct FollowCa {
     client: Client,
     path: String,
@@ -35,7 +41,26 @@ impl CrlSource for FollowCa {
     fn run(self: Box<Self>, sink: CrlSink) -> CrlSourceTask {
         Box::pin(async move {
             let mut backoff = FIRST_BACKOFF;
+            let mut deltas = self.path.starts_with("/v1/issuers/");
             loop {
+                if deltas {
+                    match self.follow_latest(&sink).await {
+                        Ok(()) => backoff = FIRST_BACKOFF,
+                        Err(e) if e.is_not_found() && sink.held().is_none() => {
+                            tracing::info!(
+                                path = self.path,
+                                "the CA has no CRL deltas: following the whole CRL"
+                            );
+                            deltas = false;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, path = self.path, retry_in = ?backoff, "cannot fetch the CRL");
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(MAX_BACKOFF);
+                        }
+                    }
+                    continue;
+                }
                 match self.client.issuer_crl(&self.path, sink.held(), 30).await {
                     Ok(Some((_, der))) => {
                         if sink.take(&der) {
@@ -55,6 +80,38 @@ impl CrlSource for FollowCa {
                 }
             }
         })
+    }
+}
+
+impl FollowCa {
+    /// One round of the delta protocol: waits for a CRL newer than the one held, then takes
+    /// the delta from it, or the whole CRL.
+    async fn follow_latest(&self, sink: &CrlSink) -> Result<(), ClientError> {
+        let held = sink.held();
+        let latest = self.client.latest_crl(&self.path, held, 30).await?;
+        if held.is_some_and(|n| n >= latest.number) {
+            return Ok(());
+        }
+        if let Some(delta) = &latest.delta {
+            match self.client.crl_file(delta).await {
+                Ok(der) if sink.take_delta(&der) => return Ok(()),
+                Ok(_) => {}
+                Err(e) if e.code() == Some(crate::api::Code::DeltaUnavailable.as_str()) => {
+                    tracing::info!(
+                        held,
+                        number = latest.number,
+                        "no delta from the CRL held: fetching the whole CRL"
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let der = self.client.crl_file(&latest.crl).await?;
+        if !sink.take(&der) {
+            // A CRL we refuse would come back at once: wait before asking.
+            tokio::time::sleep(FIRST_BACKOFF).await;
+        }
+        Ok(())
     }
 }
 

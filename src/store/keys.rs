@@ -262,7 +262,7 @@ impl Store {
             // Every unexpired, unrevoked certificate of the key beyond the newest `keep` (the new
             // one first among them) is superseded; a rekey keeps only the new one.
             let superseded = sqlx::query(
-                "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
+                "UPDATE certificates SET revoked_at = $1, revocation_reason = $2, revocation_revision = 0 \
                  WHERE key_id = $3 AND serial <> $4 AND revoked_at IS NULL AND not_after > $1 \
                  AND serial NOT IN (SELECT serial FROM certificates \
                      WHERE key_id = $3 AND serial <> $4 AND revoked_at IS NULL AND not_after > $1 \
@@ -311,7 +311,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         self.write(event, async |tx, _| {
             let superseded = sqlx::query(
-                "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
+                "UPDATE certificates SET revoked_at = $1, revocation_reason = $2, revocation_revision = 0 \
                  WHERE kind = $5 AND subject = $3 AND serial <> $4 AND revoked_at IS NULL",
             )
             .bind(seconds(at))

@@ -2,7 +2,9 @@
 //! serves, the lease that lets one replica build at a time, and the issuers its CRLs are
 //! numbered by. Nothing of keys, tenants or tokens: a publisher cannot issue or revoke.
 
-use super::{CrlMarks, CrlRow, IssuerRole, RevokedList, RootCrlRow, Store, StoreError};
+use super::{
+    CrlBasis, CrlMarks, CrlRow, IssuerRole, Revisions, RevokedList, RootCrlRow, Store, StoreError,
+};
 
 /// A narrow handle on the [`Store`] for the CRL publisher. Cheap to clone (it shares the
 /// store's connection pool); the SQL stays in the store's own modules.
@@ -40,11 +42,49 @@ impl RevocationLedger {
     pub async fn revoked_certificates(
         &self,
         issuer_id: i64,
+        revisions: Revisions,
         expired_before: time::OffsetDateTime,
     ) -> Result<RevokedList, StoreError> {
         self.store
-            .revoked_certificates(issuer_id, expired_before)
+            .revoked_certificates(issuer_id, revisions, expired_before)
             .await
+    }
+
+    /// See [`Store::expired_revocations`].
+    pub async fn expired_revocations(
+        &self,
+        issuer_id: i64,
+        revisions: Revisions,
+        after: time::OffsetDateTime,
+        until: time::OffsetDateTime,
+    ) -> Result<RevokedList, StoreError> {
+        self.store
+            .expired_revocations(issuer_id, revisions, after, until)
+            .await
+    }
+
+    /// See [`Store::newest_crl_basis`].
+    pub async fn newest_crl_basis(&self, issuer_id: i64) -> Result<Option<CrlBasis>, StoreError> {
+        self.store.newest_crl_basis(issuer_id).await
+    }
+
+    /// See [`Store::store_crl_bytes`].
+    pub async fn store_crl_bytes(
+        &self,
+        issuer_id: i64,
+        number: i64,
+        der: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.store.store_crl_bytes(issuer_id, number, der).await
+    }
+
+    /// See [`Store::crl_basis`].
+    pub async fn crl_basis(
+        &self,
+        issuer_id: i64,
+        number: i64,
+    ) -> Result<Option<CrlBasis>, StoreError> {
+        self.store.crl_basis(issuer_id, number).await
     }
 
     /// See [`Store::latest_crl`].
@@ -73,8 +113,11 @@ impl RevocationLedger {
         issuer_id: i64,
         crl: &CrlRow,
         now: time::OffsetDateTime,
+        horizon_start: time::OffsetDateTime,
     ) -> Result<(), StoreError> {
-        self.store.insert_crl(issuer_id, crl, now).await
+        self.store
+            .insert_crl(issuer_id, crl, now, horizon_start)
+            .await
     }
 
     /// See [`Store::take_crl_lease`].

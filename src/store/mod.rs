@@ -36,7 +36,9 @@ pub use keys::{
 };
 pub use ledger::RevocationLedger;
 pub use outbox::{AttemptOutcome, OutboxMessage, WebhookOutbox};
-pub use revocations::{CrlMarks, CrlRow, RevocationScope, RevokedCertificate, RevokedList};
+pub use revocations::{
+    CrlBasis, CrlMarks, CrlRow, Revisions, RevocationScope, RevokedCertificate, RevokedList,
+};
 pub use root_crls::RootCrlRow;
 pub use rows::{CertificateKind, CertificateKindError, whole_second};
 pub use tenants::UserChange;

@@ -17,15 +17,17 @@ pub struct RevokedCertificate {
     pub revoked_at: OffsetDateTime,
     /// Why; `Unspecified` when no reason was recorded (NULL), never for an unreadable one.
     pub reason: RevocationReason,
+    /// The end of the certificate's validity: its entry leaves the CRL some time after.
+    pub not_after: OffsetDateTime,
 }
 
-/// The entries of the next CRL, in no particular order, read as one text value: a million
-/// rows read one by one cost seconds of per-row overhead (each row crosses a channel from
-/// the database's thread and is converted twice), one value a fraction of that. The text is
-/// this module's private encoding; [`RevokedList::iter`] parses it into typed entries.
+/// Revoked certificates, in no particular order, read as one text value: a million rows read
+/// one by one cost seconds of per-row overhead (each row crosses a channel from the
+/// database's thread and is converted twice), one value a fraction of that. The text is this
+/// module's private encoding; [`RevokedList::iter`] parses it into typed entries.
 #[derive(Debug, Default)]
 pub struct RevokedList {
-    /// `serial revoked_at reason` items joined by commas; empty when there are none.
+    /// `serial revoked_at not_after reason` items joined by commas; empty when there are none.
     text: String,
 }
 
@@ -40,17 +42,21 @@ impl RevokedList {
     }
 }
 
-/// One `serial revoked_at reason` item of a [`RevokedList`].
+/// One `serial revoked_at not_after reason` item of a [`RevokedList`].
 fn parse_revoked_item(item: &str) -> Result<RevokedCertificate, StoreError> {
-    let mut parts = item.splitn(3, ' ');
-    let (serial, revoked_at, reason) = (parts.next(), parts.next(), parts.next());
+    let mut parts = item.splitn(4, ' ');
+    let (serial, revoked_at, not_after, reason) =
+        (parts.next(), parts.next(), parts.next(), parts.next());
     let serial = serial
         .and_then(|s| s.parse::<Serial>().ok())
         .ok_or_else(|| StoreError::corrupt("certificates", "serial", item))?;
-    let revoked_at = revoked_at
-        .and_then(|t| t.parse::<i64>().ok())
-        .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
-        .ok_or_else(|| StoreError::corrupt("certificates", "revoked_at", item))?;
+    let time = |column, t: Option<&str>| {
+        t.and_then(|t| t.parse::<i64>().ok())
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+            .ok_or_else(|| StoreError::corrupt("certificates", column, item))
+    };
+    let revoked_at = time("revoked_at", revoked_at)?;
+    let not_after = time("not_after", not_after)?;
     let reason = match reason {
         None | Some("") => RevocationReason::Unspecified,
         Some(name) => name
@@ -61,6 +67,7 @@ fn parse_revoked_item(item: &str) -> Result<RevokedCertificate, StoreError> {
         serial,
         revoked_at,
         reason,
+        not_after,
     })
 }
 
@@ -76,9 +83,27 @@ pub struct CrlRow {
     /// How many certificates it lists.
     pub entries: i64,
     /// The signed DER.
-    pub der: Vec<u8>,
+    pub der: bytes::Bytes,
     /// The revocation revision it was built from: it lists every revocation up to it.
     pub covers: i64,
+    /// It lists the revoked certificates (stamped at or below `covers`) whose notAfter is
+    /// after this; `None` for a CRL built before revocations were stamped.
+    pub cutoff: Option<OffsetDateTime>,
+}
+
+/// What a stored CRL listed, without its bytes: what a delta CRL from it is computed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CrlBasis {
+    /// The CRL number.
+    pub number: i64,
+    /// Its thisUpdate.
+    pub this_update: OffsetDateTime,
+    /// Its nextUpdate.
+    pub next_update: OffsetDateTime,
+    /// The revocation revision it covers.
+    pub covers: i64,
+    /// Its cutoff (see [`CrlRow::cutoff`]).
+    pub cutoff: OffsetDateTime,
 }
 
 /// What a CRL builder watches: see [`Store::crl_marks`].
@@ -90,19 +115,47 @@ pub struct CrlMarks {
     pub revision: i64,
 }
 
-/// Records, in a transaction that revokes, that the CRLs built so far miss something. Called
-/// by [`Store::write`] for a [`Change::Revoked`], last in the transaction: the row stays locked until commit, so revisions commit in order
-/// and a CRL built from revision R lists every revocation up to R.
+/// A range of revocation revisions: above `after`, up to and including `up_to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revisions {
+    /// Exclusive; -1 takes every revision from the first.
+    pub after: i64,
+    /// Inclusive.
+    pub up_to: i64,
+}
+
+impl Revisions {
+    /// Every revision up to and including `up_to`.
+    pub fn up_to(up_to: i64) -> Self {
+        Self { after: -1, up_to }
+    }
+}
+
+/// Records, in a transaction that revokes, that the CRLs built so far miss something, and
+/// stamps the certificates it revoked (marked pending, revision 0) with the new revision.
+/// Called by [`Store::write`] for a [`Change::Revoked`], last in the transaction: the
+/// `crl_demand` row stays locked until commit, so revisions commit in the order they are
+/// taken and a reader that sees revision R sees every certificate stamped R or less
+/// (migration 0011 says why that holds on PostgreSQL too).
 pub(super) async fn bump_crl_revision(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    let (revision,): (i64,) = sqlx::query_as(
         "INSERT INTO crl_demand (id, revision) VALUES (1, 1) \
-         ON CONFLICT (id) DO UPDATE SET revision = crl_demand.revision + 1",
+         ON CONFLICT (id) DO UPDATE SET revision = crl_demand.revision + 1 RETURNING revision",
     )
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
+    sqlx::query("UPDATE certificates SET revocation_revision = $1 WHERE revocation_revision = 0")
+        .bind(revision)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
+}
+
+/// A time column of `crls`.
+fn crl_time(column: &'static str, t: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp(t).map_err(|_| StoreError::corrupt("crls", column, t))
 }
 
 /// Which keys a bulk revocation takes.
@@ -150,7 +203,7 @@ impl Store {
             }
             // Swept even when the key was revoked already: nothing of a revoked key stays valid.
             let certificates = sqlx::query(
-                "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
+                "UPDATE certificates SET revoked_at = $1, revocation_reason = $2, revocation_revision = 0 \
                  WHERE key_id = $3 AND revoked_at IS NULL AND not_after > $1",
             )
             .bind(now)
@@ -207,7 +260,7 @@ impl Store {
             .execute(tx.conn())
             .await?;
             let certificates = sqlx::query(
-                "UPDATE certificates SET revoked_at = $1, revocation_reason = $2 \
+                "UPDATE certificates SET revoked_at = $1, revocation_reason = $2, revocation_revision = 0 \
                  WHERE revoked_at IS NULL AND not_after > $1 AND key_id IN \
                  (SELECT id FROM keys WHERE tenant_id = $3 AND ($4 = '' OR owner = $4) \
                   AND revoked_at IS NOT NULL)",
@@ -234,12 +287,65 @@ impl Store {
         .await
     }
 
-    /// The revoked certificates of an issuer whose `not_after` is after `expired_before`:
-    /// the entries of the next CRL.
+    /// The revoked certificates of an issuer stamped with a revision in `revisions` (a
+    /// revision of `..=R` includes those revoked before revisions were stamped) whose
+    /// `not_after` is after `expired_before`: with `..=covers`, the entries of a CRL; with
+    /// `(last, covers]`, what a CRL built from `last` lacks.
     pub async fn revoked_certificates(
         &self,
         issuer_id: i64,
+        revisions: Revisions,
         expired_before: OffsetDateTime,
+    ) -> Result<RevokedList, StoreError> {
+        // Read whole, a certificate revoked outside the stamping (a row edited by hand, with
+        // no revision) counts as stamped 0: a whole read, and the start-up check, see it.
+        let filter = if revisions.after < 0 {
+            "issuer_id = $1 AND revoked_at IS NOT NULL AND not_after > $4 \
+             AND COALESCE(revocation_revision, 0) > $2 AND COALESCE(revocation_revision, 0) <= $3"
+        } else {
+            "issuer_id = $1 AND revocation_revision > $2 AND revocation_revision <= $3 \
+             AND not_after > $4"
+        };
+        self.revoked_list(
+            filter,
+            issuer_id,
+            revisions,
+            expired_before.unix_timestamp(),
+            0,
+        )
+        .await
+    }
+
+    /// The revoked certificates of an issuer stamped with a revision in `revisions` whose
+    /// `not_after` is in `(after, until]`: the entries a CRL had that a later one dropped
+    /// because they expired.
+    pub async fn expired_revocations(
+        &self,
+        issuer_id: i64,
+        revisions: Revisions,
+        after: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<RevokedList, StoreError> {
+        self.revoked_list(
+            "issuer_id = $1 AND revoked_at IS NOT NULL AND COALESCE(revocation_revision, 0) > $2 \
+             AND COALESCE(revocation_revision, 0) <= $3 AND not_after > $4 AND not_after <= $5",
+            issuer_id,
+            revisions,
+            after.unix_timestamp(),
+            until.unix_timestamp(),
+        )
+        .await
+    }
+
+    /// The revoked certificates matching `filter`, whose parameters are the issuer, the
+    /// revision range and two times.
+    async fn revoked_list(
+        &self,
+        filter: &str,
+        issuer_id: i64,
+        revisions: Revisions,
+        t1: i64,
+        t2: i64,
     ) -> Result<RevokedList, StoreError> {
         // Serials are hex and reasons are names, so neither holds a space or a comma.
         let aggregate = match self.backend {
@@ -247,13 +353,15 @@ impl Store {
             Backend::Postgres => "string_agg",
         };
         let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {aggregate}(serial || ' ' || revoked_at || ' ' || \
-             COALESCE(revocation_reason, ''), ',') FROM certificates \
-             WHERE issuer_id = $1 AND revoked_at IS NOT NULL AND not_after > $2"
+            "SELECT {aggregate}(serial || ' ' || revoked_at || ' ' || not_after || ' ' || \
+             COALESCE(revocation_reason, ''), ',') FROM certificates WHERE {filter}"
         ));
         let (text,): (Option<String>,) = sqlx::query_as(sql)
             .bind(issuer_id)
-            .bind(expired_before.unix_timestamp())
+            .bind(revisions.after)
+            .bind(revisions.up_to)
+            .bind(t1)
+            .bind(t2)
             .fetch_one(&self.pool)
             .await?;
         Ok(RevokedList {
@@ -261,29 +369,65 @@ impl Store {
         })
     }
 
-    /// The newest CRL of an issuer.
+    /// The newest whole CRL of an issuer (newer numbers may be decided whose CRL is still
+    /// being signed: see [`Store::newest_crl_basis`]).
     pub async fn latest_crl(&self, issuer_id: i64) -> Result<Option<CrlRow>, StoreError> {
-        let row: Option<(i64, i64, i64, i64, Vec<u8>, i64)> = sqlx::query_as(
-            "SELECT number, this_update, next_update, entries, der, covers FROM crls \
-             WHERE issuer_id = $1 ORDER BY number DESC LIMIT 1",
+        let row: Option<(i64, i64, i64, i64, Vec<u8>, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT number, this_update, next_update, entries, der, covers, cutoff FROM crls \
+             WHERE issuer_id = $1 AND length(der) > 0 ORDER BY number DESC LIMIT 1",
         )
         .bind(issuer_id)
         .fetch_optional(&self.pool)
         .await?;
-        let Some((number, this_update, next_update, entries, der, covers)) = row else {
+        let Some((number, this_update, next_update, entries, der, covers, cutoff)) = row else {
             return Ok(None);
-        };
-        let time = |column, t: i64| {
-            OffsetDateTime::from_unix_timestamp(t)
-                .map_err(|_| StoreError::corrupt("crls", column, t))
         };
         Ok(Some(CrlRow {
             number,
-            this_update: time("this_update", this_update)?,
-            next_update: time("next_update", next_update)?,
+            this_update: crl_time("this_update", this_update)?,
+            next_update: crl_time("next_update", next_update)?,
             entries,
-            der,
+            der: der.into(),
             covers,
+            cutoff: cutoff.map(|t| crl_time("cutoff", t)).transpose()?,
+        }))
+    }
+
+    /// What the newest CRL number decided for an issuer lists (its whole CRL may still be
+    /// being signed), if it was decided with a cutoff.
+    pub async fn newest_crl_basis(&self, issuer_id: i64) -> Result<Option<CrlBasis>, StoreError> {
+        let (number,): (i64,) =
+            sqlx::query_as("SELECT COALESCE(MAX(number), 0) FROM crls WHERE issuer_id = $1")
+                .bind(issuer_id)
+                .fetch_one(&self.pool)
+                .await?;
+        self.crl_basis(issuer_id, number).await
+    }
+
+    /// What CRL `number` of an issuer listed, if it is still within the delta horizon and was
+    /// built with a cutoff.
+    pub async fn crl_basis(
+        &self,
+        issuer_id: i64,
+        number: i64,
+    ) -> Result<Option<CrlBasis>, StoreError> {
+        let row: Option<(i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT this_update, next_update, covers, cutoff FROM crls \
+             WHERE issuer_id = $1 AND number = $2 AND cutoff IS NOT NULL",
+        )
+        .bind(issuer_id)
+        .bind(number)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((this_update, next_update, covers, cutoff)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(CrlBasis {
+            number,
+            this_update: crl_time("this_update", this_update)?,
+            next_update: crl_time("next_update", next_update)?,
+            covers,
+            cutoff: crl_time("cutoff", cutoff)?,
         }))
     }
 
@@ -320,43 +464,90 @@ impl Store {
         })
     }
 
-    /// Stores a signed CRL. `Collision` means its number was taken meanwhile (by another
-    /// replica): build again with a higher one.
+    /// Stores a CRL: its number, what it lists and, when `crl.der` is not empty, its bytes
+    /// (else they follow with [`Store::store_crl_bytes`]). `Collision` means its number was
+    /// taken meanwhile (by another replica): decide again with a higher one. Rows of CRLs
+    /// built before `horizon_start` whose bytes are gone leave: no delta starts from them.
     pub async fn insert_crl(
         &self,
         issuer_id: i64,
         crl: &CrlRow,
         now: OffsetDateTime,
+        horizon_start: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         sqlx::query(
             "INSERT INTO crls (number, issuer_id, this_update, next_update, entries, der, \
-             created_at, covers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             created_at, covers, cutoff) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(crl.number)
         .bind(issuer_id)
         .bind(crl.this_update.unix_timestamp())
         .bind(crl.next_update.unix_timestamp())
         .bind(crl.entries)
-        .bind(&crl.der)
+        .bind(crl.der.as_ref())
         .bind(now.unix_timestamp())
         .bind(crl.covers)
+        .bind(crl.cutoff.map(OffsetDateTime::unix_timestamp))
         .execute(&mut **tx)
         .await
         .map_err(|e| unique_as(e, StoreError::Collision))?;
-        // Only the newest few are ever served; a million-entry CRL is ~49 MB.
         sqlx::query(
-            "DELETE FROM crls WHERE issuer_id = $1 AND number < \
-             (SELECT MIN(number) FROM (SELECT number FROM crls WHERE issuer_id = $1 \
-              ORDER BY number DESC LIMIT $2) AS recent)",
+            "DELETE FROM crls WHERE issuer_id = $1 AND created_at < $2 AND length(der) = 0",
         )
         .bind(issuer_id)
-        .bind(CRLS_KEPT)
+        .bind(horizon_start.unix_timestamp())
         .execute(&mut **tx)
         .await?;
+        if !crl.der.is_empty() {
+            prune_crl_bytes(&mut tx, issuer_id).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
+
+    /// Stores the signed bytes of CRL `number`, decided with [`Store::insert_crl`] before. False
+    /// when it has them already or its row has left.
+    pub async fn store_crl_bytes(
+        &self,
+        issuer_id: i64,
+        number: i64,
+        der: &[u8],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let stored = sqlx::query(
+            "UPDATE crls SET der = $3 WHERE issuer_id = $1 AND number = $2 AND length(der) = 0",
+        )
+        .bind(issuer_id)
+        .bind(number)
+        .bind(der)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected()
+            == 1;
+        prune_crl_bytes(&mut tx, issuer_id).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+}
+
+/// Drops the bytes of an issuer's CRLs but the newest few that have them: only those are ever
+/// served whole (a million-entry CRL is ~49 MB); the rows stay for deltas.
+async fn prune_crl_bytes(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    issuer_id: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE crls SET der = $3 WHERE issuer_id = $1 AND length(der) > 0 AND number < \
+         (SELECT MIN(number) FROM (SELECT number FROM crls WHERE issuer_id = $1 \
+          AND length(der) > 0 ORDER BY number DESC LIMIT $2) AS recent)",
+    )
+    .bind(issuer_id)
+    .bind(CRLS_KEPT)
+    .bind(Vec::<u8>::new())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 impl Store {
@@ -410,11 +601,12 @@ mod tests {
     fn revoked_items_parse_into_typed_entries() {
         let serial = "0123456789abcdef0123456789abcdef";
         let entries = list(&format!(
-            "{serial} 1700000000 key_compromise,{serial} 1700000001 "
+            "{serial} 1700000000 1700086400 key_compromise,{serial} 1700000001 1700086400 "
         ));
         let first = entries[0].as_ref().unwrap();
         assert_eq!(first.serial, serial.parse().unwrap());
         assert_eq!(first.revoked_at.unix_timestamp(), 1_700_000_000);
+        assert_eq!(first.not_after.unix_timestamp(), 1_700_086_400);
         assert_eq!(first.reason, RevocationReason::KeyCompromise);
         // No recorded reason (NULL) is "unspecified".
         assert_eq!(
@@ -429,9 +621,16 @@ mod tests {
     fn corrupt_revoked_items_are_errors() {
         let serial = "0123456789abcdef0123456789abcdef";
         for (text, column) in [
-            (format!("{serial} 1700000000 bogus"), "revocation_reason"),
-            (format!("{serial} yesterday superseded"), "revoked_at"),
-            ("zz 1700000000 superseded".to_owned(), "serial"),
+            (
+                format!("{serial} 1700000000 1700000000 bogus"),
+                "revocation_reason",
+            ),
+            (
+                format!("{serial} yesterday 1700000000 superseded"),
+                "revoked_at",
+            ),
+            (format!("{serial} 1700000000 never superseded"), "not_after"),
+            ("zz 1700000000 1700000000 superseded".to_owned(), "serial"),
             (serial.to_owned(), "revoked_at"),
         ] {
             match list(&text).remove(0) {

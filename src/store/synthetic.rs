@@ -59,12 +59,13 @@ impl Store {
                 "WITH RECURSIVE n(i) AS (SELECT $1 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < $2) \
                  INSERT INTO certificates (serial, issuer_id, kind, key_id, subject, \
                  public_key_sha256, not_before, not_after, der, created_at, revoked_at, \
-                 revocation_reason) \
+                 revocation_reason, revocation_revision) \
                  SELECT '7f' || printf('%030x', i), (SELECT MAX(issuer_id) FROM certificates), 'key', \
                  printf('%024x', i), 'synthetic', printf('%064x', i), $3 - 60, $3 + 86400, \
                  randomblob(64), $3, \
                  CASE WHEN $4 > 0 AND i % $4 = 0 THEN $3 END, \
-                 CASE WHEN $4 > 0 AND i % $4 = 0 THEN 'key_compromise' END FROM n",
+                 CASE WHEN $4 > 0 AND i % $4 = 0 THEN 'key_compromise' END, \
+                 CASE WHEN $4 > 0 AND i % $4 = 0 THEN 0 END FROM n",
             )
             .bind(start)
             .bind(stop)
@@ -72,6 +73,8 @@ impl Store {
             .bind(revoke_every)
             .execute(&mut **tx)
             .await?;
+            // Stamped as any revocation is, so CRL builders see them.
+            super::revocations::bump_crl_revision(&mut tx).await?;
             tx.commit().await?;
             start = stop;
         }

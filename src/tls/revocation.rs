@@ -71,6 +71,38 @@ impl Revocations {
     }
 }
 
+impl Revocations {
+    /// Applies a delta CRL (see [`RevocationSet::apply_delta`]) to the set in force, checked
+    /// against `issuer`; refused, and nothing changed, when no set is held, when the delta's
+    /// base is not the held number, or when it does not verify.
+    pub(crate) fn apply_delta(
+        &self,
+        der: &[u8],
+        issuer: &CertificateDer<'_>,
+    ) -> Result<(i64, usize), CrlError> {
+        let mut outcome = Err(CrlError::NotDelta);
+        // Compare and swap in one step: a complete CRL taken meanwhile is not overwritten by a
+        // delta computed from the set it replaced.
+        self.current.rcu(|held| match held {
+            Some(held) => match held.apply_delta(der, issuer) {
+                Ok(next) => {
+                    outcome = Ok((next.number(), next.len()));
+                    Some(Arc::new(next))
+                }
+                Err(e) => {
+                    outcome = Err(e);
+                    Some(held.clone())
+                }
+            },
+            None => {
+                outcome = Err(CrlError::NotDelta);
+                None
+            }
+        });
+        outcome
+    }
+}
+
 /// Where a CRL source delivers: it verifies each CRL against the intermediate it is filed
 /// under and puts it in force for that intermediate only if it is newer than the one held.
 /// Cheap to clone.
@@ -140,6 +172,28 @@ impl CrlSink {
                     .map(|(_, i)| i.revocations.current().map(|c| c.number()))
                     .collect::<Option<Vec<_>>>()
                     .and_then(|numbers| numbers.into_iter().min())
+            }
+        }
+    }
+
+    /// Applies a delta CRL (DER) to the set in force, for a sink that feeds one
+    /// intermediate. False (logged) when it is refused: the caller fetches the whole CRL.
+    pub fn take_delta(&self, der: &[u8]) -> bool {
+        let Target::Issuer {
+            certificate,
+            revocations,
+        } = &self.target
+        else {
+            return false;
+        };
+        match revocations.apply_delta(der, certificate) {
+            Ok((number, entries)) => {
+                tracing::debug!(number, entries, issuer = %subject(certificate), "delta CRL applied");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, issuer = %subject(certificate), "delta CRL refused; fetching the whole CRL");
+                false
             }
         }
     }

@@ -9,6 +9,7 @@
 mod admin;
 mod crash;
 mod crl_chain;
+mod deltas;
 mod enroll;
 mod errors;
 mod forwarded;

@@ -619,8 +619,8 @@ async fn a_revocation_whose_replica_died_before_its_crl_still_reaches_every_crl(
     let mut tx = pool.begin().await.unwrap();
     for statement in [
         "UPDATE keys SET revoked_at = $1, revocation_reason = 'key_compromise' WHERE id = $2",
-        "UPDATE certificates SET revoked_at = $1, revocation_reason = 'key_compromise' \
-         WHERE key_id = $2",
+        "UPDATE certificates SET revoked_at = $1, revocation_reason = 'key_compromise', \
+         revocation_revision = 0 WHERE key_id = $2",
     ] {
         sqlx::query(statement)
             .bind(now)
@@ -629,13 +629,18 @@ async fn a_revocation_whose_replica_died_before_its_crl_still_reaches_every_crl(
             .await
             .unwrap();
     }
-    sqlx::query(
+    let (revision,): (i64,) = sqlx::query_as(
         "INSERT INTO crl_demand (id, revision) VALUES (1, 1) \
-         ON CONFLICT (id) DO UPDATE SET revision = crl_demand.revision + 1",
+         ON CONFLICT (id) DO UPDATE SET revision = crl_demand.revision + 1 RETURNING revision",
     )
-    .execute(&mut *tx)
+    .fetch_one(&mut *tx)
     .await
     .unwrap();
+    sqlx::query("UPDATE certificates SET revocation_revision = $1 WHERE revocation_revision = 0")
+        .bind(revision)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     pool.close().await;
     let revoked_at = tokio::time::Instant::now();

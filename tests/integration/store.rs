@@ -3,7 +3,7 @@
 
 use latchkey::store::{
     AuditEvent, AuditFilter, CrlRow, KeyFilter, NewCertificate, NewKey, NewToken, Renewal,
-    RevocationScope, Store, StoreError, TokenUse, UserChange,
+    Revisions, RevocationScope, Store, StoreError, TokenUse, UserChange,
 };
 
 use latchkey::model::{
@@ -434,7 +434,10 @@ async fn contract(store: Store) {
             .len(),
         0
     );
-    let revoked = store.revoked_certificates(issuer, at(0)).await.unwrap();
+    let revoked = store
+        .revoked_certificates(issuer, Revisions::up_to(i64::MAX), at(0))
+        .await
+        .unwrap();
     let mut serials: Vec<_> = revoked.iter().map(|r| r.unwrap().serial).collect();
     serials.sort();
     let mut expected: Vec<Serial> = ["s1", "s1b", "s2", "s3"]
@@ -444,7 +447,7 @@ async fn contract(store: Store) {
     assert_eq!(serials, expected);
     assert_eq!(
         store
-            .revoked_certificates(issuer, at(100_000))
+            .revoked_certificates(issuer, Revisions::up_to(i64::MAX), at(100_000))
             .await
             .unwrap()
             .iter()
@@ -460,25 +463,35 @@ async fn contract(store: Store) {
             this_update: at(number),
             next_update: at(number + 10),
             entries: 4,
-            der: vec![number as u8],
+            der: vec![number as u8].into(),
             covers: number * 10,
+            cutoff: Some(at(number - 10)),
         };
-        store.insert_crl(issuer, &crl, at(number)).await.unwrap();
+        store
+            .insert_crl(issuer, &crl, at(number), at(0))
+            .await
+            .unwrap();
     }
     let dup = CrlRow {
         number: 5,
         this_update: at(0),
         next_update: at(1),
         entries: 0,
-        der: vec![],
+        der: Vec::new().into(),
         covers: 0,
+        cutoff: None,
     };
     assert!(matches!(
-        store.insert_crl(issuer, &dup, at(9)).await,
+        store.insert_crl(issuer, &dup, at(9), at(0)).await,
         Err(StoreError::Collision)
     ));
     let latest = store.latest_crl(issuer).await.unwrap().unwrap();
-    assert_eq!((latest.der, latest.covers), (vec![5u8], 50));
+    assert_eq!((latest.der.to_vec(), latest.covers), (vec![5u8], 50));
+    assert_eq!(latest.cutoff, Some(at(-5)));
+    // The older ones keep what a delta from them needs, without their bytes.
+    let basis = store.crl_basis(issuer, 1).await.unwrap().unwrap();
+    assert_eq!((basis.covers, basis.cutoff), (10, at(-9)));
+    assert!(store.crl_basis(issuer, 6).await.unwrap().is_none());
     assert_eq!(store.highest_crl_number().await.unwrap(), 5);
 
     // The CRL builder lease: one holder at a time, given back, or expired.
@@ -625,7 +638,23 @@ async fn renewal_contract(store: Store) {
     let revision = store.crl_revision().await.unwrap();
     assert_eq!(renew(renewal_at("s3", "pk0", 13_000)).await.unwrap(), 1);
     assert_eq!(store.crl_revision().await.unwrap(), revision + 1);
-    let revoked = store.revoked_certificates(issuer, at(0)).await.unwrap();
+    // Stamped with the revision of its transaction: what a builder that covered `revision`
+    // reads next.
+    let since = |after, up_to| Revisions { after, up_to };
+    let stamped = store
+        .revoked_certificates(issuer, since(revision, revision + 1), at(0))
+        .await
+        .unwrap();
+    assert_eq!(stamped.iter().count(), 1);
+    let later = store
+        .revoked_certificates(issuer, since(revision + 1, i64::MAX), at(0))
+        .await
+        .unwrap();
+    assert_eq!(later.iter().count(), 0);
+    let revoked = store
+        .revoked_certificates(issuer, Revisions::up_to(i64::MAX), at(0))
+        .await
+        .unwrap();
     let entries: Vec<_> = revoked.iter().map(Result::unwrap).collect();
     assert_eq!(entries.len(), 1);
     assert_eq!(
