@@ -4,7 +4,9 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::model::{OwnerName, RevocationReason, ScopeSet, Span, TenantName, UserRef};
+use crate::model::{
+    OwnerName, RevocationReason, ScopeSet, Span, TenantName, UserRef, WebhookEvents,
+};
 
 /// A value that must never reach a log: its `Debug` says only that it is redacted, and on
 /// the wire it is the bare value (`serde(transparent)`). Reading it takes [`Secret::expose`],
@@ -177,6 +179,12 @@ pub enum AuditAction {
     /// A tenant's own intermediate stopped signing: its keys renew under the shared one.
     #[serde(rename = "ca.undedicate")]
     CaUndedicate,
+    /// A webhook was added to a tenant.
+    #[serde(rename = "webhook.add")]
+    WebhookAdd,
+    /// A webhook was removed.
+    #[serde(rename = "webhook.remove")]
+    WebhookRemove,
 }
 
 impl AuditAction {
@@ -201,6 +209,8 @@ impl AuditAction {
         Self::CaRotateRoot,
         Self::CaDedicate,
         Self::CaUndedicate,
+        Self::WebhookAdd,
+        Self::WebhookRemove,
     ];
 
     /// The name stored in the audit log and shown by the API.
@@ -225,6 +235,8 @@ impl AuditAction {
             Self::CaRotateRoot => "ca.rotate_root",
             Self::CaDedicate => "ca.dedicate",
             Self::CaUndedicate => "ca.undedicate",
+            Self::WebhookAdd => "webhook.add",
+            Self::WebhookRemove => "webhook.remove",
         }
     }
 }
@@ -704,6 +716,98 @@ pub struct BulkRevocationResult {
     pub certificates: i64,
 }
 
+/// `POST /v1/admin/webhooks`: tell a tenant's endpoint of its key changes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebhook {
+    /// The tenant whose key changes it hears of.
+    pub tenant: TenantName,
+    /// Where messages are POSTed: `https://…`, or `http://` to a loopback address with
+    /// `allow_http`. Redirects are not followed.
+    pub url: String,
+    /// What it hears of (at least one): `key.issued`, `key.renewed`, `key.revoked`,
+    /// `key.expiring`.
+    pub events: WebhookEvents,
+    /// Allow plain http, to a loopback address only (for a receiver on the CA's host).
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+/// A webhook. `secret` is present only in the answer that adds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WebhookInfo {
+    /// Its id.
+    pub id: i64,
+    /// The tenant.
+    pub tenant: String,
+    /// Where messages go.
+    pub url: String,
+    /// What it hears of.
+    pub events: Vec<String>,
+    /// The signing secret, `whsec_<base64>`, shown once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Secret<String>>,
+    /// Who added it.
+    pub created_by: String,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// `GET /v1/admin/webhooks` and `GET /v1/admin/webhooks/deliveries` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookQuery {
+    /// Only this tenant's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<TenantName>,
+    /// Deliveries: at most this many, newest first, 1 to 1000 (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+}
+
+/// One message to one webhook and how its delivery went.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeliveryInfo {
+    /// The message id (`webhook-id`), the same on every attempt.
+    pub id: String,
+    /// The webhook.
+    pub webhook_id: i64,
+    /// The key's tenant.
+    pub tenant: String,
+    /// The event type.
+    pub event: String,
+    /// The key.
+    pub key: String,
+    /// When it happened.
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    /// `pending`, `delivered` or `failed` (given up).
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// When the next attempt is due, while pending.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub next_attempt_at: Option<OffsetDateTime>,
+    /// When it was delivered or given up.
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub finished_at: Option<OffsetDateTime>,
+    /// The HTTP status of the last attempt, if one was answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<u16>,
+    /// Why the last attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
 /// `POST /v1/keys/{id}/renew` body (optional).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -860,6 +964,8 @@ codes! {
     InvalidCharacters => "invalid_characters",
     /// A revocation reason that is not one of the accepted ones.
     InvalidReason => "invalid_reason",
+    /// A webhook URL that is not https (or, with `allow_http`, plain http to loopback).
+    InvalidWebhookUrl => "invalid_webhook_url",
     /// A password that is too weak.
     WeakPassword => "weak_password",
     /// The enrollment token was used already and cannot be revoked.
@@ -1072,6 +1178,8 @@ mod enum_tests {
                 "ca.rotate_root",
                 "ca.dedicate",
                 "ca.undedicate",
+                "webhook.add",
+                "webhook.remove",
             ]
         );
         for &action in AuditAction::ALL {

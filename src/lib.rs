@@ -49,6 +49,8 @@ pub mod publisher;
 pub mod server;
 #[cfg(feature = "server")]
 pub mod store;
+#[cfg(feature = "server")]
+pub mod webhook;
 
 /// The README, so that `cargo test --doc` compiles every ```` ```rust ```` block in it: the
 /// library section's snippets cannot drift from the API.

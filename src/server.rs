@@ -16,6 +16,7 @@ use crate::http::EdgeLimits;
 use crate::issuers::{IssuerError, IssuerRegistry};
 use crate::publisher::{CrlSchedule, Publisher, PublisherError};
 use crate::tls::{Acceptor, ListenerLimits, OnRefusal};
+use crate::webhook::WebhookWorker;
 
 /// How long start-up waits for the first CRL.
 const FIRST_CRL_WAIT: Duration = Duration::from_secs(10);
@@ -70,9 +71,50 @@ pub struct ServeOptions {
     /// How long before the active intermediate's end the CA makes the next one by itself
     /// (default [`crate::issuers::DEFAULT_ROTATE_BEFORE`]).
     pub rotate_before: time::Duration,
+    /// Webhook deliveries: the expiry notice lead times and the roots HTTPS receivers are
+    /// checked against.
+    pub webhooks: WebhookSettings,
     /// The time every rule of the CA is decided by: [`crate::clock::SystemClock`] but in tests, which move
     /// a [`crate::clock::ManualClock`] instead of waiting for certificates and CRLs to age.
     pub clock: Arc<dyn Clock>,
+}
+
+/// How the CA sends webhooks.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// `key.expiring` lead times before a key's end (none: no expiry notices).
+    pub expiry_notice: Vec<crate::model::Span>,
+    /// The PEM bundle of roots an https receiver's certificate must chain to.
+    pub roots: std::path::PathBuf,
+}
+
+/// Where Debian (and most systems) keep the public roots.
+pub const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            expiry_notice: crate::webhook::DEFAULT_EXPIRY_NOTICE.to_vec(),
+            roots: SYSTEM_ROOTS.into(),
+        }
+    }
+}
+
+/// The sender of webhooks, trusting the roots in `settings.roots`: a file that cannot be
+/// read leaves https receivers untrusted (logged), and plain http to loopback still works.
+fn webhook_poster(settings: &WebhookSettings) -> Result<crate::client::Poster, ServeError> {
+    let roots = match std::fs::read(&settings.roots) {
+        Ok(pem) => crate::tls::load_certificates(&pem, &settings.roots.display().to_string())
+            .unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!(file = %settings.roots.display(), error = %e,
+                "cannot read the roots for webhook receivers; https webhooks will fail");
+            Vec::new()
+        }
+    };
+    let (config, taken) = crate::tls::public_client_config(roots)?;
+    tracing::info!(roots = taken, file = %settings.roots.display(), "webhook receivers are checked against these roots");
+    Ok(crate::client::Poster::new(config))
 }
 
 /// File descriptors kept back from connections: the store, the CA's files, the log.
@@ -121,6 +163,8 @@ pub struct Prepared {
     pub issuers: Arc<IssuerRegistry>,
     /// The CRL publisher, not started: [`Server::start`] starts it, one-off commands do not.
     pub publisher: Publisher,
+    /// The webhook worker, not started: [`Server::start`] starts it.
+    pub webhooks: WebhookWorker,
     /// True when this start made a new CA.
     pub initialized_now: bool,
 }
@@ -173,6 +217,7 @@ pub async fn prepare(
         schedule,
         &mut metrics,
     );
+    let webhooks = WebhookWorker::new(store.webhook_outbox(), clock.clone(), &mut metrics);
     let authority = Arc::new(
         Authority::new(
             store,
@@ -207,6 +252,7 @@ pub async fn prepare(
         authority,
         issuers,
         publisher,
+        webhooks,
         initialized_now,
     })
 }
@@ -290,6 +336,7 @@ impl Server {
             authority,
             issuers,
             publisher,
+            webhooks,
             initialized_now,
         } = prepare(
             &home,
@@ -341,7 +388,12 @@ impl Server {
         if !crls.wait_for_all(FIRST_CRL_WAIT).await {
             tracing::error!("no CRL could be published at start-up; /readyz reports not ready");
         }
+        let webhook_worker = webhooks.start(
+            webhook_poster(&options.webhooks)?,
+            options.webhooks.expiry_notice.clone(),
+        );
         let background = vec![
+            webhook_worker,
             key_publisher,
             root_publisher,
             follower,

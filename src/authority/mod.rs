@@ -18,6 +18,7 @@ mod renew;
 mod revoke;
 mod throttle;
 mod token;
+mod webhook;
 
 use crate::api::AuditAction;
 use std::sync::Arc;

@@ -7,6 +7,7 @@ mod crl;
 mod keys;
 mod migrate;
 mod serve;
+mod webhook;
 
 use std::path::{Path, PathBuf};
 
@@ -47,7 +48,7 @@ enum Command {
     /// Make a new CA in the home directory (serve does this on its first start).
     Init(serve::InitArgs),
     /// Run the CA (initializing it on the first start).
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Manage tenants (admin).
     #[command(subcommand)]
     Tenant(admin::TenantCommand),
@@ -57,6 +58,9 @@ enum Command {
     /// Manage enrollment tokens (admin).
     #[command(subcommand)]
     Token(admin::TokenCommand),
+    /// Tell a tenant's endpoints of its key changes, signed (admin).
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCommand),
     /// Get a key: make a key pair here and have the CA certify it.
     Enroll(keys::EnrollArgs),
     /// List, show and revoke keys.
@@ -92,6 +96,7 @@ pub async fn run(args: Args) -> Result<()> {
         Command::Tenant(cmd) => admin::tenant(&args, cmd).await,
         Command::User(cmd) => admin::user(&args, cmd).await,
         Command::Token(cmd) => admin::token(&args, cmd).await,
+        Command::Webhook(cmd) => webhook::webhook(&args, cmd).await,
         Command::Enroll(enroll) => keys::enroll(&args, enroll).await,
         Command::Keys(cmd) => keys::keys(&args, cmd).await,
         Command::Renew(renew) => keys::renew(&args, renew).await,

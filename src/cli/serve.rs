@@ -17,6 +17,19 @@ use latchkey::tls::ListenerLimits;
 
 use super::{Args, parse_duration};
 
+/// Durations, comma-separated (`14d,3d,1d`); empty for none.
+#[derive(Debug, Clone)]
+struct Spans(Vec<latchkey::model::Span>);
+
+fn parse_spans(s: &str) -> Result<Spans, latchkey::model::SpanError> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map(Spans)
+}
+
 /// Options that shape a new CA.
 #[derive(Debug, Parser)]
 pub struct InitArgs {
@@ -104,6 +117,13 @@ pub struct ServeArgs {
     /// for --crl-validity.
     #[arg(long, default_value = "365d", value_parser = parse_duration, env = "LATCHKEY_ROTATE_BEFORE")]
     rotate_before: i64,
+    /// When to send key.expiring to webhooks: lead times before a key's end, comma-separated
+    /// (e.g. 14d,3d,1d; empty: never).
+    #[arg(long, default_value = "14d,3d,1d", value_parser = parse_spans)]
+    expiry_notice: Spans,
+    /// The PEM bundle of roots that https webhook receivers' certificates must chain to.
+    #[arg(long, env = "LATCHKEY_WEBHOOK_ROOTS", default_value = latchkey::server::SYSTEM_ROOTS)]
+    webhook_roots: PathBuf,
     /// Also serve the CRLs (and nothing else) over plain HTTP on this address, for relying
     /// parties that download CRLs themselves; a new CA names it in its distribution points.
     #[arg(long, env = "LATCHKEY_CRL_HTTP_LISTEN")]
@@ -309,6 +329,10 @@ pub async fn serve(args: &Args, serve: &ServeArgs) -> Result<()> {
         },
         crl_http_listen: serve.crl_http_listen,
         rotate_before: time::Duration::seconds(serve.rotate_before),
+        webhooks: latchkey::server::WebhookSettings {
+            expiry_notice: serve.expiry_notice.0.clone(),
+            roots: serve.webhook_roots.clone(),
+        },
         clock: Arc::new(SystemClock),
     })
     .await?;

@@ -7,8 +7,12 @@ mod keydir;
 mod keygen;
 #[cfg(feature = "pkcs12")]
 pub mod pkcs12;
+#[cfg(feature = "server")]
+mod post;
 mod renewal;
 mod resolver;
+#[cfg(feature = "server")]
+mod webhooks;
 
 use http::Method;
 use serde::Serialize;
@@ -29,6 +33,8 @@ pub use connection::Connection;
 use connection::Connection;
 pub use keydir::{KeyDir, KeyDirError};
 pub use keygen::{KeyType, NewKeyPair, new_key_pair};
+#[cfg(feature = "server")]
+pub use post::{PostError, Poster};
 pub use renewal::{RenewalStatus, Renewer, next_renewal_at};
 pub use resolver::AutoRenewingKey;
 
@@ -346,10 +352,14 @@ impl Client {
 
     /// `DELETE /v1/admin/tokens/{id}`.
     pub async fn revoke_token(&self, id: i64) -> Result<(), ClientError> {
-        let path = format!("/v1/admin/tokens/{id}");
+        self.delete(&format!("/v1/admin/tokens/{id}")).await
+    }
+
+    /// A `DELETE` answered with no content.
+    async fn delete(&self, path: &str) -> Result<(), ClientError> {
         let (status, bytes) = self
             .connection
-            .send(Method::DELETE, &path, None, None)
+            .send(Method::DELETE, path, None, None)
             .await?;
         if status.is_success() {
             return Ok(());

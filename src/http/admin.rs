@@ -6,12 +6,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 
-use super::extract::{ApiJson, ApiPath, ApiQuery, TokenId};
+use super::extract::{ApiJson, ApiPath, ApiQuery, TokenId, WebhookId};
 use super::views;
 use super::{ApiError, AppState};
 use crate::api::{
-    AuditPage, AuditQuery, BulkRevocation, BulkRevocationResult, NewTenant, NewToken, NewUser,
-    TenantChange, TenantInfo, TokenInfo, TokenQuery, UserChange, UserInfo,
+    AuditPage, AuditQuery, BulkRevocation, BulkRevocationResult, DeliveryInfo, NewTenant, NewToken,
+    NewUser, NewWebhook, TenantChange, TenantInfo, TokenInfo, TokenQuery, UserChange, UserInfo,
+    WebhookInfo, WebhookQuery,
 };
 use crate::authority::Admin;
 use crate::model::{TenantName, UserRef};
@@ -134,4 +135,49 @@ pub async fn audit(
     ApiQuery(query): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     Ok(Json(authority.audit_log(&admin, query).await?.into()))
+}
+
+/// `POST /v1/admin/webhooks`: the answer holds the webhook's secret, shown this once.
+pub async fn add_webhook(
+    State(authority): State<AppState>,
+    admin: Admin,
+    ApiJson(request): ApiJson<NewWebhook>,
+) -> Result<(StatusCode, Json<WebhookInfo>), ApiError> {
+    let (webhook, secret) = authority.add_webhook(&admin, request).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(views::webhook_info(webhook, Some(secret))),
+    ))
+}
+
+/// `GET /v1/admin/webhooks`: without secrets.
+pub async fn webhooks(
+    State(authority): State<AppState>,
+    admin: Admin,
+    ApiQuery(query): ApiQuery<WebhookQuery>,
+) -> Result<Json<Vec<WebhookInfo>>, ApiError> {
+    Ok(Json(views::all(
+        authority.webhooks(&admin, query.tenant.as_ref()).await?,
+    )))
+}
+
+/// `DELETE /v1/admin/webhooks/{id}`: nothing more is sent to it.
+pub async fn remove_webhook(
+    State(authority): State<AppState>,
+    admin: Admin,
+    ApiPath(WebhookId(id)): ApiPath<WebhookId>,
+) -> Result<StatusCode, ApiError> {
+    authority.remove_webhook(&admin, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/admin/webhooks/deliveries`: the newest messages and how each went.
+pub async fn webhook_deliveries(
+    State(authority): State<AppState>,
+    admin: Admin,
+    ApiQuery(query): ApiQuery<WebhookQuery>,
+) -> Result<Json<Vec<DeliveryInfo>>, ApiError> {
+    Ok(Json(views::all(
+        authority.webhook_deliveries(&admin, &query).await?,
+    )))
 }

@@ -20,8 +20,8 @@ use super::AppState;
 use super::problem::{ApiError, RequestError};
 use crate::api::{
     AuditQuery, BulkRevocation, CaQuery, Code, CrlQuery, DeltaQuery, EnrollRequest, IssuerQuery,
-    KeyQuery, NewTenant, NewToken, NewUser, RenewRequest, RevokeRequest, TenantChange, TokenQuery,
-    UserChange,
+    KeyQuery, NewTenant, NewToken, NewUser, NewWebhook, RenewRequest, RevokeRequest, TenantChange,
+    TokenQuery, UserChange, WebhookQuery,
 };
 use crate::authority::{Admin, AuthorityError, Caller, Credential, KeyHolder, Reader};
 use crate::model::{KeyId, OwnerName, RevocationReason, ScopeSet, Span, TenantName, UserRef};
@@ -372,6 +372,19 @@ const SPAN: Rule = Rule {
     refusal: Refusal::Invalid(Code::InvalidRequest),
     refused: refuses_text::<Span>,
 };
+/// The reason a JSON list of strings is not a set of webhook events, if it is such a list.
+fn refuses_events(value: &Value) -> Option<String> {
+    let items: Vec<String> = serde_json::from_value(value.clone()).ok()?;
+    items
+        .iter()
+        .find_map(|item| item.parse::<crate::model::WebhookEvent>().err())
+        .map(|e| e.to_string())
+}
+
+const EVENTS: Rule = Rule {
+    refusal: Refusal::Invalid(Code::InvalidRequest),
+    refused: refuses_events,
+};
 const REASON: Rule = Rule {
     refusal: Refusal::Invalid(Code::InvalidReason),
     refused: refuses_text::<RevocationReason>,
@@ -416,6 +429,8 @@ wire_requests! {
     DeltaQuery => [],
     IssuerQuery => [],
     CaQuery => [tenant: TENANT],
+    NewWebhook => [tenant: TENANT, events: EVENTS],
+    WebhookQuery => [tenant: TENANT],
 }
 
 /// A path parameter: parsed with `FromStr`, refused as [`PathParam::REFUSAL`] says.
@@ -450,6 +465,22 @@ impl std::str::FromStr for TokenId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         s.parse().map(Self)
     }
+}
+
+/// A webhook's id in a path (`/v1/admin/webhooks/{webhook_id}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookId(pub i64);
+
+impl std::str::FromStr for WebhookId {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(Self)
+    }
+}
+
+impl PathParam for WebhookId {
+    const REFUSAL: Refusal = Refusal::NotFound("webhook");
 }
 
 #[cfg(test)]

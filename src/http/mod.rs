@@ -85,7 +85,19 @@ pub fn router(authority: Arc<Authority>, crls: PublishedCrls, limits: EdgeLimits
         )
         .route("/v1/admin/tokens/{token_id}", delete(admin::revoke_token))
         .route("/v1/admin/revocations", post(admin::revoke_many))
-        .route("/v1/admin/audit", get(admin::audit));
+        .route("/v1/admin/audit", get(admin::audit))
+        .route(
+            "/v1/admin/webhooks",
+            post(admin::add_webhook).get(admin::webhooks),
+        )
+        .route(
+            "/v1/admin/webhooks/deliveries",
+            get(admin::webhook_deliveries),
+        )
+        .route(
+            "/v1/admin/webhooks/{webhook_id}",
+            delete(admin::remove_webhook),
+        );
     Router::new()
         .route("/v1/keys", post(keys::enroll).get(keys::list))
         .route("/v1/keys/{key_id}", get(keys::show).delete(keys::revoke))

@@ -151,6 +151,7 @@ pub fn status(code: Code) -> StatusCode {
         | C::InvalidName
         | C::InvalidCharacters
         | C::InvalidReason
+        | C::InvalidWebhookUrl
         | C::WeakPassword
         | C::TokenNotRevocable => StatusCode::UNPROCESSABLE_ENTITY,
         C::TooManyAttempts | C::RenewalTooSoon => StatusCode::TOO_MANY_REQUESTS,

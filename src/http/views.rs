@@ -5,14 +5,14 @@
 //! serials in lowercase hex, times in RFC 3339, names as given.
 
 use crate::api::{
-    AuditEventInfo, AuditPage, BulkRevocationResult, CertificateInfo, EnrollResponse, IssuerInfo,
-    IssuerList, KeyInfo, KeyPage, KeyStatus as WireKeyStatus, Secret, TenantInfo, TokenInfo,
-    TokenStatus as WireTokenStatus, UserInfo,
+    AuditEventInfo, AuditPage, BulkRevocationResult, CertificateInfo, DeliveryInfo, EnrollResponse,
+    IssuerInfo, IssuerList, KeyInfo, KeyPage, KeyStatus as WireKeyStatus, Secret, TenantInfo,
+    TokenInfo, TokenStatus as WireTokenStatus, UserInfo, WebhookInfo,
 };
 use crate::issuers::IssuerSet;
 use crate::model::{
-    AuditRecord, CertificateRecord, IssuedKey, KeyStatus, KeyView, Listing, RevocationCount,
-    ScopeSet, TenantRecord, TokenStatus, TokenView, UserRecord,
+    AuditRecord, CertificateRecord, DeliveryRecord, IssuedKey, KeyStatus, KeyView, Listing,
+    RevocationCount, ScopeSet, TenantRecord, TokenStatus, TokenView, UserRecord, WebhookRecord,
 };
 
 /// `GET /v1/issuers`: every intermediate, oldest first.
@@ -192,4 +192,47 @@ impl From<Listing<AuditRecord>> for AuditPage {
 /// Every item of a list on the wire.
 pub(super) fn all<T, W: From<T>>(items: Vec<T>) -> Vec<W> {
     items.into_iter().map(W::from).collect()
+}
+
+/// A webhook; `secret` only in the answer that adds it.
+pub(super) fn webhook_info(webhook: WebhookRecord, secret: Option<Secret<String>>) -> WebhookInfo {
+    WebhookInfo {
+        id: webhook.id,
+        tenant: webhook.tenant.to_string(),
+        url: webhook.url,
+        events: webhook
+            .events
+            .iter()
+            .map(|e| e.as_str().to_owned())
+            .collect(),
+        secret,
+        created_by: webhook.created_by,
+        created_at: webhook.created_at,
+    }
+}
+
+impl From<WebhookRecord> for WebhookInfo {
+    /// A listed webhook: never its secret.
+    fn from(webhook: WebhookRecord) -> Self {
+        webhook_info(webhook, None)
+    }
+}
+
+impl From<DeliveryRecord> for DeliveryInfo {
+    fn from(d: DeliveryRecord) -> Self {
+        Self {
+            id: d.message_id,
+            webhook_id: d.webhook_id,
+            tenant: d.tenant.to_string(),
+            event: d.event.as_str().to_owned(),
+            key: d.key_id.to_string(),
+            occurred_at: d.occurred_at,
+            status: d.status.as_str().to_owned(),
+            attempts: d.attempts,
+            next_attempt_at: d.next_attempt_at,
+            finished_at: d.finished_at,
+            last_status: d.last_status,
+            last_error: d.last_error,
+        }
+    }
 }

@@ -32,6 +32,7 @@ mod span;
 mod tenant_id;
 #[cfg(feature = "server")]
 pub mod text;
+mod webhook;
 
 pub use ip_net::{IpNet, IpNetError};
 pub use key_id::KeyId;
@@ -48,3 +49,6 @@ pub use source::SourceNet;
 pub use span::{Span, SpanError};
 #[cfg(feature = "server")]
 pub use tenant_id::TenantId;
+pub use webhook::{
+    DeliveryRecord, DeliveryStatus, WebhookEvent, WebhookEventError, WebhookEvents, WebhookRecord,
+};

@@ -37,6 +37,13 @@ impl Span {
         }
     }
 
+    /// A span of whole `days`.
+    pub const fn from_days(days: u32) -> Self {
+        Self {
+            seconds: days as i64 * 86_400,
+        }
+    }
+
     /// Its length in seconds (never negative).
     pub fn seconds(self) -> i64 {
         self.seconds

@@ -165,6 +165,52 @@ const TABLES: &[Table] = &[
         ],
         Some("id"),
     ),
+    (
+        "webhooks",
+        &[
+            ("id", Int),
+            ("tenant_id", Int),
+            ("url", Text),
+            ("events", Text),
+            ("secret", Text),
+            ("allow_http", Int),
+            ("created_by", Text),
+            ("created_at", Int),
+            ("removed_at", Int),
+        ],
+        Some("id"),
+    ),
+    (
+        "webhook_outbox",
+        &[
+            ("id", Int),
+            ("webhook_id", Int),
+            ("event_type", Text),
+            ("key_id", Text),
+            ("occurred_at", Int),
+            ("detail", Text),
+            ("attempts", Int),
+            ("next_attempt_at", Int),
+            ("claimed_by", Text),
+            ("claimed_until", Int),
+            ("delivered_at", Int),
+            ("failed_at", Int),
+            ("last_status", Int),
+            ("last_error", Text),
+        ],
+        Some("id"),
+    ),
+    (
+        "webhook_expiry_notices",
+        &[
+            ("id", Int),
+            ("webhook_id", Int),
+            ("key_id", Text),
+            ("lead_seconds", Int),
+            ("noticed_at", Int),
+        ],
+        Some("id"),
+    ),
 ];
 
 /// Rows read per round trip.

@@ -23,6 +23,7 @@ use super::keys::{NewCertificate, NewKey, TokenUse};
 use super::refusal::Refusal;
 use super::rows::seconds;
 use super::{Backend, Store, StoreError, WriteTurn, unique_as};
+use crate::model::WebhookEvent;
 
 /// The most issuances one transaction records.
 const MAX_BATCH: usize = 64;
@@ -215,7 +216,19 @@ async fn record_one_as_statement(
         .execute(&mut **tx)
         .await;
     Ok(match inserted {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            // The tenant's webhooks hear of it from this same transaction.
+            super::webhooks::enqueue(
+                tx,
+                key.tenant_id.get(),
+                WebhookEvent::KeyIssued,
+                key.id.as_str(),
+                *now,
+                super::webhooks::issued_detail(key, c),
+            )
+            .await?;
+            Ok(())
+        }
         Err(e) => match Refusal::from_error(&e) {
             Ok(Some(refusal)) => Err(refusal.into()),
             Ok(None) => Err(unique_as(e, StoreError::Collision)),

@@ -238,6 +238,17 @@ impl Store {
             // Refused with `PublicKeyInUse` by the database when another key holds the public
             // key (migration 0009, the one place of that rule).
             insert_certificate(tx, certificate, Some(generation + 1)).await?;
+            if let Some(key_id) = key_id {
+                super::webhooks::enqueue(
+                    tx.conn(),
+                    tenant_id,
+                    crate::model::WebhookEvent::KeyRenewed,
+                    key_id,
+                    renewal.now,
+                    super::webhooks::renewed_detail(certificate),
+                )
+                .await?;
+            }
             // Narrowing only: scopes the owner lost and a tenant's lowered maximum lifetime.
             sqlx::query(
                 "UPDATE keys SET scopes = $1, \

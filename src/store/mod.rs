@@ -13,6 +13,7 @@ mod issuance;
 mod issuers;
 mod keys;
 mod ledger;
+mod outbox;
 mod refusal;
 mod revocations;
 mod root_crls;
@@ -20,6 +21,7 @@ mod rows;
 mod synthetic;
 mod tenants;
 mod tokens;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -33,6 +35,7 @@ pub use keys::{
     CertificateRow, KeyFilter, KeyRow, ListedCertificate, NewCertificate, NewKey, Renewal, TokenUse,
 };
 pub use ledger::RevocationLedger;
+pub use outbox::{AttemptOutcome, OutboxMessage, WebhookOutbox};
 pub use revocations::{
     CrlBasis, CrlMarks, CrlRow, Revisions, RevocationScope, RevokedCertificate, RevokedList,
 };
@@ -41,6 +44,7 @@ pub use rows::{CertificateKind, CertificateKindError, whole_second};
 pub use tenants::UserChange;
 pub use tenants::{TenantRow, UserRow};
 pub use tokens::{NewToken, TokenCredential, TokenRow};
+pub use webhooks::{NewWebhook, WebhookRow};
 
 /// What went wrong in the store.
 ///

@@ -3,7 +3,7 @@ use time::OffsetDateTime;
 use super::audit::AuditEvent;
 use super::rows::seconds;
 use super::{Backend, Change, Store, StoreError, unique_as};
-use crate::model::{KeyId, OwnerName, RevocationReason, Serial, TenantId};
+use crate::model::{KeyId, OwnerName, RevocationReason, Serial, TenantId, WebhookEvent};
 
 /// How many CRLs of an issuer the store keeps.
 const CRLS_KEPT: i64 = 3;
@@ -181,17 +181,29 @@ impl Store {
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<Option<i64>, StoreError> {
+        let at = now;
         let now = seconds(now);
         self.write(event, async |tx, event| {
-            let key = sqlx::query(
+            let key: Option<(i64,)> = sqlx::query_as(
                 "UPDATE keys SET revoked_at = $1, revocation_reason = $2 \
-                 WHERE id = $3 AND revoked_at IS NULL",
+                 WHERE id = $3 AND revoked_at IS NULL RETURNING tenant_id",
             )
             .bind(now)
             .bind(reason.as_str())
             .bind(key_id.as_str())
-            .execute(tx.conn())
+            .fetch_optional(tx.conn())
             .await?;
+            if let Some((tenant_id,)) = key {
+                super::webhooks::enqueue(
+                    tx.conn(),
+                    tenant_id,
+                    WebhookEvent::KeyRevoked,
+                    key_id.as_str(),
+                    at,
+                    serde_json::json!({ "reason": reason.as_str() }),
+                )
+                .await?;
+            }
             // Swept even when the key was revoked already: nothing of a revoked key stays valid.
             let certificates = sqlx::query(
                 "UPDATE certificates SET revoked_at = $1, revocation_reason = $2, revocation_revision = 0 \
@@ -202,7 +214,7 @@ impl Store {
             .bind(key_id.as_str())
             .execute(tx.conn())
             .await?;
-            if key.rows_affected() == 0 && certificates.rows_affected() == 0 {
+            if key.is_none() && certificates.rows_affected() == 0 {
                 return Ok(Change::None(None));
             }
             event.detail["certificates"] = certificates.rows_affected().into();
@@ -221,6 +233,7 @@ impl Store {
         now: OffsetDateTime,
         event: &AuditEvent,
     ) -> Result<(i64, i64), StoreError> {
+        let at = now;
         let now = seconds(now);
         // '' is no owner name, so it stands for "every owner" in the statements.
         let owner = scope
@@ -228,6 +241,15 @@ impl Store {
             .as_ref()
             .map_or(String::new(), |o| o.as_str().to_owned());
         self.write(event, async |tx, event| {
+            // The tenant's webhooks hear of every key about to be revoked, in this transaction.
+            super::webhooks::enqueue_bulk_revocation(
+                tx.conn(),
+                scope.tenant_id.get(),
+                &owner,
+                at,
+                serde_json::json!({ "reason": reason.as_str() }),
+            )
+            .await?;
             // Keys first (taking their row locks), then every certificate of a revoked key in
             // scope, so a renewal racing this either committed before or is refused after.
             let keys = sqlx::query(

@@ -84,7 +84,7 @@ pub(super) fn time(
 }
 
 /// A stored time that may be absent (NULL).
-fn optional_time(
+pub(super) fn optional_time(
     table: &'static str,
     column: &'static str,
     t: Option<i64>,
@@ -93,7 +93,11 @@ fn optional_time(
 }
 
 /// A stored name (key id, tenant, owner, reason, kind…), or `Corrupt` naming `table.column`.
-fn parse<T: FromStr>(table: &'static str, column: &'static str, s: &str) -> Result<T, StoreError> {
+pub(super) fn parse<T: FromStr>(
+    table: &'static str,
+    column: &'static str,
+    s: &str,
+) -> Result<T, StoreError> {
     s.parse().map_err(|_| StoreError::corrupt(table, column, s))
 }
 

@@ -27,6 +27,25 @@ pub enum ConfigError {
     Verifier(#[from] rustls::server::VerifierBuilderError),
 }
 
+/// A client configuration for calling third-party HTTPS servers (the CA's webhook
+/// receivers): `roots` are the trust anchors (a system bundle; certificates in it that
+/// webpki cannot use are passed over), no client certificate, no resumption. Returns it and
+/// how many roots were taken.
+#[cfg(feature = "server")]
+pub fn public_client_config(
+    roots: Vec<CertificateDer<'static>>,
+) -> Result<(ClientConfig, usize), ConfigError> {
+    let mut store = RootCertStore::empty();
+    let (taken, _passed_over) = store.add_parsable_certificates(roots);
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    config.resumption = rustls::client::Resumption::disabled();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok((config, taken))
+}
+
 /// The one crypto provider latchkey uses: ring, named explicitly so that no dependency can
 /// make the choice ambiguous.
 pub(crate) fn provider() -> Arc<CryptoProvider> {

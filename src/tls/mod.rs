@@ -32,6 +32,8 @@ pub(crate) use ca_listener_verifier::{CaIntermediates, CaServerChain};
 #[cfg(feature = "server")]
 pub(crate) use config::ca_listener_config;
 pub(crate) use config::provider;
+#[cfg(feature = "server")]
+pub use config::public_client_config;
 pub(crate) use config::relying_server_config;
 pub use config::{ConfigError, client_config, load_certificates, load_private_key};
 #[cfg(feature = "axum")]

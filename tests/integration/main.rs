@@ -36,3 +36,4 @@ mod store;
 mod support;
 mod tls;
 mod verifier;
+mod webhooks;

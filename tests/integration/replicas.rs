@@ -351,6 +351,20 @@ async fn migrate_moves_a_sqlite_ca_onto_postgres_and_it_serves_the_same() {
     let mut ca = Ca::start_with(&["--renew-interval", "0s"]);
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
         .await;
+    // A webhook, whose outbox fills with the changes below (and whose expiry notices are
+    // kept), moves with the rest.
+    let webhook = ca
+        .admin()
+        .add_webhook(&latchkey::api::NewWebhook {
+            tenant: "acme".parse().unwrap(),
+            url: "https://hooks.invalid/latchkey".into(),
+            events: "key.issued,key.renewed,key.revoked,key.expiring"
+                .parse()
+                .unwrap(),
+            allow_http: false,
+        })
+        .await
+        .unwrap();
     let kept = ca
         .enroll_into("alice@acme", &["read:metrics"], "kept")
         .await;
@@ -432,8 +446,26 @@ async fn migrate_moves_a_sqlite_ca_onto_postgres_and_it_serves_the_same() {
         "{said}"
     );
 
+    let deliveries_before = ca.store().await.deliveries(None, 1000).await.unwrap();
     ca.restart_on(&pg.url);
     let admin = ca.admin();
+    let webhooks = admin.webhooks(None).await.unwrap();
+    assert_eq!(
+        webhooks.iter().map(|w| w.id).collect::<Vec<_>>(),
+        [webhook.id]
+    );
+    let deliveries_after = ca.store().await.deliveries(None, 1000).await.unwrap();
+    assert_eq!(
+        deliveries_before
+            .iter()
+            .map(|d| &d.message_id)
+            .collect::<Vec<_>>(),
+        deliveries_after
+            .iter()
+            .map(|d| &d.message_id)
+            .collect::<Vec<_>>()
+    );
+    assert!(deliveries_before.len() >= 5, "{deliveries_before:?}");
     let keys_after = admin.list_keys(None, &KeyQuery::default()).await.unwrap();
     let ids = |p: &latchkey::api::KeyPage| {
         p.keys

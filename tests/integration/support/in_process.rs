@@ -76,6 +76,7 @@ impl InProcess {
                     edge: EdgeLimits::default(),
                     crl_http_listen: None,
                     rotate_before: latchkey::issuers::DEFAULT_ROTATE_BEFORE,
+                    webhooks: latchkey::server::WebhookSettings::default(),
                     clock: Arc::new(clock),
                 };
                 let server = match Server::start(options).await {
