@@ -50,6 +50,7 @@ impl<T> std::fmt::Debug for Secret<T> {
 
 /// Where a key stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum KeyStatus {
     /// Neither revoked nor past its expiry.
@@ -90,6 +91,7 @@ impl std::str::FromStr for KeyStatus {
 
 /// Where an enrollment token stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TokenStatus {
     /// Usable.
@@ -117,6 +119,7 @@ impl TokenStatus {
 /// What an audit event records. The names are stored in the audit log, so they never
 /// change: a new action gets a new name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub enum AuditAction {
     /// A key and its first certificate were issued.
     #[serde(rename = "key.issue")]
@@ -231,6 +234,7 @@ impl AuditAction {
 
 /// `GET /v1/keys` query: what the client sends and the server reads.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct KeyQuery {
     /// Only this tenant's keys (administrators only).
@@ -266,6 +270,7 @@ pub struct KeyQuery {
 
 /// `GET /v1/admin/audit` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only this tenant's events.
@@ -301,6 +306,7 @@ pub struct AuditQuery {
 
 /// `GET /v1/admin/tokens` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct TokenQuery {
     /// Only this tenant's tokens.
@@ -310,6 +316,7 @@ pub struct TokenQuery {
 
 /// `GET /v1/crl` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct CrlQuery {
     /// Answer with a CRL numbered above this…
@@ -322,6 +329,7 @@ pub struct CrlQuery {
 
 /// `GET /v1/ca` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct CaQuery {
     /// The chain of this tenant's keys: its own intermediates when it has a dedicated one,
@@ -332,6 +340,7 @@ pub struct CaQuery {
 
 /// `GET /v1/issuers` query: a long poll on the set of issuers.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct IssuerQuery {
     /// Answer once the issuers' revision is above this…
@@ -344,6 +353,7 @@ pub struct IssuerQuery {
 
 /// Where an issuing intermediate stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum IssuerStatus {
     /// Signs every new certificate (of every tenant without a dedicated issuer, or of its
@@ -369,6 +379,7 @@ impl IssuerStatus {
 
 /// One issuing intermediate of the CA.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct IssuerInfo {
     /// Its id: `GET /v1/issuers/{id}/crl`.
     pub id: i64,
@@ -394,6 +405,7 @@ pub struct IssuerInfo {
 
 /// `GET /v1/issuers`: every issuing intermediate the CA has had, oldest first.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct IssuerList {
     /// Grows whenever an issuer is added or changes status: the long poll's `newer_than`.
     pub revision: i64,
@@ -424,6 +436,7 @@ where
 
 /// `POST /v1/keys`: get a key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
     /// A PEM `CERTIFICATE REQUEST`; only its public key is used, after its signature verifies.
@@ -450,6 +463,7 @@ pub struct EnrollRequest {
 
 /// `POST /v1/keys` answer: the key's metadata and its first certificate.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct EnrollResponse {
     /// The key.
     pub key: KeyInfo,
@@ -463,6 +477,7 @@ pub struct EnrollResponse {
 
 /// A key's metadata. Never a secret.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct KeyInfo {
     /// The key id.
     pub id: String,
@@ -505,6 +520,7 @@ fn is_zero(n: &i64) -> bool {
 
 /// One certificate of a key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct CertificateInfo {
     /// Serial, lowercase hex.
     pub serial: String,
@@ -520,6 +536,7 @@ pub struct CertificateInfo {
 
 /// A page of keys, newest first.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct KeyPage {
     /// The keys.
     pub keys: Vec<KeyInfo>,
@@ -530,6 +547,7 @@ pub struct KeyPage {
 
 /// `POST /v1/admin/tenants`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     /// The tenant's name.
@@ -545,6 +563,7 @@ pub struct NewTenant {
 
 /// A tenant.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct TenantInfo {
     /// Its name.
     pub name: String,
@@ -559,11 +578,13 @@ pub struct TenantInfo {
 
 /// `POST /v1/admin/users`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// `owner@tenant`.
     pub user: UserRef,
     /// The password, stored only as an argon2id hash.
+    #[cfg_attr(feature = "server", schema(value_type = String, format = Password))]
     pub password: Secret<String>,
     /// The scopes the user may put into its keys (at least one).
     pub scopes: ScopeSet,
@@ -571,6 +592,7 @@ pub struct NewUser {
 
 /// A user.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct UserInfo {
     /// `owner@tenant`.
     pub user: String,
@@ -585,6 +607,7 @@ pub struct UserInfo {
 
 /// `POST /v1/admin/tokens`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// The owner of the key the token enrolls, `owner@tenant`.
@@ -598,11 +621,13 @@ pub struct NewToken {
 
 /// An enrollment token. `token` (the secret) is present only in the answer that creates it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct TokenInfo {
     /// The token's id.
     pub id: i64,
     /// The secret, shown once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>, format = Password))]
     pub token: Option<Secret<String>>,
     /// `owner@tenant` of the key it enrolls.
     pub owner: String,
@@ -633,6 +658,7 @@ impl Problem {
 
 /// An RFC 9457 problem document: every error the API returns.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct Problem {
     /// A URI naming the problem type.
     #[serde(rename = "type")]
@@ -645,11 +671,13 @@ pub struct Problem {
     #[serde(default)]
     pub detail: String,
     /// The stable machine-readable code, such as `scope_not_granted`.
+    #[cfg_attr(feature = "server", schema(value_type = Code))]
     pub code: String,
 }
 
 /// `DELETE /v1/keys/{id}` body (optional): why the key is revoked.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequest {
     /// `key_compromise`, `superseded`, `cessation_of_operation`, `affiliation_changed` or
@@ -660,6 +688,7 @@ pub struct RevokeRequest {
 
 /// `POST /v1/admin/revocations`: revoke every key of a tenant, or of one owner in it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BulkRevocation {
     /// The tenant.
@@ -674,6 +703,7 @@ pub struct BulkRevocation {
 
 /// The answer to a bulk revocation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct BulkRevocationResult {
     /// Keys revoked.
     pub keys: i64,
@@ -683,6 +713,7 @@ pub struct BulkRevocationResult {
 
 /// `POST /v1/keys/{id}/renew` body (optional).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RenewRequest {
     /// A CSR for a new key pair; without one the current public key is certified again.
@@ -692,6 +723,7 @@ pub struct RenewRequest {
 
 /// `PATCH /v1/admin/tenants/{tenant}`: fields left out stay as they are.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TenantChange {
     /// A new maximum key lifetime, in days (1 to 180).
@@ -709,6 +741,7 @@ pub struct TenantChange {
 
 /// `PATCH /v1/admin/users/{user}`: fields left out stay as they are.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UserChange {
     /// Disable (true) or enable (false): a disabled user gets no new keys.
@@ -719,11 +752,13 @@ pub struct UserChange {
     pub scopes: Option<ScopeSet>,
     /// A new password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>, format = Password))]
     pub password: Option<Secret<String>>,
 }
 
 /// One audit event.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct AuditEventInfo {
     /// Its position in the log (newer is higher).
     pub id: i64,
@@ -746,6 +781,7 @@ pub struct AuditEventInfo {
 
 /// A page of audit events, newest first.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct AuditPage {
     /// The events.
     pub events: Vec<AuditEventInfo>,

@@ -50,6 +50,16 @@ impl LongPolls {
 
 /// `GET /v1/crl`: the CRL of the oldest shared intermediate still published (the one every
 /// certificate made before the first rotation names). Needs nothing.
+#[utoipa::path(
+    get, path = "/v1/crl", tag = "ca",
+    params(CrlQuery),
+    responses(
+        (status = 200, description = "The oldest shared intermediate's CRL: DER, or PEM with `Accept: application/x-pem-file`.",
+         content(([u8] = "application/pkix-crl"), (String = "application/x-pem-file")),
+         headers(("ETag" = String), ("latchkey-crl-number" = i64, description = "The CRL's number."))),
+        (status = 304, description = "The `If-None-Match` tag is current, or the long poll ended with nothing newer than `newer_than`."),
+    ),
+)]
 pub async fn crl(
     State(crls): State<PublishedCrls>,
     long_polls: Extension<LongPolls>,
@@ -63,6 +73,16 @@ pub async fn crl(
 
 /// `GET /v1/issuers/{id}/crl`: one intermediate's CRL, as `GET /v1/crl` serves its own;
 /// 404 for an intermediate that is unknown or retired. Needs nothing.
+#[utoipa::path(
+    get, path = "/v1/issuers/{id}/crl", tag = "ca",
+    params(("id" = i64, Path, description = "The intermediate's id (`GET /v1/issuers`)."), CrlQuery),
+    responses(
+        (status = 200, description = "That intermediate's CRL: DER, or PEM with `Accept: application/x-pem-file`.",
+         content(([u8] = "application/pkix-crl"), (String = "application/x-pem-file")),
+         headers(("ETag" = String), ("latchkey-crl-number" = i64, description = "The CRL's number."))),
+        (status = 304, description = "The `If-None-Match` tag is current, or the long poll ended with nothing newer than `newer_than`."),
+    ),
+)]
 pub async fn issuer_crl(
     State(crls): State<PublishedCrls>,
     Path(id): Path<String>,
@@ -134,7 +154,7 @@ async fn issuer_crl_response(
 }
 
 /// RFC 9110 §13.1.2: `*`, or any listed tag equal to ours under weak comparison.
-fn if_none_match(header: &str, etag: &str) -> bool {
+pub(super) fn if_none_match(header: &str, etag: &str) -> bool {
     header
         .split(',')
         .map(str::trim)
@@ -174,6 +194,15 @@ fn set_common(h: &mut HeaderMap, crl: &PublishedCrl, etag: &str, stale: bool) {
 
 /// `GET /v1/crl/root`: the first root's CRL (the intermediates it revoked), DER or PEM by
 /// `Accept`, with an ETag. Needs nothing.
+#[utoipa::path(
+    get, path = "/v1/crl/root", tag = "ca",
+    responses(
+        (status = 200, description = "The first root's CRL: DER, or PEM with `Accept: application/x-pem-file`.",
+         content(([u8] = "application/pkix-crl"), (String = "application/x-pem-file")),
+         headers(("ETag" = String), ("latchkey-crl-number" = i64, description = "The CRL's number."))),
+        (status = 304, description = "The `If-None-Match` tag is current."),
+    ),
+)]
 pub async fn root_crl(
     State(crls): State<PublishedCrls>,
     headers: HeaderMap,
@@ -185,6 +214,16 @@ pub async fn root_crl(
 /// `GET /v1/roots/{key id}/crl`: the CRL of the root with that subject key identifier (hex),
 /// as `GET /v1/crl/root` serves the first root's; a root a rollover made names it. Needs
 /// nothing.
+#[utoipa::path(
+    get, path = "/v1/roots/{key_id}/crl", tag = "ca",
+    params(("key_id" = String, Path, description = "The root's subject key identifier, hex.")),
+    responses(
+        (status = 200, description = "That root's CRL: DER, or PEM with `Accept: application/x-pem-file`.",
+         content(([u8] = "application/pkix-crl"), (String = "application/x-pem-file")),
+         headers(("ETag" = String), ("latchkey-crl-number" = i64, description = "The CRL's number."))),
+        (status = 304, description = "The `If-None-Match` tag is current."),
+    ),
+)]
 pub async fn root_crl_by_key_id(
     State(crls): State<PublishedCrls>,
     Path(key_id): Path<String>,
@@ -219,6 +258,15 @@ fn root_crl_response(
 /// `GET /v1/crl/bundle.pem`: every published intermediate's CRL, then every root's, in one
 /// PEM file: what nginx `ssl_crl` and HAProxy `crl-file` take when they check the whole
 /// chain (each finds the CRL of a certificate's issuer by the issuer's name).
+#[utoipa::path(
+    get, path = "/v1/crl/bundle.pem", tag = "ca",
+    responses(
+        (status = 200, description = "Every published intermediate's CRL, then every root's, PEM.",
+         content_type = "application/x-pem-file", body = String,
+         headers(("ETag" = String), ("latchkey-crl-number" = i64, description = "The newest intermediate CRL's number."))),
+        (status = 304, description = "The `If-None-Match` tag is current."),
+    ),
+)]
 pub async fn crl_bundle(
     State(crls): State<PublishedCrls>,
     headers: HeaderMap,
