@@ -157,7 +157,10 @@ fn routes() -> OpenApiRouter<CaState> {
         ))
         .routes(with_problems(
             routes!(keys::list),
-            P::reader().query::<KeyQuery>().and(&[C::AdminRequired]),
+            // An administrator's `tenant` filter naming no tenant: `not_found`.
+            P::reader()
+                .query::<KeyQuery>()
+                .and(&[C::AdminRequired, C::NotFound]),
         ))
         .routes(with_problems(
             routes!(keys::show),

@@ -1,7 +1,8 @@
 //! The OpenAPI document, `GET /v1/openapi.json`, against the real server: anyone may fetch it
 //! (with curl) and cache it; every operation it describes is routed, and answers only with
 //! statuses and problem codes it lists for that operation; an independent validator
-//! (`openapi-spec-validator`, PyPI) accepts it. That every route of the router is in the
+//! (`openapi-spec-validator`, PyPI) accepts it; and schemathesis (PyPI), generating requests
+//! from it, finds no answer it does not describe. That every route of the router is in the
 //! document is `http::tests::the_document_names_exactly_the_routers_routes` (axum lists its
 //! routes only to code inside the crate).
 
@@ -216,4 +217,63 @@ fn validate(file: &Path) -> std::process::Output {
         .arg(file)
         .output()
         .expect("python3")
+}
+
+/// Schemathesis (PyPI) generates requests from the document, a few per operation and
+/// deterministically, as the administrator, and checks that every answer's status, media
+/// type and body are ones the document describes for that operation. The long polls
+/// (`/v1/crl`, `/v1/issuers`, an issuer's CRL) are left out: a generated `wait` holds a
+/// request for up to a minute; the test above calls each of them.
+#[tokio::test]
+async fn schemathesis_finds_no_answer_the_document_does_not_describe() {
+    let test = "schemathesis_finds_no_answer_the_document_does_not_describe";
+    let have = Command::new("schemathesis")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !have {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: schemathesis is missing and CI=true: .ci/run installs it"
+        );
+        eprintln!("SKIPPED {test}: pip install schemathesis");
+        return;
+    }
+    let ca = Ca::in_process(Policy::default());
+    let (status, _, _) = curl_document(&ca, &[]);
+    assert_eq!(status, "200");
+    let out = tokio::task::spawn_blocking(move || {
+        let out = Command::new("schemathesis")
+            .args(["run", "openapi.json", "--url", &ca.url])
+            .args(["--tls-verify", "certs/ca.pem"])
+            .args(["--request-cert", "certs/admin/chain.pem"])
+            .args(["--request-cert-key", "certs/admin/key.pem"])
+            .args([
+                "--max-examples",
+                "5",
+                "--generation-deterministic",
+                "--workers",
+                "1",
+            ])
+            .args([
+                "--checks",
+                "status_code_conformance,content_type_conformance,response_schema_conformance",
+            ])
+            .args(["--exclude-path", "/v1/crl"])
+            .args(["--exclude-path", "/v1/issuers"])
+            .args(["--exclude-path", "/v1/issuers/{id}/crl"])
+            .current_dir(ca.dir.path())
+            .output()
+            .expect("schemathesis");
+        drop(ca);
+        out
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
