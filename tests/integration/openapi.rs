@@ -11,10 +11,10 @@ use std::process::Command;
 
 use http::Method;
 use latchkey::authority::Policy;
-use latchkey::client::Connection;
+use latchkey::client::{Auth, Connection};
 use serde_json::Value;
 
-use crate::support::Ca;
+use crate::support::{Ca, password};
 
 /// The document as curl fetches it, and the answer's headers (lower-cased names).
 fn curl_document(ca: &Ca, extra: &[&str]) -> (String, Vec<u8>, String) {
@@ -113,32 +113,48 @@ fn check_answer(operation: &Value, what: &str, status: http::StatusCode, body: &
 
 async fn send(
     connection: &Connection,
+    auth: Option<&Auth>,
     method: &Method,
     path: &str,
     body: Option<&[u8]>,
 ) -> (http::StatusCode, Vec<u8>) {
     let (status, body) = connection
-        .send(method.clone(), path, None, body.map(<[u8]>::to_vec))
+        .send(method.clone(), path, auth, body.map(<[u8]>::to_vec))
         .await
         .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
     (status, body.to_vec())
 }
 
 /// Each documented path is routed (a method no route takes is 405 there, where an unrouted
-/// path is the fallback's 404), each documented method on it too (not 405), and whatever an
-/// administrator or a stranger gets back — with no body, and with a body of the wrong
+/// path is the fallback's 404), each documented method on it too (not 405), and whatever
+/// each kind of caller gets back — the administrator, a key's holder, a user by password,
+/// an enrollment token's holder, a stranger; with no body, and with a body of the wrong
 /// shape — is an answer the document lists for that operation.
 #[tokio::test]
 async fn every_documented_operation_is_routed_and_answers_as_documented() {
     let ca = Ca::in_process(Policy::default());
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    ca.enroll_into("alice@acme", &["read:metrics"], "alice")
+        .await;
+    let token = Auth::Token(ca.token("alice@acme", &["read:metrics"]).await);
     let document: Value = serde_json::from_slice(&curl_document(&ca, &[]).1).unwrap();
     let admin = ca.raw(Some(&ca.home().join("admin")));
-    let stranger = ca.raw(None);
+    let holder = ca.raw(Some(&ca.path("alice")));
+    let anonymous = ca.raw(None);
+    let alice = password("alice@acme");
+    let callers = [
+        ("the administrator", &admin, None),
+        ("a key's holder", &holder, None),
+        ("a user by password", &anonymous, Some(&alice)),
+        ("a token's holder", &anonymous, Some(&token)),
+        ("a stranger", &anonymous, None),
+    ];
     let paths = document["paths"].as_object().expect("paths");
     assert!(paths.len() >= 20, "{paths:?}");
     for (template, item) in paths {
         let path = concrete(template);
-        let (status, body) = send(&admin, &Method::TRACE, &path, None).await;
+        let (status, body) = send(&admin, None, &Method::TRACE, &path, None).await;
         assert_eq!(
             status,
             http::StatusCode::METHOD_NOT_ALLOWED,
@@ -153,7 +169,7 @@ async fn every_documented_operation_is_routed_and_answers_as_documented() {
             } else {
                 &[None]
             };
-            for (who, connection) in [("admin", &admin), ("stranger", &stranger)] {
+            for (who, connection, auth) in &callers {
                 for body in bodies {
                     let what = format!(
                         "{method} {path} as {who}{}",
@@ -163,7 +179,7 @@ async fn every_documented_operation_is_routed_and_answers_as_documented() {
                             ""
                         }
                     );
-                    let (status, answer) = send(connection, &method, &path, *body).await;
+                    let (status, answer) = send(connection, *auth, &method, &path, *body).await;
                     assert_ne!(status, http::StatusCode::METHOD_NOT_ALLOWED, "{what}");
                     check_answer(operation, &what, status, &answer);
                 }
