@@ -1,5 +1,7 @@
 //! The HTTP edge: parse, call the authority, render. Handlers are a few lines each and
-//! never touch the store or the signer.
+//! never touch the store or the signer. Every route is in one table, `routes()`, from which
+//! both the router and the OpenAPI document (`GET /v1/openapi.json`) are made; its doc
+//! comment says how to add one.
 
 mod admin;
 mod body;
@@ -81,7 +83,8 @@ pub const DEFAULT_LONG_POLLS_PER_SOURCE: usize = 64;
 /// The CA's HTTP API: the authority's routes, and the CRLs `crls` serves.
 pub fn router(authority: Arc<Authority>, crls: PublishedCrls, limits: EdgeLimits) -> Router {
     let (routes, openapi) = routes().split_for_parts();
-    // Only fallbacks and layers from here on: every route is in `routes`.
+    // Only fallbacks and layers from here on: a route added here would be missing from the
+    // document, and from the test comparing the two. Routes go into `routes()`.
     routes
         .fallback(meta::not_found)
         .method_not_allowed_fallback(meta::method_not_allowed)
@@ -127,8 +130,8 @@ pub fn crl_router(crls: PublishedCrls, limits: EdgeLimits) -> Router {
 /// parts it parses (`.json::<T>()`, `.query::<T>()`, `.path::<T>()`), and its authority
 /// call's own refusals (`.and(&[…])`). A route added any other way (axum's `.route`) is
 /// missing from the document, and `tests::the_document_names_exactly_the_routers_routes`
-/// fails. HTML pages (`/ui/`) are not API: they are merged in without a description and left
-/// out of that comparison.
+/// fails. HTML pages (`/ui/`) are not API: merge them into this table as a plain axum router
+/// (`.merge(OpenApiRouter::from(ui::router()))`), undescribed; that test leaves `/ui` out.
 fn routes() -> OpenApiRouter<CaState> {
     use crate::model::{KeyId, TenantName, UserRef};
     use Code as C;

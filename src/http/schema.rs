@@ -33,6 +33,15 @@ fn one_of(description: &str, values: impl IntoIterator<Item = &'static str>) -> 
         .into()
 }
 
+/// Every revocation reason (the model keeps no list; the test below keeps this one whole).
+const REASONS: [RevocationReason; 5] = [
+    RevocationReason::Unspecified,
+    RevocationReason::KeyCompromise,
+    RevocationReason::AffiliationChanged,
+    RevocationReason::Superseded,
+    RevocationReason::CessationOfOperation,
+];
+
 /// Implements `ToSchema` with the type's own name, and `PartialSchema` by `$schema`.
 macro_rules! schema {
     ($($type:ty => $schema:expr;)*) => {$(
@@ -69,17 +78,35 @@ schema! {
         .into();
     RevocationReason => one_of(
         "Why a key is revoked (the RFC 5280 reasons for end-entity keys).",
-        [
-            RevocationReason::Unspecified,
-            RevocationReason::KeyCompromise,
-            RevocationReason::AffiliationChanged,
-            RevocationReason::Superseded,
-            RevocationReason::CessationOfOperation,
-        ]
-        .map(RevocationReason::as_str),
+        REASONS.map(RevocationReason::as_str),
     );
     Code => one_of(
         "The stable code of a problem; each operation lists the ones it may answer.",
         Code::ALL.iter().map(|code| code.as_str()),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reason added to the model stops this from compiling until it is matched here (the
+    /// reminder to list it in [`REASONS`]); each listed reason is listed once and reads back.
+    #[test]
+    fn every_revocation_reason_is_in_its_schema() {
+        let position = |reason: &RevocationReason| match reason {
+            RevocationReason::Unspecified => 0,
+            RevocationReason::KeyCompromise => 1,
+            RevocationReason::AffiliationChanged => 2,
+            RevocationReason::Superseded => 3,
+            RevocationReason::CessationOfOperation => 4,
+        };
+        let mut positions: Vec<usize> = REASONS.iter().map(position).collect();
+        positions.sort_unstable();
+        positions.dedup();
+        assert_eq!(positions, [0, 1, 2, 3, 4]);
+        for reason in REASONS {
+            assert_eq!(reason.as_str().parse::<RevocationReason>(), Ok(reason));
+        }
+    }
 }
