@@ -188,21 +188,31 @@ async fn every_documented_operation_is_routed_and_answers_as_documented() {
     }
 }
 
-/// `openapi-spec-validator` (PyPI), run on the document as served. Missing: SKIPPED, or a
-/// failure in CI, where `.ci/run` installs it.
+/// Whether the PyPI `package` a test runs is there (`probe` ran it successfully); if not,
+/// a SKIPPED line, or a failure in CI, where `.ci/run` installs it.
+fn installed(test: &str, package: &str, probe: std::io::Result<std::process::Output>) -> bool {
+    if probe.is_ok_and(|out| out.status.success()) {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: {package} is missing and CI=true: .ci/run installs it"
+    );
+    eprintln!("SKIPPED {test}: pip install {package}");
+    false
+}
+
+/// `openapi-spec-validator` (PyPI), run on the document as served.
 #[tokio::test]
 async fn openapi_document_passes_an_independent_validator() {
-    let test = "openapi_document_passes_an_independent_validator";
-    let have = Command::new("python3")
+    let probe = Command::new("python3")
         .args(["-c", "import openapi_spec_validator"])
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !have {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{test}: openapi-spec-validator is missing and CI=true: .ci/run installs it"
-        );
-        eprintln!("SKIPPED {test}: pip install openapi-spec-validator");
+        .output();
+    if !installed(
+        "openapi_document_passes_an_independent_validator",
+        "openapi-spec-validator",
+        probe,
+    ) {
         return;
     }
     let ca = Ca::in_process(Policy::default());
@@ -242,17 +252,12 @@ fn validate(file: &Path) -> std::process::Output {
 /// request for up to a minute; the test above calls each of them.
 #[tokio::test]
 async fn schemathesis_finds_no_answer_the_document_does_not_describe() {
-    let test = "schemathesis_finds_no_answer_the_document_does_not_describe";
-    let have = Command::new("schemathesis")
-        .arg("--version")
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !have {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{test}: schemathesis is missing and CI=true: .ci/run installs it"
-        );
-        eprintln!("SKIPPED {test}: pip install schemathesis");
+    let probe = Command::new("schemathesis").arg("--version").output();
+    if !installed(
+        "schemathesis_finds_no_answer_the_document_does_not_describe",
+        "schemathesis",
+        probe,
+    ) {
         return;
     }
     let ca = Ca::in_process(Policy::default());
