@@ -52,6 +52,7 @@ impl<T> std::fmt::Debug for Secret<T> {
 
 /// Where a key stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum KeyStatus {
     /// Neither revoked nor past its expiry.
@@ -92,6 +93,7 @@ impl std::str::FromStr for KeyStatus {
 
 /// Where an enrollment token stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TokenStatus {
     /// Usable.
@@ -119,6 +121,7 @@ impl TokenStatus {
 /// What an audit event records. The names are stored in the audit log, so they never
 /// change: a new action gets a new name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub enum AuditAction {
     /// A key and its first certificate were issued.
     #[serde(rename = "key.issue")]
@@ -243,6 +246,7 @@ impl AuditAction {
 
 /// `GET /v1/keys` query: what the client sends and the server reads.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct KeyQuery {
     /// Only this tenant's keys (administrators only).
@@ -278,6 +282,7 @@ pub struct KeyQuery {
 
 /// `GET /v1/admin/audit` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only this tenant's events.
@@ -313,6 +318,7 @@ pub struct AuditQuery {
 
 /// `GET /v1/admin/tokens` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct TokenQuery {
     /// Only this tenant's tokens.
@@ -322,6 +328,7 @@ pub struct TokenQuery {
 
 /// `GET /v1/crl` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct CrlQuery {
     /// Answer with a CRL numbered above this…
@@ -334,6 +341,7 @@ pub struct CrlQuery {
 
 /// `GET /v1/crl/delta` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct DeltaQuery {
     /// The number of the CRL the caller holds.
@@ -343,6 +351,7 @@ pub struct DeltaQuery {
 /// `GET /v1/issuers/{id}/crl/latest`: the newest CRL of an intermediate, by number, and
 /// where to fetch it whole or as a delta from the caller's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct LatestCrl {
     /// The intermediate's id.
     pub issuer: i64,
@@ -357,6 +366,7 @@ pub struct LatestCrl {
 
 /// `GET /v1/ca` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct CaQuery {
     /// The chain of this tenant's keys: its own intermediates when it has a dedicated one,
@@ -367,6 +377,7 @@ pub struct CaQuery {
 
 /// `GET /v1/issuers` query: a long poll on the set of issuers.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct IssuerQuery {
     /// Answer once the issuers' revision is above this…
@@ -379,6 +390,7 @@ pub struct IssuerQuery {
 
 /// Where an issuing intermediate stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum IssuerStatus {
     /// Signs every new certificate (of every tenant without a dedicated issuer, or of its
@@ -404,6 +416,7 @@ impl IssuerStatus {
 
 /// One issuing intermediate of the CA.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct IssuerInfo {
     /// Its id: `GET /v1/issuers/{id}/crl`.
     pub id: i64,
@@ -429,6 +442,7 @@ pub struct IssuerInfo {
 
 /// `GET /v1/issuers`: every issuing intermediate the CA has had, oldest first.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct IssuerList {
     /// Grows whenever an issuer is added or changes status: the long poll's `newer_than`.
     pub revision: i64,
@@ -459,6 +473,7 @@ where
 
 /// `POST /v1/keys`: get a key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
     /// A PEM `CERTIFICATE REQUEST`; only its public key is used, after its signature verifies.
@@ -485,6 +500,7 @@ pub struct EnrollRequest {
 
 /// `POST /v1/keys` answer: the key's metadata and its first certificate.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct EnrollResponse {
     /// The key.
     pub key: KeyInfo,
@@ -498,6 +514,7 @@ pub struct EnrollResponse {
 
 /// A key's metadata. Never a secret.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct KeyInfo {
     /// The key id.
     pub id: String,
@@ -540,6 +557,7 @@ fn is_zero(n: &i64) -> bool {
 
 /// One certificate of a key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct CertificateInfo {
     /// Serial, lowercase hex.
     pub serial: String,
@@ -555,6 +573,7 @@ pub struct CertificateInfo {
 
 /// A page of keys, newest first.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct KeyPage {
     /// The keys.
     pub keys: Vec<KeyInfo>,
@@ -565,6 +584,7 @@ pub struct KeyPage {
 
 /// `POST /v1/admin/tenants`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewTenant {
     /// The tenant's name.
@@ -580,6 +600,7 @@ pub struct NewTenant {
 
 /// A tenant.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct TenantInfo {
     /// Its name.
     pub name: String,
@@ -594,11 +615,13 @@ pub struct TenantInfo {
 
 /// `POST /v1/admin/users`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// `owner@tenant`.
     pub user: UserRef,
     /// The password, stored only as an argon2id hash.
+    #[cfg_attr(feature = "server", schema(value_type = String, format = Password))]
     pub password: Secret<String>,
     /// The scopes the user may put into its keys (at least one).
     pub scopes: ScopeSet,
@@ -606,6 +629,7 @@ pub struct NewUser {
 
 /// A user.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct UserInfo {
     /// `owner@tenant`.
     pub user: String,
@@ -620,6 +644,7 @@ pub struct UserInfo {
 
 /// `POST /v1/admin/tokens`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// The owner of the key the token enrolls, `owner@tenant`.
@@ -633,11 +658,13 @@ pub struct NewToken {
 
 /// An enrollment token. `token` (the secret) is present only in the answer that creates it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct TokenInfo {
     /// The token's id.
     pub id: i64,
     /// The secret, shown once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>, format = Password))]
     pub token: Option<Secret<String>>,
     /// `owner@tenant` of the key it enrolls.
     pub owner: String,
@@ -668,6 +695,7 @@ impl Problem {
 
 /// An RFC 9457 problem document: every error the API returns.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct Problem {
     /// A URI naming the problem type.
     #[serde(rename = "type")]
@@ -680,11 +708,13 @@ pub struct Problem {
     #[serde(default)]
     pub detail: String,
     /// The stable machine-readable code, such as `scope_not_granted`.
+    #[cfg_attr(feature = "server", schema(value_type = Code))]
     pub code: String,
 }
 
 /// `DELETE /v1/keys/{id}` body (optional): why the key is revoked.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequest {
     /// `key_compromise`, `superseded`, `cessation_of_operation`, `affiliation_changed` or
@@ -695,6 +725,7 @@ pub struct RevokeRequest {
 
 /// `POST /v1/admin/revocations`: revoke every key of a tenant, or of one owner in it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BulkRevocation {
     /// The tenant.
@@ -709,6 +740,7 @@ pub struct BulkRevocation {
 
 /// The answer to a bulk revocation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct BulkRevocationResult {
     /// Keys revoked.
     pub keys: i64,
@@ -718,6 +750,7 @@ pub struct BulkRevocationResult {
 
 /// `POST /v1/admin/webhooks`: tell a tenant's endpoint of its key changes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewWebhook {
     /// The tenant whose key changes it hears of.
@@ -735,6 +768,7 @@ pub struct NewWebhook {
 
 /// A webhook. `secret` is present only in the answer that adds it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct WebhookInfo {
     /// Its id.
     pub id: i64,
@@ -746,6 +780,7 @@ pub struct WebhookInfo {
     pub events: Vec<String>,
     /// The signing secret, `whsec_<base64>`, shown once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>, format = Password))]
     pub secret: Option<Secret<String>>,
     /// Who added it.
     pub created_by: String,
@@ -756,6 +791,7 @@ pub struct WebhookInfo {
 
 /// `GET /v1/admin/webhooks` and `GET /v1/admin/webhooks/deliveries` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::IntoParams), into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct WebhookQuery {
     /// Only this tenant's.
@@ -768,6 +804,7 @@ pub struct WebhookQuery {
 
 /// One message to one webhook and how its delivery went.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct DeliveryInfo {
     /// The message id (`webhook-id`), the same on every attempt.
     pub id: String,
@@ -810,6 +847,7 @@ pub struct DeliveryInfo {
 
 /// `POST /v1/keys/{id}/renew` body (optional).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RenewRequest {
     /// A CSR for a new key pair; without one the current public key is certified again.
@@ -819,6 +857,7 @@ pub struct RenewRequest {
 
 /// `PATCH /v1/admin/tenants/{tenant}`: fields left out stay as they are.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TenantChange {
     /// A new maximum key lifetime, in days (1 to 180).
@@ -836,6 +875,7 @@ pub struct TenantChange {
 
 /// `PATCH /v1/admin/users/{user}`: fields left out stay as they are.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UserChange {
     /// Disable (true) or enable (false): a disabled user gets no new keys.
@@ -846,11 +886,13 @@ pub struct UserChange {
     pub scopes: Option<ScopeSet>,
     /// A new password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>, format = Password))]
     pub password: Option<Secret<String>>,
 }
 
 /// One audit event.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct AuditEventInfo {
     /// Its position in the log (newer is higher).
     pub id: i64,
@@ -873,6 +915,7 @@ pub struct AuditEventInfo {
 
 /// A page of audit events, newest first.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct AuditPage {
     /// The events.
     pub events: Vec<AuditEventInfo>,

@@ -18,6 +18,12 @@ use crate::authority::Admin;
 use crate::model::{TenantName, UserRef};
 
 /// `POST /v1/admin/tenants`.
+#[utoipa::path(
+    post, path = "/v1/admin/tenants", tag = "admin",
+    request_body = NewTenant,
+    responses((status = 201, description = "The tenant made.", body = TenantInfo)),
+    security(("client_certificate" = [])),
+)]
 pub async fn add_tenant(
     State(authority): State<AppState>,
     admin: Admin,
@@ -30,6 +36,11 @@ pub async fn add_tenant(
 }
 
 /// `GET /v1/admin/tenants`.
+#[utoipa::path(
+    get, path = "/v1/admin/tenants", tag = "admin",
+    responses((status = 200, description = "Every tenant.", body = Vec<TenantInfo>)),
+    security(("client_certificate" = [])),
+)]
 pub async fn tenants(
     State(authority): State<AppState>,
     admin: Admin,
@@ -38,6 +49,12 @@ pub async fn tenants(
 }
 
 /// `POST /v1/admin/users`.
+#[utoipa::path(
+    post, path = "/v1/admin/users", tag = "admin",
+    request_body = NewUser,
+    responses((status = 201, description = "The user made.", body = UserInfo)),
+    security(("client_certificate" = [])),
+)]
 pub async fn add_user(
     State(authority): State<AppState>,
     admin: Admin,
@@ -50,6 +67,12 @@ pub async fn add_user(
 }
 
 /// `GET /v1/admin/tenants/{tenant}/users`.
+#[utoipa::path(
+    get, path = "/v1/admin/tenants/{tenant}/users", tag = "admin",
+    params(("tenant" = String, Path, description = "The tenant's name.")),
+    responses((status = 200, description = "The tenant's users.", body = Vec<UserInfo>)),
+    security(("client_certificate" = [])),
+)]
 pub async fn users(
     State(authority): State<AppState>,
     admin: Admin,
@@ -59,6 +82,12 @@ pub async fn users(
 }
 
 /// `POST /v1/admin/tokens`: the answer holds the token's secret, shown this once.
+#[utoipa::path(
+    post, path = "/v1/admin/tokens", tag = "admin",
+    request_body = NewToken,
+    responses((status = 201, description = "The token, with its secret (`token`), shown this once.", body = TokenInfo)),
+    security(("client_certificate" = [])),
+)]
 pub async fn create_token(
     State(authority): State<AppState>,
     admin: Admin,
@@ -72,6 +101,12 @@ pub async fn create_token(
 }
 
 /// `GET /v1/admin/tokens`: without secrets.
+#[utoipa::path(
+    get, path = "/v1/admin/tokens", tag = "admin",
+    params(TokenQuery),
+    responses((status = 200, description = "Enrollment tokens, without secrets.", body = Vec<TokenInfo>)),
+    security(("client_certificate" = [])),
+)]
 pub async fn tokens(
     State(authority): State<AppState>,
     admin: Admin,
@@ -83,6 +118,12 @@ pub async fn tokens(
 }
 
 /// `DELETE /v1/admin/tokens/{id}`: an unused token stops working.
+#[utoipa::path(
+    delete, path = "/v1/admin/tokens/{token_id}", tag = "admin",
+    params(("token_id" = i64, Path, description = "The token's id.")),
+    responses((status = 204, description = "The token no longer works.")),
+    security(("client_certificate" = [])),
+)]
 pub async fn revoke_token(
     State(authority): State<AppState>,
     admin: Admin,
@@ -93,6 +134,13 @@ pub async fn revoke_token(
 }
 
 /// `PATCH /v1/admin/tenants/{tenant}`: policy, disable, enable.
+#[utoipa::path(
+    patch, path = "/v1/admin/tenants/{tenant}", tag = "admin",
+    params(("tenant" = String, Path, description = "The tenant's name.")),
+    request_body = TenantChange,
+    responses((status = 200, description = "The tenant as changed.", body = TenantInfo)),
+    security(("client_certificate" = [])),
+)]
 pub async fn change_tenant(
     State(authority): State<AppState>,
     admin: Admin,
@@ -108,6 +156,13 @@ pub async fn change_tenant(
 }
 
 /// `PATCH /v1/admin/users/{user}`: grants, password, disable, enable.
+#[utoipa::path(
+    patch, path = "/v1/admin/users/{user}", tag = "admin",
+    params(("user" = String, Path, description = "`owner@tenant`.")),
+    request_body = UserChange,
+    responses((status = 200, description = "The user as changed.", body = UserInfo)),
+    security(("client_certificate" = [])),
+)]
 pub async fn change_user(
     State(authority): State<AppState>,
     admin: Admin,
@@ -120,6 +175,12 @@ pub async fn change_user(
 }
 
 /// `POST /v1/admin/revocations`: every key of a tenant, or of one owner in it.
+#[utoipa::path(
+    post, path = "/v1/admin/revocations", tag = "admin",
+    request_body = BulkRevocation,
+    responses((status = 200, description = "How many keys and certificates were revoked, in one transaction.", body = BulkRevocationResult)),
+    security(("client_certificate" = [])),
+)]
 pub async fn revoke_many(
     State(authority): State<AppState>,
     admin: Admin,
@@ -129,6 +190,12 @@ pub async fn revoke_many(
 }
 
 /// `GET /v1/admin/audit`: newest first, filtered by tenant, actor, action and time.
+#[utoipa::path(
+    get, path = "/v1/admin/audit", tag = "admin",
+    params(AuditQuery),
+    responses((status = 200, description = "A page of audit events, newest first.", body = AuditPage)),
+    security(("client_certificate" = [])),
+)]
 pub async fn audit(
     State(authority): State<AppState>,
     admin: Admin,
@@ -138,6 +205,12 @@ pub async fn audit(
 }
 
 /// `POST /v1/admin/webhooks`: the answer holds the webhook's secret, shown this once.
+#[utoipa::path(
+    post, path = "/v1/admin/webhooks", tag = "admin",
+    request_body = NewWebhook,
+    responses((status = 201, description = "The webhook, with its signing secret (`secret`), shown this once.", body = WebhookInfo)),
+    security(("client_certificate" = [])),
+)]
 pub async fn add_webhook(
     State(authority): State<AppState>,
     admin: Admin,
@@ -151,6 +224,12 @@ pub async fn add_webhook(
 }
 
 /// `GET /v1/admin/webhooks`: without secrets.
+#[utoipa::path(
+    get, path = "/v1/admin/webhooks", tag = "admin",
+    params(WebhookQuery),
+    responses((status = 200, description = "The webhooks, without their secrets.", body = Vec<WebhookInfo>)),
+    security(("client_certificate" = [])),
+)]
 pub async fn webhooks(
     State(authority): State<AppState>,
     admin: Admin,
@@ -162,6 +241,12 @@ pub async fn webhooks(
 }
 
 /// `DELETE /v1/admin/webhooks/{id}`: nothing more is sent to it.
+#[utoipa::path(
+    delete, path = "/v1/admin/webhooks/{webhook_id}", tag = "admin",
+    params(("webhook_id" = i64, Path, description = "The webhook's id.")),
+    responses((status = 204, description = "Nothing more is sent to it.")),
+    security(("client_certificate" = [])),
+)]
 pub async fn remove_webhook(
     State(authority): State<AppState>,
     admin: Admin,
@@ -172,6 +257,12 @@ pub async fn remove_webhook(
 }
 
 /// `GET /v1/admin/webhooks/deliveries`: the newest messages and how each went.
+#[utoipa::path(
+    get, path = "/v1/admin/webhooks/deliveries", tag = "admin",
+    params(WebhookQuery),
+    responses((status = 200, description = "The newest messages, newest first, and how each delivery went.", body = Vec<DeliveryInfo>)),
+    security(("client_certificate" = [])),
+)]
 pub async fn webhook_deliveries(
     State(authority): State<AppState>,
     admin: Admin,

@@ -55,6 +55,16 @@ impl LongPolls {
 
 /// `GET /v1/crl`: the CRL of the oldest shared intermediate still published (the one every
 /// certificate made before the first rotation names). Needs nothing.
+#[utoipa::path(
+    get, path = "/v1/crl", tag = "ca",
+    params(CrlQuery),
+    responses(
+        (status = 200, description = "The oldest shared intermediate's CRL: DER, or PEM with `Accept: application/x-pem-file`.",
+         content(([u8] = "application/pkix-crl"), (String = "application/x-pem-file")),
+         headers(("ETag" = String), ("latchkey-crl-number" = i64, description = "The CRL's number."))),
+        (status = 304, description = "The `If-None-Match` tag is current, or the long poll ended with nothing newer than `newer_than`."),
+    ),
+)]
 pub async fn crl(
     State(crls): State<PublishedCrls>,
     long_polls: Extension<LongPolls>,
@@ -68,6 +78,16 @@ pub async fn crl(
 
 /// `GET /v1/issuers/{id}/crl`: one intermediate's CRL, as `GET /v1/crl` serves its own;
 /// 404 for an intermediate that is unknown or retired. Needs nothing.
+#[utoipa::path(
+    get, path = "/v1/issuers/{id}/crl", tag = "ca",
+    params(("id" = i64, Path, description = "The intermediate's id (`GET /v1/issuers`)."), CrlQuery),
+    responses(
+        (status = 200, description = "That intermediate's CRL: DER, or PEM with `Accept: application/x-pem-file`.",
+         content(([u8] = "application/pkix-crl"), (String = "application/x-pem-file")),
+         headers(("ETag" = String), ("latchkey-crl-number" = i64, description = "The CRL's number."))),
+        (status = 304, description = "The `If-None-Match` tag is current, or the long poll ended with nothing newer than `newer_than`."),
+    ),
+)]
 pub async fn issuer_crl(
     State(crls): State<PublishedCrls>,
     Path(id): Path<String>,
@@ -94,6 +114,14 @@ fn issuer_by_id(crls: &PublishedCrls, id: &str) -> Result<IssuerCrls, ApiError> 
 /// a long poll that answers as soon as a CRL newer than `newer_than` is published (or, after
 /// `wait`, with the same number). A few hundred bytes: a follower of a million-entry CRL
 /// learns of a revocation without fetching anything it holds. Needs nothing.
+#[utoipa::path(
+    get, path = "/v1/issuers/{id}/crl/latest", tag = "ca",
+    params(("id" = i64, Path, description = "The intermediate's id (`GET /v1/issuers`)."), CrlQuery),
+    responses(
+        (status = 200, description = "The newest CRL number, and the immutable paths of the whole CRL being served and of the delta from `newer_than`.",
+         body = LatestCrl, headers(("latchkey-crl-number" = i64, description = "The newest CRL number."))),
+    ),
+)]
 pub async fn latest_crl(
     State(crls): State<PublishedCrls>,
     Path(id): Path<String>,
@@ -137,6 +165,16 @@ pub async fn latest_crl(
 
 /// `GET /v1/issuers/{id}/crls/{number}`: that CRL whole, while it is the one served (404
 /// once a newer one is: ask `.../crl/latest` again). Immutable. Needs nothing.
+#[utoipa::path(
+    get, path = "/v1/issuers/{id}/crls/{number}", tag = "ca",
+    params(("id" = i64, Path, description = "The intermediate's id."), ("number" = i64, Path, description = "The CRL number.")),
+    responses(
+        (status = 200, description = "The whole CRL of that number: DER, or PEM with `Accept: application/x-pem-file`. Immutable.",
+         content(([u8] = "application/pkix-crl"), (String = "application/x-pem-file")),
+         headers(("ETag" = String), ("Cache-Control" = String), ("latchkey-crl-kind" = String, description = "`complete`."))),
+        (status = 304, description = "The `If-None-Match` tag is current."),
+    ),
+)]
 pub async fn numbered_crl(
     State(crls): State<PublishedCrls>,
     Path((id, number)): Path<(String, String)>,
@@ -154,6 +192,16 @@ pub async fn numbered_crl(
 /// `GET /v1/issuers/{id}/crls/{number}/delta/{base}`: the delta CRL from CRL `base` to CRL
 /// `number` of the intermediate; 404 `delta_unavailable` when `base` is unknown here or
 /// older than the delta horizon (fetch the whole CRL). Immutable. Needs nothing.
+#[utoipa::path(
+    get, path = "/v1/issuers/{id}/crls/{number}/delta/{base}", tag = "ca",
+    params(("id" = i64, Path, description = "The intermediate's id."), ("number" = i64, Path, description = "The CRL number the delta leads to."), ("base" = i64, Path, description = "The CRL number the follower holds.")),
+    responses(
+        (status = 200, description = "The delta CRL (RFC 5280: critical Delta CRL Indicator naming `base`; removeFromCRL entries for certificates that expired off it): DER, or PEM with `Accept: application/x-pem-file`. Immutable.",
+         content(([u8] = "application/pkix-crl"), (String = "application/x-pem-file")),
+         headers(("ETag" = String), ("Cache-Control" = String), ("latchkey-crl-kind" = String, description = "`delta`."), ("latchkey-crl-base" = i64))),
+        (status = 304, description = "The `If-None-Match` tag is current."),
+    ),
+)]
 pub async fn delta_crl(
     State(crls): State<PublishedCrls>,
     Path((id, number, base)): Path<(String, String, String)>,
@@ -170,6 +218,16 @@ pub async fn delta_crl(
 /// `GET /v1/crl/delta?base=N`: for plain tools, the delta CRL from CRL `N` to the newest CRL
 /// of `GET /v1/crl`'s intermediate (`Content-Location` names its immutable URL); 404
 /// `delta_unavailable` when `N` is unknown here, too old, or the newest. Needs nothing.
+#[utoipa::path(
+    get, path = "/v1/crl/delta", tag = "ca",
+    params(DeltaQuery),
+    responses(
+        (status = 200, description = "The delta CRL from `base` to the newest CRL of `GET /v1/crl`'s intermediate: DER, or PEM with `Accept: application/x-pem-file`.",
+         content(([u8] = "application/pkix-crl"), (String = "application/x-pem-file")),
+         headers(("Content-Location" = String, description = "Its immutable path."), ("latchkey-crl-kind" = String, description = "`delta`."), ("latchkey-crl-base" = i64))),
+        (status = 304, description = "The `If-None-Match` tag is current."),
+    ),
+)]
 pub async fn default_delta(
     State(crls): State<PublishedCrls>,
     headers: HeaderMap,
@@ -306,7 +364,7 @@ async fn issuer_crl_response(
 }
 
 /// RFC 9110 §13.1.2: `*`, or any listed tag equal to ours under weak comparison.
-fn if_none_match(header: &str, etag: &str) -> bool {
+pub(super) fn if_none_match(header: &str, etag: &str) -> bool {
     header
         .split(',')
         .map(str::trim)
@@ -346,6 +404,15 @@ fn set_common(h: &mut HeaderMap, crl: &PublishedCrl, etag: &str, stale: bool) {
 
 /// `GET /v1/crl/root`: the first root's CRL (the intermediates it revoked), DER or PEM by
 /// `Accept`, with an ETag. Needs nothing.
+#[utoipa::path(
+    get, path = "/v1/crl/root", tag = "ca",
+    responses(
+        (status = 200, description = "The first root's CRL: DER, or PEM with `Accept: application/x-pem-file`.",
+         content(([u8] = "application/pkix-crl"), (String = "application/x-pem-file")),
+         headers(("ETag" = String), ("latchkey-crl-number" = i64, description = "The CRL's number."))),
+        (status = 304, description = "The `If-None-Match` tag is current."),
+    ),
+)]
 pub async fn root_crl(
     State(crls): State<PublishedCrls>,
     headers: HeaderMap,
@@ -357,6 +424,16 @@ pub async fn root_crl(
 /// `GET /v1/roots/{key id}/crl`: the CRL of the root with that subject key identifier (hex),
 /// as `GET /v1/crl/root` serves the first root's; a root a rollover made names it. Needs
 /// nothing.
+#[utoipa::path(
+    get, path = "/v1/roots/{key_id}/crl", tag = "ca",
+    params(("key_id" = String, Path, description = "The root's subject key identifier, hex.")),
+    responses(
+        (status = 200, description = "That root's CRL: DER, or PEM with `Accept: application/x-pem-file`.",
+         content(([u8] = "application/pkix-crl"), (String = "application/x-pem-file")),
+         headers(("ETag" = String), ("latchkey-crl-number" = i64, description = "The CRL's number."))),
+        (status = 304, description = "The `If-None-Match` tag is current."),
+    ),
+)]
 pub async fn root_crl_by_key_id(
     State(crls): State<PublishedCrls>,
     Path(key_id): Path<String>,
@@ -391,6 +468,15 @@ fn root_crl_response(
 /// `GET /v1/crl/bundle.pem`: every published intermediate's CRL, then every root's, in one
 /// PEM file: what nginx `ssl_crl` and HAProxy `crl-file` take when they check the whole
 /// chain (each finds the CRL of a certificate's issuer by the issuer's name).
+#[utoipa::path(
+    get, path = "/v1/crl/bundle.pem", tag = "ca",
+    responses(
+        (status = 200, description = "Every published intermediate's CRL, then every root's, PEM.",
+         content_type = "application/x-pem-file", body = String,
+         headers(("ETag" = String), ("latchkey-crl-number" = i64, description = "The newest intermediate CRL's number."))),
+        (status = 304, description = "The `If-None-Match` tag is current."),
+    ),
+)]
 pub async fn crl_bundle(
     State(crls): State<PublishedCrls>,
     headers: HeaderMap,

@@ -308,6 +308,14 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The code this refusal answers with.
+    pub fn code(self) -> Code {
+        match self {
+            Refusal::Invalid(code) => code,
+            Refusal::NotFound(_) => Code::NotFound,
+        }
+    }
+
     fn answer(self, detail: String) -> ApiError {
         match self {
             Refusal::Invalid(code) => RequestError::Value { code, detail }.into(),
@@ -394,6 +402,14 @@ const REASON: Rule = Rule {
 pub trait WireRequest: DeserializeOwned {
     /// Each such field's name and [`Rule`].
     const FIELDS: &'static [(&'static str, Rule)];
+}
+
+/// The codes a refused field of `T` answers with (for the OpenAPI document).
+pub fn field_codes<T: WireRequest>() -> Vec<Code> {
+    T::FIELDS
+        .iter()
+        .map(|(_, rule)| rule.refusal.code())
+        .collect()
 }
 
 /// The answer to a serde failure in `field` of a `T`, when that field has a [`Rule`] and its

@@ -13,10 +13,18 @@ use axum::response::{IntoResponse, Response};
 use super::crl::{LongPolls, MAX_WAIT_SECONDS};
 use super::extract::ApiQuery;
 use super::{ApiError, AppState};
-use crate::api::IssuerQuery;
+use crate::api::{IssuerList, IssuerQuery};
 use crate::tls::ConnectionInfo;
 
 /// `GET /v1/issuers`. Needs nothing: what it says is in every certificate chain anyway.
+#[utoipa::path(
+    get, path = "/v1/issuers", tag = "ca",
+    params(IssuerQuery),
+    responses(
+        (status = 200, description = "Every issuing intermediate, oldest first.", body = IssuerList),
+        (status = 304, description = "The long poll ended with no revision above `newer_than`."),
+    ),
+)]
 pub async fn issuers(
     State(authority): State<AppState>,
     Extension(long_polls): Extension<LongPolls>,

@@ -23,6 +23,12 @@ use crate::model::KeyId;
 /// that cannot be read is refused without an argon2id verification and without counting
 /// against the password throttle, as it always was. The check is still one step, at the
 /// edge: the [`crate::authority::Enroller`] proof it gives is what `enroll` takes.
+#[utoipa::path(
+    post, path = "/v1/keys", tag = "keys",
+    request_body = EnrollRequest,
+    responses((status = 201, description = "The key, its first certificate and the chain.", body = EnrollResponse)),
+    security(("password" = []), ("enrollment_token" = [])),
+)]
 pub async fn enroll(
     State(authority): State<AppState>,
     caller: Caller,
@@ -34,6 +40,12 @@ pub async fn enroll(
 }
 
 /// `GET /v1/keys`. Needs: a key certificate or Basic (own keys), or an admin certificate.
+#[utoipa::path(
+    get, path = "/v1/keys", tag = "keys",
+    params(KeyQuery),
+    responses((status = 200, description = "A page of keys, newest first.", body = KeyPage)),
+    security(("client_certificate" = []), ("password" = [])),
+)]
 pub async fn list(
     State(authority): State<AppState>,
     reader: Reader,
@@ -43,6 +55,12 @@ pub async fn list(
 }
 
 /// `GET /v1/keys/{key_id}`. Needs: the key's owner, or an admin certificate.
+#[utoipa::path(
+    get, path = "/v1/keys/{key_id}", tag = "keys",
+    params(("key_id" = String, Path, description = "The key's id: 24 lowercase hex digits.")),
+    responses((status = 200, description = "The key and its certificates.", body = KeyInfo)),
+    security(("client_certificate" = []), ("password" = [])),
+)]
 pub async fn show(
     State(authority): State<AppState>,
     reader: Reader,
@@ -53,6 +71,13 @@ pub async fn show(
 
 /// `DELETE /v1/keys/{key_id}` with an optional `{"reason": ...}`. Needs: the key's owner (its
 /// certificate or password), or an admin certificate.
+#[utoipa::path(
+    delete, path = "/v1/keys/{key_id}", tag = "keys",
+    params(("key_id" = String, Path, description = "The key's id: 24 lowercase hex digits.")),
+    request_body(content = Option<RevokeRequest>, description = "Optional: why."),
+    responses((status = 200, description = "The revoked key; revoking it again answers the same.", body = KeyInfo)),
+    security(("client_certificate" = []), ("password" = [])),
+)]
 pub async fn revoke(
     State(authority): State<AppState>,
     reader: Reader,
@@ -66,6 +91,13 @@ pub async fn revoke(
 
 /// `POST /v1/keys/{key_id}/renew` with an optional `{"csr": ...}`. Needs: a current
 /// certificate of that key, over mTLS.
+#[utoipa::path(
+    post, path = "/v1/keys/{key_id}/renew", tag = "keys",
+    params(("key_id" = String, Path, description = "The key's id: 24 lowercase hex digits.")),
+    request_body(content = Option<RenewRequest>, description = "Optional: a CSR to rekey."),
+    responses((status = 201, description = "A new certificate of the key, as enrollment answers.", body = EnrollResponse)),
+    security(("client_certificate" = [])),
+)]
 pub async fn renew(
     State(authority): State<AppState>,
     holder: KeyHolder,

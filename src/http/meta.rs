@@ -13,6 +13,11 @@ use crate::authority::Caller;
 
 /// `GET /v1/ca`: every shared intermediate still published (newest first), then the root,
 /// PEM; `?tenant=` gives the chain of that tenant's keys.
+#[utoipa::path(
+    get, path = "/v1/ca", tag = "ca",
+    params(CaQuery),
+    responses((status = 200, description = "The intermediates still published (newest first), any cross-certificates, then the roots.", content_type = "application/x-pem-file", body = String)),
+)]
 pub async fn ca_chain(
     State(authority): State<AppState>,
     ApiQuery(query): ApiQuery<CaQuery>,
@@ -25,6 +30,10 @@ pub async fn ca_chain(
 
 /// `GET /v1/ca/root`: the root that signs new intermediates, PEM: after a root rollover,
 /// the new root a relying party may trust instead of the old one.
+#[utoipa::path(
+    get, path = "/v1/ca/root", tag = "ca",
+    responses((status = 200, description = "The root that signs new intermediates.", content_type = "application/x-pem-file", body = String)),
+)]
 pub async fn active_root(State(authority): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/x-pem-file")],
@@ -33,11 +42,19 @@ pub async fn active_root(State(authority): State<AppState>) -> impl IntoResponse
 }
 
 /// `GET /healthz`: the process is alive.
+#[utoipa::path(
+    get, path = "/healthz", tag = "meta",
+    responses((status = 200, description = "`ok`", content_type = "text/plain", body = String)),
+)]
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
 /// `GET /readyz`: the store answers, the issuer is valid, and fresh CRLs are served.
+#[utoipa::path(
+    get, path = "/readyz", tag = "meta",
+    responses((status = 200, description = "`ready`", content_type = "text/plain", body = String)),
+)]
 pub async fn readyz(State(state): State<CaState>) -> Result<&'static str, ApiError> {
     state.authority.ready().await?;
     state.crls.ready()?;
@@ -45,6 +62,11 @@ pub async fn readyz(State(state): State<CaState>) -> Result<&'static str, ApiErr
 }
 
 /// `GET /metrics`: Prometheus text, for the admin certificate or an allowed address.
+#[utoipa::path(
+    get, path = "/metrics", tag = "meta",
+    responses((status = 200, description = "Prometheus text exposition.", content_type = "text/plain; version=0.0.4", body = String)),
+    security(("client_certificate" = []), ()),
+)]
 pub async fn metrics(
     State(authority): State<AppState>,
     caller: Caller,

@@ -1,5 +1,7 @@
 //! The HTTP edge: parse, call the authority, render. Handlers are a few lines each and
-//! never touch the store or the signer.
+//! never touch the store or the signer. Every route is in one table, `routes()`, from which
+//! both the router and the OpenAPI document (`GET /v1/openapi.json`) are made; its doc
+//! comment says how to add one.
 
 mod admin;
 mod body;
@@ -8,7 +10,9 @@ mod extract;
 mod issuers;
 mod keys;
 mod meta;
+mod openapi;
 mod problem;
+mod schema;
 mod views;
 
 use std::sync::Arc;
@@ -16,13 +20,21 @@ use std::sync::Arc;
 use axum::extract::{FromRef, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, patch, post};
 use axum::{RequestExt, Router};
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::api::{
+    AuditQuery, BulkRevocation, CaQuery, Code, CrlQuery, DeltaQuery, EnrollRequest, IssuerQuery,
+    KeyQuery, NewTenant, NewToken, NewUser, NewWebhook, RenewRequest, RevokeRequest, TenantChange,
+    TokenQuery, UserChange, WebhookQuery,
+};
 use crate::authority::Authority;
 use crate::per_source::PerSourceSlots;
 use crate::publisher::PublishedCrls;
 pub use body::{BODY_TIMEOUT, MAX_BODY_BYTES};
+use openapi::{Problems, with_problems};
 pub use problem::{ApiError, RequestError, status};
 
 /// The authority, as the handlers that call it take it from [`CaState`].
@@ -70,57 +82,10 @@ pub const DEFAULT_LONG_POLLS_PER_SOURCE: usize = 64;
 
 /// The CA's HTTP API: the authority's routes, and the CRLs `crls` serves.
 pub fn router(authority: Arc<Authority>, crls: PublishedCrls, limits: EdgeLimits) -> Router {
-    let admin = Router::new()
-        .route(
-            "/v1/admin/tenants",
-            post(admin::add_tenant).get(admin::tenants),
-        )
-        .route("/v1/admin/tenants/{tenant}", patch(admin::change_tenant))
-        .route("/v1/admin/tenants/{tenant}/users", get(admin::users))
-        .route("/v1/admin/users", post(admin::add_user))
-        .route("/v1/admin/users/{user}", patch(admin::change_user))
-        .route(
-            "/v1/admin/tokens",
-            post(admin::create_token).get(admin::tokens),
-        )
-        .route("/v1/admin/tokens/{token_id}", delete(admin::revoke_token))
-        .route("/v1/admin/revocations", post(admin::revoke_many))
-        .route("/v1/admin/audit", get(admin::audit))
-        .route(
-            "/v1/admin/webhooks",
-            post(admin::add_webhook).get(admin::webhooks),
-        )
-        .route(
-            "/v1/admin/webhooks/deliveries",
-            get(admin::webhook_deliveries),
-        )
-        .route(
-            "/v1/admin/webhooks/{webhook_id}",
-            delete(admin::remove_webhook),
-        );
-    Router::new()
-        .route("/v1/keys", post(keys::enroll).get(keys::list))
-        .route("/v1/keys/{key_id}", get(keys::show).delete(keys::revoke))
-        .route("/v1/keys/{key_id}/renew", post(keys::renew))
-        .route("/v1/ca", get(meta::ca_chain))
-        .route("/v1/issuers", get(issuers::issuers))
-        .route("/v1/issuers/{id}/crl", get(crl::issuer_crl))
-        .route("/v1/issuers/{id}/crl/latest", get(crl::latest_crl))
-        .route("/v1/issuers/{id}/crls/{number}", get(crl::numbered_crl))
-        .route(
-            "/v1/issuers/{id}/crls/{number}/delta/{base}",
-            get(crl::delta_crl),
-        )
-        .route("/v1/crl", get(crl::crl))
-        .route("/v1/crl/delta", get(crl::default_delta))
-        .route("/v1/crl/root", get(crl::root_crl))
-        .route("/v1/roots/{key_id}/crl", get(crl::root_crl_by_key_id))
-        .route("/v1/crl/bundle.pem", get(crl::crl_bundle))
-        .route("/v1/ca/root", get(meta::active_root))
-        .merge(admin)
-        .route("/healthz", get(meta::healthz))
-        .route("/readyz", get(meta::readyz))
-        .route("/metrics", get(meta::metrics))
+    let (routes, openapi) = routes().split_for_parts();
+    // Only fallbacks and layers from here on: a route added here would be missing from the
+    // document, and from the test comparing the two. Routes go into `routes()`.
+    routes
         .fallback(meta::not_found)
         .method_not_allowed_fallback(meta::method_not_allowed)
         // The admin wall stands before routing and before the admin routes' extractors: a
@@ -134,6 +99,7 @@ pub fn router(authority: Arc<Authority>, crls: PublishedCrls, limits: EdgeLimits
         .layer(axum::Extension(crl::LongPolls(PerSourceSlots::new(
             limits.long_polls_per_source,
         ))))
+        .layer(axum::Extension(openapi::Document::new(&openapi)))
         .layer(middleware::from_fn(problem::log_failures))
         .with_state(CaState { authority, crls })
 }
@@ -141,19 +107,7 @@ pub fn router(authority: Arc<Authority>, crls: PublishedCrls, limits: EdgeLimits
 /// The CRL routes alone, for the plain-HTTP listener (`serve --crl-http-listen`): CRLs are
 /// signed, so they need no TLS, and nothing else is served without it.
 pub fn crl_router(crls: PublishedCrls, limits: EdgeLimits) -> Router {
-    Router::new()
-        .route("/v1/crl", get(crl::crl))
-        .route("/v1/crl/delta", get(crl::default_delta))
-        .route("/v1/issuers/{id}/crl", get(crl::issuer_crl))
-        .route("/v1/issuers/{id}/crl/latest", get(crl::latest_crl))
-        .route("/v1/issuers/{id}/crls/{number}", get(crl::numbered_crl))
-        .route(
-            "/v1/issuers/{id}/crls/{number}/delta/{base}",
-            get(crl::delta_crl),
-        )
-        .route("/v1/crl/root", get(crl::root_crl))
-        .route("/v1/roots/{key_id}/crl", get(crl::root_crl_by_key_id))
-        .route("/v1/crl/bundle.pem", get(crl::crl_bundle))
+    Router::from(crl_routes())
         .fallback(meta::not_found)
         .method_not_allowed_fallback(meta::method_not_allowed)
         .layer(middleware::from_fn(crl::plain_connection))
@@ -162,6 +116,246 @@ pub fn crl_router(crls: PublishedCrls, limits: EdgeLimits) -> Router {
         ))))
         .layer(middleware::from_fn(problem::log_failures))
         .with_state(crls)
+}
+
+/// Every route of the API with its OpenAPI description: the one table that both the router
+/// and `GET /v1/openapi.json` are made from.
+///
+/// A new route is two steps. Annotate its handler with `#[utoipa::path(...)]`: method, path,
+/// tag, `params(...)` (a query type, or a tuple per path parameter), `request_body`, the
+/// success answers, and `security(...)` (who may call it: `client_certificate`, `password`,
+/// `enrollment_token`; none for a public route), as `keys.rs` does. Then add one line here,
+/// `.routes(with_problems(routes!(module::handler), problems))`, where `problems` names what
+/// the handler refuses: its proof (`P::reader()`, `P::admin()`, … or `P::public()`), the
+/// parts it parses (`.json::<T>()`, `.query::<T>()`, `.path::<T>()`), and its authority
+/// call's own refusals (`.and(&[…])`). A route added any other way (axum's `.route`) is
+/// missing from the document, and `tests::the_document_names_exactly_the_routers_routes`
+/// fails. HTML pages (`/ui/`) are not API: merge them into this table as a plain axum router
+/// (`.merge(OpenApiRouter::from(ui::router()))`), undescribed; that test leaves `/ui` out.
+fn routes() -> OpenApiRouter<CaState> {
+    use crate::model::{KeyId, TenantName, UserRef};
+    use Code as C;
+    use Problems as P;
+    use extract::{TokenId, WebhookId};
+    const CSR: &[Code] = &[
+        C::CsrMalformed,
+        C::CsrSignatureInvalid,
+        C::WeakSignature,
+        C::UnsupportedKey,
+        C::WeakKey,
+        C::CsrExtensionForbidden,
+        C::PublicKeyInUse,
+    ];
+    // Signing needs a valid intermediate (`not_ready`); a value drawn again after every
+    // retry (`busy`).
+    const SIGNING: &[Code] = &[C::NotReady, C::Busy];
+    OpenApiRouter::with_openapi(openapi::Frame::openapi())
+        .routes(with_problems(
+            routes!(keys::enroll),
+            P::enroller()
+                .json::<EnrollRequest>()
+                .and(&[C::ScopeNotGranted, C::TtlOutOfRange, C::InvalidCharacters])
+                .and(CSR)
+                .and(SIGNING),
+        ))
+        .routes(with_problems(
+            routes!(keys::list),
+            // An administrator's `tenant` filter naming no tenant: `not_found`.
+            P::reader()
+                .query::<KeyQuery>()
+                .and(&[C::AdminRequired, C::NotFound]),
+        ))
+        .routes(with_problems(
+            routes!(keys::show),
+            P::reader().path::<KeyId>().and(&[C::NotFound]),
+        ))
+        .routes(with_problems(
+            routes!(keys::revoke),
+            P::reader()
+                .path::<KeyId>()
+                .json::<RevokeRequest>()
+                .and(&[C::NotFound, C::NotKeyOwner]),
+        ))
+        .routes(with_problems(
+            routes!(keys::renew),
+            P::key_holder()
+                .path::<KeyId>()
+                .json::<RenewRequest>()
+                .and(&[
+                    C::NotFound,
+                    C::KeyNotActive,
+                    C::KeyRevoked,
+                    C::KeyExpired,
+                    C::CertificateRevoked,
+                    C::CertificateExpired,
+                    C::RenewalTooSoon,
+                    C::Disabled,
+                    C::ScopeNotGranted,
+                ])
+                .and(CSR)
+                .and(SIGNING),
+        ))
+        .routes(with_problems(
+            routes!(meta::ca_chain),
+            P::public().query::<CaQuery>(),
+        ))
+        .routes(with_problems(routes!(meta::active_root), P::public()))
+        .routes(with_problems(
+            routes!(issuers::issuers),
+            P::public().query::<IssuerQuery>().and(&[C::Busy]),
+        ))
+        .merge(crl_routes())
+        .routes(with_problems(
+            routes!(admin::add_tenant),
+            P::admin()
+                .json::<NewTenant>()
+                .and(&[C::TtlOutOfRange, C::AlreadyExists])
+                .and(SIGNING),
+        ))
+        .routes(with_problems(routes!(admin::tenants), P::admin()))
+        .routes(with_problems(
+            routes!(admin::change_tenant),
+            P::admin()
+                .path::<TenantName>()
+                .json::<TenantChange>()
+                .and(&[C::TtlOutOfRange, C::NotFound])
+                .and(SIGNING),
+        ))
+        .routes(with_problems(
+            routes!(admin::users),
+            P::admin().path::<TenantName>().and(&[C::NotFound]),
+        ))
+        .routes(with_problems(
+            routes!(admin::add_user),
+            P::admin().json::<NewUser>().and(&[
+                C::InvalidScope,
+                C::NotFound,
+                C::WeakPassword,
+                C::AlreadyExists,
+                C::Busy,
+            ]),
+        ))
+        .routes(with_problems(
+            routes!(admin::change_user),
+            P::admin().path::<UserRef>().json::<UserChange>().and(&[
+                C::InvalidScope,
+                C::NotFound,
+                C::WeakPassword,
+                C::Busy,
+            ]),
+        ))
+        .routes(with_problems(
+            routes!(admin::create_token),
+            P::admin()
+                .json::<NewToken>()
+                .and(&[C::InvalidScope, C::TtlOutOfRange, C::NotFound]),
+        ))
+        .routes(with_problems(
+            routes!(admin::tokens),
+            P::admin().query::<TokenQuery>().and(&[C::NotFound]),
+        ))
+        .routes(with_problems(
+            routes!(admin::revoke_token),
+            P::admin()
+                .path::<TokenId>()
+                .and(&[C::NotFound, C::TokenNotRevocable]),
+        ))
+        .routes(with_problems(
+            routes!(admin::revoke_many),
+            P::admin().json::<BulkRevocation>().and(&[C::NotFound]),
+        ))
+        .routes(with_problems(
+            routes!(admin::audit),
+            P::admin().query::<AuditQuery>(),
+        ))
+        .routes(with_problems(
+            routes!(admin::add_webhook),
+            P::admin()
+                .json::<NewWebhook>()
+                .and(&[C::InvalidWebhookUrl, C::NotFound]),
+        ))
+        .routes(with_problems(
+            routes!(admin::webhooks),
+            P::admin().query::<WebhookQuery>().and(&[C::NotFound]),
+        ))
+        .routes(with_problems(
+            routes!(admin::webhook_deliveries),
+            P::admin().query::<WebhookQuery>().and(&[C::NotFound]),
+        ))
+        .routes(with_problems(
+            routes!(admin::remove_webhook),
+            P::admin().path::<WebhookId>().and(&[C::NotFound]),
+        ))
+        .routes(with_problems(routes!(meta::healthz), P::public()))
+        .routes(with_problems(
+            routes!(meta::readyz),
+            P::public().and(&[C::NotReady, C::StoreUnavailable, C::CrlExpired]),
+        ))
+        .routes(with_problems(
+            routes!(meta::metrics),
+            P::public().and(&[
+                C::Unauthenticated,
+                C::InvalidCertificate,
+                C::MetricsForbidden,
+                C::StoreUnavailable,
+            ]),
+        ))
+        .routes(with_problems(routes!(openapi::document), P::public()))
+}
+
+/// The CRL routes, served by both routers.
+fn crl_routes<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    PublishedCrls: FromRef<S>,
+{
+    use Code as C;
+    use Problems as P;
+    let issuer_crl =
+        P::public()
+            .query::<CrlQuery>()
+            .and(&[C::CrlUnavailable, C::CrlExpired, C::Busy]);
+    OpenApiRouter::new()
+        .routes(with_problems(routes!(crl::crl), issuer_crl.clone()))
+        .routes(with_problems(
+            routes!(crl::issuer_crl),
+            issuer_crl.and(&[C::NotFound]),
+        ))
+        .routes(with_problems(
+            routes!(crl::latest_crl),
+            P::public()
+                .query::<CrlQuery>()
+                .and(&[C::NotFound, C::CrlUnavailable, C::CrlExpired, C::Busy]),
+        ))
+        .routes(with_problems(
+            routes!(crl::numbered_crl),
+            P::public().and(&[C::NotFound, C::CrlExpired]),
+        ))
+        .routes(with_problems(
+            routes!(crl::delta_crl),
+            P::public().and(&[C::NotFound, C::DeltaUnavailable, C::StoreUnavailable]),
+        ))
+        .routes(with_problems(
+            routes!(crl::default_delta),
+            P::public().query::<DeltaQuery>().and(&[
+                C::CrlUnavailable,
+                C::CrlExpired,
+                C::DeltaUnavailable,
+                C::StoreUnavailable,
+            ]),
+        ))
+        .routes(with_problems(
+            routes!(crl::root_crl),
+            P::public().and(&[C::CrlUnavailable, C::CrlExpired]),
+        ))
+        .routes(with_problems(
+            routes!(crl::root_crl_by_key_id),
+            P::public().and(&[C::NotFound, C::CrlExpired]),
+        ))
+        .routes(with_problems(
+            routes!(crl::crl_bundle),
+            P::public().and(&[C::CrlUnavailable, C::CrlExpired]),
+        ))
 }
 
 /// Lets only callers with an administrator certificate anywhere under `/v1/admin`, and puts
@@ -187,3 +381,92 @@ async fn admin_wall(
 
 /// Where the admin API lives.
 const ADMIN_PREFIX: &str = "/v1/admin";
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// Pages under this prefix are HTML for people, not API: not in the document.
+    const NOT_API: &str = "/ui";
+
+    /// A router's routes, each path with a method it takes, read from its `Debug` output:
+    /// axum lists its routes nowhere else. A route served by a whole service (not a method
+    /// router) is listed with the method `*`.
+    fn listed<S>(router: &Router<S>) -> BTreeSet<(String, String)> {
+        let debug = format!("{router:?}");
+        let paths_at = debug.find("paths: {").expect("axum's Debug lists paths") + 8;
+        // Paths hold `{`/`}` but never `"`: the section ends at the first `"}`.
+        let section = &debug[paths_at..];
+        let section = &section[..section.find("\"}").expect("end of paths")];
+        let mut paths = std::collections::HashMap::new();
+        for entry in section.split("RouteId(").skip(1) {
+            let (number, path) = entry.split_once("): \"").expect("RouteId(n): \"path\"");
+            paths.insert(
+                number.to_owned(),
+                path.split('"').next().unwrap_or_default(),
+            );
+        }
+        let routes = debug[..paths_at].split_once("routes: {").expect("routes").1;
+        let mut listed = BTreeSet::new();
+        for entry in routes.split("RouteId(").skip(1) {
+            let (number, endpoint) = entry.split_once("): ").expect("RouteId(n): endpoint");
+            let path = paths[number].to_owned();
+            if !endpoint.starts_with("MethodRouter(") {
+                listed.insert((path, "*".to_owned()));
+                continue;
+            }
+            let methods = endpoint.split_once(", fallback:").expect("methods").0;
+            for field in methods
+                .trim_start_matches("MethodRouter(MethodRouter { ")
+                .split(", ")
+            {
+                let (method, handler) = field.split_once(": ").expect("method: handler");
+                if handler != "None" {
+                    listed.insert((path.clone(), method.to_owned()));
+                }
+            }
+        }
+        listed
+    }
+
+    /// Each path of the document with each method it describes.
+    fn documented(openapi: &utoipa::openapi::OpenApi) -> BTreeSet<(String, String)> {
+        let json = serde_json::to_value(openapi).unwrap();
+        let mut documented = BTreeSet::new();
+        for (path, item) in json["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                documented.insert((path.clone(), method.clone()));
+            }
+        }
+        documented
+    }
+
+    #[test]
+    fn the_document_names_exactly_the_routers_routes() {
+        let (router, openapi) = routes().split_for_parts();
+        let listed: BTreeSet<_> = listed(&router)
+            .into_iter()
+            .filter(|(path, _)| !path.starts_with(NOT_API))
+            .collect();
+        assert!(
+            listed.contains(&("/v1/keys".to_owned(), "post".to_owned())),
+            "axum's Debug output is not read right: {listed:?}"
+        );
+        let documented = documented(&openapi);
+        let undocumented: Vec<_> = listed.difference(&documented).collect();
+        let unrouted: Vec<_> = documented.difference(&listed).collect();
+        assert!(
+            undocumented.is_empty() && unrouted.is_empty(),
+            "routed but not in the document: {undocumented:?}; in the document but not routed: {unrouted:?}"
+        );
+        // The plain-HTTP listener serves only documented routes.
+        let crl = listed_crl();
+        assert!(crl.len() >= 5 && crl.is_subset(&listed), "{crl:?}");
+    }
+
+    fn listed_crl() -> BTreeSet<(String, String)> {
+        listed(&Router::<PublishedCrls>::from(crl_routes()))
+    }
+}

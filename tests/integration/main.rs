@@ -23,6 +23,7 @@ mod key_protection;
 mod limits;
 mod lint;
 mod matrix;
+mod openapi;
 mod pkcs12;
 mod readme;
 mod recipes;
