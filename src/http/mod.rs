@@ -9,13 +9,14 @@ mod issuers;
 mod keys;
 mod meta;
 mod problem;
+mod ui;
 mod views;
 
 use std::sync::Arc;
 
 use axum::extract::{FromRef, Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post};
 use axum::{RequestExt, Router};
 
@@ -99,6 +100,7 @@ pub fn router(authority: Arc<Authority>, crls: PublishedCrls, limits: EdgeLimits
         .route("/v1/crl/bundle.pem", get(crl::crl_bundle))
         .route("/v1/ca/root", get(meta::active_root))
         .merge(admin)
+        .merge(ui::routes())
         .route("/healthz", get(meta::healthz))
         .route("/readyz", get(meta::readyz))
         .route("/metrics", get(meta::metrics))
@@ -138,25 +140,39 @@ pub fn crl_router(crls: PublishedCrls, limits: EdgeLimits) -> Router {
         .with_state(crls)
 }
 
-/// Lets only callers with an administrator certificate anywhere under `/v1/admin`, and puts
-/// the proof ([`crate::authority::Admin`]) into the request's extensions: the admin handlers
-/// take it from there, so the certificate is parsed and looked up once per request.
+/// Lets only callers with an administrator certificate anywhere under `/v1/admin` and the
+/// console's `/ui`, and puts the proof ([`crate::authority::Admin`]) into the request's
+/// extensions: the admin handlers take it from there, so the certificate is parsed and
+/// looked up once per request. The API refuses with a problem document, the console with
+/// a 403 page.
 async fn admin_wall(
     State(authority): State<AppState>,
     mut request: Request,
     next: Next,
-) -> Result<Response, ApiError> {
-    let under_admin = request
-        .uri()
-        .path()
-        .strip_prefix(ADMIN_PREFIX)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-    if under_admin {
-        let caller: crate::authority::Caller = request.extract_parts().await?;
-        let admin = authority.authenticate_admin(&caller).await?;
-        request.extensions_mut().insert(admin);
+) -> Response {
+    let path = request.uri().path();
+    let under = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    let console = under(ui::PREFIX);
+    if console || under(ADMIN_PREFIX) {
+        let admin = match request.extract_parts::<crate::authority::Caller>().await {
+            Ok(caller) => authority
+                .authenticate_admin(&caller)
+                .await
+                .map_err(ApiError::from),
+            Err(refused) => Err(refused),
+        };
+        match admin {
+            Ok(admin) => {
+                request.extensions_mut().insert(admin);
+            }
+            Err(refused) if console => return ui::refused(refused),
+            Err(refused) => return refused.into_response(),
+        }
     }
-    Ok(next.run(request).await)
+    next.run(request).await
 }
 
 /// Where the admin API lives.

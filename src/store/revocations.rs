@@ -155,6 +155,39 @@ impl Store {
         .await
     }
 
+    /// What [`Store::revoke_keys_of`] would revoke at `now` in `scope`, counted without a
+    /// change: `(keys, certificates)`. The certificates are those of every key in scope
+    /// that are unrevoked and unexpired, as the bulk revocation sweeps them.
+    pub async fn revocable_in(
+        &self,
+        scope: &RevocationScope,
+        now: OffsetDateTime,
+    ) -> Result<(i64, i64), StoreError> {
+        let owner = scope
+            .owner
+            .as_ref()
+            .map_or(String::new(), |o| o.as_str().to_owned());
+        let (keys,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM keys \
+             WHERE tenant_id = $1 AND ($2 = '' OR owner = $2) AND revoked_at IS NULL",
+        )
+        .bind(scope.tenant_id.get())
+        .bind(&owner)
+        .fetch_one(&self.pool)
+        .await?;
+        let (certificates,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM certificates c JOIN keys k ON k.id = c.key_id \
+             WHERE k.tenant_id = $1 AND ($2 = '' OR k.owner = $2) \
+             AND c.revoked_at IS NULL AND c.not_after > $3",
+        )
+        .bind(scope.tenant_id.get())
+        .bind(&owner)
+        .bind(seconds(now))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((keys, certificates))
+    }
+
     /// Revokes every unrevoked key of a tenant (or of one owner in it) and the unexpired
     /// certificates of every revoked key in that scope, in one transaction. Returns
     /// `(keys, certificates)` revoked.
