@@ -58,7 +58,8 @@ pub async fn guard(mut request: Request, next: Next) -> Response {
 }
 
 /// The headers every console answer carries: nothing runs but the CA's own script, nothing
-/// loads from elsewhere, no page is framed, cached or tells another site where it was.
+/// loads from elsewhere, no page is framed or cached, and no other site learns where a link
+/// to it was followed from.
 pub fn secure(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(
@@ -73,9 +74,11 @@ pub fn secure(mut response: Response) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // `same-origin`, not `no-referrer`: under `no-referrer` a browser sends `Origin: null`
+    // with every form post, and the origin check could not tell the console from anyone.
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers
         .entry(header::CACHE_CONTROL)
