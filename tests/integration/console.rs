@@ -21,7 +21,10 @@ fn screenshots() -> PathBuf {
 
 /// acme with alice (two keys) and bob (two keys); globex with carol (one key).
 async fn populated() -> Ca {
-    let ca = Ca::start();
+    populate(Ca::start()).await
+}
+
+async fn populate(ca: Ca) -> Ca {
     ca.tenant_with_user("acme", "alice@acme", &["read:metrics", "write:events"])
         .await;
     ca.user("bob@acme", &["read:metrics"]).await;
@@ -271,7 +274,53 @@ fn curl(ca: &Ca, identity: Option<&str>, args: &[&str], path: &str) -> (u16, Str
 
 #[tokio::test]
 async fn console_refuses_key_certificates_strangers_and_forged_changes() {
-    let ca = populated().await;
+    refuses_strangers_and_forgeries(populated().await).await;
+}
+
+/// The same on PostgreSQL, with the pages that read what the console added to the store
+/// (counts, the bulk preview, search by name and serial, a key's audit trail).
+#[tokio::test]
+async fn console_reads_and_refuses_the_same_on_postgresql() {
+    let test = "console_reads_and_refuses_the_same_on_postgresql";
+    let Some(schema) = crate::support::PgSchema::create(test).await else {
+        return;
+    };
+    let ca = populate(Ca::start_on(&schema.url)).await;
+    let admin = Some("certs/admin");
+    let (status, page) = curl(&ca, admin, &[], "/ui/");
+    assert_eq!(status, 200, "{page}");
+    let acme = page.split("/ui/tenants/acme").nth(1).unwrap_or_default();
+    assert!(acme.contains("status=active\">4</a>"), "{page}");
+    let (_, page) = curl(&ca, admin, &[], "/ui/revocations?tenant=acme&owner=bob");
+    assert!(
+        page.contains("This revokes 2 keys and 2 certificates"),
+        "{page}"
+    );
+    let (_, page) = curl(&ca, admin, &[], "/ui/keys?name=laptop");
+    assert!(page.contains("laptop") && !page.contains("bob-1"), "{page}");
+    let keys = ca
+        .admin()
+        .list_keys(None, &KeyQuery::default())
+        .await
+        .unwrap()
+        .keys;
+    let carol = keys.iter().find(|k| k.name == "carol").unwrap();
+    let (_, page) = curl(
+        &ca,
+        admin,
+        &[],
+        &format!("/ui/keys?find={}", carol.certificates[0].serial),
+    );
+    assert!(
+        page.contains(&carol.id) && !page.contains("laptop"),
+        "{page}"
+    );
+    let (_, page) = curl(&ca, admin, &[], &format!("/ui/keys/{}", carol.id));
+    assert!(page.contains("key.issue"), "{page}");
+    refuses_strangers_and_forgeries(ca).await;
+}
+
+async fn refuses_strangers_and_forgeries(ca: Ca) {
     let laptop = ca.path("laptop");
     let laptop = laptop.to_str().unwrap();
     let key_id = ca
