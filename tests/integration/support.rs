@@ -634,6 +634,16 @@ fn spawn_serve(dir: &Path, listen: &str, extra: &[String], env: &[(String, Strin
     serve(dir, &args, &env)
 }
 
+/// A free loopback port (bound and released: another process could take it in between, but
+/// nothing else here binds fixed ports).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn password(user: &str) -> Auth {
     Auth::Password {
         user: user.into(),

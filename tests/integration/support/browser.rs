@@ -25,6 +25,8 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{Value, json};
 
+use super::free_port;
+
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
@@ -342,14 +344,6 @@ fn unchunk(mut body: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&body[end + 2..end + 2 + size]);
         body = &body[end + 2 + size + 2..];
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn run(program: &str, args: &[&str]) {
