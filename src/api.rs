@@ -255,6 +255,21 @@ pub struct KeyQuery {
     /// Only this owner's keys (administrators only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<OwnerName>,
+    /// Only keys with exactly this name; an empty `name=` means any.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "empty_as_none"
+    )]
+    pub name: Option<String>,
+    /// Only the key holding the certificate with this serial (hex; upper case and the colons
+    /// `openssl x509 -text` prints are accepted); an empty `serial=` means any.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "empty_as_none"
+    )]
+    pub serial: Option<String>,
     /// Only keys in this state; an empty `status=` means any.
     #[serde(
         default,
@@ -294,6 +309,9 @@ pub struct AuditQuery {
     /// Only this action.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<AuditAction>,
+    /// Only events about this target: a key id, `owner@tenant`, a tenant's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// Only at or after this time (RFC 3339).
     #[serde(
         default,

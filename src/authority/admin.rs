@@ -10,7 +10,8 @@ use time::Duration;
 use super::{Admin, Authority, AuthorityError, MAX_KEY_DAYS, token};
 use crate::api::{NewTenant, NewToken, NewUser};
 use crate::model::{
-    ScopeSet, TenantName, TenantRecord, TokenRecord, TokenStatus, TokenView, UserRecord, UserRef,
+    ScopeSet, TenantName, TenantOverview, TenantRecord, TokenRecord, TokenStatus, TokenView,
+    UserRecord, UserRef,
 };
 use crate::store::{NewToken as StoredToken, TenantRow, UserRow, whole_second};
 
@@ -82,6 +83,33 @@ impl Authority {
             .await?
             .into_iter()
             .map(|row| row.tenant)
+            .collect())
+    }
+
+    /// Every tenant with its keys counted: active, expiring within `within` of now (of
+    /// the active ones), revoked.
+    pub async fn tenant_overview(
+        &self,
+        _admin: &Admin,
+        within: Duration,
+    ) -> Result<Vec<TenantOverview>, AuthorityError> {
+        let now = self.now();
+        let expires_by = now
+            .checked_add(within)
+            .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc());
+        let counts: std::collections::HashMap<_, _> = self
+            .store
+            .key_counts(now, expires_by)
+            .await?
+            .into_iter()
+            .collect();
+        let tenants = self.store.tenants().await?;
+        Ok(tenants
+            .into_iter()
+            .map(|row| TenantOverview {
+                keys: counts.get(&row.id).copied().unwrap_or_default(),
+                tenant: row.tenant,
+            })
             .collect())
     }
 

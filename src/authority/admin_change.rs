@@ -156,6 +156,7 @@ impl Authority {
             tenant: query.tenant,
             actor: query.actor,
             action: query.action.map(|a| a.as_str().to_owned()),
+            target: query.target,
             since: query.since,
             until: query.until,
             before_id,

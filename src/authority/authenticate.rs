@@ -123,6 +123,17 @@ impl Admin {
     pub(super) fn actor(&self) -> String {
         format!("admin:{}", self.name)
     }
+
+    /// The same administrator as a reader of the key inventory: what the inventory and
+    /// revocation methods take. An administrator certificate passes every reader check, so
+    /// this grants nothing the proof did not.
+    pub fn reader(&self) -> Reader {
+        Reader {
+            principal: Principal::Admin {
+                name: self.name.clone(),
+            },
+        }
+    }
 }
 
 /// Proof that the caller may read the key inventory and revoke keys: an administrator

@@ -6,7 +6,7 @@ use super::authenticate::Principal;
 use super::paging::{self, Page};
 use super::{Authority, AuthorityError, Reader};
 use crate::api::{Code, KeyQuery, KeyStatus as WireStatus};
-use crate::model::{KeyId, KeyRecord, KeyStatus, KeyView, Listing};
+use crate::model::{KeyId, KeyRecord, KeyStatus, KeyView, Listing, Serial};
 use crate::store::{KeyFilter, ListedCertificate};
 
 /// The page size when none is asked for, and the largest allowed.
@@ -76,9 +76,12 @@ impl Authority {
             now.checked_add(within.duration())
                 .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc())
         });
+        let serial = query.serial.as_deref().map(parse_serial).transpose()?;
         let filter = KeyFilter {
             tenant_id,
             owner,
+            name: query.name,
+            serial,
             status,
             now,
             expires_by,
@@ -157,6 +160,21 @@ impl Authority {
             .await?;
         Ok(key_view(key, certificates, now))
     }
+}
+
+/// A serial as a person copies it: lowercase hex as the CA writes it, or as `openssl x509`
+/// prints it (upper case, `-text` with colons between the bytes).
+fn parse_serial(text: &str) -> Result<Serial, AuthorityError> {
+    text.trim()
+        .replace(':', "")
+        .to_ascii_lowercase()
+        .parse()
+        .map_err(|_| {
+            AuthorityError::invalid(
+                Code::InvalidRequest,
+                "serial must be the 16-byte serial in hex (32 digits)",
+            )
+        })
 }
 
 /// The view at `now` of `key` with its listed certificates (each carries the count of all

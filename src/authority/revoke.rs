@@ -7,7 +7,7 @@ use super::authenticate::Principal;
 use super::{Admin, Authority, AuthorityError, Reader};
 use crate::api::AuditAction;
 use crate::api::{BulkRevocation, RevokeRequest};
-use crate::model::{KeyId, KeyView, OwnerName, RevocationCount, RevocationReason};
+use crate::model::{KeyId, KeyView, OwnerName, RevocationCount, RevocationReason, TenantName};
 use crate::store::RevocationScope;
 
 impl Authority {
@@ -64,6 +64,23 @@ impl Authority {
             .await?
             .ok_or(AuthorityError::NotFound("key"))?;
         self.key_view(row.key).await
+    }
+
+    /// What [`Authority::revoke_many`] would revoke now for `tenant` (or one `owner` in
+    /// it), counted and changed nothing: the figure an administrator confirms first.
+    pub async fn revocation_preview(
+        &self,
+        _admin: &Admin,
+        tenant: &TenantName,
+        owner: Option<&OwnerName>,
+    ) -> Result<RevocationCount, AuthorityError> {
+        let tenant = self.existing_tenant(tenant).await?;
+        let scope = RevocationScope {
+            tenant_id: tenant.id,
+            owner: owner.cloned(),
+        };
+        let (keys, certificates) = self.store.revocable_in(&scope, self.now()).await?;
+        Ok(RevocationCount { keys, certificates })
     }
 
     /// `POST /v1/admin/revocations`: revokes every key of a tenant, or of one owner in it, in

@@ -294,6 +294,8 @@ pub async fn keys(args: &Args, cmd: &KeysCommand) -> Result<()> {
                     .as_deref()
                     .map(|o| parse_as(o, Code::InvalidName))
                     .transpose()?,
+                name: None,
+                serial: None,
                 status: status.as_deref().map(str::parse).transpose()?,
                 expiring_within: *expiring_within,
                 cursor: cursor.clone(),

@@ -617,6 +617,8 @@ fn serde_urlencoded_query(query: &KeyQuery) -> String {
     let pairs: Vec<String> = [
         ("tenant", query.tenant.as_ref().map(TenantName::as_str)),
         ("owner", query.owner.as_ref().map(OwnerName::as_str)),
+        ("name", query.name.as_deref()),
+        ("serial", query.serial.as_deref()),
         ("status", query.status.map(KeyStatus::as_str)),
         ("expiring_within", within.as_deref()),
         ("cursor", query.cursor.as_deref()),

@@ -13,13 +13,14 @@ mod meta;
 mod openapi;
 mod problem;
 mod schema;
+mod ui;
 mod views;
 
 use std::sync::Arc;
 
 use axum::extract::{FromRef, Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::{RequestExt, Router};
 use utoipa::OpenApi as _;
 use utoipa_axum::router::OpenApiRouter;
@@ -301,6 +302,8 @@ fn routes() -> OpenApiRouter<CaState> {
             ]),
         ))
         .routes(with_problems(routes!(openapi::document), P::public()))
+        // The console's HTML pages: not API, so undescribed (see above).
+        .merge(OpenApiRouter::from(ui::routes()))
 }
 
 /// The CRL routes, served by both routers.
@@ -323,9 +326,12 @@ where
         ))
         .routes(with_problems(
             routes!(crl::latest_crl),
-            P::public()
-                .query::<CrlQuery>()
-                .and(&[C::NotFound, C::CrlUnavailable, C::CrlExpired, C::Busy]),
+            P::public().query::<CrlQuery>().and(&[
+                C::NotFound,
+                C::CrlUnavailable,
+                C::CrlExpired,
+                C::Busy,
+            ]),
         ))
         .routes(with_problems(
             routes!(crl::numbered_crl),
@@ -358,25 +364,39 @@ where
         ))
 }
 
-/// Lets only callers with an administrator certificate anywhere under `/v1/admin`, and puts
-/// the proof ([`crate::authority::Admin`]) into the request's extensions: the admin handlers
-/// take it from there, so the certificate is parsed and looked up once per request.
+/// Lets only callers with an administrator certificate anywhere under `/v1/admin` and the
+/// console's `/ui`, and puts the proof ([`crate::authority::Admin`]) into the request's
+/// extensions: the admin handlers take it from there, so the certificate is parsed and
+/// looked up once per request. The API refuses with a problem document, the console with
+/// a 403 page.
 async fn admin_wall(
     State(authority): State<AppState>,
     mut request: Request,
     next: Next,
-) -> Result<Response, ApiError> {
-    let under_admin = request
-        .uri()
-        .path()
-        .strip_prefix(ADMIN_PREFIX)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-    if under_admin {
-        let caller: crate::authority::Caller = request.extract_parts().await?;
-        let admin = authority.authenticate_admin(&caller).await?;
-        request.extensions_mut().insert(admin);
+) -> Response {
+    let path = request.uri().path();
+    let under = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    };
+    let console = under(ui::PREFIX);
+    if console || under(ADMIN_PREFIX) {
+        let admin = match request.extract_parts::<crate::authority::Caller>().await {
+            Ok(caller) => authority
+                .authenticate_admin(&caller)
+                .await
+                .map_err(ApiError::from),
+            Err(refused) => Err(refused),
+        };
+        match admin {
+            Ok(admin) => {
+                request.extensions_mut().insert(admin);
+            }
+            Err(refused) if console => return ui::refused(refused),
+            Err(refused) => return refused.into_response(),
+        }
     }
-    Ok(next.run(request).await)
+    next.run(request).await
 }
 
 /// Where the admin API lives.

@@ -177,8 +177,20 @@ pub async fn log_failures(request: Request, next: Next) -> Response {
     response
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+/// What a client is told of an error (the problem document), and what only the log sees.
+pub(crate) struct Told {
+    /// The body: code, status and a detail fit for the client.
+    pub(crate) problem: Problem,
+    /// The detail for the log, when the client gets a generic one.
+    pub(crate) failure: Option<Failure>,
+    /// When to try again, for a throttled request.
+    pub(crate) retry_after: Option<std::time::Duration>,
+}
+
+impl ApiError {
+    /// Splits the error into what the client may read and what goes to the log: the one
+    /// place that decides it, for the API's problem documents and the console's pages.
+    pub(crate) fn tell(self) -> Told {
         let code = self.code();
         let status = status(code);
         let retry_after = match &self {
@@ -203,11 +215,27 @@ impl IntoResponse for ApiError {
             ),
             other => (other.to_string(), None),
         };
-        let problem = Problem::new(status, code.as_str(), detail);
+        Told {
+            problem: Problem::new(status, code.as_str(), detail),
+            failure: failure.map(|e| Failure(Arc::new(e))),
+            retry_after,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let Told {
+            problem,
+            failure,
+            retry_after,
+        } = self.tell();
+        let status =
+            StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
-        if let Some(e) = failure {
-            response.extensions_mut().insert(Failure(Arc::new(e)));
+        if let Some(failure) = failure {
+            response.extensions_mut().insert(failure);
         }
         let headers = response.headers_mut();
         headers.insert(

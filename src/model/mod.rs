@@ -40,8 +40,9 @@ pub use name::{NameError, OwnerName, TenantName, UserRef};
 pub use reason::{ReasonError, RevocationReason};
 #[cfg(feature = "server")]
 pub use record::{
-    AuditRecord, CertificateRecord, IssuedKey, IssuerKeyLocation, KeyRecord, KeyStatus, KeyView,
-    Listing, RevocationCount, TenantRecord, TokenRecord, TokenStatus, TokenView, UserRecord,
+    AuditRecord, CertificateRecord, IssuedKey, IssuerKeyLocation, KeyCounts, KeyRecord, KeyStatus,
+    KeyView, Listing, RevocationCount, TenantOverview, TenantRecord, TokenRecord, TokenStatus,
+    TokenView, UserRecord,
 };
 pub use scope::{MAX_SCOPE_LEN, Scope, ScopeError, ScopeSet};
 pub use serial::Serial;

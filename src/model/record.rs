@@ -115,6 +115,27 @@ pub struct IssuedKey {
     pub expires_in: Duration,
 }
 
+/// A tenant's keys counted by state, for an administrator's overview.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyCounts {
+    /// Neither revoked nor expired.
+    pub active: i64,
+    /// Of the active ones, those whose end is near (within the span the overview was asked
+    /// for).
+    pub expiring: i64,
+    /// Revoked.
+    pub revoked: i64,
+}
+
+/// A tenant with its keys counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantOverview {
+    /// The tenant.
+    pub tenant: TenantRecord,
+    /// Its keys by state.
+    pub keys: KeyCounts,
+}
+
 /// What a bulk revocation revoked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RevocationCount {

@@ -51,6 +51,8 @@ pub struct AuditFilter {
     pub actor: Option<String>,
     /// Only this action.
     pub action: Option<String>,
+    /// Only events about this target (a key id, a user, a tenant).
+    pub target: Option<String>,
     /// Only at or after this time.
     pub since: Option<OffsetDateTime>,
     /// Only before this time.
@@ -72,6 +74,7 @@ impl Store {
             (&filter.tenant, " AND tenant = $?"),
             (&filter.actor, " AND actor = $?"),
             (&filter.action, " AND action = $?"),
+            (&filter.target, " AND target = $?"),
         ] {
             if value.is_some() {
                 sql.push(fragment);
@@ -86,9 +89,14 @@ impl Store {
         sql.push(" ORDER BY id DESC LIMIT $?");
         let mut query =
             sqlx::query_as::<_, AuditSqlRow>(sql.sql()).bind(filter.before_id.unwrap_or(i64::MAX));
-        for value in [&filter.tenant, &filter.actor, &filter.action]
-            .into_iter()
-            .flatten()
+        for value in [
+            &filter.tenant,
+            &filter.actor,
+            &filter.action,
+            &filter.target,
+        ]
+        .into_iter()
+        .flatten()
         {
             query = query.bind(value.clone());
         }

@@ -166,6 +166,10 @@ pub struct KeyFilter {
     pub tenant_id: Option<TenantId>,
     /// Only this owner's.
     pub owner: Option<OwnerName>,
+    /// Only keys with exactly this name.
+    pub name: Option<String>,
+    /// Only the key that holds the certificate with this serial.
+    pub serial: Option<Serial>,
     /// Only keys in this status at `now`.
     pub status: Option<KeyStatus>,
     /// The time `status` is judged at.
@@ -356,6 +360,12 @@ impl Store {
         if filter.owner.is_some() {
             sql.push(" AND k.owner = $?");
         }
+        if filter.name.is_some() {
+            sql.push(" AND k.name = $?");
+        }
+        if filter.serial.is_some() {
+            sql.push(" AND k.id IN (SELECT key_id FROM certificates WHERE serial = $?)");
+        }
         match filter.status {
             Some(KeyStatus::Active) => sql.push(" AND k.revoked_at IS NULL AND k.expires_at > $?"),
             Some(KeyStatus::Expired) => {
@@ -378,6 +388,12 @@ impl Store {
         }
         if let Some(owner) = &filter.owner {
             query = query.bind(owner.as_str().to_owned());
+        }
+        if let Some(name) = &filter.name {
+            query = query.bind(name.clone());
+        }
+        if let Some(serial) = filter.serial {
+            query = query.bind(serial.to_string());
         }
         if matches!(filter.status, Some(KeyStatus::Active | KeyStatus::Expired)) {
             query = query.bind(seconds(filter.now));

@@ -223,6 +223,49 @@ impl Store {
         .await
     }
 
+    /// What [`Store::revoke_keys_of`] would revoke at `now` in `scope`, counted without a
+    /// change: `(keys, certificates)`. The certificates are those of every key in scope
+    /// that are unrevoked and unexpired, as the bulk revocation sweeps them.
+    ///
+    /// One statement pair per shape, so each uses its index: an owner's keys through
+    /// `keys_by_owner` (`+revoked_at` keeps SQLite from preferring the tenant's state
+    /// index, which would read every key of the tenant), a whole tenant's from the state
+    /// index alone; the certificates through `certificates_live` (migration 0013).
+    pub async fn revocable_in(
+        &self,
+        scope: &RevocationScope,
+        now: OffsetDateTime,
+    ) -> Result<(i64, i64), StoreError> {
+        let (keys_sql, certificates_sql) = match scope.owner {
+            Some(_) => (
+                "SELECT COUNT(*) FROM keys \
+                 WHERE tenant_id = $1 AND owner = $2 AND +revoked_at IS NULL",
+                "SELECT COUNT(*) FROM certificates c JOIN keys k ON k.id = c.key_id \
+                 WHERE k.tenant_id = $1 AND k.owner = $2 \
+                 AND c.revoked_at IS NULL AND c.not_after > $3",
+            ),
+            None => (
+                "SELECT COUNT(*) FROM keys WHERE tenant_id = $1 AND revoked_at IS NULL",
+                "SELECT COUNT(*) FROM certificates c JOIN keys k ON k.id = c.key_id \
+                 WHERE k.tenant_id = $1 AND c.revoked_at IS NULL AND c.not_after > $2",
+            ),
+        };
+        let owner = scope.owner.as_ref().map(|o| o.as_str().to_owned());
+        let mut keys = sqlx::query_as::<_, (i64,)>(keys_sql).bind(scope.tenant_id.get());
+        let mut certificates =
+            sqlx::query_as::<_, (i64,)>(certificates_sql).bind(scope.tenant_id.get());
+        if let Some(owner) = owner {
+            keys = keys.bind(owner.clone());
+            certificates = certificates.bind(owner);
+        }
+        let (keys,) = keys.fetch_one(&self.pool).await?;
+        let (certificates,) = certificates
+            .bind(seconds(now))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((keys, certificates))
+    }
+
     /// Revokes every unrevoked key of a tenant (or of one owner in it) and the unexpired
     /// certificates of every revoked key in that scope, in one transaction. Returns
     /// `(keys, certificates)` revoked.

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, reason = "a panic is how a test fails")]
 
 mod admin;
+mod console;
 mod crash;
 mod crl_chain;
 mod deltas;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{BIN, Ca};
+use crate::support::{BIN, Ca, free_port};
 
 /// A plain-HTTP upstream that answers every request with the request's head, so a test sees
 /// exactly which headers a proxy passed on.
@@ -50,16 +50,6 @@ impl Drop for EchoUpstream {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-/// A free loopback port (bound and released: another process could take it in between, but
-/// nothing else here binds fixed ports).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A child process killed when dropped.

@@ -296,6 +296,8 @@ async fn contract(store: Store) {
     let filter = |status: Option<KeyStatus>, before: Option<i64>, limit: i64| KeyFilter {
         tenant_id: Some(acme.id),
         owner: Some(owner("bot")),
+        name: None,
+        serial: None,
         status,
         now: at(3_000),
         expires_by: None,

@@ -25,6 +25,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::client::TlsStream;
 
+pub mod browser;
 mod in_process;
 
 pub use in_process::policy;
@@ -631,6 +632,16 @@ fn spawn_serve(dir: &Path, listen: &str, extra: &[String], env: &[(String, Strin
     args.extend(extra.iter().map(String::as_str));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     serve(dir, &args, &env)
+}
+
+/// A free loopback port (bound and released: another process could take it in between, but
+/// nothing else here binds fixed ports).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn password(user: &str) -> Auth {
