@@ -156,6 +156,9 @@ pub(super) async fn bump_crl_revision(
     Ok(())
 }
 
+/// A `crls` row as read: number, this_update, next_update, entries, der, covers, cutoff.
+type StoredCrl = (i64, i64, i64, i64, Vec<u8>, i64, Option<i64>);
+
 /// A time column of `crls`.
 fn crl_time(column: &'static str, t: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp(t).map_err(|_| StoreError::corrupt("crls", column, t))
@@ -418,7 +421,7 @@ impl Store {
     /// The newest whole CRL of an issuer (newer numbers may be decided whose CRL is still
     /// being signed: see [`Store::newest_crl_basis`]).
     pub async fn latest_crl(&self, issuer_id: i64) -> Result<Option<CrlRow>, StoreError> {
-        let row: Option<(i64, i64, i64, i64, Vec<u8>, i64, Option<i64>)> = sqlx::query_as(
+        let row: Option<StoredCrl> = sqlx::query_as(
             "SELECT number, this_update, next_update, entries, der, covers, cutoff FROM crls \
              WHERE issuer_id = $1 AND has_der = 1 ORDER BY number DESC LIMIT 1",
         )
