@@ -201,7 +201,7 @@ async fn crl_numbers_strictly_increase_across_100_concurrent_revocations() {
     assert!(
         stored
             .iter()
-            .all(|(_, der, has)| (*has == 1) == !der.is_empty()),
+            .all(|(_, der, has)| (*has == 1) != der.is_empty()),
         "has_der says whether a row holds bytes"
     );
     assert!(
