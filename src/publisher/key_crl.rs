@@ -89,10 +89,11 @@ enum Decided {
 }
 
 /// How many times the cost of the last whole CRL passes before the next is signed, when
-/// revocations keep coming: whole CRLs take at most a fifth of one core, however many
+/// revocations keep coming: whole CRLs take at most a seventh of one core (and, on SQLite, of
+/// the write lock: storing 49 MB holds it for a quarter of a second), however many
 /// revocations and however large the CRL. Followers of deltas get every revocation at once;
-/// a reader of whole CRLs gets them batched (at a million entries, every second or two).
-const WHOLE_SHARE: u32 = 4;
+/// a reader of whole CRLs gets them batched (at a million entries, every two seconds or so).
+const WHOLE_SHARE: u32 = 6;
 
 /// One intermediate's CRL builder.
 pub(super) struct IssuerCrl {
