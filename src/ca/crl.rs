@@ -216,20 +216,25 @@ mod tests {
     use super::*;
     use crate::ca::Bootstrap;
 
+    /// The signer of a fresh CA's intermediate.
+    fn a_signer(now: OffsetDateTime) -> Signer {
+        let ca = Bootstrap::generate(now).unwrap();
+        Signer::new(
+            ca.intermediate_certificate.clone(),
+            &ca.intermediate_key_pem,
+            "latchkey.internal",
+            "https://localhost/v1/crl",
+        )
+        .unwrap()
+    }
+
     /// The start-up check reads back what signing wrote: the same entries agree, a changed
     /// reason, a missing entry, another number or broken DER do not. "Unspecified" is
     /// absent in the DER and still agrees.
     #[test]
     fn a_signed_crl_lists_exactly_its_entries() {
         let now = OffsetDateTime::now_utc();
-        let ca = Bootstrap::generate(now).unwrap();
-        let signer = Signer::new(
-            ca.intermediate_certificate.clone(),
-            &ca.intermediate_key_pem,
-            "latchkey.internal",
-            "https://localhost/v1/crl",
-        )
-        .unwrap();
+        let signer = a_signer(now);
         let entry = |reason| CrlEntry {
             serial: Serial::random(),
             revoked_at: now,
@@ -267,14 +272,7 @@ mod tests {
     #[test]
     fn crls_are_written_as_rcgen_writes_them() {
         let now = OffsetDateTime::now_utc();
-        let ca = Bootstrap::generate(now).unwrap();
-        let signer = Signer::new(
-            ca.intermediate_certificate.clone(),
-            &ca.intermediate_key_pem,
-            "latchkey.internal",
-            "https://localhost/v1/crl",
-        )
-        .unwrap();
+        let signer = a_signer(now);
         let tbs = |der: &[u8]| {
             let outer = super::super::crl_der::items(der).unwrap();
             let content = super::super::crl_der::content(outer[0]).unwrap();
