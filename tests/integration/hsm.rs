@@ -48,8 +48,15 @@ fn softhsm_token(dir: &Path, test: &str) -> Option<PathBuf> {
     Some(conf)
 }
 
+/// What a command printed, and how it ended (a signal shows as such: a crash at exit prints
+/// nothing of its own).
 fn text(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    format!(
+        "{}{}({})",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        out.status
+    )
 }
 
 /// `latchkey ARGS` on the home `dir/certs` with `SOFTHSM2_CONF`.
