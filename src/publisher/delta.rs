@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{OnceCell, watch};
 
 use super::PublishedCrl;
-use super::key_crl::DELTA_HORIZON;
-use crate::ca::{CrlEntries, CrlEntry, CrlHeader, CrlKind, SignerError};
+use super::key_crl::{DELTA_HORIZON, crl_entry};
+use crate::ca::{CrlEntries, CrlHeader, CrlKind, SignerError};
 use crate::clock::Clock;
 use crate::issuers::IssuerSet;
 use crate::store::{CrlBasis, Revisions, RevocationLedger, StoreError};
@@ -195,12 +195,7 @@ impl Deltas {
             }
             for r in added.iter() {
                 let r = r?;
-                let entry = CrlEntry {
-                    serial: r.serial,
-                    revoked_at: r.revoked_at,
-                    reason: r.reason,
-                };
-                entries.insert(&entry, r.not_after);
+                entries.insert(&crl_entry(&r), r.not_after);
             }
             let der = signer.sign_crl_of(&header, kind, &entries)?;
             Ok::<_, DeltaError>((der, entries.len() as i64))

@@ -367,12 +367,7 @@ impl IssuerCrl {
 
     /// The newest number decided here or at a replica, as far as this process knows.
     fn newest(&self) -> Option<CrlBasis> {
-        let newest = *self.board.newest.borrow();
-        let whole = self.current_crl().and_then(|c| c.basis());
-        match (newest, whole) {
-            (Some(n), Some(w)) => Some(if w.number > n.number { w } else { n }),
-            (n, w) => n.or(w),
-        }
+        self.board.newest_basis()
     }
 
     /// How long the last whole CRL took to sign and store.
@@ -637,7 +632,7 @@ enum Followed {
 }
 
 /// The CRL entry of a revoked certificate.
-fn crl_entry(r: &RevokedCertificate) -> CrlEntry {
+pub(super) fn crl_entry(r: &RevokedCertificate) -> CrlEntry {
     CrlEntry {
         serial: r.serial,
         revoked_at: r.revoked_at,

@@ -34,6 +34,20 @@ pub(super) struct IssuerBoard {
     pub(super) failures: AtomicU64,
 }
 
+impl IssuerBoard {
+    /// The newest CRL number decided (what deltas lead to): the one recorded as decided, or
+    /// the whole CRL being served when that is newer.
+    pub(super) fn newest_basis(&self) -> Option<CrlBasis> {
+        let newest = *self.newest.borrow();
+        let current = self.current.borrow().clone();
+        match (newest, current) {
+            (Some(n), Some(c)) if c.number > n.number => c.basis(),
+            (Some(n), _) => Some(n),
+            (None, c) => c.and_then(|c| c.basis()),
+        }
+    }
+}
+
 /// One root's CRL as served.
 #[derive(Debug, Clone)]
 pub(super) struct RootSlot {
@@ -316,13 +330,7 @@ impl IssuerCrls {
     /// The newest CRL number decided (what a delta leads to), if any: the whole CRL being
     /// served, or a newer one whose whole CRL is still being signed.
     pub fn newest(&self) -> Option<CrlBasis> {
-        let newest = *self.board.newest.borrow();
-        let current = self.current();
-        match (newest, current) {
-            (Some(n), Some(c)) if c.number > n.number => c.basis(),
-            (Some(n), _) => Some(n),
-            (None, c) => c.and_then(|c| c.basis()),
-        }
+        self.board.newest_basis()
     }
 
     /// Waits up to `wait` for a CRL number above `number` to be decided; `None` when none
