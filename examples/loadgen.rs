@@ -55,6 +55,10 @@ struct Args {
     /// cfssl's process id, to report its CPU time per certificate.
     #[arg(long)]
     cfssl_pid: Option<u32>,
+    /// Create this file when the measured requests start, for a profiler to attach then
+    /// (`PROFILE=1 scripts/bench-vs-cfssl.sh`).
+    #[arg(long)]
+    mark: Option<PathBuf>,
     /// Instead of issuing: list this many pages of 100 keys as the administrator, over one
     /// keep-alive connection, each from the previous page's cursor, and report latencies.
     #[arg(long)]
@@ -315,6 +319,9 @@ async fn measure(
 ) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let (warm, measured) = work.split_at(args.warmup.min(work.len()));
     run(target, warm.to_vec(), args.concurrency).await?;
+    if let Some(mark) = &args.mark {
+        std::fs::write(mark, name)?;
+    }
     let cpu_before = pid.and_then(cpu_time);
     let started = Instant::now();
     let (mut latencies, errors) = run(target, measured.to_vec(), args.concurrency).await?;

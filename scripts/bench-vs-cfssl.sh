@@ -6,6 +6,9 @@
 #   scripts/bench-vs-cfssl.sh                 # RUNS=5 COUNT=2000 WARMUP=100 CONCURRENCY=16
 #   DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench scripts/bench-vs-cfssl.sh
 #                                             # latchkey on PostgreSQL (an empty database)
+#   PROFILE=1 scripts/bench-vs-cfssl.sh       # then one more latchkey run under `perf record`
+#                                             # (Debian's linux-perf), and the profile's top
+#   CONCURRENCY=256 scripts/bench-vs-cfssl.sh # 256 keep-alive mTLS connections
 #
 # Loopback only, bounded by request counts; both servers are stopped at the end.
 # latchkey: `serve` on SQLite (synchronous=FULL), HTTPS, an enrollment token per request,
@@ -32,7 +35,7 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$work"
+  [ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 
@@ -66,6 +69,13 @@ target/release/latchkey serve --home "$work/latchkey" --listen "127.0.0.1:$latch
 latchkey_pid=$!
 pids+=("$latchkey_pid")
 wait_port "$cfssl_port"
+# The first start initializes the CA home before it listens: wait for its admin key too, so
+# that a server still stopping on the port cannot pass for this one.
+for _ in $(seq 1 300); do
+  [ -e "$work/latchkey/admin/key.pem" ] && break
+  kill -0 "$latchkey_pid" 2>/dev/null || { cat "$work/latchkey.log" >&2; exit 1; }
+  sleep 0.1
+done
 wait_port "$latchkey_port"
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(cfssl version | head -n 1)" >&2
@@ -92,3 +102,31 @@ ratios = [r["latchkey_over_cfssl_throughput"] for r in rows if "latchkey_over_cf
 print(f"latchkey / cfssl throughput: median {statistics.median(ratios):.2f}x "
       f"(runs: {', '.join(f'{x:.2f}' for x in ratios)})")
 PY
+
+if [ -n "${PROFILE:-}" ]; then
+  command -v perf >/dev/null 2>&1 || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >/dev/null
+  }
+  # Only the measured requests are profiled (loadgen makes its tokens first): perf attaches
+  # when loadgen marks their start, sampling on the CPU clock (these virtual machines have
+  # no hardware counters). Five times the count, so that the profile holds a few seconds.
+  target/release/examples/loadgen --server "https://127.0.0.1:$latchkey_port" \
+    --home "$work/latchkey" --concurrency "$concurrency" --count "$((count * 5))" --warmup 0 \
+    --server-pid "$latchkey_pid" --mark "$work/measuring" >"$work/profiled.json" &
+  loadgen_pid=$!
+  while [ ! -e "$work/measuring" ] && kill -0 "$loadgen_pid" 2>/dev/null; do sleep 0.02; done
+  perf record -e cpu-clock -F 1999 -g -o "$work/perf.data" -p "$latchkey_pid" 2>/dev/null &
+  perf_pid=$!
+  wait "$loadgen_pid"
+  kill -INT "$perf_pid"
+  wait "$perf_pid" 2>/dev/null || true
+  sed 's/^{/{"run":"profiled",/' "$work/profiled.json"
+  echo
+  echo "CPU by thread (threads of one pool summed):"
+  perf report -i "$work/perf.data" --no-children --sort comm --stdio 2>/dev/null |
+    grep -E '^ +[0-9]' | sed -E 's/-[0-9]+$//' | head -n 8
+  echo
+  echo "top functions (self time, >= 1.5%):"
+  perf report -i "$work/perf.data" --no-children --sort dso,sym --percent-limit 1.5 \
+    --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -n 30
+fi

@@ -8,6 +8,7 @@
 
 mod audit;
 mod copy;
+mod embedded;
 mod filter;
 mod issuance;
 mod issuers;
@@ -56,11 +57,11 @@ pub use webhooks::{NewWebhook, WebhookRow};
 pub enum StoreError {
     /// The database could not be reached, or dropped the connection; nothing was changed.
     #[error("store unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] DatabaseError),
     /// The database answered, but refused or failed the statement in a way no mapping
     /// covers: a bug of the CA (bad SQL, a value of the wrong type), not an outage.
     #[error("store error: {0}")]
-    Internal(#[source] sqlx::Error),
+    Internal(#[source] DatabaseError),
     /// A row with the same unique name exists already.
     #[error("{0} already exists")]
     AlreadyExists(&'static str),
@@ -114,6 +115,10 @@ pub enum StoreError {
     Migration(#[from] sqlx::migrate::MigrateError),
 }
 
+/// The database driver's own error: sqlx's, or rusqlite's on the embedded database's hot
+/// path (`embedded.rs`).
+pub type DatabaseError = Box<dyn std::error::Error + Send + Sync>;
+
 impl StoreError {
     /// A corrupt value in `table.column`.
     pub(crate) fn corrupt(table: &'static str, column: &'static str, value: impl ToString) -> Self {
@@ -135,9 +140,9 @@ impl From<sqlx::Error> for StoreError {
     /// connection, or said it cannot serve now; anything else is `Internal`.
     fn from(err: sqlx::Error) -> Self {
         if is_outage(&err) {
-            Self::Unavailable(err)
+            Self::Unavailable(Box::new(err))
         } else {
-            Self::Internal(err)
+            Self::Internal(Box::new(err))
         }
     }
 }
@@ -188,9 +193,11 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// Issuances go through one writer task, in batches (group commit).
+    /// Issuances go through one writer, in batches (group commit).
     issuances: issuance::IssuanceQueue,
     write_turn: WriteTurn,
+    /// On SQLite, the database file reached directly on the issuance hot path.
+    embedded: Option<std::sync::Arc<embedded::Embedded>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -205,9 +212,14 @@ impl Store {
         } else {
             Backend::Sqlite
         };
-        if let Some(path) = url.strip_prefix("sqlite://") {
-            create_private_file(std::path::Path::new(path.split('?').next().unwrap_or(path)))?;
-        }
+        let embedded = match backend {
+            Backend::Sqlite => {
+                let path = embedded::Embedded::path_of(url)?;
+                create_private_file(&path)?;
+                Some(std::sync::Arc::new(embedded::Embedded::new(path)))
+            }
+            Backend::Postgres => None,
+        };
         let options = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
             .acquire_timeout(Duration::from_secs(5))
@@ -236,12 +248,16 @@ impl Store {
         };
         migrator.run(&pool).await?;
         let write_turn = WriteTurn::default();
-        let issuances = issuance::IssuanceQueue::start(pool.clone(), backend, write_turn.clone());
+        let issuances = match &embedded {
+            Some(embedded) => issuance::IssuanceQueue::on_sqlite(embedded, write_turn.clone())?,
+            None => issuance::IssuanceQueue::on_postgres(pool.clone(), write_turn.clone()),
+        };
         Ok(Self {
             pool,
             backend,
             issuances,
             write_turn,
+            embedded,
         })
     }
 
@@ -462,7 +478,7 @@ pub fn sqlite_url(path: &std::path::Path) -> String {
 /// gives its `-wal` and `-shm` files the same mode.
 fn create_private_file(path: &std::path::Path) -> Result<(), StoreError> {
     use std::os::unix::fs::OpenOptionsExt;
-    if path.as_os_str().is_empty() || path.exists() || path.to_str() == Some(":memory:") {
+    if path.exists() {
         return Ok(());
     }
     std::fs::OpenOptions::new()
@@ -471,7 +487,7 @@ fn create_private_file(path: &std::path::Path) -> Result<(), StoreError> {
         .mode(0o600)
         .open(path)
         .map(|_| ())
-        .map_err(|e| StoreError::Unavailable(sqlx::Error::Io(e)))
+        .map_err(|e| StoreError::from(sqlx::Error::Io(e)))
 }
 
 /// Maps a unique-constraint violation to `on_unique`, anything else as [`StoreError::from`]
@@ -532,7 +548,8 @@ mod tests {
     /// is an outage.
     #[tokio::test]
     async fn store_errors_from_a_real_database() {
-        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("ca.db")).await.unwrap();
         let bad = sqlx::query("SELECT no_such_column FROM issuers")
             .execute(&store.pool)
             .await

@@ -33,17 +33,23 @@ impl Refusal {
     /// [`StoreError::Corrupt`] for a `latchkey:` message this build does not know (a
     /// migration newer than the code).
     pub(super) fn from_error(err: &sqlx::Error) -> Result<Option<Self>, StoreError> {
-        let sqlx::Error::Database(db) = err else {
-            return Ok(None);
-        };
-        let Some(name) = db.message().strip_prefix(PREFIX) else {
+        match err {
+            sqlx::Error::Database(db) => Self::from_message(db.message()),
+            _ => Ok(None),
+        }
+    }
+
+    /// The refusal a failed statement's `message` names, as [`Refusal::from_error`] reads
+    /// it; for errors of the embedded database's own connections (`embedded.rs`).
+    pub(super) fn from_message(message: &str) -> Result<Option<Self>, StoreError> {
+        let Some(name) = message.strip_prefix(PREFIX) else {
             return Ok(None);
         };
         Self::ALL
             .iter()
             .find(|(_, n)| *n == name)
             .map(|(refusal, _)| Some(*refusal))
-            .ok_or_else(|| StoreError::corrupt("issuances", "refusal", db.message()))
+            .ok_or_else(|| StoreError::corrupt("issuances", "refusal", message))
     }
 }
 

@@ -265,6 +265,31 @@ pub(super) struct TokenCredentialSqlRow {
     owner_disabled_at: Option<i64>,
 }
 
+impl TokenCredentialSqlRow {
+    /// The row as the embedded database's direct read gives it (`embedded.rs`), by the
+    /// same column names.
+    pub(super) fn from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            token: TokenSqlRow {
+                id: row.get("id")?,
+                tenant_id: row.get("tenant_id")?,
+                tenant: row.get("tenant")?,
+                owner: row.get("owner")?,
+                scopes: row.get("scopes")?,
+                created_by: row.get("created_by")?,
+                created_at: row.get("created_at")?,
+                expires_at: row.get("expires_at")?,
+                used_at: row.get("used_at")?,
+                key_id: row.get("key_id")?,
+                revoked_at: row.get("revoked_at")?,
+            },
+            max_key_days: row.get("max_key_days")?,
+            tenant_disabled_at: row.get("tenant_disabled_at")?,
+            owner_disabled_at: row.get("owner_disabled_at")?,
+        })
+    }
+}
+
 impl TryFrom<TokenCredentialSqlRow> for TokenCredential {
     type Error = StoreError;
     fn try_from(r: TokenCredentialSqlRow) -> Result<Self, StoreError> {

@@ -1,3 +1,4 @@
+use rusqlite::OptionalExtension;
 use time::OffsetDateTime;
 
 use super::audit::AuditEvent;
@@ -47,8 +48,25 @@ pub struct TokenCredential {
     pub owner_disabled_at: Option<OffsetDateTime>,
 }
 
-const TOKEN_COLUMNS: &str = "t.id, t.tenant_id, n.name AS tenant, t.owner, t.scopes, t.created_by, \
-     t.created_at, t.expires_at, t.used_at, t.key_id, t.revoked_at";
+/// The columns of a [`TokenRow`] (`t` the token, `n` its tenant).
+macro_rules! token_columns {
+    () => {
+        "t.id, t.tenant_id, n.name AS tenant, t.owner, t.scopes, t.created_by, t.created_at, \
+         t.expires_at, t.used_at, t.key_id, t.revoked_at"
+    };
+}
+const TOKEN_COLUMNS: &str = token_columns!();
+
+/// The read behind [`Store::token_credential`].
+const TOKEN_CREDENTIAL: &str = concat!(
+    "SELECT ",
+    token_columns!(),
+    ", n.max_key_days, n.disabled_at AS tenant_disabled_at, \
+     u.disabled_at AS owner_disabled_at \
+     FROM enrollment_tokens t JOIN tenants n ON n.id = t.tenant_id \
+     LEFT JOIN users u ON u.tenant_id = t.tenant_id AND u.name = t.owner \
+     WHERE t.token_hash = $1"
+);
 
 impl Store {
     /// Records a new enrollment token and returns its id.
@@ -80,23 +98,26 @@ impl Store {
     }
 
     /// The token whose secret hashes to `token_hash`, with its tenant and owner's state.
+    /// Every token enrollment starts here, so on SQLite it is read directly on this thread
+    /// (`embedded.rs`): one indexed read, where a round trip to sqlx's thread cost more.
     pub async fn token_credential(
         &self,
         token_hash: &str,
     ) -> Result<Option<TokenCredential>, StoreError> {
-        let sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {TOKEN_COLUMNS}, n.max_key_days, n.disabled_at AS tenant_disabled_at, \
-             u.disabled_at AS owner_disabled_at \
-             FROM enrollment_tokens t JOIN tenants n ON n.id = t.tenant_id \
-             LEFT JOIN users u ON u.tenant_id = t.tenant_id AND u.name = t.owner \
-             WHERE t.token_hash = $1"
-        ));
-        convert_optional(
-            sqlx::query_as::<_, TokenCredentialSqlRow>(sql)
-                .bind(token_hash)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+        let row = match &self.embedded {
+            Some(embedded) => embedded.read(|conn| {
+                conn.prepare_cached(TOKEN_CREDENTIAL)?
+                    .query_row([token_hash], TokenCredentialSqlRow::from_sqlite)
+                    .optional()
+            })?,
+            None => {
+                sqlx::query_as::<_, TokenCredentialSqlRow>(TOKEN_CREDENTIAL)
+                    .bind(token_hash)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+        };
+        convert_optional(row)
     }
 
     /// The tokens of a tenant (or all), newest first. Secrets are not stored, so none is shown.

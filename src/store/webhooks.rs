@@ -228,6 +228,15 @@ impl Store {
     }
 }
 
+/// The statement of [`enqueue`]: `$1` the event, `$2` the key, `$3` when, `$4` the detail,
+/// `$5` the tenant's id. The embedded database's issuance writer runs it too, once per
+/// certificate: the pattern is made in SQL from `$1` because SQLite prepares a statement
+/// again at every execution whose `LIKE` takes a bound pattern (it may plan by the value),
+/// 4% of an issuance's CPU. The stored set of events is `,a,b,` ([`WebhookEvents`]).
+pub(super) const ENQUEUE: &str = "INSERT INTO webhook_outbox (webhook_id, event_type, key_id, \
+     occurred_at, detail, next_attempt_at) SELECT id, $1, $2, $3, $4, $3 FROM webhooks \
+     WHERE tenant_id = $5 AND removed_at IS NULL AND events LIKE '%,' || $1 || ',%'";
+
 /// Writes, in the transaction of a change to one key, a message about it for every webhook
 /// of the key's tenant that takes `event`. `detail` is the message's own part of `data`.
 pub(super) async fn enqueue(
@@ -238,19 +247,14 @@ pub(super) async fn enqueue(
     at: OffsetDateTime,
     detail: serde_json::Value,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO webhook_outbox (webhook_id, event_type, key_id, occurred_at, detail, \
-         next_attempt_at) SELECT id, $1, $2, $3, $4, $3 FROM webhooks \
-         WHERE tenant_id = $5 AND removed_at IS NULL AND events LIKE $6",
-    )
-    .bind(event.as_str())
-    .bind(key_id)
-    .bind(seconds(at))
-    .bind(detail.to_string())
-    .bind(tenant_id)
-    .bind(WebhookEvents::like_pattern(event))
-    .execute(conn)
-    .await?;
+    sqlx::query(ENQUEUE)
+        .bind(event.as_str())
+        .bind(key_id)
+        .bind(seconds(at))
+        .bind(detail.to_string())
+        .bind(tenant_id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 

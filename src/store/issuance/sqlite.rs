@@ -1,0 +1,131 @@
+//! SQLite's issuance writer: a thread that owns its connection (see `embedded.rs`), so a
+//! batch is a transaction of function calls and one fsync, with no round trip to another
+//! thread per statement. It takes this process's write turn for each batch, as every other
+//! SQLite writer of the process does (`store::WriteTx`).
+
+use rusqlite::{Connection, TransactionBehavior, params};
+use tokio::sync::mpsc;
+
+use super::{BatchResult, Issuance, MAX_BATCH, Queued, answer};
+use crate::model::WebhookEvent;
+use crate::store::embedded::{is_unique_violation, message, store_error};
+use crate::store::refusal::Refusal;
+use crate::store::rows::seconds;
+use crate::store::{StoreError, WriteTurn, webhooks};
+
+/// An issuance as an INSERT into the `issuances` view: its trigger checks the token, the
+/// tenant, the owner and the public key and writes the key, the certificate, the token's
+/// use and the audit event, or raises a `latchkey:` refusal and writes nothing.
+const ISSUE: &str = "INSERT INTO issuances (key_id, tenant_id, owner, name, description, \
+     scopes, created_at, expires_at, token_id, used_at, serial, issuer_id, subject, \
+     public_key_sha256, not_before, not_after, der, recorded_at, event_at, actor, action, \
+     event_tenant, target, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+     $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)";
+
+/// Runs on the writer's thread until the last queue handle is dropped: waits for an
+/// issuance, takes whatever else has queued up, records them in one transaction, answers.
+pub(super) fn write_issuances(
+    mut conn: Connection,
+    turn: WriteTurn,
+    mut queue: mpsc::Receiver<Queued>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = queue.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let recorded = {
+            let _turn = turn.blocking_lock();
+            record_batch(&mut conn, &batch)
+        };
+        answer(&mut batch, recorded);
+    }
+}
+
+/// Records `batch` in one `BEGIN IMMEDIATE` transaction. A refused or failed issuance
+/// undoes its own statement only (the trigger's `RAISE(ABORT)`, a constraint), so the batch
+/// goes on without savepoints.
+fn record_batch(conn: &mut Connection, batch: &[Queued]) -> BatchResult {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(store_error)?;
+    let mut results = Vec::with_capacity(batch.len());
+    for (issuance, _) in batch {
+        results.push(record_one(&tx, issuance)?);
+    }
+    tx.commit().map_err(store_error)?;
+    Ok(results)
+}
+
+/// One issuance, then the tenant's webhook messages. The inner `Err` is this issuance's
+/// refusal or collision; the outer one a failure of the transaction.
+fn record_one(
+    conn: &Connection,
+    Issuance {
+        key,
+        certificate: c,
+        token,
+        now,
+        event,
+    }: &Issuance,
+) -> Result<Result<(), StoreError>, StoreError> {
+    let mut issue = conn.prepare_cached(ISSUE).map_err(store_error)?;
+    let issued = issue.execute(params![
+        key.id.as_str(),
+        key.tenant_id.get(),
+        key.owner.as_str(),
+        key.name,
+        key.description,
+        key.scopes.to_stored(),
+        seconds(key.created_at),
+        seconds(key.expires_at),
+        token.map(|t| t.token_id),
+        seconds(*now),
+        c.serial.to_string(),
+        c.issuer_id,
+        c.subject,
+        c.public_key_sha256,
+        seconds(c.not_before),
+        seconds(c.not_after),
+        c.der,
+        seconds(c.created_at),
+        seconds(event.at),
+        event.actor,
+        event.action,
+        event.tenant,
+        event.target,
+        event.detail.to_string(),
+    ]);
+    if let Err(e) = issued {
+        // Some failures (I/O, a full disk) make SQLite roll the whole transaction back:
+        // then the batch has failed. Otherwise only this statement was undone.
+        if conn.is_autocommit() {
+            return Err(store_error(e));
+        }
+        return Ok(Err(
+            match message(&e).map(Refusal::from_message).transpose()? {
+                Some(Some(refusal)) => refusal.into(),
+                _ if is_unique_violation(&e) => StoreError::Collision,
+                _ => store_error(e),
+            },
+        ));
+    }
+    // The tenant's webhooks hear of it from this same transaction.
+    let mut enqueue = conn
+        .prepare_cached(webhooks::ENQUEUE)
+        .map_err(store_error)?;
+    enqueue
+        .execute(params![
+            WebhookEvent::KeyIssued.as_str(),
+            key.id.as_str(),
+            seconds(*now),
+            webhooks::issued_detail(key, c).to_string(),
+            key.tenant_id.get(),
+        ])
+        .map_err(store_error)?;
+    Ok(Ok(()))
+}
