@@ -1,6 +1,6 @@
-//! PostgreSQL's issuance writer: a task on the pool, each issuance a call of
-//! `latchkey_issue` in a savepoint of its own (a refusal aborts PostgreSQL's transaction,
-//! so a refused issuance is rolled back to its savepoint and the batch goes on).
+//! PostgreSQL's issuance writer: a task on the pool, each issuance one round trip, a call
+//! of `latchkey_issue_once` (migration 0014), whose exception block is the savepoint that
+//! lets a refused issuance be undone alone while the batch goes on.
 
 use sqlx::{Any, AnyPool, Transaction};
 use tokio::sync::mpsc;
@@ -9,7 +9,7 @@ use super::{BatchResult, Issuance, MAX_BATCH, Queued, answer};
 use crate::model::WebhookEvent;
 use crate::store::refusal::Refusal;
 use crate::store::rows::seconds;
-use crate::store::{Backend, StoreError, WriteTurn, begin_on, unique_as, webhooks};
+use crate::store::{Backend, StoreError, WriteTurn, begin_on, is_outage_code, webhooks};
 
 pub(super) async fn write_issuances(
     pool: AnyPool,
@@ -27,24 +27,14 @@ async fn record_batch(pool: &AnyPool, turn: &WriteTurn, batch: &[Queued]) -> Bat
     let mut tx = begin_on(pool, Backend::Postgres, turn).await?;
     let mut results = Vec::with_capacity(batch.len());
     for (issuance, _) in batch {
-        sqlx::query("SAVEPOINT issuance").execute(&mut **tx).await?;
-        let result = record_one(&mut tx, issuance).await?;
-        if result.is_err() {
-            sqlx::query("ROLLBACK TO SAVEPOINT issuance")
-                .execute(&mut **tx)
-                .await?;
-        }
-        sqlx::query("RELEASE SAVEPOINT issuance")
-            .execute(&mut **tx)
-            .await?;
-        results.push(result);
+        results.push(record_one(&mut tx, issuance).await?);
     }
     tx.commit().await?;
     Ok(results)
 }
 
-/// One issuance: a call of `latchkey_issue` (migration 0005, made again by 0009), then the
-/// tenant's webhook messages. A refusal ([`Refusal`]) undoes the call. The outer `Err` is a
+/// One issuance: a call of `latchkey_issue_once` (migration 0014), which records it and
+/// its webhook messages or, refused, undoes itself alone and says why. The outer `Err` is a
 /// failure of the transaction.
 async fn record_one(
     tx: &mut Transaction<'static, Any>,
@@ -56,9 +46,9 @@ async fn record_one(
         event,
     }: &Issuance,
 ) -> Result<Result<(), StoreError>, StoreError> {
-    let issued = sqlx::query(
-        "SELECT latchkey_issue($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-         $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)",
+    let refused: Option<String> = sqlx::query_scalar(
+        "SELECT latchkey_issue_once($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+         $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)",
     )
     .bind(key.id.as_str())
     .bind(key.tenant_id.get())
@@ -84,26 +74,28 @@ async fn record_one(
     .bind(&event.tenant)
     .bind(&event.target)
     .bind(event.detail.to_string())
-    .execute(&mut **tx)
-    .await;
-    Ok(match issued {
-        Ok(_) => {
-            // The tenant's webhooks hear of it from this same transaction.
-            webhooks::enqueue(
-                tx,
-                key.tenant_id.get(),
-                WebhookEvent::KeyIssued,
-                key.id.as_str(),
-                *now,
-                webhooks::issued_detail(key, c),
-            )
-            .await?;
-            Ok(())
-        }
-        Err(e) => match Refusal::from_error(&e) {
-            Ok(Some(refusal)) => Err(refusal.into()),
-            Ok(None) => Err(unique_as(e, StoreError::Collision)),
-            Err(unknown) => Err(unknown),
-        },
-    })
+    .bind(WebhookEvent::KeyIssued.as_str())
+    .bind(webhooks::issued_detail(key, c).to_string())
+    .fetch_one(&mut **tx)
+    .await?;
+    let Some(refused) = refused else {
+        return Ok(Ok(()));
+    };
+    Ok(Err(match Refusal::from_message(&refused) {
+        Ok(Some(refusal)) => refusal.into(),
+        Ok(None) if refused == "unique_violation" => StoreError::Collision,
+        Ok(None) => database_error(refused),
+        Err(unknown) => unknown,
+    }))
+}
+
+/// An error `latchkey_issue_once` caught and answered as `<SQLSTATE> <message>`: an outage
+/// or a bug, as [`StoreError::from`] tells them apart.
+fn database_error(answer: String) -> StoreError {
+    let sqlstate = answer.split(' ').next().unwrap_or_default();
+    if is_outage_code(sqlstate) {
+        StoreError::Unavailable(answer.into())
+    } else {
+        StoreError::Internal(answer.into())
+    }
 }

@@ -15,12 +15,14 @@ use crate::store::{StoreError, WriteTurn, webhooks};
 
 /// An issuance as an INSERT into the `issuances` view: its trigger checks the token, the
 /// tenant, the owner and the public key and writes the key, the certificate, the token's
-/// use and the audit event, or raises a `latchkey:` refusal and writes nothing.
+/// use, the audit event and the webhook messages (migration 0014), or raises a `latchkey:`
+/// refusal and writes nothing.
 const ISSUE: &str = "INSERT INTO issuances (key_id, tenant_id, owner, name, description, \
      scopes, created_at, expires_at, token_id, used_at, serial, issuer_id, subject, \
      public_key_sha256, not_before, not_after, der, recorded_at, event_at, actor, action, \
-     event_tenant, target, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
-     $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)";
+     event_tenant, target, detail, webhook_event, webhook_detail) VALUES ($1, $2, $3, $4, \
+     $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
+     $23, $24, $25, $26)";
 
 /// Runs on the writer's thread until the last queue handle is dropped: waits for an
 /// issuance, takes whatever else has queued up, records them in one transaction, answers.
@@ -61,8 +63,8 @@ fn record_batch(conn: &mut Connection, batch: &[Queued]) -> BatchResult {
     Ok(results)
 }
 
-/// One issuance, then the tenant's webhook messages. The inner `Err` is this issuance's
-/// refusal or collision; the outer one a failure of the transaction.
+/// One issuance, with its webhook messages. The inner `Err` is this issuance's refusal,
+/// collision or failure; the outer one a failure of the transaction.
 fn record_one(
     conn: &Connection,
     Issuance {
@@ -99,6 +101,8 @@ fn record_one(
         event.tenant,
         event.target,
         event.detail.to_string(),
+        WebhookEvent::KeyIssued.as_str(),
+        webhooks::issued_detail(key, c).to_string(),
     ]);
     if let Err(e) = issued {
         // Some failures (I/O, a full disk) make SQLite roll the whole transaction back:
@@ -114,18 +118,5 @@ fn record_one(
             },
         ));
     }
-    // The tenant's webhooks hear of it from this same transaction.
-    let mut enqueue = conn
-        .prepare_cached(webhooks::ENQUEUE)
-        .map_err(store_error)?;
-    enqueue
-        .execute(params![
-            WebhookEvent::KeyIssued.as_str(),
-            key.id.as_str(),
-            seconds(*now),
-            webhooks::issued_detail(key, c).to_string(),
-            key.tenant_id.get(),
-        ])
-        .map_err(store_error)?;
     Ok(Ok(()))
 }
