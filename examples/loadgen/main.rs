@@ -222,7 +222,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     if let (Some(rate), Some(duration)) = (args.rate, args.duration) {
-        return soak::run(&args, &admin, &ca_pem, &host, port, rate, duration).await;
+        return soak::run(&args, &ca_pem, &host, port, rate, duration).await;
     }
 
     // Tokens and CSRs, made before the clock starts.

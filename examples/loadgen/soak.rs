@@ -4,9 +4,11 @@
 //! and the server's RSS) and a final line for the whole run.
 //!
 //! Every request needs an enrollment token and a CSR of its own (a public key enrolls one key
-//! only), all made before the clock starts: `rate × duration + warmup` of each, the tokens
-//! with `--token-concurrency` admin requests at a time (the API makes one per request). The
-//! time that takes is printed on stderr.
+//! only), all made before the clock starts: `rate × duration + warmup` of each. The API makes
+//! one token per request, so the tokens are asked for over `--token-concurrency` keep-alive
+//! admin connections (the library's `Client` makes a new mTLS connection per call, which
+//! would cost a handshake per token), while the CSRs are made on the other threads. The time
+//! that takes is printed on stderr.
 //!
 //! Request i is due at start + i / rate; a worker waits for the next due request, sends it
 //! and waits for the answer, so the rate holds while the latency stays below
@@ -21,9 +23,10 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use latchkey::client::Client;
+use latchkey::api::NewToken;
+use latchkey::client::{KeyType, new_key_pair};
 
-use crate::{Args, cpu_time, enroll_body, percentile, prepare};
+use crate::{Args, cpu_time, enroll_body, percentile};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -64,17 +67,96 @@ fn rss_mb(pids: &[u32]) -> Option<f64> {
     kb.map(|kb| kb as f64 / 1024.0)
 }
 
+/// A keep-alive HTTPS connection.
+async fn connect(
+    config: &Arc<rustls::ClientConfig>,
+    host: &str,
+    port: u16,
+) -> Result<SendRequest<Full<Bytes>>, Error> {
+    let tcp = tokio::net::TcpStream::connect((host, port)).await?;
+    tcp.set_nodelay(true)?;
+    let name = rustls_pki_types::ServerName::try_from(host.to_owned())?;
+    let tls = tokio_rustls::TlsConnector::from(config.clone())
+        .connect(name, tcp)
+        .await?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// `total` enrollment tokens (owner `soak-<connection>-<n>@<tenant>`, scope `bench:issue`),
+/// asked for over `concurrency` keep-alive connections with the admin certificate.
+async fn make_tokens(
+    admin: Arc<rustls::ClientConfig>,
+    host: &str,
+    port: u16,
+    tenant: &str,
+    total: usize,
+    concurrency: usize,
+    ttl_seconds: i64,
+) -> Result<Vec<String>, Error> {
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let share = total / concurrency + usize::from(w < total % concurrency);
+        let (admin, host, tenant) = (admin.clone(), host.to_owned(), tenant.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut sender = connect(&admin, &host, port).await?;
+            let mut tokens = Vec::with_capacity(share);
+            for i in 0..share {
+                let body = serde_json::to_vec(&NewToken {
+                    owner: format!("soak-{w}-{i}@{tenant}").parse()?,
+                    scopes: latchkey::model::ScopeSet::parse(["bench:issue"])?,
+                    ttl_seconds: Some(ttl_seconds),
+                })?;
+                let request = http::Request::post("/v1/admin/tokens")
+                    .header(http::header::HOST, host.as_str())
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(Bytes::from(body)))?;
+                sender.ready().await?;
+                let response = sender.send_request(request).await?;
+                let status = response.status();
+                let body = response.into_body().collect().await?.to_bytes();
+                if status != http::StatusCode::CREATED {
+                    let body = String::from_utf8_lossy(&body);
+                    return Err(format!("token refused: {status} {body}").into());
+                }
+                let info: serde_json::Value = serde_json::from_slice(&body)?;
+                match info["token"].as_str() {
+                    Some(token) => tokens.push(token.to_owned()),
+                    None => return Err("a token answer without the token".into()),
+                }
+            }
+            Ok::<_, Error>(tokens)
+        }));
+    }
+    let mut tokens = Vec::with_capacity(total);
+    for t in tasks {
+        tokens.extend(t.await??);
+    }
+    Ok(tokens)
+}
+
+/// `total` P-256 CSRs, made on `threads` blocking threads.
+async fn make_csrs(total: usize, threads: usize) -> Result<Vec<String>, Error> {
+    let mut tasks = Vec::new();
+    for t in 0..threads {
+        let share = total / threads + usize::from(t < total % threads);
+        tasks.push(tokio::task::spawn_blocking(move || {
+            (0..share)
+                .map(|_| Ok(new_key_pair(KeyType::P256)?.csr_pem))
+                .collect::<Result<Vec<_>, Error>>()
+        }));
+    }
+    let mut csrs = Vec::with_capacity(total);
+    for t in tasks {
+        csrs.extend(t.await??);
+    }
+    Ok(csrs)
+}
+
 impl Soak {
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, Error> {
-        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await?;
-        tcp.set_nodelay(true)?;
-        let name = rustls_pki_types::ServerName::try_from(self.host.clone())?;
-        let tls = tokio_rustls::TlsConnector::from(self.config.clone())
-            .connect(name, tcp)
-            .await?;
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
-        tokio::spawn(connection);
-        Ok(sender)
+        connect(&self.config, &self.host, self.port).await
     }
 
     /// One enrollment; an error unless it is answered 201.
@@ -179,7 +261,6 @@ impl Soak {
 /// Prepares, warms up, then issues at `rate` per second for `duration` seconds.
 pub async fn run(
     args: &Args,
-    admin: &Client,
     ca_pem: &[u8],
     host: &str,
     port: u16,
@@ -197,17 +278,30 @@ pub async fn run(
             "token_concurrency": args.token_concurrency })
     );
     let prepare_started = Instant::now();
+    let roots = latchkey::tls::load_certificates(ca_pem, "ca.pem")?;
+    let admin_dir = args.home.join("admin");
+    let identity = (
+        latchkey::tls::load_certificates(&std::fs::read(admin_dir.join("chain.pem"))?, "chain")?,
+        latchkey::tls::load_private_key(&std::fs::read(admin_dir.join("key.pem"))?, "key")?,
+    );
+    let admin = Arc::new(latchkey::tls::client_config(&roots, Some(identity))?);
     // Valid through the preparation and the run, whatever their length (at most 30 days).
     let ttl = (duration as i64 + 86_400).min(30 * 86_400);
-    let work = prepare(
-        admin,
-        &args.tenant,
-        total,
-        args.token_concurrency,
-        "soak",
-        ttl,
+    let csr_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (tokens, csrs) = tokio::try_join!(
+        make_tokens(
+            admin,
+            host,
+            port,
+            &args.tenant,
+            total,
+            args.token_concurrency.max(1),
+            ttl
+        ),
+        make_csrs(total, csr_threads),
     )
-    .await?;
+    .map_err(|e| e.to_string())?;
+    let work: Vec<(String, String)> = tokens.into_iter().zip(csrs).collect();
     let seconds = prepare_started.elapsed().as_secs_f64();
     eprintln!(
         "{}",
@@ -215,7 +309,6 @@ pub async fn run(
             "per_s": total as f64 / seconds })
     );
 
-    let roots = latchkey::tls::load_certificates(ca_pem, "ca.pem")?;
     let intervals = duration.div_ceil(args.report_every) as usize;
     let soak = Arc::new(Soak {
         config: Arc::new(latchkey::tls::client_config(&roots, None)?),
