@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Soak (issue 14): issuance at 80% of the measured maximum for MINUTES minutes on a fresh CA,
-# then a verdict: no error, the CA's RSS at the end within 10% of its RSS after the first
-# minute, the last minute's p99 within 20% of the first minute's.
+# then a verdict: the paced rate held, no error, the CA's RSS at the end at most 10% above
+# its RSS after the first minute, the last minute's p99 at most 20% above the first
+# minute's (growth is what a soak looks for: the first minute, with the caches and the store
+# still cold, is often the slower one, so a fall is no failure; both changes are printed).
 #
 #   scripts/bench-soak.sh                    # ENGINE=sqlite MINUTES=10
 #   ENGINE=postgres scripts/bench-soak.sh    # DATABASE_URL (default
@@ -105,9 +107,9 @@ checks = [
     ("the rate held: every request sent within 1 s of its due time", max_lag <= 1000,
      f"latest send {max_lag:.0f} ms after its due time; {total['certs_per_s']:.0f}/s of {total['rate']:.0f}/s asked"),
     ("no error", total["errors"] == 0, f"{total['errors']} errors of {total['requests']}"),
-    ("RSS at the end within 10% of after the first interval", abs(rss_change) <= 10,
+    ("RSS at the end at most 10% above its value after the first interval", rss_change <= 10,
      f"{rss_first:.1f} MB -> {rss_end:.1f} MB ({rss_change:+.1f}%)"),
-    ("p99 of the last interval within 20% of the first", abs(p99_change) <= 20,
+    ("p99 of the last interval at most 20% above the first's", p99_change <= 20,
      f"{first['p99_ms']:.2f} ms -> {last['p99_ms']:.2f} ms ({p99_change:+.1f}%)"),
 ]
 if len(intervals) < 2:
