@@ -67,7 +67,8 @@ target/release/latchkey serve --home "$home" --listen "127.0.0.1:$port" "${datab
   >"$work/serve.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 1200); do
-  [ "$(curl -sk -o /dev/null -w '%{http_code}' "$server/healthz" 2>/dev/null || true)" = 200 ] && break
+  [ "$(curl -sk -o /dev/null -w '%{http_code}' "$server/healthz" 2>/dev/null || true)" = 200 ] &&
+    [ -s "$home/ca.pem" ] && [ -s "$home/admin/key.pem" ] && break
   sleep 0.05
 done
 

@@ -67,6 +67,13 @@ latchkey_pid=$!
 pids+=("$latchkey_pid")
 wait_port "$cfssl_port"
 wait_port "$latchkey_port"
+# A fresh home is initialized while the port already listens: wait for the CA to answer and
+# for the files loadgen reads.
+for _ in $(seq 1 600); do
+  [ "$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$latchkey_port/healthz" 2>/dev/null || true)" = 200 ] &&
+    [ -s "$work/latchkey/ca.pem" ] && [ -s "$work/latchkey/admin/key.pem" ] && break
+  sleep 0.1
+done
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(cfssl version | head -n 1)" >&2
 for run in $(seq 1 "$runs"); do
