@@ -20,6 +20,11 @@
 #    the hub, then --requests (keep-alive) against each. A table of the runs, the medians
 #    and hub / nginx.
 #
+# nginx's cost per handshake grows with the CRL (OpenSSL checks the CRL's signature, hashing
+# all of it, at every verification): on the 2-core test machine 0.7 ms of CPU without a CRL,
+# 1.6 ms at 20k entries, 7.3 ms at 200k, so some 35 ms at 1M, about 55 handshakes/s; the
+# default HANDSHAKES=5000 then takes ~1.5 minutes per nginx run, ~10 minutes in all.
+#
 # Loopback only, bounded by counts; everything started here is stopped at the end; the data
 # lives in a temporary directory (about 0.6 GB per million keys) removed at the end.
 # SKIP_BUILD=1 uses the binaries in target/release as they are.
@@ -61,7 +66,8 @@ trap cleanup EXIT
 
 lk() { target/release/latchkey --server "$ca" --home "$home" --ca-cert "$home/ca.pem" "$@"; }
 wait_port() {
-  for _ in $(seq 1 1200); do
+  # Up to 3 minutes: the hub and nginx parse the whole CRL (49 MB at 1M entries) first.
+  for _ in $(seq 1 3600); do
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
     sleep 0.05
   done
