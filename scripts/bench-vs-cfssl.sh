@@ -69,14 +69,15 @@ target/release/latchkey serve --home "$work/latchkey" --listen "127.0.0.1:$latch
 latchkey_pid=$!
 pids+=("$latchkey_pid")
 wait_port "$cfssl_port"
-# The first start initializes the CA home before it listens: wait for its admin key too, so
-# that a server still stopping on the port cannot pass for this one.
-for _ in $(seq 1 300); do
-  [ -e "$work/latchkey/admin/key.pem" ] && break
-  kill -0 "$latchkey_pid" 2>/dev/null || { cat "$work/latchkey.log" >&2; exit 1; }
+wait_port "$latchkey_port"
+kill -0 "$latchkey_pid" 2>/dev/null || { cat "$work/latchkey.log" >&2; exit 1; }
+# A fresh home is initialized while the port already listens: wait for the CA to answer and
+# for the files loadgen reads.
+for _ in $(seq 1 600); do
+  [ "$(curl -sk -o /dev/null -w '%{http_code}' "https://127.0.0.1:$latchkey_port/healthz" 2>/dev/null || true)" = 200 ] &&
+    [ -s "$work/latchkey/ca.pem" ] && [ -s "$work/latchkey/admin/key.pem" ] && break
   sleep 0.1
 done
-wait_port "$latchkey_port"
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(cfssl version | head -n 1)" >&2
 for run in $(seq 1 "$runs"); do

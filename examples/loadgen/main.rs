@@ -14,6 +14,18 @@
 //! measure argon2, not the CA). CSRs (ECDSA P-256) are made beforehand too. Each worker keeps
 //! one connection open and sends its requests one after another. Prints one JSON line:
 //! certificates/s, p50, p99, errors, and with `--server-pid` the server's CPU per certificate.
+//!
+//! Two more kinds of run, in modules of their own:
+//!
+//! - a relying service (`relying.rs`): `--handshakes URL` (a new mTLS connection per GET) or
+//!   `--requests URL` (GETs over `--concurrency` keep-alive mTLS connections) against any
+//!   loopback HTTPS server, with a latchkey key (`--client-chain`, `--client-key`) and the
+//!   server's CA (`--trust`);
+//! - a soak (`soak.rs`): issuance paced at `--rate` per second for `--duration` seconds, one
+//!   JSON line a minute (with the server's RSS) and a final one.
+//!
+//! `--server-pid` takes several ids (comma-separated) for a server of several processes
+//! (nginx's master and workers): their CPU is added up.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +37,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use latchkey::api::{EnrollRequest, NewTenant, NewToken};
 use latchkey::client::{Client, KeyType, new_key_pair};
+
+mod relying;
+mod soak;
 
 #[derive(Debug, Parser)]
 struct Args {
@@ -43,9 +58,10 @@ struct Args {
     /// Requests sent first and not measured.
     #[arg(long, default_value = "100")]
     warmup: usize,
-    /// The server's process id, to report its CPU time per certificate.
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// The server's process ids (comma-separated), to report its CPU time per certificate
+    /// (per handshake, per request) and, in a soak, its RSS.
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// The tenant to enroll into (made if missing).
     #[arg(long, default_value = "bench")]
     tenant: String,
@@ -63,6 +79,40 @@ struct Args {
     /// keep-alive connection, each from the previous page's cursor, and report latencies.
     #[arg(long)]
     list_pages: Option<usize>,
+    /// Instead of issuing: GET this loopback HTTPS URL, each time on a new TCP and TLS
+    /// connection (a full mTLS handshake, no resumption), and report handshakes/s.
+    #[arg(long, conflicts_with_all = ["requests", "rate", "cfssl", "list_pages"])]
+    handshakes: Option<String>,
+    /// Instead of issuing: GET this loopback HTTPS URL over `--concurrency` keep-alive mTLS
+    /// connections, and report requests/s.
+    #[arg(long, conflicts_with_all = ["rate", "cfssl", "list_pages"])]
+    requests: Option<String>,
+    /// With --handshakes/--requests: the client certificate chain (PEM, a latchkey key's
+    /// chain.pem).
+    #[arg(long)]
+    client_chain: Option<PathBuf>,
+    /// With --handshakes/--requests: the client's private key (PEM).
+    #[arg(long)]
+    client_key: Option<PathBuf>,
+    /// With --handshakes/--requests: the certificates that anchor the server's (PEM).
+    #[arg(long)]
+    trust: Option<PathBuf>,
+    /// A name for the target in the JSON line (default the URL).
+    #[arg(long)]
+    label: Option<String>,
+    /// Soak: issue at this many requests per second across all connections, paced, for
+    /// `--duration` seconds (instead of `--count`).
+    #[arg(long, requires = "duration", conflicts_with_all = ["cfssl", "list_pages"])]
+    rate: Option<f64>,
+    /// Soak: how long to issue at `--rate`, in seconds.
+    #[arg(long, requires = "rate")]
+    duration: Option<u64>,
+    /// Soak: seconds between two progress lines.
+    #[arg(long, default_value = "60")]
+    report_every: u64,
+    /// Concurrent token requests while preparing (tokens are made one per request).
+    #[arg(long, default_value = "8")]
+    token_concurrency: usize,
 }
 
 /// One request's worth of work: the body, and the Authorization header if any.
@@ -85,8 +135,16 @@ enum Target {
     Cfssl { host: String, port: u16 },
 }
 
+/// User plus system CPU time of processes, added up; None when one is gone or none given.
+fn cpu_time(pids: &[u32]) -> Option<Duration> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|&pid| cpu_time_of(pid)).sum()
+}
+
 /// User plus system CPU time of a process, from /proc.
-fn cpu_time(pid: u32) -> Option<Duration> {
+fn cpu_time_of(pid: u32) -> Option<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
@@ -127,6 +185,12 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    if let Some(url) = &args.handshakes {
+        return relying::run(&args, url, relying::Mode::Handshakes).await;
+    }
+    if let Some(url) = &args.requests {
+        return relying::run(&args, url, relying::Mode::Requests).await;
+    }
     let (host, port) = loopback(&args.server)?;
     let ca_pem = std::fs::read(args.home.join("ca.pem"))?;
     let admin_dir = args.home.join("admin");
@@ -161,38 +225,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(e.into());
     }
 
+    if let (Some(rate), Some(duration)) = (args.rate, args.duration) {
+        return soak::run(&args, &ca_pem, &host, port, rate, duration).await;
+    }
+
     // Tokens and CSRs, made before the clock starts.
-    let total = args.count + args.warmup;
-    let mut prepared = Vec::with_capacity(total);
-    let mut makers = Vec::new();
-    for w in 0..8 {
-        let admin = admin.clone();
-        let tenant = args.tenant.clone();
-        let share = total / 8 + usize::from(w < total % 8);
-        makers.push(tokio::spawn(async move {
-            let mut out = Vec::with_capacity(share);
-            for i in 0..share {
-                let token = admin
-                    .create_token(&NewToken {
-                        owner: format!("load-{w}-{i}@{tenant}")
-                            .parse()
-                            .expect("load-<n>-<n>@<tenant> is a user"),
-                        scopes: latchkey::model::ScopeSet::parse(["bench:issue"])
-                            .expect("a valid scope"),
-                        ttl_seconds: Some(3600),
-                    })
-                    .await?
-                    .token
-                    .map(latchkey::api::Secret::into_inner)
-                    .unwrap_or_default();
-                out.push((token, new_key_pair(KeyType::P256)?.csr_pem));
-            }
-            Ok::<_, latchkey::client::ClientError>(out)
-        }));
-    }
-    for m in makers {
-        prepared.extend(m.await??);
-    }
+    let prepared = prepare(
+        &admin,
+        &args.tenant,
+        args.count + args.warmup,
+        8,
+        "load",
+        3600,
+    )
+    .await?;
 
     let mut results = Vec::new();
     if let Some(cfssl) = &args.cfssl {
@@ -205,7 +251,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .collect();
         let target = Target::Cfssl { host, port };
-        results.push(measure("cfssl", &target, work, &args, args.cfssl_pid).await?);
+        let pids = args.cfssl_pid.as_slice();
+        results.push(measure("cfssl", &target, work, &args, pids).await?);
     }
     let roots = latchkey::tls::load_certificates(&ca_pem, "ca.pem")?;
     let config = Arc::new(latchkey::tls::client_config(&roots, None)?);
@@ -213,21 +260,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .into_iter()
         .map(|(token, csr)| Work {
             authorization: Some(format!("Bearer {token}")),
-            body: Bytes::from(
-                serde_json::to_vec(&EnrollRequest {
-                    csr,
-                    name: "load".into(),
-                    description: String::new(),
-                    scopes: latchkey::model::ScopeSet::default(),
-                    ttl_seconds: None,
-                    expires_at: None,
-                })
-                .unwrap_or_default(),
-            ),
+            body: enroll_body(csr),
         })
         .collect();
     let target = Target::Latchkey { config, host, port };
-    results.push(measure("latchkey", &target, work, &args, args.server_pid).await?);
+    results.push(measure("latchkey", &target, work, &args, &args.server_pid).await?);
     for result in &results {
         println!("{result}");
     }
@@ -242,6 +279,66 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
+}
+
+/// Makes `total` (enrollment token, CSR) pairs with `makers` concurrent token requests: owner
+/// `<prefix>-<maker>-<n>@<tenant>`, scope `bench:issue`, each token valid `ttl_seconds`.
+async fn prepare(
+    admin: &Client,
+    tenant: &str,
+    total: usize,
+    makers: usize,
+    prefix: &str,
+    ttl_seconds: i64,
+) -> Result<Vec<(String, String)>, Box<dyn std::error::Error>> {
+    let makers = makers.max(1);
+    let mut prepared = Vec::with_capacity(total);
+    let mut tasks = Vec::new();
+    for w in 0..makers {
+        let admin = admin.clone();
+        let tenant = tenant.to_owned();
+        let prefix = prefix.to_owned();
+        let share = total / makers + usize::from(w < total % makers);
+        tasks.push(tokio::spawn(async move {
+            let mut out = Vec::with_capacity(share);
+            for i in 0..share {
+                let token = admin
+                    .create_token(&NewToken {
+                        owner: format!("{prefix}-{w}-{i}@{tenant}")
+                            .parse()
+                            .expect("<prefix>-<n>-<n>@<tenant> is a user"),
+                        scopes: latchkey::model::ScopeSet::parse(["bench:issue"])
+                            .expect("a valid scope"),
+                        ttl_seconds: Some(ttl_seconds),
+                    })
+                    .await?
+                    .token
+                    .map(latchkey::api::Secret::into_inner)
+                    .unwrap_or_default();
+                out.push((token, new_key_pair(KeyType::P256)?.csr_pem));
+            }
+            Ok::<_, latchkey::client::ClientError>(out)
+        }));
+    }
+    for t in tasks {
+        prepared.extend(t.await??);
+    }
+    Ok(prepared)
+}
+
+/// The body of `POST /v1/keys` for a CSR.
+fn enroll_body(csr: String) -> Bytes {
+    Bytes::from(
+        serde_json::to_vec(&EnrollRequest {
+            csr,
+            name: "load".into(),
+            description: String::new(),
+            scopes: latchkey::model::ScopeSet::default(),
+            ttl_seconds: None,
+            expires_at: None,
+        })
+        .unwrap_or_default(),
+    )
 }
 
 /// Walks `pages` pages of the tenant's keys (100 a page) and prints their latencies.
@@ -315,18 +412,18 @@ async fn measure(
     target: &Target,
     work: Vec<Work>,
     args: &Args,
-    pid: Option<u32>,
+    pids: &[u32],
 ) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
     let (warm, measured) = work.split_at(args.warmup.min(work.len()));
     run(target, warm.to_vec(), args.concurrency).await?;
     if let Some(mark) = &args.mark {
         std::fs::write(mark, name)?;
     }
-    let cpu_before = pid.and_then(cpu_time);
+    let cpu_before = cpu_time(pids);
     let started = Instant::now();
     let (mut latencies, errors) = run(target, measured.to_vec(), args.concurrency).await?;
     let elapsed = started.elapsed();
-    let cpu_after = pid.and_then(cpu_time);
+    let cpu_after = cpu_time(pids);
     latencies.sort();
     let ok = latencies.len();
     Ok(serde_json::json!({
