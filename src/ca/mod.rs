@@ -7,6 +7,7 @@
 mod bootstrap;
 mod crl;
 mod crl_der;
+mod draft_key;
 mod issuing_key;
 mod pkcs11;
 mod signer;

@@ -1,11 +1,12 @@
 use rcgen::{
     CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-    KeyIdMethod, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
+    KeyIdMethod, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber, SigningKey,
 };
 use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
 use super::IssuingKey;
+use super::draft_key::DraftKey;
 use crate::model::{KeyId, OwnerName, ScopeSet, Serial, TenantName};
 use crate::profile::{self, SpiffeId};
 
@@ -152,6 +153,8 @@ impl IssuedCertificate {
 /// The issuing intermediate CA and what every certificate it signs says about it.
 pub struct Signer {
     pub(super) issuer: Issuer<'static, IssuingKey>,
+    /// The same issuer with a key that signs nothing, for key certificates' drafts.
+    draft_issuer: Issuer<'static, DraftKey>,
     /// The issuer's subject key identifier: the authority key identifier of its CRLs.
     pub(super) key_identifier: Vec<u8>,
     certificate: CertificateDer<'static>,
@@ -204,12 +207,15 @@ impl Signer {
         let key_identifier = crate::profile::subject_key_identifier(&parsed).ok_or_else(|| {
             SignerError::Issuer("the issuing certificate has no subject key identifier".into())
         })?;
+        let draft_issuer = Issuer::from_ca_cert_der(&certificate, DraftKey::of(&key))
+            .map_err(|e| SignerError::Issuer(e.to_string()))?;
         let issuer = Issuer::from_ca_cert_der(&certificate, key)
             .map_err(|e| SignerError::Issuer(e.to_string()))?;
         let crl_template = super::crl::crl_template(&issuer, &key_identifier)?;
         Ok(Self {
             crl_template,
             issuer,
+            draft_issuer,
             key_identifier,
             certificate,
             not_before,
@@ -249,9 +255,10 @@ impl Signer {
             order.not_before,
             order.not_after,
         )?;
-        let mut issued = self.sign(params, order.serial, &order.public_key)?;
-        // rcgen keeps one value per attribute type and knows no `UID`: it wrote `CN, O`, and
-        // the subject with the key id and the OUs is put in its place and signed again.
+        // rcgen keeps one value per attribute type and knows no `UID`: it writes a draft
+        // with `CN, O`, the subject with the key id and the OUs is put in its place, and only
+        // then is the certificate signed (`draft_key.rs`).
+        let mut issued = sign_with(&self.draft_issuer, params, order.serial, &order.public_key)?;
         let written = profile::subject_der(
             order.owner.as_str(),
             order.tenant.as_str(),
@@ -295,7 +302,7 @@ impl Signer {
             not_before,
             not_after,
         )?;
-        self.sign(params, serial, public_key)
+        sign_with(&self.issuer, params, serial, public_key)
     }
 
     /// Signs the TLS server certificate of the CA's own listener.
@@ -318,7 +325,7 @@ impl Signer {
             .push(DnType::OrganizationName, "latchkey");
         self.common(&mut params, serial, not_before, not_after)?;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        self.sign(params, serial, public_key)
+        sign_with(&self.issuer, params, serial, public_key)
     }
 
     fn client_params(
@@ -368,22 +375,23 @@ impl Signer {
         params.use_authority_key_identifier_extension = true;
         Ok(())
     }
+}
 
-    fn sign(
-        &self,
-        mut params: CertificateParams,
-        serial: Serial,
-        public_key: &PublicKey,
-    ) -> Result<IssuedCertificate, SignerError> {
-        params.key_identifier_method =
-            KeyIdMethod::PreSpecified(key_identifier(public_key.spki.der_bytes()));
-        let cert = params.signed_by(&public_key.spki, &self.issuer)?;
-        Ok(IssuedCertificate {
-            serial,
-            der: cert.der().clone(),
-            not_before: params.not_before,
-            not_after: params.not_after,
-            public_key_fingerprint: public_key.fingerprint(),
-        })
-    }
+/// Signs `params` for `public_key` as `issuer`.
+fn sign_with(
+    issuer: &Issuer<'static, impl SigningKey>,
+    mut params: CertificateParams,
+    serial: Serial,
+    public_key: &PublicKey,
+) -> Result<IssuedCertificate, SignerError> {
+    params.key_identifier_method =
+        KeyIdMethod::PreSpecified(key_identifier(public_key.spki.der_bytes()));
+    let cert = params.signed_by(&public_key.spki, issuer)?;
+    Ok(IssuedCertificate {
+        serial,
+        der: cert.der().clone(),
+        not_before: params.not_before,
+        not_after: params.not_after,
+        public_key_fingerprint: public_key.fingerprint(),
+    })
 }
