@@ -66,12 +66,11 @@ impl Embedded {
     /// WAL, `synchronous=FULL` (a CA ledger must survive power loss), foreign keys. Its
     /// statement journals are kept in memory: an issuance is one statement that may be
     /// refused (undone) inside the batch's transaction, so SQLite journals the pages each
-    /// statement changes, and in a temporary file that was 7% of an issuance's CPU. Its page
-    /// cache is 32 MiB instead of 2: each issuance inserts into some twenty B-tree indexes
-    /// at random places (random key ids and serials), and each page missing from the cache
-    /// is a read. Its checkpoints come every 10,000 WAL pages instead of 1,000: the same hot
-    /// pages (index roots and tails) are written back once per checkpoint, not once per
-    /// thousand pages; the WAL grows to ~40 MB.
+    /// statement changes, and in a temporary file that was 7% of an issuance's CPU. Its
+    /// checkpoints come every 10,000 WAL pages instead of 1,000: the same hot pages (index
+    /// roots and tails) are written back once per checkpoint, not once per thousand pages;
+    /// the WAL grows to ~40 MB. (A larger page cache measured worse: SQLite walks the whole
+    /// cache at every commit.)
     pub(super) fn open_writer(&self) -> Result<Connection, StoreError> {
         let conn = Connection::open_with_flags(
             &self.path,
@@ -81,7 +80,7 @@ impl Embedded {
         conn.busy_timeout(BUSY_TIMEOUT).map_err(store_error)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-             PRAGMA temp_store = MEMORY; PRAGMA cache_size = -32768; \
+             PRAGMA temp_store = MEMORY; \
              PRAGMA wal_autocheckpoint = 10000;",
         )
         .map_err(store_error)?;
