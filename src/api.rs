@@ -674,6 +674,22 @@ pub struct NewToken {
     pub ttl_seconds: Option<i64>,
 }
 
+/// `POST /v1/admin/tokens/batch`: `count` tokens alike, for enrolling a fleet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewTokenBatch {
+    /// The owner of the keys the tokens enroll, `owner@tenant`.
+    pub owner: UserRef,
+    /// The scopes the keys may carry (at least one).
+    pub scopes: ScopeSet,
+    /// How long the tokens stay usable, in seconds (default one hour, at most 30 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds: Option<i64>,
+    /// How many tokens, 1 to 1000.
+    pub count: u32,
+}
+
 /// An enrollment token. `token` (the secret) is present only in the answer that creates it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]

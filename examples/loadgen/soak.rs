@@ -4,11 +4,10 @@
 //! and the server's RSS) and a final line for the whole run.
 //!
 //! Every request needs an enrollment token and a CSR of its own (a public key enrolls one key
-//! only), all made before the clock starts: `rate × duration + warmup` of each. The API makes
-//! one token per request, so the tokens are asked for over `--token-concurrency` keep-alive
-//! admin connections (the library's `Client` makes a new mTLS connection per call, which
-//! would cost a handshake per token), while the CSRs are made on the other threads. The time
-//! that takes is printed on stderr.
+//! only), all made before the clock starts: `rate × duration + warmup` of each. The tokens
+//! are asked for a thousand at a time (`POST /v1/admin/tokens/batch`) over
+//! `--token-concurrency` keep-alive admin connections, while the CSRs are made on the other
+//! threads. The time that takes is printed on stderr.
 //!
 //! Request i is due at start + i / rate; a worker waits for the next due request, sends it
 //! and waits for the answer, so the rate holds while the latency stays below
@@ -23,7 +22,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
-use latchkey::api::NewToken;
+use latchkey::api::NewTokenBatch;
 use latchkey::client::{KeyType, new_key_pair};
 
 use crate::{Args, cpu_time, enroll_body, percentile};
@@ -67,6 +66,9 @@ fn rss_mb(pids: &[u32]) -> Option<f64> {
     kb.map(|kb| kb as f64 / 1024.0)
 }
 
+/// The most tokens one request asks for (the CA's limit).
+const TOKEN_BATCH: usize = latchkey::authority::MAX_TOKEN_BATCH as usize;
+
 /// A keep-alive HTTPS connection.
 async fn connect(
     config: &Arc<rustls::ClientConfig>,
@@ -84,8 +86,10 @@ async fn connect(
     Ok(sender)
 }
 
-/// `total` enrollment tokens (owner `soak-<connection>-<n>@<tenant>`, scope `bench:issue`),
-/// asked for over `concurrency` keep-alive connections with the admin certificate.
+/// `total` enrollment tokens (owner `soak-<connection>-<batch>@<tenant>`, scope
+/// `bench:issue`), asked for in batches of up to [`TOKEN_BATCH`] (`POST
+/// /v1/admin/tokens/batch`, one transaction each) over `concurrency` keep-alive connections
+/// with the admin certificate.
 async fn make_tokens(
     admin: Arc<rustls::ClientConfig>,
     host: &str,
@@ -102,13 +106,17 @@ async fn make_tokens(
         tasks.push(tokio::spawn(async move {
             let mut sender = connect(&admin, &host, port).await?;
             let mut tokens = Vec::with_capacity(share);
-            for i in 0..share {
-                let body = serde_json::to_vec(&NewToken {
-                    owner: format!("soak-{w}-{i}@{tenant}").parse()?,
+            let mut batch = 0;
+            while tokens.len() < share {
+                let count = (share - tokens.len()).min(TOKEN_BATCH);
+                let body = serde_json::to_vec(&NewTokenBatch {
+                    owner: format!("soak-{w}-{batch}@{tenant}").parse()?,
                     scopes: latchkey::model::ScopeSet::parse(["bench:issue"])?,
                     ttl_seconds: Some(ttl_seconds),
+                    count: u32::try_from(count)?,
                 })?;
-                let request = http::Request::post("/v1/admin/tokens")
+                batch += 1;
+                let request = http::Request::post("/v1/admin/tokens/batch")
                     .header(http::header::HOST, host.as_str())
                     .header(http::header::CONTENT_TYPE, "application/json")
                     .body(Full::new(Bytes::from(body)))?;
@@ -118,12 +126,14 @@ async fn make_tokens(
                 let body = response.into_body().collect().await?.to_bytes();
                 if status != http::StatusCode::CREATED {
                     let body = String::from_utf8_lossy(&body);
-                    return Err(format!("token refused: {status} {body}").into());
+                    return Err(format!("tokens refused: {status} {body}").into());
                 }
-                let info: serde_json::Value = serde_json::from_slice(&body)?;
-                match info["token"].as_str() {
-                    Some(token) => tokens.push(token.to_owned()),
-                    None => return Err("a token answer without the token".into()),
+                let infos: Vec<serde_json::Value> = serde_json::from_slice(&body)?;
+                for info in infos {
+                    match info["token"].as_str() {
+                        Some(token) => tokens.push(token.to_owned()),
+                        None => return Err("a token answer without the token".into()),
+                    }
                 }
             }
             Ok::<_, Error>(tokens)

@@ -19,6 +19,9 @@ use crate::store::{NewToken as StoredToken, TenantRow, UserRow, whole_second};
 const DEFAULT_TOKEN_TTL: Duration = Duration::hours(1);
 const MAX_TOKEN_TTL: Duration = Duration::days(30);
 
+/// The most tokens one request makes ([`Authority::create_tokens`]).
+pub const MAX_TOKEN_BATCH: u32 = 1000;
+
 /// Grants and token scopes name at least one scope: a user or token that may carry nothing
 /// could only make keys no service accepts. (Each scope was parsed at the edge.)
 pub(super) fn at_least_one(scopes: ScopeSet) -> Result<ScopeSet, AuthorityError> {
@@ -159,6 +162,25 @@ impl Authority {
         admin: &Admin,
         request: NewToken,
     ) -> Result<(TokenView, Secret<String>), AuthorityError> {
+        let mut made = self.create_tokens(admin, request, 1).await?;
+        Ok(made.remove(0))
+    }
+
+    /// Creates `count` (1 to [`MAX_TOKEN_BATCH`]) one-time enrollment tokens alike, for
+    /// enrolling a fleet: one transaction, one audit event naming them all. Their secrets are
+    /// in this answer and nowhere else.
+    pub async fn create_tokens(
+        &self,
+        admin: &Admin,
+        request: NewToken,
+        count: u32,
+    ) -> Result<Vec<(TokenView, Secret<String>)>, AuthorityError> {
+        if !(1..=MAX_TOKEN_BATCH).contains(&count) {
+            return Err(AuthorityError::invalid(
+                Code::InvalidRequest,
+                format!("count {count} must be 1 to {MAX_TOKEN_BATCH}"),
+            ));
+        }
         let owner = request.owner;
         let scopes = at_least_one(request.scopes)?;
         let ttl = match request.ttl_seconds {
@@ -172,47 +194,61 @@ impl Authority {
             }
         };
         let tenant = self.existing_tenant(&owner.tenant).await?;
-        let secret = token::generate();
         let now = self.now();
-        let stored = StoredToken {
-            token_hash: token::hash(&secret),
-            tenant_id: tenant.id,
-            owner: owner.owner.clone(),
-            scopes: scopes.clone(),
-            created_by: admin.actor(),
-            created_at: now,
-            expires_at: now + ttl,
-        };
+        let secrets: Vec<String> = (0..count).map(|_| token::generate()).collect();
+        let stored: Vec<StoredToken> = secrets
+            .iter()
+            .map(|secret| StoredToken {
+                token_hash: token::hash(secret),
+                tenant_id: tenant.id,
+                owner: owner.owner.clone(),
+                scopes: scopes.clone(),
+                created_by: admin.actor(),
+                created_at: now,
+                expires_at: now + ttl,
+            })
+            .collect();
+        let mut detail = serde_json::json!({
+            "owner": owner.to_string(),
+            "scopes": scopes.to_stored(),
+            "expires_at": (now + ttl).unix_timestamp(),
+        });
+        if count > 1 {
+            detail["count"] = count.into();
+        }
         let event = self.event(
-            &stored.created_by,
+            &admin.actor(),
             AuditAction::TokenCreate,
             Some(owner.tenant.as_str()),
             None,
-            serde_json::json!({
-                "owner": owner.to_string(),
-                "scopes": scopes.to_stored(),
-                "expires_at": stored.expires_at.unix_timestamp(),
-            }),
+            detail,
         );
-        let id = self.store.insert_token(&stored, &event).await?;
-        // The token as a read of it now gives it: unused, its times in whole seconds.
-        let record = TokenRecord {
-            id,
-            tenant: owner.tenant,
-            owner: stored.owner,
-            scopes: stored.scopes,
-            created_by: stored.created_by,
-            created_at: whole_second(stored.created_at),
-            expires_at: whole_second(stored.expires_at),
-            used_at: None,
-            key_id: None,
-            revoked_at: None,
-        };
-        let view = TokenView {
-            token: record,
-            status: TokenStatus::Unused,
-        };
-        Ok((view, secret.into()))
+        let ids = self.store.insert_tokens(&stored, &event).await?;
+        Ok(ids
+            .into_iter()
+            .zip(stored)
+            .zip(secrets)
+            .map(|((id, stored), secret)| {
+                // The token as a read of it now gives it: unused, its times in whole seconds.
+                let record = TokenRecord {
+                    id,
+                    tenant: owner.tenant.clone(),
+                    owner: stored.owner,
+                    scopes: stored.scopes,
+                    created_by: stored.created_by,
+                    created_at: whole_second(stored.created_at),
+                    expires_at: whole_second(stored.expires_at),
+                    used_at: None,
+                    key_id: None,
+                    revoked_at: None,
+                };
+                let view = TokenView {
+                    token: record,
+                    status: TokenStatus::Unused,
+                };
+                (view, secret.into())
+            })
+            .collect())
     }
 
     /// The enrollment tokens of a tenant (or all), without their secrets.

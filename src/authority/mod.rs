@@ -65,6 +65,7 @@ pub struct Policy {
 
 /// No tenant may allow keys to live longer than this.
 pub const MAX_KEY_DAYS: i64 = 180;
+pub use admin::MAX_TOKEN_BATCH;
 
 impl Default for Policy {
     fn default() -> Self {

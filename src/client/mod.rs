@@ -20,8 +20,8 @@ use serde::de::DeserializeOwned;
 
 use crate::api::{
     AuditPage, BulkRevocation, BulkRevocationResult, EnrollRequest, EnrollResponse, IssuerList,
-    KeyInfo, KeyPage, KeyQuery, KeyStatus, NewTenant, NewToken, NewUser, Problem, RenewRequest,
-    TenantChange, TenantInfo, TokenInfo, UserChange, UserInfo,
+    KeyInfo, KeyPage, KeyQuery, KeyStatus, NewTenant, NewToken, NewTokenBatch, NewUser, Problem,
+    RenewRequest, TenantChange, TenantInfo, TokenInfo, UserChange, UserInfo,
 };
 use crate::model::{OwnerName, ScopeSet, TenantName};
 // Raw HTTP to the CA: the client's plumbing. The CA's own tests reach it across the crate
@@ -280,6 +280,16 @@ impl Client {
     /// `POST /v1/admin/tokens`: the answer holds the secret, once.
     pub async fn create_token(&self, request: &NewToken) -> Result<TokenInfo, ClientError> {
         self.call(Method::POST, "/v1/admin/tokens", None, Some(request))
+            .await
+    }
+
+    /// `POST /v1/admin/tokens/batch`: `count` tokens alike; the answer holds their secrets,
+    /// once.
+    pub async fn create_tokens(
+        &self,
+        request: &NewTokenBatch,
+    ) -> Result<Vec<TokenInfo>, ClientError> {
+        self.call(Method::POST, "/v1/admin/tokens/batch", None, Some(request))
             .await
     }
 

@@ -11,8 +11,8 @@ use super::views;
 use super::{ApiError, AppState};
 use crate::api::{
     AuditPage, AuditQuery, BulkRevocation, BulkRevocationResult, DeliveryInfo, NewTenant, NewToken,
-    NewUser, NewWebhook, TenantChange, TenantInfo, TokenInfo, TokenQuery, UserChange, UserInfo,
-    WebhookInfo, WebhookQuery,
+    NewTokenBatch, NewUser, NewWebhook, TenantChange, TenantInfo, TokenInfo, TokenQuery,
+    UserChange, UserInfo, WebhookInfo, WebhookQuery,
 };
 use crate::authority::Admin;
 use crate::model::{TenantName, UserRef};
@@ -98,6 +98,38 @@ pub async fn create_token(
         StatusCode::CREATED,
         Json(views::token_info(token, Some(secret))),
     ))
+}
+
+/// `POST /v1/admin/tokens/batch`: `count` tokens alike, in one transaction; the answer
+/// holds their secrets, shown this once.
+#[utoipa::path(
+    post, path = "/v1/admin/tokens/batch", tag = "admin",
+    request_body = NewTokenBatch,
+    responses((status = 201, description = "The tokens, each with its secret (`token`), shown this once.", body = Vec<TokenInfo>)),
+    security(("client_certificate" = [])),
+)]
+pub async fn create_tokens(
+    State(authority): State<AppState>,
+    admin: Admin,
+    ApiJson(request): ApiJson<NewTokenBatch>,
+) -> Result<(StatusCode, Json<Vec<TokenInfo>>), ApiError> {
+    let NewTokenBatch {
+        owner,
+        scopes,
+        ttl_seconds,
+        count,
+    } = request;
+    let request = NewToken {
+        owner,
+        scopes,
+        ttl_seconds,
+    };
+    let made = authority.create_tokens(&admin, request, count).await?;
+    let infos = made
+        .into_iter()
+        .map(|(token, secret)| views::token_info(token, Some(secret)))
+        .collect();
+    Ok((StatusCode::CREATED, Json(infos)))
 }
 
 /// `GET /v1/admin/tokens`: without secrets.

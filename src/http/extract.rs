@@ -20,8 +20,8 @@ use super::AppState;
 use super::problem::{ApiError, RequestError};
 use crate::api::{
     AuditQuery, BulkRevocation, CaQuery, Code, CrlQuery, DeltaQuery, EnrollRequest, IssuerQuery,
-    KeyQuery, NewTenant, NewToken, NewUser, NewWebhook, RenewRequest, RevokeRequest, TenantChange,
-    TokenQuery, UserChange, WebhookQuery,
+    KeyQuery, NewTenant, NewToken, NewTokenBatch, NewUser, NewWebhook, RenewRequest, RevokeRequest,
+    TenantChange, TokenQuery, UserChange, WebhookQuery,
 };
 use crate::authority::{Admin, AuthorityError, Caller, Credential, KeyHolder, Reader};
 use crate::model::{KeyId, OwnerName, RevocationReason, ScopeSet, Span, TenantName, UserRef};
@@ -438,6 +438,7 @@ wire_requests! {
     NewUser => [user: USER, scopes: SCOPES],
     UserChange => [scopes: SCOPES],
     NewToken => [owner: USER, scopes: SCOPES],
+    NewTokenBatch => [owner: USER, scopes: SCOPES],
     TokenQuery => [tenant: TENANT],
     BulkRevocation => [tenant: TENANT, owner: OWNER, reason: REASON],
     AuditQuery => [since: TIME, until: TIME],

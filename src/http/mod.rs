@@ -28,8 +28,8 @@ use utoipa_axum::routes;
 
 use crate::api::{
     AuditQuery, BulkRevocation, CaQuery, Code, CrlQuery, DeltaQuery, EnrollRequest, IssuerQuery,
-    KeyQuery, NewTenant, NewToken, NewUser, NewWebhook, RenewRequest, RevokeRequest, TenantChange,
-    TokenQuery, UserChange, WebhookQuery,
+    KeyQuery, NewTenant, NewToken, NewTokenBatch, NewUser, NewWebhook, RenewRequest, RevokeRequest,
+    TenantChange, TokenQuery, UserChange, WebhookQuery,
 };
 use crate::authority::Authority;
 use crate::per_source::PerSourceSlots;
@@ -250,6 +250,15 @@ fn routes() -> OpenApiRouter<CaState> {
             P::admin()
                 .json::<NewToken>()
                 .and(&[C::InvalidScope, C::TtlOutOfRange, C::NotFound]),
+        ))
+        .routes(with_problems(
+            routes!(admin::create_tokens),
+            P::admin().json::<NewTokenBatch>().and(&[
+                C::InvalidRequest,
+                C::InvalidScope,
+                C::TtlOutOfRange,
+                C::NotFound,
+            ]),
         ))
         .routes(with_problems(
             routes!(admin::tokens),

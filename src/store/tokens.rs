@@ -75,24 +75,45 @@ impl Store {
         token: &NewToken,
         event: &AuditEvent,
     ) -> Result<i64, StoreError> {
+        let ids = self
+            .insert_tokens(std::slice::from_ref(token), event)
+            .await?;
+        Ok(ids[0])
+    }
+
+    /// Records enrollment tokens in one transaction, with one audit event naming them
+    /// (`token:<id>`, or `token:<first>-<last>` for several), and returns their ids in order.
+    pub async fn insert_tokens(
+        &self,
+        tokens: &[NewToken],
+        event: &AuditEvent,
+    ) -> Result<Vec<i64>, StoreError> {
         self.write(event, async |tx, event| {
-            let (id,): (i64,) = sqlx::query_as(
-                "INSERT INTO enrollment_tokens \
-                 (token_hash, tenant_id, owner, scopes, created_by, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-            )
-            .bind(&token.token_hash)
-            .bind(token.tenant_id.get())
-            .bind(token.owner.as_str())
-            .bind(token.scopes.to_stored())
-            .bind(&token.created_by)
-            .bind(seconds(token.created_at))
-            .bind(seconds(token.expires_at))
-            .fetch_one(tx.conn())
-            .await
-            .map_err(|e| unique_as(e, StoreError::Collision))?;
-            event.target = Some(format!("token:{id}"));
-            Ok(Change::Made(id))
+            let mut ids = Vec::with_capacity(tokens.len());
+            for token in tokens {
+                let (id,): (i64,) = sqlx::query_as(
+                    "INSERT INTO enrollment_tokens \
+                     (token_hash, tenant_id, owner, scopes, created_by, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .bind(&token.token_hash)
+                .bind(token.tenant_id.get())
+                .bind(token.owner.as_str())
+                .bind(token.scopes.to_stored())
+                .bind(&token.created_by)
+                .bind(seconds(token.created_at))
+                .bind(seconds(token.expires_at))
+                .fetch_one(tx.conn())
+                .await
+                .map_err(|e| unique_as(e, StoreError::Collision))?;
+                ids.push(id);
+            }
+            event.target = match ids.as_slice() {
+                [] => return Ok(Change::None(ids)),
+                [id] => Some(format!("token:{id}")),
+                [first, .., last] => Some(format!("token:{first}-{last}")),
+            };
+            Ok(Change::Made(ids))
         })
         .await
     }

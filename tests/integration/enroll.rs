@@ -341,6 +341,61 @@ async fn a_token_enrolls_once_with_curl_and_bearer() {
     assert!(tokens[0].token.is_none(), "secrets are never listed");
 }
 
+/// A batch of tokens for a fleet: distinct secrets, each enrolling exactly once, one audit
+/// event naming them all; counts out of range are refused with nothing made.
+#[tokio::test]
+async fn a_batch_of_tokens_enrolls_a_fleet_each_once() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let batch = |count| latchkey::api::NewTokenBatch {
+        owner: "fleet@acme".parse().unwrap(),
+        scopes: support::scope_set(&["write:events"]),
+        ttl_seconds: Some(600),
+        count,
+    };
+    let admin = ca.admin();
+    for count in [0, latchkey::authority::MAX_TOKEN_BATCH + 1] {
+        let refused = admin.create_tokens(&batch(count)).await.unwrap_err();
+        assert_eq!(refused.code(), Some("invalid_request"), "{refused}");
+    }
+    let made = admin.create_tokens(&batch(5)).await.unwrap();
+    let secrets: std::collections::BTreeSet<String> = made
+        .iter()
+        .map(|t| t.token.clone().expect("each secret, once").into_inner())
+        .collect();
+    assert_eq!(secrets.len(), 5, "distinct secrets");
+    for secret in &secrets {
+        let auth = latchkey::client::Auth::Token(secret.clone());
+        let enrolled = ca
+            .anonymous()
+            .enroll(&auth, &request(&support::csr(), &[], "node"))
+            .await
+            .unwrap();
+        assert_eq!(enrolled.key.owner, "fleet");
+        let again = ca
+            .anonymous()
+            .enroll(&auth, &request(&support::csr(), &[], "node"))
+            .await
+            .unwrap_err();
+        assert_eq!(again.code(), Some("invalid_token"), "{again}");
+    }
+    let listed = admin.tokens(Some("acme")).await.unwrap();
+    assert_eq!(listed.len(), 5, "nothing made by the refused batches");
+    assert!(listed.iter().all(|t| t.token.is_none()));
+    let (first, last) = (made[0].id, made[4].id);
+    let audit = admin
+        .audit(&[("action", "token.create".to_owned())])
+        .await
+        .unwrap();
+    let targets: Vec<_> = audit
+        .events
+        .iter()
+        .filter_map(|e| e.target.clone())
+        .collect();
+    assert_eq!(targets, [format!("token:{first}-{last}")]);
+}
+
 #[tokio::test]
 async fn every_accepted_key_type_enrolls() {
     let ca = Ca::start();

@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::audit::AuditEvent;
-use super::embedded::Embedded;
+use super::embedded::{Checkpointer, Embedded};
 use super::keys::{NewCertificate, NewKey, TokenUse};
 use super::{Store, StoreError, WriteTurn};
 
@@ -70,10 +70,11 @@ impl IssuanceQueue {
     /// process's write `turn` for each batch. It ends when the last queue handle is dropped.
     pub(super) fn on_sqlite(embedded: &Embedded, turn: WriteTurn) -> Result<Self, StoreError> {
         let conn = embedded.open_writer()?;
+        let checkpointer = Checkpointer::start(embedded)?;
         let (sender, receiver) = mpsc::channel(QUEUE);
         std::thread::Builder::new()
             .name("issuance-writer".into())
-            .spawn(move || sqlite::write_issuances(conn, turn, receiver))
+            .spawn(move || sqlite::write_issuances(conn, checkpointer, turn, receiver))
             .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         Ok(Self(sender))
     }

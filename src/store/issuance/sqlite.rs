@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 
 use super::{BatchResult, Issuance, MAX_BATCH, Queued, answer};
 use crate::model::WebhookEvent;
-use crate::store::embedded::{is_unique_violation, message, store_error};
+use crate::store::embedded::{Checkpointer, is_unique_violation, message, store_error};
 use crate::store::refusal::Refusal;
 use crate::store::rows::seconds;
 use crate::store::{StoreError, WriteTurn, webhooks};
@@ -28,6 +28,7 @@ const ISSUE: &str = "INSERT INTO issuances (key_id, tenant_id, owner, name, desc
 /// issuance, takes whatever else has queued up, records them in one transaction, answers.
 pub(super) fn write_issuances(
     mut conn: Connection,
+    checkpointer: Checkpointer,
     turn: WriteTurn,
     mut queue: mpsc::Receiver<Queued>,
 ) {
@@ -44,6 +45,7 @@ pub(super) fn write_issuances(
             let _turn = turn.blocking_lock();
             record_batch(&mut conn, &batch)
         };
+        checkpointer.nudge();
         answer(&mut batch, recorded);
     }
 }
