@@ -6,6 +6,7 @@
 #
 #   scripts/bench-hub-vs-nginx.sh      # KEYS=1000000 RUNS=5 HANDSHAKES=5000 REQUESTS=200000
 #                                      # CONCURRENCY=16 (both modes) WARMUP=200
+#   RUNS=0 PROFILE=1 scripts/bench-hub-vs-nginx.sh   # the hub's handshake profile alone
 #
 # 1. A fresh CA, KEYS revoked keys loaded by examples/bulkload.rs (as scripts/bench-scale.sh
 #    does), one good key and one revoked key enrolled; the CA's chain (`GET /v1/ca`) and its
@@ -184,6 +185,22 @@ done
 
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); $(/usr/sbin/nginx -v 2>&1)" >&2
 lg() { target/release/examples/loadgen --concurrency "$concurrency" --warmup "$warmup" "$@"; }
+if [ -n "${PROFILE:-}" ]; then
+  # The hub's handshakes under `perf record` (Debian's linux-perf), three seconds in the middle
+  # of a run of its own, before the measured runs; RUNS=0 PROFILE=1 gives the profile alone.
+  # shellcheck disable=SC2046
+  lg --handshakes "$hub_url" $(key good) --count "$((handshakes * 2))" --label hub \
+    --server-pid "$hub_pid" >"$work/profiled.json" &
+  profiled=$!
+  sleep 1
+  timeout -s INT 3 perf record -e cpu-clock -F 1999 -g -o "$work/perf.data" -p "$hub_pid" 2>/dev/null || true
+  wait "$profiled"
+  sed 's/^{/{"run":"profiled",/' "$work/profiled.json"
+  echo "hub, top functions while handshaking (self time, >= 1.5%):"
+  perf report -i "$work/perf.data" --no-children --sort dso,sym --percent-limit 1.5 \
+    --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -n 30
+  [ "$runs" -gt 0 ] || exit 0
+fi
 for run in $(seq 1 "$runs"); do
   for mode in handshakes requests; do
     count="$handshakes"
@@ -236,5 +253,5 @@ for mode, rate, cpu in (("handshakes", "handshakes_per_s", "server_cpu_ms_per_ha
     print(f"hub / nginx {mode}/s: median of the runs' ratios {statistics.median(ratios):.2f}x "
           f"(runs: {', '.join(f'{x:.2f}' for x in ratios)}); ratio of medians "
           f"{med['hub'][rate] / med['nginx'][rate]:.2f}x; CPU per {mode[:-1]} hub / nginx "
-          f"{med['hub'][cpu] / med['nginx'][cpu]:.2f}x")
+          f"{med['hub'][cpu] / med['nginx'][cpu]:.3g}x")
 PY
