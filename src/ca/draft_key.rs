@@ -3,8 +3,8 @@
 //! rcgen writes a certificate and signs it in one go, and cannot write the key certificate's
 //! subject (a `UID` and one `OU` per scope): `Signer::sign_key_certificate` has rcgen write
 //! a draft, puts the subject in place and signs the result. Signing the draft with the real
-//! key too was an ECDSA signature thrown away at every issuance, a tenth of the CA's CPU per
-//! certificate (BENCHMARKS.md, issue 14). A draft is "signed" by this key instead: the same
+//! key too was an ECDSA signature thrown away at every issuance, some 5% of the CA's CPU per
+//! certificate in a profile (BENCHMARKS.md, issue 14). A draft is "signed" by this key instead: the same
 //! public key and algorithm, so the draft's issuer, key identifiers and algorithm fields are
 //! the real ones, and a placeholder where the signature goes, which the final signing
 //! replaces. `profile::replace_subject` refuses a certificate whose subject is not where the

@@ -113,8 +113,10 @@ fn record_one(
             return Err(store_error(e));
         }
         return Ok(Err(
-            match message(&e).map(Refusal::from_message).transpose()? {
-                Some(Some(refusal)) => refusal.into(),
+            match message(&e).map(Refusal::from_message).transpose() {
+                Ok(Some(Some(refusal))) => refusal.into(),
+                // A `latchkey:` refusal this build does not know: corrupt, as on PostgreSQL.
+                Err(unknown) => unknown,
                 _ if is_unique_violation(&e) => StoreError::Collision,
                 _ => store_error(e),
             },
