@@ -690,6 +690,18 @@ pub struct NewTokenBatch {
     pub count: u32,
 }
 
+impl NewTokenBatch {
+    /// The token each of the batch is, and how many of it.
+    pub fn split(self) -> (NewToken, u32) {
+        let token = NewToken {
+            owner: self.owner,
+            scopes: self.scopes,
+            ttl_seconds: self.ttl_seconds,
+        };
+        (token, self.count)
+    }
+}
+
 /// An enrollment token. `token` (the secret) is present only in the answer that creates it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]

@@ -38,6 +38,7 @@ use hyper_util::rt::TokioIo;
 use latchkey::api::{EnrollRequest, NewTenant, NewToken};
 use latchkey::client::{Client, KeyType, new_key_pair};
 
+mod connect;
 mod relying;
 mod soak;
 
@@ -349,14 +350,9 @@ async fn list(
     tenant: &str,
     pages: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let tcp = tokio::net::TcpStream::connect((host, port)).await?;
-    tcp.set_nodelay(true)?;
-    let name = rustls_pki_types::ServerName::try_from(host.to_owned())?;
-    let tls = tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
-    tokio::spawn(connection);
+    let mut sender = connect::https(&config, host, port)
+        .await
+        .map_err(|e| e as Box<dyn std::error::Error>)?;
     let mut latencies = Vec::with_capacity(pages);
     let mut cursor: Option<String> = None;
     let mut keys = 0;
@@ -464,12 +460,7 @@ async fn run(
         workers.push(tokio::spawn(async move {
             match target {
                 Target::Latchkey { config, host, port } => {
-                    let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-                    tcp.set_nodelay(true)?;
-                    let name = rustls_pki_types::ServerName::try_from(host.clone())?;
-                    let tls = tokio_rustls::TlsConnector::from(config)
-                        .connect(name, tcp)
-                        .await?;
+                    let tls = connect::tls(&config, &host, port).await?;
                     send_all(tls, &host, "/v1/keys", http::StatusCode::CREATED, &queue).await
                 }
                 Target::Cfssl { host, port } => {

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 
 use crate::{Args, cpu_time, loopback, percentile};
 
@@ -37,20 +36,12 @@ struct Target {
     authority: String,
 }
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+use crate::connect::Error;
 
 impl Target {
     /// A new TCP and TLS connection, ready for HTTP/1.1 requests.
     async fn connect(&self) -> Result<SendRequest<Empty<Bytes>>, Error> {
-        let tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.port)).await?;
-        tcp.set_nodelay(true)?;
-        let name = rustls_pki_types::ServerName::try_from(self.host.clone())?;
-        let tls = tokio_rustls::TlsConnector::from(self.config.clone())
-            .connect(name, tcp)
-            .await?;
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
-        tokio::spawn(connection);
-        Ok(sender)
+        crate::connect::https(&self.config, &self.host, self.port).await
     }
 
     /// One GET; an error unless the answer is 200 (its body read to the end).

@@ -21,13 +21,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use latchkey::api::NewTokenBatch;
 use latchkey::client::{KeyType, new_key_pair};
 
 use crate::{Args, cpu_time, enroll_body, percentile};
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+use crate::connect::Error;
 
 /// What completed in one interval.
 #[derive(Default)]
@@ -69,23 +68,6 @@ fn rss_mb(pids: &[u32]) -> Option<f64> {
 /// The most tokens one request asks for (the CA's limit).
 const TOKEN_BATCH: usize = latchkey::authority::MAX_TOKEN_BATCH as usize;
 
-/// A keep-alive HTTPS connection.
-async fn connect(
-    config: &Arc<rustls::ClientConfig>,
-    host: &str,
-    port: u16,
-) -> Result<SendRequest<Full<Bytes>>, Error> {
-    let tcp = tokio::net::TcpStream::connect((host, port)).await?;
-    tcp.set_nodelay(true)?;
-    let name = rustls_pki_types::ServerName::try_from(host.to_owned())?;
-    let tls = tokio_rustls::TlsConnector::from(config.clone())
-        .connect(name, tcp)
-        .await?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
-    tokio::spawn(connection);
-    Ok(sender)
-}
-
 /// `total` enrollment tokens (owner `soak-<connection>-<batch>@<tenant>`, scope
 /// `bench:issue`), asked for in batches of up to [`TOKEN_BATCH`] (`POST
 /// /v1/admin/tokens/batch`, one transaction each) over `concurrency` keep-alive connections
@@ -104,7 +86,7 @@ async fn make_tokens(
         let share = total / concurrency + usize::from(w < total % concurrency);
         let (admin, host, tenant) = (admin.clone(), host.to_owned(), tenant.to_owned());
         tasks.push(tokio::spawn(async move {
-            let mut sender = connect(&admin, &host, port).await?;
+            let mut sender = crate::connect::https(&admin, &host, port).await?;
             let mut tokens = Vec::with_capacity(share);
             let mut batch = 0;
             while tokens.len() < share {
@@ -166,7 +148,7 @@ async fn make_csrs(total: usize, threads: usize) -> Result<Vec<String>, Error> {
 
 impl Soak {
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, Error> {
-        connect(&self.config, &self.host, self.port).await
+        crate::connect::https(&self.config, &self.host, self.port).await
     }
 
     /// One enrollment; an error unless it is answered 201.

@@ -195,6 +195,7 @@ impl Authority {
         };
         let tenant = self.existing_tenant(&owner.tenant).await?;
         let now = self.now();
+        let created_by = admin.actor();
         let secrets: Vec<String> = (0..count).map(|_| token::generate()).collect();
         let stored: Vec<StoredToken> = secrets
             .iter()
@@ -203,7 +204,7 @@ impl Authority {
                 tenant_id: tenant.id,
                 owner: owner.owner.clone(),
                 scopes: scopes.clone(),
-                created_by: admin.actor(),
+                created_by: created_by.clone(),
                 created_at: now,
                 expires_at: now + ttl,
             })
@@ -217,7 +218,7 @@ impl Authority {
             detail["count"] = count.into();
         }
         let event = self.event(
-            &admin.actor(),
+            &created_by,
             AuditAction::TokenCreate,
             Some(owner.tenant.as_str()),
             None,

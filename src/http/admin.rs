@@ -113,18 +113,8 @@ pub async fn create_tokens(
     admin: Admin,
     ApiJson(request): ApiJson<NewTokenBatch>,
 ) -> Result<(StatusCode, Json<Vec<TokenInfo>>), ApiError> {
-    let NewTokenBatch {
-        owner,
-        scopes,
-        ttl_seconds,
-        count,
-    } = request;
-    let request = NewToken {
-        owner,
-        scopes,
-        ttl_seconds,
-    };
-    let made = authority.create_tokens(&admin, request, count).await?;
+    let (token, count) = request.split();
+    let made = authority.create_tokens(&admin, token, count).await?;
     let infos = made
         .into_iter()
         .map(|(token, secret)| views::token_info(token, Some(secret)))

@@ -78,12 +78,7 @@ impl Embedded {
     }
 
     fn open_read_write(&self) -> Result<Connection, StoreError> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(store_error)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(store_error)?;
+        let conn = self.open(OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
         )
@@ -107,11 +102,14 @@ impl Embedded {
     }
 
     fn open_reader(&self) -> Result<Connection, StoreError> {
-        let conn = Connection::open_with_flags(
-            &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(store_error)?;
+        self.open(OpenFlags::SQLITE_OPEN_READ_ONLY)
+    }
+
+    /// A connection of this thread's (no SQLite mutex) with `flags`, waiting for other
+    /// connections' locks as the sqlx connections do.
+    fn open(&self, flags: OpenFlags) -> Result<Connection, StoreError> {
+        let conn = Connection::open_with_flags(&self.path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(store_error)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(store_error)?;
         Ok(conn)
     }
