@@ -45,10 +45,10 @@ fn signer(ca: &Bootstrap) -> Signer {
 
 fn order(csr: &str, now: OffsetDateTime) -> KeyOrder {
     KeyOrder {
-        serial: Serial::random(),
+        serial: Serial::generate(),
         tenant: "acme".parse().unwrap(),
         owner: "alice".parse().unwrap(),
-        key_id: KeyId::random(),
+        key_id: KeyId::generate(),
         scopes: ScopeSet::parse(["read:metrics", "write:events"]).unwrap(),
         not_before: now - Duration::minutes(1),
         not_after: now + Duration::hours(24),
@@ -61,7 +61,7 @@ fn token_signer(now: OffsetDateTime) -> Option<Signer> {
     let location = Pkcs11Location {
         module: std::env::var("LATCHKEY_BENCH_PKCS11_MODULE").ok()?.into(),
         token: std::env::var("LATCHKEY_BENCH_PKCS11_TOKEN").ok()?,
-        key_label: format!("bench-{}", Serial::random()),
+        key_label: format!("bench-{}", Serial::generate()),
     };
     let pin = Pkcs11Pin::new(std::env::var("LATCHKEY_BENCH_PKCS11_PIN").ok()?);
     let key = Pkcs11Key::generate(&location, &pin).expect("a key in the token");
@@ -116,7 +116,7 @@ fn crl_sign(c: &mut Criterion) {
             next_update: now + Duration::hours(1),
             entries: (0..entries)
                 .map(|i| CrlEntry {
-                    serial: Serial::random(),
+                    serial: Serial::generate(),
                     revoked_at: now - Duration::seconds(i as i64 % 86_400),
                     reason: if i % 3 == 0 {
                         RevocationReason::KeyCompromise

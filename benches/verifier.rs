@@ -54,10 +54,10 @@ fn fixture() -> (
     let verified = latchkey::authority::csr::verify_pem(&csr).expect("csr");
     let leaf = signer
         .sign_key_certificate(KeyOrder {
-            serial: Serial::random(),
+            serial: Serial::generate(),
             tenant: "acme".parse().unwrap(),
             owner: "alice".parse().unwrap(),
-            key_id: KeyId::random(),
+            key_id: KeyId::generate(),
             scopes: ScopeSet::parse(["read:metrics"]).unwrap(),
             not_before: now - Duration::minutes(1),
             not_after: now + Duration::hours(24),
@@ -84,7 +84,7 @@ fn verify_per_handshake(c: &mut Criterion) {
                 next_update: now + Duration::hours(1),
                 entries: (0..revoked)
                     .map(|_| CrlEntry {
-                        serial: Serial::random(),
+                        serial: Serial::generate(),
                         revoked_at: now,
                         reason: RevocationReason::KeyCompromise,
                     })

@@ -89,9 +89,9 @@ impl Authority {
         loop {
             attempt += 1;
             // 4. Decide.
-            let key_id = KeyId::random();
+            let key_id = KeyId::generate();
             let order = KeyOrder {
-                serial: Serial::random(),
+                serial: Serial::generate(),
                 tenant: enroller.tenant.clone(),
                 owner: enroller.owner.clone(),
                 key_id: key_id.clone(),

@@ -207,9 +207,9 @@ impl From<StoreError> for AuthorityError {
             StoreError::Disabled => Self::Disabled("the tenant or the user".into()),
             StoreError::Unavailable(_) | StoreError::BatchFailed(_) => Self::Unavailable(err),
             StoreError::Internal(_) | StoreError::Corrupt { .. } => Self::Store(err),
-            // A serial or key id drawn again after its retries ran out: with 128 random bits
-            // that is a store misbehaving, not a request to refuse; nothing was issued, and
-            // the client may try again.
+            // A serial or key id drawn again after its retries ran out: with 80 and 52 random
+            // bits to each millisecond that is a store misbehaving, not a request to refuse;
+            // nothing was issued, and the client may try again.
             StoreError::Collision => {
                 tracing::error!("unique values collided after every retry");
                 Self::Busy

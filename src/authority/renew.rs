@@ -81,7 +81,7 @@ impl Authority {
         let (issued, superseded) = loop {
             attempt += 1;
             let order = KeyOrder {
-                serial: Serial::random(),
+                serial: Serial::generate(),
                 tenant: tenant.clone(),
                 owner: owner.clone(),
                 key_id: key_id.clone(),

@@ -291,7 +291,7 @@ fn ca_params(
     params
         .distinguished_name
         .push(DnType::OrganizationName, "latchkey");
-    params.serial_number = Some(SerialNumber::from(Serial::random().as_bytes().to_vec()));
+    params.serial_number = Some(SerialNumber::from(Serial::generate().as_bytes().to_vec()));
     params.not_before = not_before;
     params.not_after = not_after;
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(path_len));
@@ -329,7 +329,7 @@ impl ServiceCertificate {
         let not_after = (now + SERVICE_CERTIFICATE_LIFETIME).min(signer.not_after());
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let public_key = PublicKey::from_checked_spki(&key.subject_public_key_info())?;
-        let serial = Serial::random();
+        let serial = Serial::generate();
         let certificate = match self {
             Self::Server { names } => {
                 signer.sign_server_certificate(names, serial, not_before, not_after, &public_key)

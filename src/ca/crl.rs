@@ -236,7 +236,7 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let signer = a_signer(now);
         let entry = |reason| CrlEntry {
-            serial: Serial::random(),
+            serial: Serial::generate(),
             revoked_at: now,
             reason,
         };
@@ -283,7 +283,7 @@ mod tests {
             vec![],
             (0..300)
                 .map(|i| CrlEntry {
-                    serial: Serial::random(),
+                    serial: Serial::generate(),
                     revoked_at: if i % 7 == 0 { later } else { now },
                     reason: [
                         RevocationReason::Unspecified,
@@ -309,7 +309,7 @@ mod tests {
         }
 
         let mut delta = CrlEntries::new();
-        let (gone, added) = (Serial::random(), Serial::random());
+        let (gone, added) = (Serial::generate(), Serial::generate());
         delta.insert_removal(&gone, now);
         delta.insert(
             &CrlEntry {
@@ -353,7 +353,7 @@ mod tests {
     fn expired_entries_are_dropped() {
         let now = OffsetDateTime::now_utc();
         let mut entries = CrlEntries::new();
-        let serials: Vec<Serial> = (0..10).map(|_| Serial::random()).collect();
+        let serials: Vec<Serial> = (0..10).map(|_| Serial::generate()).collect();
         for (i, serial) in serials.iter().enumerate() {
             let entry = CrlEntry {
                 serial: *serial,

@@ -32,6 +32,7 @@ mod span;
 mod tenant_id;
 #[cfg(feature = "server")]
 pub mod text;
+mod time_ordered;
 mod webhook;
 
 pub use ip_net::{IpNet, IpNetError};

@@ -308,7 +308,7 @@ mod tests {
     #[test]
     fn a_view_counts_the_certificates_it_leaves_out() {
         let certificate = CertificateRecord {
-            serial: Serial::random(),
+            serial: Serial::generate(),
             not_before: at(0),
             not_after: at(10),
             revoked_at: None,

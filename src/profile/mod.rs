@@ -99,7 +99,7 @@ mod tests {
     fn spiffe_ids_round_trip_and_refuse_other_domains() {
         let id = SpiffeId::Key {
             tenant: "acme".parse().unwrap(),
-            key_id: KeyId::random(),
+            key_id: KeyId::generate(),
         };
         let uri = id.to_uri("latchkey.internal");
         assert_eq!(SpiffeId::parse(&uri, "latchkey.internal"), Some(id));

@@ -290,7 +290,7 @@ pub(crate) mod tests {
     pub(crate) fn key_uri(trust_domain: &str, tenant: &str) -> SanType {
         let id = SpiffeId::Key {
             tenant: tenant.parse().unwrap(),
-            key_id: KeyId::random(),
+            key_id: KeyId::generate(),
         };
         SanType::URI(id.to_uri(trust_domain).try_into().unwrap())
     }
@@ -313,7 +313,7 @@ pub(crate) mod tests {
             .distinguished_name
             .push(DnType::OrganizationalUnitName, "read:metrics");
         params.subject_alt_names = vec![key_uri(TRUST_DOMAIN, "acme")];
-        params.serial_number = Some(SerialNumber::from(Serial::random().as_bytes().to_vec()));
+        params.serial_number = Some(SerialNumber::from(Serial::generate().as_bytes().to_vec()));
         params.not_before = now - Duration::minutes(1);
         params.not_after = now + Duration::hours(1);
         params.is_ca = IsCa::ExplicitNoCa;

@@ -621,7 +621,7 @@ async fn cursors_name_the_last_key_shown_and_leak_nothing_across_tenants() {
         let mut answers = Vec::new();
         for cursor in [
             carol.key.id.clone(),
-            latchkey::model::KeyId::random().to_string(),
+            latchkey::model::KeyId::generate().to_string(),
             "3".into(),
             "x".into(),
         ] {

@@ -222,7 +222,7 @@ async fn a_malformed_id_is_401_to_a_stranger_and_an_unknown_id_to_a_caller() {
             (status.as_u16(), problem.code, problem.detail)
         }
     };
-    let unknown = latchkey::model::KeyId::random().to_string();
+    let unknown = latchkey::model::KeyId::generate().to_string();
     let alice = Some(ca.path("alice"));
     let admin = Some(ca.home().join("admin"));
     for (method, path) in [

@@ -87,13 +87,13 @@ pub(crate) fn fixture() -> Fixture {
 pub(crate) fn key_certificate(signer: &Signer) -> (CertificateDer<'static>, Serial, String) {
     let now = OffsetDateTime::now_utc();
     let pair = latchkey::client::new_key_pair(latchkey::client::KeyType::P256).unwrap();
-    let serial = Serial::random();
+    let serial = Serial::generate();
     let leaf = signer
         .sign_key_certificate(KeyOrder {
             serial,
             tenant: "acme".parse().unwrap(),
             owner: "alice".parse().unwrap(),
-            key_id: KeyId::random(),
+            key_id: KeyId::generate(),
             scopes: ScopeSet::parse(["read:metrics"]).unwrap(),
             not_before: now - Duration::minutes(1),
             not_after: now + Duration::hours(1),
@@ -349,7 +349,7 @@ fn subject(cn: &str, o: &str) -> DistinguishedName {
 fn key_uri(trust_domain: &str, tenant: &str) -> SanType {
     let id = SpiffeId::Key {
         tenant: tenant.parse().unwrap(),
-        key_id: KeyId::random(),
+        key_id: KeyId::generate(),
     };
     SanType::URI(id.to_uri(trust_domain).try_into().unwrap())
 }
@@ -364,7 +364,7 @@ fn key_profile() -> CertificateParams {
         .distinguished_name
         .push(DnType::OrganizationalUnitName, "read:metrics");
     params.subject_alt_names = vec![key_uri(TRUST_DOMAIN, "acme")];
-    params.serial_number = Some(SerialNumber::from(Serial::random().as_bytes().to_vec()));
+    params.serial_number = Some(SerialNumber::from(Serial::generate().as_bytes().to_vec()));
     params.not_before = now - Duration::minutes(1);
     params.not_after = now + Duration::hours(1);
     params.is_ca = IsCa::ExplicitNoCa;
@@ -516,7 +516,7 @@ async fn pinned_tenants_ca_certificates_and_admin_certificates_are_refused() {
         .signer
         .sign_admin_certificate(
             &"admin".parse().unwrap(),
-            Serial::random(),
+            Serial::generate(),
             t - Duration::minutes(1),
             t + Duration::hours(1),
             &pk,
