@@ -25,7 +25,7 @@ const ISSUE: &str = "INSERT INTO issuances (key_id, tenant_id, owner, name, desc
      $23, $24, $25, $26)";
 
 /// Runs on the writer's thread until the last queue handle is dropped: waits for an
-/// issuance, takes whatever else has queued up, records them in one transaction, answers.
+/// issuance, records it with whatever else queues up meanwhile in one transaction, answers.
 pub(super) fn write_issuances(
     mut conn: Connection,
     checkpointer: Checkpointer,
@@ -35,31 +35,35 @@ pub(super) fn write_issuances(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = queue.blocking_recv() {
         batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
         let recorded = {
             let _turn = turn.blocking_lock();
-            record_batch(&mut conn, &batch)
+            record_batch(&mut conn, &mut batch, &mut queue)
         };
         checkpointer.nudge();
         answer(&mut batch, recorded);
     }
 }
 
-/// Records `batch` in one `BEGIN IMMEDIATE` transaction. A refused or failed issuance
-/// undoes its own statement only (the trigger's `RAISE(ABORT)`, a constraint), so the batch
-/// goes on without savepoints.
-fn record_batch(conn: &mut Connection, batch: &[Queued]) -> BatchResult {
+/// Records `batch` in one `BEGIN IMMEDIATE` transaction, taking into it what queues up
+/// while its statements run, up to [`MAX_BATCH`]: those then wait for no commit of their
+/// own. A refused or failed issuance undoes its own statement only (the trigger's
+/// `RAISE(ABORT)`, a constraint), so the batch goes on without savepoints.
+fn record_batch(
+    conn: &mut Connection,
+    batch: &mut Vec<Queued>,
+    queue: &mut mpsc::Receiver<Queued>,
+) -> BatchResult {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(store_error)?;
-    let mut results = Vec::with_capacity(batch.len());
-    for (issuance, _) in batch {
+    let mut results = Vec::with_capacity(MAX_BATCH);
+    while let Some((issuance, _)) = batch.get(results.len()) {
         results.push(record_one(&tx, issuance)?);
+        if results.len() == batch.len() && batch.len() < MAX_BATCH {
+            if let Ok(next) = queue.try_recv() {
+                batch.push(next);
+            }
+        }
     }
     tx.commit().map_err(store_error)?;
     Ok(results)
