@@ -14,7 +14,7 @@
 //! by SQLite when a check refuses; on PostgreSQL a call of `latchkey_issue`, which does the
 //! same, in a savepoint. The writers differ in where they run: SQLite's is a thread that
 //! owns its connection (`sqlite.rs`, see `embedded.rs` for why), PostgreSQL's a task on the
-//! pool (`postgres.rs`).
+//! pool (`postgres.rs`) that sends each batch in one call.
 
 mod postgres;
 mod sqlite;

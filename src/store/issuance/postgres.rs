@@ -1,6 +1,7 @@
-//! PostgreSQL's issuance writer: a task on the pool, each issuance one round trip, a call
-//! of `latchkey_issue_once` (migration 0014), whose exception block is the savepoint that
-//! lets a refused issuance be undone alone while the batch goes on.
+//! PostgreSQL's issuance writer: a task on the pool, each batch one round trip, a call of
+//! `latchkey_issue_batch` (migration 0015), which calls `latchkey_issue_once` (0014) for
+//! each issuance in order; that function's exception block is the savepoint that lets a
+//! refused issuance be undone alone while the batch goes on.
 
 use sqlx::{Any, AnyPool, Transaction};
 use tokio::sync::mpsc;
@@ -23,21 +24,40 @@ pub(super) async fn write_issuances(
     }
 }
 
+/// Records `batch` in one transaction with one call of `latchkey_issue_batch`. An answer
+/// that is not one result per issuance is a bug, and then nothing is committed.
 async fn record_batch(pool: &AnyPool, turn: &WriteTurn, batch: &[Queued]) -> BatchResult {
+    let issuances: Vec<serde_json::Value> = batch.iter().map(|(i, _)| as_json(i)).collect();
     let mut tx = begin_on(pool, Backend::Postgres, turn).await?;
-    let mut results = Vec::with_capacity(batch.len());
-    for (issuance, _) in batch {
-        results.push(record_one(&mut tx, issuance).await?);
+    let answers = call_batch(&mut tx, &serde_json::Value::from(issuances)).await?;
+    if answers.len() != batch.len() {
+        return Err(StoreError::corrupt(
+            "latchkey_issue_batch",
+            "answer",
+            format!("{} answers to {} issuances", answers.len(), batch.len()),
+        ));
     }
     tx.commit().await?;
-    Ok(results)
+    Ok(answers.into_iter().map(refusal_of).collect())
 }
 
-/// One issuance: a call of `latchkey_issue_once` (migration 0014), which records it and
-/// its webhook messages or, refused, undoes itself alone and says why. The outer `Err` is a
-/// failure of the transaction.
-async fn record_one(
+/// One call of `latchkey_issue_batch`: what `latchkey_issue_once` answered for each
+/// issuance, in order. An `Err` is a failure of the transaction.
+async fn call_batch(
     tx: &mut Transaction<'static, Any>,
+    issuances: &serde_json::Value,
+) -> Result<Vec<Option<String>>, StoreError> {
+    let answers: String = sqlx::query_scalar("SELECT latchkey_issue_batch($1)")
+        .bind(issuances.to_string())
+        .fetch_one(&mut **tx)
+        .await?;
+    serde_json::from_str(&answers)
+        .map_err(|e| StoreError::corrupt("latchkey_issue_batch", "answer", e))
+}
+
+/// An issuance as the JSON object `latchkey_issue_batch` reads: `latchkey_issue_once`'s
+/// parameters by name, the DER in hex.
+fn as_json(
     Issuance {
         key,
         certificate: c,
@@ -45,48 +65,49 @@ async fn record_one(
         now,
         event,
     }: &Issuance,
-) -> Result<Result<(), StoreError>, StoreError> {
-    let refused: Option<String> = sqlx::query_scalar(
-        "SELECT latchkey_issue_once($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-         $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)",
-    )
-    .bind(key.id.as_str())
-    .bind(key.tenant_id.get())
-    .bind(key.owner.as_str())
-    .bind(&key.name)
-    .bind(&key.description)
-    .bind(key.scopes.to_stored())
-    .bind(seconds(key.created_at))
-    .bind(seconds(key.expires_at))
-    .bind(token.map(|t| t.token_id))
-    .bind(seconds(*now))
-    .bind(c.serial.to_string())
-    .bind(c.issuer_id)
-    .bind(&c.subject)
-    .bind(&c.public_key_sha256)
-    .bind(seconds(c.not_before))
-    .bind(seconds(c.not_after))
-    .bind(&c.der)
-    .bind(seconds(c.created_at))
-    .bind(seconds(event.at))
-    .bind(&event.actor)
-    .bind(event.action)
-    .bind(&event.tenant)
-    .bind(&event.target)
-    .bind(event.detail.to_string())
-    .bind(WebhookEvent::KeyIssued.as_str())
-    .bind(webhooks::issued_detail(key, c).to_string())
-    .fetch_one(&mut **tx)
-    .await?;
-    let Some(refused) = refused else {
-        return Ok(Ok(()));
+) -> serde_json::Value {
+    serde_json::json!({
+        "key_id": key.id.as_str(),
+        "tenant_id": key.tenant_id.get(),
+        "owner": key.owner.as_str(),
+        "name": key.name,
+        "description": key.description,
+        "scopes": key.scopes.to_stored(),
+        "created_at": seconds(key.created_at),
+        "expires_at": seconds(key.expires_at),
+        "token_id": token.map(|t| t.token_id),
+        "used_at": seconds(*now),
+        "serial": c.serial.to_string(),
+        "issuer_id": c.issuer_id,
+        "subject": c.subject,
+        "public_key_sha256": c.public_key_sha256,
+        "not_before": seconds(c.not_before),
+        "not_after": seconds(c.not_after),
+        "der": hex::encode(&c.der),
+        "recorded_at": seconds(c.created_at),
+        "event_at": seconds(event.at),
+        "actor": event.actor,
+        "action": event.action,
+        "event_tenant": event.tenant,
+        "target": event.target,
+        "detail": event.detail.to_string(),
+        "webhook_event": WebhookEvent::KeyIssued.as_str(),
+        "webhook_detail": webhooks::issued_detail(key, c).to_string(),
+    })
+}
+
+/// What one answer of `latchkey_issue_once` means: recorded, refused, a collision, or the
+/// database's error.
+fn refusal_of(answered: Option<String>) -> Result<(), StoreError> {
+    let Some(refused) = answered else {
+        return Ok(());
     };
-    Ok(Err(match Refusal::from_message(&refused) {
+    Err(match Refusal::from_message(&refused) {
         Ok(Some(refusal)) => refusal.into(),
         Ok(None) if refused == "unique_violation" => StoreError::Collision,
         Ok(None) => database_error(refused),
         Err(unknown) => unknown,
-    }))
+    })
 }
 
 /// An error `latchkey_issue_once` caught and answered as `<SQLSTATE> <message>`: an outage
