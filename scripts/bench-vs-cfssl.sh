@@ -9,6 +9,9 @@
 #   PROFILE=1 scripts/bench-vs-cfssl.sh       # then one more latchkey run under `perf record`
 #                                             # (Debian's linux-perf), and the profile's top
 #   CONCURRENCY=256 scripts/bench-vs-cfssl.sh # 256 keep-alive mTLS connections
+#   LATCHKEY_BIN=/tmp/old/latchkey scripts/bench-vs-cfssl.sh
+#                                             # another build of the CA (before and after a
+#                                             # change, in one sitting); the driver is this tree's
 #
 # Loopback only, bounded by request counts; both servers are stopped at the end.
 # latchkey: `serve` on SQLite (synchronous=FULL), HTTPS, an enrollment token per request,
@@ -64,7 +67,8 @@ pids+=("$cfssl_pid")
 
 database=()
 [ -n "${DATABASE_URL:-}" ] && database=(--database-url "$DATABASE_URL")
-target/release/latchkey serve --home "$work/latchkey" --listen "127.0.0.1:$latchkey_port" \
+latchkey_bin="${LATCHKEY_BIN:-target/release/latchkey}"
+"$latchkey_bin" serve --home "$work/latchkey" --listen "127.0.0.1:$latchkey_port" \
   "${database[@]}" >"$work/latchkey.log" 2>&1 &
 latchkey_pid=$!
 pids+=("$latchkey_pid")
