@@ -19,7 +19,8 @@
 #
 # Loopback only; the CA is stopped at the end; its SQLite store lives in a temporary
 # directory removed at the end (about 1.5 GB after 1.5M certificates), the PostgreSQL
-# database is left for inspection. SKIP_BUILD=1 uses the binaries in target/release.
+# database is left for inspection. SKIP_BUILD=1 uses the binaries in target/release;
+# LATCHKEY_BIN=/tmp/old/latchkey soaks another build of the CA with this tree's driver.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,7 +64,8 @@ case "$engine" in
     ;;
 esac
 
-target/release/latchkey serve --home "$home" --listen "127.0.0.1:$port" "${database[@]}" \
+latchkey_bin="${LATCHKEY_BIN:-target/release/latchkey}"
+"$latchkey_bin" serve --home "$home" --listen "127.0.0.1:$port" "${database[@]}" \
   >"$work/serve.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 1200); do
