@@ -59,10 +59,11 @@ fn record_batch(
     let mut results = Vec::with_capacity(MAX_BATCH);
     while let Some((issuance, _)) = batch.get(results.len()) {
         results.push(record_one(&tx, issuance)?);
-        if results.len() == batch.len() && batch.len() < MAX_BATCH {
-            if let Ok(next) = queue.try_recv() {
-                batch.push(next);
-            }
+        if results.len() == batch.len()
+            && batch.len() < MAX_BATCH
+            && let Ok(next) = queue.try_recv()
+        {
+            batch.push(next);
         }
     }
     tx.commit().map_err(store_error)?;
