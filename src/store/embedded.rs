@@ -16,7 +16,7 @@
 //! order of first use, which SQLite numbers 1, 2, … as rusqlite binds them).
 
 use std::path::PathBuf;
-use std::sync::{Mutex, mpsc};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
@@ -46,6 +46,11 @@ impl Embedded {
         }
     }
 
+    /// The database file.
+    pub(super) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// The SQLite file path of a `sqlite:` URL, or `Unsupported` for an in-memory database,
     /// which no second connection could reach.
     pub(super) fn path_of(url: &str) -> Result<PathBuf, StoreError> {
@@ -67,9 +72,9 @@ impl Embedded {
     /// statement journals are kept in memory: an issuance is one statement that may be
     /// refused (undone) inside the batch's transaction, so SQLite journals the pages each
     /// statement changes, and in a temporary file that was 7% of an issuance's CPU. It does
-    /// not checkpoint the WAL itself but at 10,000 pages, as a backstop: [`Checkpointer`]
-    /// does, off the issuance path. (A larger page cache measured worse: SQLite walks the
-    /// whole cache at every commit.)
+    /// not checkpoint the WAL itself but at 10,000 pages, as a backstop: the checkpointer
+    /// does, off the issuance path (`checkpointer.rs`). (A larger page cache measured worse:
+    /// SQLite walks the whole cache at every commit.)
     pub(super) fn open_writer(&self) -> Result<Connection, StoreError> {
         let conn = self.open_read_write()?;
         conn.execute_batch("PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 10000;")
@@ -77,7 +82,8 @@ impl Embedded {
         Ok(conn)
     }
 
-    fn open_read_write(&self) -> Result<Connection, StoreError> {
+    /// A read-write connection set up as the sqlx connections are.
+    pub(super) fn open_read_write(&self) -> Result<Connection, StoreError> {
         let conn = self.open(OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
@@ -112,44 +118,6 @@ impl Embedded {
             .map_err(store_error)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(store_error)?;
         Ok(conn)
-    }
-}
-
-/// Checkpoints of the WAL, on a thread of their own. A checkpoint copies the pages
-/// committed to the WAL back into the database file and syncs it; made by the committing
-/// connection, as SQLite does by default, it stalled the issuance writer (and every
-/// issuance waiting for it) for as long as it took. Here the writer nudges after each commit
-/// and the checkpointer makes a `PASSIVE` checkpoint, which never waits for the writer nor
-/// stops it, at most once per [`CHECKPOINT_INTERVAL`].
-#[derive(Debug)]
-pub(super) struct Checkpointer(mpsc::SyncSender<()>);
-
-/// The least time between two checkpoints.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
-
-impl Checkpointer {
-    /// Starts the thread, on a connection of its own. It ends with the last nudge's sender.
-    pub(super) fn start(embedded: &Embedded) -> Result<Self, StoreError> {
-        let conn = embedded.open_read_write()?;
-        let (nudges, nudged) = mpsc::sync_channel(1);
-        std::thread::Builder::new()
-            .name("wal-checkpointer".into())
-            .spawn(move || {
-                while nudged.recv().is_ok() {
-                    let checkpoint = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                    if let Err(e) = checkpoint {
-                        tracing::warn!(error = %e, "a WAL checkpoint failed; the next nudge retries");
-                    }
-                    std::thread::sleep(CHECKPOINT_INTERVAL);
-                }
-            })
-            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-        Ok(Self(nudges))
-    }
-
-    /// Tells the checkpointer that something was committed; never waits.
-    pub(super) fn nudge(&self) {
-        let _ = self.0.try_send(());
     }
 }
 

@@ -7,6 +7,7 @@
 //! nobody here needs. Every mutation writes its audit event in the same transaction.
 
 mod audit;
+mod checkpointer;
 mod copy;
 mod embedded;
 mod filter;

@@ -233,6 +233,39 @@ async fn huge_user_names_tenants_tokens_and_headers_leave_memory_where_it_was() 
     );
 }
 
+/// Every password check allocates argon2id's 19 MiB work area on one of the blocking pool's
+/// threads. The CA must give each area back to the system once it is freed, whichever
+/// thread ran the check (`keep_large_allocations_out_of_arenas` in `src/main.rs`): its
+/// memory may not grow with the number of threads that ever checked a password.
+#[tokio::test]
+async fn password_checks_give_their_memory_back() {
+    let ca = Ca::start();
+    ca.tenant_with_user("acme", "alice@acme", &["read:metrics"])
+        .await;
+    let before = rss_kib(ca.pid());
+    // Two at a time: the CA admits four checks per source at once.
+    let limit = Arc::new(tokio::sync::Semaphore::new(2));
+    let mut checks = tokio::task::JoinSet::new();
+    for _ in 0..32 {
+        let permit = limit.clone().acquire_owned().await.unwrap();
+        let stream = ca.tls_stream().await;
+        checks.spawn(async move {
+            let (status, _) = exchange(stream, &basic("alice@acme", PASSWORD)).await;
+            drop(permit);
+            status
+        });
+    }
+    while let Some(status) = checks.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+    let after = rss_kib(ca.pid());
+    println!("RSS {before} KiB -> {after} KiB after 32 password checks");
+    assert!(
+        after < before + 12 * 1024,
+        "RSS grew from {before} KiB to {after} KiB: an argon2id area stayed resident"
+    );
+}
+
 /// Behind a TCP load balancer every client shares its address; with `--proxy-protocol` the
 /// throttle sees each client's own, and guessing at a user delays it, never locks it out.
 #[tokio::test]

@@ -572,18 +572,11 @@ async fn the_store_contract_holds_on_postgres() {
     contract(Store::connect(&pg.url).await.unwrap()).await;
 }
 
-/// Renewal limits, checked under the key's lock: the interval, the cap on valid
-/// certificates, a rekey's sweep, narrowing, and the owner's and tenant's disables.
-async fn renewal_contract(store: Store) {
+/// An intermediate issuer and the tenant `acme`, where these checks start.
+async fn issuer_and_acme(store: &Store) -> (i64, TenantId) {
+    let role = latchkey::store::IssuerRole::Intermediate;
     let issuer = store
-        .ensure_issuer(
-            "fp",
-            "CN=issuer",
-            b"der",
-            at(9_999_999),
-            latchkey::store::IssuerRole::Intermediate,
-            at(1_000),
-        )
+        .ensure_issuer("fp", "CN=issuer", b"der", at(9_999_999), role, at(1_000))
         .await
         .unwrap();
     let acme = store
@@ -595,9 +588,16 @@ async fn renewal_contract(store: Store) {
         )
         .await
         .unwrap();
+    (issuer, acme.id)
+}
+
+/// Renewal limits, checked under the key's lock: the interval, the cap on valid
+/// certificates, a rekey's sweep, narrowing, and the owner's and tenant's disables.
+async fn renewal_contract(store: Store) {
+    let (issuer, acme) = issuer_and_acme(&store).await;
     store
         .insert_user(
-            acme.id,
+            acme,
             &owner("alice"),
             "h",
             &scopes("a:b c:d"),
@@ -607,7 +607,7 @@ async fn renewal_contract(store: Store) {
         .await
         .unwrap();
     for (id, owner, serial, pk) in [(K1, "alice", "s0", "pk0"), (K2, "bot", "m0", "pkm")] {
-        let (k, c) = (key(id, acme.id, owner), certificate(serial, issuer, id, pk));
+        let (k, c) = (key(id, acme, owner), certificate(serial, issuer, id, pk));
         store
             .record_key_issuance(&k, &c, None, at(1_000), &event("key.issue", "acme"))
             .await
@@ -718,7 +718,7 @@ async fn renewal_contract(store: Store) {
     };
     let e = event("user.change", "acme");
     store
-        .update_user(acme.id, &owner("alice"), &switch(true), at(22_000), &e)
+        .update_user(acme, &owner("alice"), &switch(true), at(22_000), &e)
         .await
         .unwrap();
     assert!(matches!(
@@ -729,7 +729,7 @@ async fn renewal_contract(store: Store) {
     machine.certificate.created_at = at(30_000);
     renew(machine.clone()).await.unwrap();
     store
-        .update_user(acme.id, &owner("alice"), &switch(false), at(22_000), &e)
+        .update_user(acme, &owner("alice"), &switch(false), at(22_000), &e)
         .await
         .unwrap();
     let e = event("tenant.change", "acme");
@@ -775,4 +775,53 @@ async fn renewal_limits_hold_in_the_store_on_postgres() {
         return;
     };
     renewal_contract(Store::connect(&pg.url).await.unwrap()).await;
+}
+
+/// The WAL starts over while issuances keep coming. A checkpoint made beside a busy writer
+/// never reaches the WAL's end, and only one that does lets SQLite sync the file and the
+/// next commit reuse the WAL from its beginning. Before the checkpointer finished its rounds
+/// holding the write turn (`store/checkpointer.rs`), the WAL grew to the writer's backstop
+/// of 10,000 pages (40 MiB), where the writer checkpointed and synced it all itself,
+/// stalling every issuance behind it. SQLite never shrinks the file, so its size is the
+/// most the WAL ever held.
+#[tokio::test]
+async fn the_wal_starts_over_while_issuances_keep_coming() {
+    const ISSUANCES: usize = 8_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wal.db");
+    let store = Store::open_sqlite(&path).await.unwrap();
+    let (issuer, acme) = issuer_and_acme(&store).await;
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut writers = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let (store, next) = (store.clone(), next.clone());
+        writers.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= ISSUANCES {
+                    break;
+                }
+                let id = format!("{:024x}", 0x1000 + i);
+                let mut c = certificate(&format!("s{i}"), issuer, &id, &format!("pk{i}"));
+                c.der = vec![0x30; 700];
+                let k = key(&id, acme, "alice");
+                let event = event("key.issue", "acme");
+                store
+                    .record_key_issuance(&k, &c, None, at(1_000), &event)
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap();
+    }
+    let wal_bytes = std::fs::metadata(dir.path().join("wal.db-wal"))
+        .unwrap()
+        .len();
+    println!("{ISSUANCES} issuances; the WAL held at most {wal_bytes} bytes");
+    assert!(
+        wal_bytes < 16 << 20,
+        "the WAL grew to {wal_bytes} bytes: it did not start over"
+    );
 }

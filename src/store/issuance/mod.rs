@@ -24,7 +24,8 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
 
 use super::audit::AuditEvent;
-use super::embedded::{Checkpointer, Embedded};
+use super::checkpointer::Checkpointer;
+use super::embedded::Embedded;
 use super::keys::{NewCertificate, NewKey, TokenUse};
 use super::{Store, StoreError, WriteTurn};
 
@@ -70,7 +71,7 @@ impl IssuanceQueue {
     /// process's write `turn` for each batch. It ends when the last queue handle is dropped.
     pub(super) fn on_sqlite(embedded: &Embedded, turn: WriteTurn) -> Result<Self, StoreError> {
         let conn = embedded.open_writer()?;
-        let checkpointer = Checkpointer::start(embedded)?;
+        let checkpointer = Checkpointer::start(embedded, turn.clone())?;
         let (sender, receiver) = mpsc::channel(QUEUE);
         std::thread::Builder::new()
             .name("issuance-writer".into())

@@ -8,7 +8,8 @@ use tokio::sync::mpsc;
 
 use super::{BatchResult, Issuance, MAX_BATCH, Queued, answer};
 use crate::model::WebhookEvent;
-use crate::store::embedded::{Checkpointer, is_unique_violation, message, store_error};
+use crate::store::checkpointer::Checkpointer;
+use crate::store::embedded::{is_unique_violation, message, store_error};
 use crate::store::refusal::Refusal;
 use crate::store::rows::seconds;
 use crate::store::{StoreError, WriteTurn, webhooks};
