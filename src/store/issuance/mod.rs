@@ -18,6 +18,7 @@
 
 mod postgres;
 mod sqlite;
+mod values;
 
 use sqlx::AnyPool;
 use time::OffsetDateTime;

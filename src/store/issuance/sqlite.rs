@@ -6,13 +6,12 @@
 use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::mpsc;
 
+use super::values::IssuanceValues;
 use super::{BatchResult, Issuance, MAX_BATCH, Queued, answer};
-use crate::model::WebhookEvent;
 use crate::store::checkpointer::Checkpointer;
 use crate::store::embedded::{is_unique_violation, message, store_error};
 use crate::store::refusal::Refusal;
-use crate::store::rows::seconds;
-use crate::store::{StoreError, WriteTurn, webhooks};
+use crate::store::{StoreError, WriteTurn};
 
 /// An issuance as an INSERT into the `issuances` view: its trigger checks the token, the
 /// tenant, the owner and the public key and writes the key, the certificate, the token's
@@ -75,42 +74,37 @@ fn record_batch(
 /// collision or failure; the outer one a failure of the transaction.
 fn record_one(
     conn: &Connection,
-    Issuance {
-        key,
-        certificate: c,
-        token,
-        now,
-        event,
-    }: &Issuance,
+    issuance: &Issuance,
 ) -> Result<Result<(), StoreError>, StoreError> {
+    let v = IssuanceValues::of(issuance);
     let mut issue = conn.prepare_cached(ISSUE).map_err(store_error)?;
     let issued = issue.execute(params![
-        key.id.as_str(),
-        key.tenant_id.get(),
-        key.owner.as_str(),
-        key.name,
-        key.description,
-        key.scopes.to_stored(),
-        seconds(key.created_at),
-        seconds(key.expires_at),
-        token.map(|t| t.token_id),
-        seconds(*now),
-        c.serial.to_string(),
-        c.issuer_id,
-        c.subject,
-        c.public_key_sha256,
-        seconds(c.not_before),
-        seconds(c.not_after),
-        c.der,
-        seconds(c.created_at),
-        seconds(event.at),
-        event.actor,
-        event.action,
-        event.tenant,
-        event.target,
-        event.detail.to_string(),
-        WebhookEvent::KeyIssued.as_str(),
-        webhooks::issued_detail(key, c).to_string(),
+        v.key_id,
+        v.tenant_id,
+        v.owner,
+        v.name,
+        v.description,
+        v.scopes,
+        v.created_at,
+        v.expires_at,
+        v.token_id,
+        v.used_at,
+        v.serial.to_string(),
+        v.issuer_id,
+        v.subject,
+        v.public_key_sha256,
+        v.not_before,
+        v.not_after,
+        v.der,
+        v.recorded_at,
+        v.event_at,
+        v.actor,
+        v.action,
+        v.event_tenant,
+        v.target,
+        v.detail,
+        v.webhook_event,
+        v.webhook_detail,
     ]);
     if let Err(e) = issued {
         // Some failures (I/O, a full disk) make SQLite roll the whole transaction back:
