@@ -98,10 +98,12 @@ def med(target, field):
     values = [r[field] for r in rows if r.get("target") == target and r.get(field) is not None]
     return statistics.median(values) if values else float("nan")
 print(f"\nmedians of {len({r['run'] for r in rows})} runs")
-print(f"{'CA':<9} {'certs/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/cert':>12} {'errors':>7}")
+print(f"{'CA':<9} {'certs/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms/cert':>12} "
+      f"{'driver CPU':>11} {'errors':>7}")
 for target in ("cfssl", "latchkey"):
     print(f"{target:<9} {med(target, 'certs_per_s'):>9.0f} {med(target, 'p50_ms'):>8.1f} "
           f"{med(target, 'p99_ms'):>8.1f} {med(target, 'server_cpu_ms_per_cert'):>12.3f} "
+          f"{med(target, 'driver_cpu_ms_per_cert'):>11.3f} "
           f"{sum(r['errors'] for r in rows if r.get('target') == target):>7}")
 ratios = [r["latchkey_over_cfssl_throughput"] for r in rows if "latchkey_over_cfssl_throughput" in r]
 print(f"latchkey / cfssl throughput: median {statistics.median(ratios):.2f}x "

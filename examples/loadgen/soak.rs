@@ -24,7 +24,7 @@ use hyper::client::conn::http1::SendRequest;
 use latchkey::api::NewTokenBatch;
 use latchkey::client::{KeyType, new_key_pair};
 
-use crate::{Args, cpu_time, enroll_body, percentile};
+use crate::{Args, cpu_ms_per, cpu_time, enroll_body, percentile};
 
 use crate::connect::Error;
 
@@ -365,10 +365,7 @@ pub async fn run(
             "p99_ms": percentile(&all, 99.0),
             "rss_mb_after_first": first_rss.flatten(),
             "rss_mb_end": rss_mb(&pids),
-            "server_cpu_ms_per_cert": match (cpu_before, cpu_after) {
-                (Some(a), Some(b)) if ok > 0 => Some((b - a).as_secs_f64() * 1000.0 / ok as f64),
-                _ => None,
-            },
+            "server_cpu_ms_per_cert": cpu_ms_per(cpu_before, cpu_after, ok),
             "preparation_s": seconds,
         })
     );
